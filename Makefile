@@ -1,0 +1,100 @@
+# Ephemeral — build, run and test. `make run` and `make test` install what is missing first.
+#
+#   make            build every program into build/
+#   make run        install missing Debian packages, build, run the stack on http://127.0.0.1:8080
+#   make test       install, build, run unit, fuzz-corpus, end-to-end and browser tests
+#   make sanitize   the same tests against an ASan + UBSan build (build-san/)
+#   make bench      relay throughput and small-want rate (docs/BENCHMARKS.md)
+#   make fuzz       run every libFuzzer target for FUZZ_SECONDS each
+#   make format     clang-format every C file in place
+
+CC      ?= gcc
+BUILD   ?= build
+SAN     ?=
+PKGS    := libzmq libwebsockets jansson openssl
+WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -Icommon
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS  += $(PKG_CFLAGS)
+
+COMMON_SRC  := $(wildcard common/*.c)
+HUB_SRC     := $(wildcard hub/*.c)
+GW_SRC      := $(wildcard ws-gateway/*.c)
+FCGI_SRC    := $(wildcard frontend-fcgi/*.c)
+CTL_SRC     := tools/ephemeral-ctl.c
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+PROGRAMS := $(BUILD)/ephemeral-hub $(BUILD)/ephemeral-gateway $(BUILD)/ephemeral-fcgi \
+	    $(BUILD)/ephemeral-ctl
+
+.PHONY: all deps run test sanitize bench fuzz format format-check clean unit
+all: $(PROGRAMS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libcommon.a: $(call obj,$(COMMON_SRC))
+	ar rcs $@ $^
+
+$(BUILD)/ephemeral-hub: $(call obj,$(HUB_SRC)) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/ephemeral-gateway: $(call obj,$(GW_SRC)) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/ephemeral-fcgi: $(call obj,$(FCGI_SRC)) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lfcgi
+
+$(BUILD)/ephemeral-ctl: $(call obj,$(CTL_SRC)) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# Unit tests: tests/unit/test_<name>.c, each linked with the module it tests (everything but
+# the program's main.c) and cmocka.
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+LIB_OBJS  := $(call obj,$(filter-out %/main.c,$(HUB_SRC) $(GW_SRC) $(FCGI_SRC)))
+unit: $(UNIT_BINS)
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) $(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ihub -Iws-gateway -Ifrontend-fcgi $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lfcgi -lcmocka
+
+deps:
+	@scripts/deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/run.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all unit
+	@scripts/test.sh
+
+sanitize: deps
+	@$(MAKE) --no-print-directory BUILD=build-san SAN=1 CC=clang all unit
+	@BUILD=build-san scripts/test.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/bench.sh
+
+fuzz: deps
+	@scripts/fuzz.sh run
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-san build-fuzz

@@ -1,0 +1,285 @@
+/*
+ * config.c — the settings table and its parsers (file, environment, command line).
+ *
+ * Values are kept as strings and converted on read; integer keys are validated when set, so a
+ * program never starts with a setting it cannot use.
+ */
+#include "config.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum config_type { CONFIG_STR, CONFIG_INT };
+
+struct config_key {
+	const char *key;
+	enum config_type type;
+	const char *fallback;
+	long long min, max;
+	const char *help;
+	char *value; /* owned; NULL means the default */
+};
+
+static struct config_key config_keys[] = {
+    {"log.level", CONFIG_STR, "info", 0, 0, "error, warn, info or debug", NULL},
+    {"hub.endpoint", CONFIG_STR, "tcp://127.0.0.1:5556", 0, 0,
+     "ZeroMQ ROUTER endpoint of the hub: gateways and frontends connect here", NULL},
+    {"hub.operator_endpoint", CONFIG_STR, "tcp://127.0.0.1:5557", 0, 0,
+     "ZeroMQ REP endpoint where operators ask for stats, lookup, gateways", NULL},
+    {"hub.heartbeat_ms", CONFIG_INT, "500", 50, 60000,
+     "how often hub and gateways tell each other they are alive", NULL},
+    {"hub.peer_expiry_ms", CONFIG_INT, "2000", 100, 600000,
+     "silence after which the hub forgets a gateway, and a gateway re-joins the hub", NULL},
+    {"hub.holder_timeout_ms", CONFIG_INT, "10000", 100, 600000,
+     "how long a holder may take to answer a request before the next one is asked", NULL},
+    {"gateway.listen", CONFIG_STR, "127.0.0.1", 0, 0, "address the gateway listens on", NULL},
+    {"gateway.port", CONFIG_INT, "8081", 1, 65535, "WebSocket port of the gateway", NULL},
+    {"gateway.name", CONFIG_STR, "", 0, 0,
+     "name shown to operators (default: gw-<port>)", NULL},
+    {"gateway.max_blob", CONFIG_INT, "1048576", 1024, 64 * 1024 * 1024,
+     "largest blob a client may send or receive, in bytes", NULL},
+    {"gateway.want_timeout_ms", CONFIG_INT, "60000", 1000, 3600000,
+     "a want still unanswered after this long gets not_found (a safety net)", NULL},
+    {"gateway.max_lies", CONFIG_INT, "3", 1, 1000,
+     "wrong blobs after which a connection is closed with 1008", NULL},
+    {"frontend.hub_timeout_ms", CONFIG_INT, "1000", 10, 60000,
+     "how long the frontend waits for the hub before answering 503", NULL},
+    {"frontend.web_dir", CONFIG_STR, "web", 0, 0,
+     "folder holding templates/ (the pages) and static/", NULL},
+};
+
+#define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
+
+static struct config_key *config_find(const char *key, size_t len)
+{
+	for (size_t i = 0; i < CONFIG_NKEYS; i++)
+		if (strlen(config_keys[i].key) == len && memcmp(config_keys[i].key, key, len) == 0)
+			return &config_keys[i];
+	return NULL;
+}
+
+void config_reset(void)
+{
+	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+		free(config_keys[i].value);
+		config_keys[i].value = NULL;
+	}
+}
+
+static int config_assign(struct config_key *k, const char *value, size_t len, char *err,
+			 size_t errlen)
+{
+	char *copy = strndup(value, len);
+	if (copy == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (k->type == CONFIG_INT) {
+		char *end;
+		errno = 0;
+		long long v = strtoll(copy, &end, 10);
+		if (errno != 0 || end == copy || *end != '\0' || v < k->min || v > k->max) {
+			snprintf(err, errlen, "%s: \"%s\" is not a whole number from %lld to %lld",
+				 k->key, copy, k->min, k->max);
+			free(copy);
+			return -1;
+		}
+	}
+	free(k->value);
+	k->value = copy;
+	return 0;
+}
+
+int config_set(const char *key, const char *value, char *err, size_t errlen)
+{
+	struct config_key *k = config_find(key, strlen(key));
+	if (k == NULL) {
+		snprintf(err, errlen, "unknown setting \"%s\"", key);
+		return -1;
+	}
+	return config_assign(k, value, strlen(value), err, errlen);
+}
+
+int config_set_pair(const char *pair, char *err, size_t errlen)
+{
+	const char *eq = strchr(pair, '=');
+	if (eq == NULL) {
+		snprintf(err, errlen, "\"%s\" is not key=value", pair);
+		return -1;
+	}
+	struct config_key *k = config_find(pair, (size_t)(eq - pair));
+	if (k == NULL) {
+		snprintf(err, errlen, "unknown setting \"%.*s\"", (int)(eq - pair), pair);
+		return -1;
+	}
+	return config_assign(k, eq + 1, strlen(eq + 1), err, errlen);
+}
+
+static void trim(const char **s, const char **e)
+{
+	while (*s < *e && isspace((unsigned char)**s))
+		(*s)++;
+	while (*e > *s && isspace((unsigned char)(*e)[-1]))
+		(*e)--;
+}
+
+int config_load_text(const char *text, size_t len, char *err, size_t errlen)
+{
+	const char *p = text, *end = text + len;
+	int lineno = 0;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *le = nl ? nl : end;
+		const char *s = p, *e = le;
+		lineno++;
+		p = nl ? nl + 1 : end;
+		const char *hash = memchr(s, '#', (size_t)(e - s));
+		if (hash)
+			e = hash;
+		trim(&s, &e);
+		if (s == e)
+			continue;
+		const char *eq = memchr(s, '=', (size_t)(e - s));
+		if (eq == NULL) {
+			snprintf(err, errlen, "line %d: expected key = value", lineno);
+			return -1;
+		}
+		const char *ks = s, *ke = eq, *vs = eq + 1, *ve = e;
+		trim(&ks, &ke);
+		trim(&vs, &ve);
+		struct config_key *k = config_find(ks, (size_t)(ke - ks));
+		if (k == NULL) {
+			snprintf(err, errlen, "line %d: unknown setting \"%.*s\"", lineno,
+				 (int)(ke - ks > 64 ? 64 : ke - ks), ks);
+			return -1;
+		}
+		char sub[256];
+		if (config_assign(k, vs, (size_t)(ve - vs), sub, sizeof(sub)) < 0) {
+			snprintf(err, errlen, "line %d: %s", lineno, sub);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int config_load_file(const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		if (len + n > cap) {
+			cap = (len + n) * 2;
+			char *nb = realloc(buf, cap);
+			if (nb == NULL) {
+				free(buf);
+				fclose(f);
+				snprintf(err, errlen, "out of memory");
+				return -1;
+			}
+			buf = nb;
+		}
+		memcpy(buf + len, chunk, n);
+		len += n;
+	}
+	fclose(f);
+	char sub[256];
+	int rc = config_load_text(buf ? buf : "", len, sub, sizeof(sub));
+	free(buf);
+	if (rc < 0)
+		snprintf(err, errlen, "%s: %s", path, sub);
+	return rc;
+}
+
+int config_load_env(char *err, size_t errlen)
+{
+	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+		char name[96] = "EPHEMERAL_";
+		size_t o = strlen(name);
+		for (const char *c = config_keys[i].key; *c && o + 1 < sizeof(name); c++)
+			name[o++] = *c == '.' ? '_' : (char)toupper((unsigned char)*c);
+		name[o] = '\0';
+		const char *v = getenv(name);
+		if (v && config_assign(&config_keys[i], v, strlen(v), err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+const char *config_str(const char *key)
+{
+	struct config_key *k = config_find(key, strlen(key));
+	if (k == NULL)
+		fatalx("%s: no such setting \"%s\"", __func__, key);
+	return k->value ? k->value : k->fallback;
+}
+
+long long config_int(const char *key)
+{
+	return strtoll(config_str(key), NULL, 10);
+}
+
+void config_dump(void *stream)
+{
+	FILE *f = stream;
+	for (size_t i = 0; i < CONFIG_NKEYS; i++)
+		fprintf(f, "# %s\n%s = %s\n\n", config_keys[i].help, config_keys[i].key,
+			config_str(config_keys[i].key));
+}
+
+int config_from_args(int argc, char **argv, const char *program, const char *summary)
+{
+	char err[512];
+	int opt;
+	/* The file comes first so that -o always wins, whatever the order on the line. */
+	for (int i = 1; i + 1 < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0 && config_load_file(argv[i + 1], err, sizeof(err)) < 0)
+			goto fail;
+	}
+	if (config_load_env(err, sizeof(err)) < 0)
+		goto fail;
+	while ((opt = getopt(argc, argv, "+c:o:hd")) != -1) {
+		switch (opt) {
+		case 'c':
+			break;
+		case 'o':
+			if (config_set_pair(optarg, err, sizeof(err)) < 0)
+				goto fail;
+			break;
+		case 'd':
+			config_dump(stdout);
+			exit(0);
+		case 'h':
+		default:
+			fprintf(opt == 'h' ? stdout : stderr,
+				"usage: %s [-c FILE] [-o KEY=VALUE]... [-d]\n%s\n\n"
+				"  -c FILE       read settings from FILE (see conf/ephemeral.conf)\n"
+				"  -o KEY=VALUE  set one setting (wins over the file and the environment)\n"
+				"  -d            print every setting with its value, then exit\n",
+				program, summary);
+			exit(opt == 'h' ? 0 : 2);
+		}
+	}
+	enum log_level level;
+	if (log_level_parse(config_str("log.level"), &level) < 0) {
+		snprintf(err, sizeof(err), "log.level: \"%s\" is not error, warn, info or debug",
+			 config_str("log.level"));
+		goto fail;
+	}
+	log_init(program, level);
+	return optind;
+fail:
+	fprintf(stderr, "%s: %s\n", program, err);
+	exit(2);
+}

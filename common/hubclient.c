@@ -1,0 +1,96 @@
+/*
+ * hubclient.c — request/reply over a DEALER socket, matched by request id, bounded by a timeout.
+ */
+#include "hubclient.h"
+#include "hubproto.h"
+#include "log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct hubclient {
+	void *ctx;
+	void *sock;
+	uint64_t next_id;
+};
+
+struct hubclient *hubclient_open(const char *endpoint)
+{
+	struct hubclient *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	c->ctx = zmq_ctx_new();
+	c->sock = c->ctx ? hubproto_socket(c->ctx, ZMQ_DEALER) : NULL;
+	if (c->sock == NULL || zmq_connect(c->sock, endpoint) < 0) {
+		log_errorx("%s: cannot connect to %s: %s", __func__, endpoint,
+			   zmq_strerror(zmq_errno()));
+		hubclient_destroy(&c);
+		return NULL;
+	}
+	c->next_id = random_u64() >> 16;
+	return c;
+}
+
+void hubclient_destroy(struct hubclient **cp)
+{
+	struct hubclient *c = *cp;
+	if (c == NULL)
+		return;
+	if (c->sock)
+		zmq_close(c->sock);
+	if (c->ctx)
+		zmq_ctx_term(c->ctx);
+	free(c);
+	*cp = NULL;
+}
+
+/* Sends a request and waits for the reply with the same id and the expected command. */
+static int hubclient_call(struct hubclient *c, const struct hubproto_out *req, uint8_t reply_cmd,
+			  struct hubmsg *reply, int timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	if (hubproto_send(c->sock, NULL, 0, req) < 0)
+		return -1;
+	for (;;) {
+		int rc = hubproto_recv(c->sock, reply, 0);
+		if (rc == 1) {
+			if (reply->cmd == reply_cmd && reply->id == req->id)
+				return 0;
+			hubmsg_close(reply); /* a late reply to an earlier request */
+			continue;
+		}
+		if (rc < 0) {
+			log_warnx("%s: bad reply from hub: %s", __func__, reply->error);
+			continue;
+		}
+		int64_t left = deadline - now_ms();
+		if (left <= 0)
+			return -1;
+		zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
+		if (zmq_poll(&item, 1, (long)left) < 0)
+			return -1;
+	}
+}
+
+int hubclient_lookup(struct hubclient *c, const uint8_t hash[HASH_LEN], uint32_t *viewers,
+		     int timeout_ms)
+{
+	struct hubproto_out req = {.cmd = HUB_LOOKUP, .id = ++c->next_id, .hash = hash};
+	struct hubmsg reply;
+	if (hubclient_call(c, &req, HUB_LOOKUP_REPLY, &reply, timeout_ms) < 0)
+		return -1;
+	*viewers = reply.value;
+	hubmsg_close(&reply);
+	return 0;
+}
+
+int hubclient_stats(struct hubclient *c, char **json, int timeout_ms)
+{
+	struct hubproto_out req = {.cmd = HUB_STATS, .id = ++c->next_id};
+	struct hubmsg reply;
+	if (hubclient_call(c, &req, HUB_STATS_REPLY, &reply, timeout_ms) < 0)
+		return -1;
+	*json = strndup((const char *)reply.data, reply.data_len);
+	hubmsg_close(&reply);
+	return *json ? 0 : -1;
+}

@@ -1,0 +1,275 @@
+/*
+ * hubproto.c — builds and parses hub protocol messages (see hubproto.h, docs/HUB-PROTOCOL.md).
+ *
+ * One table describes every command: its name, the size of its list elements (0: no list frame)
+ * and whether it carries a data frame. Both the parser and the sender follow that table, so a
+ * message can only be built in the shape it is parsed in.
+ */
+#include "hubproto.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct hubproto_shape {
+	uint8_t cmd;
+	const char *name;
+	size_t list_elem; /* 0: no list frame */
+	int has_data;
+	size_t max_data;
+};
+
+#define MAX_BLOB_DATA (64u * 1024 * 1024)
+
+static const struct hubproto_shape hubproto_shapes[] = {
+    {HUB_HELLO, "HELLO", 0, 1, 64},
+    {HUB_HEARTBEAT, "HEARTBEAT", 0, 0, 0},
+    {HUB_CONN_OPEN, "CONN_OPEN", 0, 0, 0},
+    {HUB_CONN_CLOSE, "CONN_CLOSE", 0, 0, 0},
+    {HUB_HAVE, "HAVE", HASH_LEN, 0, 0},
+    {HUB_DROP, "DROP", HASH_LEN, 0, 0},
+    {HUB_WANT, "WANT", 0, 0, 0},
+    {HUB_BLOB, "BLOB", 0, 1, MAX_BLOB_DATA},
+    {HUB_FAIL, "FAIL", 0, 0, 0},
+    {HUB_WELCOME, "WELCOME", 0, 0, 0},
+    {HUB_PING, "PING", 0, 0, 0},
+    {HUB_RESET, "RESET", 0, 0, 0},
+    {HUB_REQUEST, "REQUEST", 0, 0, 0},
+    {HUB_DELIVER, "DELIVER", 8, 1, MAX_BLOB_DATA},
+    {HUB_NOT_FOUND, "NOT_FOUND", 0, 0, 0},
+    {HUB_COUNT, "COUNT", HUBPROTO_COUNT_ENTRY, 0, 0},
+    {HUB_LOOKUP, "LOOKUP", 0, 0, 0},
+    {HUB_STATS, "STATS", 0, 0, 0},
+    {HUB_LOOKUP_REPLY, "LOOKUP_REPLY", 0, 0, 0},
+    {HUB_STATS_REPLY, "STATS_REPLY", 0, 1, 1024 * 1024},
+};
+
+static const struct hubproto_shape *hubproto_shape(uint8_t cmd)
+{
+	for (size_t i = 0; i < sizeof(hubproto_shapes) / sizeof(hubproto_shapes[0]); i++)
+		if (hubproto_shapes[i].cmd == cmd)
+			return &hubproto_shapes[i];
+	return NULL;
+}
+
+const char *hubproto_cmd_name(uint8_t cmd)
+{
+	const struct hubproto_shape *s = hubproto_shape(cmd);
+	return s ? s->name : "UNKNOWN";
+}
+
+int hubproto_parse(struct hubmsg *m, const uint8_t *header, size_t header_len, const uint8_t *list,
+		   size_t list_len, int has_list, const uint8_t *data, size_t data_len,
+		   int has_data)
+{
+	const struct hubproto_shape *s;
+
+	m->error = NULL;
+	if (header_len != HUBPROTO_HEADER_LEN || header[0] != 'E' || header[1] != 'P') {
+		m->error = "bad header";
+		return -1;
+	}
+	if (header[2] != HUBPROTO_VERSION) {
+		m->error = "unsupported protocol version";
+		return -1;
+	}
+	s = hubproto_shape(header[3]);
+	if (s == NULL) {
+		m->error = "unknown command";
+		return -1;
+	}
+	if (has_list != (s->list_elem != 0) || has_data != s->has_data) {
+		m->error = "wrong number of frames for command";
+		return -1;
+	}
+	if (has_list && list_len % s->list_elem != 0) {
+		m->error = "list frame is not a whole number of elements";
+		return -1;
+	}
+	if (has_data && data_len > s->max_data) {
+		m->error = "data frame too large";
+		return -1;
+	}
+	m->cmd = header[3];
+	m->id = get_u64(header + 4);
+	memcpy(m->hash, header + 12, HASH_LEN);
+	m->value = get_u32(header + 44);
+	m->list = has_list ? list : NULL;
+	m->list_count = has_list ? list_len / s->list_elem : 0;
+	m->data = has_data ? data : NULL;
+	m->data_len = has_data ? data_len : 0;
+	return 0;
+}
+
+void hubmsg_close(struct hubmsg *m)
+{
+	for (int i = 0; i < m->nframes; i++)
+		zmq_msg_close(&m->frames[i]);
+	m->nframes = 0;
+	m->data_frame = NULL;
+}
+
+/* Reads and discards the rest of a multipart message. */
+static void hubproto_discard_rest(void *sock)
+{
+	int more = 1;
+	size_t sz = sizeof(more);
+	while (zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz) == 0 && more) {
+		zmq_msg_t part;
+		zmq_msg_init(&part);
+		if (zmq_msg_recv(&part, sock, 0) < 0) {
+			zmq_msg_close(&part);
+			return;
+		}
+		zmq_msg_close(&part);
+	}
+}
+
+int hubproto_recv(void *sock, struct hubmsg *m, int peer_frame)
+{
+	zmq_msg_t part;
+	int more;
+
+	m->nframes = 0;
+	m->peer_len = 0;
+	m->data_frame = NULL;
+	m->error = NULL;
+	zmq_msg_init(&part);
+	if (zmq_msg_recv(&part, sock, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(&part);
+		return 0;
+	}
+	if (peer_frame) {
+		size_t n = zmq_msg_size(&part);
+		more = zmq_msg_more(&part);
+		if (n > HUBPROTO_MAX_PEER || !more) {
+			zmq_msg_close(&part);
+			if (more)
+				hubproto_discard_rest(sock);
+			m->error = "bad routing frame";
+			return -1;
+		}
+		memcpy(m->peer, zmq_msg_data(&part), n);
+		m->peer_len = n;
+		zmq_msg_close(&part);
+		zmq_msg_init(&part);
+		if (zmq_msg_recv(&part, sock, 0) < 0) {
+			zmq_msg_close(&part);
+			m->error = "truncated message";
+			return -1;
+		}
+	}
+	for (;;) {
+		more = zmq_msg_more(&part);
+		if (m->nframes == 3) {
+			zmq_msg_close(&part);
+			if (more)
+				hubproto_discard_rest(sock);
+			hubmsg_close(m);
+			m->error = "too many frames";
+			return -1;
+		}
+		zmq_msg_move(&m->frames[m->nframes++], &part);
+		zmq_msg_close(&part);
+		if (!more)
+			break;
+		zmq_msg_init(&part);
+		if (zmq_msg_recv(&part, sock, 0) < 0) {
+			zmq_msg_close(&part);
+			hubmsg_close(m);
+			m->error = "truncated message";
+			return -1;
+		}
+	}
+
+	/* The header says whether a list frame comes before the data frame. */
+	const uint8_t *h = zmq_msg_data(&m->frames[0]);
+	size_t hlen = zmq_msg_size(&m->frames[0]);
+	const struct hubproto_shape *s = hlen == HUBPROTO_HEADER_LEN ? hubproto_shape(h[3]) : NULL;
+	int has_list = s && s->list_elem && m->nframes >= 2;
+	int data_idx = has_list ? 2 : 1;
+	int has_data = m->nframes > data_idx;
+	if (m->nframes > 1 + has_list + has_data) {
+		hubmsg_close(m);
+		m->error = "wrong number of frames for command";
+		return -1;
+	}
+	int rc = hubproto_parse(m, h, hlen, has_list ? zmq_msg_data(&m->frames[1]) : NULL,
+				has_list ? zmq_msg_size(&m->frames[1]) : 0, has_list,
+				has_data ? zmq_msg_data(&m->frames[data_idx]) : NULL,
+				has_data ? zmq_msg_size(&m->frames[data_idx]) : 0, has_data);
+	if (rc < 0) {
+		const char *why = m->error;
+		hubmsg_close(m);
+		m->error = why;
+		return -1;
+	}
+	if (has_data)
+		m->data_frame = &m->frames[data_idx];
+	return 1;
+}
+
+int hubproto_send(void *sock, const uint8_t *peer, size_t peer_len, const struct hubproto_out *o)
+{
+	const struct hubproto_shape *s = hubproto_shape(o->cmd);
+	uint8_t header[HUBPROTO_HEADER_LEN] = {'E', 'P', HUBPROTO_VERSION, o->cmd};
+	zmq_msg_t data;
+	int rc = -1;
+
+	if (s == NULL) {
+		errno = EINVAL;
+		goto out;
+	}
+	put_u64(header + 4, o->id);
+	if (o->hash)
+		memcpy(header + 12, o->hash, HASH_LEN);
+	put_u32(header + 44, o->value);
+
+	if (peer && zmq_send(sock, peer, peer_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+		goto out;
+	/* ZeroMQ delivers multipart messages atomically: once the first frame is queued, the
+	 * rest cannot fail for lack of room. */
+	if (zmq_send(sock, header, sizeof(header),
+		     ZMQ_DONTWAIT | (s->list_elem || s->has_data ? ZMQ_SNDMORE : 0)) < 0)
+		goto out;
+	if (s->list_elem && zmq_send(sock, o->list ? o->list : "", o->list_count * s->list_elem,
+				     ZMQ_DONTWAIT | (s->has_data ? ZMQ_SNDMORE : 0)) < 0)
+		goto out;
+	if (s->has_data) {
+		if (o->data_msg) {
+			zmq_msg_init(&data);
+			zmq_msg_copy(&data, o->data_msg);
+		} else if (o->data_free) {
+			zmq_msg_init_data(&data, (void *)o->data, o->data_len, o->data_free, NULL);
+			o = NULL; /* ownership passed to zmq */
+		} else {
+			zmq_msg_init_size(&data, o->data_len);
+			if (o->data_len)
+				memcpy(zmq_msg_data(&data), o->data, o->data_len);
+		}
+		if (zmq_msg_send(&data, sock, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&data);
+			return -1;
+		}
+	}
+	return 0;
+out:
+	if (o && o->data_free && s && s->has_data) {
+		int saved = errno;
+		o->data_free((void *)o->data, NULL);
+		errno = saved;
+	}
+	return rc;
+}
+
+void *hubproto_socket(void *ctx, int type)
+{
+	void *sock = zmq_socket(ctx, type);
+	int zero = 0, hwm = 100000;
+	if (sock == NULL)
+		return NULL;
+	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+	zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+	return sock;
+}

@@ -1,0 +1,124 @@
+/*
+ * hubproto.h — the hub protocol: every message between hub, gateways and frontends over ZeroMQ.
+ *
+ * docs/HUB-PROTOCOL.md explains the conversation (who sends what, liveness, hub restarts, the
+ * path blob bytes take); this header is its code. Every message is a multipart ZeroMQ message:
+ *
+ *   frame 1: header, always HUBPROTO_HEADER_LEN bytes:
+ *            'E' 'P' version command | id (u64 LE) | hash (32 raw bytes) | value (u32 LE)
+ *   frame 2: list  — only for commands that carry one (fixed-size elements, see the table)
+ *   frame 3: data  — only for commands that carry bytes (blob, name, JSON)
+ *
+ * hubproto.c is the one place that builds and parses these frames; nothing else touches their
+ * layout. A malformed message is reported to the caller, never fatal.
+ */
+#ifndef EPH_HUBPROTO_H
+#define EPH_HUBPROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#include "util.h"
+
+#define HUBPROTO_VERSION 1
+#define HUBPROTO_HEADER_LEN 48
+#define HUBPROTO_MAX_PEER 255
+#define HUBPROTO_COUNT_ENTRY (HASH_LEN + 4) /* COUNT list element: hash, viewers (u32 LE) */
+
+enum hubproto_cmd {
+	/* gateway -> hub: membership and liveness */
+	HUB_HELLO = 1,	   /* id: gateway instance, value: connections, data: gateway name */
+	HUB_HEARTBEAT = 2, /* id: gateway instance, value: connections */
+	/* gateway -> hub: what the gateway's connections hold and want */
+	HUB_CONN_OPEN = 3,  /* id: connection */
+	HUB_CONN_CLOSE = 4, /* id: connection; forgets its holdings and wants */
+	HUB_HAVE = 5,	    /* id: connection, list: hashes (32 bytes each) */
+	HUB_DROP = 6,	    /* id: connection, list: hashes */
+	HUB_WANT = 7,	    /* id: connection, hash */
+	/* gateway -> hub: a holder's answer to HUB_REQUEST */
+	HUB_BLOB = 8, /* id: holder connection, hash, data: the blob, already verified */
+	HUB_FAIL = 9, /* id: holder connection, hash, value: enum hubproto_fail */
+
+	/* hub -> gateway */
+	HUB_WELCOME = 32,   /* id: hub instance; answers HELLO */
+	HUB_PING = 33,	    /* id: hub instance; heartbeat */
+	HUB_RESET = 34,	    /* id: hub instance; "I do not know you": send HELLO and your state */
+	HUB_REQUEST = 35,   /* id: holder connection, hash: send me this blob */
+	HUB_DELIVER = 36,   /* hash, list: requester connections (u64 LE each), data: blob */
+	HUB_NOT_FOUND = 37, /* id: requester connection, hash */
+	HUB_COUNT = 38,	    /* list: (hash, viewers) entries, HUBPROTO_COUNT_ENTRY bytes each */
+
+	/* frontend or tool -> hub */
+	HUB_LOOKUP = 64, /* id: request id, hash */
+	HUB_STATS = 65,	 /* id: request id */
+	/* hub -> frontend or tool */
+	HUB_LOOKUP_REPLY = 96, /* id: request id, hash, value: viewers */
+	HUB_STATS_REPLY = 97,  /* id: request id, data: stats JSON (as the operator `stats`) */
+};
+
+enum hubproto_fail {
+	HUB_FAIL_DECLINED = 1, /* the holder said it no longer has the blob */
+	HUB_FAIL_MISMATCH = 2, /* the holder's bytes did not hash to the address */
+	HUB_FAIL_GONE = 3,     /* the holder connection closed before answering */
+};
+
+/* A received message. list and data point into frames owned by the message. */
+struct hubmsg {
+	uint8_t peer[HUBPROTO_MAX_PEER]; /* ROUTER routing id of the sender */
+	size_t peer_len;
+	uint8_t cmd;
+	uint64_t id;
+	uint8_t hash[HASH_LEN];
+	uint32_t value;
+	const uint8_t *list;
+	size_t list_count; /* elements, not bytes */
+	const uint8_t *data;
+	size_t data_len;
+	zmq_msg_t frames[3];
+	int nframes;
+	zmq_msg_t *data_frame; /* the data frame, to forward without copying */
+	const char *error;     /* why hubproto_recv() rejected the message */
+};
+
+/* A message to send. Only the fields the command uses are read. */
+struct hubproto_out {
+	uint8_t cmd;
+	uint64_t id;
+	const uint8_t *hash; /* NULL: zeros */
+	uint32_t value;
+	const void *list;
+	size_t list_count;
+	const void *data;
+	size_t data_len;
+	zmq_msg_t *data_msg; /* if set, the data frame is shared from this message, not copied */
+	void (*data_free)(void *data, void *hint); /* if set, zmq frees data when sent (no copy) */
+};
+
+/*
+ * Receives one whole message without blocking. peer_frame: 1 on a ROUTER (the first frame is the
+ * sender's routing id). Returns 1 for a message (close it with hubmsg_close), 0 when there is
+ * nothing to read, -1 for a malformed message (already consumed and closed; m->error says why).
+ */
+int hubproto_recv(void *sock, struct hubmsg *m, int peer_frame);
+void hubmsg_close(struct hubmsg *m);
+
+/*
+ * Sends one message without blocking; peer/peer_len address it on a ROUTER (NULL otherwise).
+ * Returns 0, or -1 with errno set (EAGAIN: high-water mark; EHOSTUNREACH: unknown peer on a
+ * ROUTER with ZMQ_ROUTER_MANDATORY). With data_free set, data is freed on failure too.
+ */
+int hubproto_send(void *sock, const uint8_t *peer, size_t peer_len, const struct hubproto_out *o);
+
+/* Validates a header+list+data triple as received; used by hubproto_recv and by the fuzzer.
+ * Returns 0 and fills m's scalar fields and pointers, or -1 with m->error set. */
+int hubproto_parse(struct hubmsg *m, const uint8_t *header, size_t header_len, const uint8_t *list,
+		   size_t list_len, int has_list, const uint8_t *data, size_t data_len,
+		   int has_data);
+
+const char *hubproto_cmd_name(uint8_t cmd);
+
+/* Opens a socket with the settings every peer uses (linger 0, high-water marks). */
+void *hubproto_socket(void *ctx, int type);
+
+#endif

@@ -1,0 +1,83 @@
+/*
+ * util.c — blob address conversion, SHA-256 through OpenSSL EVP, clocks and randomness.
+ */
+#include "util.h"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <time.h>
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int hash_hex_valid(const char *s, size_t len)
+{
+	if (s == NULL || len != HASH_HEX_LEN)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (hex_value(s[i]) < 0)
+			return 0;
+	return 1;
+}
+
+int hash_hex_valid_anycase(const char *s, size_t len)
+{
+	if (s == NULL || len != HASH_HEX_LEN)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (c >= 'A' && c <= 'F')
+			c = (char)(c - 'A' + 'a');
+		if (hex_value(c) < 0)
+			return 0;
+	}
+	return 1;
+}
+
+int hash_from_hex(const char *s, size_t len, uint8_t out[HASH_LEN])
+{
+	if (!hash_hex_valid(s, len))
+		return -1;
+	for (size_t i = 0; i < HASH_LEN; i++)
+		out[i] = (uint8_t)(hex_value(s[2 * i]) << 4 | hex_value(s[2 * i + 1]));
+	return 0;
+}
+
+void hash_to_hex(const uint8_t hash[HASH_LEN], char out[HASH_HEX_LEN + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < HASH_LEN; i++) {
+		out[2 * i] = digits[hash[i] >> 4];
+		out[2 * i + 1] = digits[hash[i] & 0xf];
+	}
+	out[HASH_HEX_LEN] = '\0';
+}
+
+int hash_compute(const void *data, size_t len, uint8_t out[HASH_LEN])
+{
+	unsigned int n = 0;
+	return EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) == 1 && n == HASH_LEN ? 0 : -1;
+}
+
+int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t random_u64(void)
+{
+	uint64_t v = 0;
+	while (v == 0) {
+		if (RAND_bytes((unsigned char *)&v, sizeof(v)) != 1)
+			v = (uint64_t)now_ms() ^ (uint64_t)time(NULL) << 20;
+	}
+	return v;
+}

@@ -1,0 +1,59 @@
+/*
+ * util.h — small helpers every program shares: blob addresses (hex SHA-256), clocks, hashing.
+ *
+ * A blob address on every public surface is 64 lowercase hex digits; inside the programs and on
+ * the hub protocol it is the 32 raw bytes. These helpers are the only place that converts
+ * between the two and the only place that computes SHA-256 (through OpenSSL's EVP interface).
+ */
+#ifndef EPH_UTIL_H
+#define EPH_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HASH_LEN 32
+#define HASH_HEX_LEN 64
+
+/* 1 if s[0..len) is exactly 64 lowercase hex digits. */
+int hash_hex_valid(const char *s, size_t len);
+/* 1 if s[0..len) is 64 hex digits in any case. */
+int hash_hex_valid_anycase(const char *s, size_t len);
+/* Decodes 64 lowercase hex digits into 32 bytes; -1 if not a valid address. */
+int hash_from_hex(const char *s, size_t len, uint8_t out[HASH_LEN]);
+/* Writes 64 lowercase hex digits and a NUL into out (65 bytes). */
+void hash_to_hex(const uint8_t hash[HASH_LEN], char out[HASH_HEX_LEN + 1]);
+/* SHA-256 of data into out; -1 only if OpenSSL fails. */
+int hash_compute(const void *data, size_t len, uint8_t out[HASH_LEN]);
+
+/* Milliseconds on the monotonic clock. */
+int64_t now_ms(void);
+/* Random 64-bit value (OpenSSL's CSPRNG), never 0. */
+uint64_t random_u64(void);
+
+/* Little-endian fixed-width integers, for the hub protocol's binary headers. */
+static inline void put_u32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void put_u64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint32_t get_u32(const uint8_t *p)
+{
+	uint32_t v = 0;
+	for (int i = 3; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+static inline uint64_t get_u64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+#endif

@@ -1,0 +1,159 @@
+/*
+ * hub.h — the hub's map: its state, and every module's functions under the module's name.
+ *
+ * The hub owns the registry (which connection on which gateway holds which hash), routes each
+ * want to a holder, fans verified blobs out to the requesters, and answers frontends and
+ * operators. It is single-threaded: main.c polls the ROUTER (gateways, frontends) and the REP
+ * (operators) sockets and runs the timers; nothing here blocks.
+ */
+#ifndef EPH_HUB_H
+#define EPH_HUB_H
+
+#include <stdint.h>
+#include <zmq.h>
+
+#include "hubproto.h"
+#include "map.h"
+
+#define HUB_MAX_GATEWAYS 1024
+#define HUB_CONN_ID_MAX ((1ull << 48) - 1)
+
+struct holding;
+struct waiter;
+struct fetch;
+
+struct gateway {
+	uint16_t slot;
+	int in_use;
+	uint8_t peer[HUBPROTO_MAX_PEER]; /* ROUTER routing id */
+	size_t peer_len;
+	uint64_t instance; /* random per gateway process; survives a socket reconnect */
+	char name[65];
+	int64_t last_seen_ms;
+	uint32_t connections;
+	uint64_t holdings;
+	uint8_t *counts; /* COUNT entries batched for the next flush */
+	size_t counts_len, counts_cap;
+};
+
+/* A client connection on a gateway; key = slot << 48 | gateway's connection id. */
+struct conn {
+	uint64_t key;
+	struct gateway *gw;
+	uint64_t id;
+	struct holding *holdings; /* list through holding.cnext */
+	struct waiter *waits;	  /* list through waiter.cnext */
+	uint32_t nholdings;
+	struct conn *gw_next, *gw_prev; /* the gateway's connections */
+};
+
+/* Per-gateway interest in a hash: holdings there plus wants from there. */
+struct gwref {
+	uint16_t slot;
+	uint32_t refs;
+};
+
+struct hashent {
+	uint8_t hash[HASH_LEN];
+	uint32_t viewers;
+	struct holding *head, *tail; /* holders; head is the one asked least recently */
+	struct fetch *fetch;
+	struct gwref *gws;
+	uint16_t ngws, capgws;
+	int dirty;
+	struct hashent *dirty_next;
+};
+
+struct holding {
+	uint8_t key[8 + HASH_LEN]; /* conn key, hash */
+	struct hashent *h;
+	struct conn *c;
+	struct holding *hnext, *hprev; /* holders of the hash */
+	struct holding *cnext, *cprev; /* holdings of the connection */
+};
+
+struct waiter {
+	struct fetch *f;
+	struct conn *c;
+	struct waiter *fnext, *fprev;
+	struct waiter *cnext, *cprev;
+};
+
+/* One transfer in progress for a hash: everyone waiting for it shares it. */
+struct fetch {
+	struct hashent *h;
+	struct waiter *waiters;
+	uint32_t nwaiters;
+	struct conn *holder; /* asked now; NULL between attempts */
+	uint64_t *tried;     /* conn keys already asked (skipped now) */
+	size_t ntried, captried;
+	int64_t deadline_ms;
+	struct fetch *tnext, *tprev; /* timeout queue, oldest deadline first */
+};
+
+struct hub_stats {
+	uint64_t requests_total, requests_served, requests_failed;
+	uint64_t hash_mismatches, bytes_relayed, holder_timeouts, declines;
+};
+
+struct hub {
+	void *ctx;
+	void *router;	/* gateways and frontends */
+	void *operator; /* REP for operators */
+	uint64_t instance;
+	int64_t started_ms;
+	int heartbeat_ms, expiry_ms, holder_timeout_ms;
+	struct gateway *gateways[HUB_MAX_GATEWAYS];
+	struct map gw_by_instance; /* instance -> gateway */
+	struct map conns;	   /* conn key -> conn */
+	struct map hashes;	   /* hash -> hashent */
+	struct map holdings;	   /* conn key + hash -> holding */
+	uint32_t ngateways, nconns;
+	uint64_t nholdings, nhashes_held;
+	struct hashent *dirty;
+	struct fetch *tq_head, *tq_tail;
+	struct hub_stats stats;
+};
+
+/* registry.c — gateways, connections, hashes and holdings */
+void registry_init(struct hub *hub);
+void registry_free(struct hub *hub);
+struct gateway *registry_gateway_by_peer(struct hub *hub, const uint8_t *peer, size_t len);
+struct gateway *registry_gateway_join(struct hub *hub, const uint8_t *peer, size_t peer_len,
+				      uint64_t instance, const char *name, size_t name_len);
+void registry_gateway_remove(struct hub *hub, struct gateway *gw);
+struct conn *registry_conn(struct hub *hub, struct gateway *gw, uint64_t id, int create);
+void registry_conn_remove(struct hub *hub, struct conn *c);
+struct hashent *registry_hash(struct hub *hub, const uint8_t hash[HASH_LEN], int create);
+int registry_add_holder(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN]);
+int registry_remove_holder(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN]);
+int registry_holds(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN]);
+void registry_gw_ref(struct hashent *h, uint16_t slot, int delta);
+void registry_mark_dirty(struct hub *hub, struct hashent *h);
+uint32_t registry_viewers(struct hub *hub, const uint8_t hash[HASH_LEN]);
+
+/* router.c — wants, holder selection, delivery, timeouts */
+void router_want(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN]);
+void router_blob(struct hub *hub, struct conn *holder, const uint8_t hash[HASH_LEN],
+		 zmq_msg_t *data, size_t len);
+void router_fail(struct hub *hub, struct conn *holder, const uint8_t hash[HASH_LEN],
+		 uint32_t reason);
+void router_holder_gone(struct hub *hub, struct hashent *h, struct conn *c);
+void router_cancel_waiter(struct hub *hub, struct waiter *w);
+void router_expire(struct hub *hub, int64_t now);
+int64_t router_next_deadline(struct hub *hub);
+
+/* counts.c — viewer counts batched per gateway */
+void counts_queue(struct hub *hub, struct gateway *gw, const struct hashent *h);
+void counts_flush(struct hub *hub);
+
+/* link.c — sending to gateways and frontends */
+int link_send(struct hub *hub, struct gateway *gw, const struct hubproto_out *o);
+void link_handle(struct hub *hub, struct hubmsg *m);
+void link_heartbeat(struct hub *hub, int64_t now);
+
+/* operator.c — the operator endpoint and the stats every surface shows */
+char *operator_stats_json(struct hub *hub);
+void operator_handle(struct hub *hub);
+
+#endif

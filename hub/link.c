@@ -1,0 +1,179 @@
+/*
+ * link.c — the hub's side of the hub protocol: dispatches what gateways and frontends send, and
+ * sends to gateways. Keeps gateways alive (PING out, any message in counts as a sign of life),
+ * forgets a gateway silent for hub.peer_expiry_ms, and answers RESET to a gateway it does not
+ * know (after a hub restart), which makes the gateway say HELLO and re-announce its state.
+ */
+#include "hub.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int link_send(struct hub *hub, struct gateway *gw, const struct hubproto_out *o)
+{
+	if (hubproto_send(hub->router, gw->peer, gw->peer_len, o) < 0) {
+		log_debug("%s: %s to %s: %s", __func__, hubproto_cmd_name(o->cmd), gw->name,
+			  zmq_strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void link_reply(struct hub *hub, const struct hubmsg *m, const struct hubproto_out *o)
+{
+	if (hubproto_send(hub->router, m->peer, m->peer_len, o) < 0)
+		log_debug("%s: %s: %s", __func__, hubproto_cmd_name(o->cmd), zmq_strerror(errno));
+}
+
+typedef void (*link_gw_handler)(struct hub *, struct gateway *, struct hubmsg *);
+
+static void on_heartbeat(struct hub *hub, struct gateway *gw, struct hubmsg *m)
+{
+	(void)hub;
+	(void)gw;
+	(void)m;
+}
+
+static struct conn *conn_of(struct hub *hub, struct gateway *gw, struct hubmsg *m, int create)
+{
+	struct conn *c = registry_conn(hub, gw, m->id, create);
+	if (c == NULL && create)
+		log_warnx("%s: gateway %s: bad connection id %llu", __func__, gw->name,
+			  (unsigned long long)m->id);
+	return c;
+}
+
+static void on_conn_open(struct hub *hub, struct gateway *gw, struct hubmsg *m)
+{
+	conn_of(hub, gw, m, 1);
+}
+
+static void on_conn_close(struct hub *hub, struct gateway *gw, struct hubmsg *m)
+{
+	struct conn *c = conn_of(hub, gw, m, 0);
+	if (c)
+		registry_conn_remove(hub, c);
+}
+
+static void on_have(struct hub *hub, struct gateway *gw, struct hubmsg *m)
+{
+	struct conn *c = conn_of(hub, gw, m, 1);
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < m->list_count; i++) {
+		const uint8_t *hash = m->list + i * HASH_LEN;
+		registry_add_holder(hub, c, hash);
+		/* The holder hears the count at once, changed or not. */
+		struct hashent *h = registry_hash(hub, hash, 0);
+		if (h)
+			counts_queue(hub, gw, h);
+	}
+}
+
+static void on_drop(struct hub *hub, struct gateway *gw, struct hubmsg *m)
+{
+	struct conn *c = conn_of(hub, gw, m, 0);
+	for (size_t i = 0; c && i < m->list_count; i++)
+		registry_remove_holder(hub, c, m->list + i * HASH_LEN);
+}
+
+static void on_want(struct hub *hub, struct gateway *gw, struct hubmsg *m)
+{
+	struct conn *c = conn_of(hub, gw, m, 1);
+	if (c)
+		router_want(hub, c, m->hash);
+}
+
+static void on_blob(struct hub *hub, struct gateway *gw, struct hubmsg *m)
+{
+	struct conn *c = conn_of(hub, gw, m, 0);
+	router_blob(hub, c, m->hash, m->data_frame, m->data_len);
+}
+
+static void on_fail(struct hub *hub, struct gateway *gw, struct hubmsg *m)
+{
+	struct conn *c = conn_of(hub, gw, m, 0);
+	if (c)
+		router_fail(hub, c, m->hash, m->value);
+}
+
+static const struct {
+	uint8_t cmd;
+	link_gw_handler fn;
+} link_gw_handlers[] = {
+    {HUB_HEARTBEAT, on_heartbeat}, {HUB_CONN_OPEN, on_conn_open}, {HUB_CONN_CLOSE, on_conn_close},
+    {HUB_HAVE, on_have},	   {HUB_DROP, on_drop},		  {HUB_WANT, on_want},
+    {HUB_BLOB, on_blob},	   {HUB_FAIL, on_fail},
+};
+
+void link_handle(struct hub *hub, struct hubmsg *m)
+{
+	switch (m->cmd) {
+	case HUB_LOOKUP: {
+		struct hubproto_out o = {.cmd = HUB_LOOKUP_REPLY,
+					 .id = m->id,
+					 .hash = m->hash,
+					 .value = registry_viewers(hub, m->hash)};
+		link_reply(hub, m, &o);
+		return;
+	}
+	case HUB_STATS: {
+		char *json = operator_stats_json(hub);
+		struct hubproto_out o = {.cmd = HUB_STATS_REPLY,
+					 .id = m->id,
+					 .data = json,
+					 .data_len = json ? strlen(json) : 0};
+		link_reply(hub, m, &o);
+		free(json);
+		return;
+	}
+	case HUB_HELLO: {
+		struct gateway *gw = registry_gateway_join(hub, m->peer, m->peer_len, m->id,
+							   (const char *)m->data, m->data_len);
+		if (gw == NULL)
+			return;
+		gw->last_seen_ms = now_ms();
+		struct hubproto_out o = {.cmd = HUB_WELCOME, .id = hub->instance};
+		link_send(hub, gw, &o);
+		return;
+	}
+	default:
+		break;
+	}
+	struct gateway *gw = registry_gateway_by_peer(hub, m->peer, m->peer_len);
+	if (gw == NULL) {
+		/* After a hub restart, gateways keep talking to us: ask them to start over. */
+		struct hubproto_out o = {.cmd = HUB_RESET, .id = hub->instance};
+		link_reply(hub, m, &o);
+		return;
+	}
+	gw->last_seen_ms = now_ms();
+	for (size_t i = 0; i < sizeof(link_gw_handlers) / sizeof(link_gw_handlers[0]); i++) {
+		if (link_gw_handlers[i].cmd == m->cmd) {
+			link_gw_handlers[i].fn(hub, gw, m);
+			return;
+		}
+	}
+	log_warnx("%s: gateway %s sent %s, which only the hub sends", __func__, gw->name,
+		  hubproto_cmd_name(m->cmd));
+}
+
+void link_heartbeat(struct hub *hub, int64_t now)
+{
+	for (int slot = 0; slot < HUB_MAX_GATEWAYS; slot++) {
+		struct gateway *gw = hub->gateways[slot];
+		if (gw == NULL)
+			continue;
+		if (now - gw->last_seen_ms > hub->expiry_ms) {
+			log_warnx("gateway %s silent for %lld ms: forgetting its %llu holdings",
+				  gw->name, (long long)(now - gw->last_seen_ms),
+				  (unsigned long long)gw->holdings);
+			registry_gateway_remove(hub, gw);
+			continue;
+		}
+		struct hubproto_out o = {.cmd = HUB_PING, .id = hub->instance};
+		link_send(hub, gw, &o);
+	}
+}

@@ -1,0 +1,298 @@
+/*
+ * registry.c — who holds what: gateways, their connections, hashes and holdings.
+ *
+ * Owns every gateway, conn, hashent and holding struct; nothing else allocates or frees them.
+ * A holding sits in two lists at once (the hash's holders, the connection's holdings) so adding,
+ * dropping and forgetting a whole connection are all proportional to what changes. Every change
+ * of a hash's viewer count marks the hash dirty; counts.c tells the interested gateways later.
+ * This module never sends anything itself; when a holder disappears it tells router.c, which
+ * may have asked that holder for a blob.
+ */
+#include "hub.h"
+#include "log.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+void registry_init(struct hub *hub)
+{
+	map_init(&hub->gw_by_instance, offsetof(struct gateway, instance), sizeof(uint64_t));
+	map_init(&hub->conns, offsetof(struct conn, key), sizeof(uint64_t));
+	map_init(&hub->hashes, offsetof(struct hashent, hash), HASH_LEN);
+	map_init(&hub->holdings, offsetof(struct holding, key), sizeof(((struct holding *)0)->key));
+}
+
+void registry_free(struct hub *hub)
+{
+	for (int i = 0; i < HUB_MAX_GATEWAYS; i++)
+		if (hub->gateways[i])
+			registry_gateway_remove(hub, hub->gateways[i]);
+	counts_flush(hub);
+	map_free(&hub->gw_by_instance);
+	map_free(&hub->conns);
+	map_free(&hub->hashes);
+	map_free(&hub->holdings);
+}
+
+struct gateway *registry_gateway_by_peer(struct hub *hub, const uint8_t *peer, size_t len)
+{
+	/* Few gateways (one per few thousand connections): a scan is cheaper than a map. */
+	for (int i = 0; i < HUB_MAX_GATEWAYS; i++) {
+		struct gateway *gw = hub->gateways[i];
+		if (gw && gw->peer_len == len && memcmp(gw->peer, peer, len) == 0)
+			return gw;
+	}
+	return NULL;
+}
+
+struct gateway *registry_gateway_join(struct hub *hub, const uint8_t *peer, size_t peer_len,
+				      uint64_t instance, const char *name, size_t name_len)
+{
+	struct gateway *gw = map_get(&hub->gw_by_instance, &instance);
+	if (gw == NULL)
+		gw = registry_gateway_by_peer(hub, peer, peer_len);
+	if (gw) {
+		/* A gateway that says HELLO again re-teaches us everything: forget the old. */
+		log_info("gateway %s re-joined", gw->name);
+		registry_gateway_remove(hub, gw);
+	}
+	int slot = -1;
+	for (int i = 0; i < HUB_MAX_GATEWAYS; i++) {
+		if (hub->gateways[i] == NULL) {
+			slot = i;
+			break;
+		}
+	}
+	if (slot < 0) {
+		log_warnx("%s: no room for another gateway", __func__);
+		return NULL;
+	}
+	gw = calloc(1, sizeof(*gw));
+	if (gw == NULL)
+		return NULL;
+	gw->slot = (uint16_t)slot;
+	gw->in_use = 1;
+	memcpy(gw->peer, peer, peer_len);
+	gw->peer_len = peer_len;
+	gw->instance = instance;
+	if (name_len > sizeof(gw->name) - 1)
+		name_len = sizeof(gw->name) - 1;
+	for (size_t i = 0; i < name_len; i++) {
+		char ch = name[i];
+		gw->name[i] = ch >= 0x20 && ch < 0x7f ? ch : '?';
+	}
+	if (name_len == 0)
+		snprintf(gw->name, sizeof(gw->name), "gw%d", slot);
+	if (map_put(&hub->gw_by_instance, gw) < 0) {
+		free(gw);
+		return NULL;
+	}
+	hub->gateways[slot] = gw;
+	hub->ngateways++;
+	log_info("gateway %s joined (slot %d)", gw->name, slot);
+	return gw;
+}
+
+void registry_gateway_remove(struct hub *hub, struct gateway *gw)
+{
+	/* Connections are found through the global map: a gateway's are those with its slot. */
+	struct conn **doomed = NULL;
+	size_t n = 0, cap = 0, it = 0;
+	struct conn *c;
+	while ((c = map_next(&hub->conns, &it))) {
+		if (c->gw != gw)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			struct conn **nd = realloc(doomed, cap * sizeof(*nd));
+			if (nd == NULL)
+				break;
+			doomed = nd;
+		}
+		doomed[n++] = c;
+	}
+	for (size_t i = 0; i < n; i++)
+		registry_conn_remove(hub, doomed[i]);
+	free(doomed);
+	map_del(&hub->gw_by_instance, &gw->instance);
+	hub->gateways[gw->slot] = NULL;
+	hub->ngateways--;
+	free(gw->counts);
+	free(gw);
+}
+
+struct conn *registry_conn(struct hub *hub, struct gateway *gw, uint64_t id, int create)
+{
+	if (id == 0 || id > HUB_CONN_ID_MAX)
+		return NULL;
+	uint64_t key = (uint64_t)gw->slot << 48 | id;
+	struct conn *c = map_get(&hub->conns, &key);
+	if (c || !create)
+		return c;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	c->key = key;
+	c->gw = gw;
+	c->id = id;
+	if (map_put(&hub->conns, c) < 0) {
+		free(c);
+		return NULL;
+	}
+	hub->nconns++;
+	gw->connections++;
+	return c;
+}
+
+void registry_conn_remove(struct hub *hub, struct conn *c)
+{
+	while (c->waits)
+		router_cancel_waiter(hub, c->waits);
+	while (c->holdings)
+		registry_remove_holder(hub, c, c->holdings->h->hash);
+	map_del(&hub->conns, &c->key);
+	hub->nconns--;
+	c->gw->connections--;
+	free(c);
+}
+
+struct hashent *registry_hash(struct hub *hub, const uint8_t hash[HASH_LEN], int create)
+{
+	struct hashent *h = map_get(&hub->hashes, hash);
+	if (h || !create)
+		return h;
+	h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		return NULL;
+	memcpy(h->hash, hash, HASH_LEN);
+	if (map_put(&hub->hashes, h) < 0) {
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+void registry_gw_ref(struct hashent *h, uint16_t slot, int delta)
+{
+	for (uint16_t i = 0; i < h->ngws; i++) {
+		if (h->gws[i].slot != slot)
+			continue;
+		h->gws[i].refs = (uint32_t)((int64_t)h->gws[i].refs + delta);
+		if (h->gws[i].refs == 0)
+			h->gws[i] = h->gws[--h->ngws];
+		return;
+	}
+	if (delta <= 0)
+		return;
+	if (h->ngws == h->capgws) {
+		uint16_t ncap = h->capgws ? (uint16_t)(h->capgws * 2) : 2;
+		struct gwref *n = realloc(h->gws, ncap * sizeof(*n));
+		if (n == NULL)
+			return;
+		h->gws = n;
+		h->capgws = ncap;
+	}
+	h->gws[h->ngws++] = (struct gwref){slot, (uint32_t)delta};
+}
+
+void registry_mark_dirty(struct hub *hub, struct hashent *h)
+{
+	if (h->dirty)
+		return;
+	h->dirty = 1;
+	h->dirty_next = hub->dirty;
+	hub->dirty = h;
+}
+
+static void holding_key(uint8_t key[8 + HASH_LEN], const struct conn *c,
+			const uint8_t hash[HASH_LEN])
+{
+	memcpy(key, &c->key, 8);
+	memcpy(key + 8, hash, HASH_LEN);
+}
+
+int registry_holds(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
+{
+	uint8_t key[8 + HASH_LEN];
+	holding_key(key, c, hash);
+	return map_get(&hub->holdings, key) != NULL;
+}
+
+int registry_add_holder(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
+{
+	uint8_t key[8 + HASH_LEN];
+	holding_key(key, c, hash);
+	if (map_get(&hub->holdings, key))
+		return 0;
+	struct hashent *h = registry_hash(hub, hash, 1);
+	struct holding *hd = h ? calloc(1, sizeof(*hd)) : NULL;
+	if (hd == NULL)
+		return -1;
+	memcpy(hd->key, key, sizeof(key));
+	hd->h = h;
+	hd->c = c;
+	if (map_put(&hub->holdings, hd) < 0) {
+		free(hd);
+		return -1;
+	}
+	/* New holders go first: they have served least, which spreads load off the sharer. */
+	hd->hnext = h->head;
+	if (h->head)
+		h->head->hprev = hd;
+	else
+		h->tail = hd;
+	h->head = hd;
+	hd->cnext = c->holdings;
+	if (c->holdings)
+		c->holdings->cprev = hd;
+	c->holdings = hd;
+	c->nholdings++;
+	c->gw->holdings++;
+	hub->nholdings++;
+	if (h->viewers++ == 0)
+		hub->nhashes_held++;
+	registry_gw_ref(h, c->gw->slot, 1);
+	registry_mark_dirty(hub, h);
+	return 1;
+}
+
+int registry_remove_holder(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
+{
+	uint8_t key[8 + HASH_LEN];
+	holding_key(key, c, hash);
+	struct holding *hd = map_del(&hub->holdings, key);
+	if (hd == NULL)
+		return 0;
+	struct hashent *h = hd->h;
+	if (hd->hprev)
+		hd->hprev->hnext = hd->hnext;
+	else
+		h->head = hd->hnext;
+	if (hd->hnext)
+		hd->hnext->hprev = hd->hprev;
+	else
+		h->tail = hd->hprev;
+	if (hd->cprev)
+		hd->cprev->cnext = hd->cnext;
+	else
+		c->holdings = hd->cnext;
+	if (hd->cnext)
+		hd->cnext->cprev = hd->cprev;
+	free(hd);
+	c->nholdings--;
+	c->gw->holdings--;
+	hub->nholdings--;
+	if (--h->viewers == 0)
+		hub->nhashes_held--;
+	registry_gw_ref(h, c->gw->slot, -1);
+	registry_mark_dirty(hub, h);
+	router_holder_gone(hub, h, c);
+	return 1;
+}
+
+uint32_t registry_viewers(struct hub *hub, const uint8_t hash[HASH_LEN])
+{
+	struct hashent *h = map_get(&hub->hashes, hash);
+	return h ? h->viewers : 0;
+}

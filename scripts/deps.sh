@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs the Debian packages (and the npm test packages) that are missing, and nothing else.
+# Runs `apt-get update` at most once, and only when something has to be installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(gcc make pkg-config clang clang-format libclang-rt-14-dev
+	libzmq3-dev libwebsockets-dev libfcgi-dev libjansson-dev libcmocka-dev libssl-dev
+	lighttpd chromium nodejs npm)
+
+missing=()
+for p in "${packages[@]}"; do
+	# nodejs/npm: any working node (the machine may ship its own) is enough.
+	if [[ $p == nodejs || $p == npm ]] && command -v "${p/nodejs/node}" >/dev/null 2>&1; then
+		continue
+	fi
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$p")
+	fi
+done
+
+if ((${#missing[@]})); then
+	echo "deps: installing ${missing[*]}"
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "deps: run as root (or install these packages first): ${missing[*]}" >&2
+		exit 1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	# A package's install script may try to start its service (lighttpd does): we never use
+	# that service, and a policy-rc.d that says "no" keeps it from starting at all.
+	policy=/usr/sbin/policy-rc.d
+	created_policy=0
+	if [[ ! -e $policy ]]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy"
+		chmod +x "$policy"
+		created_policy=1
+	fi
+	apt-get install -y -q --no-install-recommends "${missing[@]}"
+	if ((created_policy)); then rm -f "$policy"; fi
+fi
+
+# Test-only JavaScript packages (ws client, playwright-core), from the npm registry.
+if [[ ${1:-} != --no-npm && -f tests/package.json && ! -d tests/node_modules ]]; then
+	echo "deps: npm install in tests/"
+	(cd tests && npm install --no-audit --no-fund --loglevel=error)
+fi
