@@ -169,6 +169,7 @@ int hubproto_recv(void *sock, struct hubmsg *m, int peer_frame)
 			m->error = "too many frames";
 			return -1;
 		}
+		zmq_msg_init(&m->frames[m->nframes]);
 		zmq_msg_move(&m->frames[m->nframes++], &part);
 		zmq_msg_close(&part);
 		if (!more)
@@ -240,7 +241,8 @@ int hubproto_send(void *sock, const uint8_t *peer, size_t peer_len, const struct
 			zmq_msg_init(&data);
 			zmq_msg_copy(&data, o->data_msg);
 		} else if (o->data_free) {
-			zmq_msg_init_data(&data, (void *)o->data, o->data_len, o->data_free, NULL);
+			zmq_msg_init_data(&data, (void *)o->data, o->data_len, o->data_free,
+					  o->data_hint);
 			o = NULL; /* ownership passed to zmq */
 		} else {
 			zmq_msg_init_size(&data, o->data_len);
@@ -256,7 +258,7 @@ int hubproto_send(void *sock, const uint8_t *peer, size_t peer_len, const struct
 out:
 	if (o && o->data_free && s && s->has_data) {
 		int saved = errno;
-		o->data_free((void *)o->data, NULL);
+		o->data_free((void *)o->data, o->data_hint);
 		errno = saved;
 	}
 	return rc;

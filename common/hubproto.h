@@ -93,6 +93,7 @@ struct hubproto_out {
 	size_t data_len;
 	zmq_msg_t *data_msg; /* if set, the data frame is shared from this message, not copied */
 	void (*data_free)(void *data, void *hint); /* if set, zmq frees data when sent (no copy) */
+	void *data_hint;			   /* passed to data_free */
 };
 
 /*

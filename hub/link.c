@@ -150,6 +150,7 @@ void link_handle(struct hub *hub, struct hubmsg *m)
 		return;
 	}
 	gw->last_seen_ms = now_ms();
+	log_debug("%s: %s id=%llu", gw->name, hubproto_cmd_name(m->cmd), (unsigned long long)m->id);
 	for (size_t i = 0; i < sizeof(link_gw_handlers) / sizeof(link_gw_handlers[0]); i++) {
 		if (link_gw_handlers[i].cmd == m->cmd) {
 			link_gw_handlers[i].fn(hub, gw, m);

@@ -1,0 +1,236 @@
+/*
+ * wsmsg.c — parse and build ephemeral.v1 text messages with jansson.
+ *
+ * Parsing is table-driven: each message type names the fields it requires. One bad hash in a
+ * list rejects the whole message (PROTOCOL.md), and a list longer than WSMSG_MAX_HASHES is
+ * too_large rather than bad_request.
+ */
+#include "wsmsg.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+enum wsmsg_shape { SHAPE_HASHES, SHAPE_HASH, SHAPE_WELCOME, SHAPE_COUNT, SHAPE_ERROR };
+
+struct wsmsg_kind {
+	const char *name;
+	enum wsmsg_type type;
+	enum wsmsg_shape shape;
+};
+
+static const struct wsmsg_kind wsmsg_client_kinds[] = {
+    {"have", WSMSG_HAVE, SHAPE_HASHES},
+    {"drop", WSMSG_DROP, SHAPE_HASHES},
+    {"want", WSMSG_WANT, SHAPE_HASH},
+    {"decline", WSMSG_DECLINE, SHAPE_HASH},
+};
+
+static const struct wsmsg_kind wsmsg_server_kinds[] = {
+    {"welcome", WSMSG_WELCOME, SHAPE_WELCOME},
+    {"request", WSMSG_REQUEST, SHAPE_HASH},
+    {"count", WSMSG_COUNT, SHAPE_COUNT},
+    {"error", WSMSG_ERROR, SHAPE_ERROR},
+};
+
+static int fail(struct wsmsg_error *err, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(struct wsmsg_error *err, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	err->code = code;
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int hash_field(json_t *v, uint8_t out[HASH_LEN])
+{
+	if (!json_is_string(v))
+		return -1;
+	return hash_from_hex(json_string_value(v), json_string_length(v), out);
+}
+
+static int wsmsg_parse(const char *text, size_t len, struct wsmsg *m, struct wsmsg_error *err,
+		       const struct wsmsg_kind *kinds, size_t nkinds)
+{
+	json_error_t jerr;
+	json_t *root;
+	const struct wsmsg_kind *kind = NULL;
+	int rc = -1;
+
+	memset(err, 0, sizeof(*err));
+	m->nhashes = 0;
+	m->has_hash = 0;
+	if (len > WSMSG_MAX_TEXT)
+		return fail(err, "too_large", "text messages are limited to 64 KiB");
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL)
+		return fail(err, "bad_request", "malformed JSON: %s", jerr.text);
+	if (!json_is_object(root)) {
+		fail(err, "bad_request", "a message must be a JSON object");
+		goto out;
+	}
+	json_t *type = json_object_get(root, "type");
+	if (!json_is_string(type)) {
+		fail(err, "bad_request", "a message needs a string \"type\"");
+		goto out;
+	}
+	for (size_t i = 0; i < nkinds; i++)
+		if (strcmp(kinds[i].name, json_string_value(type)) == 0)
+			kind = &kinds[i];
+	if (kind == NULL) {
+		fail(err, "bad_request", "unknown message type");
+		goto out;
+	}
+	m->type = kind->type;
+	switch (kind->shape) {
+	case SHAPE_HASHES: {
+		json_t *list = json_object_get(root, "hashes");
+		if (!json_is_array(list)) {
+			fail(err, "bad_request", "\"%s\" needs an array \"hashes\"", kind->name);
+			goto out;
+		}
+		size_t n = json_array_size(list);
+		if (n > WSMSG_MAX_HASHES) {
+			fail(err, "too_large", "at most %d hashes in one message", WSMSG_MAX_HASHES);
+			goto out;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (hash_field(json_array_get(list, i), m->hashes[i]) < 0) {
+				fail(err, "bad_request",
+				     "hashes[%zu] is not 64 lowercase hex digits", i);
+				goto out;
+			}
+		}
+		m->nhashes = n;
+		break;
+	}
+	case SHAPE_HASH:
+	case SHAPE_COUNT:
+		if (hash_field(json_object_get(root, "hash"), m->hash) < 0) {
+			fail(err, "bad_request", "\"hash\" must be 64 lowercase hex digits");
+			goto out;
+		}
+		m->has_hash = 1;
+		if (kind->shape == SHAPE_COUNT) {
+			json_t *v = json_object_get(root, "viewers");
+			if (!json_is_integer(v) || json_integer_value(v) < 0) {
+				fail(err, "bad_request", "\"viewers\" must be a whole number");
+				goto out;
+			}
+			m->number = (uint64_t)json_integer_value(v);
+		}
+		break;
+	case SHAPE_WELCOME: {
+		json_t *v = json_object_get(root, "max_blob");
+		if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+			fail(err, "bad_request", "\"max_blob\" must be a positive number");
+			goto out;
+		}
+		m->number = (uint64_t)json_integer_value(v);
+		break;
+	}
+	case SHAPE_ERROR: {
+		json_t *code = json_object_get(root, "code");
+		json_t *msg = json_object_get(root, "message");
+		snprintf(m->code, sizeof(m->code), "%s",
+			 json_is_string(code) ? json_string_value(code) : "");
+		snprintf(m->message, sizeof(m->message), "%s",
+			 json_is_string(msg) ? json_string_value(msg) : "");
+		m->has_hash = hash_field(json_object_get(root, "hash"), m->hash) == 0;
+		break;
+	}
+	}
+	rc = 0;
+out:
+	/* A list or single hash that was read before the error names the message's hash. */
+	if (rc < 0 && kind && kind->shape == SHAPE_HASH &&
+	    hash_field(json_object_get(root, "hash"), err->hash) == 0)
+		err->has_hash = 1;
+	json_decref(root);
+	return rc;
+}
+
+int wsmsg_parse_client(const char *text, size_t len, struct wsmsg *m, struct wsmsg_error *err)
+{
+	return wsmsg_parse(text, len, m, err, wsmsg_client_kinds,
+			   sizeof(wsmsg_client_kinds) / sizeof(wsmsg_client_kinds[0]));
+}
+
+int wsmsg_parse_server(const char *text, size_t len, struct wsmsg *m, struct wsmsg_error *err)
+{
+	return wsmsg_parse(text, len, m, err, wsmsg_server_kinds,
+			   sizeof(wsmsg_server_kinds) / sizeof(wsmsg_server_kinds[0]));
+}
+
+static char *wsmsg_dump(json_t *o)
+{
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	return text;
+}
+
+char *wsmsg_welcome(uint64_t max_blob)
+{
+	return wsmsg_dump(json_pack("{s:s, s:i, s:I}", "type", "welcome", "version", 1, "max_blob",
+				    (json_int_t)max_blob));
+}
+
+char *wsmsg_request(const uint8_t hash[HASH_LEN])
+{
+	char hex[HASH_HEX_LEN + 1];
+	hash_to_hex(hash, hex);
+	return wsmsg_dump(json_pack("{s:s, s:s}", "type", "request", "hash", hex));
+}
+
+char *wsmsg_count(const uint8_t hash[HASH_LEN], uint32_t viewers)
+{
+	char hex[HASH_HEX_LEN + 1];
+	hash_to_hex(hash, hex);
+	return wsmsg_dump(json_pack("{s:s, s:s, s:I}", "type", "count", "hash", hex, "viewers",
+				    (json_int_t)viewers));
+}
+
+char *wsmsg_error(const char *code, const uint8_t *hash, const char *message)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s}", "type", "error", "code", code, "message",
+			      message ? message : code);
+	if (o && hash) {
+		char hex[HASH_HEX_LEN + 1];
+		hash_to_hex(hash, hex);
+		json_object_set_new(o, "hash", json_string(hex));
+	}
+	return wsmsg_dump(o);
+}
+
+static const char *wsmsg_client_name(enum wsmsg_type type)
+{
+	for (size_t i = 0; i < sizeof(wsmsg_client_kinds) / sizeof(wsmsg_client_kinds[0]); i++)
+		if (wsmsg_client_kinds[i].type == type)
+			return wsmsg_client_kinds[i].name;
+	return NULL;
+}
+
+char *wsmsg_client_hashes(enum wsmsg_type type, const uint8_t (*hashes)[HASH_LEN], size_t n)
+{
+	const char *name = wsmsg_client_name(type);
+	json_t *list = json_array();
+	for (size_t i = 0; list && i < n; i++) {
+		char hex[HASH_HEX_LEN + 1];
+		hash_to_hex(hashes[i], hex);
+		json_array_append_new(list, json_string(hex));
+	}
+	return name ? wsmsg_dump(json_pack("{s:s, s:o}", "type", name, "hashes", list)) : NULL;
+}
+
+char *wsmsg_client_hash(enum wsmsg_type type, const uint8_t hash[HASH_LEN])
+{
+	const char *name = wsmsg_client_name(type);
+	char hex[HASH_HEX_LEN + 1];
+	hash_to_hex(hash, hex);
+	return name ? wsmsg_dump(json_pack("{s:s, s:s}", "type", name, "hash", hex)) : NULL;
+}

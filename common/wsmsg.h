@@ -1,0 +1,63 @@
+/*
+ * wsmsg.h — the ephemeral.v1 WebSocket text messages (PROTOCOL.md "WebSocket"), both directions.
+ *
+ * The one place that parses what clients send (have, drop, want, decline) and builds what the
+ * server sends (welcome, request, count, error); the terminal client uses the same functions for
+ * the other direction. JSON goes through jansson only. A parse error carries the protocol's
+ * error code (bad_request or too_large), a message for a person, and the hash when one applies.
+ */
+#ifndef EPH_WSMSG_H
+#define EPH_WSMSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+#define WSMSG_MAX_TEXT (64 * 1024)
+#define WSMSG_MAX_HASHES 512
+
+enum wsmsg_type {
+	WSMSG_HAVE,
+	WSMSG_DROP,
+	WSMSG_WANT,
+	WSMSG_DECLINE,
+	WSMSG_WELCOME,
+	WSMSG_REQUEST,
+	WSMSG_COUNT,
+	WSMSG_ERROR,
+};
+
+struct wsmsg {
+	enum wsmsg_type type;
+	uint8_t hashes[WSMSG_MAX_HASHES][HASH_LEN]; /* have, drop */
+	size_t nhashes;
+	uint8_t hash[HASH_LEN]; /* want, decline, request, count, error (if has_hash) */
+	int has_hash;
+	uint64_t number; /* count: viewers; welcome: max_blob */
+	char code[32];	 /* error */
+	char message[256];
+};
+
+struct wsmsg_error {
+	const char *code; /* "bad_request" or "too_large" */
+	char message[160];
+	uint8_t hash[HASH_LEN];
+	int has_hash;
+};
+
+/* Parses a client's text message. 0 on success, -1 with *err filled. */
+int wsmsg_parse_client(const char *text, size_t len, struct wsmsg *m, struct wsmsg_error *err);
+/* Parses a server's text message (for clients). 0 on success, -1 with *err filled. */
+int wsmsg_parse_server(const char *text, size_t len, struct wsmsg *m, struct wsmsg_error *err);
+
+/* Builders: each returns a malloc'd NUL-terminated JSON text, or NULL on out of memory. */
+char *wsmsg_welcome(uint64_t max_blob);
+char *wsmsg_request(const uint8_t hash[HASH_LEN]);
+char *wsmsg_count(const uint8_t hash[HASH_LEN], uint32_t viewers);
+char *wsmsg_error(const char *code, const uint8_t *hash, const char *message);
+/* Client side: have/drop with n hashes, want/decline with one. */
+char *wsmsg_client_hashes(enum wsmsg_type type, const uint8_t (*hashes)[HASH_LEN], size_t n);
+char *wsmsg_client_hash(enum wsmsg_type type, const uint8_t hash[HASH_LEN]);
+
+#endif

@@ -1,0 +1,146 @@
+/*
+ * gateway.h — the WebSocket gateway's map: its state and every module's functions.
+ *
+ * A gateway terminates browser and CLI WebSockets (libwebsockets) and speaks the hub protocol
+ * to the hub over one ZeroMQ DEALER socket whose descriptor joins the lws event loop. It checks
+ * the SHA-256 of every blob a holder sends before the blob goes anywhere. One thread, one loop.
+ */
+#ifndef EPH_GATEWAY_H
+#define EPH_GATEWAY_H
+
+#include <libwebsockets.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#include "hubproto.h"
+#include "map.h"
+#include "wsmsg.h"
+
+#define GW_TX_CHUNK (64 * 1024) /* one lws_write at most: fair to other connections */
+
+/* A frame queued for a client; shared by every connection it goes to (refcounted). */
+struct outbuf {
+	int refs;
+	int binary;	       /* binary: hash + blob in msg; text: bytes in text */
+	uint8_t hash[HASH_LEN];
+	zmq_msg_t msg; /* binary only */
+	size_t text_len;
+	char *text;
+};
+
+struct outmsg {
+	struct outmsg *next;
+	struct outbuf *buf;
+};
+
+struct interest;
+
+struct session {
+	struct gateway *gw;
+	struct lws *wsi;
+	uint64_t id;
+	/* receiving */
+	uint8_t *rx;
+	size_t rx_len, rx_cap;
+	int rx_binary;
+	/* sending */
+	struct outmsg *out_head, *out_tail;
+	size_t out_off;	  /* bytes of the head frame already written */
+	size_t out_bytes; /* queued, all frames */
+	/* state */
+	struct interest *interests;
+	uint32_t nholds;
+	int lies;
+	int closing; /* a close code to send on the next writable, or 0 */
+	char close_reason[64];
+};
+
+/* What one connection does with one hash: holds it, wants it, was asked for it. */
+struct interest {
+	uint8_t key[8 + HASH_LEN]; /* connection id, hash */
+	struct session *s;
+	struct hashsub *hs;
+	unsigned holds : 1, wants : 1, requested : 1, in_throttle : 1;
+	int64_t want_deadline;
+	int64_t last_count; /* last viewers value sent; -1: none yet */
+	int64_t pending_count;
+	int64_t last_sent_ms;
+	struct interest *snext, *sprev; /* the session's */
+	struct interest *hnext, *hprev; /* the hash's */
+	struct interest *wnext, *wprev; /* open wants, oldest first */
+	struct interest *tnext, *tprev; /* counts held back by the 4-a-second limit */
+};
+
+struct hashsub {
+	uint8_t hash[HASH_LEN];
+	struct interest *head;
+};
+
+struct gateway_stats {
+	uint64_t blobs_in, blobs_out, bytes_in, bytes_out, mismatches, bad_messages;
+};
+
+struct gateway {
+	struct lws_context *ctx;
+	struct lws_vhost *vhost;
+	char name[65];
+	uint64_t instance;
+	size_t max_blob;
+	int max_lies;
+	int want_timeout_ms;
+	int heartbeat_ms, expiry_ms;
+	/* hub link */
+	void *zctx;
+	void *zsock;
+	struct lws *zwsi;
+	char endpoint[256];
+	uint64_t hub_instance;	  /* from WELCOME/PING; 0 before the first */
+	uint64_t synced_instance; /* the hub instance our state was last sent to */
+	int64_t hub_last_seen;
+	int kick_scheduled;
+	lws_sorted_usec_list_t sul_beat, sul_kick, sul_throttle, sul_wants;
+	/* connections and interests */
+	uint64_t next_id;
+	uint32_t nsessions;
+	struct map sessions;  /* id -> session */
+	struct map interests; /* id + hash -> interest */
+	struct map hashsubs;  /* hash -> hashsub */
+	struct interest *wants_head, *wants_tail;
+	struct interest *throttle_head;
+	int stopping;
+	struct gateway_stats stats;
+	struct wsmsg scratch_msg; /* large: parsed messages land here, not on the stack */
+	uint8_t *tx_scratch;	  /* LWS_PRE + GW_TX_CHUNK */
+};
+
+/* session.c — the ephemeral.v1 protocol on one WebSocket */
+int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		     size_t len);
+struct session *session_find(struct gateway *gw, uint64_t id);
+void session_send_text(struct session *s, char *text);
+void session_send_error(struct session *s, const char *code, const uint8_t *hash,
+			const char *message);
+void session_send_blob(struct session *s, struct outbuf *buf);
+void outbuf_release(struct outbuf *b);
+
+/* interest.c — per (connection, hash) state and viewer counts */
+struct interest *interest_get(struct gateway *gw, struct session *s, const uint8_t *hash,
+			      int create);
+void interest_settle(struct gateway *gw, struct interest *in);
+void interest_want_open(struct gateway *gw, struct interest *in);
+void interest_want_close(struct gateway *gw, struct interest *in);
+void interest_count(struct gateway *gw, const uint8_t *hash, uint32_t viewers);
+void interest_session_closed(struct gateway *gw, struct session *s);
+void interest_expire_wants(struct gateway *gw);
+void interest_flush_throttled(struct gateway *gw);
+
+/* hub_link.c — the hub protocol from the gateway's side */
+int hub_link_open(struct gateway *gw);
+void hub_link_close(struct gateway *gw);
+void hub_link_hello(struct gateway *gw);
+int hub_link_send(struct gateway *gw, const struct hubproto_out *o);
+int hub_link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		      size_t len);
+void hub_link_start_timers(struct gateway *gw);
+
+#endif

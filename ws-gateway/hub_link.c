@@ -1,0 +1,331 @@
+/*
+ * hub_link.c — the gateway's side of the hub protocol (docs/HUB-PROTOCOL.md).
+ *
+ * Owns the DEALER socket to the hub and its place in the lws loop: ZMQ_FD is adopted as a raw
+ * file, and because that descriptor is edge-triggered, the socket is drained until ZMQ_EVENTS
+ * says nothing is left, both when lws reports it readable and after every send (a zero-delay
+ * "kick" timer does the latter, outside the caller's stack). Liveness: HEARTBEAT every
+ * hub.heartbeat_ms; a hub silent for hub.peer_expiry_ms is presumed gone and the socket is
+ * rebuilt. A new hub instance (seen in PING/WELCOME/RESET) gets HELLO and the whole state again:
+ * every connection, everything it holds, every open want.
+ */
+#include "gateway.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void hub_link_kick(lws_sorted_usec_list_t *sul);
+
+static void hub_link_schedule_kick(struct gateway *gw)
+{
+	if (gw->kick_scheduled)
+		return;
+	gw->kick_scheduled = 1;
+	lws_sul_schedule(gw->ctx, 0, &gw->sul_kick, hub_link_kick, 1);
+}
+
+int hub_link_send(struct gateway *gw, const struct hubproto_out *o)
+{
+	if (gw->zsock == NULL)
+		return -1;
+	int rc = hubproto_send(gw->zsock, NULL, 0, o);
+	if (rc < 0)
+		log_warnx("%s: %s not sent: %s", __func__, hubproto_cmd_name(o->cmd),
+			  zmq_strerror(errno));
+	hub_link_schedule_kick(gw);
+	return rc;
+}
+
+void hub_link_hello(struct gateway *gw)
+{
+	struct hubproto_out o = {.cmd = HUB_HELLO,
+				 .id = gw->instance,
+				 .value = gw->nsessions,
+				 .data = gw->name,
+				 .data_len = strlen(gw->name)};
+	hub_link_send(gw, &o);
+}
+
+/* Teaches a (new) hub everything: who is connected, what they hold, what they wait for. */
+static void hub_link_resync(struct gateway *gw, uint64_t hub_instance)
+{
+	static uint8_t list[WSMSG_MAX_HASHES * 8][HASH_LEN];
+	const size_t max = sizeof(list) / sizeof(list[0]);
+	size_t it = 0, conns = 0, holds = 0, wants = 0;
+	struct session *s;
+
+	gw->synced_instance = hub_instance;
+	hub_link_hello(gw);
+	while ((s = map_next(&gw->sessions, &it))) {
+		struct hubproto_out open = {.cmd = HUB_CONN_OPEN, .id = s->id};
+		size_t n = 0;
+		hub_link_send(gw, &open);
+		conns++;
+		for (struct interest *in = s->interests; in; in = in->snext) {
+			if (in->holds) {
+				memcpy(list[n++], in->key + 8, HASH_LEN);
+				holds++;
+			}
+			if (n == max) {
+				struct hubproto_out have = {
+				    .cmd = HUB_HAVE, .id = s->id, .list = list, .list_count = n};
+				hub_link_send(gw, &have);
+				n = 0;
+			}
+		}
+		if (n) {
+			struct hubproto_out have = {
+			    .cmd = HUB_HAVE, .id = s->id, .list = list, .list_count = n};
+			hub_link_send(gw, &have);
+		}
+		for (struct interest *in = s->interests; in; in = in->snext) {
+			if (!in->wants)
+				continue;
+			struct hubproto_out want = {.cmd = HUB_WANT, .id = s->id, .hash = in->key + 8};
+			hub_link_send(gw, &want);
+			wants++;
+		}
+	}
+	log_info("re-announced %zu connections, %zu holdings, %zu wants to the hub", conns, holds,
+		 wants);
+}
+
+static void on_welcome(struct gateway *gw, struct hubmsg *m)
+{
+	if (gw->synced_instance && gw->synced_instance != m->id && gw->hub_instance != m->id) {
+		/* Our state went to another hub instance than the one welcoming us. */
+		gw->hub_instance = m->id;
+		hub_link_resync(gw, m->id);
+		return;
+	}
+	if (gw->hub_instance != m->id)
+		log_info("joined hub %016llx", (unsigned long long)m->id);
+	gw->hub_instance = m->id;
+	gw->synced_instance = m->id;
+}
+
+static void on_ping(struct gateway *gw, struct hubmsg *m)
+{
+	if (gw->synced_instance != m->id) {
+		log_info("hub %016llx is new to us: announcing our state",
+			 (unsigned long long)m->id);
+		gw->hub_instance = m->id;
+		hub_link_resync(gw, m->id);
+	}
+}
+
+static void on_reset(struct gateway *gw, struct hubmsg *m)
+{
+	/* Many messages may bounce off a restarted hub; re-announce once per hub instance. */
+	if (gw->synced_instance != m->id) {
+		log_info("hub %016llx does not know us: announcing our state",
+			 (unsigned long long)m->id);
+		gw->hub_instance = m->id;
+		hub_link_resync(gw, m->id);
+	}
+}
+
+static void on_request(struct gateway *gw, struct hubmsg *m)
+{
+	struct session *s = session_find(gw, m->id);
+	struct interest *in = s ? interest_get(gw, s, m->hash, 0) : NULL;
+	if (in == NULL || !in->holds) {
+		struct hubproto_out o = {.cmd = HUB_FAIL,
+					 .id = m->id,
+					 .hash = m->hash,
+					 .value = s ? HUB_FAIL_DECLINED : HUB_FAIL_GONE};
+		hub_link_send(gw, &o);
+		return;
+	}
+	if (in->requested)
+		return; /* already asked and not yet answered: its answer serves this too */
+	in->requested = 1;
+	session_send_text(s, wsmsg_request(m->hash));
+}
+
+static void on_deliver(struct gateway *gw, struct hubmsg *m)
+{
+	struct outbuf *b = calloc(1, sizeof(*b));
+	if (b == NULL)
+		return;
+	b->refs = 1;
+	b->binary = 1;
+	memcpy(b->hash, m->hash, HASH_LEN);
+	zmq_msg_init(&b->msg);
+	zmq_msg_move(&b->msg, m->data_frame);
+	for (size_t i = 0; i < m->list_count; i++) {
+		struct session *s = session_find(gw, get_u64(m->list + 8 * i));
+		struct interest *in = s ? interest_get(gw, s, m->hash, 0) : NULL;
+		if (in == NULL || !in->wants)
+			continue;
+		interest_want_close(gw, in);
+		interest_settle(gw, in);
+		session_send_blob(s, b);
+	}
+	outbuf_release(b);
+}
+
+static void on_not_found(struct gateway *gw, struct hubmsg *m)
+{
+	struct session *s = session_find(gw, m->id);
+	struct interest *in = s ? interest_get(gw, s, m->hash, 0) : NULL;
+	if (in == NULL || !in->wants)
+		return;
+	interest_want_close(gw, in);
+	interest_settle(gw, in);
+	session_send_error(s, "not_found", m->hash, "no viewer holds this content");
+}
+
+static void on_count(struct gateway *gw, struct hubmsg *m)
+{
+	for (size_t i = 0; i < m->list_count; i++) {
+		const uint8_t *e = m->list + i * HUBPROTO_COUNT_ENTRY;
+		interest_count(gw, e, get_u32(e + HASH_LEN));
+	}
+}
+
+static const struct {
+	uint8_t cmd;
+	void (*fn)(struct gateway *, struct hubmsg *);
+} hub_link_handlers[] = {
+    {HUB_WELCOME, on_welcome}, {HUB_PING, on_ping},	      {HUB_RESET, on_reset},
+    {HUB_REQUEST, on_request}, {HUB_DELIVER, on_deliver}, {HUB_NOT_FOUND, on_not_found},
+    {HUB_COUNT, on_count},
+};
+
+static void hub_link_drain(struct gateway *gw)
+{
+	for (int budget = 4096; gw->zsock && budget > 0; budget--) {
+		int events = 0;
+		size_t sz = sizeof(events);
+		if (zmq_getsockopt(gw->zsock, ZMQ_EVENTS, &events, &sz) < 0 ||
+		    !(events & ZMQ_POLLIN))
+			return;
+		struct hubmsg m;
+		int rc = hubproto_recv(gw->zsock, &m, 0);
+		if (rc == 0)
+			return;
+		if (rc < 0) {
+			log_warnx("%s: malformed message from hub: %s", __func__, m.error);
+			continue;
+		}
+		gw->hub_last_seen = now_ms();
+		log_debug("hub: %s id=%llu", hubproto_cmd_name(m.cmd), (unsigned long long)m.id);
+		size_t i;
+		for (i = 0; i < sizeof(hub_link_handlers) / sizeof(hub_link_handlers[0]); i++) {
+			if (hub_link_handlers[i].cmd == m.cmd) {
+				hub_link_handlers[i].fn(gw, &m);
+				break;
+			}
+		}
+		if (i == sizeof(hub_link_handlers) / sizeof(hub_link_handlers[0]))
+			log_warnx("%s: hub sent %s, which only gateways send", __func__,
+				  hubproto_cmd_name(m.cmd));
+		hubmsg_close(&m);
+	}
+	hub_link_schedule_kick(gw); /* budget spent: come back after serving the clients */
+}
+
+static void hub_link_kick(lws_sorted_usec_list_t *sul)
+{
+	struct gateway *gw = lws_container_of(sul, struct gateway, sul_kick);
+	gw->kick_scheduled = 0;
+	hub_link_drain(gw);
+}
+
+int hub_link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		      size_t len)
+{
+	(void)user;
+	(void)in;
+	(void)len;
+	struct gateway *gw = lws_context_user(lws_get_context(wsi));
+	switch (reason) {
+	case LWS_CALLBACK_RAW_RX_FILE:
+		hub_link_drain(gw);
+		return 0;
+	case LWS_CALLBACK_RAW_CLOSE_FILE:
+		if (gw->zwsi == wsi)
+			gw->zwsi = NULL;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+int hub_link_open(struct gateway *gw)
+{
+	gw->zsock = hubproto_socket(gw->zctx, ZMQ_DEALER);
+	if (gw->zsock == NULL || zmq_connect(gw->zsock, gw->endpoint) < 0) {
+		log_errorx("%s: cannot connect to %s: %s", __func__, gw->endpoint,
+			   zmq_strerror(zmq_errno()));
+		return -1;
+	}
+	int fd;
+	size_t sz = sizeof(fd);
+	zmq_getsockopt(gw->zsock, ZMQ_FD, &fd, &sz);
+	/* lws closes what it adopts; ZeroMQ's own descriptor must outlive that, so lws gets a
+	 * duplicate that signals the same events. */
+	lws_sock_file_fd_type u;
+	u.filefd = (lws_filefd_type)dup(fd);
+	gw->zwsi = lws_adopt_descriptor_vhost(gw->vhost, LWS_ADOPT_RAW_FILE_DESC, u,
+					      "ephemeral-hub-link", NULL);
+	if (gw->zwsi == NULL) {
+		log_errorx("%s: cannot add the hub socket to the event loop", __func__);
+		return -1;
+	}
+	gw->hub_last_seen = now_ms();
+	gw->synced_instance = 0;
+	return 0;
+}
+
+void hub_link_close(struct gateway *gw)
+{
+	if (gw->zwsi) {
+		struct lws *w = gw->zwsi;
+		gw->zwsi = NULL;
+		lws_set_timeout(w, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_ASYNC);
+	}
+	if (gw->zsock) {
+		zmq_close(gw->zsock);
+		gw->zsock = NULL;
+	}
+}
+
+static void hub_link_beat(lws_sorted_usec_list_t *sul)
+{
+	struct gateway *gw = lws_container_of(sul, struct gateway, sul_beat);
+	int64_t now = now_ms();
+	if (now - gw->hub_last_seen > gw->expiry_ms) {
+		log_warnx("hub silent for %lld ms: reconnecting",
+			  (long long)(now - gw->hub_last_seen));
+		hub_link_close(gw);
+		if (hub_link_open(gw) == 0)
+			hub_link_resync(gw, 0);
+	} else {
+		struct hubproto_out o = {
+		    .cmd = HUB_HEARTBEAT, .id = gw->instance, .value = gw->nsessions};
+		hub_link_send(gw, &o);
+	}
+	lws_sul_schedule(gw->ctx, 0, &gw->sul_beat, hub_link_beat,
+			 (lws_usec_t)gw->heartbeat_ms * LWS_US_PER_MS);
+}
+
+static void hub_link_tick(lws_sorted_usec_list_t *sul)
+{
+	struct gateway *gw = lws_container_of(sul, struct gateway, sul_throttle);
+	interest_flush_throttled(gw);
+	interest_expire_wants(gw);
+	hub_link_drain(gw);
+	lws_sul_schedule(gw->ctx, 0, &gw->sul_throttle, hub_link_tick, 50 * LWS_US_PER_MS);
+}
+
+void hub_link_start_timers(struct gateway *gw)
+{
+	lws_sul_schedule(gw->ctx, 0, &gw->sul_beat, hub_link_beat,
+			 (lws_usec_t)gw->heartbeat_ms * LWS_US_PER_MS);
+	lws_sul_schedule(gw->ctx, 0, &gw->sul_throttle, hub_link_tick, 50 * LWS_US_PER_MS);
+}

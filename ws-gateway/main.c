@@ -1,0 +1,115 @@
+/*
+ * main.c — the gateway process: settings, the lws context, the hub link, and a clean stop.
+ *
+ * protocols[0] is ephemeral.v1, so a client that offers no subprotocol gets it too; the second
+ * entry carries the hub socket's descriptor in the same loop.
+ */
+#include "config.h"
+#include "gateway.h"
+#include "log.h"
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct gateway *gateway_running;
+
+static void gateway_on_signal(int sig)
+{
+	(void)sig;
+	if (gateway_running) {
+		gateway_running->stopping = 1;
+		lws_cancel_service(gateway_running->ctx);
+	}
+}
+
+static void gateway_lws_log(int level, const char *line)
+{
+	size_t n = strlen(line);
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		n--;
+	if (level & LLL_ERR)
+		log_warnx("lws: %.*s", (int)n, line);
+	else
+		log_debug("lws: %.*s", (int)n, line);
+}
+
+int main(int argc, char **argv)
+{
+	static struct gateway gw;
+	config_from_args(argc, argv, "ephemeral-gateway",
+			 "An Ephemeral WebSocket gateway: browsers and CLIs connect here.");
+
+	gw.instance = random_u64();
+	gw.max_blob = (size_t)config_int("gateway.max_blob");
+	gw.max_lies = (int)config_int("gateway.max_lies");
+	gw.want_timeout_ms = (int)config_int("gateway.want_timeout_ms");
+	gw.heartbeat_ms = (int)config_int("hub.heartbeat_ms");
+	gw.expiry_ms = (int)config_int("hub.peer_expiry_ms");
+	int port = (int)config_int("gateway.port");
+	if (*config_str("gateway.name"))
+		snprintf(gw.name, sizeof(gw.name), "%s", config_str("gateway.name"));
+	else
+		snprintf(gw.name, sizeof(gw.name), "gw-%d", port);
+	snprintf(gw.endpoint, sizeof(gw.endpoint), "%s", config_str("hub.endpoint"));
+	map_init(&gw.sessions, offsetof(struct session, id), sizeof(uint64_t));
+	map_init(&gw.interests, offsetof(struct interest, key), sizeof(((struct interest *)0)->key));
+	map_init(&gw.hashsubs, offsetof(struct hashsub, hash), HASH_LEN);
+	gw.tx_scratch = malloc(LWS_PRE + GW_TX_CHUNK);
+	if (gw.tx_scratch == NULL)
+		fatalx("out of memory");
+
+	static struct lws_protocols protocols[] = {
+	    {"ephemeral.v1", session_callback, sizeof(struct session), 4096, 0, NULL, GW_TX_CHUNK},
+	    {"ephemeral-hub-link", hub_link_callback, 0, 0, 0, NULL, 0},
+	    {NULL, NULL, 0, 0, 0, NULL, 0},
+	};
+	lws_set_log_level(LLL_ERR | LLL_WARN, gateway_lws_log);
+
+	struct lws_context_creation_info info;
+	memset(&info, 0, sizeof(info));
+	info.port = port;
+	info.iface = config_str("gateway.listen");
+	info.protocols = protocols;
+	info.user = &gw;
+	info.pt_serv_buf_size = 64 * 1024;
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
+	gw.ctx = lws_create_context(&info);
+	if (gw.ctx == NULL)
+		fatalx("cannot listen on %s:%d", info.iface, port);
+	gw.vhost = lws_get_vhost_by_name(gw.ctx, "default");
+	if (gw.vhost == NULL)
+		fatalx("no default vhost");
+
+	gw.zctx = zmq_ctx_new();
+	if (hub_link_open(&gw) < 0)
+		fatalx("cannot reach the hub at %s", gw.endpoint);
+	hub_link_hello(&gw);
+	hub_link_start_timers(&gw);
+
+	gateway_running = &gw;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = gateway_on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	log_info("gateway %s listening on ws://%s:%d/ (hub %s)", gw.name, info.iface, port,
+		 gw.endpoint);
+	while (!gw.stopping)
+		if (lws_service(gw.ctx, 0) < 0)
+			break;
+
+	log_info("gateway %s stopping", gw.name);
+	lws_context_destroy(gw.ctx);
+	hub_link_close(&gw);
+	zmq_ctx_term(gw.zctx);
+	map_free(&gw.sessions);
+	map_free(&gw.interests);
+	map_free(&gw.hashsubs);
+	free(gw.tx_scratch);
+	config_reset();
+	return 0;
+}

@@ -1,0 +1,421 @@
+/*
+ * session.c — one client WebSocket speaking ephemeral.v1 (PROTOCOL.md "WebSocket").
+ *
+ * Owns the session struct (lws's per-session data): reassembly of incoming messages with the
+ * size limits enforced while receiving (1009 as soon as a frame would pass its limit), the
+ * dispatch of text messages through a table, the check of every blob a holder sends against its
+ * hash (one SHA-256 pass, before the blob goes anywhere), and the outgoing queue. Writes happen
+ * only in LWS_CALLBACK_SERVER_WRITEABLE, at most GW_TX_CHUNK bytes per callback, so one large
+ * blob never holds up other connections and lws never buffers more than a chunk.
+ */
+#include "gateway.h"
+#include "log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define PROTOCOL_NAME "ephemeral.v1"
+
+static struct gateway *session_gateway(struct lws *wsi)
+{
+	return lws_context_user(lws_get_context(wsi));
+}
+
+struct session *session_find(struct gateway *gw, uint64_t id)
+{
+	return map_get(&gw->sessions, &id);
+}
+
+void outbuf_release(struct outbuf *b)
+{
+	if (b == NULL || --b->refs > 0)
+		return;
+	if (b->binary)
+		zmq_msg_close(&b->msg);
+	free(b->text);
+	free(b);
+}
+
+static void session_enqueue(struct session *s, struct outbuf *b)
+{
+	struct outmsg *m = malloc(sizeof(*m));
+	if (m == NULL) {
+		outbuf_release(b);
+		return;
+	}
+	m->next = NULL;
+	m->buf = b;
+	if (s->out_tail)
+		s->out_tail->next = m;
+	else
+		s->out_head = m;
+	s->out_tail = m;
+	s->out_bytes += b->binary ? HASH_LEN + zmq_msg_size(&b->msg) : b->text_len;
+	lws_callback_on_writable(s->wsi);
+}
+
+void session_send_text(struct session *s, char *text)
+{
+	if (text == NULL)
+		return;
+	struct outbuf *b = calloc(1, sizeof(*b));
+	if (b == NULL) {
+		free(text);
+		return;
+	}
+	b->refs = 1;
+	b->text = text;
+	b->text_len = strlen(text);
+	session_enqueue(s, b);
+}
+
+void session_send_error(struct session *s, const char *code, const uint8_t *hash,
+			const char *message)
+{
+	session_send_text(s, wsmsg_error(code, hash, message));
+}
+
+void session_send_blob(struct session *s, struct outbuf *b)
+{
+	b->refs++;
+	session_enqueue(s, b);
+}
+
+/* Copies bytes [off, off + n) of a queued frame into dst. */
+static void outbuf_copy(const struct outbuf *b, size_t off, uint8_t *dst, size_t n)
+{
+	if (!b->binary) {
+		memcpy(dst, b->text + off, n);
+		return;
+	}
+	if (off < HASH_LEN) {
+		size_t k = HASH_LEN - off < n ? HASH_LEN - off : n;
+		memcpy(dst, b->hash + off, k);
+		dst += k;
+		n -= k;
+		off += k;
+	}
+	if (n)
+		memcpy(dst, (const uint8_t *)zmq_msg_data((zmq_msg_t *)&b->msg) + off - HASH_LEN, n);
+}
+
+static int session_writable(struct session *s)
+{
+	struct gateway *gw = s->gw;
+	if (s->out_head == NULL) {
+		if (s->closing) {
+			lws_close_reason(s->wsi, (enum lws_close_status)s->closing,
+					 (unsigned char *)s->close_reason, strlen(s->close_reason));
+			return -1;
+		}
+		return 0;
+	}
+	struct outbuf *b = s->out_head->buf;
+	size_t total = b->binary ? HASH_LEN + zmq_msg_size(&b->msg) : b->text_len;
+	size_t n = total - s->out_off;
+	if (n > GW_TX_CHUNK)
+		n = GW_TX_CHUNK;
+	outbuf_copy(b, s->out_off, gw->tx_scratch + LWS_PRE, n);
+	int flags = s->out_off == 0 ? (b->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT)
+				    : LWS_WRITE_CONTINUATION;
+	if (s->out_off + n < total)
+		flags |= LWS_WRITE_NO_FIN;
+	if (lws_write(s->wsi, gw->tx_scratch + LWS_PRE, n, (enum lws_write_protocol)flags) <
+	    (int)n)
+		return -1;
+	s->out_off += n;
+	if (s->out_off == total) {
+		struct outmsg *m = s->out_head;
+		s->out_head = m->next;
+		if (s->out_head == NULL)
+			s->out_tail = NULL;
+		s->out_bytes -= total;
+		s->out_off = 0;
+		if (b->binary) {
+			gw->stats.blobs_out++;
+			gw->stats.bytes_out += total - HASH_LEN;
+		}
+		outbuf_release(b);
+		free(m);
+	}
+	if (s->out_head || s->closing)
+		lws_callback_on_writable(s->wsi);
+	return 0;
+}
+
+typedef void (*session_handler)(struct gateway *, struct session *, struct wsmsg *);
+
+/* HAVE and DROP lists go to the hub in one message, naming only what changed. */
+static void session_send_hashes(struct gateway *gw, struct session *s, uint8_t cmd,
+				const uint8_t *list, size_t n)
+{
+	if (n == 0)
+		return;
+	struct hubproto_out o = {.cmd = cmd, .id = s->id, .list = list, .list_count = n};
+	hub_link_send(gw, &o);
+}
+
+static void on_have(struct gateway *gw, struct session *s, struct wsmsg *m)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < m->nhashes; i++) {
+		struct interest *in = interest_get(gw, s, m->hashes[i], 1);
+		if (in == NULL || in->holds)
+			continue;
+		in->holds = 1;
+		s->nholds++;
+		if (n != i)
+			memcpy(m->hashes[n], m->hashes[i], HASH_LEN);
+		n++;
+	}
+	session_send_hashes(gw, s, HUB_HAVE, &m->hashes[0][0], n);
+}
+
+static void on_drop(struct gateway *gw, struct session *s, struct wsmsg *m)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < m->nhashes; i++) {
+		struct interest *in = interest_get(gw, s, m->hashes[i], 0);
+		if (in == NULL || !in->holds)
+			continue;
+		in->holds = 0;
+		s->nholds--;
+		interest_settle(gw, in);
+		if (n != i)
+			memcpy(m->hashes[n], m->hashes[i], HASH_LEN);
+		n++;
+	}
+	session_send_hashes(gw, s, HUB_DROP, &m->hashes[0][0], n);
+}
+
+static void on_want(struct gateway *gw, struct session *s, struct wsmsg *m)
+{
+	struct interest *in = interest_get(gw, s, m->hash, 1);
+	if (in == NULL || in->wants)
+		return; /* a second want of the same hash gets no second answer */
+	interest_want_open(gw, in);
+	struct hubproto_out o = {.cmd = HUB_WANT, .id = s->id, .hash = m->hash};
+	hub_link_send(gw, &o);
+}
+
+static void on_decline(struct gateway *gw, struct session *s, struct wsmsg *m)
+{
+	struct interest *in = interest_get(gw, s, m->hash, 0);
+	if (in == NULL || (!in->holds && !in->requested))
+		return;
+	if (in->holds)
+		s->nholds--;
+	in->holds = in->requested = 0;
+	interest_settle(gw, in);
+	struct hubproto_out o = {
+	    .cmd = HUB_FAIL, .id = s->id, .hash = m->hash, .value = HUB_FAIL_DECLINED};
+	hub_link_send(gw, &o);
+}
+
+static const struct {
+	enum wsmsg_type type;
+	session_handler fn;
+} session_handlers[] = {
+    {WSMSG_HAVE, on_have},
+    {WSMSG_DROP, on_drop},
+    {WSMSG_WANT, on_want},
+    {WSMSG_DECLINE, on_decline},
+};
+
+static void session_text(struct gateway *gw, struct session *s)
+{
+	struct wsmsg_error err;
+	struct wsmsg *m = &gw->scratch_msg;
+	if (wsmsg_parse_client((const char *)s->rx, s->rx_len, m, &err) < 0) {
+		gw->stats.bad_messages++;
+		session_send_error(s, err.code, err.has_hash ? err.hash : NULL, err.message);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(session_handlers) / sizeof(session_handlers[0]); i++) {
+		if (session_handlers[i].type == m->type) {
+			session_handlers[i].fn(gw, s, m);
+			return;
+		}
+	}
+}
+
+static void free_blob(void *data, void *hint)
+{
+	(void)data;
+	free(hint);
+}
+
+static void session_binary(struct gateway *gw, struct session *s)
+{
+	uint8_t hash[HASH_LEN], got[HASH_LEN];
+	if (s->rx_len < HASH_LEN) {
+		gw->stats.bad_messages++;
+		session_send_error(s, "bad_request", NULL,
+				   "a binary frame starts with the blob's 32-byte SHA-256");
+		return;
+	}
+	memcpy(hash, s->rx, HASH_LEN);
+	struct interest *in = interest_get(gw, s, hash, 0);
+	if (in == NULL || !in->requested) {
+		gw->stats.bad_messages++;
+		session_send_error(s, "bad_request", hash, "this binary frame answers no request");
+		return;
+	}
+	in->requested = 0;
+	size_t len = s->rx_len - HASH_LEN;
+	if (hash_compute(s->rx + HASH_LEN, len, got) < 0 || memcmp(got, hash, HASH_LEN) != 0) {
+		gw->stats.mismatches++;
+		s->lies++;
+		if (in->holds)
+			s->nholds--;
+		in->holds = 0;
+		interest_settle(gw, in);
+		session_send_error(s, "hash_mismatch", hash,
+				   "the bytes sent do not hash to this address: claim dropped");
+		struct hubproto_out o = {
+		    .cmd = HUB_FAIL, .id = s->id, .hash = hash, .value = HUB_FAIL_MISMATCH};
+		hub_link_send(gw, &o);
+		if (s->lies >= gw->max_lies && !s->closing) {
+			s->closing = LWS_CLOSE_STATUS_POLICY_VIOLATION;
+			snprintf(s->close_reason, sizeof(s->close_reason), "too many wrong blobs");
+			lws_callback_on_writable(s->wsi);
+		}
+		return;
+	}
+	interest_settle(gw, in);
+	gw->stats.blobs_in++;
+	gw->stats.bytes_in += len;
+	/* The verified bytes go to the hub without a copy: zmq frees the buffer once sent. */
+	struct hubproto_out o = {.cmd = HUB_BLOB,
+				 .id = s->id,
+				 .hash = hash,
+				 .data = s->rx + HASH_LEN,
+				 .data_len = len,
+				 .data_free = free_blob,
+				 .data_hint = s->rx};
+	s->rx = NULL;
+	s->rx_len = s->rx_cap = 0;
+	hub_link_send(gw, &o);
+}
+
+/* Appends a received fragment; returns -1 (connection closed with 1009) past the limit. */
+static int session_receive(struct gateway *gw, struct session *s, const void *in, size_t len)
+{
+	int first = lws_is_first_fragment(s->wsi);
+	if (first) {
+		s->rx_len = 0;
+		s->rx_binary = lws_frame_is_binary(s->wsi);
+	}
+	size_t limit = s->rx_binary ? HASH_LEN + gw->max_blob : WSMSG_MAX_TEXT;
+	size_t remaining = lws_remaining_packet_payload(s->wsi);
+	if (s->rx_len + len + remaining > limit) {
+		static const char why[] = "message too large";
+		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why,
+				 sizeof(why) - 1);
+		return -1;
+	}
+	size_t need = s->rx_len + len + remaining + 1;
+	if (need > s->rx_cap) {
+		size_t ncap = s->rx_cap * 2 > need ? s->rx_cap * 2 : need;
+		if (ncap > limit + 1)
+			ncap = limit + 1;
+		uint8_t *n = realloc(s->rx, ncap);
+		if (n == NULL)
+			return -1;
+		s->rx = n;
+		s->rx_cap = ncap;
+	}
+	memcpy(s->rx + s->rx_len, in, len);
+	s->rx_len += len;
+	if (!lws_is_final_fragment(s->wsi) || remaining)
+		return 0;
+	if (s->rx_binary)
+		session_binary(gw, s);
+	else
+		session_text(gw, s);
+	/* Keep a small buffer for the next message; let a big one go. */
+	if (s->rx_cap > 4096) {
+		free(s->rx);
+		s->rx = NULL;
+		s->rx_cap = 0;
+	}
+	s->rx_len = 0;
+	return 0;
+}
+
+/* Accepts clients that offer ephemeral.v1 or no subprotocol at all; refuses the others. */
+static int session_protocol_ok(struct lws *wsi)
+{
+	char offered[256];
+	int n = lws_hdr_copy(wsi, offered, sizeof(offered), WSI_TOKEN_PROTOCOL);
+	if (n <= 0)
+		return lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) <= 0;
+	for (char *save = NULL, *tok = strtok_r(offered, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ' || *tok == '\t')
+			tok++;
+		size_t len = strlen(tok);
+		while (len && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
+			tok[--len] = '\0';
+		if (strcmp(tok, PROTOCOL_NAME) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		     size_t len)
+{
+	struct session *s = user;
+	struct gateway *gw = session_gateway(wsi);
+
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return session_protocol_ok(wsi) ? 0 : 1;
+	case LWS_CALLBACK_ESTABLISHED: {
+		memset(s, 0, sizeof(*s));
+		s->gw = gw;
+		s->wsi = wsi;
+		s->id = ++gw->next_id;
+		if (map_put(&gw->sessions, s) < 0)
+			return -1;
+		gw->nsessions++;
+		struct hubproto_out o = {.cmd = HUB_CONN_OPEN, .id = s->id};
+		hub_link_send(gw, &o);
+		session_send_text(s, wsmsg_welcome(gw->max_blob));
+		return 0;
+	}
+	case LWS_CALLBACK_RECEIVE:
+		return session_receive(gw, s, in, len);
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return session_writable(s);
+	case LWS_CALLBACK_CLOSED: {
+		if (s->id == 0)
+			return 0;
+		struct hubproto_out o = {.cmd = HUB_CONN_CLOSE, .id = s->id};
+		if (!gw->stopping)
+			hub_link_send(gw, &o);
+		interest_session_closed(gw, s);
+		while (s->out_head) {
+			struct outmsg *m = s->out_head;
+			s->out_head = m->next;
+			outbuf_release(m->buf);
+			free(m);
+		}
+		s->out_tail = NULL;
+		free(s->rx);
+		s->rx = NULL;
+		map_del(&gw->sessions, &s->id);
+		gw->nsessions--;
+		s->id = 0;
+		return 0;
+	}
+	case LWS_CALLBACK_HTTP:
+		/* The gateway speaks WebSocket only; pages come from the frontend. */
+		if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL))
+			return -1;
+		return lws_http_transaction_completed(wsi) ? -1 : 0;
+	default:
+		return 0;
+	}
+}
