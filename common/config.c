@@ -39,8 +39,7 @@ static struct config_key config_keys[] = {
      "how long a holder may take to answer a request before the next one is asked", NULL},
     {"gateway.listen", CONFIG_STR, "127.0.0.1", 0, 0, "address the gateway listens on", NULL},
     {"gateway.port", CONFIG_INT, "8081", 1, 65535, "WebSocket port of the gateway", NULL},
-    {"gateway.name", CONFIG_STR, "", 0, 0,
-     "name shown to operators (default: gw-<port>)", NULL},
+    {"gateway.name", CONFIG_STR, "", 0, 0, "name shown to operators (default: gw-<port>)", NULL},
     {"gateway.max_blob", CONFIG_INT, "1048576", 1024, 64 * 1024 * 1024,
      "largest blob a client may send or receive, in bytes", NULL},
     {"gateway.want_timeout_ms", CONFIG_INT, "60000", 1000, 3600000,
@@ -244,7 +243,8 @@ int config_from_args(int argc, char **argv, const char *program, const char *sum
 	int opt;
 	/* The file comes first so that -o always wins, whatever the order on the line. */
 	for (int i = 1; i + 1 < argc; i++) {
-		if (strcmp(argv[i], "-c") == 0 && config_load_file(argv[i + 1], err, sizeof(err)) < 0)
+		if (strcmp(argv[i], "-c") == 0 &&
+		    config_load_file(argv[i + 1], err, sizeof(err)) < 0)
 			goto fail;
 	}
 	if (config_load_env(err, sizeof(err)) < 0)
@@ -262,12 +262,14 @@ int config_from_args(int argc, char **argv, const char *program, const char *sum
 			exit(0);
 		case 'h':
 		default:
-			fprintf(opt == 'h' ? stdout : stderr,
-				"usage: %s [-c FILE] [-o KEY=VALUE]... [-d]\n%s\n\n"
-				"  -c FILE       read settings from FILE (see conf/ephemeral.conf)\n"
-				"  -o KEY=VALUE  set one setting (wins over the file and the environment)\n"
-				"  -d            print every setting with its value, then exit\n",
-				program, summary);
+			fprintf(
+			    opt == 'h' ? stdout : stderr,
+			    "usage: %s [-c FILE] [-o KEY=VALUE]... [-d]\n%s\n\n"
+			    "  -c FILE       read settings from FILE (see conf/ephemeral.conf)\n"
+			    "  -o KEY=VALUE  set one setting (wins over the file and the "
+			    "environment)\n"
+			    "  -d            print every setting with its value, then exit\n",
+			    program, summary);
 			exit(opt == 'h' ? 0 : 2);
 		}
 	}

@@ -21,9 +21,9 @@
 
 #include "util.h"
 
-#define HUBPROTO_VERSION 1
-#define HUBPROTO_HEADER_LEN 48
-#define HUBPROTO_MAX_PEER 255
+#define HUBPROTO_VERSION     1
+#define HUBPROTO_HEADER_LEN  48
+#define HUBPROTO_MAX_PEER    255
 #define HUBPROTO_COUNT_ENTRY (HASH_LEN + 4) /* COUNT list element: hash, viewers (u32 LE) */
 
 enum hubproto_cmd {

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HASH_LEN 32
+#define HASH_LEN     32
 #define HASH_HEX_LEN 64
 
 /* 1 if s[0..len) is exactly 64 lowercase hex digits. */

@@ -96,7 +96,8 @@ static int wsmsg_parse(const char *text, size_t len, struct wsmsg *m, struct wsm
 		}
 		size_t n = json_array_size(list);
 		if (n > WSMSG_MAX_HASHES) {
-			fail(err, "too_large", "at most %d hashes in one message", WSMSG_MAX_HASHES);
+			fail(err, "too_large", "at most %d hashes in one message",
+			     WSMSG_MAX_HASHES);
 			goto out;
 		}
 		for (size_t i = 0; i < n; i++) {

@@ -14,7 +14,7 @@
 
 #include "util.h"
 
-#define WSMSG_MAX_TEXT (64 * 1024)
+#define WSMSG_MAX_TEXT	 (64 * 1024)
 #define WSMSG_MAX_HASHES 512
 
 enum wsmsg_type {

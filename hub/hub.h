@@ -16,7 +16,7 @@
 #include "map.h"
 
 #define HUB_MAX_GATEWAYS 1024
-#define HUB_CONN_ID_MAX ((1ull << 48) - 1)
+#define HUB_CONN_ID_MAX	 ((1ull << 48) - 1)
 
 struct holding;
 struct waiter;

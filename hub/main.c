@@ -48,7 +48,7 @@ int main(int argc, char **argv)
 	int one = 1;
 	/* Report sends to vanished gateways instead of dropping them silently. */
 	zmq_setsockopt(hub.router, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
-	hub.operator = hub_bind(&hub, ZMQ_REP, config_str("hub.operator_endpoint"));
+	hub.operator= hub_bind(&hub, ZMQ_REP, config_str("hub.operator_endpoint"));
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));

@@ -21,7 +21,7 @@
 /* A frame queued for a client; shared by every connection it goes to (refcounted). */
 struct outbuf {
 	int refs;
-	int binary;	       /* binary: hash + blob in msg; text: bytes in text */
+	int binary; /* binary: hash + blob in msg; text: bytes in text */
 	uint8_t hash[HASH_LEN];
 	zmq_msg_t msg; /* binary only */
 	size_t text_len;

@@ -84,7 +84,8 @@ static void hub_link_resync(struct gateway *gw, uint64_t hub_instance)
 		for (struct interest *in = s->interests; in; in = in->snext) {
 			if (!in->wants)
 				continue;
-			struct hubproto_out want = {.cmd = HUB_WANT, .id = s->id, .hash = in->key + 8};
+			struct hubproto_out want = {
+			    .cmd = HUB_WANT, .id = s->id, .hash = in->key + 8};
 			hub_link_send(gw, &want);
 			wants++;
 		}
@@ -191,7 +192,7 @@ static const struct {
 	uint8_t cmd;
 	void (*fn)(struct gateway *, struct hubmsg *);
 } hub_link_handlers[] = {
-    {HUB_WELCOME, on_welcome}, {HUB_PING, on_ping},	      {HUB_RESET, on_reset},
+    {HUB_WELCOME, on_welcome}, {HUB_PING, on_ping},	  {HUB_RESET, on_reset},
     {HUB_REQUEST, on_request}, {HUB_DELIVER, on_deliver}, {HUB_NOT_FOUND, on_not_found},
     {HUB_COUNT, on_count},
 };

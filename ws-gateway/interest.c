@@ -195,8 +195,7 @@ void interest_expire_wants(struct gateway *gw)
 	while (gw->wants_head && gw->wants_head->want_deadline <= now) {
 		struct interest *in = gw->wants_head;
 		interest_want_close(gw, in);
-		session_send_error(in->s, "not_found", in->hs->hash,
-				   "no holder answered in time");
+		session_send_error(in->s, "not_found", in->hs->hash, "no holder answered in time");
 		interest_settle(gw, in);
 	}
 }

@@ -54,7 +54,8 @@ int main(int argc, char **argv)
 		snprintf(gw.name, sizeof(gw.name), "gw-%d", port);
 	snprintf(gw.endpoint, sizeof(gw.endpoint), "%s", config_str("hub.endpoint"));
 	map_init(&gw.sessions, offsetof(struct session, id), sizeof(uint64_t));
-	map_init(&gw.interests, offsetof(struct interest, key), sizeof(((struct interest *)0)->key));
+	map_init(&gw.interests, offsetof(struct interest, key),
+		 sizeof(((struct interest *)0)->key));
 	map_init(&gw.hashsubs, offsetof(struct hashsub, hash), HASH_LEN);
 	gw.tx_scratch = malloc(LWS_PRE + GW_TX_CHUNK);
 	if (gw.tx_scratch == NULL)

@@ -96,7 +96,8 @@ static void outbuf_copy(const struct outbuf *b, size_t off, uint8_t *dst, size_t
 		off += k;
 	}
 	if (n)
-		memcpy(dst, (const uint8_t *)zmq_msg_data((zmq_msg_t *)&b->msg) + off - HASH_LEN, n);
+		memcpy(dst, (const uint8_t *)zmq_msg_data((zmq_msg_t *)&b->msg) + off - HASH_LEN,
+		       n);
 }
 
 static int session_writable(struct session *s)
@@ -120,8 +121,7 @@ static int session_writable(struct session *s)
 				    : LWS_WRITE_CONTINUATION;
 	if (s->out_off + n < total)
 		flags |= LWS_WRITE_NO_FIN;
-	if (lws_write(s->wsi, gw->tx_scratch + LWS_PRE, n, (enum lws_write_protocol)flags) <
-	    (int)n)
+	if (lws_write(s->wsi, gw->tx_scratch + LWS_PRE, n, (enum lws_write_protocol)flags) < (int)n)
 		return -1;
 	s->out_off += n;
 	if (s->out_off == total) {
