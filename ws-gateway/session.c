@@ -371,6 +371,7 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 
 	switch (reason) {
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* Refused at the handshake: lws closes the connection. */
 		return session_protocol_ok(wsi) ? 0 : 1;
 	case LWS_CALLBACK_ESTABLISHED: {
 		memset(s, 0, sizeof(*s));
