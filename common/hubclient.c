@@ -21,6 +21,11 @@ struct hubclient *hubclient_open(const char *endpoint)
 		return NULL;
 	c->ctx = zmq_ctx_new();
 	c->sock = c->ctx ? hubproto_socket(c->ctx, ZMQ_DEALER) : NULL;
+	/* Queue nothing while the hub is away: a request then fails at once (503 without the
+	 * wait) instead of waiting out the timeout behind a dead connection. */
+	int immediate = 1;
+	if (c->sock)
+		zmq_setsockopt(c->sock, ZMQ_IMMEDIATE, &immediate, sizeof(immediate));
 	if (c->sock == NULL || zmq_connect(c->sock, endpoint) < 0) {
 		log_errorx("%s: cannot connect to %s: %s", __func__, endpoint,
 			   zmq_strerror(zmq_errno()));
@@ -49,8 +54,14 @@ static int hubclient_call(struct hubclient *c, const struct hubproto_out *req, u
 			  struct hubmsg *reply, int timeout_ms)
 {
 	int64_t deadline = now_ms() + timeout_ms;
-	if (hubproto_send(c->sock, NULL, 0, req) < 0)
-		return -1;
+	if (hubproto_send(c->sock, NULL, 0, req) < 0) {
+		/* Not connected (yet): a fresh process may be a moment ahead of its connection,
+		 * so wait briefly for one; a hub that is away fails fast. */
+		zmq_pollitem_t out = {c->sock, 0, ZMQ_POLLOUT, 0};
+		if (zmq_poll(&out, 1, timeout_ms < 200 ? timeout_ms : 200) <= 0 ||
+		    hubproto_send(c->sock, NULL, 0, req) < 0)
+			return -1;
+	}
 	for (;;) {
 		int rc = hubproto_recv(c->sock, reply, 0);
 		if (rc == 1) {

@@ -253,10 +253,12 @@ int hubproto_send(void *sock, const uint8_t *peer, size_t peer_len, const struct
 			zmq_msg_close(&data);
 			return -1;
 		}
+	} else if (o->data_free) {
+		o->data_free((void *)o->data, o->data_hint); /* no data frame: nothing to keep */
 	}
 	return 0;
 out:
-	if (o && o->data_free && s && s->has_data) {
+	if (o && o->data_free) {
 		int saved = errno;
 		o->data_free((void *)o->data, o->data_hint);
 		errno = saved;

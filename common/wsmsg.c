@@ -219,13 +219,15 @@ static const char *wsmsg_client_name(enum wsmsg_type type)
 char *wsmsg_client_hashes(enum wsmsg_type type, const uint8_t (*hashes)[HASH_LEN], size_t n)
 {
 	const char *name = wsmsg_client_name(type);
+	if (name == NULL)
+		return NULL;
 	json_t *list = json_array();
 	for (size_t i = 0; list && i < n; i++) {
 		char hex[HASH_HEX_LEN + 1];
 		hash_to_hex(hashes[i], hex);
 		json_array_append_new(list, json_string(hex));
 	}
-	return name ? wsmsg_dump(json_pack("{s:s, s:o}", "type", name, "hashes", list)) : NULL;
+	return wsmsg_dump(json_pack("{s:s, s:o}", "type", name, "hashes", list));
 }
 
 char *wsmsg_client_hash(enum wsmsg_type type, const uint8_t hash[HASH_LEN])

@@ -68,6 +68,9 @@ int main(int argc, char **argv)
 	};
 	lws_set_log_level(LLL_ERR | LLL_WARN, gateway_lws_log);
 
+	/* Ping quiet connections so that proxies keep them open and dead peers are noticed. */
+	static const lws_retry_bo_t idle_policy = {.secs_since_valid_ping = 30,
+						   .secs_since_valid_hangup = 75};
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof(info));
 	info.port = port;
@@ -75,6 +78,7 @@ int main(int argc, char **argv)
 	info.protocols = protocols;
 	info.user = &gw;
 	info.pt_serv_buf_size = 64 * 1024;
+	info.retry_and_idle_policy = &idle_policy;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
 	gw.ctx = lws_create_context(&info);
 	if (gw.ctx == NULL)

@@ -1,0 +1,188 @@
+/*
+ * frontend.c — answers one request: routes it, asks the hub when the answer depends on who holds
+ * what, and fills in the response.
+ *
+ * Owns the mapping from route to answer (a dispatch table, one handler per route) and the hub
+ * conversation, which goes through common/hubclient only and never waits longer than
+ * frontend.hub_timeout_ms: a hub that does not answer in time is a 503, never a hang. Called by
+ * main.c once per request; writes nothing itself.
+ */
+#include "frontend.h"
+#include "hubclient.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Tracks whether the hub answers, so a dead hub is logged once, not on every request. */
+static void frontend_hub_answered(struct frontend *fe, int ok)
+{
+	if (!ok && !fe->hub_silent)
+		log_warnx("hub at %s did not answer within %d ms: answering 503 until it does",
+			  fe->hub_endpoint, fe->hub_timeout_ms);
+	else if (ok && fe->hub_silent)
+		log_info("hub at %s answers again", fe->hub_endpoint);
+	fe->hub_silent = !ok;
+}
+
+static int frontend_lookup(struct frontend *fe, const char *hex, uint32_t *viewers)
+{
+	uint8_t hash[HASH_LEN];
+	if (hash_from_hex(hex, strlen(hex), hash) < 0)
+		return -1; /* cannot happen: the router validated it */
+	int rc = hubclient_lookup(fe->hub, hash, viewers, fe->hub_timeout_ms);
+	frontend_hub_answered(fe, rc == 0);
+	return rc;
+}
+
+static void frontend_json_error(struct response *r, int status, const char *message)
+{
+	response_json(r, status);
+	response_appendf(r, "{\"error\":\"%s\"}\n", message);
+}
+
+static void frontend_unavailable_page(struct frontend *fe, struct response *r)
+{
+	response_html(r, 503);
+	pages_render(&fe->pages, PAGE_UNAVAILABLE, NULL, r);
+}
+
+static void on_home(struct frontend *fe, const struct route_match *m, struct response *r)
+{
+	(void)m;
+	response_html(r, 200);
+	pages_render(&fe->pages, PAGE_HOME, NULL, r);
+}
+
+static void on_page(struct frontend *fe, const struct route_match *m, struct response *r)
+{
+	uint32_t viewers;
+	if (frontend_lookup(fe, m->hash, &viewers) < 0) {
+		frontend_unavailable_page(fe, r);
+		return;
+	}
+	response_html(r, viewers > 0 ? 200 : 404);
+	pages_render(&fe->pages, viewers > 0 ? PAGE_VIEW : PAGE_GONE, m->hash, r);
+}
+
+static void on_page_redirect(struct frontend *fe, const struct route_match *m, struct response *r)
+{
+	(void)fe;
+	response_html(r, 301);
+	r->cache_control = NULL; /* the lowercase address never changes: let it be cached */
+	snprintf(r->location, sizeof(r->location), "/%s", m->hash);
+	response_appendf(r,
+			 "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+			 "<title>Moved</title></head>\n<body><p>This page lives at "
+			 "<a href=\"/%s\">/%s</a>.</p></body></html>\n",
+			 m->hash, m->hash);
+}
+
+static void on_sandbox(struct frontend *fe, const struct route_match *m, struct response *r)
+{
+	(void)m;
+	response_html(r, 200);
+	r->csp = FRONTEND_CSP_SANDBOX;
+	pages_render(&fe->pages, PAGE_SANDBOX, NULL, r);
+}
+
+static void on_api_page(struct frontend *fe, const struct route_match *m, struct response *r)
+{
+	uint32_t viewers;
+	if (frontend_lookup(fe, m->hash, &viewers) < 0) {
+		frontend_json_error(r, 503, "the hub did not answer in time");
+		return;
+	}
+	response_json(r, 200);
+	response_appendf(r, "{\"hash\":\"%s\",\"viewers\":%u}\n", m->hash, (unsigned)viewers);
+}
+
+static void on_api_bad_hash(struct frontend *fe, const struct route_match *m, struct response *r)
+{
+	(void)fe;
+	(void)m;
+	frontend_json_error(r, 400, "a page address is 64 lowercase hex digits");
+}
+
+/* The stats object from the hub, or NULL after filling r with the error to send. */
+static char *frontend_stats(struct frontend *fe, struct response *r, int json_errors)
+{
+	char *stats = NULL;
+	int rc = hubclient_stats(fe->hub, &stats, fe->hub_timeout_ms);
+	frontend_hub_answered(fe, rc == 0);
+	if (rc == 0)
+		return stats;
+	if (json_errors) {
+		frontend_json_error(r, 503, "the hub did not answer in time");
+	} else {
+		response_text(r, 503);
+		response_appendf(r, "the hub did not answer in time\n");
+	}
+	return NULL;
+}
+
+static void on_api_stats(struct frontend *fe, const struct route_match *m, struct response *r)
+{
+	(void)m;
+	char *stats = frontend_stats(fe, r, 1);
+	if (stats == NULL)
+		return;
+	response_json(r, 200);
+	response_append(r, stats, strlen(stats));
+	free(stats);
+}
+
+static void on_metrics(struct frontend *fe, const struct route_match *m, struct response *r)
+{
+	(void)m;
+	char *stats = frontend_stats(fe, r, 0);
+	if (stats == NULL)
+		return;
+	response_text(r, 200);
+	r->content_type = METRICS_CONTENT_TYPE;
+	if (metrics_render(stats, r) < 0) {
+		log_warnx("%s: the hub's stats are not a JSON object", __func__);
+		response_text(r, 502);
+		response_appendf(r, "the hub's stats could not be read\n");
+	}
+	free(stats);
+}
+
+static void on_not_found(struct frontend *fe, const struct route_match *m, struct response *r)
+{
+	(void)m;
+	response_html(r, 404);
+	pages_render(&fe->pages, PAGE_NOT_FOUND, NULL, r);
+}
+
+static void on_bad_method(struct frontend *fe, const struct route_match *m, struct response *r)
+{
+	(void)fe;
+	(void)m;
+	response_text(r, 405);
+	r->allow = "GET, HEAD";
+	response_appendf(r, "method not allowed: use GET or HEAD\n");
+}
+
+static void (*const frontend_handlers[ROUTE_COUNT])(struct frontend *, const struct route_match *,
+						    struct response *) = {
+    [ROUTE_NOT_FOUND] = on_not_found,
+    [ROUTE_HOME] = on_home,
+    [ROUTE_PAGE] = on_page,
+    [ROUTE_PAGE_REDIRECT] = on_page_redirect,
+    [ROUTE_SANDBOX] = on_sandbox,
+    [ROUTE_API_PAGE] = on_api_page,
+    [ROUTE_API_BAD_HASH] = on_api_bad_hash,
+    [ROUTE_API_STATS] = on_api_stats,
+    [ROUTE_METRICS] = on_metrics,
+    [ROUTE_BAD_METHOD] = on_bad_method,
+};
+
+void frontend_handle(struct frontend *fe, const char *method, const char *uri, struct response *r)
+{
+	struct route_match m;
+	router_match(method, uri, &m);
+	frontend_handlers[m.route](fe, &m, r);
+	r->head = m.head;
+}

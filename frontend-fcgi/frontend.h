@@ -1,0 +1,93 @@
+/*
+ * frontend.h — the map of the FastCGI frontend (build/ephemeral-fcgi).
+ *
+ * One process answers one request at a time: main.c accepts it, router.c (router.h) decides
+ * what it asks for, frontend.c asks the hub when the answer depends on it, pages.c fills in the
+ * page, metrics.c turns the hub's stats into Prometheus text, and response.c writes status,
+ * headers and body. Everything but main.c is free of FastCGI, so tests can link it.
+ */
+#ifndef EPH_FCGI_FRONTEND_H
+#define EPH_FCGI_FRONTEND_H
+
+#include <stddef.h>
+
+#include "router.h"
+
+/* The site's policy, on every response but the sandbox document. */
+#define FRONTEND_CSP_SITE                                                                          \
+	"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "    \
+	"media-src 'self' blob:; connect-src 'self'; frame-src 'self'; object-src 'none'; "        \
+	"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+/* The sandbox document: an opaque origin, where the shared HTML may run its inline scripts and
+ * load anything; it can reach nothing of ours (no same-origin, no top navigation). */
+#define FRONTEND_CSP_SANDBOX                                                                       \
+	"sandbox allow-scripts; default-src * data: blob: 'unsafe-inline' 'unsafe-eval'"
+
+/* response.c — one HTTP answer, built in memory, then written through a sink */
+struct response {
+	int status;
+	const char *content_type;
+	const char *csp;	   /* Content-Security-Policy, or NULL */
+	const char *cache_control; /* or NULL */
+	const char *allow;	   /* Allow (405), or NULL */
+	char location[128];	   /* Location (3xx), or "" */
+	char *body;
+	size_t body_len, body_cap;
+	int head;   /* HEAD: write the headers only (Content-Length still that of the body) */
+	int failed; /* out of memory while building: send a bare 500 instead */
+};
+typedef int (*response_sink)(void *ctx, const void *data, size_t len);
+
+void response_init(struct response *r);
+/* Sets status and type, and the headers every answer of that kind carries. */
+void response_html(struct response *r, int status);
+void response_json(struct response *r, int status);
+void response_text(struct response *r, int status);
+void response_append(struct response *r, const void *data, size_t len);
+void response_appendf(struct response *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Writes the whole answer (no body for HEAD). 0, or -1 if the sink failed. */
+int response_write(const struct response *r, response_sink sink, void *ctx);
+void response_free(struct response *r);
+const char *response_reason(int status);
+
+/* pages.c — the page templates, read once at start-up from <web_dir>/templates/ */
+enum page {
+	PAGE_HOME,
+	PAGE_VIEW, /* {{HASH}} filled in */
+	PAGE_GONE, /* {{HASH}} filled in */
+	PAGE_NOT_FOUND,
+	PAGE_SANDBOX,
+	PAGE_UNAVAILABLE, /* optional template: a built-in page when absent */
+	PAGE_COUNT
+};
+struct pages {
+	char *text[PAGE_COUNT];
+	size_t len[PAGE_COUNT];
+};
+/* 0, or -1 with a message naming the missing or unreadable file. */
+int pages_load(struct pages *p, const char *web_dir, char *err, size_t errlen);
+void pages_free(struct pages *p);
+/* Appends the page to r's body, with every {{HASH}} replaced by hash (64 lowercase hex digits,
+ * already validated) when hash is not NULL. */
+void pages_render(const struct pages *p, enum page which, const char *hash, struct response *r);
+const char *pages_file_name(enum page which);
+
+/* metrics.c — the hub's stats JSON as Prometheus text (exposition format 0.0.4) */
+#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+/* Appends every numeric figure of the stats object to r's body. 0, or -1 if stats_json is not a
+ * JSON object. */
+int metrics_render(const char *stats_json, struct response *r);
+
+/* frontend.c — one request in, one response out */
+struct hubclient;
+struct frontend {
+	struct hubclient *hub;
+	const char *hub_endpoint;
+	int hub_timeout_ms;
+	int hub_silent; /* the last call timed out: log the next success, not every failure */
+	struct pages pages;
+};
+void frontend_handle(struct frontend *fe, const char *method, const char *uri, struct response *r);
+
+#endif

@@ -1,0 +1,96 @@
+/*
+ * router.c — maps (method, REQUEST_URI) to a route and, where there is one, the page's hash.
+ *
+ * Owns the URL space of the frontend and nothing else: it never reads the environment, never
+ * allocates and never fails, whatever bytes it is given. Static files (/static/) and the
+ * WebSocket endpoint (/ws) are the web server's business and never reach it; if they do, they
+ * are not found. Called by frontend.c for every request and by tests/unit/test_router.c.
+ */
+#include "router.h"
+
+#include <string.h>
+
+/* Exact paths, as a table: adding a fixed page is adding a row. */
+static const struct {
+	const char *path;
+	enum route route;
+} router_fixed[] = {
+    {"/", ROUTE_HOME},
+    {ROUTER_SANDBOX_PATH, ROUTE_SANDBOX},
+    {"/api/v1/stats", ROUTE_API_STATS},
+    {"/metrics", ROUTE_METRICS},
+};
+
+static const char *const router_names[ROUTE_COUNT] = {
+    [ROUTE_NOT_FOUND] = "not_found",
+    [ROUTE_HOME] = "home",
+    [ROUTE_PAGE] = "page",
+    [ROUTE_PAGE_REDIRECT] = "page_redirect",
+    [ROUTE_SANDBOX] = "sandbox",
+    [ROUTE_API_PAGE] = "api_page",
+    [ROUTE_API_BAD_HASH] = "api_bad_hash",
+    [ROUTE_API_STATS] = "api_stats",
+    [ROUTE_METRICS] = "metrics",
+    [ROUTE_BAD_METHOD] = "bad_method",
+};
+
+static void router_copy_lower(char out[HASH_HEX_LEN + 1], const char *s)
+{
+	for (size_t i = 0; i < HASH_HEX_LEN; i++)
+		out[i] = (s[i] >= 'A' && s[i] <= 'F') ? (char)(s[i] - 'A' + 'a') : s[i];
+	out[HASH_HEX_LEN] = '\0';
+}
+
+void router_match(const char *method, const char *uri, struct route_match *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->route = ROUTE_NOT_FOUND;
+	if (method == NULL)
+		method = "";
+	if (uri == NULL)
+		uri = "";
+
+	if (strcmp(method, "HEAD") == 0) {
+		m->head = 1;
+	} else if (strcmp(method, "GET") != 0) {
+		m->route = ROUTE_BAD_METHOD;
+		return;
+	}
+
+	size_t len = strcspn(uri, "?");
+	for (size_t i = 0; i < sizeof(router_fixed) / sizeof(router_fixed[0]); i++) {
+		if (strlen(router_fixed[i].path) == len &&
+		    memcmp(router_fixed[i].path, uri, len) == 0) {
+			m->route = router_fixed[i].route;
+			return;
+		}
+	}
+
+	const size_t api_len = strlen(ROUTER_API_PAGES);
+	if (len >= api_len && memcmp(uri, ROUTER_API_PAGES, api_len) == 0) {
+		if (hash_hex_valid(uri + api_len, len - api_len)) {
+			m->route = ROUTE_API_PAGE;
+			router_copy_lower(m->hash, uri + api_len);
+		} else {
+			m->route = ROUTE_API_BAD_HASH;
+		}
+		return;
+	}
+
+	if (len == 1 + HASH_HEX_LEN && uri[0] == '/') {
+		if (hash_hex_valid(uri + 1, HASH_HEX_LEN)) {
+			m->route = ROUTE_PAGE;
+			router_copy_lower(m->hash, uri + 1);
+		} else if (hash_hex_valid_anycase(uri + 1, HASH_HEX_LEN)) {
+			m->route = ROUTE_PAGE_REDIRECT;
+			router_copy_lower(m->hash, uri + 1);
+		}
+	}
+}
+
+const char *router_route_name(enum route r)
+{
+	if ((int)r < 0 || r >= ROUTE_COUNT || router_names[r] == NULL)
+		return "unknown";
+	return router_names[r];
+}
