@@ -11,6 +11,7 @@
 #include "hubclient.h"
 #include "log.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,10 +37,22 @@ static int frontend_lookup(struct frontend *fe, const char *hex, uint32_t *viewe
 	return rc;
 }
 
+/* Serialises a JSON body with jansson (and takes the reference). */
+static void frontend_json_body(struct response *r, int status, json_t *body)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	response_json(r, status);
+	if (text) {
+		response_append(r, text, strlen(text));
+		response_append(r, "\n", 1);
+	}
+	free(text);
+}
+
 static void frontend_json_error(struct response *r, int status, const char *message)
 {
-	response_json(r, status);
-	response_appendf(r, "{\"error\":\"%s\"}\n", message);
+	frontend_json_body(r, status, json_pack("{s:s}", "error", message));
 }
 
 static void frontend_unavailable_page(struct frontend *fe, struct response *r)
@@ -94,8 +107,8 @@ static void on_api_page(struct frontend *fe, const struct route_match *m, struct
 		frontend_json_error(r, 503, "the hub did not answer in time");
 		return;
 	}
-	response_json(r, 200);
-	response_appendf(r, "{\"hash\":\"%s\",\"viewers\":%u}\n", m->hash, (unsigned)viewers);
+	frontend_json_body(
+	    r, 200, json_pack("{s:s, s:I}", "hash", m->hash, "viewers", (json_int_t)viewers));
 }
 
 static void on_api_bad_hash(struct frontend *fe, const struct route_match *m, struct response *r)
