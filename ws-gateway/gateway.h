@@ -43,6 +43,8 @@ struct session {
 	uint8_t *rx;
 	size_t rx_len, rx_cap;
 	int rx_binary;
+	int discarding;	  /* the message in progress is past its limit: read, drop, close */
+	size_t discarded; /* bytes of it thrown away so far */
 	/* sending */
 	struct outmsg *out_head, *out_tail;
 	size_t out_off;	  /* bytes of the head frame already written */

@@ -298,21 +298,36 @@ static void session_binary(struct gateway *gw, struct session *s)
 	hub_link_send(gw, &o);
 }
 
-/* Appends a received fragment; returns -1 (connection closed with 1009) past the limit. */
+/*
+ * Appends a received fragment. A message past its limit is not buffered: the rest of it is read
+ * and thrown away, then the connection is closed with 1009. Closing at once would leave unread
+ * bytes in the socket, and the kernel would answer them with a reset that destroys the close
+ * frame before the client reads it. A client that keeps sending far past the limit is cut off.
+ */
 static int session_receive(struct gateway *gw, struct session *s, const void *in, size_t len)
 {
+	static const char too_large[] = "message too large";
 	int first = lws_is_first_fragment(s->wsi);
-	if (first) {
+	if (first && !s->discarding) {
 		s->rx_len = 0;
 		s->rx_binary = lws_frame_is_binary(s->wsi);
 	}
 	size_t limit = s->rx_binary ? HASH_LEN + gw->max_blob : WSMSG_MAX_TEXT;
 	size_t remaining = lws_remaining_packet_payload(s->wsi);
-	if (s->rx_len + len + remaining > limit) {
-		static const char why[] = "message too large";
-		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why,
-				 sizeof(why) - 1);
-		return -1;
+	if (!s->discarding && s->rx_len + len + remaining > limit) {
+		s->discarding = 1;
+		s->discarded = s->rx_len;
+		s->rx_len = 0;
+	}
+	if (s->discarding) {
+		s->discarded += len;
+		int done = lws_is_final_fragment(s->wsi) && remaining == 0;
+		if (done || s->discarded + remaining > 4 * limit + 65536) {
+			lws_close_reason(s->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+					 (unsigned char *)too_large, sizeof(too_large) - 1);
+			return -1;
+		}
+		return 0;
 	}
 	size_t need = s->rx_len + len + remaining + 1;
 	if (need > s->rx_cap) {

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Runs every test stage after `make all unit`: the cmocka unit binaries, the fuzz-corpus replay,
+# then the end-to-end and browser tests (node's test runner against the real programs).
+# Prints one closing line "N passed, N failed" (all stages summed) and exits non-zero if any
+# test failed or any stage crashed. BUILD selects the programs' folder (default build).
+#
+#   scripts/test.sh              all stages
+#   scripts/test.sh e2e browser  only the named stages (unit, fuzz, e2e, browser)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+export BUILD=${BUILD:-build}
+stages=("$@")
+((${#stages[@]})) || stages=(unit fuzz e2e browser)
+
+passed=0
+failed=0
+broken=() # stages that crashed or could not be counted
+
+wants() {
+	local s
+	for s in "${stages[@]}"; do [[ $s == "$1" ]] && return 0; done
+	return 1
+}
+
+logdir=$(mktemp -d "${TMPDIR:-/tmp}/ephemeral-test.XXXXXX")
+trap 'rm -rf "$logdir"' EXIT
+
+# --- unit tests (cmocka) ---------------------------------------------------------------------
+if wants unit; then
+	echo "== unit tests ($BUILD/tests)"
+	shopt -s nullglob
+	bins=("$BUILD"/tests/*)
+	shopt -u nullglob
+	if ((${#bins[@]} == 0)); then
+		echo "   (no unit test binaries in $BUILD/tests)"
+	fi
+	for bin in "${bins[@]}"; do
+		[[ -f $bin && -x $bin ]] || continue
+		out="$logdir/$(basename "$bin").out"
+		timeout 120 "$bin" >"$out" 2>&1
+		rc=$?
+		p=$(sed -n 's/^\[  PASSED  \] \([0-9]\+\) test.*/\1/p' "$out" | awk '{s+=$1} END {print s+0}')
+		f=$(sed -n 's/^\[  FAILED  \] \([0-9]\+\) test.*/\1/p' "$out" | awk '{s+=$1} END {print s+0}')
+		passed=$((passed + p))
+		failed=$((failed + f))
+		if ((rc != 0)) && ((f == 0)); then
+			# Crashed, timed out or failed without saying how many: count it as one failure.
+			broken+=("unit:$(basename "$bin") (exit $rc)")
+			failed=$((failed + 1))
+			tail -n 30 "$out"
+		elif ((f > 0)); then
+			grep -E '^\[  (FAILED|ERROR)|^\[  ERROR' "$out" || true
+			tail -n 40 "$out"
+		fi
+		printf '   %-40s %3d passed, %d failed\n' "$(basename "$bin")" "$p" "$f"
+	done
+fi
+
+# --- fuzz corpus replay ----------------------------------------------------------------------
+if wants fuzz && [[ -x scripts/fuzz.sh ]]; then
+	echo "== fuzz corpus replay"
+	out="$logdir/fuzz.out"
+	timeout 300 scripts/fuzz.sh replay >"$out" 2>&1
+	rc=$?
+	line=$(grep -E '^([A-Za-z-]+: )?[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+	if [[ -n $line ]]; then
+		p=$(sed -E 's/^([A-Za-z-]+: )?([0-9]+) passed.*/\2/' <<<"$line")
+		f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
+		passed=$((passed + p))
+		failed=$((failed + f))
+		echo "   $line"
+		if ((rc != 0)) && ((f == 0)); then
+			broken+=("fuzz (exit $rc)")
+			failed=$((failed + 1))
+			tail -n 30 "$out"
+		elif ((f > 0)); then
+			tail -n 30 "$out"
+		fi
+	else
+		broken+=("fuzz (exit $rc, no totals line)")
+		failed=$((failed + 1))
+		tail -n 30 "$out"
+	fi
+fi
+
+# --- end-to-end and browser tests (node --test) ------------------------------------------------
+run_node() { # stage dir
+	local stage=$1 dir=$2 files out rc p f
+	shopt -s nullglob
+	files=("$dir"/*.test.mjs)
+	shopt -u nullglob
+	if ((${#files[@]} == 0)); then
+		echo "   (no tests in $dir)"
+		return
+	fi
+	if [[ ! -d tests/node_modules ]]; then
+		broken+=("$stage (tests/node_modules missing: run scripts/deps.sh)")
+		failed=$((failed + 1))
+		return
+	fi
+	out="$logdir/$stage.tap"
+	# One file at a time: each file starts its own stack, and the machine has two cores.
+	timeout 540 node --test --test-concurrency=1 --test-reporter=tap "${files[@]}" >"$out" 2>&1
+	rc=$?
+	# The closing totals of the TAP reporter are the last "# pass N" / "# fail N" lines.
+	p=$(grep -E '^# pass [0-9]+$' "$out" | tail -n 1 | awk '{print $3}')
+	f=$(grep -E '^# fail [0-9]+$' "$out" | tail -n 1 | awk '{print $3}')
+	c=$(grep -E '^# cancelled [0-9]+$' "$out" | tail -n 1 | awk '{print $3}')
+	if [[ -z $p || -z $f ]]; then
+		broken+=("$stage (exit $rc, no totals)")
+		failed=$((failed + 1))
+		tail -n 60 "$out"
+		return
+	fi
+	f=$((f + ${c:-0}))
+	passed=$((passed + p))
+	failed=$((failed + f))
+	# Failures in full (TAP "not ok" blocks), passes as one line each.
+	grep -E '^\s*(not )?ok [0-9]+ - ' "$out" | sed 's/^/   /'
+	if ((f > 0)); then
+		echo "   --- failures ($stage) ---"
+		awk '/^\s*not ok [0-9]+ - /{show=1} /^\s*ok [0-9]+ - /{show=0} show' "$out" | head -n 400
+	fi
+	if ((rc != 0)) && ((f == 0)); then
+		broken+=("$stage (exit $rc)")
+		failed=$((failed + 1))
+		tail -n 40 "$out"
+	fi
+	echo "   $stage: $p passed, $f failed"
+}
+
+if wants e2e; then
+	echo "== end-to-end tests (tests/e2e)"
+	run_node e2e tests/e2e
+fi
+if wants browser; then
+	echo "== browser tests (tests/browser)"
+	run_node browser tests/browser
+fi
+
+if ((${#broken[@]})); then
+	echo "stages that crashed or could not be counted: ${broken[*]}"
+fi
+echo "$passed passed, $failed failed"
+((failed == 0 && ${#broken[@]} == 0))

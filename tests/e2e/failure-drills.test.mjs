@@ -1,0 +1,124 @@
+// Failure drills: a gateway dies, the hub dies and comes back. Each drill gets its own stack.
+import { test, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { startStack, withLogs, makeBlob, waitFor } from '../lib/stack.mjs';
+
+let stack;
+const T = (fn) => withLogs(() => stack, fn);
+
+afterEach(async () => {
+	const s = stack;
+	stack = null;
+	if (s) await s.stopAndCheck();
+});
+
+test('kill -9 a gateway: the hub forgets its viewers within a few seconds', T(async () => {
+	stack = await startStack({ gateways: 2, lighttpd: false });
+	const onlyDoomed = makeBlob(600, 'doomed-only');
+	const both = makeBlob(600, 'both');
+	const doomed = [await stack.wsConnect({ index: 0, label: 'doomed-a' }), await stack.wsConnect({ index: 0, label: 'doomed-b' })];
+	const survivor = await stack.wsConnect({ index: 1, label: 'survivor' });
+	for (const c of doomed) await c.hold(onlyDoomed, both);
+	await survivor.hold(both);
+	await stack.waitLookup(onlyDoomed.hash, 2);
+	await stack.waitLookup(both.hash, 3);
+	const s0 = await stack.stats();
+	assert.equal(s0.gateways, 2);
+
+	await stack.killGateway(0, 'SIGKILL');
+	const t0 = Date.now();
+	await stack.waitLookup(onlyDoomed.hash, 0, 5000);
+	await stack.waitLookup(both.hash, 1, 5000);
+	const gws = await waitFor(async () => {
+		const g = await stack.ctl('gateways');
+		return g.length === 1 ? g : null;
+	}, { timeoutMs: 5000 - (Date.now() - t0), what: 'ctl gateways to list one gateway' });
+	assert.equal(gws[0].holdings, 1, JSON.stringify(gws));
+	assert.equal(gws[0].connections, 1, JSON.stringify(gws));
+	for (const k of ['id', 'last_seen_ms']) assert.ok(k in gws[0], `gateways entry lacks ${k}: ${JSON.stringify(gws[0])}`);
+	const s1 = await stack.stats();
+	assert.equal(s1.gateways, 1);
+	assert.equal(s1.connections, 1);
+	assert.equal(s1.holdings, 1);
+
+	// The survivor sees the count fall, and wants of what died end in not_found.
+	await survivor.waitCount(both.hash, 1, 3000);
+	survivor.want(onlyDoomed.hash);
+	assert.equal((await survivor.nextError(undefined, onlyDoomed.hash)).code, 'not_found');
+
+	// A restarted gateway joins again and serves.
+	await stack.startGateway(0);
+	await waitFor(async () => (await stack.ctl('gateways')).length === 2, { timeoutMs: 5000, what: 'the gateway to re-join' });
+	const back = await stack.wsConnect({ index: 0, label: 'back' });
+	back.want(both.hash);
+	const got = await back.nextBinary(both.hash);
+	assert.ok(got.bytes.equals(both.bytes));
+	await back.close();
+	await survivor.close();
+}));
+
+test('restart the hub: every holding comes back within ~3 s and wants work again', T(async () => {
+	stack = await startStack({ gateways: 2, lighttpd: false });
+	const blobs = [makeBlob(700, 'r0'), makeBlob(700, 'r1'), makeBlob(700, 'r2')];
+	const c0 = await stack.wsConnect({ index: 0, label: 'c0' });
+	const c1 = await stack.wsConnect({ index: 1, label: 'c1' });
+	const c2 = await stack.wsConnect({ index: 1, label: 'c2' });
+	await c0.hold(blobs[0], blobs[1]);
+	await c1.hold(blobs[1], blobs[2]);
+	await c2.hold(blobs[2]);
+	const expected = { [blobs[0].hash]: 1, [blobs[1].hash]: 2, [blobs[2].hash]: 2 };
+	for (const [h, n] of Object.entries(expected)) await stack.waitLookup(h, n);
+
+	await stack.killHub('SIGKILL');
+	const t0 = Date.now();
+	await stack.startHub();
+	let last;
+	await waitFor(async () => {
+		last = {};
+		for (const h of Object.keys(expected)) last[h.slice(0, 8)] = await stack.lookup(h);
+		return Object.keys(expected).every((h) => last[h.slice(0, 8)] === expected[h]);
+	}, { timeoutMs: 4000, intervalMs: 200, what: `holdings to come back (last ${JSON.stringify(last)})` });
+	const took = Date.now() - t0;
+	const s = await stack.stats();
+	assert.equal(s.gateways, 2, `after ${took} ms: ${JSON.stringify(s)}`);
+	assert.equal(s.holdings, 5);
+	assert.equal(s.hashes, 3);
+	assert.equal(s.connections, 3);
+
+	// Wants work again, across gateways, with no gateway restarted.
+	const w = await stack.wsConnect({ index: 1, label: 'wanter' });
+	w.want(blobs[0].hash);
+	assert.ok((await w.nextBinary(blobs[0].hash)).bytes.equals(blobs[0].bytes));
+	const w2 = await stack.wsConnect({ index: 0, label: 'wanter2' });
+	w2.want(blobs[2].hash);
+	assert.ok((await w2.nextBinary(blobs[2].hash)).bytes.equals(blobs[2].bytes));
+	for (const g of stack.gateways) assert.ok(g.running, `${g.name} did not survive the hub restart`);
+
+	// Counts keep flowing after the restart.
+	c0.close();
+	await c1.waitCount(blobs[1].hash, 1, 3000);
+	await Promise.all([c1.close(), c2.close(), w.close(), w2.close()]);
+}));
+
+test('while the hub is down, wants fail cleanly and connections stay open', T(async () => {
+	stack = await startStack({ gateways: 2, lighttpd: false });
+	const blob = makeBlob(500, 'hub-down');
+	const a = await stack.wsConnect({ index: 0, label: 'A' });
+	const b = await stack.wsConnect({ index: 1, label: 'B' });
+	await a.hold(blob);
+	await stack.killHub('SIGKILL');
+	b.want(blob.hash);
+	// Either an error naming the hash (not_found) arrives, or the want waits for the hub and is
+	// served once it is back: never a closed connection.
+	const early = await b.sees((m) => (m.type === 'error' || m.type === 'binary') && m.hash === blob.hash, 2000);
+	assert.ok(a.isOpen && b.isOpen, 'a connection closed while the hub was down');
+	await stack.startHub();
+	if (!early || b.log.find((m) => m.hash === blob.hash && m.type === 'error')) {
+		await stack.waitLookup(blob.hash, 1, 5000);
+		const b2 = await stack.wsConnect({ index: 1, label: 'B2' });
+		b2.want(blob.hash);
+		assert.ok((await b2.nextBinary(blob.hash)).bytes.equals(blob.bytes));
+		await b2.close();
+	}
+	await Promise.all([a.close(), b.close()]);
+}));

@@ -1,0 +1,90 @@
+// Holders that never answer are skipped after hub.holder_timeout_ms (1000 ms in this stack).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startStack, withLogs, makeBlob, sleep } from '../lib/stack.mjs';
+
+const HOLDER_TIMEOUT_MS = 1000;
+let stack;
+const T = (fn) => withLogs(() => stack, fn);
+
+before(async () => {
+	stack = await startStack({ gateways: 2, lighttpd: false, hub: { 'hub.holder_timeout_ms': HOLDER_TIMEOUT_MS } });
+});
+after(async () => {
+	if (stack) await stack.stopAndCheck();
+});
+
+const gw = (index, label) => stack.wsConnect({ index, label });
+
+test('a silent holder is skipped after holder_timeout_ms; the next holder serves', T(async () => {
+	const blob = makeBlob(1200, 'slow');
+	const h1 = await gw(0, 'h1');
+	const h2 = await gw(1, 'h2');
+	const w = await gw(1, 'wanter');
+	const asked = [];
+	for (const h of [h1, h2]) {
+		h.ws.on('message', (data, isBinary) => {
+			if (isBinary) return;
+			const m = JSON.parse(data.toString());
+			if (m.type !== 'request' || m.hash !== blob.hash) return;
+			asked.push({ who: h.label, at: Date.now() });
+			if (asked.length > 1) h.sendBinary(blob.hash, blob.bytes); // the first asked stays silent
+		});
+		h.have(blob.hash);
+		await h.nextType('count', blob.hash);
+	}
+	await stack.waitLookup(blob.hash, 2);
+	const t0 = Date.now();
+	w.want(blob.hash);
+	const got = await w.nextBinary(blob.hash, HOLDER_TIMEOUT_MS + 4000);
+	const took = Date.now() - t0;
+	assert.ok(got.bytes.equals(blob.bytes));
+	assert.equal(asked.length, 2, `asked: ${JSON.stringify(asked)}`);
+	assert.notEqual(asked[0].who, asked[1].who);
+	const gap = asked[1].at - asked[0].at;
+	assert.ok(gap >= HOLDER_TIMEOUT_MS * 0.8, `the second holder was asked ${gap} ms after the first, before the timeout`);
+	assert.ok(took < HOLDER_TIMEOUT_MS + 2500, `took ${took} ms`);
+	await Promise.all([h1.close(), h2.close(), w.close()]);
+}));
+
+test('the only holder stays silent: not_found after the timeout', T(async () => {
+	const blob = makeBlob(500, 'slow-only');
+	const a = await gw(0, 'silent');
+	const w = await gw(1, 'wanter');
+	a.have(blob.hash);
+	await a.nextType('count', blob.hash);
+	const t0 = Date.now();
+	w.want(blob.hash);
+	const err = await w.nextError(undefined, blob.hash, HOLDER_TIMEOUT_MS + 4000);
+	const took = Date.now() - t0;
+	assert.equal(err.code, 'not_found');
+	assert.ok(took >= HOLDER_TIMEOUT_MS * 0.8, `not_found after only ${took} ms`);
+	await Promise.all([a.close(), w.close()]);
+}));
+
+test('a late answer after the timeout is still checked and used if someone still wants it', T(async () => {
+	// Holder 1 answers late (after the timeout, while holder 2 is being asked and is slow too).
+	const blob = makeBlob(900, 'late-used');
+	const h1 = await gw(0, 'late h1');
+	const h2 = await gw(1, 'silent h2');
+	const w = await gw(0, 'wanter');
+	let firstAsked = null;
+	for (const h of [h1, h2]) {
+		h.ws.on('message', (data, isBinary) => {
+			if (isBinary) return;
+			const m = JSON.parse(data.toString());
+			if (m.type !== 'request' || m.hash !== blob.hash || firstAsked) return;
+			firstAsked = h;
+			// Answer 1.5 × the timeout late: the second holder has been asked by then and is silent.
+			setTimeout(() => h.sendBinary(blob.hash, blob.bytes), HOLDER_TIMEOUT_MS * 1.5);
+		});
+		h.have(blob.hash);
+		await h.nextType('count', blob.hash);
+	}
+	await stack.waitLookup(blob.hash, 2);
+	w.want(blob.hash);
+	const got = await w.nextBinary(blob.hash, HOLDER_TIMEOUT_MS * 3 + 3000);
+	assert.ok(got.bytes.equals(blob.bytes));
+	await sleep(200);
+	await Promise.all([h1.close(), h2.close(), w.close()]);
+}));

@@ -1,0 +1,785 @@
+// stack.mjs — starts a real Ephemeral stack (hub, gateways, lighttpd + FastCGI frontend) on free
+// loopback ports for one test file, and gives tests the client-side tools they need: HTTP GET
+// without redirects, WebSocket clients with a message queue, and the operator CLI.
+//
+// Every process is started by this module and stopped by its PID (TERM, then KILL), never by
+// name. Logs go to files in a fresh temporary state directory; stackTest() appends their tails
+// to the error of a failing test so a failure explains itself.
+
+import { spawn, execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const BIN = path.resolve(ROOT, process.env.BUILD || 'build');
+export const MAX_BLOB = 1048576;
+export const SUBPROTOCOL = 'ephemeral.v1';
+
+// Ports that `make run` uses: never hand them to a test stack.
+const RESERVED_PORTS = new Set([8080, 8081, 8082, 5556, 5557]);
+
+// ---------------------------------------------------------------------------------------------
+// small helpers
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export function sha256(buf) {
+	return createHash('sha256').update(buf).digest();
+}
+
+export function sha256hex(buf) {
+	return createHash('sha256').update(buf).digest('hex');
+}
+
+/** A fresh random blob and its address: no two tests ever share content by accident. */
+export function makeBlob(size = 1000, label = 'blob') {
+	const prefix = Buffer.from(`${label}:${Date.now()}:`);
+	const bytes = Buffer.concat([prefix, randomBytes(Math.max(0, size - prefix.length))]);
+	return { bytes, hash: sha256hex(bytes) };
+}
+
+/** A random address that nobody holds. */
+export function randomHash() {
+	return randomBytes(32).toString('hex');
+}
+
+/** Polls fn() until it returns a truthy value or the deadline passes; returns the last value. */
+export async function waitFor(fn, { timeoutMs = 5000, intervalMs = 100, what = 'condition' } = {}) {
+	const deadline = Date.now() + timeoutMs;
+	let last;
+	let lastErr;
+	for (;;) {
+		try {
+			last = await fn();
+			lastErr = undefined;
+			if (last) return last;
+		} catch (e) {
+			lastErr = e;
+		}
+		if (Date.now() >= deadline) {
+			const detail = lastErr ? `last error: ${lastErr.message}` : `last value: ${JSON.stringify(last)}`;
+			throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${detail})`);
+		}
+		await sleep(intervalMs);
+	}
+}
+
+/** n distinct free loopback ports, avoiding the ones `make run` uses. */
+export async function freePorts(n) {
+	const servers = [];
+	const ports = [];
+	try {
+		while (ports.length < n) {
+			const srv = net.createServer();
+			await new Promise((resolve, reject) => {
+				srv.once('error', reject);
+				srv.listen(0, '127.0.0.1', resolve);
+			});
+			servers.push(srv);
+			const { port } = srv.address();
+			if (!RESERVED_PORTS.has(port)) ports.push(port);
+		}
+	} finally {
+		await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+	}
+	return ports;
+}
+
+function tcpConnects(port, host = '127.0.0.1', timeoutMs = 500) {
+	return new Promise((resolve) => {
+		const sock = net.connect({ port, host });
+		const done = (ok) => {
+			sock.destroy();
+			resolve(ok);
+		};
+		sock.setTimeout(timeoutMs, () => done(false));
+		sock.once('connect', () => done(true));
+		sock.once('error', () => done(false));
+	});
+}
+
+function tailFile(file, lines = 25) {
+	try {
+		const text = fs.readFileSync(file, 'utf8');
+		const all = text.split('\n');
+		if (all[all.length - 1] === '') all.pop();
+		return all.slice(-lines).join('\n');
+	} catch {
+		return '(no log)';
+	}
+}
+
+// Processes still running when node exits (a crashed test file) are killed by PID.
+const liveChildren = new Set();
+function killLiveChildren() {
+	for (const child of liveChildren) {
+		try {
+			process.kill(child.pid, 'SIGKILL');
+		} catch {
+			/* already gone */
+		}
+	}
+}
+process.on('exit', killLiveChildren);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+	process.once(sig, () => {
+		killLiveChildren();
+		process.exit(128 + ({ SIGINT: 2, SIGTERM: 15, SIGHUP: 1 }[sig]));
+	});
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+/** GET (or another method) without following redirects: {status, headers, body, buffer}. */
+export function httpRequest(port, urlPath, { method = 'GET', headers = {}, timeoutMs = 10000 } = {}) {
+	return new Promise((resolve, reject) => {
+		const req = http.request(
+			{ host: '127.0.0.1', port, path: urlPath, method, headers, agent: false },
+			(res) => {
+				const chunks = [];
+				res.on('data', (c) => chunks.push(c));
+				res.on('end', () => {
+					const buffer = Buffer.concat(chunks);
+					resolve({ status: res.statusCode, headers: res.headers, buffer, body: buffer.toString('utf8') });
+				});
+				res.on('error', reject);
+			},
+		);
+		req.setTimeout(timeoutMs, () => req.destroy(new Error(`HTTP ${method} ${urlPath}: no answer in ${timeoutMs} ms`)));
+		req.on('error', reject);
+		req.end();
+	});
+}
+
+/**
+ * Attempts a WebSocket handshake by hand and reports what the server answered, without the
+ * client library's own checks in the way: {upgraded, status, protocol}.
+ */
+export function rawUpgrade(port, urlPath, protocols) {
+	return new Promise((resolve, reject) => {
+		const headers = {
+			Connection: 'Upgrade',
+			Upgrade: 'websocket',
+			'Sec-WebSocket-Version': '13',
+			'Sec-WebSocket-Key': randomBytes(16).toString('base64'),
+		};
+		if (protocols && protocols.length) headers['Sec-WebSocket-Protocol'] = protocols.join(', ');
+		const req = http.request({ host: '127.0.0.1', port, path: urlPath, headers, agent: false });
+		req.setTimeout(5000, () => req.destroy(new Error('handshake: no answer in 5 s')));
+		req.on('upgrade', (res, socket) => {
+			socket.destroy();
+			resolve({ upgraded: true, status: res.statusCode, protocol: res.headers['sec-websocket-protocol'] });
+		});
+		req.on('response', (res) => {
+			res.resume();
+			res.on('end', () => resolve({ upgraded: false, status: res.statusCode, protocol: undefined }));
+		});
+		req.on('error', (e) => {
+			// A server may simply close the connection to refuse: that is a refusal too.
+			if (e.code === 'ECONNRESET' || /socket hang up/.test(e.message)) resolve({ upgraded: false, status: 0 });
+			else reject(e);
+		});
+		req.end();
+	});
+}
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket client
+
+/**
+ * A client connection with a queue of everything it received, in order:
+ *   JSON text messages as parsed objects;
+ *   binary frames as {type: 'binary', hash: '<hex>', bytes: Buffer};
+ *   unparsable text as {type: 'unparsable-text', text}.
+ * next(pred) takes (and removes) the first queued message matching pred, waiting for it if needed.
+ */
+export class Client {
+	constructor(ws, label) {
+		this.ws = ws;
+		this.label = label;
+		this.queue = [];
+		this.log = []; // every message ever received, for assertions on absence
+		this.waiters = [];
+		this.closeInfo = null;
+		this.serving = null;
+		this.closed = new Promise((resolve) => {
+			ws.on('close', (code, reason) => {
+				this.closeInfo = { code, reason: reason.toString() };
+				liveSockets.delete(this);
+				resolve(this.closeInfo);
+				this._wake();
+			});
+		});
+		ws.on('error', () => {
+			/* surfaces as a close */
+		});
+		ws.on('message', (data, isBinary) => this._receive(data, isBinary));
+	}
+
+	_receive(data, isBinary) {
+		let msg;
+		if (isBinary) {
+			const buf = Buffer.isBuffer(data) ? data : Buffer.concat(data);
+			msg = { type: 'binary', hash: buf.subarray(0, 32).toString('hex'), bytes: buf.subarray(32) };
+		} else {
+			const text = data.toString('utf8');
+			try {
+				msg = JSON.parse(text);
+			} catch {
+				msg = { type: 'unparsable-text', text };
+			}
+		}
+		this.log.push(msg);
+		if (this.serving && msg.type === 'request') this._serve(msg);
+		this.queue.push(msg);
+		this._wake();
+	}
+
+	_serve(msg) {
+		const bytes = this.serving.get(msg.hash);
+		if (bytes) this.sendBinary(msg.hash, bytes);
+		else this.send({ type: 'decline', hash: msg.hash });
+	}
+
+	_wake() {
+		for (const w of [...this.waiters]) w();
+	}
+
+	get isOpen() {
+		return this.ws.readyState === WebSocket.OPEN;
+	}
+
+	/** Takes the first message matching pred; rejects after timeoutMs or when the socket closes. */
+	next(pred = () => true, timeoutMs = 5000, what = 'a message') {
+		return new Promise((resolve, reject) => {
+			const check = () => {
+				const i = this.queue.findIndex(pred);
+				if (i >= 0) {
+					cleanup();
+					resolve(this.queue.splice(i, 1)[0]);
+					return true;
+				}
+				if (this.closeInfo) {
+					cleanup();
+					reject(new Error(`${this.label}: closed (code ${this.closeInfo.code}) while waiting for ${what}; got ${this.describeQueue()}`));
+					return true;
+				}
+				return false;
+			};
+			const timer = setTimeout(() => {
+				cleanup();
+				reject(new Error(`${this.label}: no ${what} within ${timeoutMs} ms; got ${this.describeQueue()}`));
+			}, timeoutMs);
+			const cleanup = () => {
+				clearTimeout(timer);
+				this.waiters = this.waiters.filter((w) => w !== check);
+			};
+			if (!check()) this.waiters.push(check);
+		});
+	}
+
+	describeQueue() {
+		const shown = this.log.slice(-12).map((m) => (m.type === 'binary' ? `binary(${m.hash.slice(0, 12)}…, ${m.bytes.length} B)` : JSON.stringify(m)));
+		return shown.length ? shown.join(' ') : 'nothing';
+	}
+
+	/** Resolves true if a message matching pred arrives (or is queued) within ms, else false. */
+	async sees(pred, ms) {
+		try {
+			await this.next(pred, ms);
+			return true;
+		} catch {
+			return false;
+		}
+	}
+
+	nextType(type, hash, timeoutMs = 5000) {
+		return this.next((m) => m.type === type && (hash === undefined || m.hash === hash), timeoutMs, `"${type}"${hash ? ` for ${hash.slice(0, 12)}…` : ''}`);
+	}
+
+	nextBinary(hash, timeoutMs = 5000) {
+		return this.nextType('binary', hash, timeoutMs);
+	}
+
+	nextError(code, hash, timeoutMs = 5000) {
+		return this.next(
+			(m) => m.type === 'error' && (code === undefined || m.code === code) && (hash === undefined || m.hash === hash),
+			timeoutMs,
+			`error ${code || ''}${hash ? ` for ${hash.slice(0, 12)}…` : ''}`,
+		);
+	}
+
+	/**
+	 * Consumes count messages for hash until one says `viewers`; counts are rate-limited, so only
+	 * the latest value matters. Counts already received are considered first.
+	 */
+	async waitCount(hash, viewers, timeoutMs = 5000) {
+		const deadline = Date.now() + timeoutMs;
+		for (;;) {
+			// Drop the queued counts for hash: only the latest value ever received matters.
+			this.queue = this.queue.filter((m) => !(m.type === 'count' && m.hash === hash));
+			const last = this.latestCount(hash);
+			if (last === viewers) return last;
+			const left = deadline - Date.now();
+			if (left <= 0 || this.closeInfo) {
+				throw new Error(`${this.label}: count for ${hash.slice(0, 12)}… never reached ${viewers} in ${timeoutMs} ms (latest: ${last === undefined ? 'none' : last}); got ${this.describeQueue()}`);
+			}
+			await this.sees((m) => m.type === 'count' && m.hash === hash, left);
+		}
+	}
+
+	/** The latest count value received for hash so far, or undefined. */
+	latestCount(hash) {
+		for (let i = this.log.length - 1; i >= 0; i--) {
+			const m = this.log[i];
+			if (m.type === 'count' && m.hash === hash) return m.viewers;
+		}
+		return undefined;
+	}
+
+	send(obj) {
+		this.ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj));
+	}
+
+	sendBinary(hashHex, bytes) {
+		const hashBuf = Buffer.isBuffer(hashHex) ? hashHex : Buffer.from(hashHex, 'hex');
+		this.ws.send(Buffer.concat([hashBuf, bytes]), { binary: true });
+	}
+
+	have(...hashes) {
+		this.send({ type: 'have', hashes: hashes.flat() });
+	}
+
+	drop(...hashes) {
+		this.send({ type: 'drop', hashes: hashes.flat() });
+	}
+
+	want(hash) {
+		this.send({ type: 'want', hash });
+	}
+
+	/** Answers every future request from `blobs` (Map or object hash → bytes), declining others. */
+	serve(blobs) {
+		this.serving = blobs instanceof Map ? blobs : new Map(Object.entries(blobs));
+		for (const m of this.queue) if (m.type === 'request') this._serve(m);
+	}
+
+	/** Announces blobs and answers requests for them; waits for the first count of each. */
+	async hold(...blobs) {
+		blobs = blobs.flat();
+		const map = this.serving || new Map();
+		for (const b of blobs) map.set(b.hash, b.bytes);
+		this.serve(map);
+		this.have(blobs.map((b) => b.hash));
+		for (const b of blobs) await this.nextType('count', b.hash);
+	}
+
+	requestsFor(hash) {
+		return this.log.filter((m) => m.type === 'request' && m.hash === hash).length;
+	}
+
+	/** Closes politely; a server that does not finish the close handshake in 3 s is cut off. */
+	async close(code = 1000) {
+		if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code);
+		const done = await Promise.race([this.closed, sleep(3000).then(() => null)]);
+		return done || this.terminate();
+	}
+
+	terminate() {
+		this.ws.terminate();
+		return this.closed;
+	}
+}
+
+const liveSockets = new Set();
+
+/**
+ * Opens a WebSocket to url; resolves with a Client once the server's first message (which the
+ * contract says is the welcome) has arrived. client.first is that first message.
+ */
+export async function connectUrl(url, { protocols = [SUBPROTOCOL], label = url, timeoutMs = 5000, awaitWelcome = true } = {}) {
+	const ws = new WebSocket(url, protocols, { handshakeTimeout: timeoutMs, perMessageDeflate: false, maxPayload: 256 * 1024 * 1024 });
+	const client = new Client(ws, label);
+	await new Promise((resolve, reject) => {
+		const timer = setTimeout(() => reject(new Error(`${label}: WebSocket not open in ${timeoutMs} ms`)), timeoutMs);
+		ws.once('open', () => {
+			clearTimeout(timer);
+			resolve();
+		});
+		ws.once('unexpected-response', (req, res) => {
+			clearTimeout(timer);
+			reject(new Error(`${label}: handshake refused with HTTP ${res.statusCode}`));
+		});
+		ws.once('error', (e) => {
+			clearTimeout(timer);
+			reject(new Error(`${label}: ${e.message}`));
+		});
+	});
+	liveSockets.add(client);
+	if (awaitWelcome) {
+		client.first = await client.next(() => true, timeoutMs, 'the welcome message');
+		client.welcome = client.first;
+	}
+	return client;
+}
+
+// ---------------------------------------------------------------------------------------------
+// processes
+
+class Proc {
+	constructor(name, argv, { cwd = ROOT, env = {}, logFile, checkExit = true }) {
+		this.name = name;
+		this.argv = argv;
+		this.cwd = cwd;
+		this.env = env;
+		this.logFile = logFile;
+		this.child = null;
+		this.exited = null;
+		this.exitInfo = null;
+		this.problems = []; // deaths we did not cause, unclean stops
+		this.checkExit = checkExit; // our programs exit 0 on TERM; lighttpd's status is its own
+	}
+
+	start() {
+		const fd = fs.openSync(this.logFile, 'a');
+		fs.writeSync(fd, `\n=== ${new Date().toISOString()} start: ${this.argv.join(' ')}\n`);
+		// Settings come from the command line only: strip any EPHEMERAL_* of the caller.
+		const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('EPHEMERAL_')));
+		const child = spawn(this.argv[0], this.argv.slice(1), {
+			cwd: this.cwd,
+			env: { ...env, ...this.env },
+			stdio: ['ignore', fd, fd],
+		});
+		fs.closeSync(fd);
+		this.child = child;
+		this.exitInfo = null;
+		this.stopSignal = null;
+		liveChildren.add(child);
+		this.exited = new Promise((resolve) => {
+			child.once('exit', (code, signal) => {
+				liveChildren.delete(child);
+				this.exitInfo = { code, signal };
+				if (!this.stopSignal) this.problems.push(`${this.name} (pid ${child.pid}) died on its own: ${signal ? `signal ${signal}` : `exit ${code}`}`);
+				resolve(this.exitInfo);
+			});
+			child.once('error', (err) => {
+				liveChildren.delete(child);
+				this.exitInfo = { code: -1, signal: null, error: err.message };
+				resolve(this.exitInfo);
+			});
+		});
+		return this;
+	}
+
+	get running() {
+		return this.child !== null && this.exitInfo === null;
+	}
+
+	get pid() {
+		return this.child && this.child.pid;
+	}
+
+	/** Sends signal to this PID and waits for the exit; KILL after graceMs if TERM is not enough. */
+	async stop(signal = 'SIGTERM', graceMs = 3000) {
+		if (!this.running) return this.exitInfo;
+		this.stopSignal = signal;
+		try {
+			this.child.kill(signal);
+		} catch {
+			/* gone */
+		}
+		const timeout = sleep(graceMs).then(() => 'timeout');
+		if ((await Promise.race([this.exited, timeout])) === 'timeout') {
+			this.problems.push(`${this.name} (pid ${this.pid}) did not exit within ${graceMs} ms of ${signal}`);
+			try {
+				this.child.kill('SIGKILL');
+			} catch {
+				/* gone */
+			}
+			await this.exited;
+		} else if (signal === 'SIGTERM' && this.checkExit && !(this.exitInfo.code === 0 || this.exitInfo.signal === 'SIGTERM')) {
+			this.problems.push(`${this.name} (pid ${this.pid}) stopped uncleanly on SIGTERM: ${JSON.stringify(this.exitInfo)}`);
+		}
+		return this.exitInfo;
+	}
+
+	tail(lines) {
+		return tailFile(this.logFile, lines);
+	}
+}
+
+export function run(file, args, { timeoutMs = 5000, cwd = ROOT } = {}) {
+	return new Promise((resolve) => {
+		execFile(file, args, { timeout: timeoutMs, cwd, maxBuffer: 16 * 1024 * 1024, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+			const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+			resolve({ code, stdout, stderr, error: err && typeof err.code !== 'number' ? err.message : undefined });
+		});
+	});
+}
+
+// ---------------------------------------------------------------------------------------------
+// the stack
+
+/**
+ * Starts a stack. Options:
+ *   gateways: number of gateways (default 2)
+ *   lighttpd: start lighttpd + the FastCGI frontend (default true)
+ *   hub: extra hub settings {key: value}, e.g. {'hub.holder_timeout_ms': 1000}
+ *   gateway: extra gateway settings
+ *   hubTimeoutMs: the frontend's hub timeout (passed to gen-lighttpd-conf.sh)
+ */
+export async function startStack(opts = {}) {
+	const stack = new Stack(opts);
+	try {
+		await stack.start();
+	} catch (e) {
+		e.message += `\n${stack.logTails()}`;
+		await stack.stop();
+		throw e;
+	}
+	return stack;
+}
+
+export class Stack {
+	constructor({ gateways = 2, lighttpd = true, hub = {}, gateway = {}, hubTimeoutMs } = {}) {
+		this.nGateways = gateways;
+		this.withLighttpd = lighttpd;
+		this.hubSettings = hub;
+		this.gatewaySettings = gateway;
+		this.hubTimeoutMs = hubTimeoutMs;
+		this.procs = [];
+	}
+
+	async start() {
+		this.stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ephemeral-test-'));
+		const [hubPort, opPort, httpPort, ...gwPorts] = await freePorts(3 + this.nGateways);
+		this.hubEndpoint = `tcp://127.0.0.1:${hubPort}`;
+		this.operatorEndpoint = `tcp://127.0.0.1:${opPort}`;
+		this.httpPort = httpPort;
+		this.gatewayPorts = gwPorts;
+
+		const settings = (obj) => Object.entries(obj).flatMap(([k, v]) => ['-o', `${k}=${v}`]);
+		this.hub = new Proc('hub', [
+			path.join(BIN, 'ephemeral-hub'),
+			'-o', `hub.endpoint=${this.hubEndpoint}`,
+			'-o', `hub.operator_endpoint=${this.operatorEndpoint}`,
+			...settings(this.hubSettings),
+		], { logFile: path.join(this.stateDir, 'hub.log') });
+		this.procs.push(this.hub);
+
+		this.gateways = gwPorts.map((port, i) => {
+			const p = new Proc(`gw${i + 1}`, [
+				path.join(BIN, 'ephemeral-gateway'),
+				'-o', `hub.endpoint=${this.hubEndpoint}`,
+				'-o', `gateway.port=${port}`,
+				'-o', `gateway.name=gw${i + 1}`,
+				...settings({ ...pick(this.hubSettings, ['hub.heartbeat_ms', 'hub.peer_expiry_ms']), ...this.gatewaySettings }),
+			], { logFile: path.join(this.stateDir, `gw${i + 1}.log`) });
+			this.procs.push(p);
+			return p;
+		});
+
+		await this.startHub();
+		for (let i = 0; i < this.nGateways; i++) await this.startGateway(i);
+		// The gateways join the hub on their own: wait until the hub lists them all, so that
+		// cross-gateway tests do not race the join.
+		await waitFor(async () => {
+			const r = await this.ctlRaw(['gateways']);
+			if (r.code !== 0) throw new Error(`ephemeral-ctl gateways: exit ${r.code} ${r.stderr.trim().slice(0, 300)}`);
+			return Array.isArray(r.json) && r.json.length === this.nGateways ? r.json : null;
+		}, { timeoutMs: 8000, what: `the hub to list ${this.nGateways} gateway(s)` });
+
+		if (this.withLighttpd) await this.startLighttpd();
+	}
+
+	async startHub() {
+		this.hub.start();
+		await waitFor(async () => {
+			if (!this.hub.running) throw new Error(`hub exited ${JSON.stringify(this.hub.exitInfo)}`);
+			const r = await this.ctlRaw(['stats'], 1500);
+			if (r.code !== 0 || !r.json || typeof r.json !== 'object') {
+				throw new Error(`ephemeral-ctl stats: exit ${r.code}${r.error ? ` (${r.error})` : ''} ${r.stderr.trim().slice(0, 300)}`);
+			}
+			return true;
+		}, { timeoutMs: 10000, what: 'the hub to answer `stats`' });
+	}
+
+	async killHub(signal = 'SIGKILL') {
+		return this.hub.stop(signal);
+	}
+
+	async startGateway(i) {
+		const gw = this.gateways[i];
+		gw.start();
+		await waitFor(async () => {
+			if (!gw.running) throw new Error(`${gw.name} exited ${JSON.stringify(gw.exitInfo)}`);
+			return tcpConnects(this.gatewayPorts[i]);
+		}, { timeoutMs: 10000, what: `${gw.name} to accept connections` });
+	}
+
+	async killGateway(i, signal = 'SIGKILL') {
+		return this.gateways[i].stop(signal);
+	}
+
+	async startLighttpd() {
+		const confFile = path.join(this.stateDir, 'lighttpd.conf');
+		const args = [
+			'--port', String(this.httpPort),
+			'--gateways', this.gatewayPorts.map((p) => `127.0.0.1:${p}`).join(','),
+			'--hub-endpoint', this.hubEndpoint,
+			'--root', ROOT,
+			'--bin', BIN,
+			'--state-dir', this.stateDir,
+		];
+		if (this.hubTimeoutMs) args.push('--hub-timeout-ms', String(this.hubTimeoutMs));
+		const gen = await run(path.join(ROOT, 'scripts', 'gen-lighttpd-conf.sh'), args, { timeoutMs: 10000 });
+		if (gen.code !== 0) throw new Error(`gen-lighttpd-conf.sh failed (${gen.code}): ${gen.stderr}`);
+		fs.writeFileSync(confFile, gen.stdout);
+		this.lighttpd = new Proc('lighttpd', ['lighttpd', '-D', '-f', confFile], { logFile: path.join(this.stateDir, 'lighttpd.log'), checkExit: false });
+		this.procs.push(this.lighttpd);
+		this.lighttpd.start();
+		await waitFor(async () => {
+			if (!this.lighttpd.running) throw new Error(`lighttpd exited ${JSON.stringify(this.lighttpd.exitInfo)}`);
+			const r = await httpRequest(this.httpPort, '/', { timeoutMs: 2000 });
+			return r.status === 200;
+		}, { timeoutMs: 10000, what: 'lighttpd to answer GET / with 200' });
+	}
+
+	httpGet(urlPath, options) {
+		return httpRequest(this.httpPort, urlPath, options);
+	}
+
+	/** {via: 'lighttpd'|'gateway', index, protocols, label} */
+	wsConnect({ via = 'gateway', index = 0, protocols, label, awaitWelcome, timeoutMs } = {}) {
+		const url = this.wsUrl({ via, index });
+		return connectUrl(url, { protocols, awaitWelcome, timeoutMs, label: label || (via === 'lighttpd' ? 'ws(lighttpd)' : `ws(gw${index + 1})`) });
+	}
+
+	wsUrl({ via = 'gateway', index = 0 } = {}) {
+		return via === 'lighttpd' ? `ws://127.0.0.1:${this.httpPort}/ws` : `ws://127.0.0.1:${this.gatewayPorts[index]}/ws`;
+	}
+
+	async ctlRaw(args, timeoutMs = 4000, { json = true } = {}) {
+		const r = await run(path.join(BIN, 'ephemeral-ctl'), ['--endpoint', this.operatorEndpoint, ...(json ? ['--json'] : []), ...args], { timeoutMs });
+		try {
+			r.json = JSON.parse(r.stdout);
+		} catch {
+			r.json = undefined;
+		}
+		return r;
+	}
+
+	/** Runs ephemeral-ctl --json with args; returns the parsed JSON or throws with its output. */
+	async ctl(...args) {
+		args = args.flat();
+		const r = await this.ctlRaw(args);
+		if (r.code !== 0 || r.json === undefined) {
+			throw new Error(`ephemeral-ctl ${args.join(' ')}: exit ${r.code}${r.error ? ` (${r.error})` : ''}, stdout ${JSON.stringify(r.stdout.slice(0, 500))}, stderr ${JSON.stringify(r.stderr.slice(0, 500))}`);
+		}
+		return r.json;
+	}
+
+	async lookup(hash) {
+		const r = await this.ctl('lookup', hash);
+		return r.viewers;
+	}
+
+	/** Polls ctl lookup until it says `viewers`. */
+	async waitLookup(hash, viewers, timeoutMs = 3000) {
+		let last;
+		try {
+			await waitFor(async () => {
+				last = await this.lookup(hash);
+				return last === viewers;
+			}, { timeoutMs, what: `lookup ${hash.slice(0, 12)}… = ${viewers}` });
+		} catch (e) {
+			throw new Error(`${e.message}; last lookup said ${last}`);
+		}
+	}
+
+	stats() {
+		return this.ctl('stats');
+	}
+
+	logTails(lines = 25) {
+		return this.procs
+			.filter((p) => p.child)
+			.map((p) => `--- ${p.name} (pid ${p.pid}, ${p.running ? 'running' : `exited ${JSON.stringify(p.exitInfo)}`}) ${p.logFile}\n${p.tail(lines)}`)
+			.join('\n');
+	}
+
+	/**
+	 * Stops every process (lighttpd first: it stops its FastCGI children; then the gateways, then
+	 * the hub) and returns what went wrong with them during the run: a process that died without
+	 * being told to, one that did not stop cleanly on TERM, sanitizer reports in a log.
+	 */
+	async stop() {
+		for (const c of [...liveSockets]) c.terminate();
+		const order = [this.lighttpd, ...(this.gateways || []), this.hub].filter(Boolean);
+		await Promise.all(order.map((p) => p.stop('SIGTERM', 5000)));
+		const problems = this.procs.flatMap((p) => p.problems);
+		for (const p of this.procs) {
+			let text = '';
+			try {
+				text = fs.readFileSync(p.logFile, 'utf8');
+			} catch {
+				continue;
+			}
+			const m = text.match(/^.*(AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:|Segmentation fault).*$/m);
+			if (m) problems.push(`${p.name}: sanitizer/crash report in its log: ${m[0]}\n${p.tail(40)}`);
+		}
+		if (this.stateDir && !process.env.KEEP_STATE && problems.length === 0) fs.rmSync(this.stateDir, { recursive: true, force: true });
+		else if (problems.length) problems.push(`(logs kept in ${this.stateDir})`);
+		return problems;
+	}
+
+	/** stop(), then fails (for an after hook) if any process misbehaved. */
+	async stopAndCheck() {
+		const problems = await this.stop();
+		if (problems.length) throw new Error(`the stack's processes misbehaved:\n${problems.join('\n')}`);
+	}
+}
+
+function pick(obj, keys) {
+	return Object.fromEntries(Object.entries(obj).filter(([k]) => keys.includes(k)));
+}
+
+/**
+ * Wraps a test body so that a failure carries the tails of the stack's logs.
+ * Usage: test('name', withLogs(() => stack, async (t) => { ... }))
+ */
+export function withLogs(getStack, fn, timeoutMs = 60000) {
+	return async (t) => {
+		let timer;
+		try {
+			await Promise.race([
+				fn(t),
+				new Promise((_, reject) => {
+					timer = setTimeout(() => reject(new Error(`test did not finish within ${timeoutMs} ms`)), timeoutMs);
+				}),
+			]);
+		} catch (e) {
+			const stack = getStack();
+			if (stack && stack.procs) {
+				const tails = stack.logTails(20);
+				if (e && typeof e === 'object') {
+					try {
+						e.message = `${e.message}\n${tails}`;
+					} catch {
+						process.stderr.write(`\n[logs for failed test "${t.name}"]\n${tails}\n`);
+					}
+				}
+			}
+			throw e;
+		} finally {
+			clearTimeout(timer);
+		}
+	};
+}
