@@ -28,11 +28,12 @@ HUB_SRC     := $(wildcard hub/*.c)
 GW_SRC      := $(wildcard ws-gateway/*.c)
 FCGI_SRC    := $(wildcard frontend-fcgi/*.c)
 CTL_SRC     := tools/ephemeral-ctl.c
+CLI_SRC     := $(wildcard cli/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 PROGRAMS := $(BUILD)/ephemeral-hub $(BUILD)/ephemeral-gateway $(BUILD)/ephemeral-fcgi \
-	    $(BUILD)/ephemeral-ctl
+	    $(BUILD)/ephemeral-ctl $(if $(CLI_SRC),$(BUILD)/ephemeral)
 
 .PHONY: all deps run test sanitize bench fuzz format format-check clean unit
 all: $(PROGRAMS)
@@ -56,13 +57,16 @@ $(BUILD)/ephemeral-fcgi: $(call obj,$(FCGI_SRC)) $(BUILD)/libcommon.a
 $(BUILD)/ephemeral-ctl: $(call obj,$(CTL_SRC)) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+$(BUILD)/ephemeral: $(call obj,$(CLI_SRC)) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # Unit tests: tests/unit/test_<name>.c, each linked with the module it tests (everything but
 # the program's main.c) and cmocka.
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
-LIB_OBJS  := $(call obj,$(filter-out %/main.c,$(HUB_SRC) $(GW_SRC) $(FCGI_SRC)))
+LIB_OBJS  := $(call obj,$(filter-out %/main.c,$(HUB_SRC) $(GW_SRC) $(FCGI_SRC) $(CLI_SRC)))
 unit: $(UNIT_BINS)
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
