@@ -47,6 +47,20 @@ static int fail(struct wsmsg_error *err, const char *code, const char *fmt, ...)
 	return -1;
 }
 
+/* Copies a string, cut if it must be at a character boundary so the copy stays valid UTF-8. */
+static void copy_utf8(char *dst, size_t cap, json_t *v)
+{
+	const char *src = json_is_string(v) ? json_string_value(v) : "";
+	size_t n = strlen(src);
+	if (n >= cap) {
+		n = cap - 1;
+		while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+			n--;
+	}
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 static int hash_field(json_t *v, uint8_t out[HASH_LEN])
 {
 	if (!json_is_string(v))
@@ -136,12 +150,8 @@ static int wsmsg_parse(const char *text, size_t len, struct wsmsg *m, struct wsm
 		break;
 	}
 	case SHAPE_ERROR: {
-		json_t *code = json_object_get(root, "code");
-		json_t *msg = json_object_get(root, "message");
-		snprintf(m->code, sizeof(m->code), "%s",
-			 json_is_string(code) ? json_string_value(code) : "");
-		snprintf(m->message, sizeof(m->message), "%s",
-			 json_is_string(msg) ? json_string_value(msg) : "");
+		copy_utf8(m->code, sizeof(m->code), json_object_get(root, "code"));
+		copy_utf8(m->message, sizeof(m->message), json_object_get(root, "message"));
 		m->has_hash = hash_field(json_object_get(root, "hash"), m->hash) == 0;
 		break;
 	}

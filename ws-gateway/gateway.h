@@ -17,6 +17,7 @@
 #include "wsmsg.h"
 
 #define GW_TX_CHUNK (64 * 1024) /* one lws_write at most: fair to other connections */
+#define GW_ADDR_LEN 64
 
 /* A frame queued for a client; shared by every connection it goes to (refcounted). */
 struct outbuf {
@@ -52,9 +53,20 @@ struct session {
 	/* state */
 	struct interest *interests;
 	uint32_t nholds;
+	uint32_t nwants; /* open wants (deferred ones included) */
+	uint32_t ndeferred;
 	int lies;
-	int closing; /* a close code to send on the next writable, or 0 */
+	int closing;	  /* a close code to send once the queue is out, or 0 */
+	int64_t close_at; /* not before this: see session_close_soon() */
 	char close_reason[64];
+	lws_sorted_usec_list_t sul_close;
+	/* limits.c */
+	char addr[GW_ADDR_LEN];
+	double msg_tokens, byte_tokens;
+	int64_t bucket_ms;
+	int violations;
+	int paused_bytes, paused_out, rx_paused;
+	lws_sorted_usec_list_t sul_resume;
 };
 
 /* What one connection does with one hash: holds it, wants it, was asked for it. */
@@ -63,6 +75,7 @@ struct interest {
 	struct session *s;
 	struct hashsub *hs;
 	unsigned holds : 1, wants : 1, requested : 1, in_throttle : 1;
+	unsigned deferred : 1; /* delivered while the queue was full: to be wanted again */
 	int64_t want_deadline;
 	int64_t last_count; /* last viewers value sent; -1: none yet */
 	int64_t pending_count;
@@ -80,6 +93,7 @@ struct hashsub {
 
 struct gateway_stats {
 	uint64_t blobs_in, blobs_out, bytes_in, bytes_out, mismatches, bad_messages;
+	uint64_t rate_limited, refused_origin, refused_addr, deferred;
 };
 
 struct gateway {
@@ -89,6 +103,12 @@ struct gateway {
 	uint64_t instance;
 	size_t max_blob;
 	int max_lies;
+	/* limits (limits.c) */
+	int max_holds, max_wants, max_violations, max_conns_per_addr;
+	long long msg_rate, msg_burst, byte_rate, byte_burst;
+	char **trusted, **origins;
+	size_t ntrusted, norigins;
+	struct map addrs; /* client address -> connections */
 	int want_timeout_ms;
 	int heartbeat_ms, expiry_ms;
 	/* hub link */
@@ -123,7 +143,22 @@ void session_send_text(struct session *s, char *text);
 void session_send_error(struct session *s, const char *code, const uint8_t *hash,
 			const char *message);
 void session_send_blob(struct session *s, struct outbuf *buf);
+void session_close_soon(struct session *s, int code, const char *reason);
 void outbuf_release(struct outbuf *b);
+
+void session_update_flow(struct session *s);
+
+/* limits.c — admission (address, Origin) and per-connection budgets */
+void limits_init(struct gateway *gw, const char *trusted, const char *origins);
+void limits_free(struct gateway *gw);
+void limits_client_addr(struct gateway *gw, struct lws *wsi, char out[GW_ADDR_LEN]);
+int limits_admit(struct gateway *gw, struct lws *wsi);
+void limits_session_open(struct gateway *gw, struct session *s);
+void limits_session_close(struct gateway *gw, struct session *s);
+/* 1: go ahead; 0: answer rate_limited; -1: also closing (too many violations). */
+int limits_take_message(struct gateway *gw, struct session *s);
+int limits_violation(struct gateway *gw, struct session *s);
+void limits_take_bytes(struct gateway *gw, struct session *s, size_t n);
 
 /* interest.c — per (connection, hash) state and viewer counts */
 struct interest *interest_get(struct gateway *gw, struct session *s, const uint8_t *hash,

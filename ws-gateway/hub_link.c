@@ -160,8 +160,17 @@ static void on_deliver(struct gateway *gw, struct hubmsg *m)
 	for (size_t i = 0; i < m->list_count; i++) {
 		struct session *s = session_find(gw, get_u64(m->list + 8 * i));
 		struct interest *in = s ? interest_get(gw, s, m->hash, 0) : NULL;
-		if (in == NULL || !in->wants)
+		if (in == NULL || !in->wants || in->deferred)
 			continue;
+		size_t size = HASH_LEN + zmq_msg_size(&b->msg);
+		if (s->out_head && s->out_bytes + size > 2 * gw->max_blob) {
+			/* Its queue is full (a slow reader): let this copy go and want the blob
+			 * again once the queue has drained, so memory stays bounded. */
+			in->deferred = 1;
+			s->ndeferred++;
+			gw->stats.deferred++;
+			continue;
+		}
 		interest_want_close(gw, in);
 		interest_settle(gw, in);
 		session_send_blob(s, b);

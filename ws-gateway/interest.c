@@ -86,6 +86,7 @@ static void throttle_remove(struct gateway *gw, struct interest *in)
 void interest_want_open(struct gateway *gw, struct interest *in)
 {
 	in->wants = 1;
+	in->s->nwants++;
 	in->want_deadline = now_ms() + gw->want_timeout_ms;
 	in->wprev = gw->wants_tail;
 	in->wnext = NULL;
@@ -110,6 +111,11 @@ void interest_want_close(struct gateway *gw, struct interest *in)
 		gw->wants_tail = in->wprev;
 	in->wnext = in->wprev = NULL;
 	in->wants = 0;
+	in->s->nwants--;
+	if (in->deferred) {
+		in->deferred = 0;
+		in->s->ndeferred--;
+	}
 }
 
 void interest_settle(struct gateway *gw, struct interest *in)

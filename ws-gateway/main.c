@@ -45,6 +45,19 @@ int main(int argc, char **argv)
 	gw.max_blob = (size_t)config_int("gateway.max_blob");
 	gw.max_lies = (int)config_int("gateway.max_lies");
 	gw.want_timeout_ms = (int)config_int("gateway.want_timeout_ms");
+	gw.max_holds = (int)config_int("gateway.max_holds");
+	gw.max_wants = (int)config_int("gateway.max_wants");
+	gw.max_violations = (int)config_int("gateway.max_violations");
+	gw.max_conns_per_addr = (int)config_int("gateway.max_conns_per_addr");
+	gw.msg_rate = config_int("gateway.msg_rate");
+	gw.msg_burst = config_int("gateway.msg_burst");
+	gw.byte_rate = config_int("gateway.byte_rate");
+	/* A whole largest message always fits in the byte budget at once. */
+	gw.byte_burst = gw.byte_rate / 4 > 2 * (long long)(HASH_LEN + gw.max_blob)
+			    ? gw.byte_rate / 4
+			    : 2 * (long long)(HASH_LEN + gw.max_blob);
+	limits_init(&gw, config_str("gateway.trusted_proxies"),
+		    config_str("gateway.allowed_origins"));
 	gw.heartbeat_ms = (int)config_int("hub.heartbeat_ms");
 	gw.expiry_ms = (int)config_int("hub.peer_expiry_ms");
 	int port = (int)config_int("gateway.port");
@@ -66,7 +79,11 @@ int main(int argc, char **argv)
 	    {"ephemeral-hub-link", hub_link_callback, 0, 0, 0, NULL, 0},
 	    {NULL, NULL, 0, 0, 0, NULL, 0},
 	};
-	lws_set_log_level(LLL_ERR | LLL_WARN, gateway_lws_log);
+	enum log_level level = LOG_LEVEL_INFO;
+	log_level_parse(config_str("log.level"), &level);
+	lws_set_log_level(level == LOG_LEVEL_DEBUG ? LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO
+						   : LLL_ERR | LLL_WARN,
+			  gateway_lws_log);
 
 	/* Ping quiet connections so that proxies keep them open and dead peers are noticed. */
 	static const lws_retry_bo_t idle_policy = {.secs_since_valid_ping = 30,
@@ -114,6 +131,7 @@ int main(int argc, char **argv)
 	map_free(&gw.sessions);
 	map_free(&gw.interests);
 	map_free(&gw.hashsubs);
+	limits_free(&gw);
 	free(gw.tx_scratch);
 	config_reset();
 	return 0;

@@ -14,7 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PROTOCOL_NAME "ephemeral.v1"
+#define PROTOCOL_NAME	       "ephemeral.v1"
+#define SESSION_CLOSE_GRACE_MS 300
 
 static struct gateway *session_gateway(struct lws *wsi)
 {
@@ -51,7 +52,35 @@ static void session_enqueue(struct session *s, struct outbuf *b)
 		s->out_head = m;
 	s->out_tail = m;
 	s->out_bytes += b->binary ? HASH_LEN + zmq_msg_size(&b->msg) : b->text_len;
+	if (s->out_bytes > s->gw->max_blob && !s->paused_out) {
+		/* A slow reader: stop reading its requests until it has caught up. */
+		s->paused_out = 1;
+		session_update_flow(s);
+	}
 	lws_callback_on_writable(s->wsi);
+}
+
+void session_update_flow(struct session *s)
+{
+	int pause = s->paused_bytes || s->paused_out;
+	if (pause == s->rx_paused)
+		return;
+	s->rx_paused = pause;
+	lws_rx_flow_control(s->wsi, !pause);
+}
+
+/* Wants one deferred blob again, now that the queue has room for it. */
+static void session_rewant_one(struct gateway *gw, struct session *s)
+{
+	for (struct interest *in = s->interests; in; in = in->snext) {
+		if (!in->deferred)
+			continue;
+		interest_want_close(gw, in);
+		interest_want_open(gw, in);
+		struct hubproto_out o = {.cmd = HUB_WANT, .id = s->id, .hash = in->key + 8};
+		hub_link_send(gw, &o);
+		return;
+	}
 }
 
 void session_send_text(struct session *s, char *text)
@@ -104,7 +133,7 @@ static int session_writable(struct session *s)
 {
 	struct gateway *gw = s->gw;
 	if (s->out_head == NULL) {
-		if (s->closing) {
+		if (s->closing && now_ms() >= s->close_at) {
 			lws_close_reason(s->wsi, (enum lws_close_status)s->closing,
 					 (unsigned char *)s->close_reason, strlen(s->close_reason));
 			return -1;
@@ -137,10 +166,39 @@ static int session_writable(struct session *s)
 		}
 		outbuf_release(b);
 		free(m);
+		if (s->paused_out && s->out_bytes <= gw->max_blob / 2) {
+			s->paused_out = 0;
+			session_update_flow(s);
+		}
+		if (s->ndeferred && s->out_bytes <= gw->max_blob / 2)
+			session_rewant_one(gw, s);
 	}
-	if (s->out_head || s->closing)
+	if (s->out_head)
 		lws_callback_on_writable(s->wsi);
 	return 0;
+}
+
+static void session_close_due(lws_sorted_usec_list_t *sul)
+{
+	struct session *s = lws_container_of(sul, struct session, sul_close);
+	lws_callback_on_writable(s->wsi);
+}
+
+/*
+ * Closes with a policy code once what is queued has gone out, after a short grace during which
+ * input is read and ignored: closing on unread input makes the kernel send a reset, which would
+ * destroy the queued errors and the close frame before the client reads them.
+ */
+void session_close_soon(struct session *s, int code, const char *reason)
+{
+	if (s->closing)
+		return;
+	s->closing = code;
+	s->close_at = now_ms() + SESSION_CLOSE_GRACE_MS;
+	snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
+	lws_sul_schedule(s->gw->ctx, 0, &s->sul_close, session_close_due,
+			 SESSION_CLOSE_GRACE_MS * LWS_US_PER_MS);
+	lws_callback_on_writable(s->wsi);
 }
 
 typedef void (*session_handler)(struct gateway *, struct session *, struct wsmsg *);
@@ -157,7 +215,17 @@ static void session_send_hashes(struct gateway *gw, struct session *s, uint8_t c
 
 static void on_have(struct gateway *gw, struct session *s, struct wsmsg *m)
 {
-	size_t n = 0;
+	size_t n = 0, fresh = 0;
+	for (size_t i = 0; i < m->nhashes; i++) {
+		struct interest *in = interest_get(gw, s, m->hashes[i], 0);
+		fresh += in == NULL || !in->holds;
+	}
+	if (s->nholds + fresh > (size_t)gw->max_holds) {
+		char why[96];
+		snprintf(why, sizeof(why), "a connection holds at most %d hashes", gw->max_holds);
+		session_send_error(s, "too_large", NULL, why);
+		return;
+	}
 	for (size_t i = 0; i < m->nhashes; i++) {
 		struct interest *in = interest_get(gw, s, m->hashes[i], 1);
 		if (in == NULL || in->holds)
@@ -190,9 +258,17 @@ static void on_drop(struct gateway *gw, struct session *s, struct wsmsg *m)
 
 static void on_want(struct gateway *gw, struct session *s, struct wsmsg *m)
 {
-	struct interest *in = interest_get(gw, s, m->hash, 1);
-	if (in == NULL || in->wants)
+	struct interest *in = interest_get(gw, s, m->hash, 0);
+	if (in && in->wants)
 		return; /* a second want of the same hash gets no second answer */
+	if (s->nwants >= (uint32_t)gw->max_wants) {
+		limits_violation(gw, s);
+		session_send_error(s, "rate_limited", m->hash, "too many wants open at once");
+		return;
+	}
+	in = interest_get(gw, s, m->hash, 1);
+	if (in == NULL)
+		return;
 	interest_want_open(gw, in);
 	struct hubproto_out o = {.cmd = HUB_WANT, .id = s->id, .hash = m->hash};
 	hub_link_send(gw, &o);
@@ -229,6 +305,11 @@ static void session_text(struct gateway *gw, struct session *s)
 	if (wsmsg_parse_client((const char *)s->rx, s->rx_len, m, &err) < 0) {
 		gw->stats.bad_messages++;
 		session_send_error(s, err.code, err.has_hash ? err.hash : NULL, err.message);
+		return;
+	}
+	if (limits_take_message(gw, s) <= 0) {
+		session_send_error(s, "rate_limited", m->has_hash ? m->hash : NULL,
+				   "too many messages: slow down");
 		return;
 	}
 	for (size_t i = 0; i < sizeof(session_handlers) / sizeof(session_handlers[0]); i++) {
@@ -275,11 +356,9 @@ static void session_binary(struct gateway *gw, struct session *s)
 		struct hubproto_out o = {
 		    .cmd = HUB_FAIL, .id = s->id, .hash = hash, .value = HUB_FAIL_MISMATCH};
 		hub_link_send(gw, &o);
-		if (s->lies >= gw->max_lies && !s->closing) {
-			s->closing = LWS_CLOSE_STATUS_POLICY_VIOLATION;
-			snprintf(s->close_reason, sizeof(s->close_reason), "too many wrong blobs");
-			lws_callback_on_writable(s->wsi);
-		}
+		if (s->lies >= gw->max_lies)
+			session_close_soon(s, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+					   "too many wrong blobs");
 		return;
 	}
 	interest_settle(gw, in);
@@ -307,6 +386,8 @@ static void session_binary(struct gateway *gw, struct session *s)
 static int session_receive(struct gateway *gw, struct session *s, const void *in, size_t len)
 {
 	static const char too_large[] = "message too large";
+	if (s->closing)
+		return 0; /* on its way out: read, but act on nothing more */
 	int first = lws_is_first_fragment(s->wsi);
 	if (first && !s->discarding) {
 		s->rx_len = 0;
@@ -314,6 +395,7 @@ static int session_receive(struct gateway *gw, struct session *s, const void *in
 	}
 	size_t limit = s->rx_binary ? HASH_LEN + gw->max_blob : WSMSG_MAX_TEXT;
 	size_t remaining = lws_remaining_packet_payload(s->wsi);
+	limits_take_bytes(gw, s, len);
 	if (!s->discarding && s->rx_len + len + remaining > limit) {
 		s->discarding = 1;
 		s->discarded = s->rx_len;
@@ -387,7 +469,7 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 	switch (reason) {
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		/* Refused at the handshake: lws closes the connection. */
-		return session_protocol_ok(wsi) ? 0 : 1;
+		return session_protocol_ok(wsi) && limits_admit(gw, wsi) == 0 ? 0 : 1;
 	case LWS_CALLBACK_ESTABLISHED: {
 		memset(s, 0, sizeof(*s));
 		s->gw = gw;
@@ -396,6 +478,7 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		if (map_put(&gw->sessions, s) < 0)
 			return -1;
 		gw->nsessions++;
+		limits_session_open(gw, s);
 		struct hubproto_out o = {.cmd = HUB_CONN_OPEN, .id = s->id};
 		hub_link_send(gw, &o);
 		session_send_text(s, wsmsg_welcome(gw->max_blob));
@@ -423,6 +506,8 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		s->rx = NULL;
 		map_del(&gw->sessions, &s->id);
 		gw->nsessions--;
+		limits_session_close(gw, s);
+		lws_sul_cancel(&s->sul_close);
 		s->id = 0;
 		return 0;
 	}

@@ -1,0 +1,162 @@
+// Abuse limits at the gateway (docs/LIMITS.md): Origin policy, connections per address, message
+// rate, wants in flight, hashes held, and a slow reader's bounded queue. Each limit is set low
+// in this stack so a test can reach it; after each test, a normal pair of clients still relays.
+import { test, before, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import WebSocket from 'ws';
+import { startStack, withLogs, makeBlob, randomHash, sleep, waitFor, Client, SUBPROTOCOL } from '../lib/stack.mjs';
+
+let stack;
+const T = (fn) => withLogs(() => stack, fn);
+
+before(async () => {
+	stack = await startStack({
+		gateways: 2,
+		lighttpd: false,
+		gateway: {
+			'gateway.max_conns_per_addr': 5,
+			'gateway.msg_rate': 50,
+			'gateway.msg_burst': 50,
+			'gateway.max_violations': 40,
+			'gateway.max_wants': 4,
+			'gateway.max_holds': 10,
+		},
+	});
+});
+after(async () => {
+	if (stack) await stack.stopAndCheck();
+});
+
+// Others are never harmed: a fresh pair relays across gateways, and every process still runs.
+afterEach(async () => {
+	if (!stack) return;
+	const holder = await stack.wsConnect({ index: 0, label: 'sentinel holder' });
+	const wanter = await stack.wsConnect({ index: 1, label: 'sentinel wanter' });
+	const blob = makeBlob(300, 'sentinel');
+	await holder.hold(blob);
+	wanter.want(blob.hash);
+	const got = await wanter.nextBinary(blob.hash);
+	assert.ok(got.bytes.equals(blob.bytes));
+	await holder.close();
+	await wanter.close();
+	for (const p of [stack.hub, ...stack.gateways]) assert.ok(p.running, `${p.name} died`);
+});
+
+/** Opens a WebSocket to gateway i with extra handshake headers; resolves a Client or rejects. */
+async function open(i, headers = {}, label = 'client') {
+	const ws = new WebSocket(`ws://127.0.0.1:${stack.gatewayPorts[i]}/`, [SUBPROTOCOL], { headers, perMessageDeflate: false, handshakeTimeout: 3000 });
+	const client = new Client(ws, label);
+	await new Promise((resolve, reject) => {
+		ws.once('open', resolve);
+		ws.once('unexpected-response', (req, res) => reject(new Error(`refused: HTTP ${res.statusCode}`)));
+		ws.once('error', (e) => reject(new Error(`refused: ${e.message}`)));
+	});
+	await client.nextType('welcome');
+	return client;
+}
+
+async function refused(i, headers) {
+	await assert.rejects(open(i, headers, 'should be refused'), /refused/);
+}
+
+test('Origin: the site itself and clients without Origin are let in; other sites and "null" are not', T(async () => {
+	const host = `127.0.0.1:${stack.gatewayPorts[0]}`;
+	const same = await open(0, { Origin: `http://${host}` }, 'same origin');
+	const cli = await open(0, {}, 'no origin');
+	await refused(0, { Origin: 'http://evil.example' });
+	await refused(0, { Origin: 'null' }); // shared HTML running in the sandbox
+	await refused(0, { Origin: `http://${host}.evil.example` });
+	await same.close();
+	await cli.close();
+}));
+
+test('connections per address: the sixth from one forwarded address is refused, others still come in', T(async () => {
+	const xff = { 'X-Forwarded-For': '198.51.100.7' };
+	const five = [];
+	for (let k = 0; k < 5; k++) five.push(await open(0, xff, `addr ${k}`));
+	await refused(0, xff);
+	// The proxy's own entry is the last one: a client cannot hide behind a forged first entry.
+	await refused(0, { 'X-Forwarded-For': '203.0.113.1, 198.51.100.7' });
+	const other = await open(0, { 'X-Forwarded-For': '198.51.100.8' }, 'other address');
+	await five[0].close();
+	const again = await waitFor(async () => {
+		try {
+			return await open(0, xff, 'after one left');
+		} catch {
+			return null;
+		}
+	}, { timeoutMs: 3000, what: 'a slot to free up' });
+	for (const c of [...five.slice(1), other, again]) await c.close();
+}));
+
+test('message rate: a flood gets rate_limited, then a close with 1008; the limit is per connection', T(async () => {
+	const flood = await stack.wsConnect({ index: 0, label: 'flood' });
+	const calm = await stack.wsConnect({ index: 0, label: 'calm, same gateway' });
+	const blob = makeBlob(100, 'calm');
+	for (let k = 0; k < 200; k++) flood.drop(randomHash());
+	const err = await flood.nextError('rate_limited');
+	assert.match(err.message, /slow down/);
+	const closed = await flood.closed;
+	assert.equal(closed.code, 1008);
+	await calm.hold(blob); // the neighbour on the same gateway is served as usual
+	await calm.close();
+}));
+
+test('wants in flight: the fifth open want is refused with rate_limited naming its hash', T(async () => {
+	const silent = await stack.wsConnect({ index: 0, label: 'silent holder' });
+	const hashes = Array.from({ length: 5 }, () => randomHash());
+	silent.have(hashes); // claims, never answers: the wants stay open
+	await silent.nextType('count', hashes[4]);
+	const wanter = await stack.wsConnect({ index: 1, label: 'wanter' });
+	for (const h of hashes) wanter.want(h);
+	const err = await wanter.nextError('rate_limited', hashes[4]);
+	assert.equal(err.hash, hashes[4]);
+	assert.ok(!wanter.log.some((m) => m.type === 'error' && m.code === 'rate_limited' && m.hash !== hashes[4]));
+	await silent.close(); // holders gone: the four open wants end in not_found
+	for (const h of hashes.slice(0, 4)) await wanter.nextError('not_found', h);
+	await wanter.close();
+}));
+
+test('hashes held: a have past the limit is too_large and changes nothing', T(async () => {
+	const c = await stack.wsConnect({ index: 0, label: 'hoarder' });
+	const first = Array.from({ length: 8 }, () => randomHash());
+	c.have(first);
+	await c.nextType('count', first[7]);
+	const more = Array.from({ length: 3 }, () => randomHash());
+	c.have(more);
+	const err = await c.nextError('too_large');
+	assert.match(err.message, /at most 10/);
+	const r = await stack.ctl(['lookup', more[0]]);
+	assert.equal(r.viewers, 0);
+	await c.close();
+}));
+
+function rssKiB(pid) {
+	const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/);
+	return Number(m[1]);
+}
+
+test('a slow reader: its gateway queue stays bounded, and it still gets every blob once it reads', T(async () => {
+	const holder = await stack.wsConnect({ index: 0, label: 'holder of 4 MiB' });
+	const blobs = Array.from({ length: 4 }, (_, k) => makeBlob(1 << 20, `big${k}`));
+	await holder.hold(blobs);
+	const reader = await stack.wsConnect({ index: 1, label: 'slow reader' });
+	const gwPid = stack.gateways[1].pid;
+	const before = rssKiB(gwPid);
+	reader.ws._socket.pause(); // stops reading: the gateway's writes back up
+	for (let round = 0; round < 3; round++) {
+		for (const b of blobs) reader.want(b.hash);
+		await sleep(400);
+	}
+	const grown = rssKiB(gwPid) - before;
+	// Without the bound the gateway would keep every delivered blob queued for this reader.
+	assert.ok(grown < 8 * 1024, `gateway grew by ${grown} KiB while a reader was paused`);
+	reader.ws._socket.resume();
+	for (const b of blobs) {
+		const got = await reader.nextBinary(b.hash, 10000);
+		assert.ok(got.bytes.equals(b.bytes), 'blob corrupted after backpressure');
+	}
+	await reader.close();
+	await holder.close();
+}));

@@ -1,0 +1,596 @@
+/*
+ * test_hubproto.c — the hub protocol over real ZeroMQ sockets, and its parser on bad input.
+ *
+ * Every command makes a round trip DEALER -> ROUTER and ROUTER -> DEALER (inproc, one context)
+ * through hubproto_send and hubproto_recv; the expected shape of each command is written out
+ * here as data, independently of hubproto.c's own table. Malformed messages must come back as
+ * -1 with a reason and leave the socket ready for the next good message.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "hubproto.h"
+
+#define ENDPOINT "inproc://test-hubproto"
+#define GW_ID	 "gw-1"
+
+/* What each command carries, as PROTOCOL/HUB-PROTOCOL documents it. */
+static const struct {
+	uint8_t cmd;
+	size_t list_elem; /* 0: no list frame */
+	int has_data;
+} shapes[] = {
+    {HUB_HELLO, 0, 1},	      {HUB_HEARTBEAT, 0, 0},
+    {HUB_CONN_OPEN, 0, 0},    {HUB_CONN_CLOSE, 0, 0},
+    {HUB_HAVE, HASH_LEN, 0},  {HUB_DROP, HASH_LEN, 0},
+    {HUB_WANT, 0, 0},	      {HUB_BLOB, 0, 1},
+    {HUB_FAIL, 0, 0},	      {HUB_WELCOME, 0, 0},
+    {HUB_PING, 0, 0},	      {HUB_RESET, 0, 0},
+    {HUB_REQUEST, 0, 0},      {HUB_DELIVER, 8, 1},
+    {HUB_NOT_FOUND, 0, 0},    {HUB_COUNT, HUBPROTO_COUNT_ENTRY, 0},
+    {HUB_LOOKUP, 0, 0},	      {HUB_STATS, 0, 0},
+    {HUB_LOOKUP_REPLY, 0, 0}, {HUB_STATS_REPLY, 0, 1},
+};
+#define NSHAPES (sizeof(shapes) / sizeof(shapes[0]))
+
+struct pair {
+	void *ctx;
+	void *router;
+	void *dealer;
+};
+
+/* Waits up to two seconds for a message, then receives it. */
+static int recv_wait(void *sock, struct hubmsg *m, int peer_frame)
+{
+	zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+	if (zmq_poll(&item, 1, 2000) <= 0)
+		return 0;
+	return hubproto_recv(sock, m, peer_frame);
+}
+
+static void send_ok(void *sock, const uint8_t *peer, size_t peer_len, const struct hubproto_out *o)
+{
+	if (hubproto_send(sock, peer, peer_len, o) != 0)
+		fail_msg("hubproto_send %s: %s", hubproto_cmd_name(o->cmd), zmq_strerror(errno));
+}
+
+static int setup(void **state)
+{
+	struct pair *p = calloc(1, sizeof(*p));
+	int one = 1;
+	assert_non_null(p);
+	p->ctx = zmq_ctx_new();
+	assert_non_null(p->ctx);
+	p->router = hubproto_socket(p->ctx, ZMQ_ROUTER);
+	assert_non_null(p->router);
+	assert_int_equal(zmq_setsockopt(p->router, ZMQ_ROUTER_MANDATORY, &one, sizeof(one)), 0);
+	assert_int_equal(zmq_bind(p->router, ENDPOINT), 0);
+	p->dealer = hubproto_socket(p->ctx, ZMQ_DEALER);
+	assert_non_null(p->dealer);
+	assert_int_equal(zmq_setsockopt(p->dealer, ZMQ_ROUTING_ID, GW_ID, strlen(GW_ID)), 0);
+	assert_int_equal(zmq_connect(p->dealer, ENDPOINT), 0);
+
+	/* Once the ROUTER has read from the DEALER it knows its routing id both ways. */
+	struct hubproto_out o = {.cmd = HUB_HEARTBEAT, .id = 1};
+	struct hubmsg m;
+	send_ok(p->dealer, NULL, 0, &o);
+	assert_int_equal(recv_wait(p->router, &m, 1), 1);
+	hubmsg_close(&m);
+	*state = p;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct pair *p = *state;
+	zmq_close(p->dealer);
+	zmq_close(p->router);
+	zmq_ctx_term(p->ctx);
+	free(p);
+	return 0;
+}
+
+static void fill(uint8_t *buf, size_t len, uint8_t seed)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)(seed + i * 7);
+}
+
+/* Sends one message of every command and checks every field on the other side. */
+static void round_trip(void *from, void *to, int to_is_router, const uint8_t *peer, size_t peer_len,
+		       uint64_t id, uint32_t value, int null_hash)
+{
+	for (size_t i = 0; i < NSHAPES; i++) {
+		uint8_t hash[HASH_LEN], list[3 * HUBPROTO_COUNT_ENTRY], data[64];
+		size_t list_count = shapes[i].list_elem ? 3 : 0;
+		size_t data_len = shapes[i].has_data ? sizeof(data) : 0;
+		fill(hash, sizeof(hash), (uint8_t)(shapes[i].cmd + 1));
+		fill(list, sizeof(list), (uint8_t)(shapes[i].cmd + 2));
+		fill(data, sizeof(data), (uint8_t)(shapes[i].cmd + 3));
+
+		struct hubproto_out o = {.cmd = shapes[i].cmd,
+					 .id = id,
+					 .hash = null_hash ? NULL : hash,
+					 .value = value,
+					 .list = list,
+					 .list_count = list_count,
+					 .data = data,
+					 .data_len = data_len};
+		send_ok(from, peer, peer_len, &o);
+
+		struct hubmsg m;
+		assert_int_equal(recv_wait(to, &m, to_is_router), 1);
+		assert_null(m.error);
+		assert_int_equal(m.cmd, shapes[i].cmd);
+		if (to_is_router)
+			assert_memory_equal(m.peer, GW_ID, strlen(GW_ID));
+		assert_int_equal(m.peer_len, to_is_router ? strlen(GW_ID) : 0);
+		assert_true(m.id == id);
+		assert_int_equal(m.value, value);
+		if (null_hash) {
+			uint8_t zeros[HASH_LEN] = {0};
+			assert_memory_equal(m.hash, zeros, HASH_LEN);
+		} else {
+			assert_memory_equal(m.hash, hash, HASH_LEN);
+		}
+		assert_int_equal(m.list_count, list_count);
+		if (list_count) {
+			assert_non_null(m.list);
+			assert_memory_equal(m.list, list, list_count * shapes[i].list_elem);
+		} else {
+			assert_null(m.list);
+		}
+		assert_int_equal(m.data_len, data_len);
+		if (data_len) {
+			assert_non_null(m.data);
+			assert_memory_equal(m.data, data, data_len);
+			assert_non_null(m.data_frame);
+			assert_ptr_equal(zmq_msg_data(m.data_frame), m.data);
+		} else {
+			assert_null(m.data);
+			assert_null(m.data_frame);
+		}
+		assert_int_equal(m.nframes, 1 + !!shapes[i].list_elem + shapes[i].has_data);
+		hubmsg_close(&m);
+		assert_int_equal(m.nframes, 0);
+	}
+}
+
+static void test_round_trip_dealer_to_router(void **state)
+{
+	struct pair *p = *state;
+	round_trip(p->dealer, p->router, 1, NULL, 0, 0x0102030405060708ull, 0xdeadbeef, 0);
+	round_trip(p->dealer, p->router, 1, NULL, 0, UINT64_MAX, UINT32_MAX, 0);
+	round_trip(p->dealer, p->router, 1, NULL, 0, 0, 0, 1);
+}
+
+static void test_round_trip_router_to_dealer(void **state)
+{
+	struct pair *p = *state;
+	const uint8_t *peer = (const uint8_t *)GW_ID;
+	round_trip(p->router, p->dealer, 0, peer, strlen(GW_ID), 0x8000000000000001ull, 7, 0);
+	round_trip(p->router, p->dealer, 0, peer, strlen(GW_ID), 42, 0x80000000u, 1);
+}
+
+/* Empty lists and empty data still travel as frames, and big blobs arrive whole. */
+static void test_empty_and_large(void **state)
+{
+	struct pair *p = *state;
+	struct hubmsg m;
+
+	struct hubproto_out have = {.cmd = HUB_HAVE, .id = 9, .list = NULL, .list_count = 0};
+	send_ok(p->dealer, NULL, 0, &have);
+	assert_int_equal(recv_wait(p->router, &m, 1), 1);
+	assert_int_equal(m.cmd, HUB_HAVE);
+	assert_int_equal(m.list_count, 0);
+	assert_int_equal(m.nframes, 2);
+	hubmsg_close(&m);
+
+	struct hubproto_out blob = {.cmd = HUB_BLOB, .id = 3, .data = NULL, .data_len = 0};
+	send_ok(p->dealer, NULL, 0, &blob);
+	assert_int_equal(recv_wait(p->router, &m, 1), 1);
+	assert_int_equal(m.cmd, HUB_BLOB);
+	assert_int_equal(m.data_len, 0);
+	assert_non_null(m.data_frame);
+	hubmsg_close(&m);
+
+	size_t big = 4 * 1024 * 1024 + 17;
+	uint8_t *buf = malloc(big);
+	assert_non_null(buf);
+	fill(buf, big, 0x33);
+	struct hubproto_out large = {.cmd = HUB_BLOB, .id = 4, .data = buf, .data_len = big};
+	send_ok(p->dealer, NULL, 0, &large);
+	assert_int_equal(recv_wait(p->router, &m, 1), 1);
+	assert_int_equal(m.data_len, big);
+	assert_memory_equal(m.data, buf, big);
+	hubmsg_close(&m);
+	free(buf);
+
+	/* 1000 COUNT entries in one list */
+	size_t n = 1000;
+	uint8_t *counts = malloc(n * HUBPROTO_COUNT_ENTRY);
+	assert_non_null(counts);
+	fill(counts, n * HUBPROTO_COUNT_ENTRY, 0x44);
+	struct hubproto_out cnt = {.cmd = HUB_COUNT, .list = counts, .list_count = n};
+	send_ok(p->router, (const uint8_t *)GW_ID, strlen(GW_ID), &cnt);
+	assert_int_equal(recv_wait(p->dealer, &m, 0), 1);
+	assert_int_equal(m.list_count, n);
+	assert_memory_equal(m.list, counts, n * HUBPROTO_COUNT_ENTRY);
+	hubmsg_close(&m);
+	free(counts);
+}
+
+static int frees;
+static void *free_hint_seen;
+
+static void count_free(void *data, void *hint)
+{
+	frees++;
+	free_hint_seen = hint;
+	free(data);
+}
+
+/* data_free: zmq owns the buffer and frees it exactly once, when the receiver lets go. */
+static void test_zero_copy(void **state)
+{
+	struct pair *p = *state;
+	int hint;
+	uint8_t *buf = malloc(1000);
+	assert_non_null(buf);
+	fill(buf, 1000, 0x55);
+	uint8_t copy[1000];
+	memcpy(copy, buf, sizeof(copy));
+
+	frees = 0;
+	free_hint_seen = NULL;
+	struct hubproto_out o = {.cmd = HUB_BLOB,
+				 .id = 77,
+				 .data = buf,
+				 .data_len = 1000,
+				 .data_free = count_free,
+				 .data_hint = &hint};
+	send_ok(p->dealer, NULL, 0, &o);
+	struct hubmsg m;
+	assert_int_equal(recv_wait(p->router, &m, 1), 1);
+	assert_int_equal(m.data_len, 1000);
+	assert_memory_equal(m.data, copy, 1000);
+	/* inproc hands the very buffer over: nothing was copied */
+	assert_ptr_equal(m.data, buf);
+	assert_int_equal(frees, 0);
+	hubmsg_close(&m);
+	assert_int_equal(frees, 1);
+	assert_ptr_equal(free_hint_seen, &hint);
+}
+
+/* data_free on every failure path: unknown peer, no peer at all, unknown command. */
+static void test_zero_copy_send_failure(void **state)
+{
+	struct pair *p = *state;
+	struct hubproto_out o = {.cmd = HUB_DELIVER, .data_len = 10, .data_free = count_free};
+
+	frees = 0;
+	o.data = malloc(10);
+	assert_non_null(o.data);
+	errno = 0;
+	assert_int_equal(hubproto_send(p->router, (const uint8_t *)"nobody", 6, &o), -1);
+	assert_int_equal(errno, EHOSTUNREACH);
+	assert_int_equal(frees, 1);
+
+	/* a DEALER with no peer cannot queue anything */
+	void *lonely = hubproto_socket(p->ctx, ZMQ_DEALER);
+	assert_non_null(lonely);
+	o.cmd = HUB_BLOB;
+	o.data = malloc(10);
+	assert_non_null(o.data);
+	errno = 0;
+	assert_int_equal(hubproto_send(lonely, NULL, 0, &o), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_int_equal(frees, 2);
+	zmq_close(lonely);
+
+	/* a command the protocol does not have is refused, and the data still freed */
+	o.cmd = 200;
+	o.data = malloc(10);
+	assert_non_null(o.data);
+	errno = 0;
+	assert_int_equal(hubproto_send(p->dealer, NULL, 0, &o), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(frees, 3);
+
+	/* a command without a data frame takes ownership too: freed once, after sending */
+	o.cmd = HUB_PING;
+	o.data = malloc(10);
+	assert_non_null(o.data);
+	send_ok(p->dealer, NULL, 0, &o);
+	assert_int_equal(frees, 4);
+	struct hubmsg m;
+	assert_int_equal(recv_wait(p->router, &m, 1), 1);
+	assert_int_equal(m.cmd, HUB_PING);
+	hubmsg_close(&m);
+	assert_int_equal(frees, 4);
+}
+
+/* data_msg: one blob frame shared by many sends; the buffer lives until the last user closes. */
+static void test_shared_data_frame(void **state)
+{
+	struct pair *p = *state;
+	uint8_t *buf = malloc(5000);
+	assert_non_null(buf);
+	fill(buf, 5000, 0x66);
+	uint8_t copy[5000];
+	memcpy(copy, buf, sizeof(copy));
+
+	frees = 0;
+	zmq_msg_t blob;
+	assert_int_equal(zmq_msg_init_data(&blob, buf, 5000, count_free, NULL), 0);
+	uint8_t ids[8];
+	put_u64(ids, 12345);
+	struct hubproto_out o = {
+	    .cmd = HUB_DELIVER, .hash = copy, .list = ids, .list_count = 1, .data_msg = &blob};
+	for (int i = 0; i < 3; i++)
+		send_ok(p->router, (const uint8_t *)GW_ID, strlen(GW_ID), &o);
+	/* to nobody: fails, and the shared frame is untouched */
+	assert_int_equal(hubproto_send(p->router, (const uint8_t *)"x", 1, &o), -1);
+	assert_int_equal(frees, 0);
+
+	for (int i = 0; i < 3; i++) {
+		struct hubmsg m;
+		assert_int_equal(recv_wait(p->dealer, &m, 0), 1);
+		assert_int_equal(m.cmd, HUB_DELIVER);
+		assert_int_equal(m.list_count, 1);
+		assert_true(get_u64(m.list) == 12345);
+		assert_int_equal(m.data_len, 5000);
+		assert_memory_equal(m.data, copy, 5000);
+		assert_ptr_equal(m.data, buf);
+		hubmsg_close(&m);
+	}
+	assert_int_equal(frees, 0);
+	assert_memory_equal(zmq_msg_data(&blob), copy, 5000);
+	zmq_msg_close(&blob);
+	assert_int_equal(frees, 1);
+}
+
+static void header(uint8_t h[HUBPROTO_HEADER_LEN], uint8_t cmd)
+{
+	memset(h, 0, HUBPROTO_HEADER_LEN);
+	h[0] = 'E';
+	h[1] = 'P';
+	h[2] = HUBPROTO_VERSION;
+	h[3] = cmd;
+}
+
+static void expect_parse_error(const uint8_t *h, size_t hlen, size_t list_len, int has_list,
+			       size_t data_len, int has_data, const char *why)
+{
+	static uint8_t list[4096], data[4096];
+	struct hubmsg m;
+	memset(&m, 0, sizeof(m));
+	/* the parser looks at lengths only, so a short buffer may stand in for a long frame */
+	int rc = hubproto_parse(&m, h, hlen, has_list ? list : NULL, list_len, has_list,
+				has_data ? data : NULL, data_len, has_data);
+	assert_int_equal(rc, -1);
+	assert_non_null(m.error);
+	assert_string_equal(m.error, why);
+}
+
+static void test_parse_valid(void **state)
+{
+	(void)state;
+	uint8_t h[HUBPROTO_HEADER_LEN], list[2 * 8], data[5] = "hello";
+	header(h, HUB_DELIVER);
+	put_u64(h + 4, 0x1122334455667788ull);
+	fill(h + 12, HASH_LEN, 9);
+	put_u32(h + 44, 0xcafef00d);
+	fill(list, sizeof(list), 1);
+
+	struct hubmsg m;
+	memset(&m, 0, sizeof(m));
+	assert_int_equal(hubproto_parse(&m, h, sizeof(h), list, sizeof(list), 1, data, 5, 1), 0);
+	assert_null(m.error);
+	assert_int_equal(m.cmd, HUB_DELIVER);
+	assert_true(m.id == 0x1122334455667788ull);
+	assert_memory_equal(m.hash, h + 12, HASH_LEN);
+	assert_int_equal(m.value, 0xcafef00d);
+	assert_ptr_equal(m.list, list);
+	assert_int_equal(m.list_count, 2);
+	assert_ptr_equal(m.data, data);
+	assert_int_equal(m.data_len, 5);
+
+	/* the largest allowed data for HELLO (64 bytes) passes */
+	header(h, HUB_HELLO);
+	uint8_t name[64];
+	assert_int_equal(hubproto_parse(&m, h, sizeof(h), NULL, 0, 0, name, 64, 1), 0);
+	assert_int_equal(m.data_len, 64);
+	assert_null(m.list);
+}
+
+static void test_parse_malformed(void **state)
+{
+	(void)state;
+	uint8_t h[HUBPROTO_HEADER_LEN + 1];
+
+	header(h, HUB_PING);
+	expect_parse_error(h, HUBPROTO_HEADER_LEN - 1, 0, 0, 0, 0, "bad header");
+	expect_parse_error(h, HUBPROTO_HEADER_LEN + 1, 0, 0, 0, 0, "bad header");
+	expect_parse_error(h, 0, 0, 0, 0, 0, "bad header");
+	h[0] = 'X';
+	expect_parse_error(h, HUBPROTO_HEADER_LEN, 0, 0, 0, 0, "bad header");
+	header(h, HUB_PING);
+	h[1] = 'Q';
+	expect_parse_error(h, HUBPROTO_HEADER_LEN, 0, 0, 0, 0, "bad header");
+	header(h, HUB_PING);
+	h[2] = HUBPROTO_VERSION + 1;
+	expect_parse_error(h, HUBPROTO_HEADER_LEN, 0, 0, 0, 0, "unsupported protocol version");
+	h[2] = 0;
+	expect_parse_error(h, HUBPROTO_HEADER_LEN, 0, 0, 0, 0, "unsupported protocol version");
+
+	static const uint8_t unknown[] = {0, 10, 31, 39, 63, 66, 95, 98, 255};
+	for (size_t i = 0; i < sizeof(unknown); i++) {
+		header(h, unknown[i]);
+		expect_parse_error(h, HUBPROTO_HEADER_LEN, 0, 0, 0, 0, "unknown command");
+		assert_string_equal(hubproto_cmd_name(unknown[i]), "UNKNOWN");
+	}
+
+	/* wrong frame count: every command, with a frame added or taken away */
+	for (size_t i = 0; i < NSHAPES; i++) {
+		int has_list = shapes[i].list_elem != 0;
+		size_t ll = shapes[i].list_elem;
+		header(h, shapes[i].cmd);
+		assert_string_not_equal(hubproto_cmd_name(shapes[i].cmd), "UNKNOWN");
+		expect_parse_error(h, HUBPROTO_HEADER_LEN, ll, !has_list, 0, shapes[i].has_data,
+				   "wrong number of frames for command");
+		expect_parse_error(h, HUBPROTO_HEADER_LEN, ll, has_list, 0, !shapes[i].has_data,
+				   "wrong number of frames for command");
+	}
+
+	/* lists that are not a whole number of elements */
+	header(h, HUB_HAVE);
+	expect_parse_error(h, HUBPROTO_HEADER_LEN, HASH_LEN + 1, 1, 0, 0,
+			   "list frame is not a whole number of elements");
+	expect_parse_error(h, HUBPROTO_HEADER_LEN, HASH_LEN - 1, 1, 0, 0,
+			   "list frame is not a whole number of elements");
+	header(h, HUB_COUNT);
+	expect_parse_error(h, HUBPROTO_HEADER_LEN, HUBPROTO_COUNT_ENTRY * 2 - 4, 1, 0, 0,
+			   "list frame is not a whole number of elements");
+	header(h, HUB_DELIVER);
+	expect_parse_error(h, HUBPROTO_HEADER_LEN, 7, 1, 0, 1,
+			   "list frame is not a whole number of elements");
+
+	/* data beyond each command's limit */
+	header(h, HUB_HELLO);
+	expect_parse_error(h, HUBPROTO_HEADER_LEN, 0, 0, 65, 1, "data frame too large");
+	header(h, HUB_BLOB);
+	expect_parse_error(h, HUBPROTO_HEADER_LEN, 0, 0, 64u * 1024 * 1024 + 1, 1,
+			   "data frame too large");
+	header(h, HUB_DELIVER);
+	expect_parse_error(h, HUBPROTO_HEADER_LEN, 8, 1, 64u * 1024 * 1024 + 1, 1,
+			   "data frame too large");
+	header(h, HUB_STATS_REPLY);
+	expect_parse_error(h, HUBPROTO_HEADER_LEN, 0, 0, 1024 * 1024 + 1, 1,
+			   "data frame too large");
+}
+
+/* Sends raw frames (the last without SNDMORE). */
+static void send_frames(void *sock, const void *const *frames, const size_t *lens, int n)
+{
+	for (int i = 0; i < n; i++)
+		assert_true(zmq_send(sock, frames[i], lens[i], i + 1 < n ? ZMQ_SNDMORE : 0) >= 0);
+}
+
+/* After a rejected message nothing of it is left, and the next good message is read whole. */
+static void expect_garbage(void *from, void *to, int to_is_router, const void *const *frames,
+			   const size_t *lens, int n, const char *why)
+{
+	struct hubmsg m;
+	if (!to_is_router)
+		assert_true(zmq_send(from, GW_ID, strlen(GW_ID), ZMQ_SNDMORE) >= 0);
+	send_frames(from, frames, lens, n);
+	assert_int_equal(recv_wait(to, &m, to_is_router), -1);
+	assert_non_null(m.error);
+	assert_string_equal(m.error, why);
+	assert_int_equal(m.nframes, 0);
+
+	int more = 0;
+	size_t sz = sizeof(more);
+	assert_int_equal(zmq_getsockopt(to, ZMQ_RCVMORE, &more, &sz), 0);
+	assert_int_equal(more, 0);
+
+	uint8_t hash[HASH_LEN];
+	fill(hash, HASH_LEN, 0x77);
+	struct hubproto_out o = {.cmd = HUB_HAVE, .id = 5, .list = hash, .list_count = 1};
+	send_ok(from, to_is_router ? NULL : (const uint8_t *)GW_ID, to_is_router ? 0 : 4, &o);
+	assert_int_equal(recv_wait(to, &m, to_is_router), 1);
+	assert_int_equal(m.cmd, HUB_HAVE);
+	assert_true(m.id == 5);
+	assert_int_equal(m.list_count, 1);
+	assert_memory_equal(m.list, hash, HASH_LEN);
+	hubmsg_close(&m);
+	/* and then the socket is empty */
+	assert_int_equal(hubproto_recv(to, &m, to_is_router), 0);
+}
+
+static void test_recv_garbage(void **state)
+{
+	struct pair *p = *state;
+	uint8_t noise[100], ping[HUBPROTO_HEADER_LEN], have[HUBPROTO_HEADER_LEN];
+	uint8_t blob[HUBPROTO_HEADER_LEN], bad[HUBPROTO_HEADER_LEN];
+	fill(noise, sizeof(noise), 0x80); /* starts with 0x80: never 'E' */
+	header(ping, HUB_PING);
+	header(have, HUB_HAVE);
+	header(blob, HUB_BLOB);
+	header(bad, 77);
+
+	for (int dir = 0; dir < 2; dir++) {
+		void *from = dir ? p->router : p->dealer;
+		void *to = dir ? p->dealer : p->router;
+		int to_router = !dir;
+		const void *f1[] = {noise};
+		size_t l100[] = {100}, l48[] = {48}, l0[] = {0};
+		expect_garbage(from, to, to_router, f1, l100, 1, "bad header");
+		expect_garbage(from, to, to_router, f1, l48, 1, "bad header");
+		expect_garbage(from, to, to_router, f1, l0, 1, "bad header");
+
+		const void *f4[] = {ping, noise, noise, noise};
+		size_t l4[] = {48, 10, 20, 30};
+		expect_garbage(from, to, to_router, f4, l4, 4, "too many frames");
+		const void *f6[] = {noise, noise, noise, noise, noise, noise};
+		size_t l6[] = {100, 1, 2, 3, 4, 5};
+		expect_garbage(from, to, to_router, f6, l6, 6, "too many frames");
+
+		const void *f3[] = {ping, noise, noise};
+		size_t l3[] = {48, 1, 1};
+		expect_garbage(from, to, to_router, f3, l3, 3,
+			       "wrong number of frames for command");
+		const void *fh[] = {have};
+		expect_garbage(from, to, to_router, fh, l48, 1,
+			       "wrong number of frames for command");
+		const void *fb3[] = {blob, noise, noise};
+		expect_garbage(from, to, to_router, fb3, l3, 3,
+			       "wrong number of frames for command");
+		const void *fu[] = {bad, noise};
+		size_t lu[] = {48, 3};
+		expect_garbage(from, to, to_router, fu, lu, 2, "unknown command");
+		expect_garbage(from, to, to_router, fu, l48, 1, "unknown command");
+		const void *fl[] = {have, noise};
+		size_t ll[] = {48, 33};
+		expect_garbage(from, to, to_router, fl, ll, 2,
+			       "list frame is not a whole number of elements");
+	}
+}
+
+/* A DEALER reading as if it were a ROUTER: a lone frame has no routing frame before it. */
+static void test_recv_missing_routing_frame(void **state)
+{
+	struct pair *p = *state;
+	struct hubproto_out o = {.cmd = HUB_PING, .id = 1};
+	struct hubmsg m;
+	send_ok(p->router, (const uint8_t *)GW_ID, strlen(GW_ID), &o);
+	assert_int_equal(recv_wait(p->dealer, &m, 1), -1);
+	assert_string_equal(m.error, "bad routing frame");
+	assert_int_equal(hubproto_recv(p->dealer, &m, 0), 0);
+	assert_int_equal(hubproto_recv(p->router, &m, 1), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_round_trip_dealer_to_router, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_round_trip_router_to_dealer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_empty_and_large, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_zero_copy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_zero_copy_send_failure, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_shared_data_frame, setup, teardown),
+	    cmocka_unit_test(test_parse_valid),
+	    cmocka_unit_test(test_parse_malformed),
+	    cmocka_unit_test_setup_teardown(test_recv_garbage, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_recv_missing_routing_frame, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

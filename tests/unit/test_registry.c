@@ -1,0 +1,645 @@
+/*
+ * test_registry.c — the hub's registry, router and counts, driven directly, without a network.
+ *
+ * A real `struct hub` with a real ROUTER socket (inproc, ZMQ_ROUTER_MANDATORY as in main.c); the
+ * gateways are DEALER sockets with known routing ids, so every REQUEST, NOT_FOUND, DELIVER and
+ * COUNT the hub sends can be read back and checked. A gateway joined without a socket stands
+ * for one that has vanished: sends to it fail, as they would in production.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "hub.h"
+#include "log.h"
+
+#define ENDPOINT "inproc://test-registry"
+#define NGW	 2
+
+static const char *const gw_peer[NGW] = {"gw-A", "gw-B"};
+
+struct fx {
+	struct hub hub;
+	void *sock[NGW];
+	struct gateway *gw[NGW];
+};
+
+static uint8_t X[HASH_LEN], Y[HASH_LEN], Z[HASH_LEN];
+
+static int recv_wait(void *sock, struct hubmsg *m, int timeout_ms)
+{
+	zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+	if (zmq_poll(&item, 1, timeout_ms) <= 0)
+		return 0;
+	return hubproto_recv(sock, m, 0);
+}
+
+static int setup(void **state)
+{
+	struct fx *fx = calloc(1, sizeof(*fx));
+	struct hub *hub = &fx->hub;
+	int one = 1;
+	assert_non_null(fx);
+	memset(X, 0x11, HASH_LEN);
+	memset(Y, 0x22, HASH_LEN);
+	memset(Z, 0x33, HASH_LEN);
+
+	registry_init(hub);
+	hub->instance = 0x4855421234ull;
+	hub->started_ms = now_ms();
+	hub->heartbeat_ms = 500;
+	hub->expiry_ms = 2000;
+	hub->holder_timeout_ms = 10000;
+	hub->ctx = zmq_ctx_new();
+	assert_non_null(hub->ctx);
+	hub->router = hubproto_socket(hub->ctx, ZMQ_ROUTER);
+	assert_non_null(hub->router);
+	assert_int_equal(zmq_setsockopt(hub->router, ZMQ_ROUTER_MANDATORY, &one, sizeof(one)), 0);
+	assert_int_equal(zmq_bind(hub->router, ENDPOINT), 0);
+
+	for (int g = 0; g < NGW; g++) {
+		fx->sock[g] = hubproto_socket(hub->ctx, ZMQ_DEALER);
+		assert_non_null(fx->sock[g]);
+		assert_int_equal(zmq_setsockopt(fx->sock[g], ZMQ_ROUTING_ID, gw_peer[g], 4), 0);
+		assert_int_equal(zmq_connect(fx->sock[g], ENDPOINT), 0);
+		/* once the ROUTER has read from a peer it can address it */
+		struct hubproto_out hello = {.cmd = HUB_HEARTBEAT};
+		assert_int_equal(hubproto_send(fx->sock[g], NULL, 0, &hello), 0);
+		zmq_pollitem_t item = {hub->router, 0, ZMQ_POLLIN, 0};
+		assert_int_equal(zmq_poll(&item, 1, 2000), 1);
+		struct hubmsg m;
+		assert_int_equal(hubproto_recv(hub->router, &m, 1), 1);
+		assert_memory_equal(m.peer, gw_peer[g], 4);
+		hubmsg_close(&m);
+
+		fx->gw[g] = registry_gateway_join(hub, (const uint8_t *)gw_peer[g], 4, 100 + g,
+						  gw_peer[g], 4);
+		assert_non_null(fx->gw[g]);
+	}
+	assert_int_equal(hub->ngateways, NGW);
+	*state = fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *fx = *state;
+	registry_free(&fx->hub);
+	assert_int_equal(fx->hub.ngateways, 0);
+	assert_int_equal(fx->hub.nconns, 0);
+	assert_int_equal(fx->hub.nholdings, 0);
+	assert_int_equal(map_len(&fx->hub.hashes), 0);
+	for (int g = 0; g < NGW; g++)
+		zmq_close(fx->sock[g]);
+	zmq_close(fx->hub.router);
+	zmq_ctx_term(fx->hub.ctx);
+	free(fx);
+	return 0;
+}
+
+static struct conn *conn(struct fx *fx, int g, uint64_t id)
+{
+	struct conn *c = registry_conn(&fx->hub, fx->gw[g], id, 1);
+	assert_non_null(c);
+	return c;
+}
+
+/* The next message gateway g receives must be cmd for connection id about hash. */
+static void expect_msg(struct fx *fx, int g, uint8_t cmd, uint64_t id, const uint8_t *hash)
+{
+	struct hubmsg m;
+	if (recv_wait(fx->sock[g], &m, 2000) != 1)
+		fail_msg("gateway %s: no %s", gw_peer[g], hubproto_cmd_name(cmd));
+	if (m.cmd != cmd)
+		fail_msg("gateway %s: got %s, expected %s", gw_peer[g], hubproto_cmd_name(m.cmd),
+			 hubproto_cmd_name(cmd));
+	assert_true(m.id == id);
+	assert_memory_equal(m.hash, hash, HASH_LEN);
+	hubmsg_close(&m);
+}
+
+static void expect_quiet(struct fx *fx, int g)
+{
+	struct hubmsg m;
+	if (recv_wait(fx->sock[g], &m, 30) != 0) {
+		const char *name = hubproto_cmd_name(m.cmd);
+		hubmsg_close(&m);
+		fail_msg("gateway %s: unexpected %s", gw_peer[g], name);
+	}
+}
+
+/* The next message to gateway g is a COUNT; returns the viewers it gives for hash, or -1. */
+static long long expect_count(struct fx *fx, int g, const uint8_t *hash)
+{
+	struct hubmsg m;
+	long long viewers = -1;
+	assert_int_equal(recv_wait(fx->sock[g], &m, 2000), 1);
+	assert_int_equal(m.cmd, HUB_COUNT);
+	for (size_t i = 0; i < m.list_count; i++) {
+		const uint8_t *e = m.list + i * HUBPROTO_COUNT_ENTRY;
+		if (memcmp(e, hash, HASH_LEN) == 0)
+			viewers = get_u32(e + HASH_LEN);
+	}
+	hubmsg_close(&m);
+	return viewers;
+}
+
+static void test_holders(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1), *a2 = conn(fx, 0, 2), *b1 = conn(fx, 1, 1);
+	assert_ptr_not_equal(a1, b1); /* same id on two gateways: two connections */
+	assert_ptr_equal(registry_conn(hub, fx->gw[0], 1, 0), a1);
+	assert_int_equal(hub->nconns, 3);
+	assert_int_equal(fx->gw[0]->connections, 2);
+
+	assert_int_equal(registry_add_holder(hub, a1, X), 1);
+	assert_int_equal(registry_viewers(hub, X), 1);
+	assert_int_equal(hub->nholdings, 1);
+	assert_int_equal(hub->nhashes_held, 1);
+	assert_int_equal(registry_add_holder(hub, a1, X), 0); /* a duplicate changes nothing */
+	assert_int_equal(registry_viewers(hub, X), 1);
+	assert_int_equal(hub->nholdings, 1);
+	assert_int_equal(a1->nholdings, 1);
+	assert_int_equal(fx->gw[0]->holdings, 1);
+
+	assert_int_equal(registry_add_holder(hub, a2, X), 1);
+	assert_int_equal(registry_add_holder(hub, b1, X), 1);
+	assert_int_equal(registry_add_holder(hub, b1, Y), 1);
+	assert_int_equal(registry_viewers(hub, X), 3);
+	assert_int_equal(registry_viewers(hub, Y), 1);
+	assert_int_equal(registry_viewers(hub, Z), 0);
+	assert_int_equal(hub->nholdings, 4);
+	assert_int_equal(hub->nhashes_held, 2);
+	assert_int_equal(fx->gw[0]->holdings, 2);
+	assert_int_equal(fx->gw[1]->holdings, 2);
+	assert_int_equal(b1->nholdings, 2);
+	assert_true(registry_holds(hub, b1, Y));
+	assert_false(registry_holds(hub, a1, Y));
+
+	/* the newest holder is first in line, the first sharer last */
+	struct hashent *h = registry_hash(hub, X, 0);
+	assert_non_null(h);
+	assert_ptr_equal(h->head->c, b1);
+	assert_ptr_equal(h->tail->c, a1);
+	assert_int_equal(h->viewers, 3);
+
+	assert_int_equal(registry_remove_holder(hub, a1, Y), 0);
+	assert_int_equal(registry_remove_holder(hub, a1, X), 1);
+	assert_int_equal(registry_remove_holder(hub, a1, X), 0);
+	assert_int_equal(registry_viewers(hub, X), 2);
+	assert_int_equal(hub->nholdings, 3);
+	assert_int_equal(a1->nholdings, 0);
+	assert_ptr_equal(h->tail->c, a2);
+
+	assert_int_equal(registry_remove_holder(hub, b1, Y), 1);
+	assert_int_equal(hub->nhashes_held, 1);
+	assert_non_null(registry_hash(hub, Y, 0)); /* kept until the flush */
+	counts_flush(hub);
+	assert_null(registry_hash(hub, Y, 0));
+	assert_non_null(registry_hash(hub, X, 0));
+	assert_int_equal(registry_viewers(hub, X), 2);
+
+	/* connection ids: 1 .. 2^48-1 */
+	assert_null(registry_conn(hub, fx->gw[0], 0, 1));
+	assert_non_null(registry_conn(hub, fx->gw[0], HUB_CONN_ID_MAX, 1));
+	assert_null(registry_conn(hub, fx->gw[0], HUB_CONN_ID_MAX + 1, 1));
+	assert_null(registry_conn(hub, fx->gw[0], 77, 0));
+	assert_int_equal(hub->nconns, 4);
+}
+
+static void test_conn_remove(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1), *a2 = conn(fx, 0, 2);
+	registry_add_holder(hub, a1, X);
+	registry_add_holder(hub, a1, Y);
+	registry_add_holder(hub, a1, Z);
+	registry_add_holder(hub, a2, X);
+	assert_int_equal(hub->nholdings, 4);
+	assert_int_equal(hub->nhashes_held, 3);
+
+	registry_conn_remove(hub, a1);
+	assert_int_equal(hub->nconns, 1);
+	assert_int_equal(fx->gw[0]->connections, 1);
+	assert_int_equal(fx->gw[0]->holdings, 1);
+	assert_int_equal(hub->nholdings, 1);
+	assert_int_equal(hub->nhashes_held, 1);
+	assert_int_equal(registry_viewers(hub, X), 1);
+	assert_int_equal(registry_viewers(hub, Y), 0);
+	assert_int_equal(registry_viewers(hub, Z), 0);
+	assert_null(registry_conn(hub, fx->gw[0], 1, 0));
+	struct hashent *h = registry_hash(hub, X, 0);
+	assert_ptr_equal(h->head, h->tail);
+	assert_ptr_equal(h->head->c, a2);
+
+	counts_flush(hub);
+	assert_null(registry_hash(hub, Y, 0));
+	assert_null(registry_hash(hub, Z, 0));
+	assert_non_null(registry_hash(hub, X, 0));
+	assert_int_equal(map_len(&hub->holdings), 1);
+}
+
+static void test_gateway_remove(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	for (uint64_t id = 1; id <= 3; id++) {
+		registry_add_holder(hub, conn(fx, 0, id), X);
+		registry_add_holder(hub, conn(fx, 0, id), id == 2 ? Y : Z);
+	}
+	registry_add_holder(hub, conn(fx, 1, 1), X);
+	assert_int_equal(hub->nconns, 4);
+	assert_int_equal(hub->nholdings, 7);
+
+	uint16_t slot = fx->gw[0]->slot;
+	registry_gateway_remove(hub, fx->gw[0]);
+	fx->gw[0] = NULL;
+	assert_int_equal(hub->ngateways, 1);
+	assert_null(hub->gateways[slot]);
+	assert_null(registry_gateway_by_peer(hub, (const uint8_t *)"gw-A", 4));
+	assert_ptr_equal(registry_gateway_by_peer(hub, (const uint8_t *)"gw-B", 4), fx->gw[1]);
+	assert_int_equal(hub->nconns, 1);
+	assert_int_equal(hub->nholdings, 1);
+	assert_int_equal(hub->nhashes_held, 1);
+	assert_int_equal(registry_viewers(hub, X), 1);
+	assert_int_equal(registry_viewers(hub, Y), 0);
+	counts_flush(hub);
+	assert_int_equal(map_len(&hub->hashes), 1);
+
+	/* it comes back (new process, new instance): a fresh gateway with nothing */
+	fx->gw[0] = registry_gateway_join(hub, (const uint8_t *)"gw-A", 4, 999, "A", 1);
+	assert_non_null(fx->gw[0]);
+	assert_int_equal(fx->gw[0]->connections, 0);
+	assert_int_equal(hub->ngateways, 2);
+
+	/* a HELLO again from a known instance forgets all it said before */
+	struct gateway *old_b = fx->gw[1];
+	fx->gw[1] =
+	    registry_gateway_join(hub, (const uint8_t *)"gw-B", 4, old_b->instance, "B\x01", 2);
+	assert_non_null(fx->gw[1]);
+	assert_string_equal(fx->gw[1]->name, "B?");
+	assert_int_equal(hub->ngateways, 2);
+	assert_int_equal(hub->nconns, 0);
+	assert_int_equal(registry_viewers(hub, X), 0);
+	assert_int_equal(hub->nhashes_held, 0);
+	counts_flush(hub);
+	assert_int_equal(map_len(&hub->hashes), 0);
+}
+
+static void test_counts(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1), *b1 = conn(fx, 1, 1);
+	registry_add_holder(hub, a1, X);
+	registry_add_holder(hub, b1, X);
+	registry_add_holder(hub, b1, Y);
+	counts_flush(hub);
+	assert_int_equal(expect_count(fx, 0, X), 2);
+	expect_quiet(fx, 0); /* one COUNT per gateway and flush */
+	struct hubmsg m;
+	assert_int_equal(recv_wait(fx->sock[1], &m, 2000), 1);
+	assert_int_equal(m.cmd, HUB_COUNT);
+	assert_int_equal(m.list_count, 2);
+	hubmsg_close(&m);
+
+	counts_flush(hub); /* nothing changed: nothing sent */
+	expect_quiet(fx, 0);
+	expect_quiet(fx, 1);
+
+	registry_remove_holder(hub, a1, X);
+	counts_flush(hub);
+	assert_int_equal(expect_count(fx, 1, X), 1);
+	expect_quiet(fx, 0); /* gateway A holds nothing any more */
+
+	registry_remove_holder(hub, b1, X);
+	registry_remove_holder(hub, b1, Y);
+	counts_flush(hub);
+	expect_quiet(fx, 1);
+	assert_null(registry_hash(hub, X, 0));
+	assert_null(registry_hash(hub, Y, 0));
+}
+
+static void test_want_unknown(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *b1 = conn(fx, 1, 1), *a1 = conn(fx, 0, 1);
+
+	router_want(hub, b1, X);
+	assert_int_equal(hub->stats.requests_total, 1);
+	assert_int_equal(hub->stats.requests_failed, 1);
+	expect_msg(fx, 1, HUB_NOT_FOUND, 1, X);
+	assert_null(registry_hash(hub, X, 0)); /* a want does not create a hash */
+
+	/* the only holder is the requester itself */
+	registry_add_holder(hub, b1, Y);
+	router_want(hub, b1, Y);
+	assert_int_equal(hub->stats.requests_failed, 2);
+	expect_msg(fx, 1, HUB_NOT_FOUND, 1, Y);
+	assert_null(registry_hash(hub, Y, 0)->fetch);
+
+	/* a hash whose last holder just left (entry not yet flushed) */
+	registry_add_holder(hub, a1, Z);
+	registry_remove_holder(hub, a1, Z);
+	router_want(hub, b1, Z);
+	assert_int_equal(hub->stats.requests_failed, 3);
+	expect_msg(fx, 1, HUB_NOT_FOUND, 1, Z);
+	assert_int_equal(hub->stats.requests_total, 3);
+	expect_quiet(fx, 0);
+	assert_int_equal(router_next_deadline(hub), -1);
+}
+
+static void test_want_shared_fetch(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1), *b1 = conn(fx, 1, 1), *b2 = conn(fx, 1, 2);
+	registry_add_holder(hub, a1, X);
+	registry_add_holder(hub, b1, X); /* newest, first in line, but it is the requester */
+
+	int64_t before = now_ms();
+	router_want(hub, b1, X);
+	struct hashent *h = registry_hash(hub, X, 0);
+	assert_non_null(h->fetch);
+	assert_ptr_equal(h->fetch->holder, a1);
+	assert_int_equal(h->fetch->nwaiters, 1);
+	assert_ptr_equal(h->fetch->waiters->c, b1);
+	assert_true(router_next_deadline(hub) >= before + 10000);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	expect_quiet(fx, 1);
+
+	/* the same connection again: no second waiter, no second request */
+	router_want(hub, b1, X);
+	assert_int_equal(hub->stats.requests_total, 2);
+	assert_int_equal(h->fetch->nwaiters, 1);
+	expect_quiet(fx, 0);
+	expect_quiet(fx, 1);
+
+	/* another connection shares the transfer in flight */
+	router_want(hub, b2, X);
+	assert_int_equal(h->fetch->nwaiters, 2);
+	assert_ptr_equal(h->fetch->holder, a1);
+	expect_quiet(fx, 0);
+	counts_flush(hub);
+	assert_ptr_equal(registry_hash(hub, X, 0), h);
+	assert_int_equal(expect_count(fx, 1, X), 2);
+	assert_int_equal(expect_count(fx, 0, X), 2);
+
+	/* the blob goes to both waiters in one DELIVER, sharing the frame */
+	static const char blob[] = "hello, ephemeral";
+	zmq_msg_t data;
+	assert_int_equal(zmq_msg_init_size(&data, sizeof(blob)), 0);
+	memcpy(zmq_msg_data(&data), blob, sizeof(blob));
+	router_blob(hub, a1, X, &data, sizeof(blob));
+	zmq_msg_close(&data);
+	struct hubmsg m;
+	assert_int_equal(recv_wait(fx->sock[1], &m, 2000), 1);
+	assert_int_equal(m.cmd, HUB_DELIVER);
+	assert_memory_equal(m.hash, X, HASH_LEN);
+	assert_int_equal(m.list_count, 2);
+	uint64_t ids = get_u64(m.list) + get_u64(m.list + 8);
+	assert_true(ids == 3 && get_u64(m.list) != get_u64(m.list + 8));
+	assert_int_equal(m.data_len, sizeof(blob));
+	assert_memory_equal(m.data, blob, sizeof(blob));
+	hubmsg_close(&m);
+	assert_int_equal(hub->stats.requests_served, 2);
+	assert_int_equal(hub->stats.bytes_relayed, 2 * sizeof(blob));
+	assert_null(h->fetch);
+	assert_null(b1->waits);
+	assert_int_equal(router_next_deadline(hub), -1);
+
+	/* a late second answer finds nobody waiting */
+	assert_int_equal(zmq_msg_init_size(&data, 1), 0);
+	router_blob(hub, a1, X, &data, 1);
+	zmq_msg_close(&data);
+	expect_quiet(fx, 1);
+	assert_int_equal(hub->stats.requests_served, 2);
+}
+
+/* Wants of one hash are spread over its holders, and never land on the requester. */
+static void test_holder_rotation(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *holders[3];
+	for (int i = 0; i < 3; i++) {
+		holders[i] = conn(fx, 0, (uint64_t)i + 1);
+		registry_add_holder(hub, holders[i], X);
+	}
+	struct conn *b1 = conn(fx, 1, 1);
+	int asked[4] = {0};
+	for (int round = 0; round < 3; round++) {
+		router_want(hub, b1, X);
+		struct fetch *f = registry_hash(hub, X, 0)->fetch;
+		assert_non_null(f);
+		assert_true(f->holder->id >= 1 && f->holder->id <= 3);
+		asked[f->holder->id]++;
+		expect_msg(fx, 0, HUB_REQUEST, f->holder->id, X);
+		router_fail(hub, f->holder, X, HUB_FAIL_GONE); /* no claim dropped */
+		f = registry_hash(hub, X, 0)->fetch;
+		assert_non_null(f);
+		assert_ptr_not_equal(f->holder, NULL);
+		struct hubmsg m;
+		assert_int_equal(recv_wait(fx->sock[0], &m, 2000), 1);
+		hubmsg_close(&m);
+		router_cancel_waiter(hub, b1->waits);
+		assert_null(registry_hash(hub, X, 0)->fetch);
+	}
+	assert_int_equal(asked[1], 1);
+	assert_int_equal(asked[2], 1);
+	assert_int_equal(asked[3], 1);
+
+	/* every holder in turn wants it: the one asked is always someone else */
+	for (int round = 0; round < 6; round++) {
+		struct conn *req = holders[round % 3];
+		router_want(hub, req, X);
+		struct fetch *f = registry_hash(hub, X, 0)->fetch;
+		assert_non_null(f);
+		assert_ptr_not_equal(f->holder, req);
+		expect_msg(fx, 0, HUB_REQUEST, f->holder->id, X);
+		zmq_msg_t data;
+		zmq_msg_init(&data);
+		router_blob(hub, f->holder, X, &data, 0);
+		zmq_msg_close(&data);
+		expect_msg(fx, 0, HUB_DELIVER, 0, X);
+	}
+	assert_int_equal(hub->stats.requests_served, 6);
+}
+
+static void test_fail_mismatch_and_decline(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1), *a2 = conn(fx, 0, 2), *b1 = conn(fx, 1, 1);
+	registry_add_holder(hub, a1, X);
+	registry_add_holder(hub, a2, X);
+	router_want(hub, b1, X);
+	struct hashent *h = registry_hash(hub, X, 0);
+	assert_ptr_equal(h->fetch->holder, a2);
+	expect_msg(fx, 0, HUB_REQUEST, 2, X);
+
+	/* a FAIL from someone who was not asked changes nothing for the fetch */
+	router_fail(hub, a1, X, HUB_FAIL_GONE);
+	assert_ptr_equal(h->fetch->holder, a2);
+	expect_quiet(fx, 0);
+
+	router_fail(hub, a2, X, HUB_FAIL_MISMATCH);
+	assert_int_equal(hub->stats.hash_mismatches, 1);
+	assert_false(registry_holds(hub, a2, X));
+	assert_int_equal(registry_viewers(hub, X), 1);
+	assert_non_null(h->fetch);
+	assert_ptr_equal(h->fetch->holder, a1);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	expect_quiet(fx, 1);
+
+	router_fail(hub, a1, X, HUB_FAIL_DECLINED);
+	assert_int_equal(hub->stats.declines, 1);
+	assert_int_equal(registry_viewers(hub, X), 0);
+	assert_null(h->fetch);
+	assert_null(b1->waits);
+	assert_int_equal(hub->stats.requests_failed, 1);
+	expect_msg(fx, 1, HUB_NOT_FOUND, 1, X);
+	assert_int_equal(router_next_deadline(hub), -1);
+	counts_flush(hub);
+	assert_null(registry_hash(hub, X, 0));
+}
+
+static void test_expire(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1), *a2 = conn(fx, 0, 2), *b1 = conn(fx, 1, 1);
+	registry_add_holder(hub, a1, X);
+	registry_add_holder(hub, a2, X);
+	router_want(hub, b1, X);
+	struct hashent *h = registry_hash(hub, X, 0);
+	assert_ptr_equal(h->fetch->holder, a2);
+	expect_msg(fx, 0, HUB_REQUEST, 2, X);
+	int64_t d1 = router_next_deadline(hub);
+	assert_true(d1 > 0);
+
+	router_expire(hub, d1 - 1);
+	assert_int_equal(hub->stats.holder_timeouts, 0);
+	assert_ptr_equal(h->fetch->holder, a2);
+
+	/* at the deadline the next holder is asked, with a deadline of its own */
+	hub->holder_timeout_ms = 20000;
+	router_expire(hub, d1);
+	assert_int_equal(hub->stats.holder_timeouts, 1);
+	assert_ptr_equal(h->fetch->holder, a1);
+	assert_true(router_next_deadline(hub) > d1);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+
+	/* long after: nobody left to ask */
+	hub->holder_timeout_ms = 1;
+	router_expire(hub, now_ms() + 1000000);
+	assert_int_equal(hub->stats.holder_timeouts, 2);
+	assert_null(h->fetch);
+	assert_int_equal(hub->stats.requests_failed, 1);
+	expect_msg(fx, 1, HUB_NOT_FOUND, 1, X);
+	assert_int_equal(router_next_deadline(hub), -1);
+	/* slow holders keep their claims */
+	assert_int_equal(registry_viewers(hub, X), 2);
+
+	/* a late answer from a slow holder is dropped: nobody waits */
+	zmq_msg_t data;
+	zmq_msg_init(&data);
+	router_blob(hub, a2, X, &data, 0);
+	zmq_msg_close(&data);
+	expect_quiet(fx, 1);
+	assert_int_equal(hub->stats.requests_served, 0);
+}
+
+/* A holder on a gateway the ROUTER cannot reach is skipped like one that failed. */
+static void test_unreachable_holder(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct gateway *ghost =
+	    registry_gateway_join(hub, (const uint8_t *)"gw-ghost", 8, 7, "", 0);
+	assert_non_null(ghost);
+	assert_string_equal(ghost->name, "gw2");
+	struct conn *a1 = conn(fx, 0, 1), *b1 = conn(fx, 1, 1);
+	struct conn *g1 = registry_conn(hub, ghost, 1, 1);
+	registry_add_holder(hub, a1, X);
+	registry_add_holder(hub, g1, X);
+	router_want(hub, b1, X);
+	assert_ptr_equal(registry_hash(hub, X, 0)->fetch->holder, a1);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+
+	registry_add_holder(hub, g1, Y);
+	router_want(hub, b1, Y);
+	assert_null(registry_hash(hub, Y, 0)->fetch);
+	assert_int_equal(hub->stats.requests_failed, 1);
+	expect_msg(fx, 1, HUB_NOT_FOUND, 1, Y);
+}
+
+static void test_requesters_and_holders_leave(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1), *a2 = conn(fx, 0, 2);
+	struct conn *b1 = conn(fx, 1, 1), *b2 = conn(fx, 1, 2);
+	registry_add_holder(hub, a1, X);
+	registry_add_holder(hub, a2, X);
+	router_want(hub, b1, X);
+	router_want(hub, b2, X);
+	struct hashent *h = registry_hash(hub, X, 0);
+	assert_int_equal(h->fetch->nwaiters, 2);
+	expect_msg(fx, 0, HUB_REQUEST, 2, X);
+
+	/* the asked holder closes: the next is asked */
+	registry_conn_remove(hub, a2);
+	assert_ptr_equal(h->fetch->holder, a1);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+
+	/* requesters close: the fetch ends with the last of them, and nobody is told */
+	registry_conn_remove(hub, b1);
+	assert_int_equal(h->fetch->nwaiters, 1);
+	registry_conn_remove(hub, b2);
+	assert_null(h->fetch);
+	assert_int_equal(router_next_deadline(hub), -1);
+	assert_int_equal(hub->stats.requests_failed, 0);
+	expect_quiet(fx, 1);
+
+	/* a whole gateway of holders goes while someone waits: not found */
+	b1 = conn(fx, 1, 1);
+	router_want(hub, b1, X);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	registry_gateway_remove(hub, fx->gw[0]);
+	fx->gw[0] = NULL;
+	assert_null(h->fetch);
+	assert_int_equal(hub->stats.requests_failed, 1);
+	expect_msg(fx, 1, HUB_NOT_FOUND, 1, X);
+	assert_int_equal(registry_viewers(hub, X), 0);
+	counts_flush(hub);
+	assert_null(registry_hash(hub, X, 0));
+}
+
+int main(void)
+{
+	log_init("test_registry", LOG_LEVEL_WARN);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_holders, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_conn_remove, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_gateway_remove, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_counts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_want_unknown, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_want_shared_fetch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_holder_rotation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fail_mismatch_and_decline, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unreachable_holder, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_requesters_and_holders_leave, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
