@@ -5,6 +5,8 @@
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <signal.h>
+#include <string.h>
 #include <time.h>
 
 static int hex_value(char c)
@@ -80,4 +82,14 @@ uint64_t random_u64(void)
 			v = (uint64_t)now_ms() ^ (uint64_t)time(NULL) << 20;
 	}
 	return v;
+}
+
+void on_stop_signals(void (*handler)(int))
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = handler;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
 }

@@ -27,6 +27,10 @@ int hash_compute(const void *data, size_t len, uint8_t out[HASH_LEN]);
 
 /* Milliseconds on the monotonic clock. */
 int64_t now_ms(void);
+/* Runs handler on SIGINT and SIGTERM (without SA_RESTART, so blocking calls return EINTR) and
+ * ignores SIGPIPE: how every long-running program here stops cleanly. */
+void on_stop_signals(void (*handler)(int));
+
 /* Random 64-bit value (OpenSSL's CSPRNG), never 0. */
 uint64_t random_u64(void);
 

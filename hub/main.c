@@ -50,12 +50,7 @@ int main(int argc, char **argv)
 	zmq_setsockopt(hub.router, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
 	hub.operator= hub_bind(&hub, ZMQ_REP, config_str("hub.operator_endpoint"));
 
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = hub_on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	on_stop_signals(hub_on_signal);
 
 	log_info("hub listening on %s, operators on %s", config_str("hub.endpoint"),
 		 config_str("hub.operator_endpoint"));

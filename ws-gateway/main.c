@@ -111,12 +111,7 @@ int main(int argc, char **argv)
 	hub_link_start_timers(&gw);
 
 	gateway_running = &gw;
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = gateway_on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	on_stop_signals(gateway_on_signal);
 
 	log_info("gateway %s listening on ws://%s:%d/ (hub %s)", gw.name, info.iface, port,
 		 gw.endpoint);
