@@ -47,9 +47,9 @@ void counts_flush(struct hub *hub)
 			free(h);
 		}
 	}
-	for (int slot = 0; slot < HUB_MAX_GATEWAYS; slot++) {
-		struct gateway *gw = hub->gateways[slot];
-		if (gw == NULL || gw->counts_len == 0)
+	for (uint32_t i = 0; i < hub->ngateways; i++) {
+		struct gateway *gw = hub->active[i];
+		if (gw->counts_len == 0)
 			continue;
 		struct hubproto_out o = {.cmd = HUB_COUNT,
 					 .list = gw->counts,

@@ -24,6 +24,7 @@ struct fetch;
 
 struct gateway {
 	uint16_t slot;
+	uint32_t active_index; /* in hub->active */
 	int in_use;
 	uint8_t peer[HUBPROTO_MAX_PEER]; /* ROUTER routing id */
 	size_t peer_len;
@@ -103,11 +104,12 @@ struct hub {
 	uint64_t instance;
 	int64_t started_ms;
 	int heartbeat_ms, expiry_ms, holder_timeout_ms;
-	struct gateway *gateways[HUB_MAX_GATEWAYS];
-	struct map gw_by_instance; /* instance -> gateway */
-	struct map conns;	   /* conn key -> conn */
-	struct map hashes;	   /* hash -> hashent */
-	struct map holdings;	   /* conn key + hash -> holding */
+	struct gateway *gateways[HUB_MAX_GATEWAYS]; /* by slot */
+	struct gateway *active[HUB_MAX_GATEWAYS];   /* the ngateways in use, packed */
+	struct map gw_by_instance;		    /* instance -> gateway */
+	struct map conns;			    /* conn key -> conn */
+	struct map hashes;			    /* hash -> hashent */
+	struct map holdings;			    /* conn key + hash -> holding */
 	uint32_t ngateways, nconns;
 	uint64_t nholdings, nhashes_held;
 	struct hashent *dirty;

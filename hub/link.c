@@ -163,10 +163,8 @@ void link_handle(struct hub *hub, struct hubmsg *m)
 
 void link_heartbeat(struct hub *hub, int64_t now)
 {
-	for (int slot = 0; slot < HUB_MAX_GATEWAYS; slot++) {
-		struct gateway *gw = hub->gateways[slot];
-		if (gw == NULL)
-			continue;
+	for (uint32_t i = hub->ngateways; i-- > 0;) {
+		struct gateway *gw = hub->active[i]; /* backwards: removal reorders the tail only */
 		if (now - gw->last_seen_ms > hub->expiry_ms) {
 			log_warnx("gateway %s silent for %lld ms: forgetting its %llu holdings",
 				  gw->name, (long long)(now - gw->last_seen_ms),

@@ -33,10 +33,8 @@ static json_t *operator_gateways(struct hub *hub)
 {
 	json_t *arr = json_array();
 	int64_t now = now_ms();
-	for (int slot = 0; slot < HUB_MAX_GATEWAYS; slot++) {
-		struct gateway *gw = hub->gateways[slot];
-		if (gw == NULL)
-			continue;
+	for (uint32_t i = 0; i < hub->ngateways; i++) {
+		struct gateway *gw = hub->active[i];
 		json_array_append_new(arr, json_pack("{s:s, s:I, s:I, s:I}", "id", gw->name,
 						     "connections", (json_int_t)gw->connections,
 						     "holdings", (json_int_t)gw->holdings,

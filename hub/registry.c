@@ -25,9 +25,8 @@ void registry_init(struct hub *hub)
 
 void registry_free(struct hub *hub)
 {
-	for (int i = 0; i < HUB_MAX_GATEWAYS; i++)
-		if (hub->gateways[i])
-			registry_gateway_remove(hub, hub->gateways[i]);
+	while (hub->ngateways)
+		registry_gateway_remove(hub, hub->active[hub->ngateways - 1]);
 	counts_flush(hub);
 	map_free(&hub->gw_by_instance);
 	map_free(&hub->conns);
@@ -38,9 +37,9 @@ void registry_free(struct hub *hub)
 struct gateway *registry_gateway_by_peer(struct hub *hub, const uint8_t *peer, size_t len)
 {
 	/* Few gateways (one per few thousand connections): a scan is cheaper than a map. */
-	for (int i = 0; i < HUB_MAX_GATEWAYS; i++) {
-		struct gateway *gw = hub->gateways[i];
-		if (gw && gw->peer_len == len && memcmp(gw->peer, peer, len) == 0)
+	for (uint32_t i = 0; i < hub->ngateways; i++) {
+		struct gateway *gw = hub->active[i];
+		if (gw->peer_len == len && memcmp(gw->peer, peer, len) == 0)
 			return gw;
 	}
 	return NULL;
@@ -89,7 +88,8 @@ struct gateway *registry_gateway_join(struct hub *hub, const uint8_t *peer, size
 		return NULL;
 	}
 	hub->gateways[slot] = gw;
-	hub->ngateways++;
+	gw->active_index = hub->ngateways;
+	hub->active[hub->ngateways++] = gw;
 	log_info("gateway %s joined (slot %d)", gw->name, slot);
 	return gw;
 }
@@ -117,7 +117,9 @@ void registry_gateway_remove(struct hub *hub, struct gateway *gw)
 	free(doomed);
 	map_del(&hub->gw_by_instance, &gw->instance);
 	hub->gateways[gw->slot] = NULL;
-	hub->ngateways--;
+	struct gateway *last = hub->active[--hub->ngateways];
+	hub->active[gw->active_index] = last;
+	last->active_index = gw->active_index;
 	free(gw->counts);
 	free(gw);
 }
