@@ -31,6 +31,10 @@ int64_t now_ms(void);
  * ignores SIGPIPE: how every long-running program here stops cleanly. */
 void on_stop_signals(void (*handler)(int));
 
+/* Keeps freed blob-sized buffers in the process instead of handing them back to the kernel,
+ * which would fault their pages in again for the next blob (see docs/BENCHMARKS.md). */
+void tune_allocator_for_blobs(void);
+
 /* Random 64-bit value (OpenSSL's CSPRNG), never 0. */
 uint64_t random_u64(void);
 

@@ -36,6 +36,7 @@ int main(int argc, char **argv)
 	config_from_args(argc, argv, "ephemeral-hub",
 			 "The Ephemeral hub: registry of who holds what, router of wants.");
 
+	tune_allocator_for_blobs();
 	hub.instance = random_u64();
 	hub.started_ms = now_ms();
 	hub.heartbeat_ms = (int)config_int("hub.heartbeat_ms");

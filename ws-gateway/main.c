@@ -41,6 +41,7 @@ int main(int argc, char **argv)
 	config_from_args(argc, argv, "ephemeral-gateway",
 			 "An Ephemeral WebSocket gateway: browsers and CLIs connect here.");
 
+	tune_allocator_for_blobs();
 	gw.instance = random_u64();
 	gw.max_blob = (size_t)config_int("gateway.max_blob");
 	gw.max_lies = (int)config_int("gateway.max_lies");
