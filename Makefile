@@ -36,6 +36,7 @@ PROGRAMS := $(BUILD)/ephemeral-hub $(BUILD)/ephemeral-gateway $(BUILD)/ephemeral
 	    $(BUILD)/ephemeral-ctl $(if $(CLI_SRC),$(BUILD)/ephemeral)
 
 .PHONY: all deps run test sanitize bench fuzz format format-check clean unit
+.PHONY: install uninstall
 all: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
@@ -99,6 +100,25 @@ format:
 
 format-check:
 	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+# make install: programs, web pages, settings, web server configurations and systemd units, with
+# the paths inside them set for PREFIX; DESTDIR stages it for a package. (scripts/install.sh)
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+DATADIR    ?= $(PREFIX)/share/ephemeral
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+DOCDIR     ?= $(PREFIX)/share/doc/ephemeral
+MANDIR     ?= $(PREFIX)/share/man
+INSTALL_VARS = DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" BINDIR="$(BINDIR)" DATADIR="$(DATADIR)" \
+	SYSCONFDIR="$(SYSCONFDIR)" UNITDIR="$(UNITDIR)" DOCDIR="$(DOCDIR)" MANDIR="$(MANDIR)" \
+	BUILD="$(BUILD)"
+
+install: all
+	@$(INSTALL_VARS) scripts/install.sh
+
+uninstall:
+	@$(INSTALL_VARS) scripts/install.sh --uninstall
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -98,5 +98,5 @@ void on_stop_signals(void (*handler)(int))
 void tune_allocator_for_blobs(void)
 {
 	mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
-	mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
 }

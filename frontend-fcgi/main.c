@@ -3,15 +3,19 @@
  *
  * Reads the settings (hub.endpoint, frontend.hub_timeout_ms, frontend.web_dir), loads the page
  * templates, connects to the hub, then accepts requests on the FastCGI socket the web server
- * handed over as standard input (lighttpd's bin-path, Apache's mod_fcgid, spawn-fcgi). Run from
- * a shell instead, it answers the one CGI request described by its environment, which is handy
- * for debugging: REQUEST_METHOD=GET REQUEST_URI=/ build/ephemeral-fcgi
+ * handed over as standard input (lighttpd's bin-path, Apache's mod_fcgid, spawn-fcgi). Given a
+ * socket as its one argument ("127.0.0.1:9000" or "/run/ephemeral/fcgi.sock"), it listens there
+ * itself instead, for a web server that does not spawn FastCGI programs (Apache's
+ * mod_proxy_fcgi) or a service manager. Run from a shell with neither, it answers the one CGI
+ * request described by its environment, which is handy for debugging:
+ * REQUEST_METHOD=GET REQUEST_URI=/ build/ephemeral-fcgi
  */
 #include "config.h"
 #include "frontend.h"
 #include "hubclient.h"
 #include "log.h"
 
+#include <errno.h>
 #include <fcgiapp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -78,18 +82,24 @@ int main(int argc, char **argv)
 	char err[1024];
 
 	int first = config_from_args(argc, argv, "ephemeral-fcgi",
-				     "FastCGI frontend of Ephemeral: pages, API and metrics.");
+				     "FastCGI frontend of Ephemeral: pages, API and metrics.\n"
+				     "An extra argument HOST:PORT or /PATH makes it listen there.");
+	const char *listen_on = first < argc ? argv[first++] : NULL;
 	if (first != argc)
-		fatalx("unexpected argument \"%s\" (settings are -c FILE and -o KEY=VALUE)",
+		fatalx("unexpected argument \"%s\" (settings are -c FILE and -o KEY=VALUE, then at "
+		       "most one socket to listen on)",
 		       argv[first]);
 
-	/* A client that hangs up must not kill the process; the web server also must not outlive
-	 * it by leaving us orphaned (nothing else would stop us). */
+	/* A client that hangs up must not kill the process. A process the web server spawned must
+	 * not outlive it by being orphaned (nothing else would stop it); one that listens itself
+	 * belongs to whoever started it (a service manager may well be pid 1). */
 	signal(SIGPIPE, SIG_IGN);
 #ifdef __linux__
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (getppid() == 1)
-		fatalx("the web server that started this process is gone");
+	if (listen_on == NULL) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() == 1)
+			fatalx("the web server that started this process is gone");
+	}
 #endif
 
 	memset(&fe, 0, sizeof(fe));
@@ -103,14 +113,22 @@ int main(int argc, char **argv)
 
 	if (FCGX_Init() != 0)
 		fatalx("FCGX_Init failed");
-	if (FCGX_IsCGI()) {
+	int listen_fd = 0;
+	if (listen_on != NULL) {
+		/* "HOST:PORT" is TCP (an empty HOST means every address), anything else a path. */
+		listen_fd = FCGX_OpenSocket(listen_on, 128);
+		if (listen_fd < 0)
+			fatalx("cannot listen on \"%s\": %s", listen_on, strerror(errno));
+	}
+	if (listen_on == NULL && FCGX_IsCGI()) {
 		serve(&fe, getenv("REQUEST_METHOD"), getenv("REQUEST_URI"), sink_stdout, stdout);
 	} else {
 		FCGX_Request req;
-		if (FCGX_InitRequest(&req, 0, 0) != 0)
+		if (FCGX_InitRequest(&req, listen_fd, 0) != 0)
 			fatalx("FCGX_InitRequest failed");
-		log_info("serving FastCGI requests; hub at %s, templates from %s/templates",
-			 fe.hub_endpoint, config_str("frontend.web_dir"));
+		log_info("serving FastCGI requests%s%s; hub at %s, templates from %s/templates",
+			 listen_on ? " on " : "", listen_on ? listen_on : "", fe.hub_endpoint,
+			 config_str("frontend.web_dir"));
 		while (FCGX_Accept_r(&req) >= 0) {
 			serve(&fe, FCGX_GetParam("REQUEST_METHOD", req.envp),
 			      FCGX_GetParam("REQUEST_URI", req.envp), sink_fcgx, req.out);

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 packages=(gcc make pkg-config clang clang-format libclang-rt-14-dev
 	libzmq3-dev libwebsockets-dev libfcgi-dev libjansson-dev libcmocka-dev libssl-dev
-	lighttpd chromium nodejs npm)
+	lighttpd lighttpd-mod-openssl apache2 openssl chromium nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -27,8 +27,8 @@ if ((${#missing[@]})); then
 	fi
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q
-	# A package's install script may try to start its service (lighttpd does): we never use
-	# that service, and a policy-rc.d that says "no" keeps it from starting at all.
+	# A package's install script may try to start its service (lighttpd and apache2 do): we
+	# never use those services, and a policy-rc.d that says "no" keeps them from starting.
 	policy=/usr/sbin/policy-rc.d
 	created_policy=0
 	if [[ ! -e $policy ]]; then

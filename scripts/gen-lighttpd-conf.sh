@@ -4,8 +4,10 @@
 # One generator for every way lighttpd is started: `make run` (scripts/run.sh), the test suite
 # (tests/lib/stack.mjs) and conf/lighttpd.conf, which is this script's output with no options.
 # lighttpd serves /static/ itself, proxies /ws to the gateways and hands everything else to
-# the FastCGI frontend, which it spawns. It needs no root-owned path: the FastCGI socket and
-# request-body temp files go to the state directory; errors go to standard error.
+# the FastCGI frontend, which it spawns (or, with --frontends, frontends that run on their own,
+# as under systemd). It needs no root-owned path: the FastCGI socket and request-body temp
+# files go to the state directory; errors go to standard error. With --tls-cert and --tls-key
+# it serves HTTPS (and so wss://) instead of HTTP.
 set -euo pipefail
 
 usage() {
@@ -24,6 +26,11 @@ usage: gen-lighttpd-conf.sh [options] > lighttpd.conf
   --fcgi-procs N        FastCGI frontend processes (default 2)
   --hub-timeout-ms N    how long the frontend waits for the hub before a 503 (default 1000)
   --log-level LEVEL     the frontend's log.level (default: its own setting)
+  --frontends LIST      do not spawn the frontend: use these, already listening on their own
+                        (ephemeral-fcgi ... HOST:PORT), host:port[,host:port...]; the four
+                        options above then do not apply (the frontends have their own settings)
+  --tls-cert FILE       serve HTTPS with this certificate chain (PEM) ...
+  --tls-key FILE        ... and this private key (PEM); both or neither
 
 With no options the output is conf/lighttpd.conf: start it from the repository root with
   lighttpd -D -f conf/lighttpd.conf
@@ -45,6 +52,9 @@ state_dir=
 fcgi_procs=2
 hub_timeout_ms=1000
 log_level=
+frontends=
+tls_cert=
+tls_key=
 
 orig_args=("$@")
 while (($#)); do
@@ -55,7 +65,7 @@ while (($#)); do
 		exit 0
 		;;
 	--port | --bind | --gateways | --hub-endpoint | --root | --bin | --state-dir | --fcgi-procs | \
-		--hub-timeout-ms | --log-level)
+		--hub-timeout-ms | --log-level | --frontends | --tls-cert | --tls-key)
 		(($# >= 2)) || die "$opt needs a value"
 		val=$2
 		shift 2
@@ -80,6 +90,9 @@ while (($#)); do
 	--fcgi-procs) fcgi_procs=$val ;;
 	--hub-timeout-ms) hub_timeout_ms=$val ;;
 	--log-level) log_level=$val ;;
+	--frontends) frontends=$val ;;
+	--tls-cert) tls_cert=$val ;;
+	--tls-key) tls_key=$val ;;
 	esac
 done
 
@@ -95,11 +108,14 @@ is_uint "$hub_timeout_ms" 10 60000 ||
 safe_string "$hub_endpoint" || die "--hub-endpoint: \"$hub_endpoint\" cannot be used"
 [[ -z $log_level || $log_level =~ ^(error|warn|info|debug)$ ]] ||
 	die "--log-level: \"$log_level\" is not error, warn, info or debug"
-for d in root bin state_dir; do
+[[ -n $tls_cert && -n $tls_key || -z $tls_cert && -z $tls_key ]] ||
+	die "--tls-cert and --tls-key go together"
+for d in root bin state_dir tls_cert tls_key; do
 	v=${!d}
 	[[ -z $v ]] && continue
 	safe_string "$v" || die "--${d/_/-}: \"$v\" cannot be used in a lighttpd string"
 	[[ $v == /* ]] || die "--${d/_/-}: \"$v\" is not an absolute path"
+	[[ $d == tls_* ]] && continue
 	v=${v%/}
 	printf -v "$d" '%s' "${v:-/}"
 done
@@ -110,11 +126,29 @@ for gw in "${gateway_list[@]}"; do
 	[[ $gw =~ ^([0-9A-Za-z.-]+):([0-9]+)$ ]] || die "--gateways: \"$gw\" is not host:port"
 	is_uint "${BASH_REMATCH[2]}" 1 65535 || die "--gateways: \"$gw\" has no valid port"
 done
+frontend_list=()
+[[ -z $frontends ]] || IFS=, read -r -a frontend_list <<<"$frontends"
+for fe in "${frontend_list[@]}"; do
+	[[ $fe =~ ^([0-9A-Za-z.-]+):([0-9]+)$ ]] || die "--frontends: \"$fe\" is not host:port"
+	is_uint "${BASH_REMATCH[2]}" 1 65535 || die "--frontends: \"$fe\" has no valid port"
+done
 
 # lighttpd expressions for the three directories: literal paths, or relative to var.CWD.
 if [[ -n $root ]]; then root_expr="\"$root\""; else root_expr='var.CWD'; fi
 if [[ -n $bin ]]; then bin_expr="\"$bin\""; else bin_expr='var.root + "/build"'; fi
 if [[ -n $state_dir ]]; then state_expr="\"$state_dir\""; else state_expr='var.bin'; fi
+
+if ((${#frontend_list[@]})); then
+	frontend_how="(ephemeral-fcgi), listening on its own at ${frontends}"
+else
+	frontend_how="(build/ephemeral-fcgi), which lighttpd spawns itself"
+fi
+if [[ -n $tls_cert ]]; then
+	tls_modules='
+	"mod_openssl",    # HTTPS'
+else
+	tls_modules=
+fi
 
 if ((${#orig_args[@]})); then
 	how="# Options: ${orig_args[*]}"
@@ -130,7 +164,7 @@ ${how}
 #
 #   /static/...    the pages' scripts and styles, from web/static, with caching headers
 #   /ws            WebSocket, proxied to the gateways (round-robin)
-#   anything else  the FastCGI frontend (build/ephemeral-fcgi), which lighttpd spawns itself
+#   anything else  the FastCGI frontend ${frontend_how}
 
 var.root      = ${root_expr}
 var.bin       = ${bin_expr}
@@ -141,12 +175,28 @@ server.modules = (
 	"mod_setenv",     # response headers for static files
 	"mod_proxy",      # /ws -> gateways
 	"mod_fastcgi",    # everything else -> ephemeral-fcgi
-	"mod_staticfile",
+	"mod_staticfile",${tls_modules}
 )
 
 server.bind          = "${bind}"
 server.port          = ${port}
 server.tag           = "ephemeral"
+CONF
+if ((${#frontend_list[@]})); then
+	cat <<CONF
+# A reload (SIGUSR1, e.g. after adding a gateway) must not cut the WebSockets in progress: the
+# old generation keeps serving them in the background until they close, while the new one takes
+# new connections on the same listening socket. (lighttpd must be started by an absolute path;
+# it cannot do this while it spawns the frontend itself, so without --frontends a reload closes
+# the WebSockets after lighttpd's default 8 s, and the pages reconnect.)
+server.systemd-socket-activation = "enable"
+server.feature-flags += (
+	"server.graceful-restart-bg"       => "enable",
+	"server.graceful-shutdown-timeout" => 0,
+)
+CONF
+fi
+cat <<CONF
 # Nothing is served from the document root itself: /static/ has its own alias and every
 # other path goes to FastCGI.
 server.document-root = var.root + "/web/static"
@@ -154,6 +204,18 @@ server.upload-dirs   = ( var.state_dir )
 # No server.errorlog: errors go to standard error. No access log. No pid file (run with -D;
 # whoever started lighttpd knows its pid).
 # (mod_indexfile and mod_dirlisting are not loaded: no index pages, no directory listings.)
+CONF
+if [[ -n $tls_cert ]]; then
+	cat <<CONF
+
+# HTTPS only on this port: browsers then reach /ws as wss://.
+ssl.engine    = "enable"
+ssl.pemfile   = "${tls_cert}"
+ssl.privkey   = "${tls_key}"
+ssl.openssl.ssl-conf-cmd = ( "MinProtocol" => "TLSv1.2" )
+CONF
+fi
+cat <<CONF
 
 mimetype.assign = (
 	".html"  => "text/html; charset=utf-8",
@@ -196,6 +258,18 @@ cat <<CONF
 	) )
 }
 else {
+CONF
+if ((${#frontend_list[@]})); then
+	printf '\tfastcgi.balance = "least-connection"\n'
+	printf '\tfastcgi.server = ( "/" => (\n'
+	for fe in "${frontend_list[@]}"; do
+		printf '\t\t( "host" => "%s", "port" => %s, "check-local" => "disable" ),\n' \
+			"${fe%:*}" "${fe##*:}"
+	done
+	printf '\t) )\n}\n'
+	exit 0
+fi
+cat <<CONF
 	fastcgi.server = ( "/" => ( (
 		"bin-path"    => var.bin + "/ephemeral-fcgi",
 		"socket"      => var.state_dir + "/ephemeral-fcgi.sock",

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # run.sh — runs the whole Ephemeral stack in the foreground on 127.0.0.1 (what `make run` runs,
-# after building): the hub, GATEWAYS WebSocket gateways and lighttpd, which serves the static
-# files, proxies /ws to the gateways and spawns the FastCGI frontend.
+# after building): the hub, GATEWAYS WebSocket gateways and a web server that serves the static
+# files and proxies /ws to the gateways: lighttpd, which spawns the FastCGI frontend, or Apache,
+# which reaches frontends that run.sh starts, each listening on its own port.
 #
-#   HTTP_PORT  lighttpd's port (default 8080); gateway i listens on HTTP_PORT + i
+#   SERVER     lighttpd (default) or apache
+#   HTTP_PORT  the web server's port (default 8080); gateway i listens on HTTP_PORT + i, and
+#              under Apache frontend j on HTTP_PORT + GATEWAYS + j
 #   GATEWAYS   how many gateways (default 2)
+#   FRONTENDS  how many FastCGI frontend processes (default 2)
+#   TLS_CERT, TLS_KEY   serve https:// and wss:// with this certificate and key (PEM files)
 #   EPHEMERAL_* settings as everywhere (conf/ephemeral.conf holds the defaults)
 #
 # Ctrl-C (SIGINT) or SIGTERM stops everything. If any program dies on its own, the others are
@@ -23,22 +28,43 @@ die() {
 	exit 1
 }
 
+SERVER=${SERVER:-lighttpd}
 HTTP_PORT=${HTTP_PORT:-8080}
 GATEWAYS=${GATEWAYS:-2}
+FRONTENDS=${FRONTENDS:-2}
+TLS_CERT=${TLS_CERT:-}
+TLS_KEY=${TLS_KEY:-}
+[[ $SERVER == lighttpd || $SERVER == apache ]] || die "SERVER=\"$SERVER\" is not lighttpd or apache"
 if ! [[ $HTTP_PORT =~ ^[1-9][0-9]{0,4}$ ]] || ((HTTP_PORT > 65535)); then
 	die "HTTP_PORT=\"$HTTP_PORT\" is not a port number"
 fi
 if ! [[ $GATEWAYS =~ ^[1-9][0-9]?$ ]] || ((GATEWAYS > 32)); then
 	die "GATEWAYS=\"$GATEWAYS\" is not a number from 1 to 32"
 fi
-((HTTP_PORT + GATEWAYS <= 65535)) || die "HTTP_PORT + GATEWAYS is past port 65535"
+if ! [[ $FRONTENDS =~ ^[1-9][0-9]?$ ]] || ((FRONTENDS > 64)); then
+	die "FRONTENDS=\"$FRONTENDS\" is not a number from 1 to 64"
+fi
+((HTTP_PORT + GATEWAYS + FRONTENDS <= 65535)) || die "HTTP_PORT + GATEWAYS + FRONTENDS is past port 65535"
+tls_args=()
+scheme=http
+if [[ -n $TLS_CERT || -n $TLS_KEY ]]; then
+	[[ -r $TLS_CERT && -r $TLS_KEY ]] || die "TLS_CERT and TLS_KEY must both name readable PEM files"
+	TLS_CERT=$(realpath "$TLS_CERT") TLS_KEY=$(realpath "$TLS_KEY")
+	tls_args=(--tls-cert "$TLS_CERT" --tls-key "$TLS_KEY")
+	scheme=https
+fi
 
 for prog in ephemeral-hub ephemeral-gateway ephemeral-fcgi; do
 	[[ -x $bin/$prog ]] || die "$bin/$prog is missing: build it first (make)"
 done
-lighttpd=$(command -v lighttpd || true)
-[[ -n $lighttpd ]] || lighttpd=/usr/sbin/lighttpd
-[[ -x $lighttpd ]] || die "lighttpd is not installed (make deps)"
+if [[ $SERVER == lighttpd ]]; then
+	server_bin=$(command -v lighttpd || true)
+	[[ -n $server_bin ]] || server_bin=/usr/sbin/lighttpd
+else
+	server_bin=$(command -v apache2 || true)
+	[[ -n $server_bin ]] || server_bin=/usr/sbin/apache2
+fi
+[[ -x $server_bin ]] || die "$SERVER is not installed (make deps)"
 
 # The endpoints the programs will use: the file, then the environment, as they read them.
 settings=$("$bin/ephemeral-hub" -c "$conf" -d) || die "cannot read $conf"
@@ -108,11 +134,16 @@ all_alive() {
 	done
 }
 
-# Probes 127.0.0.1:port: "tcp" succeeds once it accepts a connection, "http" once GET / is 200.
+# Probes 127.0.0.1:port: "tcp" succeeds once it accepts a connection, "http" once GET / is 200
+# (over TLS: once the port accepts, curl being optional).
 probe() (
 	local kind=$1 port=$2 line
+	if [[ $kind == http && $scheme == https ]] && command -v curl >/dev/null; then
+		[[ $(curl -ks -o /dev/null -w '%{http_code}' --max-time 2 "https://127.0.0.1:$port/") == 200 ]]
+		exit
+	fi
 	exec 3<>"/dev/tcp/127.0.0.1/$port" || exit 1
-	[[ $kind == tcp ]] && exit 0
+	[[ $kind == tcp || $scheme == https ]] && exit 0
 	printf 'GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
 	IFS= read -r -t 2 line <&3 || exit 1
 	[[ $line == "HTTP/1."?" 200"* ]]
@@ -139,31 +170,54 @@ for ((i = 1; i <= GATEWAYS; i++)); do
 	gateway_list+=("127.0.0.1:$port")
 done
 
-if ! "$root/scripts/gen-lighttpd-conf.sh" --port "$HTTP_PORT" \
-	--gateways "$(IFS=,; echo "${gateway_list[*]}")" --hub-endpoint "$hub_endpoint" \
-	--root "$root" --bin "$bin" --state-dir "$state" >"$state/lighttpd.conf"; then
-	say "cannot generate the lighttpd configuration"
+gateways_csv=$(IFS=,; echo "${gateway_list[*]}")
+frontend_list=()
+if [[ $SERVER == lighttpd ]]; then
+	gen=("$root/scripts/gen-lighttpd-conf.sh" --port "$HTTP_PORT" --gateways "$gateways_csv"
+		--hub-endpoint "$hub_endpoint" --root "$root" --bin "$bin" --state-dir "$state"
+		--fcgi-procs "$FRONTENDS" "${tls_args[@]}")
+	server_cmd=("$server_bin" -D -f "$state/server.conf")
+else
+	# Apache does not spawn FastCGI programs: the frontends listen on ports of their own.
+	for ((j = 1; j <= FRONTENDS; j++)); do
+		port=$((HTTP_PORT + GATEWAYS + j))
+		start "frontend fe$j" "$bin/ephemeral-fcgi" -c "$conf" -o "frontend.web_dir=$root/web" \
+			"127.0.0.1:$port"
+		frontend_list+=("127.0.0.1:$port")
+	done
+	user_args=()
+	if [[ $(id -u) == 0 ]]; then # Apache serves as root only through a User it switches to
+		if id www-data >/dev/null 2>&1; then user_args=(--user www-data); else user_args=(--user nobody --group nogroup); fi
+	fi
+	gen=("$root/scripts/gen-apache-conf.sh" --port "$HTTP_PORT" --gateways "$gateways_csv"
+		--frontends "$(IFS=,; echo "${frontend_list[*]}")" --root "$root" --state-dir "$state"
+		"${user_args[@]}" "${tls_args[@]}")
+	server_cmd=("$server_bin" -DFOREGROUND -f "$state/server.conf")
+fi
+if ! "${gen[@]}" >"$state/server.conf"; then
+	say "cannot generate the $SERVER configuration"
 	stop_all
 	exit 1
 fi
-start lighttpd "$lighttpd" -D -f "$state/lighttpd.conf"
 
 ready=1
-for port in "${gateway_list[@]##*:}"; do
+for port in "${gateway_list[@]##*:}" "${frontend_list[@]##*:}"; do
 	wait_for tcp "$port" || { ready=0; break; }
 done
+((ready)) && start "$SERVER" "${server_cmd[@]}"
 if ((ready)) && ! wait_for http "$HTTP_PORT"; then
 	ready=0
 	if ((!stopping)) && all_alive; then
-		say "http://127.0.0.1:$HTTP_PORT/ does not answer GET / with 200 (see the errors above)"
+		say "$scheme://127.0.0.1:$HTTP_PORT/ does not answer GET / with 200 (see the errors above)"
 		exit 1
 	fi
 fi
 if ((ready)); then
 	cat >&2 <<BANNER
 
-  Ephemeral is running:   http://127.0.0.1:$HTTP_PORT/
+  Ephemeral is running:   $scheme://127.0.0.1:$HTTP_PORT/   ($SERVER)
   gateways (via /ws):     ${gateway_list[*]}
+  FastCGI frontends:      ${frontend_list[*]:-spawned by lighttpd ($FRONTENDS)}
   hub:                    $hub_endpoint
   operator endpoint:      $operator_endpoint   (try: $bin/ephemeral-ctl stats)
   Ctrl-C stops everything.

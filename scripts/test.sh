@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
 # Runs every test stage after `make all unit`: the cmocka unit binaries, the fuzz-corpus replay,
-# then the end-to-end and browser tests (node's test runner against the real programs).
+# then the end-to-end and browser tests (node's test runner against the real programs), behind
+# each web server in turn: lighttpd, then Apache (tests/lib/stack.mjs reads SERVER). After the
+# first server, only the test files that started a web server run again (stack.mjs lists them
+# in EPHEMERAL_WEB_FILES): the others never touch one, and would run the same.
 # Prints one closing line "N passed, N failed" (all stages summed) and exits non-zero if any
 # test failed or any stage crashed. BUILD selects the programs' folder (default build).
 #
 #   scripts/test.sh              all stages
 #   scripts/test.sh e2e browser  only the named stages (unit, fuzz, e2e, browser)
+#   SERVERS=apache scripts/test.sh e2e    the end-to-end tests behind Apache only
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 export BUILD=${BUILD:-build}
+read -r -a servers <<<"${SERVERS:-lighttpd apache}"
+for server in "${servers[@]}"; do
+	[[ $server == lighttpd || $server == apache ]] || {
+		echo "test.sh: SERVERS: \"$server\" is not lighttpd or apache" >&2
+		exit 2
+	}
+done
 stages=("$@")
 ((${#stages[@]})) || stages=(unit fuzz e2e browser)
 
@@ -85,11 +96,20 @@ if wants fuzz && [[ -x scripts/fuzz.sh ]]; then
 fi
 
 # --- end-to-end and browser tests (node --test) ------------------------------------------------
-run_node() { # stage dir
-	local stage=$1 dir=$2 files out rc p f
+run_node() { # stage dir server first-server
+	local stage="$1 ($3)" dir=$2 server=$3 first=$4 files out rc p f start web_files
 	shopt -s nullglob
 	files=("$dir"/*.test.mjs)
 	shopt -u nullglob
+	web_files="$logdir/${1}-web-files"
+	if [[ $server != "$first" ]]; then
+		local f all=("${files[@]}")
+		files=()
+		for f in "${all[@]}"; do
+			grep -qxF "$(realpath "$f")" "$web_files" 2>/dev/null && files+=("$f")
+		done
+		echo "   (the ${#files[@]} of ${#all[@]} files that use a web server)"
+	fi
 	if ((${#files[@]} == 0)); then
 		echo "   (no tests in $dir)"
 		return
@@ -99,9 +119,11 @@ run_node() { # stage dir
 		failed=$((failed + 1))
 		return
 	fi
-	out="$logdir/$stage.tap"
+	out="$logdir/${stage// /-}.tap"
+	start=$SECONDS
 	# One file at a time: each file starts its own stack, and the machine has two cores.
-	timeout 540 node --test --test-concurrency=1 --test-reporter=tap "${files[@]}" >"$out" 2>&1
+	SERVER=$server EPHEMERAL_WEB_FILES=$web_files timeout 540 node --test --test-concurrency=1 \
+		--test-reporter=tap "${files[@]}" >"$out" 2>&1
 	rc=$?
 	# The closing totals of the TAP reporter are the last "# pass N" / "# fail N" lines.
 	p=$(grep -E '^# pass [0-9]+$' "$out" | tail -n 1 | awk '{print $3}')
@@ -118,6 +140,8 @@ run_node() { # stage dir
 	failed=$((failed + f))
 	# Failures in full (TAP "not ok" blocks), passes as one line each.
 	grep -E '^\s*(not )?ok [0-9]+ - ' "$out" | sed 's/^/   /'
+	# Measurements a test reports as "figures: ..." (connections held, memory per connection).
+	grep -E '^\s*# figures: ' "$out" | sed -E 's/^\s*# /   /' | sort -u
 	if ((f > 0)); then
 		echo "   --- failures ($stage) ---"
 		awk '/^\s*not ok [0-9]+ - /{show=1} /^\s*ok [0-9]+ - /{show=0} show' "$out" | head -n 400
@@ -127,17 +151,19 @@ run_node() { # stage dir
 		failed=$((failed + 1))
 		tail -n 40 "$out"
 	fi
-	echo "   $stage: $p passed, $f failed"
+	echo "   $stage: $p passed, $f failed ($((SECONDS - start)) s)"
 }
 
-if wants e2e; then
-	echo "== end-to-end tests (tests/e2e)"
-	run_node e2e tests/e2e
-fi
-if wants browser; then
-	echo "== browser tests (tests/browser)"
-	run_node browser tests/browser
-fi
+for server in "${servers[@]}"; do
+	if wants e2e; then
+		echo "== end-to-end tests (tests/e2e) behind $server"
+		run_node e2e tests/e2e "$server" "${servers[0]}"
+	fi
+	if wants browser; then
+		echo "== browser tests (tests/browser) behind $server"
+		run_node browser tests/browser "$server" "${servers[0]}"
+	fi
+done
 
 if ((${#broken[@]})); then
 	echo "stages that crashed or could not be counted: ${broken[*]}"

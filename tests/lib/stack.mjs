@@ -1,6 +1,12 @@
-// stack.mjs — starts a real Ephemeral stack (hub, gateways, lighttpd + FastCGI frontend) on free
-// loopback ports for one test file, and gives tests the client-side tools they need: HTTP GET
-// without redirects, WebSocket clients with a message queue, and the operator CLI.
+// stack.mjs — starts a real Ephemeral stack (hub, gateways, a web server + FastCGI frontend) on
+// free loopback ports for one test file, and gives tests the client-side tools they need: HTTP
+// GET without redirects, WebSocket clients with a message queue, and the operator CLI.
+//
+// The web server is lighttpd (which spawns the frontend) or, with SERVER=apache in the
+// environment, Apache (mod_proxy_fcgi to frontends that the stack starts itself, each listening
+// on its own port): scripts/test.sh runs the suite once under each. Tests name the web server
+// with via: 'lighttpd' (or 'web'), whichever it is. With tls: true the web server speaks only
+// HTTPS and wss://, with a self-signed certificate made for the stack.
 //
 // Every process is started by this module and stopped by its PID (TERM, then KILL), never by
 // name. Logs go to files in a fresh temporary state directory; stackTest() appends their tails
@@ -10,6 +16,7 @@ import { spawn, execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,6 +27,9 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const BIN = path.resolve(ROOT, process.env.BUILD || 'build');
 export const MAX_BLOB = 1048576;
 export const SUBPROTOCOL = 'ephemeral.v1';
+/** The web server of every stack in this process: 'lighttpd' (default) or 'apache'. */
+export const SERVER = process.env.SERVER || 'lighttpd';
+if (!['lighttpd', 'apache'].includes(SERVER)) throw new Error(`SERVER=${SERVER}: not lighttpd or apache`);
 
 // Ports that `make run` uses: never hand them to a test stack.
 const RESERVED_PORTS = new Set([8080, 8081, 8082, 5556, 5557]);
@@ -137,11 +147,16 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 // ---------------------------------------------------------------------------------------------
 // HTTP
 
-/** GET (or another method) without following redirects: {status, headers, body, buffer}. */
-export function httpRequest(port, urlPath, { method = 'GET', headers = {}, timeoutMs = 10000 } = {}) {
+/**
+ * GET (or another method) without following redirects: {status, headers, body, buffer}.
+ * tls: true (or {ca}) speaks HTTPS; a certificate is then checked against ca when one is given.
+ */
+export function httpRequest(port, urlPath, { method = 'GET', headers = {}, timeoutMs = 10000, tls = false } = {}) {
 	return new Promise((resolve, reject) => {
-		const req = http.request(
-			{ host: '127.0.0.1', port, path: urlPath, method, headers, agent: false },
+		const proto = tls ? https : http;
+		const tlsOpts = tls ? (tls.ca ? { ca: tls.ca, servername: tls.servername } : { rejectUnauthorized: false }) : {};
+		const req = proto.request(
+			{ host: '127.0.0.1', port, path: urlPath, method, headers, agent: false, ...tlsOpts },
 			(res) => {
 				const chunks = [];
 				res.on('data', (c) => chunks.push(c));
@@ -162,7 +177,7 @@ export function httpRequest(port, urlPath, { method = 'GET', headers = {}, timeo
  * Attempts a WebSocket handshake by hand and reports what the server answered, without the
  * client library's own checks in the way: {upgraded, status, protocol}.
  */
-export function rawUpgrade(port, urlPath, protocols) {
+export function rawUpgrade(port, urlPath, protocols, { tls = false } = {}) {
 	return new Promise((resolve, reject) => {
 		const headers = {
 			Connection: 'Upgrade',
@@ -171,7 +186,7 @@ export function rawUpgrade(port, urlPath, protocols) {
 			'Sec-WebSocket-Key': randomBytes(16).toString('base64'),
 		};
 		if (protocols && protocols.length) headers['Sec-WebSocket-Protocol'] = protocols.join(', ');
-		const req = http.request({ host: '127.0.0.1', port, path: urlPath, headers, agent: false });
+		const req = (tls ? https : http).request({ host: '127.0.0.1', port, path: urlPath, headers, agent: false, ...(tls ? { rejectUnauthorized: false } : {}) });
 		req.setTimeout(5000, () => req.destroy(new Error('handshake: no answer in 5 s')));
 		req.on('upgrade', (res, socket) => {
 			socket.destroy();
@@ -404,8 +419,10 @@ const liveSockets = new Set();
  * Opens a WebSocket to url; resolves with a Client once the server's first message (which the
  * contract says is the welcome) has arrived. client.first is that first message.
  */
-export async function connectUrl(url, { protocols = [SUBPROTOCOL], label = url, timeoutMs = 5000, awaitWelcome = true } = {}) {
-	const ws = new WebSocket(url, protocols, { handshakeTimeout: timeoutMs, perMessageDeflate: false, maxPayload: 256 * 1024 * 1024 });
+export async function connectUrl(url, { protocols = [SUBPROTOCOL], label = url, timeoutMs = 5000, awaitWelcome = true, ca } = {}) {
+	// wss://: checked against ca when given, else any certificate (the stacks' are self-signed).
+	const tlsOpts = url.startsWith('wss:') ? (ca ? { ca } : { rejectUnauthorized: false }) : {};
+	const ws = new WebSocket(url, protocols, { handshakeTimeout: timeoutMs, perMessageDeflate: false, maxPayload: 256 * 1024 * 1024, ...tlsOpts });
 	const client = new Client(ws, label);
 	await new Promise((resolve, reject) => {
 		const timer = setTimeout(() => reject(new Error(`${label}: WebSocket not open in ${timeoutMs} ms`)), timeoutMs);
@@ -530,10 +547,17 @@ export function run(file, args, { timeoutMs = 5000, cwd = ROOT } = {}) {
 /**
  * Starts a stack. Options:
  *   gateways: number of gateways (default 2)
- *   lighttpd: start lighttpd + the FastCGI frontend (default true)
+ *   lighttpd: start the web server + the FastCGI frontend (default true); `web` says the same.
+ *             The web server is SERVER's (lighttpd or apache) unless `server` names one.
+ *   tls: the web server speaks HTTPS and wss:// only, with a self-signed certificate made in the
+ *        state directory (stack.tlsCa holds it; httpGet and wsConnect check against it)
+ *   frontends: FastCGI frontend processes (default 2; lighttpd spawns them, Apache gets them
+ *              started by the stack, each on its own port)
+ *   ownFrontends: lighttpd too gets frontends started by the stack instead of spawning them,
+ *                 as under systemd (then a reload keeps its WebSockets: see reloadWebServer)
  *   hub: extra hub settings {key: value}, e.g. {'hub.holder_timeout_ms': 1000}
  *   gateway: extra gateway settings
- *   hubTimeoutMs: the frontend's hub timeout (passed to gen-lighttpd-conf.sh)
+ *   hubTimeoutMs: the frontend's hub timeout (frontend.hub_timeout_ms)
  */
 export async function startStack(opts = {}) {
 	const stack = new Stack(opts);
@@ -548,55 +572,72 @@ export async function startStack(opts = {}) {
 }
 
 export class Stack {
-	constructor({ gateways = 2, lighttpd = true, hub = {}, gateway = {}, hubTimeoutMs } = {}) {
+	constructor({ gateways = 2, lighttpd = true, web, server = SERVER, tls = false, frontends = 2, ownFrontends = false, hub = {}, gateway = {}, hubTimeoutMs } = {}) {
+		if (!['lighttpd', 'apache'].includes(server)) throw new Error(`server "${server}": not lighttpd or apache`);
 		this.nGateways = gateways;
-		this.withLighttpd = lighttpd;
+		this.withLighttpd = web === undefined ? lighttpd : web; // (the old name: any web server)
+		this.server = server;
+		this.tls = tls;
+		this.nFrontends = frontends;
+		this.ownFrontends = server === 'apache' || ownFrontends;
 		this.hubSettings = hub;
 		this.gatewaySettings = gateway;
 		this.hubTimeoutMs = hubTimeoutMs;
 		this.procs = [];
+		this.frontends = [];
+		this.frontendPorts = [];
 	}
 
 	async start() {
 		this.stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ephemeral-test-'));
-		const [hubPort, opPort, httpPort, ...gwPorts] = await freePorts(3 + this.nGateways);
+		const nFe = this.withLighttpd && this.ownFrontends ? this.nFrontends : 0;
+		const ports = await freePorts(3 + this.nGateways + nFe);
+		const [hubPort, opPort, httpPort] = ports;
+		const gwPorts = ports.slice(3, 3 + this.nGateways);
+		this.frontendPorts = ports.slice(3 + this.nGateways);
 		this.hubEndpoint = `tcp://127.0.0.1:${hubPort}`;
 		this.operatorEndpoint = `tcp://127.0.0.1:${opPort}`;
 		this.httpPort = httpPort;
 		this.gatewayPorts = gwPorts;
 
-		const settings = (obj) => Object.entries(obj).flatMap(([k, v]) => ['-o', `${k}=${v}`]);
 		this.hub = new Proc('hub', [
 			path.join(BIN, 'ephemeral-hub'),
 			'-o', `hub.endpoint=${this.hubEndpoint}`,
 			'-o', `hub.operator_endpoint=${this.operatorEndpoint}`,
-			...settings(this.hubSettings),
+			...settingArgs(this.hubSettings),
 		], { logFile: path.join(this.stateDir, 'hub.log') });
 		this.procs.push(this.hub);
 
-		this.gateways = gwPorts.map((port, i) => {
-			const p = new Proc(`gw${i + 1}`, [
-				path.join(BIN, 'ephemeral-gateway'),
-				'-o', `hub.endpoint=${this.hubEndpoint}`,
-				'-o', `gateway.port=${port}`,
-				'-o', `gateway.name=gw${i + 1}`,
-				...settings({ ...pick(this.hubSettings, ['hub.heartbeat_ms', 'hub.peer_expiry_ms']), ...this.gatewaySettings }),
-			], { logFile: path.join(this.stateDir, `gw${i + 1}.log`) });
-			this.procs.push(p);
-			return p;
-		});
+		this.gateways = gwPorts.map((port, i) => this.makeGateway(i, port));
 
 		await this.startHub();
 		for (let i = 0; i < this.nGateways; i++) await this.startGateway(i);
 		// The gateways join the hub on their own: wait until the hub lists them all, so that
 		// cross-gateway tests do not race the join.
-		await waitFor(async () => {
+		await this.waitGateways(this.nGateways);
+
+		if (this.withLighttpd) await this.startWebServer();
+	}
+
+	makeGateway(i, port) {
+		const p = new Proc(`gw${i + 1}`, [
+			path.join(BIN, 'ephemeral-gateway'),
+			'-o', `hub.endpoint=${this.hubEndpoint}`,
+			'-o', `gateway.port=${port}`,
+			'-o', `gateway.name=gw${i + 1}`,
+			...settingArgs({ ...pick(this.hubSettings, ['hub.heartbeat_ms', 'hub.peer_expiry_ms']), ...this.gatewaySettings }),
+		], { logFile: path.join(this.stateDir, `gw${i + 1}.log`) });
+		this.procs.push(p);
+		return p;
+	}
+
+	/** Waits until `ephemeral-ctl gateways` lists n gateways; returns that list. */
+	waitGateways(n, timeoutMs = 8000) {
+		return waitFor(async () => {
 			const r = await this.ctlRaw(['gateways']);
 			if (r.code !== 0) throw new Error(`ephemeral-ctl gateways: exit ${r.code} ${r.stderr.trim().slice(0, 300)}`);
-			return Array.isArray(r.json) && r.json.length === this.nGateways ? r.json : null;
-		}, { timeoutMs: 8000, what: `the hub to list ${this.nGateways} gateway(s)` });
-
-		if (this.withLighttpd) await this.startLighttpd();
+			return Array.isArray(r.json) && r.json.length === n ? r.json : null;
+		}, { timeoutMs, what: `the hub to list ${n} gateway(s)` });
 	}
 
 	async startHub() {
@@ -628,42 +669,165 @@ export class Stack {
 		return this.gateways[i].stop(signal);
 	}
 
-	async startLighttpd() {
-		const confFile = path.join(this.stateDir, 'lighttpd.conf');
-		const args = [
-			'--port', String(this.httpPort),
-			'--gateways', this.gatewayPorts.map((p) => `127.0.0.1:${p}`).join(','),
-			'--hub-endpoint', this.hubEndpoint,
-			'--root', ROOT,
-			'--bin', BIN,
-			'--state-dir', this.stateDir,
-		];
-		if (this.hubTimeoutMs) args.push('--hub-timeout-ms', String(this.hubTimeoutMs));
-		const gen = await run(path.join(ROOT, 'scripts', 'gen-lighttpd-conf.sh'), args, { timeoutMs: 10000 });
-		if (gen.code !== 0) throw new Error(`gen-lighttpd-conf.sh failed (${gen.code}): ${gen.stderr}`);
-		fs.writeFileSync(confFile, gen.stdout);
-		this.lighttpd = new Proc('lighttpd', ['lighttpd', '-D', '-f', confFile], { logFile: path.join(this.stateDir, 'lighttpd.log'), checkExit: false });
-		this.procs.push(this.lighttpd);
-		this.lighttpd.start();
+	/**
+	 * Scaling out: starts one more gateway process on a fresh port (the hub learns of it by
+	 * itself) and, unless reload is false, tells the web server's balancer about it with a
+	 * graceful reload. Returns the new gateway's index.
+	 */
+	async addGateway({ reload = true } = {}) {
+		const [port] = await freePorts(1);
+		const i = this.gateways.length;
+		this.gatewayPorts.push(port);
+		this.gateways.push(this.makeGateway(i, port));
+		this.nGateways++;
+		await this.startGateway(i);
+		if (reload && this.web) await this.reloadWebServer();
+		return i;
+	}
+
+	/** Starts the web server (and, for Apache, the frontends); waits for GET / to answer 200. */
+	async startWebServer() {
+		// scripts/test.sh runs a test file again behind the other web server if it started one
+		// (each file runs in a process of its own, argv[1]); files that never do run once.
+		if (process.env.EPHEMERAL_WEB_FILES && process.argv[1]) fs.appendFileSync(process.env.EPHEMERAL_WEB_FILES, `${path.resolve(process.argv[1])}\n`);
+		if (this.tls && !this.tlsCert) await this.makeCertificate();
+		if (this.ownFrontends) await this.startFrontends();
+		await this.writeWebConf();
+		if (!this.web) {
+			const argv = this.server === 'apache'
+				? [APACHE, '-DFOREGROUND', '-f', this.webConfFile]
+				: [LIGHTTPD, '-D', '-f', this.webConfFile];
+			this.web = new Proc(this.server, argv, { logFile: path.join(this.stateDir, `${this.server}.log`), checkExit: false });
+			if (this.server === 'lighttpd') this.lighttpd = this.web;
+			this.procs.push(this.web);
+		}
+		this.web.start();
 		await waitFor(async () => {
-			if (!this.lighttpd.running) throw new Error(`lighttpd exited ${JSON.stringify(this.lighttpd.exitInfo)}`);
-			const r = await httpRequest(this.httpPort, '/', { timeoutMs: 2000 });
+			if (!this.web.running) throw new Error(`${this.server} exited ${JSON.stringify(this.web.exitInfo)}`);
+			const r = await this.httpGet('/', { timeoutMs: 2000 });
 			return r.status === 200;
-		}, { timeoutMs: 10000, what: 'lighttpd to answer GET / with 200' });
+		}, { timeoutMs: 10000, what: `${this.server} to answer GET / with 200` });
 	}
 
-	httpGet(urlPath, options) {
-		return httpRequest(this.httpPort, urlPath, options);
+	/** The old name of startWebServer(), from when lighttpd was the only web server. */
+	startLighttpd() {
+		return this.startWebServer();
 	}
 
-	/** {via: 'lighttpd'|'gateway', index, protocols, label} */
+	/**
+	 * Re-reads the web server's configuration (the gateways as they are now): Apache's graceful
+	 * restart (SIGUSR1), which lets the connections in progress, WebSockets included, go on in
+	 * the old children; lighttpd's graceful restart (SIGUSR1), which does the same in a
+	 * background process with ownFrontends, and otherwise closes them after 8 s. Resolves once
+	 * the new configuration serves.
+	 */
+	async reloadWebServer() {
+		await this.writeWebConf();
+		const marker = this.server === 'apache' ? /AH00489:/g : /server started/g;
+		const count = () => (tailFile(this.web.logFile, 100000).match(marker) || []).length;
+		const before = count();
+		process.kill(this.web.pid, 'SIGUSR1');
+		await waitFor(async () => {
+			if (!this.web.running) throw new Error(`${this.server} exited ${JSON.stringify(this.web.exitInfo)}`);
+			if (count() <= before) return false;
+			return (await this.httpGet('/', { timeoutMs: 2000 })).status === 200;
+		}, { timeoutMs: 10000, what: `${this.server} to come back after a graceful reload` });
+	}
+
+	async writeWebConf() {
+		const gateways = this.gatewayPorts.map((p) => `127.0.0.1:${p}`).join(',');
+		const tlsArgs = this.tls ? ['--tls-cert', this.tlsCert, '--tls-key', this.tlsKey] : [];
+		let script;
+		let args;
+		if (this.server === 'apache') {
+			script = 'gen-apache-conf.sh';
+			args = [
+				'--port', String(this.httpPort),
+				'--gateways', gateways,
+				'--frontends', this.frontendPorts.map((p) => `127.0.0.1:${p}`).join(','),
+				'--root', ROOT,
+				'--state-dir', this.stateDir,
+				...apacheUserArgs(),
+				...tlsArgs,
+			];
+		} else {
+			script = 'gen-lighttpd-conf.sh';
+			args = [
+				'--port', String(this.httpPort),
+				'--gateways', gateways,
+				'--hub-endpoint', this.hubEndpoint,
+				'--root', ROOT,
+				'--bin', BIN,
+				'--state-dir', this.stateDir,
+				'--fcgi-procs', String(this.nFrontends),
+				...(this.ownFrontends ? ['--frontends', this.frontendPorts.map((p) => `127.0.0.1:${p}`).join(',')] : []),
+				...tlsArgs,
+			];
+			if (this.hubTimeoutMs) args.push('--hub-timeout-ms', String(this.hubTimeoutMs));
+		}
+		const gen = await run(path.join(ROOT, 'scripts', script), args, { timeoutMs: 10000 });
+		if (gen.code !== 0) throw new Error(`${script} failed (${gen.code}): ${gen.stderr}`);
+		this.webConfFile = path.join(this.stateDir, `${this.server}.conf`);
+		fs.writeFileSync(this.webConfFile, gen.stdout);
+	}
+
+	/** Apache (or ownFrontends): the FastCGI frontends, each listening on its own loopback port. */
+	async startFrontends() {
+		if (this.frontends.length === 0) {
+			this.frontends = this.frontendPorts.map((port, i) => {
+				const p = new Proc(`fe${i + 1}`, [
+					path.join(BIN, 'ephemeral-fcgi'),
+					'-o', `hub.endpoint=${this.hubEndpoint}`,
+					'-o', `frontend.web_dir=${path.join(ROOT, 'web')}`,
+					...(this.hubTimeoutMs ? ['-o', `frontend.hub_timeout_ms=${this.hubTimeoutMs}`] : []),
+					`127.0.0.1:${port}`,
+				], { logFile: path.join(this.stateDir, `fe${i + 1}.log`) });
+				this.procs.push(p);
+				return p;
+			});
+		}
+		for (const [i, fe] of this.frontends.entries()) {
+			if (fe.running) continue;
+			fe.start();
+			await waitFor(async () => {
+				if (!fe.running) throw new Error(`${fe.name} exited ${JSON.stringify(fe.exitInfo)}`);
+				return tcpConnects(this.frontendPorts[i]);
+			}, { timeoutMs: 10000, what: `${fe.name} to listen on port ${this.frontendPorts[i]}` });
+		}
+	}
+
+	/** A self-signed certificate for 127.0.0.1 and localhost, made now in the state directory. */
+	async makeCertificate() {
+		this.tlsCert = path.join(this.stateDir, 'tls-cert.pem');
+		this.tlsKey = path.join(this.stateDir, 'tls-key.pem');
+		const r = await run('openssl', [
+			'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+			'-keyout', this.tlsKey, '-out', this.tlsCert, '-days', '2', '-subj', '/CN=127.0.0.1',
+			'-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+		], { timeoutMs: 15000 });
+		if (r.code !== 0) throw new Error(`openssl req failed (${r.code}): ${r.stderr}`);
+		this.tlsCa = fs.readFileSync(this.tlsCert);
+	}
+
+	/** http(s)://127.0.0.1:PORT of the web server. */
+	get baseUrl() {
+		return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.httpPort}`;
+	}
+
+	httpGet(urlPath, options = {}) {
+		return httpRequest(this.httpPort, urlPath, { ...(this.tls ? { tls: { ca: this.tlsCa } } : {}), ...options });
+	}
+
+	/** {via: 'lighttpd' (or 'web': the web server, whichever it is) | 'gateway', index, protocols, label} */
 	wsConnect({ via = 'gateway', index = 0, protocols, label, awaitWelcome, timeoutMs } = {}) {
 		const url = this.wsUrl({ via, index });
-		return connectUrl(url, { protocols, awaitWelcome, timeoutMs, label: label || (via === 'lighttpd' ? 'ws(lighttpd)' : `ws(gw${index + 1})`) });
+		const web = via === 'lighttpd' || via === 'web';
+		return connectUrl(url, { protocols, awaitWelcome, timeoutMs, ca: web && this.tls ? this.tlsCa : undefined, label: label || (web ? `ws(${this.server})` : `ws(gw${index + 1})`) });
 	}
 
 	wsUrl({ via = 'gateway', index = 0 } = {}) {
-		return via === 'lighttpd' ? `ws://127.0.0.1:${this.httpPort}/ws` : `ws://127.0.0.1:${this.gatewayPorts[index]}/ws`;
+		if (via === 'lighttpd' || via === 'web') return `${this.tls ? 'wss' : 'ws'}://127.0.0.1:${this.httpPort}/ws`;
+		return `ws://127.0.0.1:${this.gatewayPorts[index]}/ws`;
 	}
 
 	async ctlRaw(args, timeoutMs = 4000, { json = true } = {}) {
@@ -716,13 +880,19 @@ export class Stack {
 	}
 
 	/**
-	 * Stops every process (lighttpd first: it stops its FastCGI children; then the gateways, then
-	 * the hub) and returns what went wrong with them during the run: a process that died without
+	 * Stops every process (the web server first: lighttpd stops its FastCGI children; then
+	 * Apache's frontends, the gateways, the hub) and returns what went wrong with them during the run: a process that died without
 	 * being told to, one that did not stop cleanly on TERM, sanitizer reports in a log.
 	 */
 	async stop() {
 		for (const c of [...liveSockets]) c.terminate();
-		const order = [this.lighttpd, ...(this.gateways || []), this.hub].filter(Boolean);
+		if (this.web) {
+			// lighttpd's previous generations (graceful reloads) run on as its children.
+			const older = this.server === 'lighttpd' && this.web.running ? childPids(this.web.pid, 'lighttpd') : [];
+			await this.web.stop('SIGTERM', 5000);
+			await stopPids(older, 5000);
+		}
+		const order = [...this.frontends, ...(this.gateways || []), this.hub].filter(Boolean);
 		await Promise.all(order.map((p) => p.stop('SIGTERM', 5000)));
 		const problems = this.procs.flatMap((p) => p.problems);
 		for (const p of this.procs) {
@@ -744,6 +914,70 @@ export class Stack {
 	async stopAndCheck() {
 		const problems = await this.stop();
 		if (problems.length) throw new Error(`the stack's processes misbehaved:\n${problems.join('\n')}`);
+	}
+}
+
+const APACHE = process.env.APACHE2 || '/usr/sbin/apache2';
+// By its absolute path: lighttpd's graceful restart in the background needs it.
+const LIGHTTPD = process.env.LIGHTTPD || '/usr/sbin/lighttpd';
+
+const settingArgs = (obj) => Object.entries(obj).flatMap(([k, v]) => ['-o', `${k}=${v}`]);
+
+// Apache refuses to serve as root: started as root, its children run as www-data (or nobody).
+function apacheUserArgs() {
+	if (typeof process.getuid !== 'function' || process.getuid() !== 0) return [];
+	let passwd = '';
+	try {
+		passwd = fs.readFileSync('/etc/passwd', 'utf8');
+	} catch {
+		/* no such file: nobody */
+	}
+	return ['--user', /^www-data:/m.test(passwd) ? 'www-data' : 'nobody', '--group', /^www-data:/m.test(passwd) ? 'www-data' : 'nogroup'];
+}
+
+/** PIDs of pid's children whose command name is comm. */
+function childPids(pid, comm) {
+	const found = [];
+	for (const entry of fs.readdirSync('/proc')) {
+		if (!/^\d+$/.test(entry)) continue;
+		try {
+			const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+			const close = stat.lastIndexOf(')');
+			const name = stat.slice(stat.indexOf('(') + 1, close);
+			const ppid = Number(stat.slice(close + 2).split(' ')[1]);
+			if (ppid === pid && name === comm) found.push(Number(entry));
+		} catch {
+			/* gone meanwhile */
+		}
+	}
+	return found;
+}
+
+/** TERM to each of pids (ones this module's processes started), KILL after graceMs. */
+async function stopPids(pids, graceMs) {
+	const alive = (p) => {
+		try {
+			process.kill(p, 0);
+			return !/^\S+ \(.*\) Z/.test(fs.readFileSync(`/proc/${p}/stat`, 'utf8'));
+		} catch {
+			return false;
+		}
+	};
+	for (const p of pids) {
+		try {
+			process.kill(p, 'SIGTERM');
+		} catch {
+			/* gone */
+		}
+	}
+	const deadline = Date.now() + graceMs;
+	while (pids.some(alive) && Date.now() < deadline) await sleep(50);
+	for (const p of pids.filter(alive)) {
+		try {
+			process.kill(p, 'SIGKILL');
+		} catch {
+			/* gone */
+		}
 	}
 }
 

@@ -5,6 +5,13 @@
 // new connection is welcomed, says `have` again for everything held and repeats every open
 // `want`. It never trusts a blob it did not hash itself. The pages (home.js, view.js, files.js)
 // drive it; it knows nothing of the DOM.
+//
+// What it holds is served lazily: a source is bytes, a Blob (a File's slice is read only when
+// someone asks for it), or a function that reads the bytes on demand (a download's pieces come
+// from disk that way). Answers to `request`s wait while the socket's send buffer is full, so a
+// busy holder never piles blobs up in the tab's memory.
+
+import { sha256 } from './sha256.js';
 
 export const SUBPROTOCOL = 'ephemeral.v1';
 export const HASH_RE = /^[0-9a-f]{64}$/;
@@ -14,6 +21,9 @@ const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 15000;
 const RATE_LIMIT_TRIES = 8;
 const MISMATCH_TRIES = 3;
+const HAVE_DELAY_MS = 20; // `have`s verified within this long go out as one message
+const SERVE_READS = 4; // reads of held blobs at once, answering requests
+const SEND_BUFFER_HIGH = 8 * 1024 * 1024; // wait to read more while this much is unsent
 
 export function toHex(bytes) {
 	let hex = '';
@@ -27,8 +37,19 @@ export function fromHex(hex) {
 	return out;
 }
 
+// WebCrypto where the page is a secure context (https, localhost); plain JavaScript elsewhere.
 export async function sha256Hex(data) {
-	return toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', data)));
+	if (globalThis.crypto && crypto.subtle) return toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', data)));
+	return toHex(sha256(data));
+}
+
+// Frees an ArrayBuffer's memory now rather than at the next garbage collection: a download
+// or a hash pass makes hundreds of MiB of short-lived buffers, and a collector that runs on
+// heap pressure lets them pile up in a tab whose JavaScript heap stays small. Uses
+// ArrayBuffer.prototype.transfer where the browser has it (it detaches the old buffer and
+// releases its memory); elsewhere the collector does it later.
+export function releaseBuffer(buffer) {
+	if (buffer instanceof ArrayBuffer && typeof buffer.transfer === 'function' && !buffer.detached && buffer.byteLength) buffer.transfer(0);
 }
 
 export function formatViewers(n) {
@@ -58,15 +79,21 @@ function batches(list, size) {
 
 // Events: "state" {state: "connecting" | "open" | "closed", attempt}, "welcome" {max_blob},
 // "count" {hash, viewers}, "servererror" {code, hash, message}, "lost" {hash} (a held blob
-// could no longer be read, e.g. a file changed on disk).
+// could no longer be read, e.g. a file changed on disk), "served" {hash, bytes} (a request
+// answered).
 export class EphemeralClient extends EventTarget {
 	#url;
 	#ws = null;
 	#attempt = 0;
 	#timer = 0;
-	#held = new Map(); // hash -> Uint8Array | Blob
+	#held = new Map(); // hash -> Uint8Array | Blob | () => Promise<Uint8Array | ArrayBuffer frame | Blob>
 	#wants = new Map(); // hash -> {promise, resolve, reject, rateTries, mismatchTries, retryTimer}
 	#counts = new Map(); // hash -> viewers
+	#haveQueue = new Set();
+	#haveTimer = 0;
+	#requests = []; // requests waiting for a read slot or for the send buffer to drain
+	#reading = 0;
+	#drainTimer = 0;
 	#resolveReady;
 
 	constructor(url = defaultSocketUrl()) {
@@ -75,6 +102,8 @@ export class EphemeralClient extends EventTarget {
 		this.maxBlob = DEFAULT_MAX_BLOB;
 		this.connected = false; // true between `welcome` and close
 		this.ready = new Promise((resolve) => (this.#resolveReady = resolve));
+		// What this tab did, for the page (bytes sent to others) and for tests.
+		this.stats = { wantsSent: 0, blobsReceived: 0, bytesReceived: 0, requests: 0, served: 0, bytesServed: 0, declined: 0, mismatches: 0 };
 	}
 
 	start() {
@@ -90,15 +119,16 @@ export class EphemeralClient extends EventTarget {
 		return this.#held.has(hash);
 	}
 
-	// Hold blobs and serve them on `request`: entries are [hash, Uint8Array | Blob].
+	// Hold blobs and serve them on `request`: entries are [hash, source] (see the top). The
+	// `have` goes out within HAVE_DELAY_MS, together with any other held meanwhile.
 	holdMany(entries) {
-		const fresh = [];
 		for (const [hash, source] of entries) {
 			if (!HASH_RE.test(hash)) throw new Error(`not a hash: ${hash}`);
-			if (!this.#held.has(hash)) fresh.push(hash);
+			if (!this.#held.has(hash)) this.#haveQueue.add(hash);
 			this.#held.set(hash, source);
 		}
-		if (this.connected) this.#sendHashes('have', [...new Set(fresh)]);
+		if (this.#haveQueue.size >= HAVE_BATCH) this.#flushHaves();
+		else if (this.#haveQueue.size && !this.#haveTimer) this.#haveTimer = setTimeout(() => this.#flushHaves(), HAVE_DELAY_MS);
 	}
 
 	hold(hash, source) {
@@ -107,7 +137,24 @@ export class EphemeralClient extends EventTarget {
 
 	release(hashes) {
 		const gone = hashes.filter((h) => this.#held.delete(h));
+		for (const h of gone) this.#haveQueue.delete(h);
 		if (this.connected) this.#sendHashes('drop', gone);
+	}
+
+	#flushHaves() {
+		clearTimeout(this.#haveTimer);
+		this.#haveTimer = 0;
+		const fresh = [...this.#haveQueue];
+		this.#haveQueue.clear();
+		if (this.connected) this.#sendHashes('have', fresh); // else the welcome announces them all
+	}
+
+	// The bytes of a held blob, as a Uint8Array.
+	async #readHeld(source) {
+		if (typeof source === 'function') source = await source();
+		if (source instanceof Blob) return new Uint8Array(await source.arrayBuffer());
+		if (source instanceof ArrayBuffer) return new Uint8Array(source, 32); // a frame
+		return source;
 	}
 
 	// Resolves with the verified bytes of `hash`, or rejects with a WantError. Wanting a hash
@@ -117,15 +164,25 @@ export class EphemeralClient extends EventTarget {
 		const open = this.#wants.get(hash);
 		if (open) return open.promise;
 		const held = this.#held.get(hash);
-		if (held) return Promise.resolve(held instanceof Blob ? held.arrayBuffer().then((b) => new Uint8Array(b)) : held);
+		if (held) return this.#readHeld(held);
 		const entry = { rateTries: 0, mismatchTries: 0, retryTimer: 0 };
 		entry.promise = new Promise((resolve, reject) => {
 			entry.resolve = resolve;
 			entry.reject = reject;
 		});
 		this.#wants.set(hash, entry);
-		if (this.connected) this.#send({ type: 'want', hash });
+		if (this.connected) this.#sendWant(hash);
 		return entry.promise;
+	}
+
+	// How many wants are open (sent and not yet answered, or waiting for the connection).
+	get wantsOpen() {
+		return this.#wants.size;
+	}
+
+	#sendWant(hash) {
+		this.stats.wantsSent++;
+		this.#send({ type: 'want', hash });
 	}
 
 	#connect() {
@@ -150,6 +207,7 @@ export class EphemeralClient extends EventTarget {
 			if (ws !== this.#ws) return;
 			this.#ws = null;
 			this.connected = false;
+			this.#requests = []; // asked on this socket: the server has given up on us for them
 			if (event.code !== 1000 && event.code !== 1006)
 				console.warn(`ephemeral: socket closed (${event.code} ${event.reason})`);
 			this.#emit('state', { state: 'closed', attempt: this.#attempt, code: event.code });
@@ -193,45 +251,87 @@ export class EphemeralClient extends EventTarget {
 		if (Number.isSafeInteger(msg.max_blob) && msg.max_blob > 0) this.maxBlob = msg.max_blob;
 		this.connected = true;
 		this.#attempt = 0;
+		clearTimeout(this.#haveTimer);
+		this.#haveTimer = 0;
+		this.#haveQueue.clear();
 		this.#sendHashes('have', [...this.#held.keys()]);
-		for (const hash of this.#wants.keys()) this.#send({ type: 'want', hash });
+		for (const hash of this.#wants.keys()) this.#sendWant(hash);
 		this.#emit('state', { state: 'open', attempt: 0 });
 		this.#emit('welcome', { max_blob: this.maxBlob });
 		this.#resolveReady(this);
 	}
 
 	onRequest(msg) {
-		const ws = this.#ws;
 		const hash = msg.hash;
 		if (typeof hash !== 'string' || !HASH_RE.test(hash)) return;
-		const source = this.#held.get(hash);
-		if (!source) {
+		this.stats.requests++;
+		if (!this.#held.has(hash)) {
+			this.stats.declined++;
 			this.#send({ type: 'decline', hash });
 			return;
 		}
-		const read = source instanceof Blob ? source.arrayBuffer().then((b) => new Uint8Array(b)) : Promise.resolve(source);
-		read.then(
-			(bytes) => {
-				if (ws !== this.#ws || ws.readyState !== WebSocket.OPEN) return; // asked on an older socket
-				if (bytes.length > this.maxBlob) {
-					// A server restarted with a smaller limit would close us for sending it.
-					this.#held.delete(hash);
-					this.#send({ type: 'decline', hash });
-					this.#emit('lost', { hash });
-					return;
-				}
-				const frame = new Uint8Array(32 + bytes.length);
+		this.#requests.push({ hash, ws: this.#ws });
+		this.#serveNext();
+	}
+
+	// Answers queued requests, SERVE_READS reads at a time, and only while the socket has room:
+	// the frames wait on disk, not in memory, when the network is the slow part.
+	#serveNext() {
+		while (this.#requests.length && this.#reading < SERVE_READS) {
+			const ws = this.#ws;
+			if (ws && ws.bufferedAmount > SEND_BUFFER_HIGH) {
+				if (!this.#drainTimer) this.#drainTimer = setTimeout(() => {
+					this.#drainTimer = 0;
+					this.#serveNext();
+				}, 5);
+				return;
+			}
+			const { hash, ws: askedOn } = this.#requests.shift();
+			if (askedOn !== ws) continue; // asked on an older socket
+			this.#reading++;
+			this.#serve(hash, ws).finally(() => {
+				this.#reading--;
+				this.#serveNext();
+			});
+		}
+	}
+
+	async #serve(hash, ws) {
+		let source = this.#held.get(hash);
+		let frame;
+		try {
+			if (!source) throw new Error('no longer held');
+			if (typeof source === 'function') source = await source(hash);
+			if (source instanceof ArrayBuffer) {
+				frame = new Uint8Array(source); // read with room for the hash in front
+				frame.set(fromHex(hash), 0);
+			} else {
+				const bytes = source instanceof Blob ? new Uint8Array(await source.arrayBuffer()) : source;
+				frame = new Uint8Array(32 + bytes.length);
 				frame.set(fromHex(hash), 0);
 				frame.set(bytes, 32);
-				ws.send(frame);
-			},
-			(err) => {
-				console.warn(`ephemeral: cannot read ${hash}:`, err);
-				this.#held.delete(hash);
-				this.#send({ type: 'decline', hash });
-				this.#emit('lost', { hash });
-			},
-		);
+			}
+		} catch (err) {
+			console.warn(`ephemeral: cannot read ${hash}:`, err);
+			if (this.#held.delete(hash)) this.#emit('lost', { hash });
+			this.stats.declined++;
+			if (ws === this.#ws) this.#send({ type: 'decline', hash });
+			return;
+		}
+		if (ws !== this.#ws || ws.readyState !== WebSocket.OPEN) return;
+		if (frame.length - 32 > this.maxBlob) {
+			// A server restarted with a smaller limit would close us for sending it.
+			this.#held.delete(hash);
+			this.stats.declined++;
+			this.#send({ type: 'decline', hash });
+			this.#emit('lost', { hash });
+			return;
+		}
+		ws.send(frame); // copies the bytes: the frame can go at once
+		releaseBuffer(frame.buffer);
+		this.stats.served++;
+		this.stats.bytesServed += frame.length - 32;
+		this.#emit('served', { hash, bytes: frame.length - 32 });
 	}
 
 	onCount(msg) {
@@ -245,7 +345,7 @@ export class EphemeralClient extends EventTarget {
 		const want = hash && this.#wants.get(hash);
 		if (want && msg.code === 'rate_limited' && want.rateTries < RATE_LIMIT_TRIES) {
 			want.rateTries++;
-			want.retryTimer = setTimeout(() => this.#send({ type: 'want', hash }), 250 * 2 ** want.rateTries);
+			want.retryTimer = setTimeout(() => this.#sendWant(hash), 250 * 2 ** want.rateTries);
 			return;
 		}
 		if (want && msg.code !== 'hash_mismatch') {
@@ -260,17 +360,26 @@ export class EphemeralClient extends EventTarget {
 	async #onBinary(buffer) {
 		if (buffer.byteLength < 32) return;
 		const hash = toHex(new Uint8Array(buffer, 0, 32));
-		if (!this.#wants.has(hash)) return; // a late or repeated delivery
+		if (!this.#wants.has(hash)) {
+			releaseBuffer(buffer); // a late or repeated delivery
+			return;
+		}
 		const blob = new Uint8Array(buffer, 32);
+		this.stats.blobsReceived++;
+		this.stats.bytesReceived += blob.length;
 		const actual = await sha256Hex(blob);
 		const want = this.#wants.get(hash);
+		if (!want || actual !== hash) releaseBuffer(buffer);
 		if (!want) return;
 		if (actual === hash) {
 			this.#finishWant(hash, blob, null);
 		} else if (++want.mismatchTries < MISMATCH_TRIES) {
 			console.warn(`ephemeral: blob for ${hash} hashed to ${actual}; asking again`);
-			this.#send({ type: 'want', hash });
+			this.stats.mismatches++;
+			// The want is over on the server's side (it sent a blob): a new want is a new fetch.
+			this.#sendWant(hash);
 		} else {
+			this.stats.mismatches++;
 			this.#finishWant(hash, null, new WantError('hash_mismatch', hash, 'the bytes never matched their address'));
 		}
 	}

@@ -2,18 +2,18 @@
 //
 // Owns the manifest format: choosing a piece size, hashing a File piece by piece (File.slice,
 // never the whole file in memory at once), building the manifest JSON, telling a manifest from
-// a page, validating an untrusted manifest, and downloading its pieces from the swarm with a
-// window of wants in flight. It holds every verified piece at once so that others can fetch it
-// from us. No DOM here: the pages show what these functions report.
+// a page, validating an untrusted manifest, and downloading its pieces from the swarm (the
+// Download class: a window of wants in flight sized to the measured speed, each piece verified
+// before it is stored, held and announced at once so that others can fetch it from us). No DOM
+// here: the pages show what these functions report.
 
-import { HASH_RE, sha256Hex } from './ephemeral.js';
+import { HASH_RE, sha256Hex, releaseBuffer } from './ephemeral.js';
 
 export const MIN_PIECE_SIZE = 16 * 1024;
 export const DEFAULT_PIECE_SIZE = 256 * 1024;
 export const MAX_PIECES = 100000;
-const HASH_CONCURRENCY = 4;
-const PIECE_RETRIES = 6;
-const IN_FLIGHT_BYTES = 4 * 1024 * 1024; // wants in flight: about this many bytes, 4 to 16 wants
+const READ_CHUNK_BYTES = 8 * 1024 * 1024;
+const READ_CACHE_CHUNKS = 4;
 
 export class ManifestError extends Error {
 	constructor(message) {
@@ -58,9 +58,74 @@ export function manifestJson({ name, type, size, pieceSize, pieces }) {
 	return JSON.stringify({ ephemeral: 'manifest', version: 1, name, type, size, piece_size: pieceSize, pieces });
 }
 
-// Hashes a File (or Blob) piece by piece. onProgress(bytesHashed, size) after each piece.
-// Resolves with {manifest: Uint8Array, hash, pieces: [hash...], pieceSize, sources: [[hash, Blob]...]}
-// where each source is a lazy slice of the file, read only when someone requests it.
+// Reads a File's pieces in chunks of several pieces, one read at a time, and keeps the last few
+// chunks. Browsers read Blobs through another process at a cost per call (in Chromium about as
+// much for 256 KiB as for 4 MiB) and get slower, not faster, with reads in parallel; holders
+// are asked for neighbouring pieces (downloads go in order), so one read serves a run of
+// requests, and the next chunk is read ahead while they are answered. Memory: cacheChunks chunks.
+export class ChunkedReader {
+	#file;
+	#pieceSize;
+	#chunkSize;
+	#cacheChunks;
+	#chunks = new Map(); // chunk index -> Promise<Uint8Array>, oldest use first
+	#queue = Promise.resolve(); // reads, one after the other
+
+	constructor(file, pieceSize, { chunkBytes = READ_CHUNK_BYTES, cacheChunks = READ_CACHE_CHUNKS } = {}) {
+		this.#file = file;
+		this.#pieceSize = pieceSize;
+		this.#chunkSize = Math.max(pieceSize, Math.floor(chunkBytes / pieceSize) * pieceSize);
+		this.#cacheChunks = cacheChunks;
+	}
+
+	get chunkSize() {
+		return this.#chunkSize;
+	}
+
+	// The bytes of chunk c: cached, being read, or read now (after the reads queued before it).
+	chunk(c) {
+		let p = this.#chunks.get(c);
+		if (p) {
+			this.#chunks.delete(c); // move to the back: used most recently
+			this.#chunks.set(c, p);
+			return p;
+		}
+		const start = c * this.#chunkSize;
+		const end = Math.min(this.#file.size, start + this.#chunkSize);
+		p = this.#queue.then(() => this.#file.slice(start, end).arrayBuffer()).then((b) => new Uint8Array(b));
+		this.#queue = p.catch(() => {});
+		p.catch(() => this.#chunks.delete(c)); // a failed read is tried again on the next request
+		this.#chunks.set(c, p);
+		while (this.#chunks.size > this.#cacheChunks) this.release(this.#chunks.keys().next().value);
+		return p;
+	}
+
+	// Forgets chunk c and frees its memory. Later, not now: a read that took its view in this
+	// task still copies from it in this task's microtasks.
+	release(c) {
+		const p = this.#chunks.get(c);
+		if (!p) return;
+		this.#chunks.delete(c);
+		p.then((bytes) => setTimeout(() => releaseBuffer(bytes.buffer), 0), () => {});
+	}
+
+	// Piece i's bytes (a view into the cached chunk: copy before keeping it).
+	async read(i) {
+		const offset = i * this.#pieceSize;
+		const c = Math.floor(offset / this.#chunkSize);
+		const chunkPromise = this.chunk(c);
+		if ((c + 1) * this.#chunkSize < this.#file.size && !this.#chunks.has(c + 1)) this.chunk(c + 1); // read ahead
+		const bytes = await chunkPromise;
+		const from = offset - c * this.#chunkSize;
+		return bytes.subarray(from, Math.min(bytes.length, from + this.#pieceSize));
+	}
+}
+
+// Hashes a File (or Blob) piece by piece, reading it in chunks (see ChunkedReader) with the next
+// chunk read while this one's pieces are hashed: memory stays at a few chunks whatever the size.
+// onProgress(bytesHashed, size) after each chunk. Resolves with {manifest: Uint8Array, hash,
+// pieces: [hash...], pieceSize, sources: [[hash, () => Promise<bytes>]...], reader} where each
+// source reads its piece from the file only when someone requests it.
 export async function hashFile(file, maxBlob, onProgress = () => {}, signal) {
 	const name = file.name || 'file';
 	const type = file.type || 'application/octet-stream';
@@ -68,26 +133,32 @@ export async function hashFile(file, maxBlob, onProgress = () => {}, signal) {
 	const pieceSize = choosePieceSize(size, name, type, maxBlob);
 	const count = pieceCount(size, pieceSize);
 	const pieces = new Array(count);
-	let next = 0;
+	// Its own reader with room for two chunks: the one being hashed and the one read ahead.
+	const hashing = new ChunkedReader(file, pieceSize, { cacheChunks: 2 });
+	const perChunk = hashing.chunkSize / pieceSize;
 	let done = 0;
-	async function worker() {
-		while (next < count) {
-			if (signal && signal.aborted) throw new DOMException('hashing stopped', 'AbortError');
-			const i = next++;
-			const start = i * pieceSize;
-			const end = Math.min(size, start + pieceSize);
-			const bytes = await file.slice(start, end).arrayBuffer();
-			pieces[i] = await sha256Hex(bytes);
-			done += end - start;
-			onProgress(done, size);
+	for (let first = 0; first < count; first += perChunk) {
+		if (signal && signal.aborted) throw new DOMException('hashing stopped', 'AbortError');
+		const c = first / perChunk;
+		const bytes = await hashing.chunk(c);
+		if (first + perChunk < count) hashing.chunk(c + 1);
+		const last = Math.min(count, first + perChunk);
+		const digests = [];
+		for (let i = first; i < last; i++) {
+			const from = (i - first) * pieceSize;
+			digests.push(sha256Hex(bytes.subarray(from, Math.min(bytes.length, from + pieceSize))));
 		}
+		(await Promise.all(digests)).forEach((h, k) => (pieces[first + k] = h));
+		hashing.release(c);
+		done += bytes.length;
+		onProgress(done, size);
 	}
-	await Promise.all(Array.from({ length: Math.min(HASH_CONCURRENCY, count) }, worker));
 	onProgress(size, size);
 	const manifest = new TextEncoder().encode(manifestJson({ name, type, size, pieceSize, pieces }));
 	const hash = await sha256Hex(manifest);
-	const sources = pieces.map((h, i) => [h, file.slice(i * pieceSize, Math.min(size, (i + 1) * pieceSize))]);
-	return { manifest, hash, pieces, pieceSize, sources, name, type, size };
+	const reader = new ChunkedReader(file, pieceSize);
+	const sources = pieces.map((h, i) => [h, () => reader.read(i)]);
+	return { manifest, hash, pieces, pieceSize, sources, reader, name, type, size };
 }
 
 // Tells a manifest from a page. Returns null for a page (anything that is not a JSON object
@@ -108,26 +179,36 @@ export function parseManifest(bytes, maxBlob) {
 	return validateManifest(obj, maxBlob);
 }
 
+// Checks everything a stranger's manifest could get wrong before a single piece is wanted.
+// The messages are for a person: they say what is wrong, in words.
 export function validateManifest(obj, maxBlob) {
 	const { name, type, size, piece_size: pieceSize, pieces } = obj;
 	if (typeof name !== 'string') throw new ManifestError('the file has no name');
 	if (type !== undefined && typeof type !== 'string') throw new ManifestError('the file type is not text');
 	if (!Number.isSafeInteger(size) || size < 0) throw new ManifestError('the file size is not a valid number of bytes');
 	if (!isPowerOfTwo(pieceSize) || pieceSize < MIN_PIECE_SIZE || pieceSize > maxBlob)
-		throw new ManifestError(`the piece size is not a power of two from ${MIN_PIECE_SIZE} to ${maxBlob} bytes`);
+		throw new ManifestError(`the piece size (${describe(pieceSize)}) is not a power of two from ${MIN_PIECE_SIZE} to ${maxBlob} bytes`);
 	if (!Array.isArray(pieces)) throw new ManifestError('the list of pieces is missing');
-	if (pieces.length > MAX_PIECES) throw new ManifestError(`the file has more than ${MAX_PIECES} pieces`);
+	if (pieces.length > MAX_PIECES) throw new ManifestError(`it names ${pieces.length} pieces, more than the ${MAX_PIECES} a file may have`);
 	if (pieces.length !== pieceCount(size, pieceSize))
-		throw new ManifestError(`the number of pieces (${pieces.length}) does not match the size (${size} bytes in pieces of ${pieceSize})`);
-	for (const piece of pieces)
-		if (typeof piece !== 'string' || !HASH_RE.test(piece)) throw new ManifestError('a piece address is not a SHA-256 hash');
+		throw new ManifestError(`it names ${pieces.length} ${pieces.length === 1 ? 'piece' : 'pieces'}, but a file of ${size} bytes in pieces of ${pieceSize} has ${pieceCount(size, pieceSize)}`);
+	pieces.forEach((piece, i) => {
+		if (typeof piece !== 'string' || !HASH_RE.test(piece))
+			throw new ManifestError(`the address of piece ${i + 1} (${describe(piece)}) is not 64 lowercase hexadecimal digits`);
+	});
 	return {
-		name: name,
+		name,
 		type: type || 'application/octet-stream',
 		size,
 		pieceSize,
 		pieces: pieces.slice(),
 	};
+}
+
+// A short, printable account of an untrusted value, for error messages.
+function describe(value) {
+	const text = typeof value === 'string' ? JSON.stringify(value) : String(JSON.stringify(value));
+	return text.length > 40 ? `${text.slice(0, 37)}…` : text;
 }
 
 // A name that is safe to offer as a download name: path separators become "_" (as browsers
@@ -158,79 +239,304 @@ export function formatDuration(seconds) {
 	return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
 }
 
-export function downloadWindow(pieceSize) {
-	return Math.max(4, Math.min(16, Math.round(IN_FLIGHT_BYTES / pieceSize)));
+
+// ---------------------------------------------------------------------------------------------
+// Downloading
+
+// A piece that nobody holds any more, after every retry.
+export class PieceGoneError extends Error {
+	constructor(index) {
+		super(`piece ${index + 1} is no longer held by anyone`);
+		this.name = 'PieceGoneError';
+		this.index = index;
+	}
 }
 
-// Downloads a validated manifest's pieces through `client` (an EphemeralClient), `window` wants
-// in flight (by default about 4 MiB worth). Each verified piece is held (and so announced with `have`) at once.
-// onProgress({bytes, size, piecesDone, pieces, speed, eta}). Resolves with the pieces as Blobs in
-// order; rejects with a WantError-like error when a piece cannot be found after retries.
-export async function downloadPieces(client, manifest, { window, onProgress = () => {}, signal } = {}) {
-	const { pieces, pieceSize, size } = manifest;
-	if (!window) window = downloadWindow(pieceSize);
-	const count = pieces.length;
-	const blobs = new Array(count);
-	const byHash = new Map(); // identical pieces are fetched once
-	pieces.forEach((h, i) => {
-		if (!byHash.has(h)) byHash.set(h, []);
-		byHash.get(h).push(i);
-	});
-	const order = [...byHash.keys()];
-	const expectedLength = (i) => Math.min(pieceSize, size - i * pieceSize);
-	const samples = [{ t: performance.now(), bytes: 0 }];
-	let bytes = 0;
-	let piecesDone = 0;
-	let next = 0;
+const WINDOW_START = 8; // wants in flight before anything is measured
+const WINDOW_MIN = 4;
+const WINDOW_MAX = 48; // under the gateway's default of 64 wants open per connection
+const WINDOW_MAX_BYTES = 48 * 1024 * 1024;
+const WRITES_MAX = 16; // pieces received and waiting for the disk: stop wanting past this
+const RTT_WINDOW_MS = 5000;
+const RATE_BIN_MS = 250;
+const RATE_BINS = 8; // the best of the last 2 s of 250 ms bins is the rate the window follows
+const SPEED_WINDOW_MS = 3000; // what the page shows as speed
+const PROGRESS_EVERY_MS = 250; // the page repaints its progress at most 4 times a second
+// A piece nobody has (not_found) is asked again after 0.25, 0.5, 1, 2 and 4 s: a holder half-way
+// through its own download may announce it meanwhile. Then it is gone.
+const PIECE_RETRIES = 5;
+const RETRY_BASE_MS = 250;
 
-	function report() {
-		const now = performance.now();
-		samples.push({ t: now, bytes });
-		while (samples.length > 2 && now - samples[0].t > 5000) samples.shift();
-		const first = samples[0];
-		const dt = (now - first.t) / 1000;
-		const speed = dt > 0 ? (bytes - first.bytes) / dt : 0;
-		const eta = speed > 0 ? (size - bytes) / speed : Infinity;
-		onProgress({ bytes, size, piecesDone, pieces: count, speed, eta });
+// Downloads a validated manifest's pieces into `store` through `client`. Pieces already in the
+// store (a reload) are checked, held again, and not fetched. Every verified piece is written,
+// then held (announced with `have`) at once and served from the store to whoever asks.
+//
+// Events: "progress" {bytes, size, piecesDone, pieces, speed, eta, window, resumed},
+// "health" {state: "ok" | "waiting", piece, tries}, "checking" {done, total}.
+// run() resolves when every piece is stored; rejects with PieceGoneError, ManifestError (a
+// piece of the wrong length: the manifest lies) or the store's error.
+export class Download extends EventTarget {
+	#client;
+	#store;
+	#byHash = new Map(); // hash -> indices, in order
+	#queue = []; // hashes ready to be wanted, in order
+	#tries = new Map(); // hash -> not_found answers so far
+	#retryTimers = new Map(); // timer -> hash waiting to be asked again
+	#inFlight = new Map(); // hash -> performance.now() when wanted
+	#gone = new Set(); // hashes given up on: asked again if run() is called again
+	#prepared = false;
+	#writes = 0;
+	#done = false;
+	#resolve;
+	#reject;
+	#rttMin = Infinity;
+	#rttAt = 0;
+	#bins = []; // {t, bytes}: bytes received per RATE_BIN_MS
+	#speedSamples = [];
+	#lastProgress = 0;
+	#reportTimer = 0;
+
+	constructor(client, manifest, store) {
+		super();
+		this.#client = client;
+		this.#store = store;
+		this.manifest = manifest;
+		this.window = WINDOW_START;
+		this.windowCap = Math.max(WINDOW_MIN, Math.min(WINDOW_MAX, Math.floor(WINDOW_MAX_BYTES / manifest.pieceSize)));
+		this.bytes = 0; // stored, including what a previous visit left
+		this.resumed = 0; // bytes found in the store at the start
+		this.piecesDone = 0;
+		this.stats = { wanted: 0, received: 0, notFound: 0, retried: 0, heldFromStore: 0 };
+		this.timing = { started: 0, finished: 0 }; // performance.now() of the first want and of the last piece stored
+		manifest.pieces.forEach((hash, i) => {
+			const list = this.#byHash.get(hash);
+			if (list) list.push(i);
+			else this.#byHash.set(hash, [i]);
+		});
 	}
 
-	async function fetchPiece(hash) {
-		const indices = byHash.get(hash);
-		for (let attempt = 0; ; attempt++) {
-			if (signal && signal.aborted) throw new DOMException('download stopped', 'AbortError');
-			try {
-				const data = await client.want(hash);
-				if (data.length !== expectedLength(indices[0]))
-					throw new ManifestError(`piece ${indices[0] + 1} has ${data.length} bytes, not ${expectedLength(indices[0])}`);
-				const blob = new Blob([data]);
-				client.hold(hash, blob);
-				for (const i of indices) {
-					blobs[i] = blob;
-					bytes += blob.size;
-					piecesDone++;
-				}
-				report();
-				return;
-			} catch (err) {
-				// A piece nobody holds now may come back: a holder half-way through its own
-				// download announces pieces as it gets them. Give it a few tries, then give up.
-				if (err instanceof ManifestError || attempt >= PIECE_RETRIES) throw err;
-				await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
+	get complete() {
+		return this.piecesDone === this.manifest.pieces.length;
+	}
+
+	#length(i) {
+		const { size, pieceSize } = this.manifest;
+		return Math.min(pieceSize, size - i * pieceSize);
+	}
+
+	#source(i) {
+		return (hash) => this.#store.read(i, hash);
+	}
+
+	// Vets what the store already has (hashing it again), holds it, and queues the rest.
+	async #prepare() {
+		const store = this.#store;
+		const stored = [];
+		this.manifest.pieces.forEach((hash, i) => {
+			if (store.stored(i)) stored.push([i, hash]);
+		});
+		if (stored.length) {
+			this.#emit('checking', { done: 0, total: stored.length });
+			await store.check(stored, (done) => this.#emit('checking', { done, total: stored.length }));
+			this.#emit('checking', { done: stored.length, total: stored.length });
+		}
+		const held = [];
+		for (const [hash, indices] of this.#byHash) {
+			if (indices.every((i) => store.stored(i))) {
+				held.push([hash, this.#source(indices[0])]);
+				for (const i of indices) this.bytes += this.#length(i);
+				this.piecesDone += indices.length;
+			} else {
+				this.#queue.push(hash);
 			}
 		}
+		this.resumed = this.bytes;
+		this.stats.heldFromStore = held.length;
+		if (held.length) this.#client.holdMany(held);
 	}
 
-	let failed = false;
-	async function worker() {
-		try {
-			while (!failed && next < order.length) await fetchPiece(order[next++]);
-		} catch (err) {
-			failed = true;
-			throw err;
+	// May be called again after it failed: the pieces given up on are asked for again.
+	async run() {
+		if (!this.#prepared) {
+			this.#prepared = true;
+			await this.#prepare();
+		}
+		this.#done = false;
+		this.#queue.unshift(...this.#gone);
+		for (const hash of this.#gone) this.#tries.delete(hash);
+		this.#gone.clear();
+		this.#speedSamples = [{ t: performance.now(), bytes: this.bytes }];
+		this.#report(true);
+		if (this.complete) return;
+		if (!this.timing.started) this.timing.started = performance.now();
+		await new Promise((resolve, reject) => {
+			this.#resolve = resolve;
+			this.#reject = reject;
+			this.#pump();
+		});
+	}
+
+	// Stops asking for more; what is in flight still lands in the store.
+	stop() {
+		this.#done = true;
+	}
+
+	#fail(err) {
+		if (this.#done) return;
+		this.#report(true);
+		this.stop();
+		for (const [timer, hash] of this.#retryTimers) {
+			clearTimeout(timer);
+			this.#gone.add(hash);
+		}
+		this.#retryTimers.clear();
+		this.#reject(err);
+	}
+
+	#pump() {
+		if (this.#done) return;
+		while (this.#queue.length && this.#inFlight.size < this.window && this.#writes < WRITES_MAX) this.#want(this.#queue.shift());
+		if (this.complete) {
+			this.#done = true;
+			this.timing.finished = performance.now();
+			this.#report(true);
+			this.#resolve();
 		}
 	}
 
-	report();
-	await Promise.all(Array.from({ length: Math.min(window, order.length) }, worker));
-	return blobs;
+	#want(hash) {
+		this.#inFlight.set(hash, performance.now());
+		this.stats.wanted++;
+		this.#client.want(hash).then(
+			(bytes) => this.#arrived(hash, bytes),
+			(err) => this.#failed(hash, err),
+		);
+	}
+
+	async #arrived(hash, bytes) {
+		const now = performance.now();
+		this.#measure(now - this.#inFlight.get(hash), bytes.length, now);
+		this.#inFlight.delete(hash);
+		this.stats.received++;
+		const indices = this.#byHash.get(hash);
+		for (const i of indices) {
+			if (bytes.length !== this.#length(i)) {
+				this.#fail(new ManifestError(`piece ${i + 1} has ${bytes.length} bytes where the manifest promises ${this.#length(i)}`));
+				return;
+			}
+		}
+		if (this.#tries.has(hash)) {
+			this.#tries.delete(hash);
+			this.#emit('health', { state: 'ok' });
+		}
+		this.#writes++;
+		try {
+			// Copies for repeated pieces first: write() may take the buffer away from this thread.
+			for (const i of indices.slice(1)) await this.#store.write(i, bytes.slice());
+			await this.#store.write(indices[0], bytes);
+		} catch (err) {
+			this.#writes--;
+			this.#fail(err);
+			return;
+		} finally {
+			releaseBuffer(bytes.buffer); // whatever the store kept, it copied or took
+		}
+		this.#writes--;
+		this.#client.hold(hash, this.#source(indices[0]));
+		this.bytes += indices.reduce((n, i) => n + this.#length(i), 0);
+		this.piecesDone += indices.length;
+		this.#report(false);
+		this.#pump();
+	}
+
+	#failed(hash, err) {
+		this.#inFlight.delete(hash);
+		if (this.#done) {
+			this.#gone.add(hash); // asked again if run() is called again
+			return;
+		}
+		const index = this.#byHash.get(hash)[0];
+		if (err.code === 'rate_limited') {
+			// The server allows fewer wants at once than we thought: keep under it from now on.
+			this.windowCap = Math.max(WINDOW_MIN, Math.min(this.windowCap, this.#inFlight.size));
+			this.window = Math.min(this.window, this.windowCap);
+		} else if (err.code !== 'not_found' && err.code !== 'hash_mismatch') {
+			this.#fail(err);
+			return;
+		}
+		const tries = (this.#tries.get(hash) || 0) + 1;
+		this.#tries.set(hash, tries);
+		this.stats.notFound += err.code === 'not_found' ? 1 : 0;
+		if (tries > PIECE_RETRIES) {
+			this.#gone.add(hash);
+			this.#fail(new PieceGoneError(index));
+			return;
+		}
+		this.#emit('health', { state: 'waiting', piece: index + 1, tries });
+		this.stats.retried++;
+		const timer = setTimeout(() => {
+			this.#retryTimers.delete(timer);
+			if (this.#done) this.#gone.add(hash);
+			else this.#queue.unshift(hash);
+			this.#pump();
+		}, RETRY_BASE_MS * 2 ** (tries - 1));
+		this.#retryTimers.set(timer, hash);
+		this.#pump();
+	}
+
+	// The window follows the bandwidth-delay product: twice the best recent rate times the
+	// shortest recent round trip, in pieces, plus a few. It grows by itself while the rate grows
+	// with it (each round trip can double it, as in TCP's slow start) and stops where more
+	// wants in flight would only wait in queues.
+	#measure(rtt, bytes, now) {
+		if (rtt < this.#rttMin || now - this.#rttAt > RTT_WINDOW_MS) {
+			this.#rttMin = rtt;
+			this.#rttAt = now;
+		}
+		const bin = Math.floor(now / RATE_BIN_MS);
+		const last = this.#bins[this.#bins.length - 1];
+		if (last && last.bin === bin) last.bytes += bytes;
+		else {
+			this.#bins.push({ bin, bytes });
+			while (this.#bins.length > RATE_BINS) this.#bins.shift();
+		}
+		// Only whole bins count, and only once there are two of them (the first is partial).
+		const full = this.#bins.filter((b) => b.bin < bin);
+		if (full.length < 2) return;
+		const rate = Math.max(...full.map((b) => b.bytes)) / (RATE_BIN_MS / 1000); // bytes/s
+		const bdp = (rate * this.#rttMin) / 1000 / this.manifest.pieceSize;
+		this.window = Math.max(WINDOW_MIN, Math.min(this.windowCap, Math.ceil(2 * bdp) + 4));
+	}
+
+	#report(force) {
+		const now = performance.now();
+		if (!force && now - this.#lastProgress < PROGRESS_EVERY_MS) {
+			// Not now, but soon: the last piece of a burst must show too.
+			if (!this.#reportTimer) this.#reportTimer = setTimeout(() => this.#report(true), PROGRESS_EVERY_MS);
+			return;
+		}
+		clearTimeout(this.#reportTimer);
+		this.#reportTimer = 0;
+		this.#lastProgress = now;
+		const samples = this.#speedSamples;
+		samples.push({ t: now, bytes: this.bytes });
+		while (samples.length > 2 && now - samples[0].t > SPEED_WINDOW_MS) samples.shift();
+		const dt = (now - samples[0].t) / 1000;
+		const speed = dt > 0.2 ? (this.bytes - samples[0].bytes) / dt : 0;
+		const left = this.manifest.size - this.bytes;
+		this.#emit('progress', {
+			bytes: this.bytes,
+			size: this.manifest.size,
+			piecesDone: this.piecesDone,
+			pieces: this.manifest.pieces.length,
+			speed,
+			eta: speed > 0 ? left / speed : Infinity,
+			window: this.window,
+			resumed: this.resumed,
+		});
+	}
+
+	#emit(type, detail) {
+		this.dispatchEvent(new CustomEvent(type, { detail }));
+	}
 }

@@ -4,11 +4,12 @@
 
 import { EphemeralClient, sha256Hex, formatViewers } from './ephemeral.js';
 import { hashFile, formatBytes } from './files.js';
-import { $, setText, watchConnection } from './ui.js';
+import { $, setText, watchConnection, copyText, testMode } from './ui.js';
 
 const REGISTER_WAIT_MS = 3000;
 
 const client = new EphemeralClient();
+if (testMode()) window.ephemeralTest = { client, stats: client.stats };
 watchConnection(client, $('connection'));
 client.start();
 
@@ -131,12 +132,19 @@ async function shareFile(file) {
 	await client.ready;
 	hashing.hidden = false;
 	progress.value = 0;
-	status(`Preparing ${file.name}…`);
+	status(`Preparing ${file.name}: reading it piece by piece to compute its address…`);
 	let result;
+	const started = performance.now();
+	let shown = 0;
 	try {
 		result = await hashFile(file, client.maxBlob, (done, size) => {
+			const now = performance.now();
+			if (done < size && now - shown < 100) return; // the DOM needs no more than 10 updates a second
+			shown = now;
+			const seconds = (now - started) / 1000;
+			const speed = seconds > 0.3 ? ` at ${formatBytes(Math.round(done / seconds))}/s` : '';
 			progress.value = size ? done / size : 1;
-			setText('hash-text', `Hashing ${file.name}: ${size ? Math.floor((100 * done) / size) : 100}% of ${formatBytes(size)}`);
+			setText('hash-text', `Hashing ${file.name}: ${size ? Math.floor((100 * done) / size) : 100}% of ${formatBytes(size)}${speed}`);
 		});
 	} catch (err) {
 		hashing.hidden = true;
@@ -156,21 +164,20 @@ function shareFiles(files) {
 	return fileQueue;
 }
 
-async function copyLink() {
-	if (!current) return;
-	const url = absoluteUrl(current.hash);
-	try {
-		await navigator.clipboard.writeText(url);
-		status('Link copied.');
-	} catch {
-		const range = document.createRange();
-		range.selectNodeContents($('share-link'));
-		const selection = getSelection();
-		selection.removeAllRanges();
-		selection.addRange(range);
-		status('Press Ctrl+C (⌘C) to copy the selected link.');
-	}
+function copyLink() {
+	if (current) copyText(absoluteUrl(current.hash), $('share-link'), status);
 }
+
+// What this tab has sent to others, all shares together.
+let servedTimer = 0;
+client.addEventListener('served', () => {
+	if (servedTimer) return;
+	servedTimer = setTimeout(() => {
+		servedTimer = 0;
+		const { served, bytesServed } = client.stats;
+		setText('served', `This tab has sent ${formatBytes(bytesServed)} (${served} ${served === 1 ? 'blob' : 'blobs'}) to others.`);
+	}, 250);
+});
 
 $('share-button').addEventListener('click', sharePage);
 $('html-input').addEventListener('keydown', (event) => {

@@ -22,3 +22,26 @@ export function watchConnection(client, el) {
 		else el.textContent = 'Connection lost — reconnecting…';
 	});
 }
+
+// Copies text to the clipboard; where the browser refuses (no permission, plain http), selects
+// `fallbackEl`'s text so that the person can press the copy keys. `say` reports the outcome.
+export async function copyText(text, fallbackEl, say) {
+	try {
+		await navigator.clipboard.writeText(text);
+		say('Link copied.');
+	} catch {
+		const range = document.createRange();
+		range.selectNodeContents(fallbackEl);
+		const selection = getSelection();
+		selection.removeAllRanges();
+		selection.addRange(range);
+		say('Press Ctrl+C (⌘C) to copy the selected link.');
+	}
+}
+
+// The page's query parameters when it was opened with ?test (the test suite reads counters on
+// window.ephemeralTest and may pick a storage kind), else null.
+export function testMode() {
+	const params = new URLSearchParams(location.search);
+	return params.has('test') ? params : null;
+}

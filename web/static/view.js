@@ -1,15 +1,25 @@
 // view.js — the viewer page at /{hash}: want the blob, verify it, then show it as a page (in a
-// sandboxed iframe) or as a file (download its pieces from the swarm). Once verified, this tab
-// holds the content too and serves it to the next viewer, for as long as it stays open.
+// sandboxed iframe) or as a file (download its pieces from the swarm into browser storage, then
+// save it). Once verified, this tab holds the content too and serves it to the next viewer, for
+// as long as it stays open; a file's pieces are served from the moment each one is verified.
 // Shared HTML is never put into this document: it goes, as a string, to /sandbox in an iframe
-// with sandbox="allow-scripts" (opaque origin, no allow-same-origin).
+// with sandbox="allow-scripts" (opaque origin, no allow-same-origin). File previews are media
+// elements on blob: URLs, or text and PDF handed to that same kind of sandboxed frame.
 
 import { EphemeralClient, HASH_RE, formatViewers } from './ephemeral.js';
-import { parseManifest, downloadPieces, downloadName, formatBytes, formatDuration, ManifestError } from './files.js';
-import { $, setText, watchConnection } from './ui.js';
+import { parseManifest, downloadName, formatBytes, formatDuration, ManifestError, Download, PieceGoneError } from './files.js';
+import { openStore, cleanStale } from './store.js';
+import { $, setText, watchConnection, copyText, testMode } from './ui.js';
 
 const GONE_TEXT = 'Sorry, this content is gone: nobody who had it open is here any more.';
-const PREVIEW_TYPES = /^(image\/(png|jpeg|gif|webp|avif|bmp)|video\/(mp4|webm|ogg)|audio\/(mpeg|ogg|wav|webm|flac|mp4))$/;
+const MEDIA_TYPES = /^(image\/(png|jpeg|gif|webp|avif|bmp|svg\+xml|x-icon|vnd\.microsoft\.icon)|video\/(mp4|webm|ogg|quicktime)|audio\/(mpeg|mp3|ogg|wav|x-wav|webm|flac|mp4|aac|x-m4a))$/;
+const TEXT_TYPES = /^(text\/[\w.+-]+|application\/(json|xml|javascript|x-sh|x-yaml|yaml|toml|x-toml|sql|ld\+json|[\w.+-]+\+(json|xml)))$/;
+const PDF_TYPE = 'application/pdf';
+const IMAGE_PREVIEW_MAX = 64 * 1024 * 1024; // larger images would cost the tab too much to decode
+const TEXT_PREVIEW_BYTES = 256 * 1024;
+const ANNOUNCE_STEPS = [25, 50, 75];
+
+const test = testMode(); // ?test: expose counters to the test suite on window.ephemeralTest
 
 function status(text, kind = '') {
 	const el = setText('status', text);
@@ -23,43 +33,96 @@ function addressFromPage() {
 	return HASH_RE.test(fromPath) ? fromPath : null;
 }
 
-function showPage(client, hash, bytes) {
-	client.hold(hash, bytes);
-	const html = new TextDecoder().decode(bytes);
+// A sandboxed frame on /sandbox; resolves once the document inside says it is ready.
+function sandboxFrame(id, title, className) {
 	const frame = document.createElement('iframe');
-	frame.id = 'content-frame';
-	frame.className = 'content-frame';
-	frame.title = 'Shared page';
+	frame.id = id;
+	frame.className = className;
+	frame.title = title;
 	// The sandbox attribute must be in place before the frame loads anything.
 	frame.setAttribute('sandbox', 'allow-scripts');
 	frame.setAttribute('referrerpolicy', 'no-referrer');
-	window.addEventListener('message', (event) => {
-		if (event.source !== frame.contentWindow) return;
-		const data = event.data;
-		if (data && data.type === 'ephemeral-sandbox-ready')
-			frame.contentWindow.postMessage({ type: 'ephemeral-render', html }, '*'); // opaque origin
+	const ready = new Promise((resolve) => {
+		window.addEventListener('message', function onMessage(event) {
+			if (event.source !== frame.contentWindow) return;
+			const data = event.data;
+			if (data && data.type === 'ephemeral-sandbox-ready') {
+				window.removeEventListener('message', onMessage);
+				resolve(frame);
+			}
+		});
 	});
 	frame.src = '/sandbox';
+	return { frame, ready };
+}
+
+function showPage(client, hash, bytes) {
+	client.hold(hash, bytes);
+	const html = new TextDecoder().decode(bytes);
+	const { frame, ready } = sandboxFrame('content-frame', 'Shared page', 'content-frame');
+	ready.then(() => frame.contentWindow.postMessage({ type: 'ephemeral-render', html }, '*')); // opaque origin
 	const section = $('page-view');
 	section.append(frame);
 	section.hidden = false;
 	status(`A shared page of ${formatBytes(bytes.length)}, verified. Its scripts run in a sandbox.`);
 }
 
-function showProgress({ bytes, size, piecesDone, pieces, speed, eta }) {
-	const progress = $('progress');
-	progress.value = size ? bytes / size : 1;
-	const parts = [`${formatBytes(bytes)} of ${formatBytes(size)}`, `${piecesDone} of ${pieces} ${pieces === 1 ? 'piece' : 'pieces'}`];
-	if (bytes < size && speed > 0) parts.push(`${formatBytes(Math.round(speed))}/s`, `${formatDuration(eta)} left`);
-	setText('progress-text', parts.join(' · '));
+// ---------------------------------------------------------------------------------------------
+// files
+
+function showFacts(manifest) {
+	document.title = `${manifest.name} — Ephemeral`;
+	setText('file-name', manifest.name || '(no name)');
+	setText('file-type', manifest.type);
+	setText('file-size', manifest.size < 1024 ? formatBytes(manifest.size) : `${formatBytes(manifest.size)} (${manifest.size} bytes)`);
+	$('file-view').hidden = false;
 }
 
-function offerDownload(manifest, blobs) {
-	const blob = new Blob(blobs, { type: 'application/octet-stream' }); // never rendered in place
-	const url = URL.createObjectURL(blob);
+function progressView() {
+	let announced = 0;
+	return ({ bytes, size, piecesDone, pieces, speed, eta, resumed }) => {
+		const progress = $('progress');
+		const fraction = size ? bytes / size : 1;
+		progress.value = fraction;
+		const percent = Math.floor(fraction * 100);
+		progress.setAttribute('aria-valuetext', `${percent}% (${formatBytes(bytes)} of ${formatBytes(size)})`);
+		const parts = [`${formatBytes(bytes)} of ${formatBytes(size)}`, `${piecesDone} of ${pieces} ${pieces === 1 ? 'piece' : 'pieces'}`];
+		if (bytes < size && speed > 0) parts.push(`${formatBytes(Math.round(speed))}/s`, `${formatDuration(eta)} left`);
+		if (resumed) parts.push(`${formatBytes(resumed)} already in this browser`);
+		setText('progress-text', parts.join(' · '));
+		// Screen readers hear the milestones, not every update.
+		const step = ANNOUNCE_STEPS.filter((s) => percent >= s).pop() || 0;
+		if (step > announced && bytes < size) {
+			announced = step;
+			setText('announce', `${step}% downloaded`);
+		}
+	};
+}
+
+function health(text, kind = '') {
+	const el = setText('health', text);
+	el.className = kind;
+}
+
+function showServed(client) {
+	const update = () => {
+		const { served, bytesServed } = client.stats;
+		if (served) setText('served', `You have sent ${formatBytes(bytesServed)} (${served} ${served === 1 ? 'piece' : 'pieces'}) to others.`);
+	};
+	let timer = 0;
+	client.addEventListener('served', () => {
+		if (!timer) timer = setTimeout(() => {
+			timer = 0;
+			update();
+		}, 250);
+	});
+}
+
+function offerDownload(manifest, file) {
+	const url = URL.createObjectURL(file); // on disk where the store allows: never built in memory
 	const name = downloadName(manifest.name);
 	const button = $('download-button');
-	button.addEventListener('click', () => {
+	button.onclick = () => {
 		const a = document.createElement('a');
 		a.href = url;
 		a.download = name;
@@ -67,53 +130,129 @@ function offerDownload(manifest, blobs) {
 		document.body.append(a);
 		a.click();
 		a.remove();
-	});
+	};
 	button.hidden = false;
 	button.disabled = false;
-	if (PREVIEW_TYPES.test(manifest.type)) showPreview(manifest.type, blobs);
+	button.setAttribute('aria-label', `Download ${name} (${formatBytes(manifest.size)})`);
 }
 
-// Plain images, video and sound get a preview; the typed blob only ever feeds these elements.
-function showPreview(type, blobs) {
-	const url = URL.createObjectURL(new Blob(blobs, { type }));
-	const kind = type.split('/')[0];
-	const el = document.createElement(kind === 'image' ? 'img' : kind);
-	el.className = 'preview';
-	el.src = url;
-	if (kind === 'image') el.alt = 'Preview of the file';
-	else el.controls = true;
-	$('file-view').append(el);
+// Images, sound and video: media elements on a typed blob: URL (the page's CSP allows blob:
+// for img-src and media-src only). Text and PDF: inside a sandboxed frame, never as a document
+// of this origin.
+async function showPreview(manifest, file) {
+	const type = manifest.type.toLowerCase().split(';')[0].trim();
+	const box = $('preview');
+	if (MEDIA_TYPES.test(type)) {
+		const kind = type.split('/')[0];
+		if (kind === 'image' && manifest.size > IMAGE_PREVIEW_MAX) return;
+		const el = document.createElement(kind === 'image' ? 'img' : kind);
+		el.className = 'preview';
+		el.src = URL.createObjectURL(new Blob([file], { type }));
+		if (kind === 'image') el.alt = `Preview of ${manifest.name}`;
+		else {
+			el.controls = true;
+			el.preload = 'metadata';
+			el.setAttribute('aria-label', `Play ${manifest.name}`);
+		}
+		box.append(el);
+	} else if (TEXT_TYPES.test(type) || type === PDF_TYPE) {
+		const { frame, ready } = sandboxFrame('preview-frame', `Preview of ${manifest.name}`, 'content-frame preview-frame');
+		box.append(frame);
+		await ready;
+		if (type === PDF_TYPE) frame.contentWindow.postMessage({ type: 'ephemeral-preview', kind: 'pdf', blob: new Blob([file], { type }) }, '*');
+		else {
+			const head = await file.slice(0, TEXT_PREVIEW_BYTES).text();
+			frame.contentWindow.postMessage({ type: 'ephemeral-preview', kind: 'text', text: head, truncated: manifest.size > TEXT_PREVIEW_BYTES }, '*');
+		}
+	} else return;
+	box.hidden = false;
 }
 
 async function showFile(client, hash, manifest, manifestBytes) {
 	client.hold(hash, manifestBytes);
-	document.title = `${manifest.name} — Ephemeral`;
-	setText('file-name', manifest.name || '(no name)');
-	setText('file-type', manifest.type);
-	setText('file-size', manifest.size < 1024 ? formatBytes(manifest.size) : `${formatBytes(manifest.size)} (${manifest.size} bytes)`);
-	$('file-view').hidden = false;
-	status('Downloading from the people who have it open…');
-	let blobs;
+	showFacts(manifest);
+	showServed(client);
+	cleanStale(hash);
+	status('Preparing the download…');
+	const layout = { key: hash, size: manifest.size, pieceSize: manifest.pieceSize, count: manifest.pieces.length };
+	let store;
 	try {
-		blobs = await downloadPieces(client, manifest, { onProgress: showProgress });
+		store = await openStore(layout, { prefer: test ? test.get('store') : undefined });
 	} catch (err) {
-		if (err instanceof ManifestError) status(`This file is broken: ${err.message}.`, 'error');
-		else if (err.code === 'not_found')
-			status('Part of this file is gone: nobody holding some of its pieces is here any more.', 'error');
-		else status(`The download failed: ${err.message}`, 'error');
+		status(`This file cannot be downloaded here: ${err.message}.`, 'error');
 		return;
 	}
-	offerDownload(manifest, blobs);
+	if (store.kind === 'memory') {
+		const note = $('storage-note');
+		note.textContent = 'This browser offers no storage to this page (a private window?): the download is kept in memory, and a reload starts it over.';
+		note.hidden = false;
+	}
+	const download = new Download(client, manifest, store);
+	if (test) {
+		window.ephemeralTest.download = download;
+		window.ephemeralTest.store = store;
+	}
+	const showDownloadProgress = progressView();
+	download.addEventListener('progress', (event) => showDownloadProgress(event.detail));
+	download.addEventListener('checking', (event) => {
+		const { done, total } = event.detail;
+		status(`Checking the ${total} ${total === 1 ? 'piece' : 'pieces'} already in this browser… ${done} of ${total}`);
+	});
+	download.addEventListener('health', (event) => {
+		const { state, piece } = event.detail;
+		if (state === 'waiting') health(`Nobody holds piece ${piece} right now — asking again…`, 'warn');
+		else health('Healthy: every piece asked for so far had a holder.');
+	});
+	client.addEventListener('count', (event) => {
+		if (event.detail.hash === hash && !download.complete && event.detail.viewers <= 1 && download.piecesDone < manifest.pieces.length)
+			health('Only you hold this file now: the pieces you lack may be gone.', 'warn');
+	});
+	await fetchAll(manifest, store, download);
+}
+
+async function fetchAll(manifest, store, download) {
+	const retry = $('retry-button');
+	retry.hidden = true;
+	status('Downloading from the people who have it open…');
+	health('Asking for the pieces…');
+	try {
+		await download.run();
+	} catch (err) {
+		if (err instanceof ManifestError) status(`This file is broken: ${err.message}. Nothing wrong was kept.`, 'error');
+		else if (err instanceof PieceGoneError) {
+			const kept = download.bytes ? ` The ${formatBytes(download.bytes)} downloaded so far stay in this browser.` : '';
+			status(`This file is incomplete: ${err.message} here, so it cannot be finished now.${kept}`, 'gone');
+			health(`Incomplete: ${download.piecesDone} of ${manifest.pieces.length} pieces are here; ${err.message}.`, 'bad');
+			retry.hidden = false;
+			retry.onclick = () => fetchAll(manifest, store, download);
+		} else status(`The download failed: ${err.message}`, 'error');
+		return;
+	}
+	health('Complete: you hold every piece and serve them to others.');
+	setText('announce', 'Download complete.');
+	let file;
+	try {
+		file = await store.complete();
+	} catch (err) {
+		status(`The download finished but cannot be read back from this browser's storage: ${err.message}`, 'error');
+		return;
+	}
+	offerDownload(manifest, file);
+	if (test) window.ephemeralTest.file = file;
 	status('Complete and verified. Keep this tab open and others can download it from you too.', 'done');
+	showPreview(manifest, file).catch((err) => console.warn('ephemeral: no preview:', err));
 }
 
 async function main() {
 	const hash = addressFromPage();
+	if (hash) setText('address', `${location.origin}/${hash}`);
+	$('copy-button').addEventListener('click', () => copyText(`${location.origin}/${hash}`, $('address'), status));
 	if (!hash) {
 		status('This is not an Ephemeral address.', 'error');
 		return;
 	}
 	const client = new EphemeralClient();
+	if (test) window.ephemeralTest = { client, stats: client.stats };
 	watchConnection(client, $('connection'));
 	client.addEventListener('count', (event) => {
 		if (event.detail.hash !== hash) return;
@@ -130,8 +269,7 @@ async function main() {
 			status(GONE_TEXT, 'gone');
 			const help = $('gone-help');
 			if (help) help.hidden = false;
-		}
-		else status(`Could not load this content: ${err.message}`, 'error');
+		} else status(`Could not load this content: ${err.message}`, 'error');
 		return;
 	}
 	let manifest;
