@@ -45,7 +45,7 @@ struct conn {
 	struct holding *holdings; /* list through holding.cnext */
 	struct waiter *waits;	  /* list through waiter.cnext */
 	uint32_t nholdings;
-	struct conn *gw_next, *gw_prev; /* the gateway's connections */
+	uint32_t asked; /* fetches waiting for this connection's answer now */
 };
 
 /* Per-gateway interest in a hash: holdings there plus wants from there. */

@@ -89,6 +89,15 @@ static void waiter_unlink(struct waiter *w)
 	f->nwaiters--;
 }
 
+static void fetch_set_holder(struct fetch *f, struct conn *c)
+{
+	if (f->holder)
+		f->holder->asked--;
+	f->holder = c;
+	if (c)
+		c->asked++;
+}
+
 static void fetch_destroy(struct hub *hub, struct fetch *f)
 {
 	struct hashent *h = f->h;
@@ -99,6 +108,7 @@ static void fetch_destroy(struct hub *hub, struct fetch *f)
 		free(w);
 	}
 	tq_remove(hub, f);
+	fetch_set_holder(f, NULL);
 	h->fetch = NULL;
 	free(f->tried);
 	free(f);
@@ -115,16 +125,39 @@ static void fetch_fail_all(struct hub *hub, struct fetch *f)
 	fetch_destroy(hub, f);
 }
 
+/*
+ * The holder to ask next: not tried for this fetch, not itself waiting, and the one with the
+ * fewest requests already waiting on it, earliest in the hash's line on a tie. Counting what
+ * each connection is already asked for spreads one downloader's pieces over every holder,
+ * whatever order they announced them in. The scan stops at an idle holder, or after
+ * ROUTER_SCAN eligible ones on very popular hashes.
+ */
+#define ROUTER_SCAN 64
+static struct holding *fetch_pick_holder(struct fetch *f)
+{
+	struct holding *best = NULL;
+	int seen = 0;
+	for (struct holding *hd = f->h->head; hd && seen < ROUTER_SCAN; hd = hd->hnext) {
+		if (fetch_tried(f, hd->c->key) || fetch_waiter_of(f, hd->c))
+			continue;
+		seen++;
+		if (best == NULL || hd->c->asked < best->c->asked)
+			best = hd;
+		if (best->c->asked == 0)
+			break;
+	}
+	return best;
+}
+
 /* Asks the next eligible holder; fails every waiter when there is none. */
 static void fetch_ask_next(struct hub *hub, struct fetch *f)
 {
 	struct hashent *h = f->h;
-	f->holder = NULL;
+	struct holding *hd;
+	fetch_set_holder(f, NULL);
 	tq_remove(hub, f);
-	for (struct holding *hd = h->head; hd; hd = hd->hnext) {
+	while ((hd = fetch_pick_holder(f))) {
 		struct conn *c = hd->c;
-		if (fetch_tried(f, c->key) || fetch_waiter_of(f, c))
-			continue;
 		fetch_mark_tried(f, c->key);
 		struct hubproto_out o = {.cmd = HUB_REQUEST, .id = c->id, .hash = h->hash};
 		if (link_send(hub, c->gw, &o) < 0)
@@ -141,7 +174,7 @@ static void fetch_ask_next(struct hub *hub, struct fetch *f)
 			h->tail->hnext = hd;
 			h->tail = hd;
 		}
-		f->holder = c;
+		fetch_set_holder(f, c);
 		f->deadline_ms = now_ms() + hub->holder_timeout_ms;
 		tq_append(hub, f);
 		return;
