@@ -1,0 +1,610 @@
+/*
+ * get.c — `ephemeral get LINK|HASH`: fetch a page or a file, and help others while doing it.
+ *
+ * Owns the downloader's side: wanting the address, telling a manifest from a page, then for a
+ * file a window of wants in flight (about 4 MiB worth, 4 to 16 pieces) that the hub spreads over
+ * every holder. Each piece arrives already checked against its address by client.c, is written
+ * at its offset with pwrite into NAME.part, and is offered to others at once (`have`). The
+ * .part file is its own resume state: on a new run every piece range in it is hashed again and
+ * those that match are kept, so nothing but the missing pieces is fetched, and a .part from
+ * something else can never be mistaken for progress. When every piece is there the .part is
+ * renamed. With --seed the client goes on serving until Ctrl-C.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define GET_WINDOW_BYTES    (4 * 1024 * 1024)
+#define GET_WINDOW_MIN	    4
+#define GET_WINDOW_MAX	    16
+#define GET_PIECE_RETRIES   5 /* not_found: 0.5 + 1 + 2 + 4 + 8 s of patience, then give up */
+#define GET_RATE_RETRIES    8
+#define GET_ROOT_MISMATCHES 3
+
+enum get_phase { GET_ROOT, GET_PIECES, GET_DONE };
+enum get_state { PIECE_MISSING, PIECE_WANTED, PIECE_RETRY, PIECE_DONE };
+
+/* One distinct piece address; identical pieces of a file are fetched once. */
+struct get_piece {
+	uint8_t hash[HASH_LEN]; /* the map's key */
+	size_t first;		/* first index with this address; the others follow next_same */
+	enum get_state state;
+	int tries, rate_tries;
+	int64_t retry_at;
+};
+
+struct get {
+	const struct get_options *o;
+	struct client c;
+	struct progress out;
+	enum get_phase phase;
+	char hex[HASH_HEX_LEN + 1];
+	int root_wanted, root_mismatches, root_rate_tries;
+	int64_t root_retry_at;
+	uint64_t viewers;
+	/* a file */
+	struct manifest m;
+	struct get_piece *items;
+	size_t nitems;
+	size_t *next_same; /* per piece index: the next index with the same address, or SIZE_MAX */
+	struct map by_hash;
+	size_t next_new; /* items before this one have been wanted at least once */
+	size_t nretry, in_flight, window, done_items;
+	uint64_t bytes_done, bytes_resumed;
+	int fd;
+	int to_stdout;
+	char *path, *part; /* NULL when the file goes to standard output */
+	char display[256];
+};
+
+static void get_fail(struct get *g, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void get_fail(struct get *g, int code, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	progress_error(&g->out, "%s", msg);
+	client_finish(&g->c, code);
+}
+
+static int get_write_all(int fd, const uint8_t *p, size_t len, int64_t off)
+{
+	while (len) {
+		ssize_t n = off < 0 ? write(fd, p, len) : pwrite(fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+		if (off >= 0)
+			off += n;
+	}
+	return 0;
+}
+
+/* ---- a page ------------------------------------------------------------------------------ */
+
+static void get_page(struct get *g, const uint8_t *data, size_t len)
+{
+	const char *out = g->o->output;
+	int fd = STDOUT_FILENO;
+	char path[4096];
+	struct stat st;
+	if (out && strcmp(out, "-") != 0) {
+		if (stat(out, &st) == 0 && S_ISDIR(st.st_mode))
+			snprintf(path, sizeof(path), "%s/%s.html", out, g->hex);
+		else
+			snprintf(path, sizeof(path), "%s", out);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+		if (fd < 0) {
+			get_fail(g, CLI_EXIT_ERROR, "cannot create %s: %s", path, strerror(errno));
+			return;
+		}
+	}
+	int rc = get_write_all(fd, data, len, -1);
+	int saved = errno;
+	if (fd != STDOUT_FILENO && close(fd) < 0 && rc == 0) {
+		rc = -1;
+		saved = errno;
+	}
+	if (rc < 0) {
+		get_fail(g, CLI_EXIT_ERROR, "cannot write the page: %s", strerror(saved));
+		return;
+	}
+	if (fd != STDOUT_FILENO)
+		progress_note(&g->out, "saved the page in %s", path);
+	g->phase = GET_DONE;
+	if (!g->o->seed) {
+		client_finish(&g->c, CLI_EXIT_OK);
+		return;
+	}
+	g->c.interrupt_code = CLI_EXIT_OK;
+	g->c.cfg.persistent = 1;
+	client_hold_mem(&g->c, g->o->hash, data, len);
+	client_flush_haves(&g->c);
+	progress_note(&g->out, "seeding the page; Ctrl-C stops");
+}
+
+/* ---- a file ------------------------------------------------------------------------------ */
+
+/* Where the file goes: -o FILE, -o DIR (under the manifest's name), -o - or the safe name. */
+static int get_paths(struct get *g)
+{
+	const char *out = g->o->output;
+	char safe[256];
+	struct stat st;
+	manifest_safe_name(g->m.name, safe, sizeof(safe));
+	snprintf(g->display, sizeof(g->display), "%s", safe);
+	if (out && strcmp(out, "-") == 0) {
+		const char *dir = getenv("TMPDIR");
+		char tmp[4096];
+		snprintf(tmp, sizeof(tmp), "%s/ephemeral-get-XXXXXX", dir && *dir ? dir : "/tmp");
+		g->fd = mkstemp(tmp);
+		if (g->fd < 0) {
+			get_fail(g, CLI_EXIT_ERROR, "cannot make a temporary file: %s",
+				 strerror(errno));
+			return -1;
+		}
+		unlink(tmp);
+		g->to_stdout = 1;
+		return 0;
+	}
+	size_t n;
+	if (out && stat(out, &st) == 0 && S_ISDIR(st.st_mode)) {
+		n = strlen(out) + 1 + strlen(safe) + 1;
+		g->path = malloc(n);
+		if (g->path)
+			snprintf(g->path, n, "%s/%s", out, safe);
+	} else {
+		g->path = strdup(out ? out : safe);
+	}
+	if (g->path == NULL)
+		return -1;
+	if (!out && !g->o->force && lstat(g->path, &st) == 0) {
+		get_fail(
+		    g, CLI_EXIT_ERROR,
+		    "%s already exists here; choose another name with -o FILE, or overwrite it "
+		    "with --force",
+		    g->path);
+		return -1;
+	}
+	n = strlen(g->path) + sizeof(".part");
+	g->part = malloc(n);
+	if (g->part == NULL)
+		return -1;
+	snprintf(g->part, n, "%s.part", g->path);
+	g->fd = open(g->part, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	if (g->fd < 0) {
+		get_fail(g, CLI_EXIT_ERROR, "cannot create %s: %s", g->part, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int get_items(struct get *g)
+{
+	size_t n = g->m.npieces;
+	g->items = calloc(n ? n : 1, sizeof(*g->items));
+	g->next_same = malloc((n ? n : 1) * sizeof(size_t));
+	if (g->items == NULL || g->next_same == NULL)
+		return -1;
+	map_init(&g->by_hash, offsetof(struct get_piece, hash), HASH_LEN);
+	size_t *last = malloc((n ? n : 1) * sizeof(size_t)); /* per item: its last index so far */
+	if (last == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		g->next_same[i] = SIZE_MAX;
+		struct get_piece *it = map_get(&g->by_hash, g->m.pieces[i]);
+		if (it) {
+			size_t k = (size_t)(it - g->items);
+			g->next_same[last[k]] = i;
+			last[k] = i;
+			continue;
+		}
+		it = &g->items[g->nitems];
+		memcpy(it->hash, g->m.pieces[i], HASH_LEN);
+		it->first = i;
+		last[g->nitems] = i;
+		if (map_put(&g->by_hash, it) < 0) {
+			free(last);
+			return -1;
+		}
+		g->nitems++;
+	}
+	free(last);
+	return 0;
+}
+
+/* 1 if piece i is already in the .part file: its range holds data that hashes right. */
+static int get_piece_present(struct get *g, uint64_t part_size, size_t i, uint8_t *buf)
+{
+	uint64_t off = (uint64_t)i * g->m.piece_size;
+	size_t len = (size_t)manifest_piece_len(&g->m, i);
+	uint8_t got[HASH_LEN];
+	if (off + len > part_size)
+		return 0;
+	/* A hole where the piece should start: never written (pieces are written whole). */
+	off_t data = lseek(g->fd, (off_t)off, SEEK_DATA);
+	if (data < 0 ? errno == ENXIO : (uint64_t)data >= off + len)
+		return 0;
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pread(g->fd, buf + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return 0;
+		done += (size_t)n;
+	}
+	return hash_compute(buf, len, got) == 0 && memcmp(got, g->m.pieces[i], HASH_LEN) == 0;
+}
+
+/* Keeps what an earlier run left in the .part file: pieces that hash right. */
+static int get_resume(struct get *g)
+{
+	struct stat st;
+	if (g->to_stdout || fstat(g->fd, &st) < 0 || st.st_size == 0)
+		return 0;
+	uint8_t *buf = malloc(g->m.piece_size);
+	uint8_t *ok = calloc(g->m.npieces ? g->m.npieces : 1, 1);
+	if (buf == NULL || ok == NULL) {
+		free(buf);
+		free(ok);
+		return -1;
+	}
+	int64_t shown = 0;
+	for (size_t i = 0; i < g->m.npieces && !client_interrupted(); i++) {
+		ok[i] = (uint8_t)get_piece_present(g, (uint64_t)st.st_size, i, buf);
+		if (now_ms() - shown >= 100) {
+			shown = now_ms();
+			progress_live(&g->out, "checking %s.part %3d%%", g->display,
+				      (int)(100.0 * (double)i / (double)g->m.npieces));
+		}
+	}
+	progress_clear(&g->out);
+	for (size_t k = 0; k < g->nitems; k++) {
+		struct get_piece *it = &g->items[k];
+		int all = 1;
+		uint64_t bytes = 0;
+		for (size_t i = it->first; i != SIZE_MAX; i = g->next_same[i]) {
+			all &= ok[i];
+			bytes += manifest_piece_len(&g->m, i);
+		}
+		if (!all)
+			continue;
+		it->state = PIECE_DONE;
+		g->done_items++;
+		g->bytes_done += bytes;
+	}
+	free(buf);
+	free(ok);
+	g->bytes_resumed = g->bytes_done;
+	return 0;
+}
+
+static void get_complete(struct get *g)
+{
+	char sz[32];
+	g->phase = GET_DONE;
+	progress_clear(&g->out);
+	if (g->to_stdout) {
+		static uint8_t buf[64 * 1024];
+		for (uint64_t off = 0; off < g->m.size;) {
+			ssize_t n = pread(g->fd, buf, sizeof(buf), (off_t)off);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0 || get_write_all(STDOUT_FILENO, buf, (size_t)n, -1) < 0) {
+				get_fail(g, CLI_EXIT_ERROR, "cannot write the file out: %s",
+					 n == 0 ? "it is shorter than it should be"
+						: strerror(errno));
+				return;
+			}
+			off += (uint64_t)n;
+		}
+	} else if (rename(g->part, g->path) < 0) {
+		get_fail(g, CLI_EXIT_ERROR, "cannot rename %s to %s: %s", g->part, g->path,
+			 strerror(errno));
+		return;
+	}
+	progress_format_bytes(g->m.size, sz, sizeof(sz));
+	if (!g->to_stdout)
+		progress_note(&g->out, "saved %s (%s)", g->path, sz);
+	if (!g->o->seed) {
+		client_finish(&g->c, CLI_EXIT_OK);
+		return;
+	}
+	g->c.interrupt_code = CLI_EXIT_OK;
+	g->c.cfg.persistent = 1;
+	progress_note(&g->out, "seeding %s; Ctrl-C stops", g->display);
+}
+
+static void get_send_want(struct get *g, struct get_piece *it)
+{
+	it->state = PIECE_WANTED;
+	g->in_flight++;
+	client_want(&g->c, it->hash);
+}
+
+/* Keeps `window` wants in flight: retries that are due first, then pieces in file order. */
+static void get_fill(struct get *g)
+{
+	if (g->phase != GET_PIECES || !g->c.welcomed)
+		return;
+	int64_t now = now_ms();
+	for (size_t k = 0; g->nretry && k < g->nitems && g->in_flight < g->window; k++) {
+		struct get_piece *it = &g->items[k];
+		if (it->state == PIECE_RETRY && it->retry_at <= now) {
+			g->nretry--;
+			get_send_want(g, it);
+		}
+	}
+	while (g->in_flight < g->window && g->next_new < g->nitems) {
+		struct get_piece *it = &g->items[g->next_new++];
+		if (it->state == PIECE_MISSING)
+			get_send_want(g, it);
+	}
+}
+
+static void get_file(struct get *g, const uint8_t *data, size_t len)
+{
+	char have[32], all[32];
+	if (get_paths(g) < 0 || get_items(g) < 0 || get_resume(g) < 0) {
+		if (!g->c.done)
+			get_fail(g, CLI_EXIT_ERROR, "out of memory");
+		return;
+	}
+	if (client_interrupted())
+		return;
+	if (ftruncate(g->fd, (off_t)g->m.size) < 0) {
+		get_fail(g, CLI_EXIT_ERROR, "cannot make room for %s: %s", g->display,
+			 strerror(errno));
+		return;
+	}
+	g->phase = GET_PIECES;
+	uint64_t w = GET_WINDOW_BYTES / g->m.piece_size;
+	g->window = w < GET_WINDOW_MIN ? GET_WINDOW_MIN : w > GET_WINDOW_MAX ? GET_WINDOW_MAX : w;
+	/* We hold the manifest, and so count as a viewer, as a browser does. */
+	client_hold_mem(&g->c, g->o->hash, data, len);
+	for (size_t k = 0; k < g->nitems; k++) {
+		struct get_piece *it = &g->items[k];
+		if (it->state == PIECE_DONE)
+			client_hold_file(&g->c, it->hash, g->fd,
+					 (uint64_t)it->first * g->m.piece_size,
+					 (size_t)manifest_piece_len(&g->m, it->first));
+	}
+	if (g->bytes_resumed) {
+		progress_format_bytes(g->bytes_resumed, have, sizeof(have));
+		progress_format_bytes(g->m.size, all, sizeof(all));
+		progress_note(&g->out, "resuming %s: %zu of %zu pieces already here (%s of %s)",
+			      g->display, g->done_items, g->nitems, have, all);
+	}
+	progress_sample(&g->out, 0);
+	if (g->done_items == g->nitems)
+		get_complete(g);
+	else
+		get_fill(g);
+}
+
+static void get_piece_arrived(struct get *g, struct get_piece *it, const uint8_t *data, size_t len)
+{
+	/* Every place the manifest lists this address must have room for exactly these bytes. */
+	for (size_t i = it->first; i != SIZE_MAX; i = g->next_same[i]) {
+		uint64_t expect = manifest_piece_len(&g->m, i);
+		if (len != expect) {
+			get_fail(g, CLI_EXIT_ERROR,
+				 "piece %zu has %zu bytes but the manifest says %llu: the manifest "
+				 "is malformed",
+				 i + 1, len, (unsigned long long)expect);
+			return;
+		}
+	}
+	for (size_t i = it->first; i != SIZE_MAX; i = g->next_same[i]) {
+		if (get_write_all(g->fd, data, len, (int64_t)((uint64_t)i * g->m.piece_size)) < 0) {
+			get_fail(g, CLI_EXIT_ERROR, "cannot write %s: %s",
+				 g->part ? g->part : "a temporary file", strerror(errno));
+			return;
+		}
+		g->bytes_done += len;
+	}
+	it->state = PIECE_DONE;
+	g->in_flight--;
+	g->done_items++;
+	client_hold_file(&g->c, it->hash, g->fd, (uint64_t)it->first * g->m.piece_size, len);
+	progress_sample(&g->out, g->bytes_done - g->bytes_resumed);
+	if (g->done_items == g->nitems)
+		get_complete(g);
+	else
+		get_fill(g);
+}
+
+/* ---- the client's events ----------------------------------------------------------------- */
+
+static void get_root(struct get *g, const uint8_t *data, size_t len)
+{
+	char err[256];
+	int kind = manifest_parse(data, len, g->c.max_blob, &g->m, err, sizeof(err));
+	if (kind < 0) {
+		get_fail(g, CLI_EXIT_ERROR, "%s is a malformed manifest: %s", g->hex, err);
+		return;
+	}
+	g->root_wanted = 0;
+	if (kind == 0)
+		get_page(g, data, len);
+	else
+		get_file(g, data, len);
+}
+
+static void get_welcome(struct client *c, int first)
+{
+	struct get *g = c->user;
+	(void)first;
+	if (g->phase == GET_ROOT) {
+		uint8_t root[HASH_LEN];
+		hash_from_hex(g->hex, HASH_HEX_LEN, root);
+		g->root_wanted = 1;
+		client_want(c, root);
+		return;
+	}
+	/* Wants do not outlive a connection: ask again for everything in flight. */
+	for (size_t k = 0; g->phase == GET_PIECES && k < g->nitems; k++)
+		if (g->items[k].state == PIECE_WANTED)
+			client_want(c, g->items[k].hash);
+}
+
+static void get_blob(struct client *c, const uint8_t hash[HASH_LEN], const uint8_t *data,
+		     size_t len)
+{
+	struct get *g = c->user;
+	if (g->phase == GET_ROOT) {
+		if (memcmp(hash, g->o->hash, HASH_LEN) == 0)
+			get_root(g, data, len);
+		return;
+	}
+	if (g->phase != GET_PIECES)
+		return;
+	struct get_piece *it = map_get(&g->by_hash, hash);
+	if (it && it->state == PIECE_WANTED)
+		get_piece_arrived(g, it, data, len);
+}
+
+static void get_count(struct client *c, const uint8_t hash[HASH_LEN], uint64_t viewers)
+{
+	struct get *g = c->user;
+	if (memcmp(hash, g->o->hash, HASH_LEN) == 0)
+		g->viewers = viewers;
+}
+
+static void get_root_error(struct get *g, const struct wsmsg *m)
+{
+	if (strcmp(m->code, "not_found") == 0) {
+		get_fail(g, CLI_EXIT_GONE, "this content is gone: nobody holds %s now", g->hex);
+	} else if (strcmp(m->code, "rate_limited") == 0 && g->root_rate_tries < GET_RATE_RETRIES) {
+		g->root_retry_at = now_ms() + (250 << ++g->root_rate_tries);
+		g->root_wanted = 0;
+	} else if (strcmp(m->code, "hash_mismatch") == 0 &&
+		   ++g->root_mismatches < GET_ROOT_MISMATCHES) {
+		client_want(&g->c, g->o->hash);
+	} else {
+		get_fail(g, CLI_EXIT_ERROR, "cannot fetch %s: %s (%s)", g->hex, m->message,
+			 m->code);
+	}
+}
+
+static void get_error(struct client *c, const struct wsmsg *m)
+{
+	struct get *g = c->user;
+	if (g->phase == GET_ROOT) {
+		if (memcmp(m->hash, g->o->hash, HASH_LEN) == 0)
+			get_root_error(g, m);
+		return;
+	}
+	struct get_piece *it = g->phase == GET_PIECES ? map_get(&g->by_hash, m->hash) : NULL;
+	if (it == NULL || it->state != PIECE_WANTED)
+		return;
+	int64_t now = now_ms();
+	g->in_flight--;
+	if (strcmp(m->code, "rate_limited") == 0 && it->rate_tries < GET_RATE_RETRIES) {
+		it->retry_at = now + (250 << ++it->rate_tries);
+	} else if (strcmp(m->code, "not_found") == 0 || strcmp(m->code, "hash_mismatch") == 0 ||
+		   strcmp(m->code, "rate_limited") == 0) {
+		/* A holder half-way through its own download may announce it soon: be patient. */
+		if (++it->tries > GET_PIECE_RETRIES) {
+			get_fail(g, CLI_EXIT_GONE,
+				 "piece %zu of %s cannot be found: nobody online holds it now%s",
+				 it->first + 1, g->display,
+				 g->part ? "; what arrived is kept, run the same command again to "
+					   "resume"
+					 : "");
+			return;
+		}
+		it->retry_at = now + (500 << (it->tries - 1));
+	} else {
+		get_fail(g, CLI_EXIT_ERROR, "the server refused piece %zu: %s (%s)", it->first + 1,
+			 m->message, m->code);
+		return;
+	}
+	it->state = PIECE_RETRY;
+	g->nretry++;
+	get_fill(g);
+}
+
+static void get_tick(struct client *c)
+{
+	struct get *g = c->user;
+	char sent[32];
+	if (g->phase == GET_ROOT) {
+		if (!g->root_wanted && g->root_retry_at && now_ms() >= g->root_retry_at &&
+		    c->welcomed) {
+			g->root_wanted = 1;
+			client_want(c, g->o->hash);
+		}
+		progress_live(&g->out, "looking for %.12s…", g->hex);
+		return;
+	}
+	if (g->phase == GET_PIECES) {
+		get_fill(g);
+		progress_sample(&g->out, g->bytes_done - g->bytes_resumed);
+		progress_transfer(&g->out, g->display, g->bytes_done, g->m.size, g->viewers);
+		return;
+	}
+	if (g->o->seed) {
+		progress_format_bytes(c->served_bytes, sent, sizeof(sent));
+		progress_live(&g->out,
+			      "seeding %s: %llu %s · sent %llu blobs (%s) · Ctrl-C to stop",
+			      g->m.name ? g->display : g->hex, (unsigned long long)g->viewers,
+			      g->viewers == 1 ? "viewer" : "viewers",
+			      (unsigned long long)c->served_blobs, sent);
+	}
+}
+
+static const struct client_ops get_ops = {
+    .welcome = get_welcome,
+    .blob = get_blob,
+    .count = get_count,
+    .error = get_error,
+    .tick = get_tick,
+};
+
+int get_run(const struct get_options *o)
+{
+	struct get g;
+	int rc = CLI_EXIT_ERROR;
+	memset(&g, 0, sizeof(g));
+	g.o = o;
+	g.fd = -1;
+	hash_to_hex(o->hash, g.hex);
+	progress_init(&g.out, o->quiet, o->verbose);
+	if (client_init(&g.c, &o->client, &get_ops, &g, &g.out) == 0) {
+		g.c.interrupt_code = CLI_EXIT_INTERRUPTED;
+		rc = client_run(&g.c);
+		if (rc == CLI_EXIT_INTERRUPTED && g.phase == GET_PIECES && g.part)
+			progress_note(&g.out,
+				      "stopped; %s keeps what arrived: run the same command "
+				      "again to resume",
+				      g.part);
+	}
+	client_destroy(&g.c);
+	if (g.fd >= 0)
+		close(g.fd);
+	manifest_free(&g.m);
+	map_free(&g.by_hash);
+	free(g.items);
+	free(g.next_same);
+	free(g.path);
+	free(g.part);
+	return rc;
+}

@@ -1,0 +1,171 @@
+/*
+ * url.c — server addresses and links.
+ *
+ * Owns the one rule that ties them together: a link is the server's base URL followed by the
+ * 64-digit address, and the WebSocket is the base URL's path followed by "ws", with ws:// for
+ * http:// and wss:// for https://. A server behind a path prefix (http://host/eph/) therefore
+ * works the same way. Only the parsing lives here; nothing connects. Called by main.c (options)
+ * and by the commands (links they print, endpoints they name in messages).
+ */
+#include "cli.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int url_fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int url_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int url_scheme(const char **p, int *tls)
+{
+	static const struct {
+		const char *prefix;
+		int tls;
+	} schemes[] = {{"http://", 0}, {"https://", 1}, {"ws://", 0}, {"wss://", 1}};
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		size_t n = strlen(schemes[i].prefix);
+		if (strncasecmp(*p, schemes[i].prefix, n) == 0) {
+			*p += n;
+			*tls = schemes[i].tls;
+			return 0;
+		}
+	}
+	return strstr(*p, "://") ? -1 : 0; /* no scheme at all: http:// */
+}
+
+int url_parse_server(const char *url, struct url_server *out, char *err, size_t errlen)
+{
+	const char *p = url;
+	memset(out, 0, sizeof(*out));
+	while (isspace((unsigned char)*p))
+		p++;
+	if (url_scheme(&p, &out->tls) < 0)
+		return url_fail(err, errlen, "%s: only http:// and https:// servers are known",
+				url);
+	size_t alen = strcspn(p, "/?#");
+	if (alen == 0)
+		return url_fail(err, errlen, "%s: no host name", url);
+	if (alen >= sizeof(out->authority))
+		return url_fail(err, errlen, "%s: the host name is too long", url);
+	memcpy(out->authority, p, alen);
+	out->authority[alen] = '\0';
+	if (strchr(out->authority, '@'))
+		return url_fail(err, errlen, "%s: user names in server addresses are not supported",
+				url);
+
+	const char *host = out->authority, *colon;
+	size_t hlen;
+	if (host[0] == '[') {
+		const char *close = strchr(host, ']');
+		if (close == NULL || close == host + 1)
+			return url_fail(err, errlen, "%s: a bracketed IPv6 address is not closed",
+					url);
+		host++;
+		hlen = (size_t)(close - host);
+		colon = close[1] == ':' ? close + 1 : NULL;
+		if (close[1] != '\0' && colon == NULL)
+			return url_fail(err, errlen, "%s: unexpected text after the address", url);
+	} else {
+		colon = strchr(host, ':');
+		hlen = colon ? (size_t)(colon - host) : strlen(host);
+	}
+	if (hlen == 0 || hlen >= sizeof(out->host))
+		return url_fail(err, errlen, "%s: no host name", url);
+	memcpy(out->host, host, hlen);
+	out->host[hlen] = '\0';
+	out->port = out->tls ? 443 : 80;
+	if (colon) {
+		char *end;
+		long port = strtol(colon + 1, &end, 10);
+		if (colon[1] == '\0' || *end != '\0' || port < 1 || port > 65535)
+			return url_fail(err, errlen, "%s: the port is not a number from 1 to 65535",
+					url);
+		out->port = (int)port;
+	}
+
+	/* The prefix: the path up to and including its last '/', without query or fragment. */
+	const char *path = p + alen;
+	size_t plen = strcspn(path, "?#");
+	while (plen && path[plen - 1] != '/')
+		plen--;
+	if (plen == 0) {
+		path = "/";
+		plen = 1;
+	}
+	if (plen + 3 > sizeof(out->ws_path))
+		return url_fail(err, errlen, "%s: the path is too long", url);
+	snprintf(out->origin, sizeof(out->origin), "%s://%s", out->tls ? "https" : "http",
+		 out->authority);
+	snprintf(out->base, sizeof(out->base), "%s%.*s", out->origin, (int)plen, path);
+	snprintf(out->ws_path, sizeof(out->ws_path), "%.*sws", (int)plen, path);
+	return 0;
+}
+
+int url_parse_link(const char *link, uint8_t hash[HASH_LEN], struct url_server *server,
+		   int *has_server, char *err, size_t errlen)
+{
+	char hex[HASH_HEX_LEN + 1];
+	const char *p = link;
+	*has_server = 0;
+	while (isspace((unsigned char)*p))
+		p++;
+	size_t len = strlen(p);
+	while (len && isspace((unsigned char)p[len - 1]))
+		len--;
+
+	const char *seg = p;
+	size_t seglen = len;
+	if (!hash_hex_valid_anycase(p, len)) {
+		/* A link: the address is the last path segment (a trailing '/' is forgiven). */
+		size_t end = strcspn(p, "?#");
+		if (end > len)
+			end = len;
+		if (end && p[end - 1] == '/')
+			end--;
+		size_t start = end;
+		while (start && p[start - 1] != '/')
+			start--;
+		seg = p + start;
+		seglen = end - start;
+		if (start == 0 || !hash_hex_valid_anycase(seg, seglen))
+			return url_fail(err, errlen,
+					"\"%s\" is neither a link (http://host/<hash>) nor a "
+					"64-digit address",
+					link);
+		char *prefix = strndup(p, start);
+		if (prefix == NULL)
+			return url_fail(err, errlen, "out of memory");
+		int rc = url_parse_server(prefix, server, err, errlen);
+		free(prefix);
+		if (rc < 0)
+			return -1;
+		*has_server = 1;
+	}
+	for (size_t i = 0; i < HASH_HEX_LEN; i++)
+		hex[i] = (char)tolower((unsigned char)seg[i]);
+	hex[HASH_HEX_LEN] = '\0';
+	return hash_from_hex(hex, HASH_HEX_LEN, hash);
+}
+
+void url_link(const struct url_server *s, const uint8_t hash[HASH_LEN], char *out, size_t len)
+{
+	char hex[HASH_HEX_LEN + 1];
+	hash_to_hex(hash, hex);
+	snprintf(out, len, "%s%s", s->base, hex);
+}
+
+void url_ws(const struct url_server *s, char *out, size_t len)
+{
+	snprintf(out, len, "%s://%s%s", s->tls ? "wss" : "ws", s->authority, s->ws_path);
+}

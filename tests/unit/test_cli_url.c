@@ -1,0 +1,129 @@
+/*
+ * test_cli_url.c — server addresses and links for the terminal client (cli/url.c): which
+ * WebSocket a --url means, and which address and server a link names.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../cli/cli.h"
+
+#define H  "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define HU "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef"
+
+struct server_case {
+	const char *url;
+	int ok;
+	int tls;
+	const char *host;
+	int port;
+	const char *ws; /* url_ws() */
+	const char *base;
+};
+
+static const struct server_case server_cases[] = {
+    {"http://127.0.0.1:8080", 1, 0, "127.0.0.1", 8080, "ws://127.0.0.1:8080/ws",
+     "http://127.0.0.1:8080/"},
+    {"http://example.org", 1, 0, "example.org", 80, "ws://example.org/ws", "http://example.org/"},
+    {"https://example.org/", 1, 1, "example.org", 443, "wss://example.org/ws",
+     "https://example.org/"},
+    {"HTTPS://example.org:8443/eph/", 1, 1, "example.org", 8443, "wss://example.org:8443/eph/ws",
+     "https://example.org:8443/eph/"},
+    {"http://h/eph/index.html?x#y", 1, 0, "h", 80, "ws://h/eph/ws", "http://h/eph/"},
+    {"localhost:9000", 1, 0, "localhost", 9000, "ws://localhost:9000/ws", "http://localhost:9000/"},
+    {"http://[::1]:8080/", 1, 0, "::1", 8080, "ws://[::1]:8080/ws", "http://[::1]:8080/"},
+    {"wss://h", 1, 1, "h", 443, "wss://h/ws", "https://h/"},
+    {"ftp://h/", 0, 0, NULL, 0, NULL, NULL},
+    {"http://", 0, 0, NULL, 0, NULL, NULL},
+    {"http://h:0/", 0, 0, NULL, 0, NULL, NULL},
+    {"http://h:70000/", 0, 0, NULL, 0, NULL, NULL},
+    {"http://h:12x/", 0, 0, NULL, 0, NULL, NULL},
+    {"http://user@h/", 0, 0, NULL, 0, NULL, NULL},
+    {"http://[::1/", 0, 0, NULL, 0, NULL, NULL},
+};
+
+static void test_server(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(server_cases) / sizeof(server_cases[0]); i++) {
+		const struct server_case *c = &server_cases[i];
+		struct url_server s;
+		char err[256] = "", ws[1100];
+		int rc = url_parse_server(c->url, &s, err, sizeof(err));
+		if ((rc == 0) != c->ok)
+			fail_msg("%s: rc %d (%s)", c->url, rc, err);
+		if (!c->ok) {
+			assert_true(strlen(err) > 0);
+			continue;
+		}
+		assert_int_equal(s.tls, c->tls);
+		assert_string_equal(s.host, c->host);
+		assert_int_equal(s.port, c->port);
+		url_ws(&s, ws, sizeof(ws));
+		assert_string_equal(ws, c->ws);
+		assert_string_equal(s.base, c->base);
+	}
+}
+
+struct link_case {
+	const char *link;
+	int ok;
+	int has_server;
+	const char *base;
+};
+
+static const struct link_case link_cases[] = {
+    {H, 1, 0, NULL},
+    {HU, 1, 0, NULL},
+    {"  " H "\n", 1, 0, NULL},
+    {"http://127.0.0.1:8080/" H, 1, 1, "http://127.0.0.1:8080/"},
+    {"https://example.org/eph/" HU "/", 1, 1, "https://example.org/eph/"},
+    {"http://h/" H "?utm=1#frag", 1, 1, "http://h/"},
+    {"", 0, 0, NULL},
+    {"not-a-link", 0, 0, NULL},
+    {H "0", 0, 0, NULL},
+    {"http://h/abc", 0, 0, NULL},
+    {"/" H, 0, 0, NULL},
+    {"gopher://h/" H, 0, 0, NULL},
+};
+
+static void test_link(void **state)
+{
+	(void)state;
+	uint8_t want[HASH_LEN];
+	assert_int_equal(hash_from_hex(H, HASH_HEX_LEN, want), 0);
+	for (size_t i = 0; i < sizeof(link_cases) / sizeof(link_cases[0]); i++) {
+		const struct link_case *c = &link_cases[i];
+		struct url_server s;
+		uint8_t hash[HASH_LEN];
+		int has_server = -1;
+		char err[256] = "", link[1200];
+		int rc = url_parse_link(c->link, hash, &s, &has_server, err, sizeof(err));
+		if ((rc == 0) != c->ok)
+			fail_msg("%s: rc %d (%s)", c->link, rc, err);
+		if (!c->ok)
+			continue;
+		assert_memory_equal(hash, want, HASH_LEN);
+		assert_int_equal(has_server, c->has_server);
+		if (c->has_server) {
+			assert_string_equal(s.base, c->base);
+			url_link(&s, hash, link, sizeof(link));
+			assert_int_equal(strncmp(link, c->base, strlen(c->base)), 0);
+			assert_string_equal(link + strlen(c->base), H);
+		}
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_server),
+	    cmocka_unit_test(test_link),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
