@@ -88,13 +88,15 @@ start() {
 	alive[$!]=$name
 }
 
-# TERM to everyone still alive, KILL after 5 s (or at once on a second Ctrl-C), wait for all.
+# TERM to everyone still alive, KILL after 12 s (or at once on a second Ctrl-C), wait for all.
+# (Apache may take 10 s to stop workers busy with WebSockets; killed sooner, it would leave
+# them running.)
 stop_all() {
 	local pid done_pid timer
 	stopping=1
 	((${#alive[@]})) || return 0
 	kill -TERM "${!alive[@]}" 2>/dev/null
-	sleep 5 &
+	sleep 12 &
 	timer=$!
 	while ((${#alive[@]})); do
 		done_pid=

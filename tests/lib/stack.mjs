@@ -706,7 +706,7 @@ export class Stack {
 			if (!this.web.running) throw new Error(`${this.server} exited ${JSON.stringify(this.web.exitInfo)}`);
 			const r = await this.httpGet('/', { timeoutMs: 2000 });
 			return r.status === 200;
-		}, { timeoutMs: 10000, what: `${this.server} to answer GET / with 200` });
+		}, { timeoutMs: 20000, what: `${this.server} to answer GET / with 200` });
 	}
 
 	/** The old name of startWebServer(), from when lighttpd was the only web server. */
@@ -792,7 +792,7 @@ export class Stack {
 			await waitFor(async () => {
 				if (!fe.running) throw new Error(`${fe.name} exited ${JSON.stringify(fe.exitInfo)}`);
 				return tcpConnects(this.frontendPorts[i]);
-			}, { timeoutMs: 10000, what: `${fe.name} to listen on port ${this.frontendPorts[i]}` });
+			}, { timeoutMs: 20000, what: `${fe.name} to listen on port ${this.frontendPorts[i]}` });
 		}
 	}
 
@@ -887,10 +887,12 @@ export class Stack {
 	async stop() {
 		for (const c of [...liveSockets]) c.terminate();
 		if (this.web) {
-			// lighttpd's previous generations (graceful reloads) run on as its children.
-			const older = this.server === 'lighttpd' && this.web.running ? childPids(this.web.pid, 'lighttpd') : [];
-			await this.web.stop('SIGTERM', 5000);
-			await stopPids(older, 5000);
+			// lighttpd's previous generations (graceful reloads) run on as its children, and so do
+			// Apache's workers if Apache itself has to be killed (it takes a few seconds to
+			// stop workers that are busy with WebSockets): those are stopped by their PIDs too.
+			const children = this.web.running ? childPids(this.web.pid, this.server === 'apache' ? 'apache2' : 'lighttpd') : [];
+			await this.web.stop('SIGTERM', this.server === 'apache' ? 12000 : 5000);
+			await stopPids(children, 5000);
 		}
 		const order = [...this.frontends, ...(this.gateways || []), this.hub].filter(Boolean);
 		await Promise.all(order.map((p) => p.stop('SIGTERM', 5000)));
