@@ -3,13 +3,16 @@
 # then the end-to-end and browser tests (node's test runner against the real programs), behind
 # each web server in turn: lighttpd, then Apache (tests/lib/stack.mjs reads SERVER). After the
 # first server, only the test files that started a web server run again (stack.mjs lists them
-# in EPHEMERAL_WEB_FILES): the others never touch one, and would run the same.
+# in EPHEMERAL_WEB_FILES): the others never touch one, and would run the same. A file whose
+# first lines hold "// test.sh: behind one web server" runs behind the first one only (for long
+# tests whose subject is not the web server).
 # Prints one closing line "N passed, N failed" (all stages summed) and exits non-zero if any
 # test failed or any stage crashed. BUILD selects the programs' folder (default build).
 #
 #   scripts/test.sh              all stages
 #   scripts/test.sh e2e browser  only the named stages (unit, fuzz, e2e, browser)
 #   SERVERS=apache scripts/test.sh e2e    the end-to-end tests behind Apache only
+#   TESTS='@(tls|http)' scripts/test.sh e2e   only tests/e2e/tls.test.mjs and http.test.mjs
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
@@ -98,14 +101,16 @@ fi
 # --- end-to-end and browser tests (node --test) ------------------------------------------------
 run_node() { # stage dir server first-server
 	local stage="$1 ($3)" dir=$2 server=$3 first=$4 files out rc p f start web_files
-	shopt -s nullglob
-	files=("$dir"/*.test.mjs)
+	shopt -s nullglob extglob
+	# shellcheck disable=SC2206 # TESTS is a glob, to be expanded
+	files=("$dir"/${TESTS:-*}.test.mjs)
 	shopt -u nullglob
 	web_files="$logdir/${1}-web-files"
 	if [[ $server != "$first" ]]; then
 		local f all=("${files[@]}")
 		files=()
 		for f in "${all[@]}"; do
+			head -n 20 "$f" | grep -qF '// test.sh: behind one web server' && continue
 			grep -qxF "$(realpath "$f")" "$web_files" 2>/dev/null && files+=("$f")
 		done
 		echo "   (the ${#files[@]} of ${#all[@]} files that use a web server)"
