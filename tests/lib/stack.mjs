@@ -403,7 +403,9 @@ export class Client {
 	/** Closes politely; a server that does not finish the close handshake in 3 s is cut off. */
 	async close(code = 1000) {
 		if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code);
-		const done = await Promise.race([this.closed, sleep(3000).then(() => null)]);
+		let timer;
+		const done = await Promise.race([this.closed, new Promise((resolve) => (timer = setTimeout(() => resolve(null), 3000)))]);
+		clearTimeout(timer);
 		return done || this.terminate();
 	}
 
@@ -512,8 +514,15 @@ class Proc {
 		} catch {
 			/* gone */
 		}
-		const timeout = sleep(graceMs).then(() => 'timeout');
-		if ((await Promise.race([this.exited, timeout])) === 'timeout') {
+		// A timer that is cleared once the process exits: a pending one would keep node (and
+		// so the test file) alive for the whole grace period.
+		let timer;
+		const timeout = new Promise((resolve) => {
+			timer = setTimeout(() => resolve('timeout'), graceMs);
+		});
+		const outcome = await Promise.race([this.exited, timeout]);
+		clearTimeout(timer);
+		if (outcome === 'timeout') {
 			this.problems.push(`${this.name} (pid ${this.pid}) did not exit within ${graceMs} ms of ${signal}`);
 			try {
 				this.child.kill('SIGKILL');
