@@ -1,3 +1,4 @@
+// test.sh: behind one web server (what it checks happens in the browser and the gateways)
 // The terminal client and the pages in real Chromium, both ways: what the CLI shares the browser
 // downloads, and what the browser shares (a file, or text as a page) the CLI fetches.
 import { test, before, after } from 'node:test';

@@ -6,12 +6,12 @@
 // `want`. It never trusts a blob it did not hash itself. The pages (home.js, view.js, files.js)
 // drive it; it knows nothing of the DOM.
 //
-// What it holds is served lazily: a source is bytes, a Blob (a File's slice is read only when
-// someone asks for it), or a function that reads the bytes on demand (a download's pieces come
-// from disk that way). Answers to `request`s wait while the socket's send buffer is full, so a
-// busy holder never piles blobs up in the tab's memory.
+// What it holds is served lazily: a source is bytes, a Blob, or a function read(target) that
+// reads the blob on demand into the Uint8Array `target` (room for the largest blob) and
+// resolves with a Uint8Array of its bytes, normally a view of target (a shared file's pieces
+// come from the File, a download's from browser storage, that way). Answers to `request`s wait
+// while the socket's send buffer is full, so a busy holder never piles blobs up in memory.
 
-import { sha256 } from './sha256.js';
 
 export const SUBPROTOCOL = 'ephemeral.v1';
 export const HASH_RE = /^[0-9a-f]{64}$/;
@@ -37,19 +37,17 @@ export function fromHex(hex) {
 	return out;
 }
 
-// WebCrypto where the page is a secure context (https, localhost); plain JavaScript elsewhere.
-export async function sha256Hex(data) {
-	if (globalThis.crypto && crypto.subtle) return toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', data)));
-	return toHex(sha256(data));
+// WebCrypto only: browsers offer it in secure contexts (https://, or http://localhost and
+// 127.0.0.1). A site served over plain http from another host must use TLS (docs/OPERATIONS.md).
+export class InsecureContextError extends Error {
+	constructor() {
+		super('this page needs a secure connection (https://) to check content: ask the site to enable TLS');
+	}
 }
 
-// Frees an ArrayBuffer's memory now rather than at the next garbage collection: a download
-// or a hash pass makes hundreds of MiB of short-lived buffers, and a collector that runs on
-// heap pressure lets them pile up in a tab whose JavaScript heap stays small. Uses
-// ArrayBuffer.prototype.transfer where the browser has it (it detaches the old buffer and
-// releases its memory); elsewhere the collector does it later.
-export function releaseBuffer(buffer) {
-	if (buffer instanceof ArrayBuffer && typeof buffer.transfer === 'function' && !buffer.detached && buffer.byteLength) buffer.transfer(0);
+export async function sha256Hex(data) {
+	if (!(globalThis.crypto && crypto.subtle)) throw new InsecureContextError();
+	return toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', data)));
 }
 
 export function formatViewers(n) {
@@ -61,13 +59,16 @@ export function defaultSocketUrl() {
 }
 
 // A want that ended without a blob: `code` is the server's error code (not_found, rate_limited,
-// bad_request) or "hash_mismatch" when what arrived never matched its address.
+// bad_request) or "hash_mismatch" when what arrived never matched its address. `holders` is the
+// last viewer count the server gave for the hash while the want was open (0 if none came): a
+// not_found with holders means they were there but none answered in time, not that it is gone.
 export class WantError extends Error {
-	constructor(code, hash, message) {
+	constructor(code, hash, message, holders = 0) {
 		super(message || code);
 		this.name = 'WantError';
 		this.code = code;
 		this.hash = hash;
+		this.holders = holders;
 	}
 }
 
@@ -94,6 +95,7 @@ export class EphemeralClient extends EventTarget {
 	#requests = []; // requests waiting for a read slot or for the send buffer to drain
 	#reading = 0;
 	#drainTimer = 0;
+	#frames = []; // frame buffers to answer requests with, reused
 	#resolveReady;
 
 	constructor(url = defaultSocketUrl()) {
@@ -151,9 +153,8 @@ export class EphemeralClient extends EventTarget {
 
 	// The bytes of a held blob, as a Uint8Array.
 	async #readHeld(source) {
-		if (typeof source === 'function') source = await source();
+		if (typeof source === 'function') return (await source(new Uint8Array(this.maxBlob))).slice();
 		if (source instanceof Blob) return new Uint8Array(await source.arrayBuffer());
-		if (source instanceof ArrayBuffer) return new Uint8Array(source, 32); // a frame
 		return source;
 	}
 
@@ -165,7 +166,7 @@ export class EphemeralClient extends EventTarget {
 		if (open) return open.promise;
 		const held = this.#held.get(hash);
 		if (held) return this.#readHeld(held);
-		const entry = { rateTries: 0, mismatchTries: 0, retryTimer: 0 };
+		const entry = { rateTries: 0, mismatchTries: 0, retryTimer: 0, holders: 0 };
 		entry.promise = new Promise((resolve, reject) => {
 			entry.resolve = resolve;
 			entry.reject = reject;
@@ -296,47 +297,55 @@ export class EphemeralClient extends EventTarget {
 		}
 	}
 
+	// A frame buffer for an answer: 32 bytes of hash, then room for the largest blob. They are
+	// reused: send() copies what it sends, so no answer leaves garbage behind.
+	#takeFrame() {
+		const frame = this.#frames.pop();
+		return frame && frame.length === 32 + this.maxBlob ? frame : new Uint8Array(32 + this.maxBlob);
+	}
+
 	async #serve(hash, ws) {
-		let source = this.#held.get(hash);
-		let frame;
+		const source = this.#held.get(hash);
+		let frame = this.#takeFrame();
+		let length;
 		try {
 			if (!source) throw new Error('no longer held');
-			if (typeof source === 'function') source = await source(hash);
-			if (source instanceof ArrayBuffer) {
-				frame = new Uint8Array(source); // read with room for the hash in front
-				frame.set(fromHex(hash), 0);
-			} else {
-				const bytes = source instanceof Blob ? new Uint8Array(await source.arrayBuffer()) : source;
-				frame = new Uint8Array(32 + bytes.length);
-				frame.set(fromHex(hash), 0);
-				frame.set(bytes, 32);
-			}
+			let bytes;
+			let inPlace = false;
+			if (typeof source === 'function') {
+				bytes = await source(frame.subarray(32));
+				// Read into the frame (its buffer may have travelled to a worker and back).
+				inPlace = bytes.byteOffset === 32 && bytes.buffer.byteLength === 32 + this.maxBlob;
+			} else if (source instanceof Blob) bytes = new Uint8Array(await source.arrayBuffer());
+			else bytes = source;
+			length = bytes.length;
+			if (length > this.maxBlob) throw new RangeError(`${length} bytes is more than the server's limit`);
+			if (inPlace) frame = new Uint8Array(bytes.buffer);
+			else frame.set(bytes, 32);
 		} catch (err) {
-			console.warn(`ephemeral: cannot read ${hash}:`, err);
+			// A file changed or gone from the disk, or a server restarted with a smaller limit
+			// (it would close us for sending the blob): we no longer hold it.
+			console.warn(`ephemeral: cannot serve ${hash}:`, err);
 			if (this.#held.delete(hash)) this.#emit('lost', { hash });
 			this.stats.declined++;
 			if (ws === this.#ws) this.#send({ type: 'decline', hash });
 			return;
 		}
-		if (ws !== this.#ws || ws.readyState !== WebSocket.OPEN) return;
-		if (frame.length - 32 > this.maxBlob) {
-			// A server restarted with a smaller limit would close us for sending it.
-			this.#held.delete(hash);
-			this.stats.declined++;
-			this.#send({ type: 'decline', hash });
-			this.#emit('lost', { hash });
-			return;
+		if (ws === this.#ws && ws.readyState === WebSocket.OPEN) {
+			frame.set(fromHex(hash), 0);
+			ws.send(frame.subarray(0, 32 + length));
+			this.stats.served++;
+			this.stats.bytesServed += length;
+			this.#emit('served', { hash, bytes: length });
 		}
-		ws.send(frame); // copies the bytes: the frame can go at once
-		releaseBuffer(frame.buffer);
-		this.stats.served++;
-		this.stats.bytesServed += frame.length - 32;
-		this.#emit('served', { hash, bytes: frame.length - 32 });
+		if (this.#frames.length < SERVE_READS) this.#frames.push(frame);
 	}
 
 	onCount(msg) {
 		if (typeof msg.hash !== 'string' || !Number.isSafeInteger(msg.viewers)) return;
 		this.#counts.set(msg.hash, msg.viewers);
+		const want = this.#wants.get(msg.hash);
+		if (want) want.holders = msg.viewers;
 		this.#emit('count', { hash: msg.hash, viewers: msg.viewers });
 	}
 
@@ -349,7 +358,7 @@ export class EphemeralClient extends EventTarget {
 			return;
 		}
 		if (want && msg.code !== 'hash_mismatch') {
-			this.#finishWant(hash, null, new WantError(msg.code, hash, msg.message));
+			this.#finishWant(hash, null, new WantError(msg.code, hash, msg.message, want.holders));
 			return;
 		}
 		if (hash && msg.code === 'hash_mismatch') this.#held.delete(hash); // the server dropped our claim
@@ -360,16 +369,12 @@ export class EphemeralClient extends EventTarget {
 	async #onBinary(buffer) {
 		if (buffer.byteLength < 32) return;
 		const hash = toHex(new Uint8Array(buffer, 0, 32));
-		if (!this.#wants.has(hash)) {
-			releaseBuffer(buffer); // a late or repeated delivery
-			return;
-		}
+		if (!this.#wants.has(hash)) return; // a late or repeated delivery
 		const blob = new Uint8Array(buffer, 32);
 		this.stats.blobsReceived++;
 		this.stats.bytesReceived += blob.length;
 		const actual = await sha256Hex(blob);
 		const want = this.#wants.get(hash);
-		if (!want || actual !== hash) releaseBuffer(buffer);
 		if (!want) return;
 		if (actual === hash) {
 			this.#finishWant(hash, blob, null);

@@ -7,7 +7,7 @@
 // before it is stored, held and announced at once so that others can fetch it from us). No DOM
 // here: the pages show what these functions report.
 
-import { HASH_RE, sha256Hex, releaseBuffer } from './ephemeral.js';
+import { HASH_RE, sha256Hex } from './ephemeral.js';
 
 export const MIN_PIECE_SIZE = 16 * 1024;
 export const DEFAULT_PIECE_SIZE = 256 * 1024;
@@ -58,17 +58,56 @@ export function manifestJson({ name, type, size, pieceSize, pieces }) {
 	return JSON.stringify({ ephemeral: 'manifest', version: 1, name, type, size, piece_size: pieceSize, pieces });
 }
 
-// Reads a File's pieces in chunks of several pieces, one read at a time, and keeps the last few
-// chunks. Browsers read Blobs through another process at a cost per call (in Chromium about as
-// much for 256 KiB as for 4 MiB) and get slower, not faster, with reads in parallel; holders
+// Reads bytes [start, start + target.length) of a Blob into `target` and resolves with the view
+// of target that holds them. Where the browser offers it (a "byob" reader on Blob.stream()),
+// the bytes land straight in our buffer: no new buffer per read, so nothing piles up between
+// garbage collections (reading a 2 GiB file through arrayBuffer() left hundreds of MiB of dead
+// buffers in a tab whose JavaScript heap was a few MiB). Elsewhere, arrayBuffer() and a copy.
+export async function readBlobInto(blob, start, target) {
+	const end = Math.min(blob.size, start + target.length);
+	const part = blob.slice(start, end);
+	const offset = target.byteOffset; // a view of a transferred buffer forgets its offset
+	let reader = null;
+	try {
+		reader = part.stream().getReader({ mode: 'byob' });
+	} catch {
+		reader = null;
+	}
+	if (!reader) {
+		const bytes = new Uint8Array(await part.arrayBuffer());
+		target.set(bytes);
+		return target.subarray(0, bytes.length);
+	}
+	let buffer = target.buffer;
+	let filled = 0;
+	const want = end - start;
+	try {
+		while (filled < want) {
+			const { done, value } = await reader.read(new Uint8Array(buffer, offset + filled, want - filled));
+			if (value) buffer = value.buffer; // the reader hands the same memory back in a new ArrayBuffer
+			if (done) break;
+			filled += value.length;
+		}
+	} finally {
+		reader.releaseLock();
+	}
+	if (filled !== want) throw new DOMException(`read ${filled} of ${want} bytes`, 'NotReadableError');
+	return new Uint8Array(buffer, offset, filled);
+}
+
+// Serves a File's pieces from chunks of several pieces, read one at a time into a few reused
+// buffers. Browsers read Blobs through another process at a cost per call (in Chromium about
+// as much for 256 KiB as for 4 MiB) and get slower, not faster, with reads in parallel; holders
 // are asked for neighbouring pieces (downloads go in order), so one read serves a run of
-// requests, and the next chunk is read ahead while they are answered. Memory: cacheChunks chunks.
+// requests, and the next chunk is read ahead while they are answered. Memory: cacheChunks
+// buffers of chunkBytes, whatever the file's size.
 export class ChunkedReader {
 	#file;
 	#pieceSize;
 	#chunkSize;
 	#cacheChunks;
-	#chunks = new Map(); // chunk index -> Promise<Uint8Array>, oldest use first
+	#entries = new Map(); // chunk index -> {promise, buffer, users, evicted}, oldest use first
+	#spare = []; // buffers of evicted chunks that nobody reads any more
 	#queue = Promise.resolve(); // reads, one after the other
 
 	constructor(file, pieceSize, { chunkBytes = READ_CHUNK_BYTES, cacheChunks = READ_CACHE_CHUNKS } = {}) {
@@ -78,54 +117,66 @@ export class ChunkedReader {
 		this.#cacheChunks = cacheChunks;
 	}
 
-	get chunkSize() {
-		return this.#chunkSize;
-	}
-
-	// The bytes of chunk c: cached, being read, or read now (after the reads queued before it).
-	chunk(c) {
-		let p = this.#chunks.get(c);
-		if (p) {
-			this.#chunks.delete(c); // move to the back: used most recently
-			this.#chunks.set(c, p);
-			return p;
+	#entry(c) {
+		let e = this.#entries.get(c);
+		if (e) {
+			this.#entries.delete(c); // to the back: used most recently
+			this.#entries.set(c, e);
+			return e;
 		}
+		e = { promise: null, buffer: null, users: 0, evicted: false };
 		const start = c * this.#chunkSize;
-		const end = Math.min(this.#file.size, start + this.#chunkSize);
-		p = this.#queue.then(() => this.#file.slice(start, end).arrayBuffer()).then((b) => new Uint8Array(b));
-		this.#queue = p.catch(() => {});
-		p.catch(() => this.#chunks.delete(c)); // a failed read is tried again on the next request
-		this.#chunks.set(c, p);
-		while (this.#chunks.size > this.#cacheChunks) this.release(this.#chunks.keys().next().value);
-		return p;
+		const length = Math.min(this.#file.size, start + this.#chunkSize) - start;
+		e.promise = this.#queue.then(() => {
+			const buffer = this.#spare.pop() || new ArrayBuffer(this.#chunkSize);
+			return readBlobInto(this.#file, start, new Uint8Array(buffer, 0, length));
+		});
+		e.promise.then((view) => (e.buffer = view.buffer), () => this.#entries.get(c) === e && this.#entries.delete(c));
+		this.#queue = e.promise.catch(() => {});
+		this.#entries.set(c, e);
+		while (this.#entries.size > this.#cacheChunks) {
+			const [oldest, old] = this.#entries.entries().next().value;
+			this.#entries.delete(oldest);
+			old.evicted = true;
+			this.#recycle(old);
+		}
+		return e;
 	}
 
-	// Forgets chunk c and frees its memory. Later, not now: a read that took its view in this
-	// task still copies from it in this task's microtasks.
-	release(c) {
-		const p = this.#chunks.get(c);
-		if (!p) return;
-		this.#chunks.delete(c);
-		p.then((bytes) => setTimeout(() => releaseBuffer(bytes.buffer), 0), () => {});
+	// An evicted chunk's buffer is read into again only once nobody is copying from it.
+	#recycle(e) {
+		if (e.evicted && e.users === 0 && e.buffer && this.#spare.length < this.#cacheChunks) {
+			this.#spare.push(e.buffer);
+			e.buffer = null;
+		}
 	}
 
-	// Piece i's bytes (a view into the cached chunk: copy before keeping it).
-	async read(i) {
+	// Copies piece i into `target` and resolves with the view of target that holds it.
+	async readInto(i, target) {
 		const offset = i * this.#pieceSize;
 		const c = Math.floor(offset / this.#chunkSize);
-		const chunkPromise = this.chunk(c);
-		if ((c + 1) * this.#chunkSize < this.#file.size && !this.#chunks.has(c + 1)) this.chunk(c + 1); // read ahead
-		const bytes = await chunkPromise;
-		const from = offset - c * this.#chunkSize;
-		return bytes.subarray(from, Math.min(bytes.length, from + this.#pieceSize));
+		const e = this.#entry(c);
+		e.users++;
+		if ((c + 1) * this.#chunkSize < this.#file.size && !this.#entries.has(c + 1)) this.#entry(c + 1); // read ahead
+		try {
+			const chunk = await e.promise;
+			const from = offset - c * this.#chunkSize;
+			const piece = chunk.subarray(from, Math.min(chunk.length, from + this.#pieceSize));
+			target.set(piece);
+			return target.subarray(0, piece.length);
+		} finally {
+			e.users--;
+			this.#recycle(e);
+		}
 	}
 }
 
-// Hashes a File (or Blob) piece by piece, reading it in chunks (see ChunkedReader) with the next
-// chunk read while this one's pieces are hashed: memory stays at a few chunks whatever the size.
+// Hashes a File (or Blob) piece by piece, reading it in chunks into one reused buffer: each
+// piece's digest takes a copy of its bytes when it starts, so the next chunk is read into the
+// same buffer while the last one's pieces are hashed. Memory: one chunk, whatever the size.
 // onProgress(bytesHashed, size) after each chunk. Resolves with {manifest: Uint8Array, hash,
-// pieces: [hash...], pieceSize, sources: [[hash, () => Promise<bytes>]...], reader} where each
-// source reads its piece from the file only when someone requests it.
+// pieces: [hash...], pieceSize, sources: [[hash, read(target)]...], reader} where each source
+// reads its piece from the file only when someone requests it.
 export async function hashFile(file, maxBlob, onProgress = () => {}, signal) {
 	const name = file.name || 'file';
 	const type = file.type || 'application/octet-stream';
@@ -133,31 +184,28 @@ export async function hashFile(file, maxBlob, onProgress = () => {}, signal) {
 	const pieceSize = choosePieceSize(size, name, type, maxBlob);
 	const count = pieceCount(size, pieceSize);
 	const pieces = new Array(count);
-	// Its own reader with room for two chunks: the one being hashed and the one read ahead.
-	const hashing = new ChunkedReader(file, pieceSize, { cacheChunks: 2 });
-	const perChunk = hashing.chunkSize / pieceSize;
-	let done = 0;
-	for (let first = 0; first < count; first += perChunk) {
+	const chunkSize = Math.max(pieceSize, Math.floor(READ_CHUNK_BYTES / pieceSize) * pieceSize);
+	let buffer = new ArrayBuffer(chunkSize);
+	let hashing = Promise.resolve();
+	for (let start = 0; start < size; start += chunkSize) {
 		if (signal && signal.aborted) throw new DOMException('hashing stopped', 'AbortError');
-		const c = first / perChunk;
-		const bytes = await hashing.chunk(c);
-		if (first + perChunk < count) hashing.chunk(c + 1);
-		const last = Math.min(count, first + perChunk);
+		const bytes = await readBlobInto(file, start, new Uint8Array(buffer, 0, Math.min(chunkSize, size - start)));
+		buffer = bytes.buffer;
+		await hashing; // the previous chunk's digests (their copies are taken: the buffer is free)
+		const first = start / pieceSize;
 		const digests = [];
-		for (let i = first; i < last; i++) {
-			const from = (i - first) * pieceSize;
-			digests.push(sha256Hex(bytes.subarray(from, Math.min(bytes.length, from + pieceSize))));
-		}
-		(await Promise.all(digests)).forEach((h, k) => (pieces[first + k] = h));
-		hashing.release(c);
-		done += bytes.length;
-		onProgress(done, size);
+		for (let from = 0; from < bytes.length; from += pieceSize) digests.push(sha256Hex(bytes.subarray(from, Math.min(bytes.length, from + pieceSize))));
+		hashing = Promise.all(digests).then((hashes) => {
+			hashes.forEach((h, k) => (pieces[first + k] = h));
+			onProgress(Math.min(size, start + chunkSize), size);
+		});
 	}
+	await hashing;
 	onProgress(size, size);
 	const manifest = new TextEncoder().encode(manifestJson({ name, type, size, pieceSize, pieces }));
 	const hash = await sha256Hex(manifest);
 	const reader = new ChunkedReader(file, pieceSize);
-	const sources = pieces.map((h, i) => [h, () => reader.read(i)]);
+	const sources = pieces.map((h, i) => [h, (target) => reader.readInto(i, target)]);
 	return { manifest, hash, pieces, pieceSize, sources, reader, name, type, size };
 }
 
@@ -263,21 +311,30 @@ const RATE_BINS = 8; // the best of the last 2 s of 250 ms bins is the rate the 
 const SPEED_WINDOW_MS = 3000; // what the page shows as speed
 const PROGRESS_EVERY_MS = 250; // the page repaints its progress at most 4 times a second
 // A piece nobody has (not_found) is asked again after 0.25, 0.5, 1, 2 and 4 s: a holder half-way
-// through its own download may announce it meanwhile. Then it is gone.
+// through its own download may announce it meanwhile. Then it is gone. The page is more patient
+// while there is reason to think the piece is still out there: while someone else holds the
+// manifest (8 tries, about 20 s: a sharer holds every piece, and a server that lost track of a
+// gateway for a moment learns its holdings again within seconds), and while its holders are
+// there but none answered in time (12 tries: the server gives up on each after 10 s).
 const PIECE_RETRIES = 5;
+const SHARED_RETRIES = 8;
+const SLOW_RETRIES = 12;
 const RETRY_BASE_MS = 250;
+const RETRY_MAX_MS = 4000;
 
 // Downloads a validated manifest's pieces into `store` through `client`. Pieces already in the
 // store (a reload) are checked, held again, and not fetched. Every verified piece is written,
 // then held (announced with `have`) at once and served from the store to whoever asks.
 //
 // Events: "progress" {bytes, size, piecesDone, pieces, speed, eta, window, resumed},
-// "health" {state: "ok" | "waiting", piece, tries}, "checking" {done, total}.
+// "health" {state: "ok" | "waiting" (nobody holds it now) | "slow" (its holders did not answer in
+// time), piece, tries}, "checking" {done, total}.
 // run() resolves when every piece is stored; rejects with PieceGoneError, ManifestError (a
 // piece of the wrong length: the manifest lies) or the store's error.
 export class Download extends EventTarget {
 	#client;
 	#store;
+	#othersHold;
 	#byHash = new Map(); // hash -> indices, in order
 	#queue = []; // hashes ready to be wanted, in order
 	#tries = new Map(); // hash -> not_found answers so far
@@ -296,10 +353,12 @@ export class Download extends EventTarget {
 	#lastProgress = 0;
 	#reportTimer = 0;
 
-	constructor(client, manifest, store) {
+	// othersHold(): whether someone besides us still holds the manifest (its viewer count).
+	constructor(client, manifest, store, { othersHold = () => false } = {}) {
 		super();
 		this.#client = client;
 		this.#store = store;
+		this.#othersHold = othersHold;
 		this.manifest = manifest;
 		this.window = WINDOW_START;
 		this.windowCap = Math.max(WINDOW_MIN, Math.min(WINDOW_MAX, Math.floor(WINDOW_MAX_BYTES / manifest.pieceSize)));
@@ -325,7 +384,7 @@ export class Download extends EventTarget {
 	}
 
 	#source(i) {
-		return (hash) => this.#store.read(i, hash);
+		return (target) => this.#store.read(i, target);
 	}
 
 	// Vets what the store already has (hashing it again), holds it, and queues the rest.
@@ -431,15 +490,11 @@ export class Download extends EventTarget {
 		}
 		this.#writes++;
 		try {
-			// Copies for repeated pieces first: write() may take the buffer away from this thread.
-			for (const i of indices.slice(1)) await this.#store.write(i, bytes.slice());
-			await this.#store.write(indices[0], bytes);
+			for (const i of indices) await this.#store.write(i, bytes); // stores copy what they keep
 		} catch (err) {
 			this.#writes--;
 			this.#fail(err);
 			return;
-		} finally {
-			releaseBuffer(bytes.buffer); // whatever the store kept, it copied or took
 		}
 		this.#writes--;
 		this.#client.hold(hash, this.#source(indices[0]));
@@ -467,19 +522,20 @@ export class Download extends EventTarget {
 		const tries = (this.#tries.get(hash) || 0) + 1;
 		this.#tries.set(hash, tries);
 		this.stats.notFound += err.code === 'not_found' ? 1 : 0;
-		if (tries > PIECE_RETRIES) {
+		const slow = err.code === 'not_found' && err.holders > 0;
+		if (tries > (slow ? SLOW_RETRIES : this.#othersHold() ? SHARED_RETRIES : PIECE_RETRIES)) {
 			this.#gone.add(hash);
 			this.#fail(new PieceGoneError(index));
 			return;
 		}
-		this.#emit('health', { state: 'waiting', piece: index + 1, tries });
+		this.#emit('health', { state: slow ? 'slow' : 'waiting', piece: index + 1, tries });
 		this.stats.retried++;
 		const timer = setTimeout(() => {
 			this.#retryTimers.delete(timer);
 			if (this.#done) this.#gone.add(hash);
 			else this.#queue.unshift(hash);
 			this.#pump();
-		}, RETRY_BASE_MS * 2 ** (tries - 1));
+		}, Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (tries - 1)));
 		this.#retryTimers.set(timer, hash);
 		this.#pump();
 	}

@@ -187,7 +187,7 @@ async function showFile(client, hash, manifest, manifestBytes) {
 		note.textContent = 'This browser offers no storage to this page (a private window?): the download is kept in memory, and a reload starts it over.';
 		note.hidden = false;
 	}
-	const download = new Download(client, manifest, store);
+	const download = new Download(client, manifest, store, { othersHold: () => (client.count(hash) || 0) > 1 });
 	if (test) {
 		window.ephemeralTest.download = download;
 		window.ephemeralTest.store = store;
@@ -201,6 +201,7 @@ async function showFile(client, hash, manifest, manifestBytes) {
 	download.addEventListener('health', (event) => {
 		const { state, piece } = event.detail;
 		if (state === 'waiting') health(`Nobody holds piece ${piece} right now — asking again…`, 'warn');
+		else if (state === 'slow') health(`The holders of piece ${piece} are slow to answer — asking again…`, 'warn');
 		else health('Healthy: every piece asked for so far had a holder.');
 	});
 	client.addEventListener('count', (event) => {
