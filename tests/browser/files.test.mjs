@@ -316,3 +316,25 @@ test('previews: an image and a text file, never as a document of the site', T(as
 	await page.context().close();
 }));
 
+test('over plain http from another host (no WebCrypto) both pages say so instead of failing silently', T(async () => {
+	const insecure = `http://${INSECURE_HOST}:${stack.httpPort}`;
+	const f = randomFile(dir, 'plain http.bin', 300 * 1024);
+	const page = await newPage(browser);
+	await page.goto(`${insecure}/?test`);
+	assert.equal(await page.evaluate(() => window.isSecureContext), false, 'the page is a secure context: the test proves nothing');
+	await waitStatus(page, /Sharing will not work here: this page needs a secure connection \(https:\/\/\)/, 5000);
+	await page.setInputFiles('input#file-input', f.file);
+	await waitStatus(page, /Could not share plain http\.bin: this page needs a secure connection/, 5000);
+	await page.fill('textarea#html-input', '<p>hello</p>');
+	await page.click('button#share-button');
+	await waitStatus(page, /Could not share this page: this page needs a secure connection/, 5000);
+
+	// A link shared from a secure page, opened over plain http.
+	const sharer = await newPage(browser);
+	const href = await shareFileFrom(sharer, base(), f.file);
+	await page.goto(`${insecure}${href}?test`);
+	await waitStatus(page, /This content cannot be shown here: this page needs a secure connection/, 5000);
+	assert.deepEqual(page.errorsSeen, []);
+	await sharer.context().close();
+	await page.context().close();
+}));

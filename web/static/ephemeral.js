@@ -45,8 +45,12 @@ export class InsecureContextError extends Error {
 	}
 }
 
+export function canHash() {
+	return !!(globalThis.crypto && crypto.subtle);
+}
+
 export async function sha256Hex(data) {
-	if (!(globalThis.crypto && crypto.subtle)) throw new InsecureContextError();
+	if (!canHash()) throw new InsecureContextError();
 	return toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', data)));
 }
 
@@ -373,7 +377,13 @@ export class EphemeralClient extends EventTarget {
 		const blob = new Uint8Array(buffer, 32);
 		this.stats.blobsReceived++;
 		this.stats.bytesReceived += blob.length;
-		const actual = await sha256Hex(blob);
+		let actual;
+		try {
+			actual = await sha256Hex(blob);
+		} catch (err) {
+			this.#finishWant(hash, null, new WantError('insecure', hash, err.message)); // no WebCrypto here
+			return;
+		}
 		const want = this.#wants.get(hash);
 		if (!want) return;
 		if (actual === hash) {

@@ -2,7 +2,7 @@
 // of pieces, then keep holding it (serving `request`s) for as long as the tab stays open.
 // Shows the link and the live viewer count of the latest share, and lists earlier ones.
 
-import { EphemeralClient, sha256Hex, formatViewers } from './ephemeral.js';
+import { EphemeralClient, sha256Hex, formatViewers, canHash, InsecureContextError } from './ephemeral.js';
 import { hashFile, formatBytes } from './files.js';
 import { $, setText, watchConnection, copyText, testMode } from './ui.js';
 
@@ -12,6 +12,7 @@ const client = new EphemeralClient();
 if (testMode()) window.ephemeralTest = { client, stats: client.stats };
 watchConnection(client, $('connection'));
 client.start();
+if (!canHash()) status(`Sharing will not work here: ${new InsecureContextError().message}.`);
 
 const shares = new Map(); // hash -> {hash, what, countEl}
 let current = null;
@@ -119,7 +120,13 @@ async function sharePage() {
 		status(`This HTML is ${formatBytes(bytes.length)}, more than the ${formatBytes(client.maxBlob)} a page can hold. Save it as a file and drop it below instead.`);
 		return;
 	}
-	const hash = await sha256Hex(bytes);
+	let hash;
+	try {
+		hash = await sha256Hex(bytes);
+	} catch (err) {
+		status(`Could not share this page: ${err.message}.`);
+		return;
+	}
 	status('Sharing…');
 	await publish(hash, `A page of ${formatBytes(bytes.length)} (${hash.slice(0, 8)}…)`, [[hash, bytes]]);
 	status('Shared. Anyone with the link sees it while this tab stays open.');

@@ -6,7 +6,7 @@
 // with sandbox="allow-scripts" (opaque origin, no allow-same-origin). File previews are media
 // elements on blob: URLs, or text and PDF handed to that same kind of sandboxed frame.
 
-import { EphemeralClient, HASH_RE, formatViewers } from './ephemeral.js';
+import { EphemeralClient, HASH_RE, formatViewers, canHash, InsecureContextError } from './ephemeral.js';
 import { parseManifest, downloadName, formatBytes, formatDuration, ManifestError, Download, PieceGoneError } from './files.js';
 import { openStore, cleanStale } from './store.js';
 import { $, setText, watchConnection, copyText, testMode } from './ui.js';
@@ -250,6 +250,11 @@ async function main() {
 	$('copy-button').addEventListener('click', () => copyText(`${location.origin}/${hash}`, $('address'), status));
 	if (!hash) {
 		status('This is not an Ephemeral address.', 'error');
+		return;
+	}
+	if (!canHash()) {
+		// Nothing can be checked without WebCrypto: better to say so than to show unverified bytes.
+		status(`This content cannot be shown here: ${new InsecureContextError().message}.`, 'error');
 		return;
 	}
 	const client = new EphemeralClient();
