@@ -132,6 +132,8 @@ static void on_reset(struct gateway *gw, struct hubmsg *m)
 static void on_request(struct gateway *gw, struct hubmsg *m)
 {
 	struct session *s = session_find(gw, m->id);
+	if (s && s->closing)
+		s = NULL; /* closing for a policy breach: answer as if it were gone */
 	struct interest *in = s ? interest_get(gw, s, m->hash, 0) : NULL;
 	if (in == NULL || !in->holds) {
 		struct hubproto_out o = {.cmd = HUB_FAIL,

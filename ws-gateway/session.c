@@ -39,6 +39,11 @@ void outbuf_release(struct outbuf *b)
 
 static void session_enqueue(struct session *s, struct outbuf *b)
 {
+	if (s->closing) {
+		/* On its way out: nothing new is queued, so the queue drains and the close goes. */
+		outbuf_release(b);
+		return;
+	}
 	struct outmsg *m = malloc(sizeof(*m));
 	if (m == NULL) {
 		outbuf_release(b);

@@ -500,7 +500,7 @@ test('drill: a flood beside normal clients — their latency and results do not 
 		t.diagnostic('a sanitized build: the latency and memory bounds are reported above, not asserted');
 	} else {
 		assert.ok(loud.ws.p50 <= 5 * quiet.ws.p50 + 10, `want→blob p50 ${loud.ws.p50} ms with the flood, ${quiet.ws.p50} ms without`);
-		assert.ok(loud.p99m <= 5 * quiet.p99m + 20, `want→blob p99 (median of ${ROUNDS} rounds) ${loud.p99m} ms with the flood, ${quiet.p99m} ms without`);
+		assert.ok(loud.p99m <= 5 * quiet.p99m + 50, `want→blob p99 (median of ${ROUNDS} rounds) ${loud.p99m} ms with the flood, ${quiet.p99m} ms without`);
 		assert.ok(loud.http.p50 <= 5 * quiet.http.p50 + 10, `HTTP p50 ${loud.http.p50} ms with the flood, ${quiet.http.p50} ms without`);
 		// Memory stays bounded: the flood's connections may cost at most 2 × max_blob each while
 		// open (an oversized frame is dropped as it arrives, not buffered).
