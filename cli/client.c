@@ -372,19 +372,8 @@ static int client_receive(struct client *c, struct lws *wsi, const void *in, siz
 		progress_error(c->out, "the server sent a message larger than its own limit");
 		return -1;
 	}
-	size_t need = c->rx_len + len + remaining + 1;
-	if (need > c->rx_cap) {
-		size_t cap = c->rx_cap * 2 > need ? c->rx_cap * 2 : need;
-		if (cap > limit + 1)
-			cap = limit + 1;
-		uint8_t *n = realloc(c->rx, cap);
-		if (n == NULL)
-			return -1;
-		c->rx = n;
-		c->rx_cap = cap;
-	}
-	memcpy(c->rx + c->rx_len, in, len);
-	c->rx_len += len;
+	if (buf_append(&c->rx, &c->rx_len, &c->rx_cap, in, len, remaining, limit) < 0)
+		return -1;
 	if (!lws_is_final_fragment(wsi) || remaining)
 		return 0;
 	if (c->rx_binary)

@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <malloc.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <string.h>
 #include <time.h>
@@ -99,4 +100,23 @@ void tune_allocator_for_blobs(void)
 {
 	mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
 	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+}
+
+int buf_append(uint8_t **buf, size_t *len, size_t *cap, const void *in, size_t n, size_t more,
+	       size_t limit)
+{
+	size_t need = *len + n + more + 1;
+	if (need > *cap) {
+		size_t ncap = *cap * 2 > need ? *cap * 2 : need;
+		if (ncap > limit + 1)
+			ncap = limit + 1;
+		uint8_t *grown = realloc(*buf, ncap);
+		if (grown == NULL)
+			return -1;
+		*buf = grown;
+		*cap = ncap;
+	}
+	memcpy(*buf + *len, in, n);
+	*len += n;
+	return 0;
 }

@@ -35,6 +35,11 @@ void on_stop_signals(void (*handler)(int));
  * which would fault their pages in again for the next blob (see docs/BENCHMARKS.md). */
 void tune_allocator_for_blobs(void);
 
+/* Appends n bytes to a growing buffer, reserving room for `more` still to come and never growing
+ * past limit + 1 bytes (the caller has checked the limit). 0, or -1 when out of memory. */
+int buf_append(uint8_t **buf, size_t *len, size_t *cap, const void *in, size_t n, size_t more,
+	       size_t limit);
+
 /* Random 64-bit value (OpenSSL's CSPRNG), never 0. */
 uint64_t random_u64(void);
 

@@ -416,19 +416,8 @@ static int session_receive(struct gateway *gw, struct session *s, const void *in
 		}
 		return 0;
 	}
-	size_t need = s->rx_len + len + remaining + 1;
-	if (need > s->rx_cap) {
-		size_t ncap = s->rx_cap * 2 > need ? s->rx_cap * 2 : need;
-		if (ncap > limit + 1)
-			ncap = limit + 1;
-		uint8_t *n = realloc(s->rx, ncap);
-		if (n == NULL)
-			return -1;
-		s->rx = n;
-		s->rx_cap = ncap;
-	}
-	memcpy(s->rx + s->rx_len, in, len);
-	s->rx_len += len;
+	if (buf_append(&s->rx, &s->rx_len, &s->rx_cap, in, len, remaining, limit) < 0)
+		return -1;
 	if (!lws_is_final_fragment(s->wsi) || remaining)
 		return 0;
 	if (s->rx_binary)
