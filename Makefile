@@ -2,8 +2,9 @@
 #
 #   make            build every program into build/
 #   make run        install missing Debian packages, build, run the stack on http://127.0.0.1:8080
-#   make test       install, build, run unit, fuzz-corpus, end-to-end and browser tests
-#   make sanitize   the same tests against an ASan + UBSan build (build-san/)
+#   make test       install, build, run unit, fuzz-corpus, end-to-end and browser tests, then
+#                   the unit tests and a subset of end-to-end tests on an ASan + UBSan build
+#   make sanitize   every test against an ASan + UBSan build (build-san/)
 #   make bench      relay throughput and small-want rate (docs/BENCHMARKS.md)
 #   make fuzz       run every libFuzzer target for FUZZ_SECONDS each
 #   make format     clang-format every C file in place
@@ -86,7 +87,7 @@ test: deps
 
 sanitize: deps
 	@$(MAKE) --no-print-directory BUILD=build-san SAN=1 CC=clang all unit
-	@BUILD=build-san scripts/test.sh
+	@BUILD=build-san scripts/test.sh unit fuzz e2e browser
 
 bench: deps
 	@$(MAKE) --no-print-directory all

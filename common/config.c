@@ -51,13 +51,14 @@ static struct config_key config_keys[] = {
     {"gateway.max_wants", CONFIG_INT, "64", 1, 100000,
      "wants one connection may have open at once (rate_limited past it)", NULL},
     {"gateway.msg_rate", CONFIG_INT, "2000", 1, 10000000,
-     "text messages a connection may send per second, on average", NULL},
+     "tokens a connection earns per second: a text message costs 1 + 1 per 8 hashes it lists",
+     NULL},
     {"gateway.msg_burst", CONFIG_INT, "4000", 1, 10000000,
-     "text messages a connection may send at once, above the average", NULL},
+     "tokens a connection may spend at once, above the average", NULL},
     {"gateway.byte_rate", CONFIG_INT, "268435456", 1024, 1099511627776LL,
      "bytes per second read from one connection; faster senders are slowed, not cut", NULL},
     {"gateway.max_violations", CONFIG_INT, "100", 1, 1000000,
-     "rate_limited answers after which a connection that keeps on is closed with 1008", NULL},
+     "rate_limited and bad_request answers (one forgiven a second) before a close with 1008", NULL},
     {"gateway.max_conns_per_addr", CONFIG_INT, "256", 1, 1000000,
      "WebSocket connections at once from one client address", NULL},
     {"gateway.trusted_proxies", CONFIG_STR, "127.0.0.1", 0, 0,
@@ -252,9 +253,11 @@ long long config_int(const char *key)
 void config_dump(void *stream)
 {
 	FILE *f = stream;
-	for (size_t i = 0; i < CONFIG_NKEYS; i++)
-		fprintf(f, "# %s\n%s = %s\n\n", config_keys[i].help, config_keys[i].key,
-			config_str(config_keys[i].key));
+	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+		const char *v = config_str(config_keys[i].key);
+		fprintf(f, "# %s\n%s =%s%s\n\n", config_keys[i].help, config_keys[i].key,
+			*v ? " " : "", v); /* no trailing blank after an empty value */
+	}
 }
 
 int config_from_args(int argc, char **argv, const char *program, const char *summary)

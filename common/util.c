@@ -11,23 +11,43 @@
 #include <string.h>
 #include <time.h>
 
+/* The value of each lowercase hex digit, -1 for every other byte: one lookup a character. */
+/* clang-format off */
+#define X (-1)
+static const int8_t hex_values[256] = {
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, 10, 11, 12, 13, 14, 15, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+};
+#undef X
+/* clang-format on */
+
 static int hex_value(char c)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
+	return hex_values[(unsigned char)c];
 }
 
 int hash_hex_valid(const char *s, size_t len)
 {
 	if (s == NULL || len != HASH_HEX_LEN)
 		return 0;
+	int bad = 0;
 	for (size_t i = 0; i < len; i++)
-		if (hex_value(s[i]) < 0)
-			return 0;
-	return 1;
+		bad |= hex_value(s[i]);
+	return bad >= 0;
 }
 
 int hash_hex_valid_anycase(const char *s, size_t len)
@@ -44,13 +64,18 @@ int hash_hex_valid_anycase(const char *s, size_t len)
 	return 1;
 }
 
+/* Decodes and checks in one pass: any invalid digit makes `bad` negative (its sign bit). */
 int hash_from_hex(const char *s, size_t len, uint8_t out[HASH_LEN])
 {
-	if (!hash_hex_valid(s, len))
+	if (s == NULL || len != HASH_HEX_LEN)
 		return -1;
-	for (size_t i = 0; i < HASH_LEN; i++)
-		out[i] = (uint8_t)(hex_value(s[2 * i]) << 4 | hex_value(s[2 * i + 1]));
-	return 0;
+	int bad = 0;
+	for (size_t i = 0; i < HASH_LEN; i++) {
+		int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
+		bad |= hi | lo;
+		out[i] = (uint8_t)((hi & 0xf) << 4 | (lo & 0xf));
+	}
+	return bad < 0 ? -1 : 0;
 }
 
 void hash_to_hex(const uint8_t hash[HASH_LEN], char out[HASH_HEX_LEN + 1])

@@ -54,8 +54,7 @@ void counts_flush(struct hub *hub)
 		struct hubproto_out o = {.cmd = HUB_COUNT,
 					 .list = gw->counts,
 					 .list_count = gw->counts_len / HUBPROTO_COUNT_ENTRY};
-		if (link_send(hub, gw, &o) < 0)
-			log_warnx("%s: counts to gateway %s not sent", __func__, gw->name);
+		link_send(hub, gw, &o); /* a failure is logged there, once */
 		gw->counts_len = 0;
 	}
 }

@@ -35,6 +35,7 @@ struct gateway {
 	uint64_t holdings;
 	uint8_t *counts; /* COUNT entries batched for the next flush */
 	size_t counts_len, counts_cap;
+	uint64_t unsent; /* messages dropped since sending to it began to fail (logged once) */
 };
 
 /* A client connection on a gateway; key = slot << 48 | gateway's connection id. */
@@ -151,6 +152,8 @@ void counts_flush(struct hub *hub);
 
 /* link.c — sending to gateways and frontends */
 int link_send(struct hub *hub, struct gateway *gw, const struct hubproto_out *o);
+/* Logs how many messages to gw were dropped since sending to it began to fail; resets it. */
+void link_forget_unsent(struct gateway *gw, const char *why);
 void link_handle(struct hub *hub, struct hubmsg *m);
 void link_heartbeat(struct hub *hub, int64_t now);
 

@@ -11,14 +11,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * Sends to a gateway. A gateway that cannot take messages (gone, or its queue full) is warned
+ * about once, when the first message is dropped; the count of dropped messages is logged when it
+ * takes messages again or expires (link_forget_unsent), not once per message.
+ */
 int link_send(struct hub *hub, struct gateway *gw, const struct hubproto_out *o)
 {
 	if (hubproto_send(hub->router, gw->peer, gw->peer_len, o) < 0) {
-		log_debug("%s: %s to %s: %s", __func__, hubproto_cmd_name(o->cmd), gw->name,
-			  zmq_strerror(errno));
+		if (gw->unsent++ == 0)
+			log_warnx("gateway %s takes no messages (%s: %s): dropping them until it "
+				  "does or expires",
+				  gw->name, hubproto_cmd_name(o->cmd), zmq_strerror(errno));
 		return -1;
 	}
+	link_forget_unsent(gw, "takes messages again");
 	return 0;
+}
+
+void link_forget_unsent(struct gateway *gw, const char *why)
+{
+	if (gw->unsent == 0)
+		return;
+	log_warnx("gateway %s %s: %llu messages to it were dropped", gw->name, why,
+		  (unsigned long long)gw->unsent);
+	gw->unsent = 0;
 }
 
 static void link_reply(struct hub *hub, const struct hubmsg *m, const struct hubproto_out *o)

@@ -98,6 +98,7 @@ void registry_gateway_remove(struct hub *hub, struct gateway *gw)
 {
 	/* Connections are found through the global map: a gateway's are those with its slot. */
 	struct conn **doomed = NULL;
+	link_forget_unsent(gw, "forgotten");
 	size_t n = 0, cap = 0, it = 0;
 	struct conn *c;
 	while ((c = map_next(&hub->conns, &it))) {

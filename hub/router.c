@@ -261,10 +261,8 @@ void router_blob(struct hub *hub, struct conn *holder, const uint8_t hash[HASH_L
 					 .list = list,
 					 .list_count = n,
 					 .data_msg = data};
-		if (link_send(hub, gws[g], &o) < 0) {
-			log_warnx("%s: could not deliver to gateway %s", __func__, gws[g]->name);
-			continue;
-		}
+		if (link_send(hub, gws[g], &o) < 0)
+			continue; /* logged by link_send */
 		hub->stats.requests_served += n;
 		hub->stats.bytes_relayed += (uint64_t)len * n;
 	}

@@ -6,11 +6,15 @@
 # in EPHEMERAL_WEB_FILES): the others never touch one, and would run the same. A file whose
 # first lines hold "// test.sh: behind one web server" runs behind the first one only (for long
 # tests whose subject is not the web server).
+# Last, the sanitize stage builds everything with ASan + UBSan + LeakSanitizer into build-san
+# (clang) and runs the unit tests and a subset of the end-to-end files against it (SAN_TESTS; the
+# whole suite under sanitizers is `make sanitize`, too long for every CI run). A sanitizer report
+# in any program's log fails the test that started it (tests/lib/stack.mjs).
 # Prints one closing line "N passed, N failed" (all stages summed) and exits non-zero if any
 # test failed or any stage crashed. BUILD selects the programs' folder (default build).
 #
 #   scripts/test.sh              all stages
-#   scripts/test.sh e2e browser  only the named stages (unit, fuzz, e2e, browser)
+#   scripts/test.sh e2e browser  only the named stages (unit, fuzz, e2e, browser, sanitize)
 #   SERVERS=apache scripts/test.sh e2e    the end-to-end tests behind Apache only
 #   TESTS='@(tls|http)' scripts/test.sh e2e   only tests/e2e/tls.test.mjs and http.test.mjs
 set -uo pipefail
@@ -25,7 +29,10 @@ for server in "${servers[@]}"; do
 	}
 done
 stages=("$@")
-((${#stages[@]})) || stages=(unit fuzz e2e browser)
+((${#stages[@]})) || stages=(unit fuzz e2e browser sanitize)
+# The end-to-end files the sanitize stage runs: every program and path (hub, gateways, frontend,
+# lighttpd, ctl, terminal client), bad input of every kind, limits, failures, in about a minute.
+SAN_TESTS=${SAN_TESTS:-@(ws-protocol|ws-bad-input|ws-slow-holder|hardening|http|ctl|cli|failure-drills)}
 
 passed=0
 failed=0
@@ -169,6 +176,40 @@ for server in "${servers[@]}"; do
 		run_node browser tests/browser "$server" "${servers[0]}"
 	fi
 done
+
+# --- the sanitized build: unit tests and a subset of end-to-end tests ---------------------------
+if wants sanitize; then
+	echo "== sanitized build (ASan + UBSan + LSan, build-san): unit tests, end-to-end $SAN_TESTS"
+	start=$SECONDS
+	out="$logdir/sanitize.out"
+	if ! make --no-print-directory -j2 BUILD=build-san SAN=1 CC=clang all unit >"$out" 2>&1; then
+		broken+=("sanitize (the sanitized build failed)")
+		failed=$((failed + 1))
+		tail -n 30 "$out"
+	else
+		BUILD=build-san SERVERS=lighttpd TESTS=$SAN_TESTS scripts/test.sh unit e2e >"$out" 2>&1
+		rc=$?
+		line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
+		if [[ -z $line ]]; then
+			broken+=("sanitize (exit $rc, no totals line)")
+			failed=$((failed + 1))
+			tail -n 60 "$out"
+		else
+			p=${line%% passed*}
+			f=${line##*passed, }
+			f=${f%% failed}
+			passed=$((passed + p))
+			failed=$((failed + f))
+			# Failures and broken stages in full; passing tests are counted, not listed.
+			grep -vE '^\s*ok [0-9]+ - |^[0-9]+ passed, [0-9]+ failed$' "$out" | sed 's/^/   /'
+			if ((rc != 0)) && ((f == 0)); then
+				broken+=("sanitize (exit $rc)")
+				failed=$((failed + 1))
+			fi
+		fi
+	fi
+	echo "   sanitize: $((SECONDS - start)) s"
+fi
 
 if ((${#broken[@]})); then
 	echo "stages that crashed or could not be counted: ${broken[*]}"

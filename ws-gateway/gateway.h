@@ -64,7 +64,7 @@ struct session {
 	char addr[GW_ADDR_LEN];
 	double msg_tokens, byte_tokens;
 	int64_t bucket_ms;
-	int violations;
+	double violations; /* rate_limited and bad_request answers; one forgiven a second */
 	int paused_bytes, paused_out, rx_paused;
 	lws_sorted_usec_list_t sul_resume;
 };
@@ -155,9 +155,17 @@ void limits_client_addr(struct gateway *gw, struct lws *wsi, char out[GW_ADDR_LE
 int limits_admit(struct gateway *gw, struct lws *wsi);
 void limits_session_open(struct gateway *gw, struct session *s);
 void limits_session_close(struct gateway *gw, struct session *s);
-/* 1: go ahead; 0: answer rate_limited; -1: also closing (too many violations). */
-int limits_take_message(struct gateway *gw, struct session *s);
+/*
+ * Charges a text message to the connection's budget: 1 token, plus 1 for every
+ * LIMITS_HASHES_PER_TOKEN hashes it lists. 1: go ahead; 0: answer rate_limited; -1: also
+ * closing (too many violations).
+ */
+#define LIMITS_HASHES_PER_TOKEN 8
+int limits_take_message(struct gateway *gw, struct session *s, size_t nhashes);
+/* A limit refused something (rate_limited): counts toward gateway.max_violations. */
 int limits_violation(struct gateway *gw, struct session *s);
+/* A malformed message or a binary frame that answers nothing: counts the same way. */
+void limits_bad_message(struct gateway *gw, struct session *s);
 void limits_take_bytes(struct gateway *gw, struct session *s, size_t n);
 
 /* interest.c — per (connection, hash) state and viewer counts */

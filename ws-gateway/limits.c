@@ -6,10 +6,13 @@
  * that names the client in X-Forwarded-For (its last entry: the one the proxy added). Origins:
  * a request without Origin (a CLI) is allowed; with gateway.allowed_origins empty, only the
  * site's own origin (Origin's host equal to the Host the browser sent) is, which also keeps out
- * shared HTML running in the sandbox (Origin "null"). Budgets are token buckets: text messages
- * past gateway.msg_rate are answered rate_limited and counted as violations (a connection past
- * gateway.max_violations is closed with 1008); bytes past gateway.byte_rate are not refused but
- * slowed, by pausing reads from that connection. Never harms another connection.
+ * shared HTML running in the sandbox (Origin "null"). Budgets are token buckets: a text message
+ * costs one token plus one per 8 hashes it lists, so a long have/drop list weighs what it costs
+ * to handle; messages past gateway.msg_rate are answered rate_limited. Those answers and every
+ * bad_request count as violations, forgiven at one a second; a connection that reaches
+ * gateway.max_violations is closed with 1008. Malformed messages are charged like others, so a
+ * garbage flood is refused and closed like any flood. Bytes past gateway.byte_rate are not
+ * refused but slowed, by pausing reads from that connection. Never harms another connection.
  */
 #include "gateway.h"
 #include "log.h"
@@ -195,26 +198,42 @@ static void limits_refill(struct gateway *gw, struct session *s)
 	s->byte_tokens += dt * (double)gw->byte_rate;
 	if (s->byte_tokens > (double)gw->byte_burst)
 		s->byte_tokens = (double)gw->byte_burst;
+	s->violations -= dt;
+	if (s->violations < 0)
+		s->violations = 0;
 }
 
-int limits_take_message(struct gateway *gw, struct session *s)
+int limits_take_message(struct gateway *gw, struct session *s, size_t nhashes)
 {
+	double cost = 1.0 + (double)(nhashes / LIMITS_HASHES_PER_TOKEN);
 	limits_refill(gw, s);
-	if (s->msg_tokens >= 1.0) {
-		s->msg_tokens -= 1.0;
+	if (s->msg_tokens >= cost) {
+		s->msg_tokens -= cost;
 		return 1;
 	}
 	return limits_violation(gw, s);
 }
 
-int limits_violation(struct gateway *gw, struct session *s)
+static int limits_count_violation(struct gateway *gw, struct session *s, const char *reason)
 {
-	gw->stats.rate_limited++;
-	if (++s->violations >= gw->max_violations) {
-		session_close_soon(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded");
+	limits_refill(gw, s);
+	if (++s->violations >= (double)gw->max_violations) {
+		session_close_soon(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, reason);
 		return -1;
 	}
 	return 0;
+}
+
+int limits_violation(struct gateway *gw, struct session *s)
+{
+	gw->stats.rate_limited++;
+	return limits_count_violation(gw, s, "rate limit exceeded");
+}
+
+void limits_bad_message(struct gateway *gw, struct session *s)
+{
+	gw->stats.bad_messages++;
+	limits_count_violation(gw, s, "too many bad messages");
 }
 
 static void limits_resume(lws_sorted_usec_list_t *sul)

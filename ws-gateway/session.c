@@ -303,18 +303,25 @@ static const struct {
     {WSMSG_DECLINE, on_decline},
 };
 
+/*
+ * A text message is charged to the budget whether or not it parses (a flood of garbage is
+ * refused and closed like any other flood), after parsing, so that a refused want names its hash
+ * and a long list costs what it weighs.
+ */
 static void session_text(struct gateway *gw, struct session *s)
 {
 	struct wsmsg_error err;
 	struct wsmsg *m = &gw->scratch_msg;
-	if (wsmsg_parse_client((const char *)s->rx, s->rx_len, m, &err) < 0) {
-		gw->stats.bad_messages++;
-		session_send_error(s, err.code, err.has_hash ? err.hash : NULL, err.message);
+	int parsed = wsmsg_parse_client((const char *)s->rx, s->rx_len, m, &err) == 0;
+	const uint8_t *hash =
+	    parsed ? (m->has_hash ? m->hash : NULL) : (err.has_hash ? err.hash : NULL);
+	if (limits_take_message(gw, s, parsed ? m->nhashes : 0) <= 0) {
+		session_send_error(s, "rate_limited", hash, "too many messages: slow down");
 		return;
 	}
-	if (limits_take_message(gw, s) <= 0) {
-		session_send_error(s, "rate_limited", m->has_hash ? m->hash : NULL,
-				   "too many messages: slow down");
+	if (!parsed) {
+		session_send_error(s, err.code, hash, err.message);
+		limits_bad_message(gw, s);
 		return;
 	}
 	for (size_t i = 0; i < sizeof(session_handlers) / sizeof(session_handlers[0]); i++) {
@@ -335,16 +342,16 @@ static void session_binary(struct gateway *gw, struct session *s)
 {
 	uint8_t hash[HASH_LEN], got[HASH_LEN];
 	if (s->rx_len < HASH_LEN) {
-		gw->stats.bad_messages++;
 		session_send_error(s, "bad_request", NULL,
 				   "a binary frame starts with the blob's 32-byte SHA-256");
+		limits_bad_message(gw, s);
 		return;
 	}
 	memcpy(hash, s->rx, HASH_LEN);
 	struct interest *in = interest_get(gw, s, hash, 0);
 	if (in == NULL || !in->requested) {
-		gw->stats.bad_messages++;
 		session_send_error(s, "bad_request", hash, "this binary frame answers no request");
+		limits_bad_message(gw, s);
 		return;
 	}
 	in->requested = 0;

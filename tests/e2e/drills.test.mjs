@@ -499,9 +499,11 @@ test('drill: a flood beside normal clients — their latency and results do not 
 	if (SANITIZED) {
 		t.diagnostic('a sanitized build: the latency and memory bounds are reported above, not asserted');
 	} else {
-		assert.ok(loud.ws.p50 <= 5 * quiet.ws.p50 + 10, `want→blob p50 ${loud.ws.p50} ms with the flood, ${quiet.ws.p50} ms without`);
-		assert.ok(loud.p99m <= 5 * quiet.p99m + 50, `want→blob p99 (median of ${ROUNDS} rounds) ${loud.p99m} ms with the flood, ${quiet.p99m} ms without`);
-		assert.ok(loud.http.p50 <= 5 * quiet.http.p50 + 10, `HTTP p50 ${loud.http.p50} ms with the flood, ${quiet.http.p50} ms without`);
+		// "Not materially": within 3× and a few milliseconds (measured: 1.4–1.8× at p50,
+		// 1.3–1.6× for the p99s, docs/DRILLS.md).
+		assert.ok(loud.ws.p50 <= 3 * quiet.ws.p50 + 2, `want→blob p50 ${loud.ws.p50} ms with the flood, ${quiet.ws.p50} ms without`);
+		assert.ok(loud.p99m <= 3 * quiet.p99m + 5, `want→blob p99 (median of ${ROUNDS} rounds) ${loud.p99m} ms with the flood, ${quiet.p99m} ms without`);
+		assert.ok(loud.http.p50 <= 3 * quiet.http.p50 + 2, `HTTP p50 ${loud.http.p50} ms with the flood, ${quiet.http.p50} ms without`);
 		// Memory stays bounded: the flood's connections may cost at most 2 × max_blob each while
 		// open (an oversized frame is dropped as it arrives, not buffered).
 		for (const name of ['gw1', 'gw2', 'hub']) {

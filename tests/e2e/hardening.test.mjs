@@ -103,6 +103,38 @@ test('message rate: a flood gets rate_limited, then a close with 1008; the limit
 	await calm.close();
 }));
 
+test('message rate: a long list costs one token per 8 hashes, so lists run out of budget first', T(async () => {
+	// Budget here: 50 tokens. Forty one-hash drops fit in it; two 256-hash drops (33 tokens
+	// each) do not: the second is refused.
+	const small = await stack.wsConnect({ index: 0, label: 'forty small drops' });
+	for (let k = 0; k < 40; k++) small.drop(randomHash());
+	const big = await stack.wsConnect({ index: 0, label: 'two long drops' });
+	for (let k = 0; k < 2; k++) big.drop(Array.from({ length: 256 }, () => randomHash()));
+	const err = await big.nextError('rate_limited');
+	assert.match(err.message, /slow down/);
+	await sleep(300);
+	assert.equal(big.log.filter((m) => m.type === 'error').length, 1, JSON.stringify(big.log));
+	assert.deepEqual(small.log.filter((m) => m.type === 'error'), [], 'forty one-hash drops were refused');
+	assert.ok(small.isOpen && big.isOpen);
+	await small.close();
+	await big.close();
+}));
+
+test('bad messages count toward the limit: garbage within the rate is answered, then closed with 1008', T(async () => {
+	const c = await stack.wsConnect({ index: 1, label: 'garbage' });
+	const calm = await stack.wsConnect({ index: 1, label: 'calm, same gateway' });
+	for (let k = 0; k < 45; k++) c.send(k % 3 ? '{"type":"nope"}' : 'not json'); // within the 50-token burst
+	const closed = await c.closed;
+	assert.equal(closed.code, 1008);
+	assert.match(closed.reason, /bad messages/);
+	const errors = c.log.filter((m) => m.type === 'error');
+	// max_violations is 40 (one forgiven a second: 41 if the reading spans one).
+	assert.ok(errors.length >= 40 && errors.length <= 41, `${errors.length} errors before the close`);
+	assert.ok(errors.every((m) => m.code === 'bad_request'), JSON.stringify(errors.slice(0, 3)));
+	await calm.hold(makeBlob(100, 'calm after garbage'));
+	await calm.close();
+}));
+
 test('wants in flight: the fifth open want is refused with rate_limited naming its hash', T(async () => {
 	const silent = await stack.wsConnect({ index: 0, label: 'silent holder' });
 	const hashes = Array.from({ length: 5 }, () => randomHash());

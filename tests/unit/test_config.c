@@ -243,6 +243,33 @@ static void test_reset(void **state)
 	assert_int_equal(config_int("gateway.port"), 8081);
 }
 
+/* conf/ephemeral.conf is the table's defaults and descriptions, word for word, after its header. */
+static void test_conf_file_mirrors_table(void **state)
+{
+	(void)state;
+	char *dump = NULL, *file = NULL;
+	size_t dump_len = 0, file_len = 0;
+	FILE *out = open_memstream(&dump, &dump_len);
+	assert_non_null(out);
+	config_dump(out);
+	fclose(out);
+	FILE *in = fopen("conf/ephemeral.conf", "r"); /* scripts/test.sh runs from the top */
+	assert_non_null(in);
+	out = open_memstream(&file, &file_len);
+	char buf[4096];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		fwrite(buf, 1, n, out);
+	fclose(in);
+	fclose(out);
+	assert_true(file_len > dump_len);
+	if (strcmp(file + file_len - dump_len, dump) != 0)
+		fail_msg("conf/ephemeral.conf does not end with `ephemeral-hub -d` (the table in "
+			 "common/config.c): regenerate its body from it");
+	free(dump);
+	free(file);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -253,6 +280,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_environment, reset, reset),
 	    cmocka_unit_test_setup_teardown(test_file, reset, reset),
 	    cmocka_unit_test_setup_teardown(test_reset, reset, reset),
+	    cmocka_unit_test_setup_teardown(test_conf_file_mirrors_table, reset, reset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -363,12 +363,47 @@ static void test_client_builders(void **state)
 	free(m);
 }
 
+/* The hex decoder: every byte value at every position, and round trips through hash_to_hex. */
+static void test_hash_hex(void **state)
+{
+	(void)state;
+	uint8_t out[HASH_LEN], back[HASH_LEN];
+	char text[HASH_HEX_LEN + 1], hex[HASH_HEX_LEN + 1];
+	for (size_t pos = 0; pos < HASH_HEX_LEN; pos++) {
+		for (int b = 0; b < 256; b++) {
+			memcpy(text, H, sizeof(text));
+			text[pos] = (char)b;
+			int ok = (b >= '0' && b <= '9') || (b >= 'a' && b <= 'f');
+			assert_int_equal(hash_from_hex(text, HASH_HEX_LEN, out), ok ? 0 : -1);
+			assert_int_equal(hash_hex_valid(text, HASH_HEX_LEN), ok);
+			assert_int_equal(hash_hex_valid_anycase(text, HASH_HEX_LEN),
+					 ok || (b >= 'A' && b <= 'F'));
+			if (!ok)
+				continue;
+			int v = b <= '9' ? b - '0' : b - 'a' + 10;
+			assert_int_equal(pos % 2 ? out[pos / 2] & 0xf : out[pos / 2] >> 4, v);
+			hash_to_hex(out, hex);
+			assert_string_equal(hex, text);
+		}
+	}
+	for (int i = 0; i < 1000; i++) {
+		for (size_t k = 0; k < HASH_LEN; k++)
+			out[k] = (uint8_t)rand();
+		hash_to_hex(out, hex);
+		assert_int_equal(hash_from_hex(hex, HASH_HEX_LEN, back), 0);
+		assert_memory_equal(out, back, HASH_LEN);
+	}
+	assert_int_equal(hash_from_hex(H, HASH_HEX_LEN - 1, out), -1);
+	assert_int_equal(hash_from_hex(NULL, HASH_HEX_LEN, out), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_client_cases),    cmocka_unit_test(test_hash_list_limits),
 	    cmocka_unit_test(test_text_size_limit), cmocka_unit_test(test_server_builders),
 	    cmocka_unit_test(test_server_cases),    cmocka_unit_test(test_client_builders),
+	    cmocka_unit_test(test_hash_hex),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
