@@ -40,6 +40,11 @@ test('kill -9 a gateway: the hub forgets its viewers within a few seconds', T(as
 	assert.equal(s1.gateways, 1);
 	assert.equal(s1.connections, 1);
 	assert.equal(s1.holdings, 1);
+	// The hub's pings to the dead gateway failed until it was forgotten: said once, not per ping.
+	const hubLog = stack.hub.tail(1000);
+	assert.equal((hubLog.match(/gateway gw1 takes no messages/g) || []).length, 1, hubLog);
+	assert.match(hubLog, /gateway gw1 silent for \d+ ms: forgetting its 4 holdings/);
+	assert.match(hubLog, /gateway gw1 forgotten: [1-9]\d* messages to it were dropped/);
 
 	// The survivor sees the count fall, and wants of what died end in not_found.
 	await survivor.waitCount(both.hash, 1, 3000);
