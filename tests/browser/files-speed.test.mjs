@@ -108,10 +108,30 @@ async function share(file) {
 	return { browser: b, href, hashMs: Date.now() - t0 };
 }
 
-/** Downloads href in a fresh browser, sampling its tab's memory; returns the figures. */
+/**
+ * Waits until a browser is idle (its processes used < 50 ms of CPU in the last 500 ms): a fresh
+ * Chromium spends 1–2 s of CPU in its own UI (a --top-chrome-webui renderer) after start, which a
+ * person's browser, open long before they click a link, does not.
+ */
+async function settled(b) {
+	const total = () => chromiumProcesses(b.proc.pid).reduce((n, p) => n + cpuSeconds(p.pid), 0);
+	const t0 = Date.now();
+	let last = total();
+	for (;;) {
+		await sleep(500);
+		const now = total();
+		if (now - last < 0.05 || Date.now() - t0 > 15000) return;
+		last = now;
+	}
+}
+
+/** Downloads href in a browser already running (and idle), sampling its tab's memory. */
 async function download(href, roles) {
-	const b = await browserAt(`${base()}${href}?test`);
+	const b = await browserAt(`${base()}/`);
+	await settled(b);
 	const cpu0 = cpuSnapshot({ ...roles, downloader: b });
+	await b.tab.navigate(`${base()}${href}?test`);
+	await waitFor(() => b.tab.eval('location.pathname !== "/" && document.readyState === "complete" && !!document.getElementById("status")').catch(() => false), { timeoutMs: 15000, what: 'the file page to load' });
 	let peak = { private: 0, rss: 0, pss: 0, heap: 0 };
 	let state;
 	for (;;) {
