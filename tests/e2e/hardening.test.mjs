@@ -169,7 +169,7 @@ function rssKiB(pid) {
 	return Number(m[1]);
 }
 
-test('a slow reader: its gateway queue stays bounded, and it still gets every blob once it reads', T(async () => {
+test('a slow reader: its gateway queue stays bounded, and it still gets every blob once it reads', T(async (t) => {
 	const holder = await stack.wsConnect({ index: 0, label: 'holder of 4 MiB' });
 	const blobs = Array.from({ length: 4 }, (_, k) => makeBlob(1 << 20, `big${k}`));
 	await holder.hold(blobs);
@@ -182,6 +182,7 @@ test('a slow reader: its gateway queue stays bounded, and it still gets every bl
 		await sleep(400);
 	}
 	const grown = rssKiB(gwPid) - before;
+	t.diagnostic(`figures: a reader that stopped reading while 12 blobs of 1 MiB came for it: its gateway's VmRSS ${(before / 1024).toFixed(1)} → ${((before + grown) / 1024).toFixed(1)} MiB (+${grown} KiB; the queue is bounded at 2 × max_blob)`);
 	// Without the bound the gateway would keep every delivered blob queued for this reader.
 	assert.ok(grown < 8 * 1024, `gateway grew by ${grown} KiB while a reader was paused`);
 	reader.ws._socket.resume();
