@@ -156,6 +156,9 @@ static inline size_t store_len(const struct store *s)
 }
 /* Reads a held blob into buf (e->len bytes) and checks its hash. 0, or -1 with a reason. */
 int store_read(const struct store_entry *e, uint8_t *buf, char *err, size_t errlen);
+/* Writes all len bytes of buf to fd at offset off (pwrite), or where fd is when off < 0,
+ * retrying on EINTR. 0, or -1 with errno set. */
+int store_write_all(int fd, const void *buf, size_t len, int64_t off);
 
 /* client.c — one WebSocket to the server, through libwebsockets, with reconnection */
 

@@ -80,22 +80,6 @@ static void get_fail(struct get *g, int code, const char *fmt, ...)
 	client_finish(&g->c, code);
 }
 
-static int get_write_all(int fd, const uint8_t *p, size_t len, int64_t off)
-{
-	while (len) {
-		ssize_t n = off < 0 ? write(fd, p, len) : pwrite(fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-		if (off >= 0)
-			off += n;
-	}
-	return 0;
-}
-
 /* ---- a page ------------------------------------------------------------------------------ */
 
 static void get_page(struct get *g, const uint8_t *data, size_t len)
@@ -115,7 +99,7 @@ static void get_page(struct get *g, const uint8_t *data, size_t len)
 			return;
 		}
 	}
-	int rc = get_write_all(fd, data, len, -1);
+	int rc = store_write_all(fd, data, len, -1);
 	int saved = errno;
 	if (fd != STDOUT_FILENO && close(fd) < 0 && rc == 0) {
 		rc = -1;
@@ -307,7 +291,7 @@ static void get_complete(struct get *g)
 			ssize_t n = pread(g->fd, buf, sizeof(buf), (off_t)off);
 			if (n < 0 && errno == EINTR)
 				continue;
-			if (n <= 0 || get_write_all(STDOUT_FILENO, buf, (size_t)n, -1) < 0) {
+			if (n <= 0 || store_write_all(STDOUT_FILENO, buf, (size_t)n, -1) < 0) {
 				get_fail(g, CLI_EXIT_ERROR, "cannot write the file out: %s",
 					 n == 0 ? "it is shorter than it should be"
 						: strerror(errno));
@@ -413,7 +397,8 @@ static void get_piece_arrived(struct get *g, struct get_piece *it, const uint8_t
 		}
 	}
 	for (size_t i = it->first; i != SIZE_MAX; i = g->next_same[i]) {
-		if (get_write_all(g->fd, data, len, (int64_t)((uint64_t)i * g->m.piece_size)) < 0) {
+		if (store_write_all(g->fd, data, len, (int64_t)((uint64_t)i * g->m.piece_size)) <
+		    0) {
 			get_fail(g, CLI_EXIT_ERROR, "cannot write %s: %s",
 				 g->part ? g->part : "a temporary file", strerror(errno));
 			return;

@@ -47,21 +47,6 @@ struct share {
 	int64_t hash_shown_ms;
 };
 
-static int share_write_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Copies a pipe into an unlinked temporary file, so its pieces can be read again later. */
 static int share_spool(struct share *s, struct share_item *it, int in)
 {
@@ -88,7 +73,7 @@ static int share_spool(struct share *s, struct share_item *it, int in)
 		}
 		if (n == 0)
 			break;
-		if (share_write_all(fd, buf, (size_t)n) < 0) {
+		if (store_write_all(fd, buf, (size_t)n, -1) < 0) {
 			progress_error(&s->out, "cannot keep a copy of %s in %s: %s", it->arg,
 				       dir && *dir ? dir : "/tmp", strerror(errno));
 			close(fd);

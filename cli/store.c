@@ -7,6 +7,9 @@
  * they are sent: a file that changed on disk is declined rather than served wrong (the server
  * would drop our claim, and close a connection that keeps sending wrong bytes). The store never
  * opens or closes files: the commands own their descriptors. Called by client.c.
+ *
+ * Also the commands' one write loop (store_write_all): a downloaded piece into its file, a page
+ * or a file to standard output, a pipe spooled to a temporary file.
  */
 #include "cli.h"
 
@@ -111,6 +114,23 @@ int store_read(const struct store_entry *e, uint8_t *buf, char *err, size_t errl
 	if (hash_compute(buf, e->len, got) < 0 || memcmp(got, e->hash, HASH_LEN) != 0) {
 		snprintf(err, errlen, "the file changed on disk");
 		return -1;
+	}
+	return 0;
+}
+
+int store_write_all(int fd, const void *buf, size_t len, int64_t off)
+{
+	const uint8_t *p = buf;
+	while (len) {
+		ssize_t n = off < 0 ? write(fd, p, len) : pwrite(fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+		if (off >= 0)
+			off += n;
 	}
 	return 0;
 }

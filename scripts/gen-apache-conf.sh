@@ -49,10 +49,9 @@ repository root after `make` (or use `make run SERVER=apache`):
 USAGE
 }
 
-die() {
-	echo "gen-apache-conf.sh: $*" >&2
-	exit 2
-}
+prog=gen-apache-conf.sh
+# shellcheck source-path=SCRIPTDIR source=conf-options.sh
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/conf-options.sh"
 
 port=8080
 bind=127.0.0.1
@@ -70,52 +69,12 @@ site=0
 log_level=warn
 
 orig_args=("$@")
-while (($#)); do
-	opt=$1
-	case $opt in
-	-h | --help)
-		usage
-		exit 0
-		;;
-	--site)
-		site=1
-		shift
-		continue
-		;;
-	--port | --bind | --server-name | --gateways | --frontends | --root | --state-dir | \
-		--modules | --user | --group | --tls-cert | --tls-key | --log-level)
-		(($# >= 2)) || die "$opt needs a value"
-		val=$2
-		shift 2
-		;;
-	--*=*)
-		set -- "${opt%%=*}" "${opt#*=}" "${@:2}"
-		continue
-		;;
-	*)
-		usage >&2
-		die "unknown option: $opt"
-		;;
-	esac
-	case $opt in
-	--port) port=$val ;;
-	--bind) bind=$val ;;
-	--server-name) server_name=$val ;;
-	--gateways) gateways=$val ;;
-	--frontends) frontends=$val ;;
-	--root) root=$val ;;
-	--state-dir) state_dir=$val ;;
-	--modules) modules=$val ;;
-	--user) user=$val ;;
-	--group) group=$val ;;
-	--tls-cert) tls_cert=$val ;;
-	--tls-key) tls_key=$val ;;
-	--log-level) log_level=$val ;;
-	esac
-done
+value_options=(--port --bind --server-name --gateways --frontends --root --state-dir --modules --user
+	--group --tls-cert --tls-key --log-level)
+flag_options=(--site)
+parse_options "$@"
 
 # Validation: every value ends up inside a double-quoted Apache argument or as a number.
-is_uint() { [[ $1 =~ ^[0-9]+$ ]] && ((10#$1 >= $2 && 10#$1 <= $3)); }
 safe_string() { [[ -n $1 && $1 != *[\"\\\$\<\>\ $'\t\n\r']* ]]; }
 
 is_uint "$port" 1 65535 || die "--port: \"$port\" is not a port number"
@@ -127,18 +86,7 @@ is_uint "$port" 1 65535 || die "--port: \"$port\" is not a port number"
 [[ -z $user || $user =~ ^[A-Za-z_][A-Za-z0-9_.-]*$ ]] || die "--user: \"$user\" is not a user name"
 [[ -z $group || $group =~ ^[A-Za-z_][A-Za-z0-9_.-]*$ ]] || die "--group: \"$group\" is not a group name"
 [[ -n $group || -z $user ]] || group=$user
-[[ -n $tls_cert && -n $tls_key || -z $tls_cert && -z $tls_key ]] ||
-	die "--tls-cert and --tls-key go together"
-for d in root state_dir modules tls_cert tls_key; do
-	v=${!d}
-	[[ -z $v ]] && continue
-	safe_string "$v" || die "--${d/_/-}: \"$v\" cannot be used in an Apache configuration"
-	[[ $v == /* ]] || die "--${d/_/-}: \"$v\" is not an absolute path"
-	if [[ $d != tls_* ]]; then
-		v=${v%/}
-		printf -v "$d" '%s' "${v:-/}"
-	fi
-done
+check_tls_and_paths "in an Apache configuration" root state_dir modules tls_cert tls_key
 
 # host:port lists; an IPv6 host goes in brackets: [::1]:8081.
 split_hosts() { # option list -> fills the array named by $3

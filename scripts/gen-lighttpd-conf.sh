@@ -37,10 +37,9 @@ With no options the output is conf/lighttpd.conf: start it from the repository r
 USAGE
 }
 
-die() {
-	echo "gen-lighttpd-conf.sh: $*" >&2
-	exit 2
-}
+prog=gen-lighttpd-conf.sh
+# shellcheck source-path=SCRIPTDIR source=conf-options.sh
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/conf-options.sh"
 
 port=8080
 bind=127.0.0.1
@@ -57,47 +56,12 @@ tls_cert=
 tls_key=
 
 orig_args=("$@")
-while (($#)); do
-	opt=$1
-	case $opt in
-	-h | --help)
-		usage
-		exit 0
-		;;
-	--port | --bind | --gateways | --hub-endpoint | --root | --bin | --state-dir | --fcgi-procs | \
-		--hub-timeout-ms | --log-level | --frontends | --tls-cert | --tls-key)
-		(($# >= 2)) || die "$opt needs a value"
-		val=$2
-		shift 2
-		;;
-	--*=*)
-		set -- "${opt%%=*}" "${opt#*=}" "${@:2}"
-		continue
-		;;
-	*)
-		usage >&2
-		die "unknown option: $opt"
-		;;
-	esac
-	case $opt in
-	--port) port=$val ;;
-	--bind) bind=$val ;;
-	--gateways) gateways=$val ;;
-	--hub-endpoint) hub_endpoint=$val ;;
-	--root) root=$val ;;
-	--bin) bin=$val ;;
-	--state-dir) state_dir=$val ;;
-	--fcgi-procs) fcgi_procs=$val ;;
-	--hub-timeout-ms) hub_timeout_ms=$val ;;
-	--log-level) log_level=$val ;;
-	--frontends) frontends=$val ;;
-	--tls-cert) tls_cert=$val ;;
-	--tls-key) tls_key=$val ;;
-	esac
-done
+value_options=(--port --bind --gateways --hub-endpoint --root --bin --state-dir --fcgi-procs
+	--hub-timeout-ms --log-level --frontends --tls-cert --tls-key)
+flag_options=()
+parse_options "$@"
 
 # Validation: every value ends up inside a double-quoted lighttpd string or as a number.
-is_uint() { [[ $1 =~ ^[0-9]+$ ]] && (( 10#$1 >= $2 && 10#$1 <= $3 )); }
 safe_string() { [[ $1 != *[\"\\$'\n'$'\r']* && -n $1 ]]; }
 
 is_uint "$port" 1 65535 || die "--port: \"$port\" is not a port number"
@@ -108,17 +72,7 @@ is_uint "$hub_timeout_ms" 10 60000 ||
 safe_string "$hub_endpoint" || die "--hub-endpoint: \"$hub_endpoint\" cannot be used"
 [[ -z $log_level || $log_level =~ ^(error|warn|info|debug)$ ]] ||
 	die "--log-level: \"$log_level\" is not error, warn, info or debug"
-[[ -n $tls_cert && -n $tls_key || -z $tls_cert && -z $tls_key ]] ||
-	die "--tls-cert and --tls-key go together"
-for d in root bin state_dir tls_cert tls_key; do
-	v=${!d}
-	[[ -z $v ]] && continue
-	safe_string "$v" || die "--${d/_/-}: \"$v\" cannot be used in a lighttpd string"
-	[[ $v == /* ]] || die "--${d/_/-}: \"$v\" is not an absolute path"
-	[[ $d == tls_* ]] && continue
-	v=${v%/}
-	printf -v "$d" '%s' "${v:-/}"
-done
+check_tls_and_paths "in a lighttpd string" root bin state_dir tls_cert tls_key
 
 IFS=, read -r -a gateway_list <<<"$gateways"
 ((${#gateway_list[@]})) || die "--gateways: no gateway given"

@@ -121,6 +121,7 @@ done < <(find web/templates web/static -type f ! -name '.*' -print0 | sort -z)
 # The configuration generators, to regenerate after adding gateways.
 put 0755 scripts/gen-lighttpd-conf.sh "$DATADIR/gen-lighttpd-conf.sh"
 put 0755 scripts/gen-apache-conf.sh "$DATADIR/gen-apache-conf.sh"
+put 0644 scripts/conf-options.sh "$DATADIR/conf-options.sh" # what both generators source
 
 # Settings, with the installed web folder. (Each put reads a process substitution, not a pipe:
 # a pipe would run it in a subshell, and the list of what was installed would lose it.)

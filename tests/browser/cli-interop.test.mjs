@@ -6,11 +6,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { chromium } from 'playwright-core';
 import { startStack, withLogs, sha256hex, waitFor } from '../lib/stack.mjs';
 import { runCli, startShare } from '../lib/cli-helpers.mjs';
+import { launchChromium, shareHtml, shareLinkPath } from '../lib/files-helpers.mjs';
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 let stack;
 let browser;
 let context; // one context for the whole file: making one is the slowest step of a test here
@@ -20,11 +19,7 @@ const T = (fn) => withLogs(() => stack, fn);
 before(async () => {
 	stack = await startStack({ gateways: 2 });
 	dir = fs.mkdtempSync(path.join(stack.stateDir, 'interop-'));
-	browser = await chromium.launch({
-		executablePath: CHROMIUM,
-		args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-			'--disable-component-update', '--disable-sync'],
-	});
+	browser = await launchChromium({ insecureHost: false });
 	context = await browser.newContext({ acceptDownloads: true });
 });
 after(async () => {
@@ -42,16 +37,7 @@ async function newPage() {
 }
 
 /** Waits until a#share-link points at /{hash}; returns the hash. */
-async function sharedHash(page, timeoutMs = 15000) {
-	const link = page.locator('a#share-link');
-	await link.waitFor({ state: 'visible', timeout: timeoutMs });
-	let href;
-	await waitFor(async () => {
-		href = await link.getAttribute('href');
-		return href && /^\/[0-9a-f]{64}$/.test(new URL(href, base()).pathname);
-	}, { timeoutMs, what: 'a#share-link to point at /{hash}' });
-	return new URL(href, base()).pathname.slice(1);
-}
+const sharedHash = async (page) => (await shareLinkPath(page, base())).slice(1);
 
 test('the CLI shares a file; Chromium downloads it under its name', T(async () => {
 	const name = 'from the terminal ü.bin';
@@ -101,10 +87,7 @@ test('text shared from the home page: ephemeral get prints the same bytes, share
 	const html = `<!doctype html>\n<title>héllo ✓</title>\n<p>Ünïcødé 🎉 ${randomBytes(6).toString('hex')}</p>\n`;
 	const page = await newPage();
 	try {
-		await page.goto(`${base()}/`);
-		await page.fill('textarea#html-input', html);
-		await page.click('button#share-button');
-		const hash = await sharedHash(page);
+		const hash = (await shareHtml(page, base(), html)).slice(1);
 		assert.equal(hash, sha256hex(Buffer.from(html, 'utf8')));
 		const r = await runCli(['get', hash, '--url', base()]);
 		assert.equal(r.code, 0, r.stderr);

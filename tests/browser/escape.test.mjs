@@ -11,21 +11,16 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { chromium } from 'playwright-core';
 import { startStack, withLogs, sha256hex, waitFor, sleep } from '../lib/stack.mjs';
+import { launchChromium, shareHtml } from '../lib/files-helpers.mjs';
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 let stack;
 let browser;
 const T = (fn) => withLogs(() => stack, fn, 90000);
 
 before(async () => {
 	stack = await startStack({ gateways: 2 });
-	browser = await chromium.launch({
-		executablePath: CHROMIUM,
-		args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-			'--disable-component-update', '--disable-sync'],
-	});
+	browser = await launchChromium({ insecureHost: false });
 });
 after(async () => {
 	if (browser) await browser.close();
@@ -159,20 +154,6 @@ async function newPage({ cookie = false } = {}) {
 	return page;
 }
 
-async function share(page, html) {
-	await page.goto(`${base()}/`);
-	await page.fill('textarea#html-input', html);
-	await page.click('button#share-button');
-	const link = page.locator('a#share-link');
-	await link.waitFor({ state: 'visible', timeout: 15000 });
-	let href;
-	await waitFor(async () => {
-		href = await link.getAttribute('href');
-		return href && /^\/[0-9a-f]{64}$/.test(new URL(href, base()).pathname);
-	}, { timeoutMs: 15000, what: 'a#share-link to point at /{hash}' });
-	return new URL(href, base()).pathname;
-}
-
 async function expectViewers(page, text, timeoutMs = 8000) {
 	let last;
 	await waitFor(async () => {
@@ -187,7 +168,7 @@ const refusedOrigins = () => stack.gateways.reduce((n, g) => n + (fs.readFileSyn
 
 test('shared HTML cannot read the site\'s cookie, storage or page, open its socket, navigate the top, open popups or submit forms', T(async () => {
 	const sharer = await newPage();
-	const pathname = await share(sharer, ESCAPE_HTML);
+	const pathname = await shareHtml(sharer, base(), ESCAPE_HTML);
 	assert.equal(pathname, `/${sha256hex(Buffer.from(ESCAPE_HTML, 'utf8'))}`);
 
 	// The viewer's browser already knows the site: a cookie, and things in the site's storage.
@@ -280,7 +261,7 @@ test('shared HTML cannot take the top window back through the session history', 
 	// history.back() from the frame would leave the viewer page for the page before it.
 	const html = '<!doctype html><p id="h">history</p><script>setTimeout(() => { try { history.back(); } catch (e) {} try { history.go(-1); } catch (e) {} document.getElementById("h").textContent = "tried"; }, 300);</script>';
 	const sharer = await newPage();
-	const pathname = await share(sharer, html);
+	const pathname = await shareHtml(sharer, base(), html);
 	const viewer = await newPage();
 	await viewer.goto(`${base()}/`);
 	await viewer.goto(`${base()}${pathname}`);

@@ -5,21 +5,16 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { chromium } from 'playwright-core';
 import { startStack, withLogs, sha256hex, connectUrl, waitFor, randomHash } from '../lib/stack.mjs';
+import { launchChromium, shareHtml, shareLinkPath } from '../lib/files-helpers.mjs';
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 let stack;
 let browser;
 const T = (fn) => withLogs(() => stack, fn);
 
 before(async () => {
 	stack = await startStack({ gateways: 2 });
-	browser = await chromium.launch({
-		executablePath: CHROMIUM,
-		args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-			'--disable-component-update', '--disable-sync'],
-	});
+	browser = await launchChromium({ insecureHost: false });
 });
 after(async () => {
 	if (browser) await browser.close();
@@ -35,27 +30,6 @@ async function newPage() {
 	page.errorsSeen = [];
 	page.on('pageerror', (e) => page.errorsSeen.push(e.message));
 	return page;
-}
-
-async function share(page, html) {
-	await page.goto(`${base()}/`);
-	await page.fill('textarea#html-input', html);
-	await page.click('button#share-button');
-	return shareLinkPath(page);
-}
-
-/** Waits until a#share-link is visible and points at /{hash}; returns that path. */
-async function shareLinkPath(page, timeoutMs = 15000) {
-	const link = page.locator('a#share-link');
-	await link.waitFor({ state: 'visible', timeout: timeoutMs });
-	let href;
-	await waitFor(async () => {
-		href = await link.getAttribute('href');
-		return href && /^\/[0-9a-f]{64}$/.test(new URL(href, base()).pathname);
-	}, { timeoutMs, what: 'a#share-link to point at /{hash}' }).catch(async (e) => {
-		throw new Error(`${e.message}; href is ${JSON.stringify(href)}, #status says ${JSON.stringify(await page.locator('#status').textContent().catch(() => '?'))}`);
-	});
-	return new URL(href, base()).pathname;
 }
 
 /** Finds the frame (at any depth) where selector exists; returns {frame, text}. */
@@ -94,7 +68,7 @@ test('share HTML: the link is the SHA-256 of the text; a viewer runs it; counts 
 	const html = `<!doctype html>\n<title>héllo ✓</title>\n<p>Ünïcødé 🎉</p>\n<div id="marker"></div>\n` +
 		`<script>document.getElementById('marker').textContent = '${marker}' + ':' + (1 + 1);</script>\n`;
 	const sharer = await newPage();
-	const pathname = await share(sharer, html);
+	const pathname = await shareHtml(sharer, base(), html);
 	const expected = sha256hex(Buffer.from(html, 'utf8'));
 	assert.equal(pathname, `/${expected}`, 'the share link is not /{sha256 of the UTF-8 text}');
 	await stack.waitLookup(expected, 1, 5000);
@@ -131,7 +105,7 @@ document.getElementById('probe').textContent = r.join(',');
 setTimeout(() => { try { top.location.href = 'about:blank#escaped'; } catch (e) {} }, 50);
 </script>`;
 	const sharer = await newPage();
-	const pathname = await share(sharer, html);
+	const pathname = await shareHtml(sharer, base(), html);
 	const viewer = await newPage();
 	// The viewer page's own storage, which the shared HTML must not see.
 	await viewer.goto(`${base()}${pathname}`);
@@ -172,7 +146,7 @@ test('share a file: the link is a manifest of its pieces; the viewer downloads i
 	const sharer = await newPage();
 	await sharer.goto(`${base()}/`);
 	await sharer.setInputFiles('input#file-input', file);
-	const pathname = await shareLinkPath(sharer);
+	const pathname = await shareLinkPath(sharer, base());
 	const hash = pathname.slice(1);
 	assert.match(hash, /^[0-9a-f]{64}$/);
 

@@ -45,7 +45,7 @@ test('make install DESTDIR=… PREFIX=/usr: programs, pages, settings, web serve
 	for (const f of [
 		'/usr/bin/ephemeral-hub', '/usr/bin/ephemeral-gateway', '/usr/bin/ephemeral-fcgi', '/usr/bin/ephemeral-ctl',
 		'/usr/share/ephemeral/web/templates/home.html', '/usr/share/ephemeral/web/static/style.css',
-		'/usr/share/ephemeral/gen-lighttpd-conf.sh', '/usr/share/ephemeral/gen-apache-conf.sh',
+		'/usr/share/ephemeral/gen-lighttpd-conf.sh', '/usr/share/ephemeral/gen-apache-conf.sh', '/usr/share/ephemeral/conf-options.sh',
 		'/etc/ephemeral/ephemeral.conf', '/etc/ephemeral/lighttpd.conf', '/etc/ephemeral/apache-site.conf',
 		'/usr/lib/systemd/system/ephemeral-hub.service', '/usr/lib/systemd/system/ephemeral-gateway@.service',
 		'/usr/lib/systemd/system/ephemeral-fcgi@.service', '/usr/lib/systemd/system/ephemeral-lighttpd.service',

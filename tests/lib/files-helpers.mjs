@@ -1,9 +1,11 @@
 // files-helpers.mjs — what the file tests (tests/browser/files*.test.mjs) share: Chromium through
-// playwright-core, a page per context with its errors collected, sharing a file from the home
-// page, waiting for what the viewer page says, reading the ?test counters, a Node holder of a
-// file's pieces (which may lie), and a tiny DevTools-protocol client for measurements without
-// playwright's network tracing. Uses tests/lib/stack.mjs; never starts a process of its own
-// except Chromium, which it stops by its PID.
+// playwright-core (every browser test launches it here), a page per context with its errors
+// collected, sharing a file or text from the home page and waiting for its link (share.test.mjs,
+// escape.test.mjs and cli-interop.test.mjs use these too), waiting for what the viewer page says,
+// reading the ?test counters, a Node holder of a file's pieces (which may lie), and a tiny
+// DevTools-protocol client for measurements without playwright's network tracing. Uses
+// tests/lib/stack.mjs; never starts a process of its own except Chromium, which it stops by its
+// PID.
 
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -22,9 +24,11 @@ export const PIECE_SIZE = 256 * 1024;
 // another host: no WebCrypto, no OPFS, no clipboard).
 export const INSECURE_HOST = 'ephemeral.test';
 
-export async function launchChromium() {
+/** Chromium through playwright-core; insecureHost: INSECURE_HOST resolves to 127.0.0.1. */
+export async function launchChromium({ insecureHost = true } = {}) {
 	const { chromium } = await import('playwright-core');
-	return chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, `--host-resolver-rules=MAP ${INSECURE_HOST} 127.0.0.1`] });
+	const hostArgs = insecureHost ? [`--host-resolver-rules=MAP ${INSECURE_HOST} 127.0.0.1`] : [];
+	return chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, ...hostArgs] });
 }
 
 /** A page in a fresh context (its own storage), with page errors and console errors collected. */
@@ -77,6 +81,28 @@ export async function shareFileFrom(page, base, file, timeoutMs = 30000) {
 		return href && href !== before && /^\/[0-9a-f]{64}$/.test(href);
 	}, { timeoutMs, what: 'a#share-link to point at the new /{hash}' });
 	return href;
+}
+
+/** Waits until a#share-link is visible and points at /{hash} (of base); returns that path. */
+export async function shareLinkPath(page, base, timeoutMs = 15000) {
+	const link = page.locator('a#share-link');
+	await link.waitFor({ state: 'visible', timeout: timeoutMs });
+	let href;
+	await waitFor(async () => {
+		href = await link.getAttribute('href');
+		return href && /^\/[0-9a-f]{64}$/.test(new URL(href, base).pathname);
+	}, { timeoutMs, what: 'a#share-link to point at /{hash}' }).catch(async (e) => {
+		throw new Error(`${e.message}; href is ${JSON.stringify(href)}, #status says ${JSON.stringify(await page.locator('#status').textContent().catch(() => '?'))}`);
+	});
+	return new URL(href, base).pathname;
+}
+
+/** Shares text as a page from the home page (textarea#html-input); returns the link's /{hash}. */
+export async function shareHtml(page, base, html) {
+	await page.goto(`${base}/`);
+	await page.fill('textarea#html-input', html);
+	await page.click('button#share-button');
+	return shareLinkPath(page, base);
 }
 
 /** Waits until #status on the page matches re; returns its text. Fails early on a page error. */
