@@ -22,6 +22,12 @@ const BACKOFF_MAX_MS = 15000;
 const RATE_LIMIT_TRIES = 8;
 const MISMATCH_TRIES = 3;
 const HAVE_DELAY_MS = 20; // `have`s verified within this long go out as one message
+// The server charges a message 1 token + 1 per 8 hashes it lists, out of 2,000 tokens a second
+// and bursts of 4,000 (docs/LIMITS.md). `have`/`drop` lists go out at half that pace, so a tab
+// holding tens of thousands of pieces is never refused when it (re)announces them.
+const LIST_HASHES_PER_TOKEN = 8;
+const LIST_TOKENS_PER_S = 1000;
+const LIST_TOKEN_BURST = 2000;
 const SERVE_READS = 4; // reads of held blobs at once, answering requests
 const SEND_BUFFER_HIGH = 8 * 1024 * 1024; // wait to read more while this much is unsent
 
@@ -91,11 +97,16 @@ export class EphemeralClient extends EventTarget {
 	#ws = null;
 	#attempt = 0;
 	#timer = 0;
+	#stopped = false;
 	#held = new Map(); // hash -> Uint8Array | Blob | () => Promise<Uint8Array | ArrayBuffer frame | Blob>
 	#wants = new Map(); // hash -> {promise, resolve, reject, rateTries, mismatchTries, retryTimer}
 	#counts = new Map(); // hash -> viewers
 	#haveQueue = new Set();
 	#haveTimer = 0;
+	#lists = []; // have/drop messages waiting for the pace above, in order
+	#listTokens = LIST_TOKEN_BURST;
+	#listAt = 0;
+	#listTimer = 0;
 	#requests = []; // requests waiting for a read slot or for the send buffer to drain
 	#reading = 0;
 	#drainTimer = 0;
@@ -115,6 +126,15 @@ export class EphemeralClient extends EventTarget {
 	start() {
 		if (!this.#ws && !this.#timer) this.#connect();
 		return this;
+	}
+
+	// Closes the connection for good, with no reconnect (a page just goes away; tests stop).
+	stop() {
+		this.#stopped = true;
+		for (const t of [this.#timer, this.#haveTimer, this.#listTimer, this.#drainTimer]) clearTimeout(t);
+		for (const w of this.#wants.values()) clearTimeout(w.retryTimer);
+		this.#timer = this.#haveTimer = this.#listTimer = this.#drainTimer = 0;
+		if (this.#ws) this.#ws.close(1000);
 	}
 
 	count(hash) {
@@ -221,6 +241,7 @@ export class EphemeralClient extends EventTarget {
 	}
 
 	#scheduleReconnect() {
+		if (this.#stopped) return;
 		const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.#attempt);
 		this.#attempt++;
 		this.#timer = setTimeout(() => this.#connect(), base * (0.5 + Math.random() / 2));
@@ -231,7 +252,25 @@ export class EphemeralClient extends EventTarget {
 	}
 
 	#sendHashes(type, hashes) {
-		for (const part of batches(hashes, HAVE_BATCH)) this.#send({ type, hashes: part });
+		for (const part of batches(hashes, HAVE_BATCH)) this.#lists.push({ type, hashes: part });
+		this.#pumpLists();
+	}
+
+	#pumpLists() {
+		clearTimeout(this.#listTimer);
+		this.#listTimer = 0;
+		const now = performance.now();
+		this.#listTokens = Math.min(LIST_TOKEN_BURST, this.#listTokens + ((now - this.#listAt) * LIST_TOKENS_PER_S) / 1000);
+		this.#listAt = now;
+		while (this.#lists.length) {
+			const cost = 1 + Math.floor(this.#lists[0].hashes.length / LIST_HASHES_PER_TOKEN);
+			if (this.#listTokens < cost) {
+				this.#listTimer = setTimeout(() => this.#pumpLists(), Math.ceil(((cost - this.#listTokens) * 1000) / LIST_TOKENS_PER_S));
+				return;
+			}
+			this.#listTokens -= cost;
+			this.#send(this.#lists.shift());
+		}
 	}
 
 	#emit(type, detail) {
@@ -259,6 +298,7 @@ export class EphemeralClient extends EventTarget {
 		clearTimeout(this.#haveTimer);
 		this.#haveTimer = 0;
 		this.#haveQueue.clear();
+		this.#lists = []; // a new connection holds nothing yet: announce what is held now
 		this.#sendHashes('have', [...this.#held.keys()]);
 		for (const hash of this.#wants.keys()) this.#sendWant(hash);
 		this.#emit('state', { state: 'open', attempt: 0 });
