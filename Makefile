@@ -51,7 +51,7 @@ $(BUILD)/ephemeral-hub: $(call obj,$(HUB_SRC)) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/ephemeral-gateway: $(call obj,$(GW_SRC)) $(BUILD)/libcommon.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lev
 
 $(BUILD)/ephemeral-fcgi: $(call obj,$(FCGI_SRC)) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lfcgi

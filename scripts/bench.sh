@@ -18,6 +18,7 @@
 #   HUB_BIN          hub program to measure (default $BUILD/ephemeral-hub)
 #   SERVER_ENV       extra environment for hub and gateways, e.g. GLIBC_TUNABLES=...
 #   BENCH_SECONDS    measured seconds of each throughput figure (default 5)
+#   SMALL_IDLE       also hold this many idle connections on the gateways during the small run
 #   HUB_TRANSPORT    tcp (default) or ipc: how gateways reach the hub (ZeroMQ endpoint kind)
 set -euo pipefail
 caller_dir=$PWD
@@ -159,8 +160,12 @@ esac
 op_ep=tcp://127.0.0.1:$op_port
 
 start hub "$HUB_BIN" -o hub.endpoint="$hub_ep" -o hub.operator_endpoint="$op_ep"
-start gw1 "$GATEWAY_BIN" -o hub.endpoint="$hub_ep" -o gateway.port="$gw1_port" -o gateway.name=gw1
-start gw2 "$GATEWAY_BIN" -o hub.endpoint="$hub_ep" -o gateway.port="$gw2_port" -o gateway.name=gw2
+# SMALL_IDLE's connections all come from 127.0.0.1, past gateway.max_conns_per_addr (256).
+per_addr=$((${SMALL_IDLE:-0} + 256))
+start gw1 "$GATEWAY_BIN" -o hub.endpoint="$hub_ep" -o gateway.port="$gw1_port" -o gateway.name=gw1 \
+	-o gateway.max_conns_per_addr=$per_addr
+start gw2 "$GATEWAY_BIN" -o hub.endpoint="$hub_ep" -o gateway.port="$gw2_port" -o gateway.name=gw2 \
+	-o gateway.max_conns_per_addr=$per_addr
 
 # Ready when the hub knows both gateways.
 ready=0
@@ -228,7 +233,8 @@ if wants relay-cross; then
 fi
 if wants small; then
 	run small relay --holder-gw "$gw1" --holders 8 --requesters 32 --window 32 \
-		--blob-size 4096 --blobs 16384 --warmup 1 --duration "$SECONDS_EACH" "${watch[@]}"
+		--blob-size 4096 --blobs 16384 --warmup 1 --duration "$SECONDS_EACH" "${watch[@]}" \
+		${SMALL_IDLE:+--idle "$SMALL_IDLE"}
 fi
 if wants latency; then
 	run latency rate --holder-gw "$gw1" --holders 8 --requesters 32 --rate "$LATENCY_RATE" \

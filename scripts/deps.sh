@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(gcc make pkg-config clang clang-format libclang-rt-14-dev
-	libzmq3-dev libwebsockets-dev libfcgi-dev libjansson-dev libcmocka-dev libssl-dev
+	libzmq3-dev libwebsockets-dev libwebsockets-evlib-ev libev-dev libfcgi-dev libjansson-dev
+	libcmocka-dev libssl-dev
 	lighttpd lighttpd-mod-openssl apache2 openssl chromium nodejs npm)
 
 missing=()

@@ -2,12 +2,17 @@
  * main.c — the gateway process: settings, the lws context, the hub link, and a clean stop.
  *
  * protocols[0] is ephemeral.v1, so a client that offers no subprotocol gets it too; the second
- * entry carries the hub socket's descriptor in the same loop.
+ * entry carries the hub socket's descriptor in the same loop. The loop is libev's (epoll), given
+ * to lws as a foreign loop: lws's own poll() loop scans every descriptor on every turn, which
+ * costs a gateway holding thousands of idle connections more than the work itself
+ * (docs/BENCHMARKS.md, "Many connections"). SIGINT and SIGTERM are libev signal watchers that
+ * end the loop; the context is destroyed after it.
  */
 #include "config.h"
 #include "gateway.h"
 #include "log.h"
 
+#include <ev.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -15,13 +20,13 @@
 
 static struct gateway *gateway_running;
 
-static void gateway_on_signal(int sig)
+static void gateway_on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
-	(void)sig;
-	if (gateway_running) {
+	(void)w;
+	(void)revents;
+	if (gateway_running)
 		gateway_running->stopping = 1;
-		lws_cancel_service(gateway_running->ctx);
-	}
+	ev_break(loop, EVBREAK_ALL);
 }
 
 static void gateway_lws_log(int level, const char *line)
@@ -89,6 +94,12 @@ int main(int argc, char **argv)
 	/* Ping quiet connections so that proxies keep them open and dead peers are noticed. */
 	static const lws_retry_bo_t idle_policy = {.secs_since_valid_ping = 30,
 						   .secs_since_valid_hangup = 75};
+	struct ev_loop *loop = ev_default_loop(EVBACKEND_EPOLL);
+	if (loop == NULL)
+		loop = ev_default_loop(0);
+	if (loop == NULL)
+		fatalx("no event loop (libev)");
+	void *foreign_loops[] = {loop};
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof(info));
 	info.port = port;
@@ -97,7 +108,9 @@ int main(int argc, char **argv)
 	info.user = &gw;
 	info.pt_serv_buf_size = 64 * 1024;
 	info.retry_and_idle_policy = &idle_policy;
-	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6 |
+		       LWS_SERVER_OPTION_LIBEV;
+	info.foreign_loops = foreign_loops;
 	gw.ctx = lws_create_context(&info);
 	if (gw.ctx == NULL)
 		fatalx("cannot listen on %s:%d", info.iface, port);
@@ -112,15 +125,20 @@ int main(int argc, char **argv)
 	hub_link_start_timers(&gw);
 
 	gateway_running = &gw;
-	on_stop_signals(gateway_on_signal);
+	ev_signal sigint, sigterm;
+	ev_signal_init(&sigint, gateway_on_signal, SIGINT);
+	ev_signal_init(&sigterm, gateway_on_signal, SIGTERM);
+	ev_signal_start(loop, &sigint);
+	ev_signal_start(loop, &sigterm);
+	signal(SIGPIPE, SIG_IGN);
 
 	log_info("gateway %s listening on ws://%s:%d/ (hub %s)", gw.name, info.iface, port,
 		 gw.endpoint);
-	while (!gw.stopping)
-		if (lws_service(gw.ctx, 0) < 0)
-			break;
+	ev_run(loop, 0);
 
 	log_info("gateway %s stopping", gw.name);
+	ev_signal_stop(loop, &sigint);
+	ev_signal_stop(loop, &sigterm);
 	lws_context_destroy(gw.ctx);
 	hub_link_close(&gw);
 	zmq_ctx_term(gw.zctx);
@@ -129,6 +147,7 @@ int main(int argc, char **argv)
 	map_free(&gw.hashsubs);
 	limits_free(&gw);
 	free(gw.tx_scratch);
+	ev_loop_destroy(loop);
 	config_reset();
 	return 0;
 }
