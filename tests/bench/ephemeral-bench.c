@@ -16,12 +16,13 @@
  *
  * Every byte sent and received goes through libwebsockets' client API: lws frames and masks what
  * lws_write() is given, and hands back payload in LWS_CALLBACK_CLIENT_RECEIVE, reassembled here
- * until lws_is_final_fragment(). Every message received is parsed with jansson; SHA-256 is
- * OpenSSL's. Requesters never send have, so they are never asked for a blob; every received
- * blob is compared byte for byte with what its holder sent. A probe thread measures how late the
- * machine lets a 1 ms sleep wake up.
- * Results are printed as key=value lines on standard output (scripts/bench.sh reads them);
- * progress and errors go to standard error.
+ * until lws_is_final_fragment(). Text messages are built and parsed by the project's own
+ * common/wsmsg.c (jansson), hashes converted and computed by common/util.c (OpenSSL), as in the
+ * gateway and the terminal client: the client speaks exactly what they speak. Requesters never send
+ * have, so they are never asked for a blob; every received blob is compared byte for byte with what
+ * its holder sent. A probe thread measures how late the machine lets a 1 ms sleep wake up. Results
+ * are printed as key=value lines on standard output (scripts/bench.sh reads them); progress and
+ * errors go to standard error.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -29,7 +30,6 @@
 #include <jansson.h>
 #include <libwebsockets.h>
 #include <math.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <signal.h>
@@ -44,9 +44,9 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define HASH_LEN     32
-#define HEX_LEN	     64
-#define MAX_HAVE     512 /* hashes per have message (PROTOCOL.md) */
+#include "util.h"
+#include "wsmsg.h"
+
 #define MAX_WATCH    8
 #define MAX_CHECKPTS 16
 #define PROTO_NAME   "ephemeral.v1"
@@ -76,7 +76,7 @@ struct conn {
 	enum role role;
 	int open, welcomed, closed;
 	/* text reassembly */
-	char *trx;
+	uint8_t *trx;
 	size_t trx_len, trx_cap;
 	/* binary reception (requesters) */
 	int rx_binary;
@@ -122,6 +122,7 @@ struct bench {
 	uint8_t *pool;
 	size_t stride;
 	uint8_t (*hash)[HASH_LEN];
+	struct wsmsg msg; /* the last text message received, parsed */
 	uint8_t *counted; /* holder heard the first count for blob i */
 	int32_t *owner;	  /* requester with the blob in flight, or -1 */
 	int64_t *t_sched; /* intended start (rate) or enqueue time (relay), ns */
@@ -228,38 +229,6 @@ static void *xcalloc(size_t n, size_t size)
 	return p;
 }
 
-static void to_hex(const uint8_t *h, char out[HEX_LEN + 1])
-{
-	static const char digits[] = "0123456789abcdef";
-	for (int i = 0; i < HASH_LEN; i++) {
-		out[2 * i] = digits[h[i] >> 4];
-		out[2 * i + 1] = digits[h[i] & 15];
-	}
-	out[HEX_LEN] = '\0';
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-static int from_hex(const char *s, size_t len, uint8_t out[HASH_LEN])
-{
-	if (s == NULL || len != HEX_LEN)
-		return -1;
-	for (int i = 0; i < HASH_LEN; i++) {
-		int a = hexval(s[2 * i]), b = hexval(s[2 * i + 1]);
-		if (a < 0 || b < 0)
-			return -1;
-		out[i] = (uint8_t)(a << 4 | b);
-	}
-	return 0;
-}
-
 static const uint8_t *blob_data(size_t i)
 {
 	return B.pool + i * B.stride;
@@ -317,9 +286,8 @@ static void blobs_make(void)
 	}
 	B.hash = xcalloc(B.blobs, HASH_LEN);
 	for (size_t i = 0; i < B.blobs; i++) {
-		unsigned int n = 0;
-		if (EVP_Digest(blob_data(i), B.blob_size, B.hash[i], &n, EVP_sha256(), NULL) != 1) {
-			fprintf(stderr, "bench: EVP_Digest failed\n");
+		if (hash_compute(blob_data(i), B.blob_size, B.hash[i]) < 0) {
+			fprintf(stderr, "bench: SHA-256 failed\n");
 			exit(2);
 		}
 	}
@@ -392,6 +360,17 @@ static void conn_want_write(struct conn *c)
 {
 	if (c->wsi && c->open)
 		lws_callback_on_writable(c->wsi);
+}
+
+/* Queues a text message built by common/wsmsg.c (NULL: out of memory) and asks to write. */
+static void queue_text(struct conn *c, char *text)
+{
+	if (text == NULL) {
+		fail("out of memory");
+		return;
+	}
+	q_push(&c->q, (struct item){.kind = IT_TEXT, .text = text, .len = strlen(text)});
+	conn_want_write(c);
 }
 
 /* --------------------------------------------------------------------------------------------- */
@@ -603,88 +582,55 @@ static void want_done(struct conn *c, size_t i, int ok)
 
 static void on_text(struct conn *c, const char *text, size_t len)
 {
-	json_error_t jerr;
-	json_t *root = json_loadb(text, len, 0, &jerr);
-	if (root == NULL || !json_is_object(root)) {
+	struct wsmsg *m = &B.msg;
+	struct wsmsg_error err;
+	if (wsmsg_parse_server(text, len, m, &err) < 0) {
 		B.protocol_errors++;
-		logf_("conn %d: unparsable text from gateway: %s", c->idx,
-		      root ? "not an object" : jerr.text);
-		json_decref(root);
+		logf_("conn %d: unparsable text from gateway: %s", c->idx, err.message);
 		return;
 	}
-	const char *type = json_string_value(json_object_get(root, "type"));
-	json_t *jh = json_object_get(root, "hash");
-	uint8_t h[HASH_LEN];
-	int has_hash =
-	    json_is_string(jh) && from_hex(json_string_value(jh), json_string_length(jh), h) == 0;
-	int64_t bi = has_hash && B.blobs ? lut_find(h) : -1;
+	int64_t bi = m->has_hash && B.blobs ? lut_find(m->hash) : -1;
 
-	if (type == NULL) {
-		B.protocol_errors++;
-	} else if (strcmp(type, "welcome") == 0) {
-		json_t *mb = json_object_get(root, "max_blob");
+	switch (m->type) {
+	case WSMSG_WELCOME:
 		if (!c->welcomed) {
 			c->welcomed = 1;
 			B.nwelcomed++;
 		}
-		if (json_is_integer(mb) && (size_t)json_integer_value(mb) < B.blob_size)
-			fail("the gateway's max_blob %lld is below the blob size %zu",
-			     (long long)json_integer_value(mb), B.blob_size);
-	} else if (strcmp(type, "request") == 0) {
+		if (m->number < B.blob_size)
+			fail("the gateway's max_blob %llu is below the blob size %zu",
+			     (unsigned long long)m->number, B.blob_size);
+		break;
+	case WSMSG_REQUEST:
 		if (c->role == ROLE_HOLDER && bi >= 0 &&
 		    (size_t)bi % (size_t)B.holders == (size_t)c->idx) {
 			q_push(&c->q, (struct item){.kind = IT_BLOB, .blob = (uint32_t)bi});
 			conn_want_write(c);
-		} else if (has_hash) {
+		} else {
 			/* Not ours: say so, as a well-behaved client would. */
-			char hex[HEX_LEN + 1];
 			B.protocol_errors++;
-			to_hex(h, hex);
-			json_t *o = json_pack("{s:s, s:s}", "type", "decline", "hash", hex);
-			char *s = json_dumps(o, JSON_COMPACT);
-			json_decref(o);
-			if (s) {
-				q_push(&c->q,
-				       (struct item){.kind = IT_TEXT, .text = s, .len = strlen(s)});
-				conn_want_write(c);
-			}
+			queue_text(c, wsmsg_client_hash(WSMSG_DECLINE, m->hash));
 		}
-	} else if (strcmp(type, "count") == 0) {
+		break;
+	case WSMSG_COUNT:
 		/* The first count of each held hash tells the holder the hub has its have. */
 		if (c->role == ROLE_HOLDER && bi >= 0 && !B.counted[bi]) {
 			B.counted[bi] = 1;
 			c->counted++;
 		}
-	} else if (strcmp(type, "error") == 0) {
-		const char *code = json_string_value(json_object_get(root, "code"));
+		break;
+	case WSMSG_ERROR:
 		B.errors++;
-		if (code && strcmp(code, "not_found") == 0)
+		if (strcmp(m->code, "not_found") == 0)
 			B.not_found++;
 		if (B.errors <= 5)
-			logf_("conn %d: error %s: %s", c->idx, code ? code : "?",
-			      json_string_value(json_object_get(root, "message")));
+			logf_("conn %d: error %s: %s", c->idx, m->code, m->message);
 		if (c->role == ROLE_REQUESTER && bi >= 0 && B.owner[bi] == c->idx)
 			want_done(c, (size_t)bi, 0);
-	} else {
+		break;
+	default:
 		B.protocol_errors++;
 	}
-	json_decref(root);
-}
-
-static void text_append(struct conn *c, const void *in, size_t len)
-{
-	if (c->trx_len + len > c->trx_cap) {
-		size_t ncap = (c->trx_len + len) * 2;
-		char *n = realloc(c->trx, ncap);
-		if (n == NULL) {
-			fprintf(stderr, "bench: out of memory\n");
-			exit(2);
-		}
-		c->trx = n;
-		c->trx_cap = ncap;
-	}
-	memcpy(c->trx + c->trx_len, in, len);
-	c->trx_len += len;
 }
 
 static void on_binary_part(struct conn *c, const uint8_t *in, size_t len, int final)
@@ -748,9 +694,18 @@ static void on_receive(struct conn *c, struct lws *wsi, const void *in, size_t l
 		on_binary_part(c, in, len, final);
 		return;
 	}
-	text_append(c, in, len);
+	if (c->trx_len + len + lws_remaining_packet_payload(wsi) > WSMSG_MAX_TEXT) {
+		B.protocol_errors++;
+		fail("conn %d: a text message from the gateway over 64 KiB", c->idx);
+		return;
+	}
+	if (buf_append(&c->trx, &c->trx_len, &c->trx_cap, in, len,
+		       lws_remaining_packet_payload(wsi), WSMSG_MAX_TEXT) < 0) {
+		fprintf(stderr, "bench: out of memory\n");
+		exit(2);
+	}
 	if (final) {
-		on_text(c, c->trx, c->trx_len);
+		on_text(c, (const char *)c->trx, c->trx_len);
 		c->trx_len = 0;
 	}
 }
@@ -792,12 +747,17 @@ static int conn_writable(struct conn *c)
 			free(it->text);
 			q_pop(&c->q);
 		} else if (it->kind == IT_WANT) {
-			char hex[HEX_LEN + 1];
-			to_hex(B.hash[it->blob], hex);
-			int n = snprintf((char *)p, B.tx_cap, "{\"type\":\"want\",\"hash\":\"%s\"}",
-					 hex);
+			char *want = wsmsg_client_hash(WSMSG_WANT, B.hash[it->blob]);
+			size_t n = want ? strlen(want) : 0;
+			if (want == NULL || n > B.tx_cap) {
+				free(want);
+				fail("conn %d: cannot build a want", c->idx);
+				return -1;
+			}
+			memcpy(p, want, n);
+			free(want);
 			B.t_sent[it->blob] = now_ns();
-			if (lws_write(c->wsi, p, (size_t)n, LWS_WRITE_TEXT) < n)
+			if (lws_write(c->wsi, p, n, LWS_WRITE_TEXT) < (int)n)
 				return -1;
 			q_pop(&c->q);
 		} else {
@@ -1007,28 +967,18 @@ static int timer_start(long interval_ns)
 
 static void announce(void)
 {
-	/* Each holder says have for its blobs, at most 512 hashes a message. */
+	/* Each holder says have for its blobs, at most WSMSG_MAX_HASHES a message. */
+	static uint8_t list[WSMSG_MAX_HASHES][HASH_LEN];
 	for (int h = 0; h < B.holders; h++) {
 		struct conn *c = &B.conns[h];
-		json_t *list = NULL;
+		size_t n = 0;
 		for (size_t i = (size_t)h; i < B.blobs; i += (size_t)B.holders) {
-			char hex[HEX_LEN + 1];
-			if (list == NULL)
-				list = json_array();
-			to_hex(B.hash[i], hex);
-			json_array_append_new(list, json_string(hex));
+			memcpy(list[n++], B.hash[i], HASH_LEN);
 			c->held++;
-			if (json_array_size(list) == MAX_HAVE || i + (size_t)B.holders >= B.blobs) {
-				json_t *o = json_pack("{s:s, s:o}", "type", "have", "hashes", list);
-				char *s = json_dumps(o, JSON_COMPACT);
-				json_decref(o);
-				list = NULL;
-				if (s == NULL) {
-					fail("out of memory");
-					return;
-				}
-				q_push(&c->q,
-				       (struct item){.kind = IT_TEXT, .text = s, .len = strlen(s)});
+			if (n == WSMSG_MAX_HASHES || i + (size_t)B.holders >= B.blobs) {
+				queue_text(c, wsmsg_client_hashes(
+						  WSMSG_HAVE, (const uint8_t(*)[HASH_LEN])list, n));
+				n = 0;
 			}
 		}
 		conn_want_write(c);
@@ -1474,12 +1424,7 @@ int main(int argc, char **argv)
 		blobs_make();
 	}
 
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	on_stop_signals(on_signal);
 	/* Precise wake-ups for the pacing timer. */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 
