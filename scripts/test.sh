@@ -78,31 +78,36 @@ if wants unit; then
 	done
 fi
 
+# add_totals STAGE OUT RC — adds the last "N passed, N failed" line of OUT (a stage that prints
+# one: the fuzz replay, or this script run again) to the totals, and prints it. A missing line,
+# or a non-zero RC with nothing failed, counts as one failure of a broken stage. 0 if the stage
+# passed whole.
+add_totals() {
+	local stage=$1 out=$2 rc=$3 line p f
+	line=$(grep -E '^([A-Za-z-]+: )?[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+	if [[ -z $line ]]; then
+		broken+=("$stage (exit $rc, no totals line)")
+		failed=$((failed + 1))
+		return 1
+	fi
+	p=$(sed -E 's/^([A-Za-z-]+: )?([0-9]+) passed.*/\2/' <<<"$line")
+	f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
+	passed=$((passed + p))
+	failed=$((failed + f))
+	echo "   $line"
+	if ((rc != 0)) && ((f == 0)); then
+		broken+=("$stage (exit $rc)")
+		failed=$((failed + 1))
+	fi
+	((rc == 0 && f == 0))
+}
+
 # --- fuzz corpus replay ----------------------------------------------------------------------
 if wants fuzz && [[ -x scripts/fuzz.sh ]]; then
 	echo "== fuzz corpus replay"
 	out="$logdir/fuzz.out"
 	timeout 300 scripts/fuzz.sh replay >"$out" 2>&1
-	rc=$?
-	line=$(grep -E '^([A-Za-z-]+: )?[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
-	if [[ -n $line ]]; then
-		p=$(sed -E 's/^([A-Za-z-]+: )?([0-9]+) passed.*/\2/' <<<"$line")
-		f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
-		passed=$((passed + p))
-		failed=$((failed + f))
-		echo "   $line"
-		if ((rc != 0)) && ((f == 0)); then
-			broken+=("fuzz (exit $rc)")
-			failed=$((failed + 1))
-			tail -n 30 "$out"
-		elif ((f > 0)); then
-			tail -n 30 "$out"
-		fi
-	else
-		broken+=("fuzz (exit $rc, no totals line)")
-		failed=$((failed + 1))
-		tail -n 30 "$out"
-	fi
+	add_totals fuzz "$out" $? || tail -n 30 "$out"
 fi
 
 # --- end-to-end and browser tests (node --test) ------------------------------------------------
@@ -189,24 +194,9 @@ if wants sanitize; then
 	else
 		BUILD=build-san SERVERS=lighttpd TESTS=$SAN_TESTS scripts/test.sh unit e2e >"$out" 2>&1
 		rc=$?
-		line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
-		if [[ -z $line ]]; then
-			broken+=("sanitize (exit $rc, no totals line)")
-			failed=$((failed + 1))
-			tail -n 60 "$out"
-		else
-			p=${line%% passed*}
-			f=${line##*passed, }
-			f=${f%% failed}
-			passed=$((passed + p))
-			failed=$((failed + f))
-			# Failures and broken stages in full; passing tests are counted, not listed.
-			grep -vE '^\s*ok [0-9]+ - |^[0-9]+ passed, [0-9]+ failed$' "$out" | sed 's/^/   /'
-			if ((rc != 0)) && ((f == 0)); then
-				broken+=("sanitize (exit $rc)")
-				failed=$((failed + 1))
-			fi
-		fi
+		# Failures and broken stages in full; passing tests are counted, not listed.
+		grep -vE '^\s*ok [0-9]+ - |^[0-9]+ passed, [0-9]+ failed$' "$out" | sed 's/^/   /'
+		add_totals sanitize "$out" $rc
 	fi
 	echo "   sanitize: $((SECONDS - start)) s"
 fi
