@@ -205,41 +205,10 @@ test('a requester is never asked for its own want', T(async () => {
 	await b.close();
 }));
 
-/**
- * Two holders of one blob; whichever the server asks first misbehaves with `firstAction`, the
- * other answers honestly. Deterministic whatever order the server picks holders in.
- */
-async function twoHolders(label, firstAction) {
-	const blob = makeBlob(2000, label);
-	const h1 = await gw(0, `${label}-h1`);
-	const h2 = await gw(1, `${label}-h2`);
-	const w = await gw(1, `${label}-wanter`);
-	let firstAsked = null;
-	const asked = [];
-	for (const h of [h1, h2]) {
-		h.ws.on('message', (data, isBinary) => {
-			if (isBinary) return;
-			const m = JSON.parse(data.toString());
-			if (m.type !== 'request' || m.hash !== blob.hash) return;
-			asked.push({ who: h.label, at: Date.now() });
-			if (firstAsked === null) {
-				firstAsked = h;
-				firstAction(h, blob);
-			} else {
-				h.sendBinary(blob.hash, blob.bytes);
-			}
-		});
-		h.have(blob.hash);
-		await h.nextType('count', blob.hash);
-	}
-	await stack.waitLookup(blob.hash, 2);
-	return { blob, h1, h2, w, asked, firstAsked: () => firstAsked, closeAll: () => Promise.all([h1.close(), h2.close(), w.close()]) };
-}
-
 test('a lying holder gets hash_mismatch and loses its claim; the wanter gets the right bytes', T(async () => {
 	const s0 = await stack.stats();
 	const wrong = Buffer.from('these are not the bytes you are looking for');
-	const x = await twoHolders('liar', (h, blob) => h.sendBinary(blob.hash, wrong));
+	const x = await stack.twoHolders('liar', { first: (h, blob) => h.sendBinary(blob.hash, wrong) });
 	const t0 = Date.now();
 	x.w.want(x.blob.hash);
 	const got = await x.w.nextBinary(x.blob.hash);
@@ -260,7 +229,7 @@ test('a lying holder gets hash_mismatch and loses its claim; the wanter gets the
 }));
 
 test('a declining holder is skipped and loses its claim', T(async () => {
-	const x = await twoHolders('decliner', (h, blob) => h.send({ type: 'decline', hash: blob.hash }));
+	const x = await stack.twoHolders('decliner', { first: (h, blob) => h.send({ type: 'decline', hash: blob.hash }) });
 	x.w.want(x.blob.hash);
 	const got = await x.w.nextBinary(x.blob.hash);
 	assert.ok(got.bytes.equals(x.blob.bytes));
@@ -270,7 +239,7 @@ test('a declining holder is skipped and loses its claim', T(async () => {
 }));
 
 test('a holder that closes while asked is skipped', T(async () => {
-	const x = await twoHolders('vanisher', (h) => h.terminate());
+	const x = await stack.twoHolders('vanisher', { first: (h) => h.terminate() });
 	x.w.want(x.blob.hash);
 	const got = await x.w.nextBinary(x.blob.hash, 5000);
 	assert.ok(got.bytes.equals(x.blob.bytes));

@@ -17,23 +17,8 @@ after(async () => {
 const gw = (index, label) => stack.wsConnect({ index, label });
 
 test('a silent holder is skipped after holder_timeout_ms; the next holder serves', T(async () => {
-	const blob = makeBlob(1200, 'slow');
-	const h1 = await gw(0, 'h1');
-	const h2 = await gw(1, 'h2');
-	const w = await gw(1, 'wanter');
-	const asked = [];
-	for (const h of [h1, h2]) {
-		h.ws.on('message', (data, isBinary) => {
-			if (isBinary) return;
-			const m = JSON.parse(data.toString());
-			if (m.type !== 'request' || m.hash !== blob.hash) return;
-			asked.push({ who: h.label, at: Date.now() });
-			if (asked.length > 1) h.sendBinary(blob.hash, blob.bytes); // the first asked stays silent
-		});
-		h.have(blob.hash);
-		await h.nextType('count', blob.hash);
-	}
-	await stack.waitLookup(blob.hash, 2);
+	// The first holder asked stays silent; the other answers.
+	const { blob, h1, h2, w, asked } = await stack.twoHolders('slow', { size: 1200, first: () => {} });
 	const t0 = Date.now();
 	w.want(blob.hash);
 	const got = await w.nextBinary(blob.hash, HOLDER_TIMEOUT_MS + 4000);
@@ -64,24 +49,13 @@ test('the only holder stays silent: not_found after the timeout', T(async () => 
 
 test('a late answer after the timeout is still checked and used if someone still wants it', T(async () => {
 	// Holder 1 answers late (after the timeout, while holder 2 is being asked and is slow too).
-	const blob = makeBlob(900, 'late-used');
-	const h1 = await gw(0, 'late h1');
-	const h2 = await gw(1, 'silent h2');
-	const w = await gw(0, 'wanter');
-	let firstAsked = null;
-	for (const h of [h1, h2]) {
-		h.ws.on('message', (data, isBinary) => {
-			if (isBinary) return;
-			const m = JSON.parse(data.toString());
-			if (m.type !== 'request' || m.hash !== blob.hash || firstAsked) return;
-			firstAsked = h;
-			// Answer 1.5 × the timeout late: the second holder has been asked by then and is silent.
-			setTimeout(() => h.sendBinary(blob.hash, blob.bytes), HOLDER_TIMEOUT_MS * 1.5);
-		});
-		h.have(blob.hash);
-		await h.nextType('count', blob.hash);
-	}
-	await stack.waitLookup(blob.hash, 2);
+	const { blob, h1, h2, w } = await stack.twoHolders('late-used', {
+		size: 900,
+		wanterIndex: 0,
+		// Answer 1.5 × the timeout late: the second holder has been asked by then and is silent.
+		first: (h, b) => setTimeout(() => h.sendBinary(b.hash, b.bytes), HOLDER_TIMEOUT_MS * 1.5),
+		others: () => {},
+	});
 	w.want(blob.hash);
 	const got = await w.nextBinary(blob.hash, HOLDER_TIMEOUT_MS * 3 + 3000);
 	assert.ok(got.bytes.equals(blob.bytes));

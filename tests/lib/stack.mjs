@@ -877,6 +877,39 @@ export class Stack {
 		}
 	}
 
+	/**
+	 * Two holders of one blob, on gateways 0 and 1, and a wanter (on gateway `wanterIndex`); none
+	 * has wanted yet. Whichever holder the server asks first does `first(holder, blob)`, any
+	 * other asked does `others(holder, blob)` (default: answers honestly). Deterministic whatever
+	 * order the server picks holders in. `asked` lists every request as {who, at}.
+	 */
+	async twoHolders(label, { size = 2000, wanterIndex = 1, first, others = (h, blob) => h.sendBinary(blob.hash, blob.bytes) }) {
+		const blob = makeBlob(size, label);
+		const h1 = await this.wsConnect({ index: 0, label: `${label}-h1` });
+		const h2 = await this.wsConnect({ index: 1, label: `${label}-h2` });
+		const w = await this.wsConnect({ index: wanterIndex, label: `${label}-wanter` });
+		let firstAsked = null;
+		const asked = [];
+		for (const h of [h1, h2]) {
+			h.ws.on('message', (data, isBinary) => {
+				if (isBinary) return;
+				const m = JSON.parse(data.toString());
+				if (m.type !== 'request' || m.hash !== blob.hash) return;
+				asked.push({ who: h.label, at: Date.now() });
+				if (firstAsked === null) {
+					firstAsked = h;
+					first(h, blob);
+				} else {
+					others(h, blob);
+				}
+			});
+			h.have(blob.hash);
+			await h.nextType('count', blob.hash);
+		}
+		await this.waitLookup(blob.hash, 2);
+		return { blob, h1, h2, w, asked, firstAsked: () => firstAsked, closeAll: () => Promise.all([h1.close(), h2.close(), w.close()]) };
+	}
+
 	stats() {
 		return this.ctl('stats');
 	}
