@@ -1,6 +1,6 @@
 // CurveZMQ between the hub and the programs that reach it (docs/OPERATIONS.md, "Two machines"):
 // a hub on 127.0.0.2 with a key pair and an allow-list, gateways and ephemeral-ctl with their
-// own keys. Blobs travel; a gateway or operator with an unknown key is refused, logged once by
+// own keys, a frontend with its key behind the web server. Blobs travel; a gateway or operator with an unknown key is refused, logged once by
 // the hub, and changes nothing; a hub without keys will not bind beyond loopback.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -30,11 +30,13 @@ before(async () => {
 	for (const name of ['gw', 'op']) fs.copyFileSync(keys[name].public, path.join(allowed, `${name}.pub`));
 	stack = await startStack({
 		gateways: 2,
-		lighttpd: false,
+		ownFrontends: true, // started by the stack, so that they get their key
+		frontends: 1,
 		hubHost: '127.0.0.2',
 		// Quick re-joins: a refused gateway tries again every second.
 		hub: { 'hub.secret_key': keys.hub.secret, 'hub.allowed_keys': allowed, 'hub.heartbeat_ms': 250, 'hub.peer_expiry_ms': 1000 },
 		gateway: { 'gateway.secret_key': keys.gw.secret, 'hub.public_key': keys.hub.public },
+		frontend: { 'frontend.secret_key': keys.gw.secret, 'hub.public_key': keys.hub.public },
 		ctlArgs: ['--key', keys.op.secret, '-o', `hub.public_key=${keys.hub.public}`],
 	});
 });
@@ -52,6 +54,10 @@ async function relayWorks(label) {
 	const got = await b.nextBinary(blob.hash);
 	assert.ok(got.bytes.equals(blob.bytes), `${label}: the blob arrived changed`);
 	assert.deepEqual(await stack.ctl('lookup', blob.hash), { hash: blob.hash, viewers: 1 });
+	// The frontend asks the hub too, with its own key.
+	const page = await stack.httpGet(`/api/v1/pages/${blob.hash}`);
+	assert.equal(page.status, 200, page.body);
+	assert.deepEqual(JSON.parse(page.body), { hash: blob.hash, viewers: 1 });
 	await a.close();
 	await b.close();
 }
