@@ -455,14 +455,15 @@ static void zap_refused_log(struct zsec_zap *z, const uint8_t *key, const char *
 		  domain, address, z85, z->dir);
 }
 
-/* Decides on one request: fills status, reason and the User-Id (the key's name). */
+/* Decides on one request: fills status, reason and the User-Id (the key in Z85, so that the
+ * owner of a socket knows who sent a message: zmq_msg_gets(msg, "User-Id")). */
 static void zap_decide(struct zsec_zap *z, const zmq_msg_t *f, int nframes, const char **status,
-		       const char **reason, const char **user)
+		       const char **reason, char user[ZSEC_Z85_LEN + 1])
 {
 	char domain[ZAP_FRAME_MAX], address[ZAP_FRAME_MAX];
 	*status = "400";
 	*reason = "key not allowed";
-	*user = "";
+	user[0] = '\0';
 	if (nframes != ZAP_FRAMES || zmq_msg_size(&f[ZAP_VERSION]) != 3 ||
 	    memcmp(zmq_msg_data((zmq_msg_t *)&f[ZAP_VERSION]), "1.0", 3) != 0) {
 		*status = "500";
@@ -482,7 +483,8 @@ static void zap_decide(struct zsec_zap *z, const zmq_msg_t *f, int nframes, cons
 		z->accepted++;
 		*status = "200";
 		*reason = "OK";
-		*user = a->name;
+		zmq_z85_encode(user, a->key, ZSEC_KEY_LEN);
+		log_debug("let in %s (%s)", a->name, user);
 		return;
 	}
 	z->refused_total++;
@@ -515,11 +517,10 @@ int zsec_zap_drain(struct zsec_zap *z)
 		}
 		if (failed && nframes == 0)
 			return answered; /* nothing waiting (EAGAIN) */
-		const char *status, *reason, *user;
-		if (failed)
-			status = "500", reason = "malformed ZAP request", user = "";
-		else
-			zap_decide(z, f, nframes, &status, &reason, &user);
+		const char *status = "500", *reason = "malformed ZAP request";
+		char user[ZSEC_Z85_LEN + 1] = "";
+		if (!failed)
+			zap_decide(z, f, nframes, &status, &reason, user);
 		const char *rid = nframes > ZAP_REQUEST_ID ? zmq_msg_data(&f[ZAP_REQUEST_ID]) : "";
 		size_t rid_len = nframes > ZAP_REQUEST_ID ? zmq_msg_size(&f[ZAP_REQUEST_ID]) : 0;
 		/* The reply: version, request id, status code, status text, user id, metadata. */

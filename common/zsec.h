@@ -74,7 +74,9 @@ int zsec_client_socket(void *sock, const struct zsec_keys *own, const char *serv
  * does nothing. Returns -1 (and logs why) when only one is set or a file is unusable. */
 int zsec_client_from_config(void *sock, const char *secret_setting);
 
-/* An allowed key: its file's name without .pub is the name given to ZeroMQ as the User-Id. */
+/* An allowed key, named after its file (without .pub) in the logs. A message from a client
+ * that was let in carries the client's public key in Z85 as its "User-Id" property
+ * (zmq_msg_gets): the identity a server can pass on, e.g. to tell gateways each other's keys. */
 struct zsec_allowed {
 	uint8_t key[ZSEC_KEY_LEN];
 	char name[ZSEC_NAME_MAX + 1];

@@ -169,6 +169,7 @@ struct zap_rig {
 	struct zsec_zap zap;
 	struct zsec_keys server_keys;
 	char endpoint[64];
+	char user_id[ZSEC_Z85_LEN + 1]; /* of the last message received */
 };
 
 static void rig_open(struct zap_rig *r, const char *allow_dir)
@@ -218,8 +219,14 @@ static int rig_try(struct zap_rig *r, const struct zsec_keys *client, int ms)
 					  {r->zap.sock, 0, ZMQ_POLLIN, 0}};
 		zmq_poll(items, 2, 20);
 		zsec_zap_drain(&r->zap);
-		if (zmq_recv(r->server, buf, sizeof(buf), ZMQ_DONTWAIT) == 2)
+		zmq_msg_t msg;
+		zmq_msg_init(&msg);
+		if (zmq_msg_recv(&msg, r->server, ZMQ_DONTWAIT) == 2) {
+			const char *uid = zmq_msg_gets(&msg, "User-Id");
+			snprintf(r->user_id, sizeof(r->user_id), "%s", uid ? uid : "");
 			got = 1;
+		}
+		zmq_msg_close(&msg);
 	}
 	zmq_close(c);
 	return got;
@@ -253,6 +260,7 @@ static void test_zap(void **state)
 	assert_int_equal(map_len(&r.zap.allowed), 1);
 	assert_true(rig_try(&r, &friend, 3000));
 	assert_int_equal(r.zap.accepted, 1);
+	assert_string_equal(r.user_id, friend.public_z85); /* who sent it, for the server */
 
 	/* Refused, however often it tries; remembered (so logged) once. */
 	assert_false(rig_try(&r, &stranger, 400));
