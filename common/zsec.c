@@ -174,6 +174,10 @@ int zsec_keys_load(const char *path, int need_secret, struct zsec_keys *out, cha
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
+	struct stat st;
+	/* As ssh does with its keys: say so, but go on (the operator may mean it). */
+	if (need_secret && fstat(fileno(f), &st) == 0 && (st.st_mode & 077) != 0)
+		log_warnx("%s: a secret key that group or others may read: chmod 600 it", path);
 	size_t n = fread(text, 1, sizeof(text), f);
 	int toolong = n == sizeof(text);
 	fclose(f);
