@@ -37,6 +37,18 @@ static struct config_key config_keys[] = {
      "silence after which the hub forgets a gateway, and a gateway re-joins the hub", NULL},
     {"hub.holder_timeout_ms", CONFIG_INT, "10000", 100, 600000,
      "how long a holder may take to answer a request before the next one is asked", NULL},
+    {"hub.secret_key", CONFIG_STR, "", 0, 0,
+     "the hub's CurveZMQ key pair file (ephemeral-ctl keygen); empty: no CurveZMQ, and the hub "
+     "binds only to loopback",
+     NULL},
+    {"hub.allowed_keys", CONFIG_STR, "", 0, 0,
+     "folder of the *.pub keys of the gateways, frontends and operators let in (with "
+     "hub.secret_key)",
+     NULL},
+    {"hub.public_key", CONFIG_STR, "", 0, 0,
+     "the hub's public key file: set, programs that connect to the hub use CurveZMQ with their "
+     "own key pair",
+     NULL},
     {"gateway.listen", CONFIG_STR, "127.0.0.1", 0, 0, "address the gateway listens on", NULL},
     {"gateway.port", CONFIG_INT, "8081", 1, 65535, "WebSocket port of the gateway", NULL},
     {"gateway.name", CONFIG_STR, "", 0, 0, "name shown to operators (default: gw-<port>)", NULL},
@@ -67,10 +79,16 @@ static struct config_key config_keys[] = {
      "comma-separated Origins allowed to open WebSockets (empty: the site's own; "
      "clients sending no Origin are always allowed)",
      NULL},
+    {"gateway.secret_key", CONFIG_STR, "", 0, 0,
+     "the gateway's CurveZMQ key pair file, used with hub.public_key", NULL},
     {"frontend.hub_timeout_ms", CONFIG_INT, "1000", 10, 60000,
      "how long the frontend waits for the hub before answering 503", NULL},
     {"frontend.web_dir", CONFIG_STR, "web", 0, 0,
      "folder holding templates/ (the pages) and static/", NULL},
+    {"frontend.secret_key", CONFIG_STR, "", 0, 0,
+     "the frontend's CurveZMQ key pair file, used with hub.public_key", NULL},
+    {"ctl.secret_key", CONFIG_STR, "", 0, 0,
+     "the operator's CurveZMQ key pair file for ephemeral-ctl, used with hub.public_key", NULL},
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))

@@ -4,6 +4,7 @@
 #include "hubclient.h"
 #include "hubproto.h"
 #include "log.h"
+#include "zsec.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,8 @@ struct hubclient *hubclient_open(const char *endpoint)
 	int immediate = 1;
 	if (c->sock)
 		zmq_setsockopt(c->sock, ZMQ_IMMEDIATE, &immediate, sizeof(immediate));
-	if (c->sock == NULL || zmq_connect(c->sock, endpoint) < 0) {
+	if (c->sock == NULL || zsec_client_from_config(c->sock, "frontend.secret_key") < 0 ||
+	    zmq_connect(c->sock, endpoint) < 0) {
 		log_errorx("%s: cannot connect to %s: %s", __func__, endpoint,
 			   zmq_strerror(zmq_errno()));
 		hubclient_destroy(&c);

@@ -14,6 +14,7 @@
 
 #include "hubproto.h"
 #include "map.h"
+#include "zsec.h"
 
 #define HUB_MAX_GATEWAYS 1024
 #define HUB_CONN_ID_MAX	 ((1ull << 48) - 1)
@@ -100,8 +101,10 @@ struct hub_stats {
 
 struct hub {
 	void *ctx;
-	void *router;	/* gateways and frontends */
-	void *operator; /* REP for operators */
+	void *router;	       /* gateways and frontends */
+	void *operator;	       /* REP for operators */
+	struct zsec_keys keys; /* with hub.secret_key: CurveZMQ on both */
+	struct zsec_zap zap;   /* its sock is NULL without hub.secret_key */
 	uint64_t instance;
 	int64_t started_ms;
 	int heartbeat_ms, expiry_ms, holder_timeout_ms;

@@ -1,9 +1,10 @@
 /*
  * main.c — the hub process: settings, sockets, the event loop and clean shutdown.
  *
- * One thread polls the ROUTER (gateways and frontends) and the REP (operators) sockets. Each turn
- * drains what is readable, runs due timers (heartbeats, gateway expiry, holder timeouts) and
- * flushes batched viewer counts.
+ * One thread polls the ROUTER (gateways and frontends) and the REP (operators) sockets, and with
+ * CurveZMQ the ZAP handler that admits their keys. Each turn drains what is readable, runs due
+ * timers (heartbeats, gateway expiry, holder timeouts) and flushes batched viewer counts. A hub
+ * without keys refuses at start to bind anywhere but loopback.
  */
 #include "config.h"
 #include "hub.h"
@@ -21,12 +22,43 @@ static void hub_on_signal(int sig)
 	hub_stopping = 1;
 }
 
-static void *hub_bind(struct hub *hub, int type, const char *endpoint)
+/* With hub.secret_key, a CurveZMQ server whose ZAP handler lets in the keys of
+ * hub.allowed_keys; without, a plain socket that only this machine may reach. */
+static void *hub_bind(struct hub *hub, int type, const char *setting, const char *domain)
 {
+	const char *endpoint = config_str(setting);
+	char err[512];
+	if (hub->zap.sock == NULL && !zsec_endpoint_is_loopback(endpoint))
+		fatalx("%s = %s is reachable from other machines, and the hub has no keys: set "
+		       "hub.secret_key and hub.allowed_keys (ephemeral-ctl keygen makes keys; see "
+		       "docs/OPERATIONS.md), or bind to 127.0.0.1",
+		       setting, endpoint);
 	void *sock = hubproto_socket(hub->ctx, type);
-	if (sock == NULL || zmq_bind(sock, endpoint) < 0)
+	if (sock == NULL)
+		fatalx("cannot make a socket for %s: %s", endpoint, zmq_strerror(zmq_errno()));
+	if (hub->zap.sock != NULL &&
+	    zsec_server_socket(sock, &hub->keys, &hub->zap, domain, err, sizeof(err)) < 0)
+		fatalx("%s: %s", setting, err);
+	if (zmq_bind(sock, endpoint) < 0)
 		fatalx("cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
 	return sock;
+}
+
+/* Loads the hub's key pair and opens the ZAP handler, before any socket binds. */
+static void hub_secure(struct hub *hub)
+{
+	const char *secret = config_str("hub.secret_key");
+	char err[512];
+	if (*secret == '\0')
+		return;
+	if (!zsec_available())
+		fatalx("hub.secret_key is set, but this libzmq has no CURVE support");
+	if (zsec_keys_load(secret, 1, &hub->keys, err, sizeof(err)) < 0)
+		fatalx("hub.secret_key: %s", err);
+	if (zsec_zap_open(&hub->zap, hub->ctx, config_str("hub.allowed_keys"), err, sizeof(err)) <
+	    0)
+		fatalx("hub.allowed_keys: %s", err);
+	log_info("CurveZMQ on: the hub's public key is %s", hub->keys.public_z85);
 }
 
 int main(int argc, char **argv)
@@ -45,11 +77,12 @@ int main(int argc, char **argv)
 	registry_init(&hub);
 
 	hub.ctx = zmq_ctx_new();
-	hub.router = hub_bind(&hub, ZMQ_ROUTER, config_str("hub.endpoint"));
+	hub_secure(&hub);
+	hub.router = hub_bind(&hub, ZMQ_ROUTER, "hub.endpoint", "hub");
 	int one = 1;
 	/* Report sends to vanished gateways instead of dropping them silently. */
 	zmq_setsockopt(hub.router, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
-	hub.operator= hub_bind(&hub, ZMQ_REP, config_str("hub.operator_endpoint"));
+	hub.operator= hub_bind(&hub, ZMQ_REP, "hub.operator_endpoint", "operator");
 
 	on_stop_signals(hub_on_signal);
 
@@ -64,9 +97,10 @@ int main(int argc, char **argv)
 		if (deadline >= 0 && deadline < wake)
 			wake = deadline;
 		zmq_pollitem_t items[] = {{hub.router, 0, ZMQ_POLLIN, 0},
-					  {hub.operator, 0, ZMQ_POLLIN, 0}};
+					  {hub.operator, 0, ZMQ_POLLIN, 0},
+					  {hub.zap.sock, 0, ZMQ_POLLIN, 0}};
 		long timeout = wake > now ? (long)(wake - now) : 0;
-		if (zmq_poll(items, 2, timeout) < 0) {
+		if (zmq_poll(items, hub.zap.sock ? 3 : 2, timeout) < 0) {
 			if (zmq_errno() == EINTR)
 				continue;
 			fatalx("zmq_poll: %s", zmq_strerror(zmq_errno()));
@@ -86,6 +120,8 @@ int main(int argc, char **argv)
 		}
 		if (items[1].revents & ZMQ_POLLIN)
 			operator_handle(&hub);
+		if (hub.zap.sock != NULL)
+			zsec_zap_drain(&hub.zap); /* handshakes wait for these answers */
 		now = now_ms();
 		router_expire(&hub, now);
 		if (now >= next_beat) {
@@ -99,6 +135,8 @@ int main(int argc, char **argv)
 	registry_free(&hub);
 	zmq_close(hub.router);
 	zmq_close(hub.operator);
+	if (hub.zap.sock != NULL)
+		zsec_zap_close(&hub.zap);
 	zmq_ctx_term(hub.ctx);
 	config_reset();
 	return 0;

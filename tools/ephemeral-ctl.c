@@ -1,16 +1,18 @@
 /*
  * ephemeral-ctl — asks the hub's operator endpoint (ZeroMQ REP) one question and prints the answer.
  *
- *   ephemeral-ctl [-c FILE] [--endpoint EP] [--json] [--timeout MS] stats|lookup HASH|gateways
+ *   ephemeral-ctl [OPTIONS] stats|lookup HASH|gateways|keygen NAME   (options anywhere)
  *
  * Sends one text frame and reads one JSON frame back (PROTOCOL.md, "Operators"), within the
  * timeout: a REQ socket with ZMQ_LINGER 0, so a hub that is down never makes it hang, on the way
- * in or out. Prints tables for a person, or the JSON as is with --json.
+ * in or out. Prints tables for a person, or the JSON as is with --json. With hub.public_key and
+ * ctl.secret_key it speaks CurveZMQ (common/zsec.c); keygen makes such key pairs.
  * Exit status: 0 answered, 1 the hub answered with an error, 2 bad usage, 3 no answer in time.
  */
 #include "config.h"
 #include "log.h"
 #include "util.h"
+#include "zsec.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -33,27 +35,32 @@ struct ctl {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: ephemeral-ctl [-c FILE] [--endpoint EP] [--json] [--timeout MS] "
-		"COMMAND\n"
-		"Asks the Ephemeral hub's operator endpoint and prints the answer.\n"
-		"\n"
-		"commands:\n"
-		"  stats          the hub's figures, as a table\n"
-		"  lookup HASH    how many viewers hold HASH (64 hex digits)\n"
-		"  gateways       the gateways the hub knows, as a table\n"
-		"\n"
-		"options:\n"
-		"  -e, --endpoint EP   ZeroMQ endpoint of the hub's operator socket\n"
-		"                      (default: the setting hub.operator_endpoint, %s)\n"
-		"  -j, --json          print the hub's JSON answer as is\n"
-		"  -t, --timeout MS    how long to wait for the answer (default 2000)\n"
-		"  -c FILE             read settings from FILE (conf/ephemeral.conf)\n"
-		"  -h, --help          this help\n"
-		"\n"
-		"exit status: 0 answered, 1 the hub answered with an error, 2 bad usage,\n"
-		"3 the hub did not answer in time\n",
-		config_str("hub.operator_endpoint"));
+	fprintf(
+	    f,
+	    "usage: ephemeral-ctl [OPTION]... COMMAND [ARG]   (options go anywhere)\n"
+	    "Asks the Ephemeral hub's operator endpoint and prints the answer.\n"
+	    "\n"
+	    "commands:\n"
+	    "  stats          the hub's figures, as a table\n"
+	    "  lookup HASH    how many viewers hold HASH (64 hex digits)\n"
+	    "  gateways       the gateways the hub knows, as a table\n"
+	    "  keygen NAME    make a CurveZMQ key pair: NAME.pub (give it to the hub's\n"
+	    "                 hub.allowed_keys folder) and NAME.secret (keep it here)\n"
+	    "\n"
+	    "options:\n"
+	    "  -e, --endpoint EP   ZeroMQ endpoint of the hub's operator socket\n"
+	    "                      (default: the setting hub.operator_endpoint, %s)\n"
+	    "  -j, --json          print the hub's JSON answer as is\n"
+	    "  -t, --timeout MS    how long to wait for the answer (default 2000)\n"
+	    "  -k, --key FILE      this operator's key pair (the setting ctl.secret_key); with\n"
+	    "                      hub.public_key, the hub is asked over CurveZMQ\n"
+	    "  -c FILE             read settings from FILE (conf/ephemeral.conf)\n"
+	    "  -o KEY=VALUE        set one setting (e.g. -o hub.public_key=hub.pub)\n"
+	    "  -h, --help          this help\n"
+	    "\n"
+	    "exit status: 0 answered, 1 the hub answered with an error, 2 bad usage,\n"
+	    "3 the hub did not answer in time\n",
+	    config_str("hub.operator_endpoint"));
 }
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -64,8 +71,10 @@ static void usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nusage: ephemeral-ctl [-c FILE] [--endpoint EP] [--json] [--timeout MS] "
-			"stats|lookup HASH|gateways\n(ephemeral-ctl --help says more)\n");
+	fprintf(stderr, "\nusage: ephemeral-ctl [-c FILE] [-o KEY=VALUE] [--endpoint EP] [--json] "
+			"[--timeout MS] [--key FILE]\n"
+			"       stats|lookup HASH|gateways|keygen NAME\n"
+			"(ephemeral-ctl --help says more)\n");
 	exit(CTL_EXIT_USAGE);
 }
 
@@ -81,6 +90,11 @@ static char *ctl_ask(const struct ctl *ctl, const char *request)
 		exit(CTL_EXIT_HUB_ERROR);
 	}
 	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
+	if (zsec_client_from_config(sock, "ctl.secret_key") < 0) {
+		zmq_close(sock);
+		zmq_ctx_term(ctx);
+		exit(CTL_EXIT_USAGE);
+	}
 	if (zmq_connect(sock, ctl->endpoint) < 0) {
 		fprintf(stderr, "ephemeral-ctl: cannot use endpoint \"%s\": %s\n", ctl->endpoint,
 			zmq_strerror(zmq_errno()));
@@ -113,6 +127,10 @@ static char *ctl_ask(const struct ctl *ctl, const char *request)
 	if (reply == NULL) {
 		fprintf(stderr, "ephemeral-ctl: the hub at %s did not answer within %d ms\n",
 			ctl->endpoint, ctl->timeout_ms);
+		/* Without keys a CurveZMQ hub looks exactly like one that is down. */
+		if (*config_str("hub.public_key") == '\0')
+			fprintf(stderr, "ephemeral-ctl: (a hub with CurveZMQ needs --key FILE and "
+					"-o hub.public_key=FILE)\n");
 		exit(CTL_EXIT_TIMEOUT);
 	}
 	return reply;
@@ -223,30 +241,72 @@ static int print_lookup(const json_t *o)
 	return 0;
 }
 
+/* keygen NAME: writes NAME.pub and NAME.secret, says what each is for. */
+static int ctl_keygen(const struct ctl *ctl, const char *base)
+{
+	struct zsec_keys k;
+	char err[512];
+	if (!zsec_available()) {
+		fprintf(stderr, "ephemeral-ctl: this libzmq has no CURVE support\n");
+		return CTL_EXIT_HUB_ERROR;
+	}
+	if (zsec_keygen(base, &k, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ephemeral-ctl: keygen: %s\n", err);
+		return CTL_EXIT_HUB_ERROR;
+	}
+	if (ctl->json) {
+		json_t *o =
+		    json_pack("{s:s+, s:s+, s:s}", "public", base, ZSEC_PUBLIC_SUFFIX, "secret",
+			      base, ZSEC_SECRET_SUFFIX, "public_key", k.public_z85);
+		char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+		printf("%s\n", text ? text : "{}");
+		free(text);
+		json_decref(o);
+		return 0;
+	}
+	printf("%s" ZSEC_PUBLIC_SUFFIX
+	       "     public key %s: copy it into the hub's hub.allowed_keys "
+	       "folder\n"
+	       "%s" ZSEC_SECRET_SUFFIX "  key pair, mode 0600: keep it on this machine and name it "
+	       "in\n"
+	       "%*s  gateway.secret_key, frontend.secret_key, ctl.secret_key or hub.secret_key\n",
+	       base, k.public_z85, base, (int)(strlen(base) + strlen(ZSEC_SECRET_SUFFIX)), "");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"endpoint", required_argument, NULL, 'e'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"timeout", required_argument, NULL, 't'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	    {"endpoint", required_argument, NULL, 'e'}, {"json", no_argument, NULL, 'j'},
+	    {"timeout", required_argument, NULL, 't'},	{"key", required_argument, NULL, 'k'},
+	    {"help", no_argument, NULL, 'h'},		{NULL, 0, NULL, 0},
 	};
 	struct ctl ctl = {NULL, 2000, 0};
 	char err[512];
 	int opt;
 
 	log_init("ephemeral-ctl", LOG_LEVEL_WARN);
-	if (config_load_env(err, sizeof(err)) < 0) {
-		fprintf(stderr, "ephemeral-ctl: %s\n", err);
-		return CTL_EXIT_USAGE;
+	/* The file first, then the environment, then -o and --key, whatever their order on the
+	 * line, as in every program. */
+	for (int i = 1; i + 1 < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "-c") == 0 &&
+		    config_load_file(argv[i + 1], err, sizeof(err)) < 0)
+			usage_error("%s", err);
 	}
-	while ((opt = getopt_long(argc, argv, "+c:e:jt:h", longopts, NULL)) != -1) {
+	if (config_load_env(err, sizeof(err)) < 0)
+		usage_error("%s", err);
+	/* No '+': options are taken anywhere on the line (`stats --json`), as git and kubectl
+	 * do; `--` ends them. */
+	while ((opt = getopt_long(argc, argv, "c:e:jt:k:o:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
-			/* The environment still wins over the file, as in every program. */
-			if (config_load_file(optarg, err, sizeof(err)) < 0 ||
-			    config_load_env(err, sizeof(err)) < 0)
+			break;
+		case 'o':
+			if (config_set_pair(optarg, err, sizeof(err)) < 0)
+				usage_error("%s", err);
+			break;
+		case 'k':
+			if (config_set("ctl.secret_key", optarg, err, sizeof(err)) < 0)
 				usage_error("%s", err);
 			break;
 		case 'e':
@@ -280,7 +340,13 @@ int main(int argc, char **argv)
 	const char *command = optind < argc ? argv[optind] : NULL;
 	int nargs = argc - optind - 1;
 	if (command == NULL)
-		usage_error("a command is needed: stats, lookup HASH or gateways");
+		usage_error("a command is needed: stats, lookup HASH, gateways or keygen NAME");
+	if (strcmp(command, "keygen") == 0) {
+		if (nargs != 1)
+			usage_error("keygen takes one NAME (it writes NAME" ZSEC_PUBLIC_SUFFIX
+				    " and NAME" ZSEC_SECRET_SUFFIX ")");
+		return ctl_keygen(&ctl, argv[optind + 1]);
+	}
 	if (strcmp(command, "stats") == 0 || strcmp(command, "gateways") == 0) {
 		if (nargs != 0)
 			usage_error("%s takes no argument", command);

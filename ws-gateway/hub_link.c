@@ -11,6 +11,7 @@
  */
 #include "gateway.h"
 #include "log.h"
+#include "zsec.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -271,7 +272,8 @@ int hub_link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
 int hub_link_open(struct gateway *gw)
 {
 	gw->zsock = hubproto_socket(gw->zctx, ZMQ_DEALER);
-	if (gw->zsock == NULL || zmq_connect(gw->zsock, gw->endpoint) < 0) {
+	if (gw->zsock == NULL || zsec_client_from_config(gw->zsock, "gateway.secret_key") < 0 ||
+	    zmq_connect(gw->zsock, gw->endpoint) < 0) {
 		log_errorx("%s: cannot connect to %s: %s", __func__, gw->endpoint,
 			   zmq_strerror(zmq_errno()));
 		return -1;

@@ -76,3 +76,22 @@ test('ctl exits 3 quickly when nothing answers', T(async () => {
 	assert.equal(r.code, 3, `exit ${r.code}${r.error ? ` (${r.error})` : ''}: ${r.stderr}`);
 	assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`);
 }));
+
+test('ctl takes options anywhere on the line, as git and kubectl do', T(async () => {
+	const ctl = path.join(BIN, 'ephemeral-ctl');
+	const ep = stack.operatorEndpoint;
+	const stats = await run(ctl, ['stats', '--json', '--endpoint', ep]);
+	assert.equal(stats.code, 0, `stats --json --endpoint: exit ${stats.code} ${stats.stderr}`);
+	assert.equal(typeof JSON.parse(stats.stdout).uptime_s, 'number', stats.stdout);
+	const hash = randomHash();
+	const lookup = await run(ctl, ['-e', ep, 'lookup', hash, '-j']);
+	assert.equal(lookup.code, 0, `lookup HASH -j: exit ${lookup.code} ${lookup.stderr}`);
+	assert.deepEqual(JSON.parse(lookup.stdout), { hash, viewers: 0 });
+	const gws = await run(ctl, ['gateways', '-e', ep, '--timeout', '3000']);
+	assert.equal(gws.code, 0, gws.stderr);
+	assert.match(gws.stdout, /^id\s+connections\s+holdings\s+last_seen_ms$/m, gws.stdout);
+	// Still one command and its arguments: a stray word is refused.
+	const extra = await run(ctl, ['stats', 'now', '--json', '-e', ep]);
+	assert.equal(extra.code, 2, `stats now: exit ${extra.code}`);
+	assert.match(extra.stderr, /stats takes no argument/);
+}));

@@ -566,7 +566,10 @@ export function run(file, args, { timeoutMs = 5000, cwd = ROOT } = {}) {
  *                 as under systemd (then a reload keeps its WebSockets: see reloadWebServer)
  *   hub: extra hub settings {key: value}, e.g. {'hub.holder_timeout_ms': 1000}
  *   gateway: extra gateway settings
+ *   frontend: extra settings of the frontends the stack starts itself (ownFrontends, Apache)
  *   hubTimeoutMs: the frontend's hub timeout (frontend.hub_timeout_ms)
+ *   hubHost: the loopback address the hub binds (default 127.0.0.1; e.g. 127.0.0.2 with keys)
+ *   ctlArgs: extra ephemeral-ctl arguments for every ctl call (e.g. its key, for CurveZMQ)
  */
 export async function startStack(opts = {}) {
 	const stack = new Stack(opts);
@@ -581,7 +584,7 @@ export async function startStack(opts = {}) {
 }
 
 export class Stack {
-	constructor({ gateways = 2, lighttpd = true, web, server = SERVER, tls = false, frontends = 2, ownFrontends = false, hub = {}, gateway = {}, hubTimeoutMs } = {}) {
+	constructor({ gateways = 2, lighttpd = true, web, server = SERVER, tls = false, frontends = 2, ownFrontends = false, hub = {}, gateway = {}, frontend = {}, hubTimeoutMs, hubHost = '127.0.0.1', ctlArgs = [] } = {}) {
 		if (!['lighttpd', 'apache'].includes(server)) throw new Error(`server "${server}": not lighttpd or apache`);
 		this.nGateways = gateways;
 		this.withLighttpd = web === undefined ? lighttpd : web; // (the old name: any web server)
@@ -591,7 +594,10 @@ export class Stack {
 		this.ownFrontends = server === 'apache' || ownFrontends;
 		this.hubSettings = hub;
 		this.gatewaySettings = gateway;
+		this.frontendSettings = frontend;
 		this.hubTimeoutMs = hubTimeoutMs;
+		this.hubHost = hubHost;
+		this.ctlArgs = ctlArgs;
 		this.procs = [];
 		this.frontends = [];
 		this.frontendPorts = [];
@@ -604,8 +610,8 @@ export class Stack {
 		const [hubPort, opPort, httpPort] = ports;
 		const gwPorts = ports.slice(3, 3 + this.nGateways);
 		this.frontendPorts = ports.slice(3 + this.nGateways);
-		this.hubEndpoint = `tcp://127.0.0.1:${hubPort}`;
-		this.operatorEndpoint = `tcp://127.0.0.1:${opPort}`;
+		this.hubEndpoint = `tcp://${this.hubHost}:${hubPort}`;
+		this.operatorEndpoint = `tcp://${this.hubHost}:${opPort}`;
 		this.httpPort = httpPort;
 		this.gatewayPorts = gwPorts;
 
@@ -789,6 +795,7 @@ export class Stack {
 					'-o', `hub.endpoint=${this.hubEndpoint}`,
 					'-o', `frontend.web_dir=${path.join(ROOT, 'web')}`,
 					...(this.hubTimeoutMs ? ['-o', `frontend.hub_timeout_ms=${this.hubTimeoutMs}`] : []),
+					...settingArgs(this.frontendSettings),
 					`127.0.0.1:${port}`,
 				], { logFile: path.join(this.stateDir, `fe${i + 1}.log`) });
 				this.procs.push(p);
@@ -840,7 +847,7 @@ export class Stack {
 	}
 
 	async ctlRaw(args, timeoutMs = 4000, { json = true } = {}) {
-		const r = await run(path.join(BIN, 'ephemeral-ctl'), ['--endpoint', this.operatorEndpoint, ...(json ? ['--json'] : []), ...args], { timeoutMs });
+		const r = await run(path.join(BIN, 'ephemeral-ctl'), ['--endpoint', this.operatorEndpoint, ...this.ctlArgs, ...(json ? ['--json'] : []), ...args], { timeoutMs });
 		try {
 			r.json = JSON.parse(r.stdout);
 		} catch {
