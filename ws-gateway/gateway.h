@@ -16,8 +16,10 @@
 #include "map.h"
 #include "wsmsg.h"
 
-#define GW_TX_CHUNK (64 * 1024) /* one lws_write at most: fair to other connections */
-#define GW_ADDR_LEN 64
+#define GW_TX_CHUNK	     (64 * 1024) /* one lws_write at most: fair to other connections */
+#define GW_ADDR_LEN	     64
+#define GW_PROTOCOL	     "ephemeral.v1"	  /* the clients' subprotocol: protocols[0] */
+#define GW_HUB_LINK_PROTOCOL "ephemeral-hub-link" /* lws's name for the hub socket's descriptor */
 
 /* A frame queued for a client; shared by every connection it goes to (refcounted). */
 struct outbuf {
@@ -93,7 +95,8 @@ struct hashsub {
 
 struct gateway_stats {
 	uint64_t blobs_in, blobs_out, bytes_in, bytes_out, mismatches, bad_messages;
-	uint64_t rate_limited, refused_origin, refused_addr, deferred;
+	uint64_t rate_limited, refused_origin, refused_addr, refused_full, refused_protocol;
+	uint64_t deferred;
 };
 
 struct gateway {
@@ -104,7 +107,7 @@ struct gateway {
 	size_t max_blob;
 	int max_lies;
 	/* limits (limits.c) */
-	int max_holds, max_wants, max_violations, max_conns_per_addr;
+	int max_holds, max_wants, max_violations, max_conns_per_addr, max_conns;
 	long long msg_rate, msg_burst, byte_rate, byte_burst;
 	char **trusted, **origins;
 	size_t ntrusted, norigins;
@@ -152,7 +155,10 @@ void session_update_flow(struct session *s);
 void limits_init(struct gateway *gw, const char *trusted, const char *origins);
 void limits_free(struct gateway *gw);
 void limits_client_addr(struct gateway *gw, struct lws *wsi, char out[GW_ADDR_LEN]);
-int limits_admit(struct gateway *gw, struct lws *wsi);
+/* 0: the handshake may go on; else the HTTP status to refuse it with, and *why a one-line reason.
+ */
+#define LIMITS_HTTP_TOO_MANY 429 /* RFC 6585; lws has no name for it */
+int limits_admit(struct gateway *gw, struct lws *wsi, const char **why);
 void limits_session_open(struct gateway *gw, struct session *s);
 void limits_session_close(struct gateway *gw, struct session *s);
 /*

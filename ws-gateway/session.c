@@ -13,8 +13,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-#define PROTOCOL_NAME	       "ephemeral.v1"
 #define SESSION_CLOSE_GRACE_MS 300
 
 static struct gateway *session_gateway(struct lws *wsi)
@@ -441,13 +441,17 @@ static int session_receive(struct gateway *gw, struct session *s, const void *in
 	return 0;
 }
 
-/* Accepts clients that offer ephemeral.v1 or no subprotocol at all; refuses the others. */
+/*
+ * Accepts clients that offer ephemeral.v1 or no subprotocol at all; refuses the others, and an
+ * offer that names the hub link's protocol (lws binds the first protocol of ours it finds).
+ */
 static int session_protocol_ok(struct lws *wsi)
 {
 	char offered[256];
 	int n = lws_hdr_copy(wsi, offered, sizeof(offered), WSI_TOKEN_PROTOCOL);
 	if (n <= 0)
 		return lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) <= 0;
+	int ours = 0;
 	for (char *save = NULL, *tok = strtok_r(offered, ",", &save); tok;
 	     tok = strtok_r(NULL, ",", &save)) {
 		while (*tok == ' ' || *tok == '\t')
@@ -455,10 +459,65 @@ static int session_protocol_ok(struct lws *wsi)
 		size_t len = strlen(tok);
 		while (len && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
 			tok[--len] = '\0';
-		if (strcmp(tok, PROTOCOL_NAME) == 0)
-			return 1;
+		if (strcmp(tok, GW_HUB_LINK_PROTOCOL) == 0)
+			return 0;
+		ours |= strcmp(tok, GW_PROTOCOL) == 0;
 	}
-	return 0;
+	return ours;
+}
+
+static const char *session_status_text(int status)
+{
+	switch (status) {
+	case HTTP_STATUS_BAD_REQUEST:
+		return "Bad Request";
+	case HTTP_STATUS_FORBIDDEN:
+		return "Forbidden";
+	case LIMITS_HTTP_TOO_MANY:
+		return "Too Many Requests";
+	default:
+		return "Service Unavailable";
+	}
+}
+
+/*
+ * Answers a refused handshake with an HTTP status and a one-line reason, while the connection is
+ * still HTTP (LWS_CALLBACK_HTTP_CONFIRM_UPGRADE): a client hears at once why, and a web server in
+ * front passes the status on. Refusing later, in LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION, lws
+ * would only close the connection, and it refuses an unknown subprotocol before that, silently.
+ * The caller then returns -1: lws hangs up once the answer is written.
+ */
+static void session_refuse(struct lws *wsi, int status, const char *why)
+{
+	uint8_t buf[LWS_PRE + 512];
+	char *start = (char *)buf + LWS_PRE;
+	int n = snprintf(start, sizeof(buf) - LWS_PRE,
+			 "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+			 "Content-Length: %zu\r\nCache-Control: no-store\r\nConnection: close\r\n"
+			 "\r\n%s\n",
+			 status, session_status_text(status), strlen(why) + 1, why);
+	if (n > 0 && (size_t)n < sizeof(buf) - LWS_PRE)
+		lws_write(wsi, (unsigned char *)start, (size_t)n, LWS_WRITE_HTTP_FINAL);
+}
+
+static int session_confirm_upgrade(struct gateway *gw, struct lws *wsi, const char *upgrade)
+{
+	const char *why = NULL;
+	int status = 0;
+	if (upgrade == NULL || strcasecmp(upgrade, "websocket") != 0) {
+		status = HTTP_STATUS_BAD_REQUEST;
+		why = "this endpoint speaks WebSocket only";
+	} else if (!session_protocol_ok(wsi)) {
+		status = HTTP_STATUS_BAD_REQUEST;
+		why = "offer the " GW_PROTOCOL " subprotocol, or none";
+		gw->stats.refused_protocol++;
+	} else {
+		status = limits_admit(gw, wsi, &why);
+	}
+	if (status == 0)
+		return 0;
+	session_refuse(wsi, status, why);
+	return -1;
 }
 
 int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -468,9 +527,8 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 	struct gateway *gw = session_gateway(wsi);
 
 	switch (reason) {
-	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-		/* Refused at the handshake: lws closes the connection. */
-		return session_protocol_ok(wsi) && limits_admit(gw, wsi) == 0 ? 0 : 1;
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return session_confirm_upgrade(gw, wsi, in);
 	case LWS_CALLBACK_ESTABLISHED: {
 		memset(s, 0, sizeof(*s));
 		s->gw = gw;
