@@ -38,6 +38,23 @@ struct outmsg {
 
 struct interest;
 
+/* framewatch.c: where the connection's byte stream is, frame by frame. */
+struct framewatch {
+	int fd; /* -1: not watched */
+	uint8_t hdr[14];
+	uint8_t have;	       /* header bytes collected */
+	uint8_t binary;	       /* the data message in progress is binary */
+	uint64_t payload_left; /* of the current frame */
+	uint64_t message;      /* bytes the data message in progress declared so far */
+};
+
+/*
+ * A message past its limit by less than this is read to the end of the frame that passed it
+ * before the 1009 goes (so that the client reads the close instead of a reset); a frame whose
+ * header takes its message further is refused at once.
+ */
+#define SESSION_DRAIN_MAX(limit) (4 * (uint64_t)(limit) + 65536)
+
 struct session {
 	struct gateway *gw;
 	struct lws *wsi;
@@ -48,6 +65,9 @@ struct session {
 	int rx_binary;
 	int discarding;	  /* the message in progress is past its limit: read, drop, close */
 	size_t discarded; /* bytes of it thrown away so far */
+	struct framewatch watch;
+	int failing; /* a close code to send at once (RFC 6455 violation), or 0 */
+	const char *fail_reason;
 	/* sending */
 	struct outmsg *out_head, *out_tail;
 	size_t out_off;	  /* bytes of the head frame already written */
@@ -150,6 +170,14 @@ void session_close_soon(struct session *s, int code, const char *reason);
 void outbuf_release(struct outbuf *b);
 
 void session_update_flow(struct session *s);
+/* Closes at once with code: the client broke RFC 6455 (framewatch.c). */
+void session_fail(struct session *s, int code, const char *reason);
+
+/* framewatch.c — frame header checks lws 4.1 leaves out, on the bytes as lws reads them */
+int framewatch_init(void);
+void framewatch_free(void);
+void framewatch_start(struct session *s);
+void framewatch_stop(struct session *s);
 
 /* limits.c — admission (address, Origin) and per-connection budgets */
 void limits_init(struct gateway *gw, const char *trusted, const char *origins);

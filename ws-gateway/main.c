@@ -47,6 +47,8 @@ int main(int argc, char **argv)
 			 "An Ephemeral WebSocket gateway: browsers and CLIs connect here.");
 
 	tune_allocator_for_blobs();
+	if (framewatch_init() < 0)
+		fatalx("out of memory");
 	gw.instance = random_u64();
 	gw.max_blob = (size_t)config_int("gateway.max_blob");
 	gw.max_lies = (int)config_int("gateway.max_lies");
@@ -147,6 +149,7 @@ int main(int argc, char **argv)
 	map_free(&gw.interests);
 	map_free(&gw.hashsubs);
 	limits_free(&gw);
+	framewatch_free();
 	free(gw.tx_scratch);
 	ev_loop_destroy(loop);
 	config_reset();

@@ -389,15 +389,43 @@ static void session_binary(struct gateway *gw, struct session *s)
 	hub_link_send(gw, &o);
 }
 
+/* Closes now: the client broke the protocol, and nothing it sends after counts. */
+static int session_fail_now(struct session *s)
+{
+	lws_close_reason(s->wsi, (enum lws_close_status)s->failing, (unsigned char *)s->fail_reason,
+			 strlen(s->fail_reason));
+	return -1;
+}
+
 /*
- * Appends a received fragment. A message past its limit is not buffered: the rest of it is read
- * and thrown away, then the connection is closed with 1009. Closing at once would leave unread
- * bytes in the socket, and the kernel would answer them with a reset that destroys the close
- * frame before the client reads it. A client that keeps sending far past the limit is cut off.
+ * The reason is given to lws at once as well: if lws's own parser then drops the connection (a
+ * control frame longer than 125 bytes, which 4.1.6 drops without a close frame), it sends ours.
+ */
+void session_fail(struct session *s, int code, const char *reason)
+{
+	if (s->failing)
+		return;
+	s->failing = code;
+	s->fail_reason = reason;
+	lws_close_reason(s->wsi, (enum lws_close_status)code, (unsigned char *)reason,
+			 strlen(reason));
+	lws_callback_on_writable(s->wsi);
+}
+
+/*
+ * Appends a received fragment. The limit is on the message, whatever its fragments: once it is
+ * passed nothing more is buffered, the rest of the frame that passed it is read and thrown away,
+ * and then the connection is closed with 1009 (after the grace of session_close_soon() if the
+ * message has more fragments to come). Closing at once would leave unread bytes in the socket,
+ * and the kernel would answer them with a reset that destroys the close frame before the client
+ * reads it. A frame that would take the message past SESSION_DRAIN_MAX is not drained:
+ * framewatch.c refuses it from its header, and this from its first payload.
  */
 static int session_receive(struct gateway *gw, struct session *s, const void *in, size_t len)
 {
 	static const char too_large[] = "message too large";
+	if (s->failing)
+		return session_fail_now(s);
 	if (s->closing)
 		return 0; /* on its way out: read, but act on nothing more */
 	int first = lws_is_first_fragment(s->wsi);
@@ -415,12 +443,14 @@ static int session_receive(struct gateway *gw, struct session *s, const void *in
 	}
 	if (s->discarding) {
 		s->discarded += len;
-		int done = lws_is_final_fragment(s->wsi) && remaining == 0;
-		if (done || s->discarded + remaining > 4 * limit + 65536) {
-			lws_close_reason(s->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-					 (unsigned char *)too_large, sizeof(too_large) - 1);
-			return -1;
+		if (s->discarded + remaining > SESSION_DRAIN_MAX(limit) ||
+		    lws_is_final_fragment(s->wsi)) {
+			session_fail(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, too_large);
+			return session_fail_now(s);
 		}
+		/* More fragments may be on their way: read and ignore them for the grace. */
+		if (remaining == 0)
+			session_close_soon(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, too_large);
 		return 0;
 	}
 	if (buf_append(&s->rx, &s->rx_len, &s->rx_cap, in, len, remaining, limit) < 0)
@@ -438,6 +468,24 @@ static int session_receive(struct gateway *gw, struct session *s, const void *in
 		s->rx_cap = 0;
 	}
 	s->rx_len = 0;
+	return 0;
+}
+
+/*
+ * A close from the client. lws 4.1.6 answers a close payload of one byte with an empty close
+ * (1005 to the client) and echoes codes from 5000 up; RFC 6455 §5.5.1 and §7.4 make both a
+ * protocol error. Codes lws itself knows to be wrong it already answers with 1002.
+ */
+static int session_peer_close(struct session *s, const uint8_t *in, size_t len)
+{
+	if (len == 0)
+		return 0;
+	int code = len >= 2 ? in[0] << 8 | in[1] : 0;
+	if (len == 1 || code >= 5000) {
+		session_fail(s, LWS_CLOSE_STATUS_PROTOCOL_ERR,
+			     len == 1 ? "close payload of 1 byte" : "bad close code");
+		return session_fail_now(s);
+	}
 	return 0;
 }
 
@@ -534,6 +582,7 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		s->gw = gw;
 		s->wsi = wsi;
 		s->id = ++gw->next_id;
+		framewatch_start(s);
 		if (map_put(&gw->sessions, s) < 0)
 			return -1;
 		gw->nsessions++;
@@ -545,11 +594,16 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 	}
 	case LWS_CALLBACK_RECEIVE:
 		return session_receive(gw, s, in, len);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		return session_peer_close(s, in, len);
 	case LWS_CALLBACK_SERVER_WRITEABLE:
+		if (s->failing)
+			return session_fail_now(s);
 		return session_writable(s);
 	case LWS_CALLBACK_CLOSED: {
 		if (s->id == 0)
 			return 0;
+		framewatch_stop(s);
 		struct hubproto_out o = {.cmd = HUB_CONN_CLOSE, .id = s->id};
 		if (!gw->stopping)
 			hub_link_send(gw, &o);
