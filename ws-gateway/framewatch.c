@@ -30,7 +30,11 @@
 #include <sys/socket.h>
 
 /* RFC 6455 §5.2 (lws keeps its names private) */
-enum framewatch_opcode { FRAMEWATCH_CONTINUATION = 0x0, FRAMEWATCH_TEXT = 0x1, FRAMEWATCH_BINARY = 0x2 };
+enum framewatch_opcode {
+	FRAMEWATCH_CONTINUATION = 0x0,
+	FRAMEWATCH_TEXT = 0x1,
+	FRAMEWATCH_BINARY = 0x2
+};
 #define FRAMEWATCH_CONTROL     0x8  /* opcodes 0x8-0xf */
 #define FRAMEWATCH_MAX_CONTROL 125  /* a control frame's payload at most (§5.5) */
 #define FRAMEWATCH_MASKED      0x80 /* second header byte */
@@ -95,7 +99,8 @@ static void framewatch_header(struct session *s)
 		return;
 	}
 	if (len7 == 127 && (w->hdr[2] & 0x80)) {
-		/* §5.2: the most significant bit must be 0; lws drops these without a close frame */
+		/* §5.2: the most significant bit must be 0; lws drops these without a close frame
+		 */
 		session_fail(s, LWS_CLOSE_STATUS_PROTOCOL_ERR, "frame length past 2^63");
 		return;
 	}
@@ -133,7 +138,10 @@ static void framewatch_feed(struct session *s, const uint8_t *p, size_t n)
 		if (w->have < 2)
 			continue;
 		uint8_t len7 = w->hdr[1] & 0x7f;
-		size_t need = 2u + (len7 == 126 ? 2u : len7 == 127 ? 8u : 0u) +
+		size_t need = 2u +
+			      (len7 == 126   ? 2u
+			       : len7 == 127 ? 8u
+					     : 0u) +
 			      (w->hdr[1] & FRAMEWATCH_MASKED ? 4u : 0u);
 		if (w->have == need)
 			framewatch_header(s);

@@ -186,6 +186,7 @@ void limits_client_addr(struct gateway *gw, struct lws *wsi, char out[GW_ADDR_LE
 /* 0: the handshake may go on; else the HTTP status to refuse it with, and *why a one-line reason.
  */
 #define LIMITS_HTTP_TOO_MANY 429 /* RFC 6585; lws has no name for it */
+#define LIMITS_FULL	     "this server is full: try again in a while" /* with a 503 */
 int limits_admit(struct gateway *gw, struct lws *wsi, const char **why);
 void limits_session_open(struct gateway *gw, struct session *s);
 void limits_session_close(struct gateway *gw, struct session *s);

@@ -151,7 +151,7 @@ int limits_admit(struct gateway *gw, struct lws *wsi, const char **why)
 		return HTTP_STATUS_FORBIDDEN;
 	}
 	if (gw->nsessions >= (uint32_t)gw->max_conns) {
-		*why = "this server is full: try again in a while";
+		*why = LIMITS_FULL;
 		log_info("refused a WebSocket from %s: %u connections, the most this gateway holds "
 			 "(%llu so far)",
 			 addr, gw->nsessions, (unsigned long long)++gw->stats.refused_full);

@@ -625,7 +625,15 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		return 0;
 	}
 	case LWS_CALLBACK_HTTP:
-		/* The gateway speaks WebSocket only; pages come from the frontend. */
+		/*
+		 * The gateway speaks WebSocket only; pages come from the frontend. A browser does
+		 * not show a page why its handshake failed: the page may GET the same URL to learn
+		 * that this gateway is full (503, as the handshake got).
+		 */
+		if (gw->nsessions >= (uint32_t)gw->max_conns) {
+			session_refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, LIMITS_FULL);
+			return -1;
+		}
 		if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL))
 			return -1;
 		return lws_http_transaction_completed(wsi) ? -1 : 0;

@@ -4,7 +4,7 @@
 // passes on. Each case is a row: what the client sends, what it must see.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, withLogs, randomHash, sleep, MAX_BLOB } from '../lib/stack.mjs';
+import { startStack, withLogs, randomHash, sleep, httpRequest, MAX_BLOB } from '../lib/stack.mjs';
 import { rawConnect, frame, closePayload, OP } from '../lib/rawws.mjs';
 
 const MAX_CONNS = 6; // gateway.max_conns of this stack's one gateway
@@ -195,6 +195,11 @@ test(`gateway.max_conns (${MAX_CONNS}): the next handshake gets 503 at once; a f
 		assert.equal(r.status, 503, `${route}: connection ${MAX_CONNS + 1} answered ${r.statusLine} ${r.body.slice(0, 200)}`);
 		assert.ok(r.took < 1000, `${route}: the 503 took ${r.took} ms`);
 		if (route === 'gateway') assert.match(r.body, /^[^\n]*full[^\n]*\n?$/i, `${route}: body ${JSON.stringify(r.body)}`);
+	}
+	// A page cannot read a failed handshake's status; a plain GET of the same URL tells it.
+	for (const [route, port] of routes()) {
+		const r = await httpRequest(port, '/ws', { timeoutMs: 2000 });
+		assert.equal(r.status, 503, `${route}: GET /ws while full answered ${r.status} ${r.body.slice(0, 200)}`);
 	}
 	held.pop().send(frame(OP.CLOSE, closePayload(1000)));
 	await sleep(300);
