@@ -10,9 +10,10 @@
  * and on the descriptor of a client WebSocket follows the frame headers in the bytes read. A frame
  * without the mask bit fails the connection with 1002; a data frame that takes its message past
  * SESSION_DRAIN_MAX (far past the 64 KiB or 32 + max_blob limit) fails it with 1009 from the
- * header; session.c sends that close at once. And a control frame longer than 125 bytes, which
- * lws drops without a close frame, gets 1002. Smaller excesses are session.c's, which drains them
- * so that the client reads the close.
+ * header; session.c sends that close at once. And where lws drops a connection without a close
+ * frame (a control frame longer than 125 bytes, a length past 2^63, a close reason that is not
+ * UTF-8), the code is given to lws before it parses the frame, so that it sends 1002 or 1007.
+ * Smaller excesses are session.c's, which drains them so that the client reads the close.
  *
  * Only descriptors that session.c watches (from LWS_CALLBACK_ESTABLISHED to LWS_CALLBACK_CLOSED,
  * plain sockets) are parsed; every other recv() in the process, libzmq's I/O threads included,
@@ -33,7 +34,8 @@
 enum framewatch_opcode {
 	FRAMEWATCH_CONTINUATION = 0x0,
 	FRAMEWATCH_TEXT = 0x1,
-	FRAMEWATCH_BINARY = 0x2
+	FRAMEWATCH_BINARY = 0x2,
+	FRAMEWATCH_CLOSE = 0x8,
 };
 #define FRAMEWATCH_CONTROL     0x8  /* opcodes 0x8-0xf */
 #define FRAMEWATCH_MAX_CONTROL 125  /* a control frame's payload at most (§5.5) */
@@ -111,6 +113,12 @@ static void framewatch_header(struct session *s)
 		/* lws drops these without a close frame: this gives it the code to send. */
 		if (len7 > FRAMEWATCH_MAX_CONTROL)
 			session_fail(s, LWS_CLOSE_STATUS_PROTOCOL_ERR, "control frame too long");
+		else if (opcode == FRAMEWATCH_CLOSE && len > 2) {
+			w->close_pos = 0;
+			w->close_check = 1;
+			memset(&w->utf8, 0, sizeof(w->utf8));
+			memcpy(w->mask, w->hdr + (len7 == 126 ? 4 : 2), sizeof(w->mask));
+		}
 		return;
 	} else if (opcode != FRAMEWATCH_CONTINUATION) {
 		return; /* reserved opcodes: lws's own check */
@@ -121,6 +129,57 @@ static void framewatch_header(struct session *s)
 		session_fail(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
 }
 
+/* One byte of a strict UTF-8 check (RFC 3629: no overlong forms, surrogates, nor past U+10FFFF). */
+static int framewatch_utf8_step(struct framewatch_utf8 *u, uint8_t c)
+{
+	if (u->need) {
+		if (c < u->lo || c > u->hi)
+			return -1;
+		u->need--;
+		u->lo = 0x80;
+		u->hi = 0xbf;
+		return 0;
+	}
+	u->lo = 0x80;
+	u->hi = 0xbf;
+	if (c < 0x80)
+		return 0;
+	if (c >= 0xc2 && c <= 0xdf)
+		u->need = 1;
+	else if (c >= 0xe0 && c <= 0xef) {
+		u->need = 2;
+		u->lo = c == 0xe0 ? 0xa0 : 0x80;
+		u->hi = c == 0xed ? 0x9f : 0xbf;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		u->need = 3;
+		u->lo = c == 0xf0 ? 0x90 : 0x80;
+		u->hi = c == 0xf4 ? 0x8f : 0xbf;
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The reason in a close frame must be UTF-8 (§5.5.1). lws 4.1.6 checks, but drops the connection
+ * without a close frame when it is not: this checks first, so that lws sends 1007.
+ */
+static void framewatch_close_reason(struct session *s, const uint8_t *p, size_t n)
+{
+	struct framewatch *w = &s->watch;
+	for (size_t i = 0; i < n; i++, w->close_pos++) {
+		uint8_t c = p[i] ^ w->mask[w->close_pos & 3];
+		if (w->close_pos >= 2 && framewatch_utf8_step(&w->utf8, c) < 0)
+			break;
+	}
+	if (w->close_pos < n || (w->payload_left == 0 && w->utf8.need)) {
+		w->close_check = 0;
+		session_fail(s, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "close reason not UTF-8");
+	} else if (w->payload_left == 0) {
+		w->close_check = 0;
+	}
+}
+
 /* Follows the frame boundaries through n bytes just read. */
 static void framewatch_feed(struct session *s, const uint8_t *p, size_t n)
 {
@@ -129,6 +188,8 @@ static void framewatch_feed(struct session *s, const uint8_t *p, size_t n)
 		if (w->payload_left) {
 			size_t skip = w->payload_left < n ? (size_t)w->payload_left : n;
 			w->payload_left -= skip;
+			if (w->close_check)
+				framewatch_close_reason(s, p, skip);
 			p += skip;
 			n -= skip;
 			continue;

@@ -39,11 +39,19 @@ struct outmsg {
 struct interest;
 
 /* framewatch.c: where the connection's byte stream is, frame by frame. */
+struct framewatch_utf8 {
+	uint8_t need, lo, hi; /* continuation bytes still due, and the range of the next */
+};
+
 struct framewatch {
 	int fd; /* -1: not watched */
 	uint8_t hdr[14];
-	uint8_t have;	       /* header bytes collected */
-	uint8_t binary;	       /* the data message in progress is binary */
+	uint8_t have;	     /* header bytes collected */
+	uint8_t binary;	     /* the data message in progress is binary */
+	uint8_t close_check; /* the current frame is a close whose reason is being checked */
+	uint8_t close_pos;   /* payload bytes of it seen */
+	uint8_t mask[4];     /* its masking key */
+	struct framewatch_utf8 utf8;
 	uint64_t payload_left; /* of the current frame */
 	uint64_t message;      /* bytes the data message in progress declared so far */
 };

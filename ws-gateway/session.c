@@ -473,11 +473,14 @@ static int session_receive(struct gateway *gw, struct session *s, const void *in
 
 /*
  * A close from the client. lws 4.1.6 answers a close payload of one byte with an empty close
- * (1005 to the client) and echoes codes from 5000 up; RFC 6455 §5.5.1 and §7.4 make both a
- * protocol error. Codes lws itself knows to be wrong it already answers with 1002.
+ * (1005 to the client), echoes codes from 5000 up, and echoes a reason that ends inside a UTF-8
+ * character; RFC 6455 §5.5.1 and §7.4 make the first two a protocol error, the last 1007. Codes lws
+ * itself knows to be wrong it already answers with 1002.
  */
 static int session_peer_close(struct session *s, const uint8_t *in, size_t len)
 {
+	if (s->failing)
+		return session_fail_now(s); /* e.g. a reason framewatch.c found not to be UTF-8 */
 	if (len == 0)
 		return 0;
 	int code = len >= 2 ? in[0] << 8 | in[1] : 0;
