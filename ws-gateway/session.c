@@ -561,7 +561,10 @@ static int session_confirm_upgrade(struct gateway *gw, struct lws *wsi, const ch
 	} else if (!session_protocol_ok(wsi)) {
 		status = HTTP_STATUS_BAD_REQUEST;
 		why = "offer the " GW_PROTOCOL " subprotocol, or none";
-		gw->stats.refused_protocol++;
+		char addr[GW_ADDR_LEN];
+		limits_client_addr(gw, wsi, addr);
+		log_info("refused a WebSocket from %s: no subprotocol of ours (%llu so far)", addr,
+			 (unsigned long long)++gw->stats.refused_protocol);
 	} else {
 		status = limits_admit(gw, wsi, &why);
 	}

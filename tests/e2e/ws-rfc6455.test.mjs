@@ -154,6 +154,16 @@ const cases = [
 		expect: 1009,
 		withinMs: 1000,
 	},
+	{
+		name: 'binary message past 32 + max_blob in 64 KiB fragments: 1009 once past',
+		send: (ws) => {
+			const parts = [frame(OP.BINARY, Buffer.alloc(64 * 1024), { fin: false })];
+			for (let n = 64 * 1024; n <= MAX_BLOB + 64 * 1024; n += 64 * 1024) parts.push(frame(OP.CONT, Buffer.alloc(64 * 1024), { fin: false }));
+			ws.send(...parts);
+		},
+		expect: 1009,
+		withinMs: 1000,
+	},
 ];
 
 for (const c of cases) {
