@@ -2,10 +2,10 @@
  * framewatch.c — the checks lws 4.1 leaves out of a client's frame headers, made as lws reads them.
  *
  * libwebsockets 4.1.6 (Debian 12) accepts a client frame without a mask, which RFC 6455 §5.1
- * says a server must close on (lws checks it from v5.0.0 on, commit cae06c63a), and it hands a
- * frame's payload to session.c only once rx_buffer_size bytes of it have come, so a header that
- * declares 2^40 bytes followed by a trickle goes unseen. Its API exposes neither the mask bit nor
- * a frame's length before payload arrives. So the gateway defines recv(), which lws calls to read
+ * says a server must close on (lws checks it from v5.0.0 on, commit cae06c63a), and it tells
+ * session.c of a frame only when payload bytes of it arrive, so a header that declares 2^40 bytes
+ * and sends nothing more holds the connection unseen. Its API exposes neither the mask bit nor a
+ * frame's length before payload arrives. So the gateway defines recv(), which lws calls to read
  * a plain socket (lws_ssl_capable_read_no_ssl): it reads with recvfrom(), as glibc's recv does,
  * and on the descriptor of a client WebSocket follows the frame headers in the bytes read. A frame
  * without the mask bit fails the connection with 1002; a data frame that takes its message past
@@ -22,7 +22,6 @@
  * into its own close. Never patches or reaches into lws.
  */
 #include "gateway.h"
-#include "log.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
