@@ -125,7 +125,7 @@ static void framewatch_header(struct session *s)
 	size_t limit = w->binary ? HASH_LEN + s->gw->max_blob : WSMSG_MAX_TEXT;
 	w->message = len > UINT64_MAX - w->message ? UINT64_MAX : w->message + len;
 	if (w->message > SESSION_DRAIN_MAX(limit))
-		session_fail(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
+		session_fail(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, SESSION_TOO_LARGE);
 }
 
 /* One byte of a strict UTF-8 check (RFC 3629: no overlong forms, surrogates, nor past U+10FFFF). */

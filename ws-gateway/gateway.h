@@ -62,6 +62,7 @@ struct framewatch {
  * header takes its message further is refused at once.
  */
 #define SESSION_DRAIN_MAX(limit) (4 * (uint64_t)(limit) + 65536)
+#define SESSION_TOO_LARGE	 "message too large" /* the reason of a 1009 */
 
 struct session {
 	struct gateway *gw;

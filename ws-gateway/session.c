@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #define SESSION_CLOSE_GRACE_MS 300
+#define SESSION_CLOSE_CODE_MAX 4999 /* RFC 6455 §7.4.2: 3000-4999 are the applications' */
 
 static struct gateway *session_gateway(struct lws *wsi)
 {
@@ -423,7 +424,6 @@ void session_fail(struct session *s, int code, const char *reason)
  */
 static int session_receive(struct gateway *gw, struct session *s, const void *in, size_t len)
 {
-	static const char too_large[] = "message too large";
 	if (s->failing)
 		return session_fail_now(s);
 	if (s->closing)
@@ -445,12 +445,13 @@ static int session_receive(struct gateway *gw, struct session *s, const void *in
 		s->discarded += len;
 		if (s->discarded + remaining > SESSION_DRAIN_MAX(limit) ||
 		    lws_is_final_fragment(s->wsi)) {
-			session_fail(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, too_large);
+			session_fail(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, SESSION_TOO_LARGE);
 			return session_fail_now(s);
 		}
 		/* More fragments may be on their way: read and ignore them for the grace. */
 		if (remaining == 0)
-			session_close_soon(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, too_large);
+			session_close_soon(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+					   SESSION_TOO_LARGE);
 		return 0;
 	}
 	if (buf_append(&s->rx, &s->rx_len, &s->rx_cap, in, len, remaining, limit) < 0)
@@ -484,7 +485,7 @@ static int session_peer_close(struct session *s, const uint8_t *in, size_t len)
 	if (len == 0)
 		return 0;
 	int code = len >= 2 ? in[0] << 8 | in[1] : 0;
-	if (len == 1 || code >= 5000) {
+	if (len == 1 || code > SESSION_CLOSE_CODE_MAX) {
 		session_fail(s, LWS_CLOSE_STATUS_PROTOCOL_ERR,
 			     len == 1 ? "close payload of 1 byte" : "bad close code");
 		return session_fail_now(s);
