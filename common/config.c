@@ -73,6 +73,8 @@ static struct config_key config_keys[] = {
      "rate_limited and bad_request answers (one forgiven a second) before a close with 1008", NULL},
     {"gateway.max_conns_per_addr", CONFIG_INT, "256", 1, 1000000,
      "WebSocket connections at once from one client address", NULL},
+    {"gateway.max_conns", CONFIG_INT, "9000", 1, 10000000,
+     "WebSocket connections this gateway holds at most; past it a handshake gets HTTP 503", NULL},
     {"gateway.trusted_proxies", CONFIG_STR, "127.0.0.1", 0, 0,
      "comma-separated peer addresses whose X-Forwarded-For names the client", NULL},
     {"gateway.allowed_origins", CONFIG_STR, "", 0, 0,

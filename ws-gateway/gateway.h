@@ -16,8 +16,10 @@
 #include "map.h"
 #include "wsmsg.h"
 
-#define GW_TX_CHUNK (64 * 1024) /* one lws_write at most: fair to other connections */
-#define GW_ADDR_LEN 64
+#define GW_TX_CHUNK	     (64 * 1024) /* one lws_write at most: fair to other connections */
+#define GW_ADDR_LEN	     64
+#define GW_PROTOCOL	     "ephemeral.v1"	  /* the clients' subprotocol: protocols[0] */
+#define GW_HUB_LINK_PROTOCOL "ephemeral-hub-link" /* lws's name for the hub socket's descriptor */
 
 /* A frame queued for a client; shared by every connection it goes to (refcounted). */
 struct outbuf {
@@ -36,6 +38,32 @@ struct outmsg {
 
 struct interest;
 
+/* framewatch.c: where the connection's byte stream is, frame by frame. */
+struct framewatch_utf8 {
+	uint8_t need, lo, hi; /* continuation bytes still due, and the range of the next */
+};
+
+struct framewatch {
+	int fd; /* -1: not watched */
+	uint8_t hdr[14];
+	uint8_t have;	     /* header bytes collected */
+	uint8_t binary;	     /* the data message in progress is binary */
+	uint8_t close_check; /* the current frame is a close whose reason is being checked */
+	uint8_t close_pos;   /* payload bytes of it seen */
+	uint8_t mask[4];     /* its masking key */
+	struct framewatch_utf8 utf8;
+	uint64_t payload_left; /* of the current frame */
+	uint64_t message;      /* bytes the data message in progress declared so far */
+};
+
+/*
+ * A message past its limit by less than this is read to the end of the frame that passed it
+ * before the 1009 goes (so that the client reads the close instead of a reset); a frame whose
+ * header takes its message further is refused at once.
+ */
+#define SESSION_DRAIN_MAX(limit) (4 * (uint64_t)(limit) + 65536)
+#define SESSION_TOO_LARGE	 "message too large" /* the reason of a 1009 */
+
 struct session {
 	struct gateway *gw;
 	struct lws *wsi;
@@ -46,6 +74,9 @@ struct session {
 	int rx_binary;
 	int discarding;	  /* the message in progress is past its limit: read, drop, close */
 	size_t discarded; /* bytes of it thrown away so far */
+	struct framewatch watch;
+	int failing; /* a close code to send at once (RFC 6455 violation), or 0 */
+	const char *fail_reason;
 	/* sending */
 	struct outmsg *out_head, *out_tail;
 	size_t out_off;	  /* bytes of the head frame already written */
@@ -93,7 +124,8 @@ struct hashsub {
 
 struct gateway_stats {
 	uint64_t blobs_in, blobs_out, bytes_in, bytes_out, mismatches, bad_messages;
-	uint64_t rate_limited, refused_origin, refused_addr, deferred;
+	uint64_t rate_limited, refused_origin, refused_addr, refused_full, refused_protocol;
+	uint64_t deferred;
 };
 
 struct gateway {
@@ -104,7 +136,7 @@ struct gateway {
 	size_t max_blob;
 	int max_lies;
 	/* limits (limits.c) */
-	int max_holds, max_wants, max_violations, max_conns_per_addr;
+	int max_holds, max_wants, max_violations, max_conns_per_addr, max_conns;
 	long long msg_rate, msg_burst, byte_rate, byte_burst;
 	char **trusted, **origins;
 	size_t ntrusted, norigins;
@@ -147,12 +179,24 @@ void session_close_soon(struct session *s, int code, const char *reason);
 void outbuf_release(struct outbuf *b);
 
 void session_update_flow(struct session *s);
+/* Closes at once with code: the client broke RFC 6455 (framewatch.c). */
+void session_fail(struct session *s, int code, const char *reason);
+
+/* framewatch.c — frame header checks lws 4.1 leaves out, on the bytes as lws reads them */
+int framewatch_init(void);
+void framewatch_free(void);
+void framewatch_start(struct session *s);
+void framewatch_stop(struct session *s);
 
 /* limits.c — admission (address, Origin) and per-connection budgets */
 void limits_init(struct gateway *gw, const char *trusted, const char *origins);
 void limits_free(struct gateway *gw);
 void limits_client_addr(struct gateway *gw, struct lws *wsi, char out[GW_ADDR_LEN]);
-int limits_admit(struct gateway *gw, struct lws *wsi);
+/* 0: the handshake may go on; else the HTTP status to refuse it with, and *why a one-line reason.
+ */
+#define LIMITS_HTTP_TOO_MANY 429 /* RFC 6585; lws has no name for it */
+#define LIMITS_FULL	     "this server is full: try again in a while" /* with a 503 */
+int limits_admit(struct gateway *gw, struct lws *wsi, const char **why);
 void limits_session_open(struct gateway *gw, struct session *s);
 void limits_session_close(struct gateway *gw, struct session *s);
 /*

@@ -13,6 +13,8 @@
  * gateway.max_violations is closed with 1008. Malformed messages are charged like others, so a
  * garbage flood is refused and closed like any flood. Bytes past gateway.byte_rate are not
  * refused but slowed, by pausing reads from that connection. Never harms another connection.
+ * A refused handshake is answered with an HTTP status (403 Origin, 503 gateway.max_conns, 429
+ * gateway.max_conns_per_addr) and counted; session.c writes the answer.
  */
 #include "gateway.h"
 #include "log.h"
@@ -138,20 +140,29 @@ static int limits_origin_ok(struct gateway *gw, struct lws *wsi)
 	return strncasecmp(auth, host, alen) == 0 && strcasecmp(host + alen, port) == 0;
 }
 
-int limits_admit(struct gateway *gw, struct lws *wsi)
+int limits_admit(struct gateway *gw, struct lws *wsi, const char **why)
 {
 	char addr[GW_ADDR_LEN];
 	limits_client_addr(gw, wsi, addr);
 	if (!limits_origin_ok(gw, wsi)) {
-		gw->stats.refused_origin++;
-		log_info("refused a WebSocket from %s: Origin not allowed", addr);
-		return -1;
+		*why = "this site's pages only: Origin not allowed";
+		log_info("refused a WebSocket from %s: Origin not allowed (%llu so far)", addr,
+			 (unsigned long long)++gw->stats.refused_origin);
+		return HTTP_STATUS_FORBIDDEN;
+	}
+	if (gw->nsessions >= (uint32_t)gw->max_conns) {
+		*why = LIMITS_FULL;
+		log_info("refused a WebSocket from %s: %u connections, the most this gateway holds "
+			 "(%llu so far)",
+			 addr, gw->nsessions, (unsigned long long)++gw->stats.refused_full);
+		return HTTP_STATUS_SERVICE_UNAVAILABLE;
 	}
 	struct addr_count *a = map_get(&gw->addrs, addr);
 	if (a && a->n >= (uint32_t)gw->max_conns_per_addr) {
-		gw->stats.refused_addr++;
-		log_info("refused a WebSocket from %s: %u connections already", addr, a->n);
-		return -1;
+		*why = "too many connections from your address";
+		log_info("refused a WebSocket from %s: %u connections already (%llu so far)", addr,
+			 a->n, (unsigned long long)++gw->stats.refused_addr);
+		return LIMITS_HTTP_TOO_MANY;
 	}
 	return 0;
 }

@@ -47,6 +47,8 @@ int main(int argc, char **argv)
 			 "An Ephemeral WebSocket gateway: browsers and CLIs connect here.");
 
 	tune_allocator_for_blobs();
+	if (framewatch_init() < 0)
+		fatalx("out of memory");
 	gw.instance = random_u64();
 	gw.max_blob = (size_t)config_int("gateway.max_blob");
 	gw.max_lies = (int)config_int("gateway.max_lies");
@@ -55,6 +57,7 @@ int main(int argc, char **argv)
 	gw.max_wants = (int)config_int("gateway.max_wants");
 	gw.max_violations = (int)config_int("gateway.max_violations");
 	gw.max_conns_per_addr = (int)config_int("gateway.max_conns_per_addr");
+	gw.max_conns = (int)config_int("gateway.max_conns");
 	gw.msg_rate = config_int("gateway.msg_rate");
 	gw.msg_burst = config_int("gateway.msg_burst");
 	gw.byte_rate = config_int("gateway.byte_rate");
@@ -81,8 +84,8 @@ int main(int argc, char **argv)
 		fatalx("out of memory");
 
 	static struct lws_protocols protocols[] = {
-	    {"ephemeral.v1", session_callback, sizeof(struct session), 4096, 0, NULL, GW_TX_CHUNK},
-	    {"ephemeral-hub-link", hub_link_callback, 0, 0, 0, NULL, 0},
+	    {GW_PROTOCOL, session_callback, sizeof(struct session), 4096, 0, NULL, GW_TX_CHUNK},
+	    {GW_HUB_LINK_PROTOCOL, hub_link_callback, 0, 0, 0, NULL, 0},
 	    {NULL, NULL, 0, 0, 0, NULL, 0},
 	};
 	enum log_level level = LOG_LEVEL_INFO;
@@ -146,6 +149,7 @@ int main(int argc, char **argv)
 	map_free(&gw.interests);
 	map_free(&gw.hashsubs);
 	limits_free(&gw);
+	framewatch_free();
 	free(gw.tx_scratch);
 	ev_loop_destroy(loop);
 	config_reset();

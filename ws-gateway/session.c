@@ -13,9 +13,10 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-#define PROTOCOL_NAME	       "ephemeral.v1"
 #define SESSION_CLOSE_GRACE_MS 300
+#define SESSION_CLOSE_CODE_MAX 4999 /* RFC 6455 §7.4.2: 3000-4999 are the applications' */
 
 static struct gateway *session_gateway(struct lws *wsi)
 {
@@ -389,15 +390,42 @@ static void session_binary(struct gateway *gw, struct session *s)
 	hub_link_send(gw, &o);
 }
 
+/* Closes now: the client broke the protocol, and nothing it sends after counts. */
+static int session_fail_now(struct session *s)
+{
+	lws_close_reason(s->wsi, (enum lws_close_status)s->failing, (unsigned char *)s->fail_reason,
+			 strlen(s->fail_reason));
+	return -1;
+}
+
 /*
- * Appends a received fragment. A message past its limit is not buffered: the rest of it is read
- * and thrown away, then the connection is closed with 1009. Closing at once would leave unread
- * bytes in the socket, and the kernel would answer them with a reset that destroys the close
- * frame before the client reads it. A client that keeps sending far past the limit is cut off.
+ * The reason is given to lws at once as well: if lws's own parser then drops the connection (a
+ * control frame longer than 125 bytes, which 4.1.6 drops without a close frame), it sends ours.
+ */
+void session_fail(struct session *s, int code, const char *reason)
+{
+	if (s->failing)
+		return;
+	s->failing = code;
+	s->fail_reason = reason;
+	lws_close_reason(s->wsi, (enum lws_close_status)code, (unsigned char *)reason,
+			 strlen(reason));
+	lws_callback_on_writable(s->wsi);
+}
+
+/*
+ * Appends a received fragment. The limit is on the message, whatever its fragments: once it is
+ * passed nothing more is buffered, the rest of the frame that passed it is read and thrown away,
+ * and then the connection is closed with 1009 (after the grace of session_close_soon() if the
+ * message has more fragments to come). Closing at once would leave unread bytes in the socket,
+ * and the kernel would answer them with a reset that destroys the close frame before the client
+ * reads it. A frame that would take the message past SESSION_DRAIN_MAX is not drained:
+ * framewatch.c refuses it from its header, and this from its first payload.
  */
 static int session_receive(struct gateway *gw, struct session *s, const void *in, size_t len)
 {
-	static const char too_large[] = "message too large";
+	if (s->failing)
+		return session_fail_now(s);
 	if (s->closing)
 		return 0; /* on its way out: read, but act on nothing more */
 	int first = lws_is_first_fragment(s->wsi);
@@ -415,12 +443,15 @@ static int session_receive(struct gateway *gw, struct session *s, const void *in
 	}
 	if (s->discarding) {
 		s->discarded += len;
-		int done = lws_is_final_fragment(s->wsi) && remaining == 0;
-		if (done || s->discarded + remaining > 4 * limit + 65536) {
-			lws_close_reason(s->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-					 (unsigned char *)too_large, sizeof(too_large) - 1);
-			return -1;
+		if (s->discarded + remaining > SESSION_DRAIN_MAX(limit) ||
+		    lws_is_final_fragment(s->wsi)) {
+			session_fail(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, SESSION_TOO_LARGE);
+			return session_fail_now(s);
 		}
+		/* More fragments may be on their way: read and ignore them for the grace. */
+		if (remaining == 0)
+			session_close_soon(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+					   SESSION_TOO_LARGE);
 		return 0;
 	}
 	if (buf_append(&s->rx, &s->rx_len, &s->rx_cap, in, len, remaining, limit) < 0)
@@ -441,13 +472,38 @@ static int session_receive(struct gateway *gw, struct session *s, const void *in
 	return 0;
 }
 
-/* Accepts clients that offer ephemeral.v1 or no subprotocol at all; refuses the others. */
+/*
+ * A close from the client. lws 4.1.6 answers a close payload of one byte with an empty close
+ * (1005 to the client), echoes codes from 5000 up, and echoes a reason that ends inside a UTF-8
+ * character; RFC 6455 §5.5.1 and §7.4 make the first two a protocol error, the last 1007. Codes lws
+ * itself knows to be wrong it already answers with 1002.
+ */
+static int session_peer_close(struct session *s, const uint8_t *in, size_t len)
+{
+	if (s->failing)
+		return session_fail_now(s); /* e.g. a reason framewatch.c found not to be UTF-8 */
+	if (len == 0)
+		return 0;
+	int code = len >= 2 ? in[0] << 8 | in[1] : 0;
+	if (len == 1 || code > SESSION_CLOSE_CODE_MAX) {
+		session_fail(s, LWS_CLOSE_STATUS_PROTOCOL_ERR,
+			     len == 1 ? "close payload of 1 byte" : "bad close code");
+		return session_fail_now(s);
+	}
+	return 0;
+}
+
+/*
+ * Accepts clients that offer ephemeral.v1 or no subprotocol at all; refuses the others, and an
+ * offer that names the hub link's protocol (lws binds the first protocol of ours it finds).
+ */
 static int session_protocol_ok(struct lws *wsi)
 {
 	char offered[256];
 	int n = lws_hdr_copy(wsi, offered, sizeof(offered), WSI_TOKEN_PROTOCOL);
 	if (n <= 0)
 		return lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) <= 0;
+	int ours = 0;
 	for (char *save = NULL, *tok = strtok_r(offered, ",", &save); tok;
 	     tok = strtok_r(NULL, ",", &save)) {
 		while (*tok == ' ' || *tok == '\t')
@@ -455,10 +511,68 @@ static int session_protocol_ok(struct lws *wsi)
 		size_t len = strlen(tok);
 		while (len && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
 			tok[--len] = '\0';
-		if (strcmp(tok, PROTOCOL_NAME) == 0)
-			return 1;
+		if (strcmp(tok, GW_HUB_LINK_PROTOCOL) == 0)
+			return 0;
+		ours |= strcmp(tok, GW_PROTOCOL) == 0;
 	}
-	return 0;
+	return ours;
+}
+
+static const char *session_status_text(int status)
+{
+	switch (status) {
+	case HTTP_STATUS_BAD_REQUEST:
+		return "Bad Request";
+	case HTTP_STATUS_FORBIDDEN:
+		return "Forbidden";
+	case LIMITS_HTTP_TOO_MANY:
+		return "Too Many Requests";
+	default:
+		return "Service Unavailable";
+	}
+}
+
+/*
+ * Answers a refused handshake with an HTTP status and a one-line reason, while the connection is
+ * still HTTP (LWS_CALLBACK_HTTP_CONFIRM_UPGRADE): a client hears at once why, and a web server in
+ * front passes the status on. Refusing later, in LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION, lws
+ * would only close the connection, and it refuses an unknown subprotocol before that, silently.
+ * The caller then returns -1: lws hangs up once the answer is written.
+ */
+static void session_refuse(struct lws *wsi, int status, const char *why)
+{
+	uint8_t buf[LWS_PRE + 512];
+	char *start = (char *)buf + LWS_PRE;
+	int n = snprintf(start, sizeof(buf) - LWS_PRE,
+			 "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+			 "Content-Length: %zu\r\nCache-Control: no-store\r\nConnection: close\r\n"
+			 "\r\n%s\n",
+			 status, session_status_text(status), strlen(why) + 1, why);
+	if (n > 0 && (size_t)n < sizeof(buf) - LWS_PRE)
+		lws_write(wsi, (unsigned char *)start, (size_t)n, LWS_WRITE_HTTP_FINAL);
+}
+
+static int session_confirm_upgrade(struct gateway *gw, struct lws *wsi, const char *upgrade)
+{
+	const char *why = NULL;
+	int status = 0;
+	if (upgrade == NULL || strcasecmp(upgrade, "websocket") != 0) {
+		status = HTTP_STATUS_BAD_REQUEST;
+		why = "this endpoint speaks WebSocket only";
+	} else if (!session_protocol_ok(wsi)) {
+		status = HTTP_STATUS_BAD_REQUEST;
+		why = "offer the " GW_PROTOCOL " subprotocol, or none";
+		char addr[GW_ADDR_LEN];
+		limits_client_addr(gw, wsi, addr);
+		log_info("refused a WebSocket from %s: no subprotocol of ours (%llu so far)", addr,
+			 (unsigned long long)++gw->stats.refused_protocol);
+	} else {
+		status = limits_admit(gw, wsi, &why);
+	}
+	if (status == 0)
+		return 0;
+	session_refuse(wsi, status, why);
+	return -1;
 }
 
 int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -468,14 +582,14 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 	struct gateway *gw = session_gateway(wsi);
 
 	switch (reason) {
-	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-		/* Refused at the handshake: lws closes the connection. */
-		return session_protocol_ok(wsi) && limits_admit(gw, wsi) == 0 ? 0 : 1;
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return session_confirm_upgrade(gw, wsi, in);
 	case LWS_CALLBACK_ESTABLISHED: {
 		memset(s, 0, sizeof(*s));
 		s->gw = gw;
 		s->wsi = wsi;
 		s->id = ++gw->next_id;
+		framewatch_start(s);
 		if (map_put(&gw->sessions, s) < 0)
 			return -1;
 		gw->nsessions++;
@@ -487,11 +601,16 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 	}
 	case LWS_CALLBACK_RECEIVE:
 		return session_receive(gw, s, in, len);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		return session_peer_close(s, in, len);
 	case LWS_CALLBACK_SERVER_WRITEABLE:
+		if (s->failing)
+			return session_fail_now(s);
 		return session_writable(s);
 	case LWS_CALLBACK_CLOSED: {
 		if (s->id == 0)
 			return 0;
+		framewatch_stop(s);
 		struct hubproto_out o = {.cmd = HUB_CONN_CLOSE, .id = s->id};
 		if (!gw->stopping)
 			hub_link_send(gw, &o);
@@ -513,7 +632,15 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		return 0;
 	}
 	case LWS_CALLBACK_HTTP:
-		/* The gateway speaks WebSocket only; pages come from the frontend. */
+		/*
+		 * The gateway speaks WebSocket only; pages come from the frontend. A browser does
+		 * not show a page why its handshake failed: the page may GET the same URL to learn
+		 * that this gateway is full (503, as the handshake got).
+		 */
+		if (gw->nsessions >= (uint32_t)gw->max_conns) {
+			session_refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, LIMITS_FULL);
+			return -1;
+		}
 		if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL))
 			return -1;
 		return lws_http_transaction_completed(wsi) ? -1 : 0;
