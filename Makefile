@@ -65,14 +65,18 @@ $(BUILD)/ephemeral: $(call obj,$(CLI_SRC)) $(BUILD)/libcommon.a
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # Unit tests: tests/unit/test_<name>.c, each linked with the module it tests (everything but
-# the program's main.c) and cmocka.
+# the program's main.c), cmocka, and tests/unit/oom.c, through which our code's allocations go
+# (-Wl,--wrap) so that a test, or `make oomtest`, can make the N-th one fail.
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 LIB_OBJS  := $(call obj,$(filter-out %/main.c,$(HUB_SRC) $(GW_SRC) $(FCGI_SRC) $(CLI_SRC)))
+OOM_WRAP  := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup \
+	     -Wl,--wrap=zmq_msg_init_size,--wrap=zmq_msg_copy
 unit: $(UNIT_BINS)
-$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) $(BUILD)/libcommon.a
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) $(call obj,tests/unit/oom.c) $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Ihub -Iws-gateway -Ifrontend-fcgi $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lfcgi -lcmocka
+	$(CC) $(CFLAGS) -Ihub -Iws-gateway -Ifrontend-fcgi -Itests/unit $(LDFLAGS) $(OOM_WRAP) -o $@ \
+		$^ $(PKG_LIBS) -lfcgi -lcmocka
 
 deps:
 	@scripts/deps.sh
