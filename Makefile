@@ -71,7 +71,7 @@ UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 LIB_OBJS  := $(call obj,$(filter-out %/main.c,$(HUB_SRC) $(GW_SRC) $(FCGI_SRC) $(CLI_SRC)))
 OOM_WRAP  := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup \
-	     -Wl,--wrap=zmq_msg_init_size,--wrap=zmq_msg_copy
+	     -Wl,--wrap=zmq_msg_init_size,--wrap=zmq_msg_init_data,--wrap=zmq_msg_copy
 unit: $(UNIT_BINS)
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) $(call obj,tests/unit/oom.c) $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)

@@ -79,6 +79,12 @@ int __wrap_zmq_msg_init_size(zmq_msg_t *msg, size_t size)
 	return oom_fails_now() ? -1 : __real_zmq_msg_init_size(msg, size);
 }
 
+/* As libzmq on ENOMEM: the message is not made and ffn is not called. */
+int __wrap_zmq_msg_init_data(zmq_msg_t *msg, void *data, size_t size, zmq_free_fn *ffn, void *hint)
+{
+	return oom_fails_now() ? -1 : __real_zmq_msg_init_data(msg, data, size, ffn, hint);
+}
+
 int __wrap_zmq_msg_copy(zmq_msg_t *dest, zmq_msg_t *src)
 {
 	return oom_fails_now() ? -1 : __real_zmq_msg_copy(dest, src);
