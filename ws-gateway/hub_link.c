@@ -274,24 +274,40 @@ int hub_link_open(struct gateway *gw)
 	if (gw->zsock == NULL || zmq_connect(gw->zsock, gw->endpoint) < 0) {
 		log_errorx("%s: cannot connect to %s: %s", __func__, gw->endpoint,
 			   zmq_strerror(zmq_errno()));
-		return -1;
+		goto fail;
 	}
-	int fd;
+	int fd, copy;
 	size_t sz = sizeof(fd);
-	zmq_getsockopt(gw->zsock, ZMQ_FD, &fd, &sz);
+	if (zmq_getsockopt(gw->zsock, ZMQ_FD, &fd, &sz) < 0) {
+		log_errorx("%s: no descriptor for the hub socket: %s", __func__,
+			   zmq_strerror(zmq_errno()));
+		goto fail;
+	}
 	/* lws closes what it adopts; ZeroMQ's own descriptor must outlive that, so lws gets a
 	 * duplicate that signals the same events. */
+	if ((copy = dup(fd)) < 0) {
+		log_errorx("%s: dup: %s", __func__, strerror(errno));
+		goto fail;
+	}
 	lws_sock_file_fd_type u;
-	u.filefd = (lws_filefd_type)dup(fd);
+	u.filefd = (lws_filefd_type)copy;
 	gw->zwsi = lws_adopt_descriptor_vhost(gw->vhost, LWS_ADOPT_RAW_FILE_DESC, u,
 					      "ephemeral-hub-link", NULL);
 	if (gw->zwsi == NULL) {
+		/* lws closes an adopted file descriptor only once it has taken it */
+		close(copy);
 		log_errorx("%s: cannot add the hub socket to the event loop", __func__);
-		return -1;
+		goto fail;
 	}
 	gw->hub_last_seen = now_ms();
 	gw->synced_instance = 0;
 	return 0;
+fail:
+	/* No half-open link: the next heartbeat finds the hub silent and tries again. */
+	if (gw->zsock)
+		zmq_close(gw->zsock);
+	gw->zsock = NULL;
+	return -1;
 }
 
 void hub_link_close(struct gateway *gw)

@@ -476,8 +476,10 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		s->gw = gw;
 		s->wsi = wsi;
 		s->id = ++gw->next_id;
-		if (map_put(&gw->sessions, s) < 0)
+		if (map_put(&gw->sessions, s) < 0) {
+			s->id = 0; /* never opened: LWS_CALLBACK_CLOSED has nothing to undo */
 			return -1;
+		}
 		gw->nsessions++;
 		limits_session_open(gw, s);
 		struct hubproto_out o = {.cmd = HUB_CONN_OPEN, .id = s->id};
