@@ -484,7 +484,12 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		limits_session_open(gw, s);
 		struct hubproto_out o = {.cmd = HUB_CONN_OPEN, .id = s->id};
 		hub_link_send(gw, &o);
-		session_send_text(s, wsmsg_welcome(gw->max_blob));
+		struct wsmsg_welcome w = {.max_blob = gw->max_blob,
+					  .msg_rate = (uint64_t)gw->msg_rate,
+					  .msg_burst = (uint64_t)gw->msg_burst,
+					  .max_wants = (uint64_t)gw->max_wants,
+					  .max_holds = (uint64_t)gw->max_holds};
+		session_send_text(s, wsmsg_welcome(&w));
 		return 0;
 	}
 	case LWS_CALLBACK_RECEIVE:
