@@ -361,6 +361,8 @@ static void get_file(struct get *g, const uint8_t *data, size_t len)
 	g->phase = GET_PIECES;
 	uint64_t w = GET_WINDOW_BYTES / g->m.piece_size;
 	g->window = w < GET_WINDOW_MIN ? GET_WINDOW_MIN : w > GET_WINDOW_MAX ? GET_WINDOW_MAX : w;
+	if (g->window > g->c.budget.max_wants)
+		g->window = g->c.budget.max_wants; /* the server's welcome says how many it takes */
 	/* We hold the manifest, and so count as a viewer, as a browser does. */
 	client_hold_mem(&g->c, g->o->hash, data, len);
 	for (size_t k = 0; k < g->nitems; k++) {
