@@ -5,6 +5,7 @@
 #   make test       install, build, run unit, fuzz-corpus, end-to-end and browser tests, then
 #                   the unit tests and a subset of end-to-end tests on an ASan + UBSan build
 #   make sanitize   every test against an ASan + UBSan build (build-san/)
+#   make oomtest    every unit test once per N with the N-th allocation failing (ASan + UBSan)
 #   make bench      relay throughput and small-want rate (docs/BENCHMARKS.md)
 #   make fuzz       run every libFuzzer target for FUZZ_SECONDS each
 #   make format     clang-format every C file in place
@@ -36,7 +37,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 PROGRAMS := $(BUILD)/ephemeral-hub $(BUILD)/ephemeral-gateway $(BUILD)/ephemeral-fcgi \
 	    $(BUILD)/ephemeral-ctl $(if $(CLI_SRC),$(BUILD)/ephemeral)
 
-.PHONY: all deps run test sanitize bench fuzz format format-check clean unit
+.PHONY: all deps run test sanitize oomtest bench fuzz format format-check clean unit
 .PHONY: install uninstall
 all: $(PROGRAMS)
 
@@ -72,8 +73,9 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 LIB_OBJS  := $(call obj,$(filter-out %/main.c,$(HUB_SRC) $(GW_SRC) $(FCGI_SRC) $(CLI_SRC)))
 OOM_WRAP  := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup \
 	     -Wl,--wrap=zmq_msg_init_size,--wrap=zmq_msg_init_data,--wrap=zmq_msg_copy
-unit: $(UNIT_BINS)
-$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) $(call obj,tests/unit/oom.c) $(BUILD)/libcommon.a
+OOM_OBJ   := $(call obj,tests/unit/oom.c)
+unit: $(OOM_OBJ) $(UNIT_BINS)
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) $(OOM_OBJ) $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ihub -Iws-gateway -Ifrontend-fcgi -Itests/unit $(LDFLAGS) $(OOM_WRAP) -o $@ \
 		$^ $(PKG_LIBS) -lfcgi -lcmocka
@@ -92,6 +94,10 @@ test: deps
 sanitize: deps
 	@$(MAKE) --no-print-directory BUILD=build-san SAN=1 CC=clang all unit
 	@BUILD=build-san scripts/test.sh unit fuzz e2e browser
+
+oomtest: deps
+	@$(MAKE) --no-print-directory BUILD=build-san SAN=1 CC=clang unit
+	@BUILD=build-san scripts/oomtest.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory all
