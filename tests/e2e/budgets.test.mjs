@@ -1,14 +1,20 @@
-// The welcome names each connection's budgets (PROTOCOL.md), and the terminal client paces itself
-// from them: its `have` lists never run past msg_rate/msg_burst (so every piece it holds is
-// announced, however many), its wants stay within max_wants. The budgets here are tiny, so a
-// few dozen pieces stand for the tens of thousands that a default server would refuse.
+// The welcome names each connection's budgets (PROTOCOL.md), and both clients pace themselves
+// from them: the terminal client's `have` lists never run past msg_rate/msg_burst (so every
+// piece it holds is announced, however many) and its wants stay within max_wants; the pages'
+// client module (web/static/ephemeral.js) sizes and spaces its lists the same way. The budgets
+// here are tiny, so a hundred pieces stand for the tens of thousands that a default server
+// would refuse.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startStack, withLogs, MAX_BLOB } from '../lib/stack.mjs';
+import WebSocket from 'ws';
+import { startStack, withLogs, waitFor, MAX_BLOB } from '../lib/stack.mjs';
 import { runCli, startShare, hashOf, buildManifest, PIECE_SIZE } from '../lib/cli-helpers.mjs';
+
+globalThis.WebSocket = WebSocket;
+const { EphemeralClient } = await import('../../web/static/ephemeral.js');
 
 const BUDGETS = { msg_rate: 40, msg_burst: 8, max_wants: 3, max_holds: 1000 };
 let stack;
@@ -58,5 +64,23 @@ test('share: a file of more pieces than one burst may list is announced whole; g
 		assert.doesNotMatch(sharer.stderr, /rate_limited|too_large|lost the connection/);
 	} finally {
 		await sharer.stop();
+	}
+}));
+
+test('the pages\' client module reads the budgets from the welcome: 200 hashes held, none refused', T(async () => {
+	// With the defaults it knew before (lists of 512 against a burst of 4,000), its one `have`
+	// of 200 would cost 26 tokens here and be refused.
+	await waitFor(async () => (await stack.stats()).holdings === 0, { what: 'no holdings left' });
+	const client = new EphemeralClient(`ws://127.0.0.1:${stack.gatewayPorts[0]}/`).start();
+	const refusals = [];
+	client.addEventListener('servererror', (e) => refusals.push(e.detail.code));
+	try {
+		await client.ready;
+		const hashes = Array.from({ length: 200 }, (_, k) => `ee${k.toString(16).padStart(62, '0')}`);
+		client.holdMany(hashes.map((h) => [h, new Uint8Array(0)]));
+		await waitFor(async () => (await stack.stats()).holdings === 200, { timeoutMs: 15000, what: 'the hub to count 200 holdings' });
+		assert.deepEqual(refusals, []);
+	} finally {
+		client.stop();
 	}
 }));
