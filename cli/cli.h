@@ -4,15 +4,17 @@
  *
  * One heading per module, in the order a reader meets them: url.c (addresses), progress.c (what
  * a person sees), manifest.c (the file format), store.c (the blobs we hold and serve),
- * client.c (the lws client loop), then the two commands, share.c and get.c. main.c parses the
- * command line and is the only module that knows about argv; nothing here calls into it, so the
- * other modules link into unit tests on their own.
+ * worker.c (slow work on a thread), client.c (the lws client loop), then the two commands,
+ * share.c and get.c. main.c parses the command line and is the only module that knows about
+ * argv; nothing here calls into it, so the other modules link into unit tests on their own.
  */
 #ifndef EPH_CLI_H
 #define EPH_CLI_H
 
 #include <libwebsockets.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -160,6 +162,31 @@ int store_read(const struct store_entry *e, uint8_t *buf, char *err, size_t errl
  * retrying on EINTR. 0, or -1 with errno set. */
 int store_write_all(int fd, const void *buf, size_t len, int64_t off);
 
+/* worker.c — a job on its own thread, so that hashing never stalls the event loop */
+
+struct worker {
+	pthread_t thread;
+	int running; /* started and not yet joined */
+	atomic_int finished;
+	atomic_int stop;		   /* the owner asks the job to give up */
+	atomic_uint_least64_t done;	   /* progress, in the job's own unit (bytes hashed) */
+	atomic_size_t posted;		   /* results ready so far, in the job's own unit (items) */
+	void (*run)(struct worker *w);	   /* on the thread */
+	void (*done_fn)(struct worker *w); /* on the loop, once, from worker_reap() */
+	void *arg;
+	struct lws_context *ctx;
+};
+
+/* Starts run(w) on a new thread. 0, or -1 if no thread could be made. */
+int worker_start(struct worker *w, struct lws_context *ctx, void (*run)(struct worker *),
+		 void (*done)(struct worker *), void *arg);
+/* From the job: results are ready (w->posted says how many); wakes the loop. */
+void worker_post(struct worker *w);
+/* On the loop: if the job has finished, joins it and runs its done. 1 if it did. */
+int worker_reap(struct worker *w);
+/* Asks the job to stop (it sees w->stop) and waits for it. */
+void worker_stop(struct worker *w);
+
 /* client.c — one WebSocket to the server, through libwebsockets, with reconnection */
 
 #define CLIENT_TICK_MS	  100
@@ -193,6 +220,8 @@ struct client_ops {
 	/* An error naming a hash, or "hash_mismatch" for a blob that did not hash right. */
 	void (*error)(struct client *c, const struct wsmsg *m);
 	void (*tick)(struct client *c);
+	/* The loop was woken from another thread (a worker posted results), or a tick passed. */
+	void (*wake)(struct client *c);
 };
 
 struct client_config {

@@ -569,7 +569,9 @@ static void client_tick(lws_sorted_usec_list_t *sul)
 	if (c->done)
 		return;
 	client_flush_haves(c);
-	if (c->ops->tick)
+	if (c->ops->wake)
+		c->ops->wake(c);
+	if (c->ops->tick && !c->done)
 		c->ops->tick(c);
 	client_flush_haves(c);
 	lws_sul_schedule(c->ctx, 0, &c->tick_sul, client_tick, CLIENT_TICK_MS * LWS_US_PER_MS);
@@ -608,6 +610,11 @@ static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 		if (c->state != CLIENT_OPEN || wsi != c->wsi)
 			return -1;
 		return client_writable(c);
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		/* lws_cancel_service() from a worker thread (or the signal handler) */
+		if (c && !c->done && c->ops->wake)
+			c->ops->wake(c);
+		break;
 	default:
 		break;
 	}
