@@ -34,6 +34,13 @@ CLI_SRC     := $(wildcard cli/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
+# tests/unit/oom.c counts our code's allocations and fails the N-th (EPH_OOM_FAIL=N): the unit
+# tests always link it; OOM=1 links it into the programs too (make oomtest's end-to-end flow).
+OOM_WRAP  := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup \
+	     -Wl,--wrap=zmq_msg_init_size,--wrap=zmq_msg_init_data,--wrap=zmq_msg_copy
+OOM_OBJ   := $(call obj,tests/unit/oom.c)
+PROG_OOM  := $(if $(filter 1,$(OOM)),$(OOM_OBJ))
+
 PROGRAMS := $(BUILD)/ephemeral-hub $(BUILD)/ephemeral-gateway $(BUILD)/ephemeral-fcgi \
 	    $(BUILD)/ephemeral-ctl $(if $(CLI_SRC),$(BUILD)/ephemeral)
 
@@ -48,11 +55,11 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/libcommon.a: $(call obj,$(COMMON_SRC))
 	ar rcs $@ $^
 
-$(BUILD)/ephemeral-hub: $(call obj,$(HUB_SRC)) $(BUILD)/libcommon.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(BUILD)/ephemeral-hub: $(call obj,$(HUB_SRC)) $(PROG_OOM) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) $(if $(PROG_OOM),$(OOM_WRAP)) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/ephemeral-gateway: $(call obj,$(GW_SRC)) $(BUILD)/libcommon.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lev
+$(BUILD)/ephemeral-gateway: $(call obj,$(GW_SRC)) $(PROG_OOM) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) $(if $(PROG_OOM),$(OOM_WRAP)) -o $@ $^ $(PKG_LIBS) -lev
 
 $(BUILD)/ephemeral-fcgi: $(call obj,$(FCGI_SRC)) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lfcgi
@@ -71,13 +78,11 @@ $(BUILD)/ephemeral: $(call obj,$(CLI_SRC)) $(BUILD)/libcommon.a
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 LIB_OBJS  := $(call obj,$(filter-out %/main.c,$(HUB_SRC) $(GW_SRC) $(FCGI_SRC) $(CLI_SRC)))
-OOM_WRAP  := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup \
-	     -Wl,--wrap=zmq_msg_init_size,--wrap=zmq_msg_init_data,--wrap=zmq_msg_copy
-OOM_OBJ   := $(call obj,tests/unit/oom.c)
 unit: $(OOM_OBJ) $(UNIT_BINS)
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) $(OOM_OBJ) $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Ihub -Iws-gateway -Ifrontend-fcgi -Itests/unit $(LDFLAGS) $(OOM_WRAP) -o $@ \
+	$(CC) $(CFLAGS) -Ihub -Iws-gateway -Ifrontend-fcgi -Itests/unit $(LDFLAGS) \
+		$(OOM_WRAP) -o $@ \
 		$^ $(PKG_LIBS) -lfcgi -lcmocka
 
 deps:
@@ -97,7 +102,8 @@ sanitize: deps
 
 oomtest: deps
 	@$(MAKE) --no-print-directory BUILD=build-san SAN=1 CC=clang unit
-	@BUILD=build-san scripts/oomtest.sh
+	@$(MAKE) --no-print-directory BUILD=build-oom SAN=1 OOM=1 CC=clang all
+	@BUILD=build-san OOM_FLOW_BUILD=build-oom scripts/oomtest.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory all
@@ -132,4 +138,4 @@ uninstall:
 	@$(INSTALL_VARS) scripts/install.sh --uninstall
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-oom
