@@ -4,7 +4,9 @@
 # N-th allocation our code makes fails (tests/unit/oom.c), until a run makes fewer than N
 # allocations. A test may fail its assertions when memory runs out (it expected success); what
 # no run may do is crash, hang, leak or draw a sanitizer report. Prints, per binary, how many N
-# were run and which ones went wrong, then one closing line "N passed, N failed" (one per run).
+# were run and which ones went wrong. With OOM_FLOW_BUILD (programs built with OOM=1), then one
+# end-to-end flow the same way through the hub and the gateway (tests/oom/flow.mjs). Last, one
+# closing line "oomtest: N passed, N failed" (one per run).
 #
 #   scripts/oomtest.sh                 every binary, every N
 #   OOM_STEP=7 scripts/oomtest.sh      every 7th N only (the short sample `make test` runs)
@@ -36,7 +38,7 @@ for bin in "${bins[@]}"; do
 	runs=0
 	bad=()
 	for ((n = 1; n <= max; n += step)); do
-		EPH_OOM_FAIL=$n timeout 60 "$bin" >"$out" 2>&1
+		EPH_OOM_FAIL=$n timeout 20 "$bin" >"$out" 2>&1
 		rc=$?
 		runs=$((runs + 1))
 		# A signal (cmocka reports one as an "exception"), a timeout, or any sanitizer report.
@@ -69,5 +71,26 @@ for bin in "${bins[@]}"; do
 		"${#bad[@]}" "$( ((${#bad[@]})) && echo ": N = ${bad[*]:0:20}")"
 done
 echo "   ($leaks_after_failure runs leaked only after a test's assertion had failed: not counted)"
+
+# The end-to-end flow through the hub and the gateway built with the shim (tests/oom/flow.mjs).
+if [[ -n ${OOM_FLOW_BUILD:-} ]]; then
+	if [[ -x $OOM_FLOW_BUILD/ephemeral-hub && -x $OOM_FLOW_BUILD/ephemeral-gateway ]]; then
+		BUILD=$OOM_FLOW_BUILD timeout 1800 node tests/oom/flow.mjs >"$out" 2>&1
+		rc=$?
+		grep -v '^oom-flow: ' "$out"
+		line=$(grep -E '^oom-flow: [0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+		if [[ -z $line ]]; then
+			tail -n 30 "$out"
+			failed=$((failed + 1))
+		else
+			passed=$((passed + $(sed -E 's/^oom-flow: ([0-9]+) passed.*/\1/' <<<"$line")))
+			failed=$((failed + $(sed -E 's/.* ([0-9]+) failed/\1/' <<<"$line")))
+			((rc == 0)) || [[ $line != *" 0 failed" ]] || failed=$((failed + 1))
+		fi
+	else
+		echo "oomtest: no programs built with the shim in $OOM_FLOW_BUILD" >&2
+		failed=$((failed + 1))
+	fi
+fi
 echo "oomtest: $passed passed, $failed failed"
 ((failed == 0))
