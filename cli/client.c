@@ -642,6 +642,13 @@ int client_init(struct client *c, const struct client_config *cfg, const struct 
 	c->user = user;
 	c->out = out;
 	c->max_blob = CLIENT_DEFAULT_BLOB;
+	/* Until a welcome names them (nothing but a want goes out before one anyway). */
+	c->budget = (struct wsmsg_welcome){.max_blob = CLIENT_DEFAULT_BLOB,
+					   .msg_rate = CLIENT_DEFAULT_MSG_RATE,
+					   .msg_burst = CLIENT_DEFAULT_MSG_BURST,
+					   .max_wants = CLIENT_DEFAULT_MAX_WANTS,
+					   .max_holds = CLIENT_DEFAULT_MAX_HOLDS};
+	c->msg_tokens = CLIENT_DEFAULT_MSG_BURST;
 	store_init(&c->store);
 	c->tx = malloc(LWS_PRE + CLIENT_TX_SIZE);
 	if (c->tx == NULL) {
