@@ -129,6 +129,7 @@ static int client_announce(struct client *c, const uint8_t hash[HASH_LEN], int a
 	}
 	return 0; /* already announced, or will be at the next welcome */
 }
+
 int client_hold_file(struct client *c, const uint8_t hash[HASH_LEN], int fd, uint64_t off,
 		     size_t len)
 {
