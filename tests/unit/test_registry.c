@@ -574,6 +574,7 @@ static void test_unreachable_holder(void **state)
 	assert_string_equal(ghost->name, "gw2");
 	struct conn *a1 = conn(fx, 0, 1), *b1 = conn(fx, 1, 1);
 	struct conn *g1 = registry_conn(hub, ghost, 1, 1);
+	assert_non_null(g1);
 	registry_add_holder(hub, a1, X);
 	registry_add_holder(hub, g1, X);
 	router_want(hub, b1, X);
