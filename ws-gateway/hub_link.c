@@ -133,8 +133,14 @@ static void hub_link_resync_step(struct gateway *gw)
 		s->synced_gen = gw->resync_gen;
 	}
 	gw->resyncing = 0;
-	log_info("re-announced %zu connections, %zu holdings, %zu wants to the hub",
-		 gw->resync_conns, gw->resync_holds, gw->resync_wants);
+	/* While the hub is away this is only queued for it, at every reconnection: said once
+	 * it answers (the PING of its new instance asks for it again). */
+	if (gw->hub_lost)
+		log_debug("queued %zu connections, %zu holdings, %zu wants for the hub",
+			  gw->resync_conns, gw->resync_holds, gw->resync_wants);
+	else
+		log_info("re-announced %zu connections, %zu holdings, %zu wants to the hub",
+			 gw->resync_conns, gw->resync_holds, gw->resync_wants);
 }
 
 /* Teaches a (new) hub everything: who is connected, what they hold, what they wait for. */
