@@ -40,6 +40,9 @@ OOM_WRAP  := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup \
 	     -Wl,--wrap=zmq_msg_init_size,--wrap=zmq_msg_init_data,--wrap=zmq_msg_copy
 OOM_OBJ   := $(call obj,tests/unit/oom.c)
 PROG_OOM  := $(if $(filter 1,$(OOM)),$(OOM_OBJ))
+# test_map's stress test makes 10,000 allocations of the map alone (40 min of runs): left out of
+# make oomtest unless OOM_BINS names it (the registry's sweep goes through the map's paths).
+OOM_BINS  ?= test_!(map)
 
 PROGRAMS := $(BUILD)/ephemeral-hub $(BUILD)/ephemeral-gateway $(BUILD)/ephemeral-fcgi \
 	    $(BUILD)/ephemeral-ctl $(if $(CLI_SRC),$(BUILD)/ephemeral)
@@ -103,7 +106,7 @@ sanitize: deps
 oomtest: deps
 	@$(MAKE) --no-print-directory BUILD=build-san SAN=1 CC=clang unit
 	@$(MAKE) --no-print-directory BUILD=build-oom SAN=1 OOM=1 CC=clang all
-	@BUILD=build-san OOM_FLOW_BUILD=build-oom scripts/oomtest.sh
+	@BUILD=build-san OOM_FLOW_BUILD=build-oom OOM_BINS='$(OOM_BINS)' scripts/oomtest.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory all
