@@ -5,6 +5,7 @@
 #   make test       install, build, run unit, fuzz-corpus, end-to-end and browser tests, then
 #                   the unit tests and a subset of end-to-end tests on an ASan + UBSan build
 #   make sanitize   every test against an ASan + UBSan build (build-san/)
+#   make oomtest    every unit test once per N with the N-th allocation failing (ASan + UBSan)
 #   make bench      relay throughput and small-want rate (docs/BENCHMARKS.md)
 #   make fuzz       run every libFuzzer target for FUZZ_SECONDS each
 #   make format     clang-format every C file in place
@@ -33,10 +34,20 @@ CLI_SRC     := $(wildcard cli/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
+# tests/unit/oom.c counts our code's allocations and fails the N-th (EPH_OOM_FAIL=N): the unit
+# tests always link it; OOM=1 links it into the programs too (make oomtest's end-to-end flow).
+OOM_WRAP  := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup \
+	     -Wl,--wrap=zmq_msg_init_size,--wrap=zmq_msg_init_data,--wrap=zmq_msg_copy
+OOM_OBJ   := $(call obj,tests/unit/oom.c)
+PROG_OOM  := $(if $(filter 1,$(OOM)),$(OOM_OBJ))
+# test_map's stress test makes 10,000 allocations of the map alone (40 min of runs): left out of
+# make oomtest unless OOM_BINS names it (the registry's sweep goes through the map's paths).
+OOM_BINS  ?= test_!(map)
+
 PROGRAMS := $(BUILD)/ephemeral-hub $(BUILD)/ephemeral-gateway $(BUILD)/ephemeral-fcgi \
 	    $(BUILD)/ephemeral-ctl $(if $(CLI_SRC),$(BUILD)/ephemeral)
 
-.PHONY: all deps run test sanitize bench fuzz format format-check clean unit
+.PHONY: all deps run test sanitize oomtest bench fuzz format format-check clean unit
 .PHONY: install uninstall
 all: $(PROGRAMS)
 
@@ -47,11 +58,11 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/libcommon.a: $(call obj,$(COMMON_SRC))
 	ar rcs $@ $^
 
-$(BUILD)/ephemeral-hub: $(call obj,$(HUB_SRC)) $(BUILD)/libcommon.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(BUILD)/ephemeral-hub: $(call obj,$(HUB_SRC)) $(PROG_OOM) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) $(if $(PROG_OOM),$(OOM_WRAP)) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/ephemeral-gateway: $(call obj,$(GW_SRC)) $(BUILD)/libcommon.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lev
+$(BUILD)/ephemeral-gateway: $(call obj,$(GW_SRC)) $(PROG_OOM) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS) $(if $(PROG_OOM),$(OOM_WRAP)) -o $@ $^ $(PKG_LIBS) -lev
 
 $(BUILD)/ephemeral-fcgi: $(call obj,$(FCGI_SRC)) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lfcgi
@@ -65,14 +76,17 @@ $(BUILD)/ephemeral: $(call obj,$(CLI_SRC)) $(BUILD)/libcommon.a
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # Unit tests: tests/unit/test_<name>.c, each linked with the module it tests (everything but
-# the program's main.c) and cmocka.
+# the program's main.c), cmocka, and tests/unit/oom.c, through which our code's allocations go
+# (-Wl,--wrap) so that a test, or `make oomtest`, can make the N-th one fail.
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 LIB_OBJS  := $(call obj,$(filter-out %/main.c,$(HUB_SRC) $(GW_SRC) $(FCGI_SRC) $(CLI_SRC)))
-unit: $(UNIT_BINS)
-$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) $(BUILD)/libcommon.a
+unit: $(OOM_OBJ) $(UNIT_BINS)
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) $(OOM_OBJ) $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Ihub -Iws-gateway -Ifrontend-fcgi $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lfcgi -lcmocka
+	$(CC) $(CFLAGS) -Ihub -Iws-gateway -Ifrontend-fcgi -Itests/unit $(LDFLAGS) \
+		$(OOM_WRAP) -o $@ \
+		$^ $(PKG_LIBS) -lfcgi -lcmocka
 
 deps:
 	@scripts/deps.sh
@@ -88,6 +102,11 @@ test: deps
 sanitize: deps
 	@$(MAKE) --no-print-directory BUILD=build-san SAN=1 CC=clang all unit
 	@BUILD=build-san scripts/test.sh unit fuzz e2e browser
+
+oomtest: deps
+	@$(MAKE) --no-print-directory BUILD=build-san SAN=1 CC=clang unit
+	@$(MAKE) --no-print-directory BUILD=build-oom SAN=1 OOM=1 CC=clang all
+	@BUILD=build-san OOM_FLOW_BUILD=build-oom OOM_BINS='$(OOM_BINS)' scripts/oomtest.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory all
@@ -122,4 +141,4 @@ uninstall:
 	@$(INSTALL_VARS) scripts/install.sh --uninstall
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-oom

@@ -4,15 +4,17 @@
  *
  * One heading per module, in the order a reader meets them: url.c (addresses), progress.c (what
  * a person sees), manifest.c (the file format), store.c (the blobs we hold and serve),
- * client.c (the lws client loop), then the two commands, share.c and get.c. main.c parses the
- * command line and is the only module that knows about argv; nothing here calls into it, so the
- * other modules link into unit tests on their own.
+ * worker.c (slow work on a thread), client.c (the lws client loop), then the two commands,
+ * share.c and get.c. main.c parses the command line and is the only module that knows about
+ * argv; nothing here calls into it, so the other modules link into unit tests on their own.
  */
 #ifndef EPH_CLI_H
 #define EPH_CLI_H
 
 #include <libwebsockets.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -160,12 +162,49 @@ int store_read(const struct store_entry *e, uint8_t *buf, char *err, size_t errl
  * retrying on EINTR. 0, or -1 with errno set. */
 int store_write_all(int fd, const void *buf, size_t len, int64_t off);
 
+/* worker.c — a job on its own thread, so that hashing never stalls the event loop */
+
+struct worker {
+	pthread_t thread;
+	int running; /* started and not yet joined */
+	atomic_int finished;
+	atomic_int stop;		   /* the owner asks the job to give up */
+	atomic_uint_least64_t done;	   /* progress, in the job's own unit (bytes hashed) */
+	atomic_size_t posted;		   /* results ready so far, in the job's own unit (items) */
+	void (*run)(struct worker *w);	   /* on the thread */
+	void (*done_fn)(struct worker *w); /* on the loop, once, from worker_reap() */
+	void *arg;
+	struct lws_context *ctx;
+};
+
+/* Starts run(w) on a new thread. 0, or -1 if no thread could be made. */
+int worker_start(struct worker *w, struct lws_context *ctx, void (*run)(struct worker *),
+		 void (*done)(struct worker *), void *arg);
+/* From the job: results are ready (w->posted says how many); wakes the loop. */
+void worker_post(struct worker *w);
+/* On the loop: if the job has finished, joins it and runs its done. 1 if it did. */
+int worker_reap(struct worker *w);
+/* Asks the job to stop (it sees w->stop) and waits for it. */
+void worker_stop(struct worker *w);
+
 /* client.c — one WebSocket to the server, through libwebsockets, with reconnection */
 
 #define CLIENT_TICK_MS	  100
 #define CLIENT_TX_CHUNK	  (64 * 1024)
 #define CLIENT_HAVE_MAX	  WSMSG_MAX_HASHES
 #define CLIENT_GIVE_UP_MS 60000
+/* The budgets a server names in its welcome (PROTOCOL.md); these, its documented defaults
+ * (docs/LIMITS.md), stand in for a server that names none. */
+#define CLIENT_DEFAULT_MSG_RATE	 2000
+#define CLIENT_DEFAULT_MSG_BURST 4000
+#define CLIENT_DEFAULT_MAX_WANTS 64
+#define CLIENT_DEFAULT_MAX_HOLDS 100000
+/* Every text message is paid for from a token bucket like the server's, at CLIENT_RATE_MARGIN
+ * of its rate (the server's clock and ours need not agree). `have` lists leave the bucket at
+ * least half full, as the pages pace theirs at half the budget, so that wants and declines
+ * always find tokens. */
+#define CLIENT_RATE_MARGIN 0.9
+#define CLIENT_LIST_SHARE  2
 
 struct client;
 
@@ -181,6 +220,8 @@ struct client_ops {
 	/* An error naming a hash, or "hash_mismatch" for a blob that did not hash right. */
 	void (*error)(struct client *c, const struct wsmsg *m);
 	void (*tick)(struct client *c);
+	/* The loop was woken from another thread (a worker posted results), or a tick passed. */
+	void (*wake)(struct client *c);
 };
 
 struct client_config {
@@ -210,9 +251,10 @@ struct client {
 	enum client_state state;
 	int welcomed; /* a welcome arrived on the current connection */
 	int ever_welcomed;
-	int attempts;	   /* reconnections since the last welcome */
-	int64_t lost_at;   /* when the connection was lost, for giving up */
-	uint64_t max_blob; /* from welcome */
+	int attempts;		     /* reconnections since the last welcome */
+	int64_t lost_at;	     /* when the connection was lost, for giving up */
+	uint64_t max_blob;	     /* from welcome */
+	struct wsmsg_welcome budget; /* from welcome, defaults for what it does not name */
 	int done;
 	int exit_code;
 	int interrupt_code; /* exit status on SIGINT/SIGTERM */
@@ -222,15 +264,20 @@ struct client {
 	uint8_t *tx;   /* LWS_PRE + one chunk or one text message */
 	uint8_t *blob; /* [hash][bytes] being written */
 	size_t blob_cap, blob_total, blob_off;
-	/* announcements waiting to be sent in one `have` */
-	uint8_t (*pending)[HASH_LEN];
-	size_t npending;
+	/* hashes held but not yet announced: sent as `have` lists when the budget allows,
+	 * never more than max_holds in all */
+	uint8_t (*lists)[HASH_LEN];
+	size_t lists_head, lists_len, lists_cap;
+	double msg_tokens;     /* the budget of text messages, from the welcome's msg_rate/burst */
+	int64_t msg_tokens_at; /* microseconds */
+	uint64_t announced;    /* hashes said `have` on this connection */
+	int holds_noted;
 	/* incoming: one message reassembled from its fragments */
 	uint8_t *rx;
 	size_t rx_len, rx_cap;
 	int rx_binary;
 	struct wsmsg msg;
-	lws_sorted_usec_list_t tick_sul, retry_sul, rate_sul;
+	lws_sorted_usec_list_t tick_sul, retry_sul, rate_sul, msg_sul;
 	double tokens; /* --limit-rate's bucket, in bytes */
 	int64_t tokens_at;
 	uint64_t served_blobs, served_bytes;
@@ -248,7 +295,8 @@ void client_destroy(struct client *c);
 int client_interrupted(void);
 
 void client_want(struct client *c, const uint8_t hash[HASH_LEN]);
-/* Holds a blob and announces it (batched: client_flush_haves() sends at once). 0 or -1. */
+/* Holds a blob and announces it: `have` lists go out as the welcome's budgets allow, started by
+ * client_flush_haves() (and by the tick). 0 or -1. */
 int client_hold_file(struct client *c, const uint8_t hash[HASH_LEN], int fd, uint64_t off,
 		     size_t len);
 int client_hold_mem(struct client *c, const uint8_t hash[HASH_LEN], const void *data, size_t len);

@@ -86,15 +86,6 @@ static void client_clear_queue(struct client *c)
 	c->blob_total = c->blob_off = 0;
 }
 
-static void client_send_hashes(struct client *c, enum wsmsg_type type,
-			       const uint8_t (*hashes)[HASH_LEN], size_t n)
-{
-	for (size_t i = 0; i < n; i += CLIENT_HAVE_MAX) {
-		size_t k = n - i < CLIENT_HAVE_MAX ? n - i : CLIENT_HAVE_MAX;
-		client_send_text(c, wsmsg_client_hashes(type, hashes + i, k));
-	}
-}
-
 void client_want(struct client *c, const uint8_t hash[HASH_LEN])
 {
 	client_send_text(c, wsmsg_client_hash(WSMSG_WANT, hash));
@@ -102,24 +93,41 @@ void client_want(struct client *c, const uint8_t hash[HASH_LEN])
 
 void client_flush_haves(struct client *c)
 {
-	if (c->npending && c->welcomed)
-		client_send_hashes(c, WSMSG_HAVE, (const uint8_t(*)[HASH_LEN])c->pending,
-				   c->npending);
-	c->npending = 0;
+	if (c->lists_len && c->welcomed && c->state == CLIENT_OPEN && c->wsi)
+		lws_callback_on_writable(c->wsi);
+}
+
+static void client_lists_clear(struct client *c)
+{
+	c->lists_head = c->lists_len = 0;
+}
+
+/* Adds a hash to the announcements not yet sent. 0, or -1 on out of memory. */
+static int client_lists_push(struct client *c, const uint8_t hash[HASH_LEN])
+{
+	if (c->lists_head + c->lists_len == c->lists_cap && c->lists_head) {
+		memmove(c->lists, c->lists + c->lists_head, c->lists_len * HASH_LEN);
+		c->lists_head = 0;
+	}
+	if (c->lists_len == c->lists_cap) {
+		size_t ncap = c->lists_cap ? c->lists_cap * 2 : CLIENT_HAVE_MAX;
+		uint8_t(*n)[HASH_LEN] = realloc(c->lists, ncap * HASH_LEN);
+		if (n == NULL)
+			return -1;
+		c->lists = n;
+		c->lists_cap = ncap;
+	}
+	memcpy(c->lists[c->lists_head + c->lists_len++], hash, HASH_LEN);
+	return 0;
 }
 
 static int client_announce(struct client *c, const uint8_t hash[HASH_LEN], int added)
 {
-	if (added < 0) {
+	if (added < 0 || (added > 0 && c->welcomed && client_lists_push(c, hash) < 0)) {
 		progress_error(c->out, "out of memory");
 		return -1;
 	}
-	if (added == 0 || !c->welcomed)
-		return 0; /* already announced, or will be at the next welcome */
-	memcpy(c->pending[c->npending++], hash, HASH_LEN);
-	if (c->npending == CLIENT_HAVE_MAX)
-		client_flush_haves(c);
-	return 0;
+	return 0; /* already announced, or will be at the next welcome */
 }
 
 int client_hold_file(struct client *c, const uint8_t hash[HASH_LEN], int fd, uint64_t off,
@@ -208,11 +216,99 @@ static int client_rate_ok(struct client *c, size_t n)
 	return 0;
 }
 
+static void client_msg_wake(lws_sorted_usec_list_t *sul)
+{
+	struct client *c = lws_container_of(sul, struct client, msg_sul);
+	if (c->state == CLIENT_OPEN && c->wsi)
+		lws_callback_on_writable(c->wsi);
+}
+
+/* The server's charge for a text message listing n hashes. */
+static double client_msg_cost(size_t n)
+{
+	return 1.0 + (double)(n / WSMSG_HASHES_PER_TOKEN);
+}
+
+/* Pays cost from the message budget if `reserve` tokens stay left (1), or schedules a wake-up
+ * for when they will (0). */
+static int client_pay(struct client *c, double cost, double reserve)
+{
+	double rate = (double)c->budget.msg_rate * CLIENT_RATE_MARGIN;
+	int64_t now = client_now_us();
+	c->msg_tokens += (double)(now - c->msg_tokens_at) * rate / 1e6;
+	if (c->msg_tokens > (double)c->budget.msg_burst)
+		c->msg_tokens = (double)c->budget.msg_burst;
+	c->msg_tokens_at = now;
+	if (c->msg_tokens - reserve >= cost) {
+		c->msg_tokens -= cost;
+		return 1;
+	}
+	lws_usec_t wait = (lws_usec_t)((cost + reserve - c->msg_tokens) * 1e6 / rate) + 1000;
+	lws_sul_schedule(c->ctx, 0, &c->msg_sul, client_msg_wake, wait);
+	return 0;
+}
+
+/* Sends the next `have` list if the budget allows it now (1), or not yet (0); -1 if the write
+ * failed. A list is never dearer than the share of the burst lists may spend, so it always
+ * goes one day. */
+static int client_send_list(struct client *c)
+{
+	double reserve = (double)c->budget.msg_burst / CLIENT_LIST_SHARE;
+	double share = (double)c->budget.msg_burst - reserve;
+	uint64_t room = c->budget.max_holds > c->announced ? c->budget.max_holds - c->announced : 0;
+	if (room == 0) {
+		if (!c->holds_noted)
+			progress_error(c->out,
+				       "this server lets a connection offer at most %llu pieces: "
+				       "%zu more are not offered",
+				       (unsigned long long)c->budget.max_holds, c->lists_len);
+		c->holds_noted = 1;
+		client_lists_clear(c);
+		return 0;
+	}
+	if (share < 1) {
+		share = 1;
+		reserve = 0;
+	}
+	size_t k = c->lists_len < CLIENT_HAVE_MAX ? c->lists_len : CLIENT_HAVE_MAX;
+	size_t fits = (size_t)share * WSMSG_HASHES_PER_TOKEN - 1; /* costs at most `share` */
+	if (k > fits)
+		k = fits;
+	if (k > room)
+		k = (size_t)room;
+	if (!client_pay(c, client_msg_cost(k), reserve))
+		return 0;
+	char *text = wsmsg_client_hashes(WSMSG_HAVE,
+					 (const uint8_t(*)[HASH_LEN])c->lists + c->lists_head, k);
+	if (text == NULL)
+		return 0; /* out of memory: the tick tries again */
+	int rc = client_write_text(c, text);
+	free(text);
+	c->lists_head += k;
+	c->lists_len -= k;
+	c->announced += k;
+	if (c->lists_len == 0)
+		c->lists_head = 0;
+	return rc < 0 ? -1 : 1;
+}
+
 static int client_writable(struct client *c)
 {
+	if (c->blob_total == 0 && c->out_head == NULL) {
+		/* Announcements go when nothing else waits: answers and wants come first. */
+		int rc = c->lists_len ? client_send_list(c) : 0;
+		if (rc < 0)
+			return -1;
+		if (rc > 0 && c->lists_len)
+			lws_callback_on_writable(c->wsi);
+		return 0;
+	}
 	if (c->blob_total == 0) {
 		struct client_out *o = c->out_head;
-		if (o == NULL)
+		/* A text message waits for its token (a want, a decline: one each). An answer is
+		 * binary, which the server does not count; the rare decline in its place goes
+		 * unpaced. */
+		if (o->text && !client_pay(c, 1, 0))
 			return 0;
 		c->out_head = o->next;
 		if (c->out_head == NULL)
@@ -250,7 +346,7 @@ static int client_writable(struct client *c)
 			c->blob_total = c->blob_off = 0;
 		}
 	}
-	if (c->out_head || c->blob_total)
+	if (c->out_head || c->blob_total || c->lists_len)
 		lws_callback_on_writable(c->wsi);
 	return 0;
 }
@@ -260,17 +356,29 @@ static int client_writable(struct client *c)
 static void on_welcome(struct client *c, struct wsmsg *m)
 {
 	int first = !c->ever_welcomed;
+	const struct wsmsg_welcome *w = &m->welcome;
 	c->max_blob = m->number;
+	c->budget = (struct wsmsg_welcome){
+	    .max_blob = m->number,
+	    .msg_rate = w->msg_rate ? w->msg_rate : CLIENT_DEFAULT_MSG_RATE,
+	    .msg_burst = w->msg_burst ? w->msg_burst : CLIENT_DEFAULT_MSG_BURST,
+	    .max_wants = w->max_wants ? w->max_wants : CLIENT_DEFAULT_MAX_WANTS,
+	    .max_holds = w->max_holds ? w->max_holds : CLIENT_DEFAULT_MAX_HOLDS};
 	c->welcomed = c->ever_welcomed = 1;
 	c->attempts = 0;
 	c->lost_at = 0;
-	/* Everything held is announced again: a new connection holds nothing yet. */
-	c->npending = 0;
+	/* Everything held is announced again: a new connection holds nothing yet. Its budget
+	 * starts full, as the server's does. */
+	client_lists_clear(c);
+	c->msg_tokens = (double)c->budget.msg_burst;
+	c->msg_tokens_at = client_now_us();
+	c->announced = 0;
 	struct store_entry *e;
 	for (size_t i = 0; (e = map_next(&c->store.map, &i));) {
-		memcpy(c->pending[c->npending++], e->hash, HASH_LEN);
-		if (c->npending == CLIENT_HAVE_MAX)
-			client_flush_haves(c);
+		if (client_lists_push(c, e->hash) < 0) {
+			progress_error(c->out, "out of memory");
+			break;
+		}
 	}
 	client_flush_haves(c);
 	if (c->ops->welcome)
@@ -395,7 +503,8 @@ static void client_lost(struct client *c, const char *why)
 	c->wsi = NULL;
 	c->state = CLIENT_IDLE;
 	c->welcomed = 0;
-	c->npending = 0;
+	client_lists_clear(c);
+	lws_sul_cancel(&c->msg_sul);
 	c->rx_len = 0;
 	client_clear_queue(c);
 	if (c->done)
@@ -461,7 +570,9 @@ static void client_tick(lws_sorted_usec_list_t *sul)
 	if (c->done)
 		return;
 	client_flush_haves(c);
-	if (c->ops->tick)
+	if (c->ops->wake)
+		c->ops->wake(c);
+	if (c->ops->tick && !c->done)
 		c->ops->tick(c);
 	client_flush_haves(c);
 	lws_sul_schedule(c->ctx, 0, &c->tick_sul, client_tick, CLIENT_TICK_MS * LWS_US_PER_MS);
@@ -500,6 +611,11 @@ static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 		if (c->state != CLIENT_OPEN || wsi != c->wsi)
 			return -1;
 		return client_writable(c);
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		/* lws_cancel_service() from a worker thread (or the signal handler) */
+		if (c && !c->done && c->ops->wake)
+			c->ops->wake(c);
+		break;
 	default:
 		break;
 	}
@@ -527,10 +643,16 @@ int client_init(struct client *c, const struct client_config *cfg, const struct 
 	c->user = user;
 	c->out = out;
 	c->max_blob = CLIENT_DEFAULT_BLOB;
+	/* Until a welcome names them (nothing but a want goes out before one anyway). */
+	c->budget = (struct wsmsg_welcome){.max_blob = CLIENT_DEFAULT_BLOB,
+					   .msg_rate = CLIENT_DEFAULT_MSG_RATE,
+					   .msg_burst = CLIENT_DEFAULT_MSG_BURST,
+					   .max_wants = CLIENT_DEFAULT_MAX_WANTS,
+					   .max_holds = CLIENT_DEFAULT_MAX_HOLDS};
+	c->msg_tokens = CLIENT_DEFAULT_MSG_BURST;
 	store_init(&c->store);
 	c->tx = malloc(LWS_PRE + CLIENT_TX_SIZE);
-	c->pending = malloc(CLIENT_HAVE_MAX * HASH_LEN);
-	if (c->tx == NULL || c->pending == NULL) {
+	if (c->tx == NULL) {
 		progress_error(out, "out of memory");
 		return -1;
 	}
@@ -584,6 +706,7 @@ int client_run(struct client *c)
 	lws_sul_cancel(&c->tick_sul);
 	lws_sul_cancel(&c->retry_sul);
 	lws_sul_cancel(&c->rate_sul);
+	lws_sul_cancel(&c->msg_sul);
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 	progress_clear(c->out);
@@ -601,9 +724,9 @@ void client_destroy(struct client *c)
 	client_clear_queue(c);
 	store_free(&c->store);
 	free(c->tx);
-	free(c->pending);
+	free(c->lists);
 	free(c->blob);
 	free(c->rx);
 	c->tx = c->blob = c->rx = NULL;
-	c->pending = NULL;
+	c->lists = NULL;
 }

@@ -5,9 +5,10 @@
  * file a window of wants in flight (about 4 MiB worth, 4 to 16 pieces) that the hub spreads over
  * every holder. Each piece arrives already checked against its address by client.c, is written
  * at its offset with pwrite into NAME.part, and is offered to others at once (`have`). The
- * .part file is its own resume state: on a new run every piece range in it is hashed again and
- * those that match are kept, so nothing but the missing pieces is fetched, and a .part from
- * something else can never be mistaken for progress. When every piece is there the .part is
+ * .part file is its own resume state: on a new run every piece range in it is hashed again (on a
+ * worker thread: the event loop keeps answering the server meanwhile) and those that match are
+ * kept, so nothing but the missing pieces is fetched, and a .part from something else can never
+ * be mistaken for progress. When every piece is there the .part is
  * renamed. With --seed the client goes on serving until Ctrl-C.
  */
 #include "cli.h"
@@ -30,7 +31,7 @@
 #define GET_RATE_RETRIES    8
 #define GET_ROOT_MISMATCHES 3
 
-enum get_phase { GET_ROOT, GET_PIECES, GET_DONE };
+enum get_phase { GET_ROOT, GET_CHECKING, GET_PIECES, GET_DONE };
 enum get_state { PIECE_MISSING, PIECE_WANTED, PIECE_RETRY, PIECE_DONE };
 
 /* One distinct piece address; identical pieces of a file are fetched once. */
@@ -62,6 +63,13 @@ struct get {
 	uint64_t bytes_done, bytes_resumed;
 	int fd;
 	int to_stdout;
+	/* checking the .part of an earlier run, on the checker's thread */
+	struct worker checker;
+	uint8_t *part_ok; /* per piece index: 1 if its range hashed right */
+	uint64_t part_size;
+	int check_failed;
+	uint8_t *root_data; /* the manifest, kept while the check runs */
+	size_t root_len;
 	char *path, *part; /* NULL when the file goes to standard output */
 	char display[256];
 };
@@ -237,35 +245,43 @@ static int get_piece_present(struct get *g, uint64_t part_size, size_t i, uint8_
 	return hash_compute(buf, len, got) == 0 && memcmp(got, g->m.pieces[i], HASH_LEN) == 0;
 }
 
-/* Keeps what an earlier run left in the .part file: pieces that hash right. */
-static int get_resume(struct get *g)
+/* On the checker's thread: which pieces an earlier run left in the .part file. It reads the
+ * file with pread only, and writes nothing the loop reads before worker_reap(). */
+static void get_check_part(struct worker *w)
 {
-	struct stat st;
-	if (g->to_stdout || fstat(g->fd, &st) < 0 || st.st_size == 0)
-		return 0;
+	struct get *g = w->arg;
 	uint8_t *buf = malloc(g->m.piece_size);
-	uint8_t *ok = calloc(g->m.npieces ? g->m.npieces : 1, 1);
-	if (buf == NULL || ok == NULL) {
-		free(buf);
-		free(ok);
-		return -1;
+	if (buf == NULL) {
+		g->check_failed = 1;
+		return;
 	}
-	int64_t shown = 0;
-	for (size_t i = 0; i < g->m.npieces && !client_interrupted(); i++) {
-		ok[i] = (uint8_t)get_piece_present(g, (uint64_t)st.st_size, i, buf);
-		if (now_ms() - shown >= 100) {
-			shown = now_ms();
-			progress_live(&g->out, "checking %s.part %3d%%", g->display,
-				      (int)(100.0 * (double)i / (double)g->m.npieces));
-		}
+	for (size_t i = 0; i < g->m.npieces && !client_interrupted() && !atomic_load(&w->stop);
+	     i++) {
+		g->part_ok[i] = (uint8_t)get_piece_present(g, g->part_size, i, buf);
+		atomic_store(&w->done, i + 1);
 	}
+	free(buf);
+}
+
+static void get_file_ready(struct get *g);
+
+/* On the loop, once the check is over: keeps the pieces that hashed right, then fetches. */
+static void get_check_done(struct worker *w)
+{
+	struct get *g = w->arg;
 	progress_clear(&g->out);
+	if (g->check_failed) {
+		get_fail(g, CLI_EXIT_ERROR, "out of memory");
+		return;
+	}
+	if (client_interrupted())
+		return;
 	for (size_t k = 0; k < g->nitems; k++) {
 		struct get_piece *it = &g->items[k];
 		int all = 1;
 		uint64_t bytes = 0;
 		for (size_t i = it->first; i != SIZE_MAX; i = g->next_same[i]) {
-			all &= ok[i];
+			all &= g->part_ok[i];
 			bytes += manifest_piece_len(&g->m, i);
 		}
 		if (!all)
@@ -274,10 +290,25 @@ static int get_resume(struct get *g)
 		g->done_items++;
 		g->bytes_done += bytes;
 	}
-	free(buf);
-	free(ok);
 	g->bytes_resumed = g->bytes_done;
-	return 0;
+	get_file_ready(g);
+}
+
+/* Keeps what an earlier run left in the .part file: pieces that hash right. The hashing runs on
+ * a worker thread; get_check_done() goes on. 1 if it started, 0 if there is nothing to check. */
+static int get_resume(struct get *g)
+{
+	struct stat st;
+	if (g->to_stdout || fstat(g->fd, &st) < 0 || st.st_size == 0)
+		return 0;
+	g->part_size = (uint64_t)st.st_size;
+	g->part_ok = calloc(g->m.npieces ? g->m.npieces : 1, 1);
+	if (g->part_ok == NULL)
+		return -1;
+	g->phase = GET_CHECKING;
+	if (worker_start(&g->checker, g->c.ctx, get_check_part, get_check_done, g) < 0)
+		return -1;
+	return 1;
 }
 
 static void get_complete(struct get *g)
@@ -345,13 +376,28 @@ static void get_fill(struct get *g)
 
 static void get_file(struct get *g, const uint8_t *data, size_t len)
 {
-	char have[32], all[32];
-	if (get_paths(g) < 0 || get_items(g) < 0 || get_resume(g) < 0) {
+	int checking;
+	/* The manifest is held once the .part is checked: keep a copy (data is the receive
+	 * buffer). */
+	g->root_data = malloc(len ? len : 1);
+	if (g->root_data)
+		memcpy(g->root_data, data, len);
+	g->root_len = len;
+	if (g->root_data == NULL || get_paths(g) < 0 || get_items(g) < 0 ||
+	    (checking = get_resume(g)) < 0) {
 		if (!g->c.done)
 			get_fail(g, CLI_EXIT_ERROR, "out of memory");
 		return;
 	}
-	if (client_interrupted())
+	if (!checking)
+		get_file_ready(g);
+}
+
+/* The .part is checked (or there was none): make room, hold what is here, start fetching. */
+static void get_file_ready(struct get *g)
+{
+	char have[32], all[32];
+	if (client_interrupted() || g->c.done)
 		return;
 	if (ftruncate(g->fd, (off_t)g->m.size) < 0) {
 		get_fail(g, CLI_EXIT_ERROR, "cannot make room for %s: %s", g->display,
@@ -361,8 +407,10 @@ static void get_file(struct get *g, const uint8_t *data, size_t len)
 	g->phase = GET_PIECES;
 	uint64_t w = GET_WINDOW_BYTES / g->m.piece_size;
 	g->window = w < GET_WINDOW_MIN ? GET_WINDOW_MIN : w > GET_WINDOW_MAX ? GET_WINDOW_MAX : w;
+	if (g->window > g->c.budget.max_wants)
+		g->window = g->c.budget.max_wants; /* the server's welcome says how many it takes */
 	/* We hold the manifest, and so count as a viewer, as a browser does. */
-	client_hold_mem(&g->c, g->o->hash, data, len);
+	client_hold_mem(&g->c, g->o->hash, g->root_data, g->root_len);
 	for (size_t k = 0; k < g->nitems; k++) {
 		struct get_piece *it = &g->items[k];
 		if (it->state == PIECE_DONE)
@@ -527,10 +575,23 @@ static void get_error(struct client *c, const struct wsmsg *m)
 	get_fill(g);
 }
 
+static void get_wake(struct client *c)
+{
+	struct get *g = c->user;
+	worker_reap(&g->checker);
+}
+
 static void get_tick(struct client *c)
 {
 	struct get *g = c->user;
 	char sent[32];
+	if (g->phase == GET_CHECKING) {
+		uint64_t done = atomic_load(&g->checker.done);
+		progress_live(&g->out, "checking %s.part %3d%%", g->display,
+			      g->m.npieces ? (int)(100.0 * (double)done / (double)g->m.npieces)
+					   : 100);
+		return;
+	}
 	if (g->phase == GET_ROOT) {
 		if (!g->root_wanted && g->root_retry_at && now_ms() >= g->root_retry_at &&
 		    c->welcomed) {
@@ -562,6 +623,7 @@ static const struct client_ops get_ops = {
     .count = get_count,
     .error = get_error,
     .tick = get_tick,
+    .wake = get_wake,
 };
 
 int get_run(const struct get_options *o)
@@ -582,9 +644,12 @@ int get_run(const struct get_options *o)
 				      "again to resume",
 				      g.part);
 	}
+	worker_stop(&g.checker); /* before the .part it reads is closed */
 	client_destroy(&g.c);
 	if (g.fd >= 0)
 		close(g.fd);
+	free(g.part_ok);
+	free(g.root_data);
 	manifest_free(&g.m);
 	map_free(&g.by_hash);
 	free(g.items);

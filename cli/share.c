@@ -4,7 +4,8 @@
  * Owns the sharer's side: opening the inputs (standard input and other pipes are first spooled
  * to an unlinked temporary file, so that every piece can be read again with pread), choosing
  * the piece size from the server's max_blob once the welcome arrives, hashing each file piece
- * by piece, printing one link per input on standard output, and then showing the live viewer
+ * by piece on a worker thread (the event loop keeps answering the server meanwhile, and serves
+ * what is ready), printing one link per input on standard output, and then showing the live viewer
  * count of each link while the client answers requests from the store. With --page the single
  * input's bytes are one blob, the same address the home page's text box gives for the same
  * bytes. Never holds a file in memory: the store reads pieces from disk when asked.
@@ -33,6 +34,9 @@ struct share_item {
 	uint8_t *page; /* --page: the bytes */
 	size_t page_len;
 	uint8_t root[HASH_LEN];
+	struct manifest m; /* filled by the worker; pieces freed once held */
+	int hash_rc;	   /* the worker's outcome: 0, or -1 with hash_err */
+	char hash_err[256];
 	int ready;
 	uint64_t viewers;
 };
@@ -43,8 +47,8 @@ struct share {
 	struct progress out;
 	struct share_item *items;
 	size_t n;
-	size_t hashing; /* the item being hashed, for the live line */
-	int64_t hash_shown_ms;
+	struct worker hasher; /* hashes every input in turn; w.posted: how many are hashed */
+	size_t held;	      /* inputs hashed, held and linked, in order */
 };
 
 /* Copies a pipe into an unlinked temporary file, so its pieces can be read again later. */
@@ -190,21 +194,36 @@ static int share_open(struct share *s, struct share_item *it)
 	return rc;
 }
 
+/* The hasher's progress callback: non-zero stops it (Ctrl-C, or the share is ending). */
 static int share_hash_progress(void *arg, uint64_t done)
 {
-	struct share *s = arg;
-	struct share_item *it = &s->items[s->hashing];
-	int64_t now = now_ms();
-	if (now - s->hash_shown_ms >= 100) {
-		s->hash_shown_ms = now;
-		progress_live(&s->out, "hashing %s %3d%%", it->name,
-			      it->size ? (int)(100.0 * (double)done / (double)it->size) : 100);
-	}
-	return client_interrupted();
+	struct worker *w = arg;
+	atomic_store(&w->done, done);
+	return client_interrupted() || atomic_load(&w->stop);
 }
 
-/* Hashes one input into a page or a manifest and holds everything; -1 ends the command. */
-static int share_prepare(struct share *s, struct share_item *it)
+/* On the hasher's thread: hashes each input in turn (pread on its own descriptor, nothing the
+ * loop touches), posting each one as it is done. */
+static void share_hash_all(struct worker *w)
+{
+	struct share *s = w->arg;
+	for (size_t i = 0; i < s->n && !atomic_load(&w->stop); i++) {
+		struct share_item *it = &s->items[i];
+		atomic_store(&w->done, 0);
+		if (s->o->page)
+			it->hash_rc = hash_compute(it->page, it->page_len, it->root);
+		else
+			it->hash_rc = manifest_hash_file(it->fd, &it->m, share_hash_progress, w,
+							 it->hash_err, sizeof(it->hash_err));
+		atomic_store(&w->posted, i + 1);
+		worker_post(w);
+		if (it->hash_rc < 0)
+			break;
+	}
+}
+
+/* Checks that an input fits this server and sets its piece size; -1 ends the command. */
+static int share_plan(struct share *s, struct share_item *it)
 {
 	struct client *c = &s->c;
 	char err[256], sz[32], max[32];
@@ -218,66 +237,93 @@ static int share_prepare(struct share *s, struct share_item *it)
 				       it->arg, sz, max);
 			return -1;
 		}
-		hash_compute(it->page, it->page_len, it->root);
-		return client_hold_mem(c, it->root, it->page, it->page_len);
+		return 0;
 	}
-
-	struct manifest m = {.name = it->name, .type = (char *)it->type, .size = it->size};
-	if (manifest_piece_size(it->size, it->name, it->type, c->max_blob, &m.piece_size, err,
+	it->m = (struct manifest){.name = it->name, .type = (char *)it->type, .size = it->size};
+	if (manifest_piece_size(it->size, it->name, it->type, c->max_blob, &it->m.piece_size, err,
 				sizeof(err)) < 0) {
 		progress_error(&s->out, "%s: %s", it->arg, err);
 		return -1;
 	}
-	s->hashing = (size_t)(it - s->items);
-	s->hash_shown_ms = 0;
-	int rc = manifest_hash_file(it->fd, &m, share_hash_progress, s, err, sizeof(err));
-	progress_clear(&s->out);
-	if (rc < 0) {
-		free(m.pieces);
+	return 0;
+}
+
+/* Holds a hashed input (its page, or its manifest and pieces); -1 ends the command. */
+static int share_hold(struct share *s, struct share_item *it)
+{
+	struct client *c = &s->c;
+	if (it->hash_rc < 0) {
 		if (client_interrupted())
 			return -1;
-		progress_error(&s->out, "cannot read %s: %s", it->arg, err);
+		progress_error(&s->out, "cannot read %s: %s", it->arg,
+			       s->o->page ? "hashing failed" : it->hash_err);
 		return -1;
 	}
+	if (s->o->page)
+		return client_hold_mem(c, it->root, it->page, it->page_len);
+	struct manifest *m = &it->m;
 	size_t len;
-	char *json = manifest_build(&m, &len);
+	char *json = manifest_build(m, &len);
 	if (json == NULL) {
-		free(m.pieces);
 		progress_error(&s->out, "out of memory");
 		return -1;
 	}
 	hash_compute(json, len, it->root);
-	rc = client_hold_mem(c, it->root, json, len);
-	for (size_t i = 0; rc == 0 && i < m.npieces; i++)
-		rc = client_hold_file(c, m.pieces[i], it->fd, (uint64_t)i * m.piece_size,
-				      (size_t)manifest_piece_len(&m, i));
+	int rc = client_hold_mem(c, it->root, json, len);
+	for (size_t i = 0; rc == 0 && i < m->npieces; i++)
+		rc = client_hold_file(c, m->pieces[i], it->fd, (uint64_t)i * m->piece_size,
+				      (size_t)manifest_piece_len(m, i));
 	free(json);
-	free(m.pieces);
+	free(m->pieces);
+	m->pieces = NULL;
 	return rc;
 }
 
-static void share_welcome(struct client *c, int first)
+/* On the loop: holds and links every input the hasher has posted, in order. */
+static void share_wake(struct client *c)
 {
 	struct share *s = c->user;
 	char link[1200], sz[32];
-	if (!first)
-		return;
-	for (size_t i = 0; i < s->n; i++) {
-		struct share_item *it = &s->items[i];
-		if (share_prepare(s, it) < 0) {
+	size_t posted = s->hasher.ctx ? atomic_load(&s->hasher.posted) : 0;
+	while (s->held < posted && !c->done) {
+		struct share_item *it = &s->items[s->held];
+		progress_clear(&s->out);
+		if (share_hold(s, it) < 0) {
 			client_finish(c, client_interrupted() ? c->interrupt_code : CLI_EXIT_ERROR);
 			return;
 		}
 		it->ready = 1;
+		s->held++;
 		url_link(&c->cfg.server, it->root, link, sizeof(link));
 		printf("%s\n", link);
 		fflush(stdout);
 		progress_format_bytes(s->o->page ? it->page_len : it->size, sz, sizeof(sz));
 		progress_note(&s->out, "sharing %s (%s%s) at %s", it->name, sz,
 			      s->o->page ? ", as a page" : "", link);
+		client_flush_haves(c);
+		if (s->held == s->n)
+			progress_note(
+			    &s->out,
+			    "keep this running while others fetch it; Ctrl-C stops sharing");
 	}
-	client_flush_haves(c);
-	progress_note(&s->out, "keep this running while others fetch it; Ctrl-C stops sharing");
+	worker_reap(&s->hasher);
+}
+
+static void share_welcome(struct client *c, int first)
+{
+	struct share *s = c->user;
+	if (!first)
+		return;
+	for (size_t i = 0; i < s->n; i++) {
+		if (share_plan(s, &s->items[i]) < 0) {
+			client_finish(c, CLI_EXIT_ERROR);
+			return;
+		}
+	}
+	if (worker_start(&s->hasher, c->ctx, share_hash_all, NULL, s) < 0) {
+		progress_error(&s->out, "cannot start hashing: %s", strerror(errno));
+		client_finish(c, CLI_EXIT_ERROR);
+	}
 }
 
 static void share_count(struct client *c, const uint8_t hash[HASH_LEN], uint64_t viewers)
@@ -302,8 +348,17 @@ static void share_tick(struct client *c)
 	struct share *s = c->user;
 	char sent[32], counts[256] = "";
 	size_t used = 0;
-	if (s->n == 0 || !s->items[s->n - 1].ready)
+	if (s->held < s->n) {
+		size_t i = atomic_load(&s->hasher.posted);
+		if (s->hasher.ctx && i < s->n && !s->o->page) {
+			const struct share_item *it = &s->items[i];
+			uint64_t done = atomic_load(&s->hasher.done);
+			progress_live(&s->out, "hashing %s %3d%%", it->name,
+				      it->size ? (int)(100.0 * (double)done / (double)it->size)
+					       : 100);
+		}
 		return;
+	}
 	for (size_t i = 0; i < s->n && used < sizeof(counts) - 32; i++)
 		used += (size_t)snprintf(counts + used, sizeof(counts) - used, "%s%llu",
 					 i ? ", " : "", (unsigned long long)s->items[i].viewers);
@@ -323,6 +378,7 @@ static const struct client_ops share_ops = {
     .welcome = share_welcome,
     .count = share_count,
     .tick = share_tick,
+    .wake = share_wake,
 };
 
 int share_run(const struct share_options *o)
@@ -355,12 +411,14 @@ int share_run(const struct share_options *o)
 				      (unsigned long long)s.c.served_blobs, sent);
 	}
 out:
+	worker_stop(&s.hasher); /* before the descriptors it reads are closed */
 	client_destroy(&s.c);
 	for (size_t i = 0; i < s.n; i++) {
 		if (s.items[i].fd >= 0)
 			close(s.items[i].fd);
 		free(s.items[i].name);
 		free(s.items[i].page);
+		free(s.items[i].m.pieces);
 	}
 	free(s.items);
 	return rc;

@@ -210,12 +210,40 @@ int hubproto_recv(void *sock, struct hubmsg *m, int peer_frame)
 	return 1;
 }
 
+/* Makes the data frame of o. On success, o->data is zmq's if o->data_free was set (*passed). */
+static int hubproto_data_frame(zmq_msg_t *data, const struct hubproto_out *o, int *passed)
+{
+	*passed = 0;
+	if (o->data_msg) {
+		zmq_msg_init(data);
+		if (zmq_msg_copy(data, o->data_msg) < 0) {
+			int saved = errno;
+			zmq_msg_close(data);
+			errno = saved;
+			return -1;
+		}
+		return 0;
+	}
+	if (o->data_free) {
+		if (zmq_msg_init_data(data, (void *)o->data, o->data_len, o->data_free,
+				      o->data_hint) < 0)
+			return -1;
+		*passed = 1;
+		return 0;
+	}
+	if (zmq_msg_init_size(data, o->data_len) < 0)
+		return -1;
+	if (o->data_len)
+		memcpy(zmq_msg_data(data), o->data, o->data_len);
+	return 0;
+}
+
 int hubproto_send(void *sock, const uint8_t *peer, size_t peer_len, const struct hubproto_out *o)
 {
 	const struct hubproto_shape *s = hubproto_shape(o->cmd);
 	uint8_t header[HUBPROTO_HEADER_LEN] = {'E', 'P', HUBPROTO_VERSION, o->cmd};
 	zmq_msg_t data;
-	int rc = -1;
+	int has_data = 0, passed = 0;
 
 	if (s == NULL) {
 		errno = EINVAL;
@@ -226,44 +254,38 @@ int hubproto_send(void *sock, const uint8_t *peer, size_t peer_len, const struct
 		memcpy(header + 12, o->hash, HASH_LEN);
 	put_u32(header + 44, o->value);
 
+	/* The data frame is made before any frame is queued: ZeroMQ delivers a multipart message
+	 * whole, so once its first frame is queued the rest cannot fail for lack of room, and
+	 * nothing after that may fail for lack of memory either (it would leave half a message). */
+	if (s->has_data) {
+		if (hubproto_data_frame(&data, o, &passed) < 0)
+			goto out;
+		has_data = 1;
+	}
 	if (peer && zmq_send(sock, peer, peer_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
 		goto out;
-	/* ZeroMQ delivers multipart messages atomically: once the first frame is queued, the
-	 * rest cannot fail for lack of room. */
 	if (zmq_send(sock, header, sizeof(header),
 		     ZMQ_DONTWAIT | (s->list_elem || s->has_data ? ZMQ_SNDMORE : 0)) < 0)
 		goto out;
 	if (s->list_elem && zmq_send(sock, o->list ? o->list : "", o->list_count * s->list_elem,
 				     ZMQ_DONTWAIT | (s->has_data ? ZMQ_SNDMORE : 0)) < 0)
 		goto out;
-	if (s->has_data) {
-		if (o->data_msg) {
-			zmq_msg_init(&data);
-			zmq_msg_copy(&data, o->data_msg);
-		} else if (o->data_free) {
-			zmq_msg_init_data(&data, (void *)o->data, o->data_len, o->data_free,
-					  o->data_hint);
-			o = NULL; /* ownership passed to zmq */
-		} else {
-			zmq_msg_init_size(&data, o->data_len);
-			if (o->data_len)
-				memcpy(zmq_msg_data(&data), o->data, o->data_len);
-		}
-		if (zmq_msg_send(&data, sock, ZMQ_DONTWAIT) < 0) {
-			zmq_msg_close(&data);
-			return -1;
-		}
+	if (has_data) {
+		if (zmq_msg_send(&data, sock, ZMQ_DONTWAIT) < 0)
+			goto out;
 	} else if (o->data_free) {
 		o->data_free((void *)o->data, o->data_hint); /* no data frame: nothing to keep */
 	}
 	return 0;
-out:
-	if (o && o->data_free) {
-		int saved = errno;
+out : {
+	int saved = errno;
+	if (has_data)
+		zmq_msg_close(&data); /* frees o->data through data_free if it was passed */
+	if (!passed && o->data_free)
 		o->data_free((void *)o->data, o->data_hint);
-		errno = saved;
-	}
-	return rc;
+	errno = saved;
+	return -1;
+}
 }
 
 void *hubproto_socket(void *ctx, int type)

@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 
 enum wsmsg_shape { SHAPE_HASHES, SHAPE_HASH, SHAPE_WELCOME, SHAPE_COUNT, SHAPE_ERROR };
@@ -32,6 +33,17 @@ static const struct wsmsg_kind wsmsg_server_kinds[] = {
     {"request", WSMSG_REQUEST, SHAPE_HASH},
     {"count", WSMSG_COUNT, SHAPE_COUNT},
     {"error", WSMSG_ERROR, SHAPE_ERROR},
+};
+
+/* The budgets a welcome names besides max_blob, in the order it names them. */
+static const struct {
+	const char *name;
+	size_t off;
+} wsmsg_budgets[] = {
+    {"msg_rate", offsetof(struct wsmsg_welcome, msg_rate)},
+    {"msg_burst", offsetof(struct wsmsg_welcome, msg_burst)},
+    {"max_wants", offsetof(struct wsmsg_welcome, max_wants)},
+    {"max_holds", offsetof(struct wsmsg_welcome, max_holds)},
 };
 
 static int fail(struct wsmsg_error *err, const char *code, const char *fmt, ...)
@@ -147,6 +159,20 @@ static int wsmsg_parse(const char *text, size_t len, struct wsmsg *m, struct wsm
 			goto out;
 		}
 		m->number = (uint64_t)json_integer_value(v);
+		memset(&m->welcome, 0, sizeof(m->welcome));
+		m->welcome.max_blob = m->number;
+		for (size_t i = 0; i < sizeof(wsmsg_budgets) / sizeof(wsmsg_budgets[0]); i++) {
+			v = json_object_get(root, wsmsg_budgets[i].name);
+			if (v == NULL)
+				continue; /* a server that does not name it: the client guesses */
+			if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+				fail(err, "bad_request", "\"%s\" must be a positive number",
+				     wsmsg_budgets[i].name);
+				goto out;
+			}
+			*(uint64_t *)((char *)&m->welcome + wsmsg_budgets[i].off) =
+			    (uint64_t)json_integer_value(v);
+		}
 		break;
 	}
 	case SHAPE_ERROR: {
@@ -185,10 +211,19 @@ static char *wsmsg_dump(json_t *o)
 	return text;
 }
 
-char *wsmsg_welcome(uint64_t max_blob)
+char *wsmsg_welcome(const struct wsmsg_welcome *w)
 {
-	return wsmsg_dump(json_pack("{s:s, s:i, s:I}", "type", "welcome", "version", 1, "max_blob",
-				    (json_int_t)max_blob));
+	json_t *o = json_pack("{s:s, s:i, s:I}", "type", "welcome", "version", 1, "max_blob",
+			      (json_int_t)w->max_blob);
+	for (size_t i = 0; o && i < sizeof(wsmsg_budgets) / sizeof(wsmsg_budgets[0]); i++) {
+		uint64_t v = *(const uint64_t *)((const char *)w + wsmsg_budgets[i].off);
+		if (v && json_object_set_new(o, wsmsg_budgets[i].name,
+					     json_integer((json_int_t)v)) < 0) {
+			json_decref(o);
+			o = NULL;
+		}
+	}
+	return wsmsg_dump(o);
 }
 
 char *wsmsg_request(const uint8_t hash[HASH_LEN])

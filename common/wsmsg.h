@@ -28,6 +28,18 @@ enum wsmsg_type {
 	WSMSG_ERROR,
 };
 
+/* What a welcome names: the blob limit, and the budgets of this connection so that a client can
+ * pace itself (PROTOCOL.md): message tokens per second and at most at once (a message costs 1
+ * plus 1 per WSMSG_HASHES_PER_TOKEN hashes it lists), wants open and hashes held at once. A
+ * budget a server does not name parses as 0. */
+struct wsmsg_welcome {
+	uint64_t max_blob;
+	uint64_t msg_rate, msg_burst;
+	uint64_t max_wants, max_holds;
+};
+
+#define WSMSG_HASHES_PER_TOKEN 8
+
 struct wsmsg {
 	enum wsmsg_type type;
 	uint8_t hashes[WSMSG_MAX_HASHES][HASH_LEN]; /* have, drop */
@@ -35,7 +47,8 @@ struct wsmsg {
 	uint8_t hash[HASH_LEN]; /* want, decline, request, count, error (if has_hash) */
 	int has_hash;
 	uint64_t number; /* count: viewers; welcome: max_blob */
-	char code[32];	 /* error */
+	struct wsmsg_welcome welcome;
+	char code[32]; /* error */
 	char message[256];
 };
 
@@ -52,7 +65,7 @@ int wsmsg_parse_client(const char *text, size_t len, struct wsmsg *m, struct wsm
 int wsmsg_parse_server(const char *text, size_t len, struct wsmsg *m, struct wsmsg_error *err);
 
 /* Builders: each returns a malloc'd NUL-terminated JSON text, or NULL on out of memory. */
-char *wsmsg_welcome(uint64_t max_blob);
+char *wsmsg_welcome(const struct wsmsg_welcome *w);
 char *wsmsg_request(const uint8_t hash[HASH_LEN]);
 char *wsmsg_count(const uint8_t hash[HASH_LEN], uint32_t viewers);
 char *wsmsg_error(const char *code, const uint8_t *hash, const char *message);

@@ -134,7 +134,7 @@ struct hashent *registry_hash(struct hub *hub, const uint8_t hash[HASH_LEN], int
 int registry_add_holder(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN]);
 int registry_remove_holder(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN]);
 int registry_holds(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN]);
-void registry_gw_ref(struct hashent *h, uint16_t slot, int delta);
+int registry_gw_ref(struct hashent *h, uint16_t slot, int delta); /* -1: out of memory */
 void registry_mark_dirty(struct hub *hub, struct hashent *h);
 uint32_t registry_viewers(struct hub *hub, const uint8_t hash[HASH_LEN]);
 

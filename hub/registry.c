@@ -94,28 +94,28 @@ struct gateway *registry_gateway_join(struct hub *hub, const uint8_t *peer, size
 	return gw;
 }
 
+/* Connections removed per scan of the connection map in registry_gateway_remove(). */
+#define REGISTRY_REMOVE_BATCH 256
+
 void registry_gateway_remove(struct hub *hub, struct gateway *gw)
 {
-	/* Connections are found through the global map: a gateway's are those with its slot. */
-	struct conn **doomed = NULL;
+	/* Connections are found through the global map: a gateway's are those with its slot.
+	 * They are gathered into a fixed batch (the map may not change while it is walked) and
+	 * the walk repeats until none is left: removing a gateway never needs memory, so no
+	 * connection can outlive its gateway. */
+	struct conn *doomed[REGISTRY_REMOVE_BATCH];
+	size_t n;
 	link_forget_unsent(gw, "forgotten");
-	size_t n = 0, cap = 0, it = 0;
-	struct conn *c;
-	while ((c = map_next(&hub->conns, &it))) {
-		if (c->gw != gw)
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 64;
-			struct conn **nd = realloc(doomed, cap * sizeof(*nd));
-			if (nd == NULL)
-				break;
-			doomed = nd;
-		}
-		doomed[n++] = c;
-	}
-	for (size_t i = 0; i < n; i++)
-		registry_conn_remove(hub, doomed[i]);
-	free(doomed);
+	do {
+		size_t it = 0;
+		struct conn *c;
+		n = 0;
+		while (n < REGISTRY_REMOVE_BATCH && (c = map_next(&hub->conns, &it)))
+			if (c->gw == gw)
+				doomed[n++] = c;
+		for (size_t i = 0; i < n; i++)
+			registry_conn_remove(hub, doomed[i]);
+	} while (n == REGISTRY_REMOVE_BATCH);
 	map_del(&hub->gw_by_instance, &gw->instance);
 	hub->gateways[gw->slot] = NULL;
 	struct gateway *last = hub->active[--hub->ngateways];
@@ -176,7 +176,7 @@ struct hashent *registry_hash(struct hub *hub, const uint8_t hash[HASH_LEN], int
 	return h;
 }
 
-void registry_gw_ref(struct hashent *h, uint16_t slot, int delta)
+int registry_gw_ref(struct hashent *h, uint16_t slot, int delta)
 {
 	for (uint16_t i = 0; i < h->ngws; i++) {
 		if (h->gws[i].slot != slot)
@@ -184,19 +184,20 @@ void registry_gw_ref(struct hashent *h, uint16_t slot, int delta)
 		h->gws[i].refs = (uint32_t)((int64_t)h->gws[i].refs + delta);
 		if (h->gws[i].refs == 0)
 			h->gws[i] = h->gws[--h->ngws];
-		return;
+		return 0;
 	}
 	if (delta <= 0)
-		return;
+		return 0;
 	if (h->ngws == h->capgws) {
 		uint16_t ncap = h->capgws ? (uint16_t)(h->capgws * 2) : 2;
 		struct gwref *n = realloc(h->gws, ncap * sizeof(*n));
 		if (n == NULL)
-			return;
+			return -1;
 		h->gws = n;
 		h->capgws = ncap;
 	}
 	h->gws[h->ngws++] = (struct gwref){slot, (uint32_t)delta};
+	return 0;
 }
 
 void registry_mark_dirty(struct hub *hub, struct hashent *h)
@@ -229,15 +230,19 @@ int registry_add_holder(struct hub *hub, struct conn *c, const uint8_t hash[HASH
 	if (map_get(&hub->holdings, key))
 		return 0;
 	struct hashent *h = registry_hash(hub, hash, 1);
-	struct holding *hd = h ? calloc(1, sizeof(*hd)) : NULL;
-	if (hd == NULL)
+	if (h == NULL)
 		return -1;
+	struct holding *hd = calloc(1, sizeof(*hd));
+	if (hd == NULL)
+		goto fail;
 	memcpy(hd->key, key, sizeof(key));
 	hd->h = h;
 	hd->c = c;
+	if (registry_gw_ref(h, c->gw->slot, 1) < 0)
+		goto fail;
 	if (map_put(&hub->holdings, hd) < 0) {
-		free(hd);
-		return -1;
+		registry_gw_ref(h, c->gw->slot, -1);
+		goto fail;
 	}
 	/* New holders go first: they have served least, which spreads load off the sharer. */
 	hd->hnext = h->head;
@@ -255,9 +260,16 @@ int registry_add_holder(struct hub *hub, struct conn *c, const uint8_t hash[HASH
 	hub->nholdings++;
 	if (h->viewers++ == 0)
 		hub->nhashes_held++;
-	registry_gw_ref(h, c->gw->slot, 1);
 	registry_mark_dirty(hub, h);
 	return 1;
+
+fail:
+	/* Out of memory: nothing changed, except maybe an entry just made for this hash; the
+	 * next flush frees it if nobody holds, wants or watches it. */
+	free(hd);
+	if (h->viewers == 0)
+		registry_mark_dirty(hub, h);
+	return -1;
 }
 
 int registry_remove_holder(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])

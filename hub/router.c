@@ -185,9 +185,9 @@ static void fetch_ask_next(struct hub *hub, struct fetch *f)
 void router_want(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
 {
 	struct hashent *h = registry_hash(hub, hash, 0);
-	hub->stats.requests_total++;
 	if (h && h->fetch && fetch_waiter_of(h->fetch, c))
 		return; /* a second want of the same hash on one connection gets no second answer */
+	hub->stats.requests_total++;
 	if (h == NULL || h->viewers == 0 || (h->viewers == 1 && registry_holds(hub, c, hash))) {
 		struct hubproto_out o = {.cmd = HUB_NOT_FOUND, .id = c->id, .hash = hash};
 		link_send(hub, c->gw, &o);

@@ -8,8 +8,9 @@
 # tests whose subject is not the web server).
 # Last, the sanitize stage builds everything with ASan + UBSan + LeakSanitizer into build-san
 # (clang) and runs the unit tests and a subset of the end-to-end files against it (SAN_TESTS; the
-# whole suite under sanitizers is `make sanitize`, too long for every CI run). A sanitizer report
-# in any program's log fails the test that started it (tests/lib/stack.mjs).
+# whole suite under sanitizers is `make sanitize`, too long for every CI run), and a sample of
+# `make oomtest` (every 50th allocation failing). A sanitizer report in any program's log fails
+# the test that started it (tests/lib/stack.mjs).
 # Prints one closing line "N passed, N failed" (all stages summed) and exits non-zero if any
 # test failed or any stage crashed. BUILD selects the programs' folder (default build).
 #
@@ -197,6 +198,13 @@ if wants sanitize; then
 		# Failures and broken stages in full; passing tests are counted, not listed.
 		grep -vE '^\s*ok [0-9]+ - |^[0-9]+ passed, [0-9]+ failed$' "$out" | sed 's/^/   /'
 		add_totals sanitize "$out" $rc
+		# A short sample of `make oomtest`: the unit tests with every 50th allocation failing.
+		out="$logdir/oomtest.out"
+		BUILD=build-san OOM_STEP=${OOM_STEP:-50} OOM_BINS='test_!(map)' scripts/oomtest.sh \
+			>"$out" 2>&1
+		rc=$?
+		grep -vE '^oomtest: ' "$out" | sed 's/^/   /'
+		add_totals oomtest "$out" $rc
 	fi
 	echo "   sanitize: $((SECONDS - start)) s"
 fi

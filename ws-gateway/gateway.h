@@ -68,6 +68,7 @@ struct session {
 	struct gateway *gw;
 	struct lws *wsi;
 	uint64_t id;
+	uint64_t synced_gen; /* the gateway's resync_gen when this was last re-announced */
 	/* receiving */
 	uint8_t *rx;
 	size_t rx_len, rx_cap;
@@ -150,6 +151,13 @@ struct gateway {
 	char endpoint[256];
 	uint64_t hub_instance;	  /* from WELCOME/PING; 0 before the first */
 	uint64_t synced_instance; /* the hub instance our state was last sent to */
+	int hub_queue;		  /* ZMQ_SNDHWM of the hub socket */
+	uint64_t hub_unsent;	  /* messages the hub socket refused this outage (logged once) */
+	uint64_t resync_gen;	  /* the re-announcement in progress; sessions carry the last */
+	int resyncing;		  /* it stopped at the high-water mark: the tick resumes it */
+	int resync_hello;	  /* its HELLO has gone out */
+	int hub_lost;		  /* the hub went silent and has not answered since (logged once) */
+	size_t resync_conns, resync_holds, resync_wants;
 	int64_t hub_last_seen;
 	int kick_scheduled;
 	lws_sorted_usec_list_t sul_beat, sul_kick, sul_throttle, sul_wants;

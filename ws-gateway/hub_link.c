@@ -7,7 +7,10 @@
  * "kick" timer does the latter, outside the caller's stack). Liveness: HEARTBEAT every
  * hub.heartbeat_ms; a hub silent for hub.peer_expiry_ms is presumed gone and the socket is
  * rebuilt. A new hub instance (seen in PING/WELCOME/RESET) gets HELLO and the whole state again:
- * every connection, everything it holds, every open want.
+ * every connection, everything it holds, every open want; where the socket's queue
+ * (gateway.hub_queue) is full, the re-announcement stops and the tick resumes it until it is
+ * complete. A hub that takes no messages, or stays silent, is logged once per outage, not once
+ * per message or reconnection.
  */
 #include "gateway.h"
 #include "log.h"
@@ -28,16 +31,34 @@ static void hub_link_schedule_kick(struct gateway *gw)
 	lws_sul_schedule(gw->ctx, 0, &gw->sul_kick, hub_link_kick, 1);
 }
 
-int hub_link_send(struct gateway *gw, const struct hubproto_out *o)
+/* Sends o. A refusal is a loss unless `retried` (the re-announcement sends it again later). */
+static int hub_link_post(struct gateway *gw, const struct hubproto_out *o, int retried)
 {
-	if (gw->zsock == NULL)
+	int rc = gw->zsock ? hubproto_send(gw->zsock, NULL, 0, o) : -1;
+	if (rc < 0 && retried)
 		return -1;
-	int rc = hubproto_send(gw->zsock, NULL, 0, o);
-	if (rc < 0)
-		log_warnx("%s: %s not sent: %s", __func__, hubproto_cmd_name(o->cmd),
-			  zmq_strerror(errno));
+	if (rc < 0) {
+		/* A hub that is gone refuses everything: say so once per outage, not per message.
+		 */
+		if (gw->hub_unsent++ == 0)
+			log_warnx("the hub takes no messages (%s: %s): dropping them until it does",
+				  hubproto_cmd_name(o->cmd),
+				  gw->zsock ? zmq_strerror(errno) : "no socket");
+		return -1;
+	}
+	if (gw->hub_unsent && !gw->hub_lost) {
+		/* (While the hub is silent a fresh socket queues without it: that is no return.) */
+		log_warnx("the hub takes messages again: %llu were dropped",
+			  (unsigned long long)gw->hub_unsent);
+		gw->hub_unsent = 0;
+	}
 	hub_link_schedule_kick(gw);
 	return rc;
+}
+
+int hub_link_send(struct gateway *gw, const struct hubproto_out *o)
+{
+	return hub_link_post(gw, o, 0);
 }
 
 void hub_link_hello(struct gateway *gw)
@@ -50,49 +71,88 @@ void hub_link_hello(struct gateway *gw)
 	hub_link_send(gw, &o);
 }
 
-/* Teaches a (new) hub everything: who is connected, what they hold, what they wait for. */
-static void hub_link_resync(struct gateway *gw, uint64_t hub_instance)
+/* Re-announces one connection: its open, its holdings, its wants. -1 if the hub socket refused
+ * a message (its queue is full): the whole connection is sent again later, which the hub takes
+ * as it takes the first time (opening, holding and wanting twice change nothing). */
+static int hub_link_resync_session(struct gateway *gw, struct session *s)
 {
 	static uint8_t list[WSMSG_MAX_HASHES * 8][HASH_LEN];
 	const size_t max = sizeof(list) / sizeof(list[0]);
-	size_t it = 0, conns = 0, holds = 0, wants = 0;
-	struct session *s;
-
-	gw->synced_instance = hub_instance;
-	hub_link_hello(gw);
-	while ((s = map_next(&gw->sessions, &it))) {
-		struct hubproto_out open = {.cmd = HUB_CONN_OPEN, .id = s->id};
-		size_t n = 0;
-		hub_link_send(gw, &open);
-		conns++;
-		for (struct interest *in = s->interests; in; in = in->snext) {
-			if (in->holds) {
-				memcpy(list[n++], in->key + 8, HASH_LEN);
-				holds++;
-			}
-			if (n == max) {
-				struct hubproto_out have = {
-				    .cmd = HUB_HAVE, .id = s->id, .list = list, .list_count = n};
-				hub_link_send(gw, &have);
-				n = 0;
-			}
+	size_t n = 0, holds = 0, wants = 0;
+	struct hubproto_out open = {.cmd = HUB_CONN_OPEN, .id = s->id};
+	if (hub_link_post(gw, &open, 1) < 0)
+		return -1;
+	for (struct interest *in = s->interests; in; in = in->snext) {
+		if (in->holds) {
+			memcpy(list[n++], in->key + 8, HASH_LEN);
+			holds++;
 		}
-		if (n) {
+		if (n == max || (n && in->snext == NULL)) {
 			struct hubproto_out have = {
 			    .cmd = HUB_HAVE, .id = s->id, .list = list, .list_count = n};
-			hub_link_send(gw, &have);
-		}
-		for (struct interest *in = s->interests; in; in = in->snext) {
-			if (!in->wants)
-				continue;
-			struct hubproto_out want = {
-			    .cmd = HUB_WANT, .id = s->id, .hash = in->key + 8};
-			hub_link_send(gw, &want);
-			wants++;
+			if (hub_link_post(gw, &have, 1) < 0)
+				return -1;
+			n = 0;
 		}
 	}
-	log_info("re-announced %zu connections, %zu holdings, %zu wants to the hub", conns, holds,
-		 wants);
+	for (struct interest *in = s->interests; in; in = in->snext) {
+		if (!in->wants)
+			continue;
+		struct hubproto_out want = {.cmd = HUB_WANT, .id = s->id, .hash = in->key + 8};
+		if (hub_link_post(gw, &want, 1) < 0)
+			return -1;
+		wants++;
+	}
+	gw->resync_conns++;
+	gw->resync_holds += holds;
+	gw->resync_wants += wants;
+	return 0;
+}
+
+/* Goes on with the re-announcement where the high-water mark stopped it. Each pass walks every
+ * connection and sends those not yet sent in this round, so connections that open or close
+ * meanwhile are neither missed nor sent for nothing. */
+static void hub_link_resync_step(struct gateway *gw)
+{
+	size_t it = 0;
+	struct session *s;
+	if (!gw->resync_hello) {
+		struct hubproto_out o = {.cmd = HUB_HELLO,
+					 .id = gw->instance,
+					 .value = gw->nsessions,
+					 .data = gw->name,
+					 .data_len = strlen(gw->name)};
+		if (hub_link_post(gw, &o, 1) < 0)
+			return;
+		gw->resync_hello = 1;
+	}
+	while ((s = map_next(&gw->sessions, &it))) {
+		if (s->synced_gen == gw->resync_gen)
+			continue;
+		if (hub_link_resync_session(gw, s) < 0)
+			return; /* the hub's queue is full: the tick resumes in 50 ms */
+		s->synced_gen = gw->resync_gen;
+	}
+	gw->resyncing = 0;
+	/* While the hub is away this is only queued for it, at every reconnection: said once
+	 * it answers (the PING of its new instance asks for it again). */
+	if (gw->hub_lost)
+		log_debug("queued %zu connections, %zu holdings, %zu wants for the hub",
+			  gw->resync_conns, gw->resync_holds, gw->resync_wants);
+	else
+		log_info("re-announced %zu connections, %zu holdings, %zu wants to the hub",
+			 gw->resync_conns, gw->resync_holds, gw->resync_wants);
+}
+
+/* Teaches a (new) hub everything: who is connected, what they hold, what they wait for. */
+static void hub_link_resync(struct gateway *gw, uint64_t hub_instance)
+{
+	gw->synced_instance = hub_instance;
+	gw->resync_gen++;
+	gw->resyncing = 1;
+	gw->resync_hello = 0;
+	gw->resync_conns = gw->resync_holds = gw->resync_wants = 0;
+	hub_link_resync_step(gw);
 }
 
 static void on_welcome(struct gateway *gw, struct hubmsg *m)
@@ -226,6 +286,13 @@ static void hub_link_drain(struct gateway *gw)
 			continue;
 		}
 		gw->hub_last_seen = now_ms();
+		if (gw->hub_lost) {
+			log_warnx(
+			    "the hub answers again: %llu messages to it were dropped meanwhile",
+			    (unsigned long long)gw->hub_unsent);
+			gw->hub_lost = 0;
+			gw->hub_unsent = 0;
+		}
 		log_debug("hub: %s id=%llu", hubproto_cmd_name(m.cmd), (unsigned long long)m.id);
 		size_t i;
 		for (i = 0; i < sizeof(hub_link_handlers) / sizeof(hub_link_handlers[0]); i++) {
@@ -272,28 +339,47 @@ int hub_link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
 int hub_link_open(struct gateway *gw)
 {
 	gw->zsock = hubproto_socket(gw->zctx, ZMQ_DEALER);
+	int hwm = gw->hub_queue;
+	if (gw->zsock && hwm > 0)
+		zmq_setsockopt(gw->zsock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
 	if (gw->zsock == NULL || zsec_client_from_config(gw->zsock, "gateway.secret_key") < 0 ||
 	    zmq_connect(gw->zsock, gw->endpoint) < 0) {
 		log_errorx("%s: cannot connect to %s: %s", __func__, gw->endpoint,
 			   zmq_strerror(zmq_errno()));
-		return -1;
+		goto fail;
 	}
-	int fd;
+	int fd, copy;
 	size_t sz = sizeof(fd);
-	zmq_getsockopt(gw->zsock, ZMQ_FD, &fd, &sz);
+	if (zmq_getsockopt(gw->zsock, ZMQ_FD, &fd, &sz) < 0) {
+		log_errorx("%s: no descriptor for the hub socket: %s", __func__,
+			   zmq_strerror(zmq_errno()));
+		goto fail;
+	}
 	/* lws closes what it adopts; ZeroMQ's own descriptor must outlive that, so lws gets a
 	 * duplicate that signals the same events. */
+	if ((copy = dup(fd)) < 0) {
+		log_errorx("%s: dup: %s", __func__, strerror(errno));
+		goto fail;
+	}
 	lws_sock_file_fd_type u;
-	u.filefd = (lws_filefd_type)dup(fd);
+	u.filefd = (lws_filefd_type)copy;
 	gw->zwsi = lws_adopt_descriptor_vhost(gw->vhost, LWS_ADOPT_RAW_FILE_DESC, u,
 					      "ephemeral-hub-link", NULL);
 	if (gw->zwsi == NULL) {
+		/* lws closes an adopted file descriptor only once it has taken it */
+		close(copy);
 		log_errorx("%s: cannot add the hub socket to the event loop", __func__);
-		return -1;
+		goto fail;
 	}
 	gw->hub_last_seen = now_ms();
 	gw->synced_instance = 0;
 	return 0;
+fail:
+	/* No half-open link: the next heartbeat finds the hub silent and tries again. */
+	if (gw->zsock)
+		zmq_close(gw->zsock);
+	gw->zsock = NULL;
+	return -1;
 }
 
 void hub_link_close(struct gateway *gw)
@@ -314,8 +400,11 @@ static void hub_link_beat(lws_sorted_usec_list_t *sul)
 	struct gateway *gw = lws_container_of(sul, struct gateway, sul_beat);
 	int64_t now = now_ms();
 	if (now - gw->hub_last_seen > gw->expiry_ms) {
-		log_warnx("hub silent for %lld ms: reconnecting",
-			  (long long)(now - gw->hub_last_seen));
+		/* Said once per outage: while the hub stays away this repeats every expiry. */
+		if (!gw->hub_lost)
+			log_warnx("hub silent for %lld ms: reconnecting until it answers",
+				  (long long)(now - gw->hub_last_seen));
+		gw->hub_lost = 1;
 		hub_link_close(gw);
 		if (hub_link_open(gw) == 0)
 			hub_link_resync(gw, 0);
@@ -333,6 +422,8 @@ static void hub_link_tick(lws_sorted_usec_list_t *sul)
 	struct gateway *gw = lws_container_of(sul, struct gateway, sul_throttle);
 	interest_flush_throttled(gw);
 	interest_expire_wants(gw);
+	if (gw->resyncing)
+		hub_link_resync_step(gw);
 	hub_link_drain(gw);
 	lws_sul_schedule(gw->ctx, 0, &gw->sul_throttle, hub_link_tick, 50 * LWS_US_PER_MS);
 }

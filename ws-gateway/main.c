@@ -58,6 +58,7 @@ int main(int argc, char **argv)
 	gw.max_violations = (int)config_int("gateway.max_violations");
 	gw.max_conns_per_addr = (int)config_int("gateway.max_conns_per_addr");
 	gw.max_conns = (int)config_int("gateway.max_conns");
+	gw.hub_queue = (int)config_int("gateway.hub_queue");
 	gw.msg_rate = config_int("gateway.msg_rate");
 	gw.msg_burst = config_int("gateway.msg_burst");
 	gw.byte_rate = config_int("gateway.byte_rate");

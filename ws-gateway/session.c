@@ -589,14 +589,21 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		s->gw = gw;
 		s->wsi = wsi;
 		s->id = ++gw->next_id;
-		framewatch_start(s);
-		if (map_put(&gw->sessions, s) < 0)
+		if (map_put(&gw->sessions, s) < 0) {
+			s->id = 0; /* never opened: LWS_CALLBACK_CLOSED has nothing to undo */
 			return -1;
+		}
+		framewatch_start(s);
 		gw->nsessions++;
 		limits_session_open(gw, s);
 		struct hubproto_out o = {.cmd = HUB_CONN_OPEN, .id = s->id};
 		hub_link_send(gw, &o);
-		session_send_text(s, wsmsg_welcome(gw->max_blob));
+		struct wsmsg_welcome w = {.max_blob = gw->max_blob,
+					  .msg_rate = (uint64_t)gw->msg_rate,
+					  .msg_burst = (uint64_t)gw->msg_burst,
+					  .max_wants = (uint64_t)gw->max_wants,
+					  .max_holds = (uint64_t)gw->max_holds};
+		session_send_text(s, wsmsg_welcome(&w));
 		return 0;
 	}
 	case LWS_CALLBACK_RECEIVE:

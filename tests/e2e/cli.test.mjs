@@ -82,6 +82,34 @@ test('share a file, get it back: identical bytes, a protocol manifest, quiet whe
 	assert.equal(gone.code, 2, gone.stderr);
 }));
 
+test('hashing runs off the event loop: while a large file hashes, what is ready is already served', T(async (t) => {
+	// A sparse 512 MiB file costs no disk but seconds of hashing. Hashed inside a libwebsockets
+	// callback, it froze the connection (no answers, no pongs: on a slow disk the gateway hung
+	// up); on a worker thread, the small file shared first is served meanwhile.
+	const small = randomBytes(5000);
+	const smallFile = writeFile('first.bin', small);
+	const bigFile = path.join(workdir('sparse'), 'big.bin');
+	fs.closeSync(fs.openSync(bigFile, 'w'));
+	fs.truncateSync(bigFile, 512 * 1024 * 1024);
+	const sharer = await startShare([smallFile, bigFile, '--url', gwUrl(0)]);
+	try {
+		const t0 = Date.now();
+		const hash = hashOf(sharer.links[0]);
+		const c = await stack.wsConnect({ index: 1, label: 'reader' });
+		c.want(hash);
+		const m = JSON.parse((await c.nextBinary(hash, 5000)).bytes.toString('utf8'));
+		const servedMs = Date.now() - t0;
+		assert.equal(m.name, 'first.bin');
+		const lines = sharer.stdout.toString('utf8').split('\n').filter(Boolean);
+		assert.equal(lines.length, 1, 'the large file was hashed before the small one was served');
+		await c.close();
+		await sharer.lines(2, 60000); // and the large one is shared in the end
+		t.diagnostic(`figures: the first file served ${servedMs} ms after its link, the 512 MiB one was linked after ${Date.now() - t0} ms`);
+	} finally {
+		await sharer.stop();
+	}
+}));
+
 test('a page held by a WebSocket client: get prints its bytes; share --page gives the same address', T(async () => {
 	const html = Buffer.from(`<!doctype html><title>héllo ✓</title><p>${randomBytes(8).toString('hex')}</p>\n`, 'utf8');
 	const hash = sha256hex(html);

@@ -1,7 +1,7 @@
 // Failure drills: a gateway dies, the hub dies and comes back. Each drill gets its own stack.
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, withLogs, makeBlob, waitFor } from '../lib/stack.mjs';
+import { startStack, withLogs, makeBlob, waitFor, sleep } from '../lib/stack.mjs';
 
 let stack;
 const T = (fn) => withLogs(() => stack, fn);
@@ -126,4 +126,39 @@ test('while the hub is down, wants fail cleanly and connections stay open', T(as
 		await b2.close();
 	}
 	await Promise.all([a.close(), b.close()]);
+}));
+
+test('hub gone: the gateway says so once per outage, and its re-announcement completes past its queue', T(async () => {
+	// A queue of 10 messages to the hub: re-announcing 40 connections (an open and a `have`
+	// each) must stop at the high-water mark many times and go on where it stopped.
+	stack = await startStack({ gateways: 1, lighttpd: false, gateway: { 'gateway.hub_queue': 10 } });
+	const N = 40;
+	const conns = [];
+	const blobs = [];
+	for (let i = 0; i < N; i++) {
+		const c = await stack.wsConnect({ index: 0, label: `c${i}` });
+		const b = makeBlob(200, `queued-${i}`);
+		await c.hold(b);
+		conns.push(c);
+		blobs.push(b);
+	}
+	await waitFor(async () => (await stack.stats()).holdings === N, { timeoutMs: 5000, what: `${N} holdings` });
+
+	await stack.killHub('SIGKILL');
+	// Two expiries and more: heartbeats, reconnections and re-announcements all fail meanwhile.
+	await sleep(5000);
+	await stack.startHub();
+	let last;
+	await waitFor(async () => {
+		last = await stack.stats();
+		return last.holdings === N && last.connections === N;
+	}, { timeoutMs: 8000, what: `all ${N} connections and holdings back (last ${JSON.stringify(last)})` });
+	for (const b of [blobs[0], blobs[N - 1]]) await stack.waitLookup(b.hash, 1);
+
+	const log = stack.gateways[0].tail(2000);
+	assert.equal((log.match(/the hub takes no messages/g) || []).length, 1, log);
+	assert.equal((log.match(/hub silent for/g) || []).length, 1, log);
+	assert.doesNotMatch(log, /not sent/);
+	assert.match(log, /the hub answers again: [1-9]\d* messages to it were dropped meanwhile/);
+	await Promise.all(conns.map((c) => c.close()));
 }));

@@ -48,7 +48,7 @@ test('the TLS port serves nothing in clear, and a client that trusts no one refu
 
 test('wss:// through the web server: welcome, relay between two browsers, live counts', T(async () => {
 	const holder = await stack.wsConnect({ via: 'web', label: 'holder (wss)' });
-	assert.deepEqual(holder.first, { type: 'welcome', version: 1, max_blob: 1048576 });
+	assert.deepEqual(holder.first, { type: 'welcome', version: 1, max_blob: 1048576, msg_rate: 2000, msg_burst: 4000, max_wants: 64, max_holds: 100000 });
 	assert.equal(holder.ws.protocol, 'ephemeral.v1');
 	const wanter = await stack.wsConnect({ via: 'web', label: 'wanter (wss)' });
 	const blob = makeBlob(200 * 1024, 'tls');

@@ -67,10 +67,11 @@ static void check_server(void)
 {
 	switch (msg.type) {
 	case WSMSG_WELCOME:
-		if (msg.number == 0)
+		if (msg.number == 0 || msg.welcome.max_blob != msg.number)
 			abort();
-		reparse(wsmsg_welcome(msg.number), 1);
-		if (back.number != msg.number)
+		reparse(wsmsg_welcome(&msg.welcome), 1);
+		if (back.number != msg.number ||
+		    memcmp(&back.welcome, &msg.welcome, sizeof(msg.welcome)) != 0)
 			abort();
 		break;
 	case WSMSG_REQUEST:

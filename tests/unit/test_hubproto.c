@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "hubproto.h"
+#include "oom.h"
 
 #define ENDPOINT "inproc://test-hubproto"
 #define GW_ID	 "gw-1"
@@ -283,17 +284,20 @@ static void test_zero_copy_send_failure(void **state)
 	assert_int_equal(errno, EHOSTUNREACH);
 	assert_int_equal(frees, 1);
 
-	/* a DEALER with no peer cannot queue anything */
-	void *lonely = hubproto_socket(p->ctx, ZMQ_DEALER);
-	assert_non_null(lonely);
+	/* a DEALER with no peer cannot queue anything (closed before any assertion: a socket
+	 * left open would make zmq_ctx_term wait for ever) */
 	o.cmd = HUB_BLOB;
 	o.data = malloc(10);
 	assert_non_null(o.data);
+	void *lonely = hubproto_socket(p->ctx, ZMQ_DEALER);
+	assert_non_null(lonely);
 	errno = 0;
-	assert_int_equal(hubproto_send(lonely, NULL, 0, &o), -1);
-	assert_int_equal(errno, EAGAIN);
-	assert_int_equal(frees, 2);
+	int rc = hubproto_send(lonely, NULL, 0, &o);
+	int err = errno;
 	zmq_close(lonely);
+	assert_int_equal(rc, -1);
+	assert_int_equal(err, EAGAIN);
+	assert_int_equal(frees, 2);
 
 	/* a command the protocol does not have is refused, and the data still freed */
 	o.cmd = 200;
@@ -578,6 +582,52 @@ static void test_recv_missing_routing_frame(void **state)
 	assert_int_equal(hubproto_recv(p->router, &m, 1), 0);
 }
 
+/* Out of memory making the data frame, in each of its three ways: the send fails whole (no
+ * half message reaches the peer), the data is freed once, and the next message arrives intact. */
+static void test_send_out_of_memory(void **state)
+{
+	struct pair *p = *state;
+	uint8_t blob[300], hash[HASH_LEN], ids[8];
+	fill(blob, sizeof(blob), 0x42);
+	memset(hash, 0x17, sizeof(hash));
+	put_u64(ids, 7);
+	zmq_msg_t shared;
+	assert_int_equal(zmq_msg_init_size(&shared, sizeof(blob)), 0);
+	memcpy(zmq_msg_data(&shared), blob, sizeof(blob));
+
+	for (int way = 0; way < 3; way++) {
+		struct hubproto_out o = {
+		    .cmd = HUB_DELIVER, .hash = hash, .list = ids, .list_count = 1};
+		frees = 0;
+		if (way == 0) {
+			o.data = blob;
+			o.data_len = sizeof(blob);
+		} else if (way == 1) {
+			o.data_msg = &shared;
+		} else {
+			o.data = malloc(sizeof(blob));
+			assert_non_null(o.data);
+			memcpy((void *)o.data, blob, sizeof(blob));
+			o.data_len = sizeof(blob);
+			o.data_free = count_free;
+		}
+		oom_fail_after(1);
+		assert_int_equal(
+		    hubproto_send(p->router, (const uint8_t *)GW_ID, strlen(GW_ID), &o), -1);
+		oom_fail_after(0);
+		assert_int_equal(frees, way == 2 ? 1 : 0);
+
+		struct hubproto_out ping = {.cmd = HUB_PING, .id = 99};
+		send_ok(p->router, (const uint8_t *)GW_ID, strlen(GW_ID), &ping);
+		struct hubmsg m;
+		assert_int_equal(recv_wait(p->dealer, &m, 0), 1);
+		assert_int_equal(m.cmd, HUB_PING);
+		assert_true(m.id == 99);
+		hubmsg_close(&m);
+	}
+	zmq_msg_close(&shared);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -591,6 +641,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_malformed),
 	    cmocka_unit_test_setup_teardown(test_recv_garbage, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_recv_missing_routing_frame, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_send_out_of_memory, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

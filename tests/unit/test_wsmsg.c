@@ -231,11 +231,26 @@ static void test_server_builders(void **state)
 	hash_of(H, h);
 	hash_of(H2, h2);
 
-	parse_server_ok(wsmsg_welcome(1048576), &m);
+	struct wsmsg_welcome w = {.max_blob = 1048576};
+	parse_server_ok(wsmsg_welcome(&w), &m);
 	assert_int_equal(m.type, WSMSG_WELCOME);
 	assert_int_equal(m.number, 1048576);
-	parse_server_ok(wsmsg_welcome(64ull * 1024 * 1024), &m);
+	assert_int_equal(m.welcome.max_blob, 1048576);
+	assert_int_equal(m.welcome.msg_rate, 0); /* not named: 0, the client guesses */
+	w = (struct wsmsg_welcome){.max_blob = 64ull * 1024 * 1024,
+				   .msg_rate = 2000,
+				   .msg_burst = 4000,
+				   .max_wants = 64,
+				   .max_holds = 100000};
+	parse_server_ok(wsmsg_welcome(&w), &m);
 	assert_int_equal(m.number, 64ull * 1024 * 1024);
+	assert_memory_equal(&m.welcome, &w, sizeof(w));
+	char *text = wsmsg_welcome(&w);
+	assert_non_null(text);
+	assert_string_equal(text, "{\"type\":\"welcome\",\"version\":1,\"max_blob\":67108864,"
+				  "\"msg_rate\":2000,\"msg_burst\":4000,\"max_wants\":64,"
+				  "\"max_holds\":100000}");
+	free(text);
 
 	parse_server_ok(wsmsg_request(h), &m);
 	assert_int_equal(m.type, WSMSG_REQUEST);
@@ -282,6 +297,10 @@ static const struct server_case server_cases[] = {
     {"{\"type\":\"welcome\",\"version\":1,\"max_blob\":-5}", 0},
     {"{\"type\":\"welcome\",\"version\":1,\"max_blob\":1.5}", 0},
     {"{\"type\":\"welcome\",\"version\":1}", 0},
+    {"{\"type\":\"welcome\",\"version\":1,\"max_blob\":1,\"msg_rate\":5,\"max_holds\":9}", 1},
+    {"{\"type\":\"welcome\",\"version\":1,\"max_blob\":1,\"msg_rate\":0}", 0},
+    {"{\"type\":\"welcome\",\"version\":1,\"max_blob\":1,\"msg_burst\":\"4000\"}", 0},
+    {"{\"type\":\"welcome\",\"version\":1,\"max_blob\":1,\"max_wants\":-1}", 0},
     {"{\"type\":\"count\",\"hash\":\"" H "\",\"viewers\":3}", 1},
     {"{\"type\":\"count\",\"hash\":\"" H "\",\"viewers\":-1}", 0},
     {"{\"type\":\"count\",\"hash\":\"" H "\",\"viewers\":\"3\"}", 0},

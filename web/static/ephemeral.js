@@ -22,12 +22,15 @@ const BACKOFF_MAX_MS = 15000;
 const RATE_LIMIT_TRIES = 8;
 const MISMATCH_TRIES = 3;
 const HAVE_DELAY_MS = 20; // `have`s verified within this long go out as one message
-// The server charges a message 1 token + 1 per 8 hashes it lists, out of 2,000 tokens a second
-// and bursts of 4,000 (docs/LIMITS.md). `have`/`drop` lists go out at half that pace, so a tab
-// holding tens of thousands of pieces is never refused when it (re)announces them.
+// The server charges a message 1 token + 1 per 8 hashes it lists, out of msg_rate tokens a
+// second and bursts of msg_burst, which its welcome names (docs/LIMITS.md; these defaults stand
+// in for a server that does not). `have`/`drop` lists go out at half that pace, each list within
+// half the burst, so a tab holding tens of thousands of pieces is never refused when it
+// (re)announces them.
 const LIST_HASHES_PER_TOKEN = 8;
-const LIST_TOKENS_PER_S = 1000;
-const LIST_TOKEN_BURST = 2000;
+const DEFAULT_MSG_RATE = 2000;
+const DEFAULT_MSG_BURST = 4000;
+const budget = (v, dflt) => (Number.isSafeInteger(v) && v > 0 ? v : dflt);
 const SERVE_READS = 4; // reads of held blobs at once, answering requests
 const SEND_BUFFER_HIGH = 8 * 1024 * 1024; // wait to read more while this much is unsent
 
@@ -104,7 +107,9 @@ export class EphemeralClient extends EventTarget {
 	#haveQueue = new Set();
 	#haveTimer = 0;
 	#lists = []; // have/drop messages waiting for the pace above, in order
-	#listTokens = LIST_TOKEN_BURST;
+	#listRate = DEFAULT_MSG_RATE / 2; // tokens a second for lists, from the welcome
+	#listBurst = DEFAULT_MSG_BURST / 2;
+	#listTokens = this.#listBurst;
 	#listAt = 0;
 	#listTimer = 0;
 	#requests = []; // requests waiting for a read slot or for the send buffer to drain
@@ -252,7 +257,8 @@ export class EphemeralClient extends EventTarget {
 	}
 
 	#sendHashes(type, hashes) {
-		for (const part of batches(hashes, HAVE_BATCH)) this.#lists.push({ type, hashes: part });
+		const size = Math.max(1, Math.min(HAVE_BATCH, Math.floor(this.#listBurst) * LIST_HASHES_PER_TOKEN - 1));
+		for (const part of batches(hashes, size)) this.#lists.push({ type, hashes: part });
 		this.#pumpLists();
 	}
 
@@ -260,12 +266,12 @@ export class EphemeralClient extends EventTarget {
 		clearTimeout(this.#listTimer);
 		this.#listTimer = 0;
 		const now = performance.now();
-		this.#listTokens = Math.min(LIST_TOKEN_BURST, this.#listTokens + ((now - this.#listAt) * LIST_TOKENS_PER_S) / 1000);
+		this.#listTokens = Math.min(this.#listBurst, this.#listTokens + ((now - this.#listAt) * this.#listRate) / 1000);
 		this.#listAt = now;
 		while (this.#lists.length) {
 			const cost = 1 + Math.floor(this.#lists[0].hashes.length / LIST_HASHES_PER_TOKEN);
 			if (this.#listTokens < cost) {
-				this.#listTimer = setTimeout(() => this.#pumpLists(), Math.ceil(((cost - this.#listTokens) * 1000) / LIST_TOKENS_PER_S));
+				this.#listTimer = setTimeout(() => this.#pumpLists(), Math.ceil(((cost - this.#listTokens) * 1000) / this.#listRate));
 				return;
 			}
 			this.#listTokens -= cost;
@@ -293,6 +299,10 @@ export class EphemeralClient extends EventTarget {
 	// Server -> client messages, one method each (see MESSAGE_HANDLERS below).
 	onWelcome(msg) {
 		if (Number.isSafeInteger(msg.max_blob) && msg.max_blob > 0) this.maxBlob = msg.max_blob;
+		this.#listRate = budget(msg.msg_rate, DEFAULT_MSG_RATE) / 2;
+		this.#listBurst = Math.max(1, budget(msg.msg_burst, DEFAULT_MSG_BURST) / 2);
+		this.#listTokens = this.#listBurst;
+		this.#listAt = performance.now();
 		this.connected = true;
 		this.#attempt = 0;
 		clearTimeout(this.#haveTimer);
