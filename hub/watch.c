@@ -100,7 +100,8 @@ void watch_lookup(struct hub *hub, const uint8_t *peer, size_t peer_len,
 			break;
 	}
 	if (fe == NULL) {
-		if (hub->nwatchers >= WATCH_MAX_FRONTENDS || (fe = calloc(1, sizeof(*fe))) == NULL) {
+		if (hub->nwatchers >= WATCH_MAX_FRONTENDS ||
+		    (fe = calloc(1, sizeof(*fe))) == NULL) {
 			log_warnx("%s: cannot follow one more frontend: its cache may lag by up to "
 				  "its lifetime",
 				  __func__);
@@ -121,8 +122,9 @@ void watch_lookup(struct hub *hub, const uint8_t *peer, size_t peer_len,
 			memcpy(w->hash, hash, HASH_LEN);
 		if (w == NULL || map_put(&hub->watches, w) < 0) {
 			free(w);
-			log_warnx("%s: out of memory: a frontend's cache may lag by up to its lifetime",
-				  __func__);
+			log_warnx(
+			    "%s: out of memory: a frontend's cache may lag by up to its lifetime",
+			    __func__);
 			return;
 		}
 		w->viewers = viewers;
@@ -176,7 +178,8 @@ void watch_flush(struct hub *hub)
 					 .list = fe->counts,
 					 .list_count = fe->counts_len / HUBPROTO_COUNT_ENTRY};
 		if (hubproto_send(hub->router, fe->peer, fe->peer_len, &o) < 0)
-			log_debug("%s: a frontend takes no COUNT: %s", __func__, zmq_strerror(errno));
+			log_debug("%s: a frontend takes no COUNT: %s", __func__,
+				  zmq_strerror(errno));
 		fe->counts_len = 0;
 	}
 }
