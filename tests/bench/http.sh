@@ -85,9 +85,10 @@ hub_port=$(free_port)
 gw_port=$(free_port)
 web_port=$(free_port)
 hello_port=$(free_port)
+op_port=$(free_port)
 hub_ep=tcp://127.0.0.1:$hub_port
 
-"$BUILD/ephemeral-hub" -o hub.endpoint="$hub_ep" -o hub.operator_endpoint=tcp://127.0.0.1:$(free_port) \
+"$BUILD/ephemeral-hub" -o hub.endpoint="$hub_ep" -o hub.operator_endpoint="tcp://127.0.0.1:$op_port" \
 	-o log.level=warn >"$work/hub.log" 2>&1 &
 pids+=($!)
 hub_pid=$!
