@@ -53,10 +53,10 @@ void frontend_close(struct frontend *fe)
 }
 
 /*
- * The hub's count for a hash: kept from a recent answer when there is one (after reading what
- * the hub sent meanwhile: a hash that came or went is never answered from before), else asked,
- * with a request to hear of it coming or going for as long as the answer is kept. The watch
- * outlasts the answer by the hub timeout: the reply may be that late.
+ * The hub's count for a hash: from a recent answer when one is kept (after reading what the hub
+ * pushed meanwhile, so a count that changed is never answered from before), else asked, with a
+ * request to hear of every change for as long as the answer is kept. The watch outlasts the
+ * answer by the hub timeout: the reply may be that late.
  */
 static int frontend_lookup(struct frontend *fe, const char *hex, uint32_t *viewers)
 {

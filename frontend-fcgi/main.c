@@ -2,18 +2,17 @@
  * main.c — ephemeral-fcgi: the FastCGI frontend, one request at a time.
  *
  * Reads the settings (hub.endpoint, frontend.hub_timeout_ms, frontend.lookup_cache_ms,
- * frontend.web_dir), loads the page
- * templates, connects to the hub, then accepts requests on the FastCGI socket the web server
- * handed over as standard input (lighttpd's bin-path, Apache's mod_fcgid, spawn-fcgi). Given a
- * socket as its one argument ("127.0.0.1:9000" or "/run/ephemeral/fcgi.sock"), it listens there
- * itself instead, for a web server that does not spawn FastCGI programs (Apache's
- * mod_proxy_fcgi) or a service manager. Run from a shell with neither, it answers the one CGI
- * request described by its environment, which is handy for debugging:
+ * frontend.web_dir), loads the page templates, connects to the hub, then accepts requests on the
+ * FastCGI socket the web server handed over as standard input (lighttpd's bin-path, Apache's
+ * mod_fcgid, spawn-fcgi). Given a socket as its one argument ("127.0.0.1:9000" or
+ * "/run/ephemeral/fcgi.sock"), it listens there itself instead, for a web server that does not
+ * spawn FastCGI programs (Apache's mod_proxy_fcgi) or a service manager. Run from a shell with
+ * neither, it answers the one CGI request described by its environment, which is handy for
+ * debugging:
  * REQUEST_METHOD=GET REQUEST_URI=/ build/ephemeral-fcgi
  */
 #include "config.h"
 #include "frontend.h"
-#include "hubclient.h"
 #include "log.h"
 
 #include <errno.h>
