@@ -23,6 +23,7 @@
 #define WATCH_MAX_MS	    10000
 #define WATCH_MAX_FRONTENDS 1024
 #define WATCH_SWEEP_MS	    1000
+#define WATCH_WARN_MS	    60000 /* a watch that cannot be kept is logged at most this often */
 
 struct holding;
 struct waiter;
@@ -126,7 +127,7 @@ struct hub {
 	struct map watches;	       /* hash -> watch: hashes frontends looked up recently */
 	LIST_HEAD(, watcher) watchers; /* the frontends that did */
 	uint32_t nwatchers;
-	int64_t watch_sweep_ms;
+	int64_t watch_sweep_ms, watch_warned_ms;
 };
 
 /* registry.c — gateways, connections, hashes and holdings */

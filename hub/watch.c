@@ -83,6 +83,16 @@ static void watch_expire(struct hub *hub, int64_t now)
 	hub->watch_sweep_ms = now + WATCH_SWEEP_MS;
 }
 
+/* A watch that could not be kept: the frontend's cache may then lag by up to its lifetime.
+ * Logged at most once a minute, not at the lookup rate. */
+static void watch_warn(struct hub *hub, int64_t now, const char *why)
+{
+	if (now < hub->watch_warned_ms)
+		return;
+	log_warnx("watch: %s: frontends' cached answers may lag by up to their lifetime", why);
+	hub->watch_warned_ms = now + WATCH_WARN_MS;
+}
+
 void watch_lookup(struct hub *hub, const uint8_t *peer, size_t peer_len,
 		  const uint8_t hash[HASH_LEN], uint32_t watch_ms, uint32_t viewers)
 {
@@ -102,9 +112,7 @@ void watch_lookup(struct hub *hub, const uint8_t *peer, size_t peer_len,
 	if (fe == NULL) {
 		if (hub->nwatchers >= WATCH_MAX_FRONTENDS ||
 		    (fe = calloc(1, sizeof(*fe))) == NULL) {
-			log_warnx("%s: cannot follow one more frontend: its cache may lag by up to "
-				  "its lifetime",
-				  __func__);
+			watch_warn(hub, now, "cannot follow one more frontend");
 			return;
 		}
 		memcpy(fe->peer, peer, peer_len);
@@ -122,9 +130,7 @@ void watch_lookup(struct hub *hub, const uint8_t *peer, size_t peer_len,
 			memcpy(w->hash, hash, HASH_LEN);
 		if (w == NULL || map_put(&hub->watches, w) < 0) {
 			free(w);
-			log_warnx(
-			    "%s: out of memory: a frontend's cache may lag by up to its lifetime",
-			    __func__);
+			watch_warn(hub, now, "out of memory");
 			return;
 		}
 		w->viewers = viewers;
