@@ -9,7 +9,7 @@
 #
 #   scripts/bench.sh                 every figure (about a minute)
 #   scripts/bench.sh --only small,latency
-#   scripts/bench.sh --only http     the HTTP figures only (lighttpd, ab; about 20 s)
+#   scripts/bench.sh --only http     the HTTP figures only (lighttpd, ab; under a minute)
 #   scripts/bench.sh --write-doc     also replace the results section of docs/BENCHMARKS.md
 #   scripts/bench.sh --raw           also print every key=value the client reported
 #   scripts/bench.sh --out DIR       also keep each run's key=value output as DIR/FIGURE.out
@@ -315,6 +315,7 @@ if wants http; then
 				$TARGET_HTTP_P99_MS)"
 	done
 	row "  FastCGI hello-world per second (reference)" "${hello:-failed}" "" ""
+	row "  its p99 (ms)" "$(get http hello_p99_ms)" "" ""
 fi
 
 # CPU cost per answered want: what each process spent, whatever the neighbours took.
@@ -357,7 +358,7 @@ if wants idle && [[ -s $workdir/idle.out ]]; then
 fi
 http_cpu() {
 	local f
-	for f in hello1 page api gone; do
+	for f in hello page api gone; do
 		[[ -n $(get http ${f}_us_fcgi) ]] || continue
 		printf '%-8s %8s %8s %8s %8s\n' "$f" "$(get http ${f}_rps)" "$(get http ${f}_us_web)" \
 			"$(get http ${f}_us_fcgi)" "$(get http ${f}_us_hub)"
@@ -366,7 +367,7 @@ http_cpu() {
 if wants http && [[ -s $workdir/http.out ]]; then
 	echo
 	echo "http: $(get http frontends) frontends, ab -k -c $(get http concurrency)" \
-		"-n $(get http requests); CPU per request (us) of lighttpd, FastCGI processes, hub:"
+		"-n $(get http requests), medians of $(get http rounds) rounds; CPU per request (us) of lighttpd, FastCGI processes, hub:"
 	printf '%-8s %8s %8s %8s %8s\n' run "req/s" lighttpd fcgi hub
 	http_cpu
 fi
@@ -395,8 +396,8 @@ if ((write_doc)); then
 		fi
 		if [[ -s $workdir/http.out ]]; then
 			echo "http: $(get http frontends) frontends, ab -k -c $(get http concurrency)" \
-				"-n $(get http requests); CPU per request (us) of lighttpd, FastCGI"
-			echo "processes, hub:"
+				"-n $(get http requests), medians of $(get http rounds) rounds; CPU per request (us) of"
+			echo "lighttpd, FastCGI processes, hub:"
 			printf '%-8s %8s %8s %8s %8s\n' run "req/s" lighttpd fcgi hub
 			http_cpu
 		fi

@@ -4,17 +4,19 @@
 # Starts, on free loopback ports, a hub, one gateway, a page holder (http-holder.mjs) and two
 # lighttpd: one spawning the frontend as `make run` does (scripts/gen-lighttpd-conf.sh, FRONTENDS
 # processes), one spawning tests/bench/fcgi-hello (two processes). Then `ab -k -c CONC -n N`
-# against each URL in turn, hello first and last, and prints key=value lines:
-#   <figure>_rps, <figure>_p50_ms, <figure>_p99_ms, <figure>_bad (non-2xx where 2xx was expected,
-#   or wrong status), <figure>_us_web / _us_fcgi / _us_hub (CPU per request of each process kind)
+# against each URL in turn, HTTP_ROUNDS times (hello first in each round, and once more at the
+# end), and prints key=value lines: each run as round_<figure>.<round>_<key>, then per figure
+#   <figure>_rps, <figure>_p50_ms, <figure>_p99_ms (medians over the runs), <figure>_bad (wrong
+#   answers in all runs: non-2xx where 2xx was due, or another status), <figure>_us_web /
+#   _us_fcgi / _us_hub (median CPU per request of each process kind)
 # for the figures hello, page (GET /{held hash}), api (GET /api/v1/pages/{hash}) and gone
-# (GET /{hash nobody holds}), and hello_rps as the mean of its two runs.
+# (GET /{hash nobody holds}).
 # Run by scripts/bench.sh (--only http); standalone: tests/bench/http.sh (after make and
 # make -C tests/bench). Stops everything it started.
 #
 # Environment: BUILD (default build), FRONTENDS (default 2, as make run), HTTP_REQUESTS (20000),
-# HTTP_CONCURRENCY (32), FCGI_ENV (extra -o KEY=VALUE words for the frontend, e.g. to try a
-# setting: FCGI_ENV="EPHEMERAL_FRONTEND_LOOKUP_CACHE_MS=0").
+# HTTP_CONCURRENCY (32), HTTP_ROUNDS (3), FCGI_ENV (extra NAME=VALUE environment words for the
+# frontends, e.g. to try a setting: FCGI_ENV="EPHEMERAL_FRONTEND_LOOKUP_CACHE_MS=0").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -22,6 +24,7 @@ BUILD=${BUILD:-build}
 [[ $BUILD == /* ]] || BUILD=$root/$BUILD
 FRONTENDS=${FRONTENDS:-2}
 N=${HTTP_REQUESTS:-20000}
+ROUNDS=${HTTP_ROUNDS:-3}
 CONC=${HTTP_CONCURRENCY:-32}
 FCGI_ENV=${FCGI_ENV:-}
 
@@ -192,19 +195,36 @@ measure() {
 		if (ours) printf "%s_us_hub=%.0f\n", name, h * 1e6 / hz / n }'
 }
 
-# A short warm-up of each, then the figures; hello before and after ours.
+# A short warm-up of each, then HTTP_ROUNDS rounds of the figures, hello first in each round
+# and once more at the end: the noise of a shared machine falls on all of them alike.
 ab -q -k -c "$CONC" -n 2000 "http://127.0.0.1:$hello_port/" >/dev/null 2>&1 || true
 ab -q -k -c "$CONC" -n 2000 "http://127.0.0.1:$web_port/$held" >/dev/null 2>&1 || true
 {
-	measure hello1 "$hello_port" / 200 "$hello_pid"
-	measure page "$web_port" "/$held" 200 "$web_pid"
-	measure api "$web_port" "/api/v1/pages/$held" 200 "$web_pid"
-	measure gone "$web_port" "/$gone" 404 "$web_pid"
-	measure hello2 "$hello_port" / 200 "$hello_pid"
+	for ((r = 1; r <= ROUNDS; r++)); do
+		measure "hello.$r" "$hello_port" / 200 "$hello_pid"
+		measure "page.$r" "$web_port" "/$held" 200 "$web_pid"
+		measure "api.$r" "$web_port" "/api/v1/pages/$held" 200 "$web_pid"
+		measure "gone.$r" "$web_port" "/$gone" 404 "$web_pid"
+	done
+	measure "hello.$r" "$hello_port" / 200 "$hello_pid"
 } >"$work/raw.out"
-cat "$work/raw.out"
-awk -F= '$1 == "hello1_rps" { a = $2 } $1 == "hello2_rps" { b = $2 }
-	END { printf "hello_rps=%.1f\n", (a + b) / 2 }' "$work/raw.out"
+sed 's/^/round_/' "$work/raw.out"
+# Per figure: the median over its runs of each number, the sum of wrong answers, the last status.
+awk -F= '
+	{ split($1, a, "."); fig = a[1]; key = substr(a[2], index(a[2], "_") + 1)
+	  k = fig "_" key; n[k]++; v[k, n[k]] = $2; if (!(k in seen)) { seen[k] = 1; order[++no] = k } }
+	END {
+		for (i = 1; i <= no; i++) {
+			k = order[i]
+			if (k ~ /_bad$/) { t = 0; for (j = 1; j <= n[k]; j++) t += v[k, j]; print k "=" t; continue }
+			if (k ~ /_status$/) { print k "=" v[k, n[k]]; continue }
+			m = n[k]; for (j = 1; j <= m; j++) x[j] = v[k, j] + 0
+			for (j = 2; j <= m; j++) for (q = j; q > 1 && x[q - 1] > x[q]; q--) { t = x[q]; x[q] = x[q - 1]; x[q - 1] = t }
+			med = m % 2 ? x[(m + 1) / 2] : (x[m / 2] + x[m / 2 + 1]) / 2
+			printf "%s=%s\n", k, (k ~ /_rps$/) ? sprintf("%.1f", med) : med
+		}
+	}' "$work/raw.out"
+echo "rounds=$ROUNDS"
 echo "frontends=$FRONTENDS"
 echo "requests=$N"
 echo "concurrency=$CONC"
