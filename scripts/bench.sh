@@ -367,7 +367,8 @@ http_cpu() {
 if wants http && [[ -s $workdir/http.out ]]; then
 	echo
 	echo "http: $(get http frontends) frontends, ab -k -c $(get http concurrency)" \
-		"-n $(get http requests), medians of $(get http rounds) rounds; CPU per request (us) of lighttpd, FastCGI processes, hub:"
+		"-n $(get http requests), medians of $(get http rounds) rounds; CPU per request (us)" \
+		"of lighttpd, FastCGI processes, hub:"
 	printf '%-8s %8s %8s %8s %8s\n' run "req/s" lighttpd fcgi hub
 	http_cpu
 fi
