@@ -5,12 +5,16 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { startStack, withLogs, makeBlob, sleep } from '../lib/stack.mjs';
+import { startStack, withLogs, makeBlob, sleep, waitFor, SERVER } from '../lib/stack.mjs';
 
-const IN_FLIGHT = 100; // requests open at once
+// Requests open at once. Apache as generated (scripts/gen-apache-conf.sh) resets connections
+// well before 1,000 at once (the stack's concurrency ceiling, a matter of its own): the cache's
+// answers are checked at 100 at once there.
+const IN_FLIGHT = SERVER === 'apache' ? 100 : 1000;
 const MIN_REQUESTS = 1000; // at least this many answers checked
 const CYCLES = 2; // leave and come back
-const PHASE_MS = 400; // each state held this long: past the cache's 250 ms lifetime
+const PHASE_MS = 800; // each state held this long: past the cache's 250 ms lifetime and the
+// answers' latency with 1,000 in flight
 // Between the hub knowing and the frontends reading its push: only scheduling, which on a loaded
 // 2-core machine (a sanitized build beside other work) has been seen to take ~30 ms. A cache
 // that waited out its lifetime instead would be wrong for up to 250 ms after each change, on
@@ -59,7 +63,7 @@ function load(path) {
 	};
 }
 
-test('GET /{hash} under concurrent load while the holder leaves and comes back: no 200 once the hub knows it is gone, no 404 while held', T(async () => {
+test('GET /{hash} under concurrent load while the holder leaves and comes back: no 200 once the hub knows it is gone, no 404 while held', T(async (t) => {
 	const blob = makeBlob(800, 'http-cache');
 	const c = await stack.wsConnect({ via: 'gateway', index: 0, label: 'holder' });
 	await c.hold(blob);
@@ -69,6 +73,8 @@ test('GET /{hash} under concurrent load while the holder leaves and comes back: 
 	// (a request still in flight when the holder moves may be answered either way).
 	const mustBe = [];
 	const l = load(`/${blob.hash}`);
+	// Once every connection is open and answering, the timeline starts.
+	await waitFor(() => l.answers.length >= IN_FLIGHT, { timeoutMs: 20000, intervalMs: 10, what: `${IN_FLIGHT} first answers` });
 	let heldSince = performance.now();
 	for (let i = 0; i < CYCLES; i++) {
 		await sleep(PHASE_MS);
@@ -96,6 +102,7 @@ test('GET /{hash} under concurrent load while the holder leaves and comes back: 
 		const inside = answers.filter((a) => a.sent >= w.from && a.done < w.to);
 		const wrong = inside.filter((a) => a.status !== w.status);
 		assert.ok(inside.length > 0, `${w.what}: no request was sent in the window`);
+		t.diagnostic(`${w.what}: ${inside.length} answers checked, ${Math.round(w.to - w.from)} ms`);
 		assert.equal(wrong.length, 0,
 			`${w.what}: ${wrong.length} of ${inside.length} answers were ${wrong[0]?.status}, not ${w.status}; ` +
 			`the first sent ${(wrong[0]?.sent - w.from + SLACK_MS).toFixed(1)} ms after the hub's count said so`);
