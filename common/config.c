@@ -88,6 +88,10 @@ static struct config_key config_keys[] = {
      "the gateway's CurveZMQ key pair file, used with hub.public_key", NULL},
     {"frontend.hub_timeout_ms", CONFIG_INT, "1000", 10, 60000,
      "how long the frontend waits for the hub before answering 503", NULL},
+    {"frontend.lookup_cache_ms", CONFIG_INT, "250", 0, 10000,
+     "how long a frontend reuses the hub's answer about a hash (the hub tells it at once when "
+     "the hash comes or goes meanwhile); 0: ask the hub on every request",
+     NULL},
     {"frontend.web_dir", CONFIG_STR, "web", 0, 0,
      "folder holding templates/ (the pages) and static/", NULL},
     {"frontend.secret_key", CONFIG_STR, "", 0, 0,

@@ -1,5 +1,6 @@
 /*
- * hubclient.c — request/reply over a DEALER socket, matched by request id, bounded by a timeout.
+ * hubclient.c — request/reply over a DEALER socket, matched by request id, bounded by a timeout;
+ * COUNT messages the hub sends unasked are handed to the caller's callback as they are read.
  */
 #include "hubclient.h"
 #include "hubproto.h"
@@ -13,6 +14,8 @@ struct hubclient {
 	void *ctx;
 	void *sock;
 	uint64_t next_id;
+	hubclient_count_fn on_count;
+	void *on_count_arg;
 };
 
 struct hubclient *hubclient_open(const char *endpoint)
@@ -51,6 +54,40 @@ void hubclient_destroy(struct hubclient **cp)
 	*cp = NULL;
 }
 
+void hubclient_on_count(struct hubclient *c, hubclient_count_fn fn, void *arg)
+{
+	c->on_count = fn;
+	c->on_count_arg = arg;
+}
+
+/* A message that is not the awaited reply: a COUNT for the callback, or a late reply. */
+static void hubclient_unasked(struct hubclient *c, struct hubmsg *m)
+{
+	if (m->cmd == HUB_COUNT && c->on_count) {
+		for (size_t i = 0; i < m->list_count; i++) {
+			const uint8_t *e = m->list + i * HUBPROTO_COUNT_ENTRY;
+			c->on_count(c->on_count_arg, e, get_u32(e + HASH_LEN));
+		}
+	}
+	hubmsg_close(m);
+}
+
+int hubclient_poll(struct hubclient *c)
+{
+	int n = 0;
+	for (;;) {
+		struct hubmsg m;
+		int rc = hubproto_recv(c->sock, &m, 0);
+		if (rc == 0)
+			return n;
+		n++;
+		if (rc < 0)
+			log_warnx("%s: bad message from hub: %s", __func__, m.error);
+		else
+			hubclient_unasked(c, &m);
+	}
+}
+
 /* Sends a request and waits for the reply with the same id and the expected command. */
 static int hubclient_call(struct hubclient *c, const struct hubproto_out *req, uint8_t reply_cmd,
 			  struct hubmsg *reply, int timeout_ms)
@@ -69,7 +106,7 @@ static int hubclient_call(struct hubclient *c, const struct hubproto_out *req, u
 		if (rc == 1) {
 			if (reply->cmd == reply_cmd && reply->id == req->id)
 				return 0;
-			hubmsg_close(reply); /* a late reply to an earlier request */
+			hubclient_unasked(c, reply);
 			continue;
 		}
 		if (rc < 0) {
@@ -86,9 +123,10 @@ static int hubclient_call(struct hubclient *c, const struct hubproto_out *req, u
 }
 
 int hubclient_lookup(struct hubclient *c, const uint8_t hash[HASH_LEN], uint32_t *viewers,
-		     int timeout_ms)
+		     uint32_t watch_ms, int timeout_ms)
 {
-	struct hubproto_out req = {.cmd = HUB_LOOKUP, .id = ++c->next_id, .hash = hash};
+	struct hubproto_out req = {
+	    .cmd = HUB_LOOKUP, .id = ++c->next_id, .hash = hash, .value = watch_ms};
 	struct hubmsg reply;
 	if (hubclient_call(c, &req, HUB_LOOKUP_REPLY, &reply, timeout_ms) < 0)
 		return -1;

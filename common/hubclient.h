@@ -3,7 +3,10 @@
  *
  * Owns one DEALER socket to the hub's ROUTER endpoint. Each call sends one request with a fresh
  * request id and waits at most timeout_ms for the reply with that id; replies to earlier,
- * timed-out requests are read and thrown away. Never blocks longer than the timeout.
+ * timed-out requests are read and thrown away. Never blocks longer than the timeout. A lookup
+ * may ask the hub to tell of changes to that hash for a while (the hub's watch.c): those COUNT
+ * messages go to the callback set with hubclient_on_count(), whenever they are read — during a
+ * call, or by hubclient_poll().
  */
 #ifndef EPH_HUBCLIENT_H
 #define EPH_HUBCLIENT_H
@@ -17,9 +20,16 @@ struct hubclient;
 struct hubclient *hubclient_open(const char *endpoint);
 void hubclient_destroy(struct hubclient **c);
 
-/* 0 with *viewers set; -1 when the hub did not answer in time. */
+/* 0 with *viewers set; -1 when the hub did not answer in time. With watch_ms > 0 the hub also
+ * sends a COUNT whenever the hash's viewers change during the next watch_ms. */
 int hubclient_lookup(struct hubclient *c, const uint8_t hash[HASH_LEN], uint32_t *viewers,
-		     int timeout_ms);
+		     uint32_t watch_ms, int timeout_ms);
+/* Where COUNT entries go (hash, viewers), with arg. */
+typedef void (*hubclient_count_fn)(void *arg, const uint8_t hash[HASH_LEN], uint32_t viewers);
+void hubclient_on_count(struct hubclient *c, hubclient_count_fn fn, void *arg);
+/* Reads, without waiting, whatever the hub sent unasked (COUNTs; late replies are thrown away).
+ * Returns how many messages were read. */
+int hubclient_poll(struct hubclient *c);
 /* 0 with *json set to a malloc'd, NUL-terminated stats object (the operator `stats` reply);
  * -1 when the hub did not answer in time. */
 int hubclient_stats(struct hubclient *c, char **json, int timeout_ms);

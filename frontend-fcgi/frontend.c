@@ -27,13 +27,54 @@ static void frontend_hub_answered(struct frontend *fe, int ok)
 	fe->hub_silent = !ok;
 }
 
+static void frontend_on_count(void *arg, const uint8_t hash[HASH_LEN], uint32_t viewers)
+{
+	struct frontend *fe = arg;
+	lookups_update(&fe->lookups, hash, viewers);
+}
+
+int frontend_open(struct frontend *fe, int lookup_cache_ms)
+{
+	if (lookups_init(&fe->lookups, lookup_cache_ms) < 0)
+		return -1;
+	fe->hub = hubclient_open(fe->hub_endpoint);
+	if (fe->hub == NULL) {
+		lookups_free(&fe->lookups);
+		return -1;
+	}
+	hubclient_on_count(fe->hub, frontend_on_count, fe);
+	return 0;
+}
+
+void frontend_close(struct frontend *fe)
+{
+	hubclient_destroy(&fe->hub);
+	lookups_free(&fe->lookups);
+}
+
+/*
+ * The hub's count for a hash: from a recent answer when one is kept (after reading what the hub
+ * pushed meanwhile, so a count that changed is never answered from before), else asked, with a
+ * request to hear of every change for as long as the answer is kept. The watch outlasts the
+ * answer by the hub timeout: the reply may be that late.
+ */
 static int frontend_lookup(struct frontend *fe, const char *hex, uint32_t *viewers)
 {
 	uint8_t hash[HASH_LEN];
 	if (hash_from_hex(hex, strlen(hex), hash) < 0)
 		return -1; /* cannot happen: the router validated it */
-	int rc = hubclient_lookup(fe->hub, hash, viewers, fe->hub_timeout_ms);
+	int64_t now = now_ms();
+	if (fe->lookups.ttl_ms > 0) {
+		hubclient_poll(fe->hub);
+		if (lookups_get(&fe->lookups, hash, now, viewers))
+			return 0;
+	}
+	uint32_t watch_ms =
+	    fe->lookups.ttl_ms > 0 ? (uint32_t)(fe->lookups.ttl_ms + fe->hub_timeout_ms) : 0;
+	int rc = hubclient_lookup(fe->hub, hash, viewers, watch_ms, fe->hub_timeout_ms);
 	frontend_hub_answered(fe, rc == 0);
+	if (rc == 0)
+		lookups_put(&fe->lookups, hash, *viewers, now);
 	return rc;
 }
 

@@ -2,14 +2,16 @@
  * frontend.h — the map of the FastCGI frontend (build/ephemeral-fcgi).
  *
  * One process answers one request at a time: main.c accepts it, router.c (router.h) decides
- * what it asks for, frontend.c asks the hub when the answer depends on it, pages.c fills in the
- * page, metrics.c turns the hub's stats into Prometheus text, and response.c writes status,
- * headers and body. Everything but main.c is free of FastCGI, so tests can link it.
+ * what it asks for, frontend.c asks the hub when the answer depends on it (lookups.c keeps the
+ * hub's recent answers), pages.c fills in the page, metrics.c turns the hub's stats into
+ * Prometheus text, and response.c writes status, headers and body. Everything but main.c is free
+ * of FastCGI, so tests can link it.
  */
 #ifndef EPH_FCGI_FRONTEND_H
 #define EPH_FCGI_FRONTEND_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "router.h"
 
@@ -79,6 +81,24 @@ const char *pages_file_name(enum page which);
  * JSON object. */
 int metrics_render(const char *stats_json, struct response *r);
 
+/* lookups.c — the hub's answers about hashes, reused for frontend.lookup_cache_ms */
+#define LOOKUPS_SLOTS 4096 /* a power of two */
+struct lookup_entry;
+struct lookups {
+	struct lookup_entry *slots; /* NULL: no cache (ttl_ms 0) */
+	int ttl_ms;
+};
+/* 0, or -1 out of memory. ttl_ms 0: every lookups_get() misses. */
+int lookups_init(struct lookups *l, int ttl_ms);
+void lookups_free(struct lookups *l);
+/* 1 with *viewers set when an unexpired answer is kept for hash, else 0. */
+int lookups_get(const struct lookups *l, const uint8_t hash[HASH_LEN], int64_t now,
+		uint32_t *viewers);
+/* Keeps the hub's answer, asked at about now, for ttl_ms. */
+void lookups_put(struct lookups *l, const uint8_t hash[HASH_LEN], uint32_t viewers, int64_t now);
+/* The hub says the hash's viewers changed: updates a kept answer (its expiry unchanged). */
+void lookups_update(struct lookups *l, const uint8_t hash[HASH_LEN], uint32_t viewers);
+
 /* frontend.c — one request in, one response out */
 struct hubclient;
 struct frontend {
@@ -87,7 +107,11 @@ struct frontend {
 	int hub_timeout_ms;
 	int hub_silent; /* the last call timed out: log the next success, not every failure */
 	struct pages pages;
+	struct lookups lookups;
 };
+/* Connects to the hub and sets up the lookup cache (the settings are in fe already). 0 or -1. */
+int frontend_open(struct frontend *fe, int lookup_cache_ms);
+void frontend_close(struct frontend *fe);
 void frontend_handle(struct frontend *fe, const char *method, const char *uri, struct response *r);
 
 #endif

@@ -1,18 +1,18 @@
 /*
  * main.c — ephemeral-fcgi: the FastCGI frontend, one request at a time.
  *
- * Reads the settings (hub.endpoint, frontend.hub_timeout_ms, frontend.web_dir), loads the page
- * templates, connects to the hub, then accepts requests on the FastCGI socket the web server
- * handed over as standard input (lighttpd's bin-path, Apache's mod_fcgid, spawn-fcgi). Given a
- * socket as its one argument ("127.0.0.1:9000" or "/run/ephemeral/fcgi.sock"), it listens there
- * itself instead, for a web server that does not spawn FastCGI programs (Apache's
- * mod_proxy_fcgi) or a service manager. Run from a shell with neither, it answers the one CGI
- * request described by its environment, which is handy for debugging:
+ * Reads the settings (hub.endpoint, frontend.hub_timeout_ms, frontend.lookup_cache_ms,
+ * frontend.web_dir), loads the page templates, connects to the hub, then accepts requests on the
+ * FastCGI socket the web server handed over as standard input (lighttpd's bin-path, Apache's
+ * mod_fcgid, spawn-fcgi). Given a socket as its one argument ("127.0.0.1:9000" or
+ * "/run/ephemeral/fcgi.sock"), it listens there itself instead, for a web server that does not
+ * spawn FastCGI programs (Apache's mod_proxy_fcgi) or a service manager. Run from a shell with
+ * neither, it answers the one CGI request described by its environment, which is handy for
+ * debugging:
  * REQUEST_METHOD=GET REQUEST_URI=/ build/ephemeral-fcgi
  */
 #include "config.h"
 #include "frontend.h"
-#include "hubclient.h"
 #include "log.h"
 
 #include <errno.h>
@@ -107,8 +107,7 @@ int main(int argc, char **argv)
 	fe.hub_timeout_ms = (int)config_int("frontend.hub_timeout_ms");
 	if (pages_load(&fe.pages, config_str("frontend.web_dir"), err, sizeof(err)) < 0)
 		fatalx("%s", err);
-	fe.hub = hubclient_open(fe.hub_endpoint);
-	if (fe.hub == NULL)
+	if (frontend_open(&fe, (int)config_int("frontend.lookup_cache_ms")) < 0)
 		fatalx("cannot use hub.endpoint \"%s\"", fe.hub_endpoint);
 
 	if (FCGX_Init() != 0)
@@ -136,7 +135,7 @@ int main(int argc, char **argv)
 		}
 		FCGX_Free(&req, 1);
 	}
-	hubclient_destroy(&fe.hub);
+	frontend_close(&fe);
 	pages_free(&fe.pages);
 	return 0;
 }

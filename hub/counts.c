@@ -4,7 +4,8 @@
  * Changes are not sent one by one: registry.c marks a hash dirty, and once per turn of the event
  * loop counts_flush() sends each interested gateway one COUNT message listing every changed hash
  * (a gateway is interested while one of its connections holds or wants the hash). A gateway then
- * throttles per connection (at most 4 a second, the last value always delivered). This module
+ * throttles per connection (at most 4 a second, the last value always delivered). Frontends hear
+ * of the same changes through watch.c (for hashes they looked up recently). This module
  * also frees a hash entry once nobody holds, wants or watches it.
  */
 #include "hub.h"
@@ -36,6 +37,7 @@ void counts_flush(struct hub *hub)
 		hub->dirty = h->dirty_next;
 		h->dirty = 0;
 		h->dirty_next = NULL;
+		watch_changed(hub, h);
 		for (uint16_t i = 0; i < h->ngws; i++) {
 			struct gateway *gw = hub->gateways[h->gws[i].slot];
 			if (gw)
@@ -57,4 +59,5 @@ void counts_flush(struct hub *hub)
 		link_send(hub, gw, &o); /* a failure is logged there, once */
 		gw->counts_len = 0;
 	}
+	watch_flush(hub);
 }

@@ -10,6 +10,7 @@
 #define EPH_HUB_H
 
 #include <stdint.h>
+#include <sys/queue.h>
 #include <zmq.h>
 
 #include "hubproto.h"
@@ -18,10 +19,17 @@
 
 #define HUB_MAX_GATEWAYS 1024
 #define HUB_CONN_ID_MAX	 ((1ull << 48) - 1)
+/* Frontends' watches (watch.c): the longest a LOOKUP may ask to hear of changes, how many
+ * frontend processes are followed at once, how often expired watches are swept. */
+#define WATCH_MAX_MS	    10000
+#define WATCH_MAX_FRONTENDS 1024
+#define WATCH_SWEEP_MS	    1000
+#define WATCH_WARN_MS	    60000 /* a watch that cannot be kept is logged at most this often */
 
 struct holding;
 struct waiter;
 struct fetch;
+struct watcher;
 
 struct gateway {
 	uint16_t slot;
@@ -119,6 +127,10 @@ struct hub {
 	struct hashent *dirty;
 	struct fetch *tq_head, *tq_tail;
 	struct hub_stats stats;
+	struct map watches;	       /* hash -> watch: hashes frontends looked up recently */
+	LIST_HEAD(, watcher) watchers; /* the frontends that did */
+	uint32_t nwatchers;
+	int64_t watch_sweep_ms, watch_warned_ms;
 };
 
 /* registry.c — gateways, connections, hashes and holdings */
@@ -152,6 +164,17 @@ int64_t router_next_deadline(struct hub *hub);
 /* counts.c — viewer counts batched per gateway */
 void counts_queue(struct hub *hub, struct gateway *gw, const struct hashent *h);
 void counts_flush(struct hub *hub);
+
+/* watch.c — frontends told at once when the count of a hash they looked up changes */
+void watch_init(struct hub *hub);
+void watch_free(struct hub *hub);
+/* A LOOKUP from a frontend that asks to hear of changes for watch_ms (0: it does not). */
+void watch_lookup(struct hub *hub, const uint8_t *peer, size_t peer_len,
+		  const uint8_t hash[HASH_LEN], uint32_t watch_ms, uint32_t viewers);
+/* A hash's count may have changed (from counts_flush); queues it for the frontends if watched. */
+void watch_changed(struct hub *hub, const struct hashent *h);
+/* Sends each frontend its queued COUNT. */
+void watch_flush(struct hub *hub);
 
 /* link.c — sending to gateways and frontends */
 int link_send(struct hub *hub, struct gateway *gw, const struct hubproto_out *o);

@@ -134,6 +134,7 @@ void link_handle(struct hub *hub, struct hubmsg *m)
 					 .hash = m->hash,
 					 .value = registry_viewers(hub, m->hash)};
 		link_reply(hub, m, &o);
+		watch_lookup(hub, m->peer, m->peer_len, m->hash, m->value, o.value);
 		return;
 	}
 	case HUB_STATS: {

@@ -75,6 +75,7 @@ int main(int argc, char **argv)
 	hub.expiry_ms = (int)config_int("hub.peer_expiry_ms");
 	hub.holder_timeout_ms = (int)config_int("hub.holder_timeout_ms");
 	registry_init(&hub);
+	watch_init(&hub);
 
 	hub.ctx = zmq_ctx_new();
 	hub_secure(&hub);
@@ -132,6 +133,7 @@ int main(int argc, char **argv)
 	}
 
 	log_info("hub stopping");
+	watch_free(&hub);
 	registry_free(&hub);
 	zmq_close(hub.router);
 	zmq_close(hub.operator);

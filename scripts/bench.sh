@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench.sh — Ephemeral's benchmarks: relay throughput, small-want rate, latency, idle memory.
+# bench.sh — Ephemeral's benchmarks: relay throughput, small-want rate, latency, idle memory,
+# and the HTTP pages beside a FastCGI hello-world (tests/bench/http.sh).
 #
 # Run by `make bench` after the build. Starts its own hub and gateways on free loopback ports,
 # drives them with the load client (tests/bench/ephemeral-bench.c, built here into
@@ -8,6 +9,7 @@
 #
 #   scripts/bench.sh                 every figure (about a minute)
 #   scripts/bench.sh --only small,latency
+#   scripts/bench.sh --only http     the HTTP figures only (lighttpd, ab; under a minute)
 #   scripts/bench.sh --write-doc     also replace the results section of docs/BENCHMARKS.md
 #   scripts/bench.sh --raw           also print every key=value the client reported
 #   scripts/bench.sh --out DIR       also keep each run's key=value output as DIR/FIGURE.out
@@ -37,6 +39,8 @@ TARGET_RELAY_MBS=800
 TARGET_SMALL_WPS=40000
 TARGET_P99_US=2000
 TARGET_IDLE_BYTES=12288
+TARGET_HTTP_RATIO=0.8 # of the FastCGI hello-world's rate, in the same run
+TARGET_HTTP_P99_MS=5
 LATENCY_RATE=5000
 IDLE_CONNS=5000
 
@@ -241,6 +245,17 @@ if wants latency; then
 		--blob-size 4096 --blobs 4096 --warmup 1 --duration "$((SECONDS_EACH + 3))" \
 		"${watch[@]}"
 fi
+# HTTP: a web server and frontends of its own (tests/bench/http.sh), beside a FastCGI hello.
+if wants http; then
+	echo "bench: http ..." >&2
+	if ! BUILD="$BUILD" timeout 300 tests/bench/http.sh >"$workdir/http.out" 2>"$workdir/http.err"; then
+		echo "bench.sh: http failed:" >&2
+		tail -n 5 "$workdir/http.err" >&2
+		failures=$((failures + 1))
+	fi
+	if ((raw)); then sed "s/^/  http: /" "$workdir/http.out"; fi
+	if [[ -n $outdir ]]; then mkdir -p "$outdir" && cp "$workdir/http.out" "$outdir/"; fi
+fi
 
 # ---- the table ------------------------------------------------------------------------------
 # ratio >= 1.00 means the target is met: measured/target for rates, target/measured for costs.
@@ -281,6 +296,27 @@ if wants idle; then
 	row "memory per idle WebSocket, gateway (bytes)" "${v:-failed}" "$TARGET_IDLE_BYTES" \
 		"$(ratio 0 "$v" $TARGET_IDLE_BYTES)"
 fi
+if wants http; then
+	hello=$(get http hello_rps)
+	http_target=$(awk -v h="$hello" -v r=$TARGET_HTTP_RATIO 'BEGIN { printf "%.0f", h * r }')
+	for f in page api gone; do
+		case $f in
+		page) label='GET /{held hash} per second' ;;
+		api) label='GET /api/v1/pages/{hash} per second' ;;
+		gone) label='GET /{gone hash} (404) per second' ;;
+		esac
+		v=$(get http ${f}_rps)
+		bad=$(get http ${f}_bad)
+		[[ ${bad:-1} == 0 ]] || v="wrong answers: ${bad:-?}"
+		row "$label" "${v:-failed}" "$http_target" "$(ratio 1 "$v" "$http_target")"
+		v=$(get http ${f}_p99_ms)
+		row "  p99 (ms)" "${v:-failed}" "$TARGET_HTTP_P99_MS" \
+			"$(ratio 0 "$(awk -v v="$v" 'BEGIN { print (v == 0 && v != "") ? 0.5 : v }')" \
+				$TARGET_HTTP_P99_MS)"
+	done
+	row "  FastCGI hello-world per second (reference)" "${hello:-failed}" "" ""
+	row "  its p99 (ms)" "$(get http hello_p99_ms)" "" ""
+fi
 
 # CPU cost per answered want: what each process spent, whatever the neighbours took.
 costs=$workdir/costs.txt
@@ -320,6 +356,22 @@ if wants idle && [[ -s $workdir/idle.out ]]; then
 		"$(get idle gw_rss_kb) kB; marginal $(get idle gw_marginal_bytes_per_conn) B/conn;" \
 		"hub $(get idle hub_bytes_per_conn) B/conn"
 fi
+http_cpu() {
+	local f
+	for f in hello page api gone; do
+		[[ -n $(get http ${f}_us_fcgi) ]] || continue
+		printf '%-8s %8s %8s %8s %8s\n' "$f" "$(get http ${f}_rps)" "$(get http ${f}_us_web)" \
+			"$(get http ${f}_us_fcgi)" "$(get http ${f}_us_hub)"
+	done
+}
+if wants http && [[ -s $workdir/http.out ]]; then
+	echo
+	echo "http: $(get http frontends) frontends, ab -k -c $(get http concurrency)" \
+		"-n $(get http requests), medians of $(get http rounds) rounds; CPU per request (us)" \
+		"of lighttpd, FastCGI processes, hub:"
+	printf '%-8s %8s %8s %8s %8s\n' run "req/s" lighttpd fcgi hub
+	http_cpu
+fi
 
 if ((write_doc)); then
 	doc=docs/BENCHMARKS.md
@@ -342,6 +394,13 @@ if ((write_doc)); then
 				"$(get idle gw_rss0_kb) -> $(get idle gw_rss_kb) kB;" \
 				"marginal $(get idle gw_marginal_bytes_per_conn) B/conn;" \
 				"hub $(get idle hub_bytes_per_conn) B/conn"
+		fi
+		if [[ -s $workdir/http.out ]]; then
+			echo "http: $(get http frontends) frontends, ab -k -c $(get http concurrency)" \
+				"-n $(get http requests), medians of $(get http rounds) rounds; CPU per request (us) of"
+			echo "lighttpd, FastCGI processes, hub:"
+			printf '%-8s %8s %8s %8s %8s\n' run "req/s" lighttpd fcgi hub
+			http_cpu
 		fi
 		echo '```'
 		echo "<!-- bench:results:end -->"
