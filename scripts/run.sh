@@ -12,9 +12,16 @@
 #   TLS_CERT, TLS_KEY   serve https:// and wss:// with this certificate and key (PEM files)
 #   EPHEMERAL_* settings as everywhere (conf/ephemeral.conf holds the defaults)
 #
-# Ctrl-C (SIGINT) or SIGTERM stops everything. If any program dies on its own, the others are
-# stopped too and run.sh exits non-zero. Every program is stopped by the PID run.sh started it
-# with (TERM, then KILL after a few seconds), and waited for.
+# Once the site answers, run.sh supervises, as systemd's Restart=always does for units: a program
+# that dies (exits or is killed) is started again with the same command after a short backoff
+# (0.1 s, doubling while it keeps dying within 10 s of its start, reset once it has stayed up
+# that long); the others keep serving. Each death and return is said on standard error with the
+# time, how it ended (exit status or signal) and the new pid. A program that dies 5 times in a
+# row that quickly is given up on, loudly: run.sh stops everything and exits 1. (lighttpd restarts its own FastCGI frontends; under Apache run.sh starts them.)
+# Before the site first answers, any death is a start-up failure: everything stops, exit 1.
+# Ctrl-C (SIGINT) or SIGTERM stops everything. Every program is stopped by the PID run.sh
+# started it with (TERM, then KILL after 12 s), and waited for; what it left behind in its
+# process group (lighttpd's FastCGI children, Apache's workers) is killed with it.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 root=$PWD
@@ -74,26 +81,127 @@ operator_endpoint=$(setting hub.operator_endpoint)
 
 state=$(mktemp -d "${TMPDIR:-/tmp}/ephemeral-run.XXXXXX") || die "cannot create a state directory"
 
-declare -A alive=() # pid -> name, for every program still to be waited for
+# Supervision: how soon a program that died is started again, and when to give up on it.
+readonly RESTART_FIRST_MS=100 # the first restart's delay; doubled for each quick death in a row
+readonly RESTART_STABLE_S=10  # up this long, a program's next death counts as a first one again
+readonly RESTART_BURST=5      # quick deaths in a row after which run.sh gives up
+
+declare -A alive=()      # pid -> name, for every program still to be waited for
+declare -A command_of=() # name -> the command that starts it, shell-quoted
+declare -A started_ms=() # name -> when it was last started (ms since the epoch)
+declare -A quick=()      # name -> deaths in a row within RESTART_STABLE_S of a start
+declare -A due_ms=()     # name -> when it is to be started again, while it is down
 stopping=0
 hurry=0
 
+now_ms() { now=$((${EPOCHREALTIME/./} / 1000)); } # sets now; no subshell
+stamp() { printf '%(%H:%M:%S)T' -1; }
+
 # Starts a program in its own session: the terminal's Ctrl-C reaches run.sh only, which then
 # stops the programs in order. setsid execs in place (a background job is no group leader), so
-# $! is the program's own pid.
+# $! is the program's own pid, and its process group (which lighttpd's FastCGI children and
+# Apache's workers share) has that number too.
 start() {
-	local name=$1
+	local name=$1 now
 	shift
 	setsid "$@" </dev/null &
 	alive[$!]=$name
+	command_of[$name]=$(printf '%q ' "$@")
+	now_ms
+	started_ms[$name]=$now
 }
 
-# TERM to everyone still alive, KILL after 12 s (or at once on a second Ctrl-C), wait for all.
+# 0 if process group pgid still has a member that is not a zombie (an orphan's zombie lingers
+# until init reaps it).
+group_alive() {
+	local f stat rest
+	for f in /proc/[0-9]*/stat; do
+		read -r stat <"$f" 2>/dev/null || continue
+		rest=${stat##*) } # "state ppid pgrp ..."
+		[[ ${rest%% *} != Z ]] || continue
+		rest=${rest#* } rest=${rest#* }
+		[[ ${rest%% *} == "$1" ]] && return 0
+	done
+	return 1
+}
+
+# What a program left in its process group when it died (lighttpd's FastCGI children, Apache's
+# workers, still holding the port) is killed, and waited for up to 3 s.
+sweep_group() {
+	local pgid=$1 i
+	kill -KILL -- "-$pgid" 2>/dev/null || return 0
+	for ((i = 0; i < 60; i++)); do
+		group_alive "$pgid" || return 0
+		sleep 0.05
+	done
+	say "process group $pgid still has members after SIGKILL"
+}
+
+# How a program ended, from wait's status.
+ending() {
+	local rc=$1
+	if ((rc > 128)) && kill -l "$((rc - 128))" >/dev/null 2>&1; then
+		echo "was killed by SIG$(kill -l "$((rc - 128))")"
+	else
+		echo "exited with status $rc"
+	fi
+}
+
+# A supervised program died with status rc: schedule its restart, or give up (returns 1).
+on_death() {
+	local pid=$1 rc=$2 name=${alive[$1]} now up delay
+	unset "alive[$pid]"
+	sweep_group "$pid"
+	now_ms
+	up=$((now - started_ms[$name]))
+	if ((up < RESTART_STABLE_S * 1000)); then quick[$name]=$((${quick[$name]:-0} + 1)); else quick[$name]=1; fi
+	if ((quick[$name] > RESTART_BURST)); then
+		say "$(stamp) $name (pid $pid) $(ending "$rc") after $((up / 1000)).$((up % 1000 / 100)) s up:" \
+			"it died ${quick[$name]} times in a row within ${RESTART_STABLE_S} s of starting; giving up," \
+			"stopping everything"
+		return 1
+	fi
+	delay=$((RESTART_FIRST_MS << (quick[$name] - 1)))
+	due_ms[$name]=$((now + delay))
+	say "$(stamp) $name (pid $pid) $(ending "$rc") after $((up / 1000)).$((up % 1000 / 100)) s up;" \
+		"starting it again in $((delay / 1000)).$(printf '%03d' $((delay % 1000))) s"
+}
+
+# Starts again every program whose restart is due.
+restart_due() {
+	local name now pid
+	local -a cmd
+	now_ms
+	for name in "${!due_ms[@]}"; do
+		((due_ms[$name] <= now)) || continue
+		unset "due_ms[$name]"
+		eval "cmd=(${command_of[$name]})"
+		start "$name" "${cmd[@]}"
+		pid=$!
+		say "$(stamp) $name is back (pid $pid)"
+	done
+}
+
+# Milliseconds until the next restart is due (0 if one is due now), or nothing if none is.
+next_due_in() {
+	local name now soonest=
+	now_ms
+	for name in "${!due_ms[@]}"; do
+		[[ -z $soonest ]] || ((due_ms[$name] < soonest)) && soonest=${due_ms[$name]}
+	done
+	[[ -z $soonest ]] && return
+	echo $((soonest > now ? soonest - now : 0))
+}
+
+# TERM to everyone still alive, KILL after 12 s (or at once on a second Ctrl-C), wait for all,
+# and sweep what each left in its process group.
 # (Apache may take 10 s to stop workers busy with WebSockets; killed sooner, it would leave
 # them running.)
 stop_all() {
 	local pid done_pid timer
+	local -a groups=("${!alive[@]}")
 	stopping=1
+	due_ms=()
 	((${#alive[@]})) || return 0
 	kill -TERM "${!alive[@]}" 2>/dev/null
 	sleep 12 &
@@ -115,6 +223,7 @@ stop_all() {
 		kill "$timer" 2>/dev/null
 		wait "$timer" 2>/dev/null
 	fi
+	for pid in "${groups[@]}"; do sweep_group "$pid"; done
 	return 0
 }
 
@@ -214,6 +323,15 @@ if ((ready)) && ! wait_for http "$HTTP_PORT"; then
 		exit 1
 	fi
 fi
+if ((!ready && !stopping)); then
+	for pid in "${!alive[@]}"; do
+		kill -0 "$pid" 2>/dev/null && [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]] && continue
+		wait "$pid"
+		say "${alive[$pid]} (pid $pid) $(ending $?) while the stack was starting: stopping everything"
+		unset "alive[$pid]"
+	done
+	exit 1
+fi
 if ((ready)); then
 	cat >&2 <<BANNER
 
@@ -227,15 +345,29 @@ if ((ready)); then
 BANNER
 fi
 
+# Supervise until Ctrl-C: wait for a program to die, or for the next restart to be due.
 status=0
 while ((!stopping)); do
+	restart_due
+	wait_ms=$(next_due_in)
+	timer=
+	if [[ -n $wait_ms ]]; then
+		sleep "$((wait_ms / 1000)).$(printf '%03d' $((wait_ms % 1000)))" &
+		timer=$!
+	fi
 	done_pid=
-	wait -n -p done_pid "${!alive[@]}"
+	wait -n -p done_pid "${!alive[@]}" $timer 2>/dev/null # (no "Killed" notice: on_death says it)
 	rc=$?
-	if [[ -n ${done_pid:-} && -n ${alive[$done_pid]+set} ]]; then
-		((stopping)) && { unset "alive[$done_pid]"; break; }
-		say "${alive[$done_pid]} (pid $done_pid) exited on its own with status $rc: stopping everything"
+	if [[ -n $timer && ${done_pid:-} != "$timer" ]]; then
+		kill "$timer" 2>/dev/null
+		wait "$timer" 2>/dev/null
+	fi
+	[[ -n ${done_pid:-} && -n ${alive[$done_pid]+set} ]] || continue
+	if ((stopping)); then
 		unset "alive[$done_pid]"
+		break
+	fi
+	if ! on_death "$done_pid" "$rc"; then
 		status=1
 		break
 	fi
