@@ -272,30 +272,27 @@ wait_for() {
 	return 1
 }
 
-start hub "$bin/ephemeral-hub" -c "$conf"
-gateway_list=()
-for ((i = 1; i <= GATEWAYS; i++)); do
-	port=$((HTTP_PORT + i))
-	start "gateway gw$i" "$bin/ephemeral-gateway" -c "$conf" -o "gateway.port=$port" \
-		-o "gateway.name=gw$i"
-	gateway_list+=("127.0.0.1:$port")
-done
+# Files: every program may open as many as the hard limit allows (a WebSocket costs a gateway
+# one, the web server two).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+max_fds=$(ulimit -n)
+[[ $max_fds =~ ^[0-9]+$ ]] || max_fds=1048576
 
+# The web server's configuration first: how many connections it carries decides the gateways'
+# share below.
+gateway_list=()
+for ((i = 1; i <= GATEWAYS; i++)); do gateway_list+=("127.0.0.1:$((HTTP_PORT + i))"); done
 gateways_csv=$(IFS=,; echo "${gateway_list[*]}")
 frontend_list=()
 if [[ $SERVER == lighttpd ]]; then
 	gen=("$root/scripts/gen-lighttpd-conf.sh" --port "$HTTP_PORT" --gateways "$gateways_csv"
 		--hub-endpoint "$hub_endpoint" --root "$root" --bin "$bin" --state-dir "$state"
-		--fcgi-procs "$FRONTENDS" "${tls_args[@]}")
+		--fcgi-procs "$FRONTENDS" --max-fds "$((max_fds < 65535 ? max_fds : 65535))"
+		"${tls_args[@]}")
 	server_cmd=("$server_bin" -D -f "$state/server.conf")
 else
 	# Apache does not spawn FastCGI programs: the frontends listen on ports of their own.
-	for ((j = 1; j <= FRONTENDS; j++)); do
-		port=$((HTTP_PORT + GATEWAYS + j))
-		start "frontend fe$j" "$bin/ephemeral-fcgi" -c "$conf" -o "frontend.web_dir=$root/web" \
-			"127.0.0.1:$port"
-		frontend_list+=("127.0.0.1:$port")
-	done
+	for ((j = 1; j <= FRONTENDS; j++)); do frontend_list+=("127.0.0.1:$((HTTP_PORT + GATEWAYS + j))"); done
 	user_args=()
 	if [[ $(id -u) == 0 ]]; then # Apache serves as root only through a User it switches to
 		if id www-data >/dev/null 2>&1; then user_args=(--user www-data); else user_args=(--user nobody --group nogroup); fi
@@ -305,11 +302,38 @@ else
 		"${user_args[@]}" "${tls_args[@]}")
 	server_cmd=("$server_bin" -DFOREGROUND -f "$state/server.conf")
 fi
-if ! "${gen[@]}" >"$state/server.conf"; then
-	say "cannot generate the $SERVER configuration"
-	stop_all
-	exit 1
+"${gen[@]}" >"$state/server.conf" || die "cannot generate the $SERVER configuration"
+
+# A full site must say so at once: the gateways refuse a WebSocket with 503 (gateway.max_conns)
+# before the web server stops accepting connections, which leaves a new one waiting unanswered
+# and the pages with it. So the gateways share the web server's connections but PAGE_ROOM,
+# kept for page and API requests, and none takes more than its own setting or files allow.
+readonly PAGE_ROOM=400
+# (lighttpd: server.max-worker processes of server.max-connections each; Apache: MaxRequestWorkers.)
+capacity=$(awk '$1 == "server.max-worker" { w = $3 } $1 == "server.max-connections" { c = $3 }
+	$1 == "MaxRequestWorkers" { c = $2 } END { print (w ? w : 1) * c }' "$state/server.conf")
+gateway_limit=()
+if [[ -n $(setting gateway.max_conns) && $capacity =~ ^[0-9]+$ ]]; then
+	share=$(((capacity - PAGE_ROOM) / GATEWAYS))
+	own=$(setting gateway.max_conns)
+	((share < own)) || share=$own
+	((share < max_fds - 100)) || share=$((max_fds - 100))
+	gateway_limit=(-o "gateway.max_conns=$share")
+else
+	# TODO(lead): gateway.max_conns arrives with the "wsconf" branch; until then a full web
+	# server makes new connections wait.
+	say "this gateway has no gateway.max_conns: a full $SERVER will not refuse promptly"
 fi
+
+start hub "$bin/ephemeral-hub" -c "$conf"
+for ((i = 1; i <= GATEWAYS; i++)); do
+	start "gateway gw$i" "$bin/ephemeral-gateway" -c "$conf" -o "gateway.port=$((HTTP_PORT + i))" \
+		-o "gateway.name=gw$i" "${gateway_limit[@]}"
+done
+for ((j = 1; j <= ${#frontend_list[@]}; j++)); do
+	start "frontend fe$j" "$bin/ephemeral-fcgi" -c "$conf" -o "frontend.web_dir=$root/web" \
+		"${frontend_list[j - 1]}"
+done
 
 ready=1
 for port in "${gateway_list[@]##*:}" "${frontend_list[@]##*:}"; do
@@ -336,7 +360,7 @@ if ((ready)); then
 	cat >&2 <<BANNER
 
   Ephemeral is running:   $scheme://127.0.0.1:$HTTP_PORT/   ($SERVER)
-  gateways (via /ws):     ${gateway_list[*]}
+  gateways (via /ws):     ${gateway_list[*]}${share:+   (up to $share WebSockets each)}
   FastCGI frontends:      ${frontend_list[*]:-spawned by lighttpd ($FRONTENDS)}
   hub:                    $hub_endpoint
   operator endpoint:      $operator_endpoint   (try: $bin/ephemeral-ctl stats)
