@@ -4,133 +4,15 @@
 // given up on loudly (run.sh exits 1, nothing it started is left); SIGTERM stops everything.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { ROOT, BIN, SERVER, connectUrl, httpRequest, makeBlob, run, sleep, waitFor } from '../lib/stack.mjs';
-
-// scripts/test.sh runs this file again behind the other web server (as stack.mjs does for its files).
-if (process.env.EPHEMERAL_WEB_FILES && process.argv[1]) fs.appendFileSync(process.env.EPHEMERAL_WEB_FILES, `${path.resolve(process.argv[1])}\n`);
+import { SERVER, makeBlob, sleep, waitFor } from '../lib/stack.mjs';
+import { RunSh, children, alive } from '../lib/runsh.mjs';
 
 const GATEWAYS = 2;
-const FRONTENDS = 2;
-
-/** A base port B with B .. B+5 and B+10, B+11 (hub, operators) free on 127.0.0.1. */
-async function freeBlock() {
-	const free = (port) => new Promise((resolve) => {
-		const srv = net.createServer();
-		srv.once('error', () => resolve(false));
-		srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-	});
-	for (;;) {
-		const base = 20000 + Math.floor(Math.random() * 4000) * 10;
-		const ports = [0, 1, 2, 3, 4, 5, 10, 11].map((d) => base + d);
-		let ok = true;
-		for (const p of ports) if (!(ok = await free(p))) break;
-		if (ok) return base;
-	}
-}
-
-/** Processes whose parent is ppid: [{pid, args}]. */
-function children(ppid) {
-	const found = [];
-	for (const entry of fs.readdirSync('/proc')) {
-		if (!/^\d+$/.test(entry)) continue;
-		try {
-			const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-			const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-			if (Number(fields[1]) !== ppid || fields[0] === 'Z') continue;
-			found.push({ pid: Number(entry), args: fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ') });
-		} catch {
-			/* gone meanwhile */
-		}
-	}
-	return found;
-}
-
-const alive = (pid) => {
-	try {
-		process.kill(pid, 0);
-		return !/^\S+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-	} catch {
-		return false;
-	}
-};
-
-class RunSh {
-	async start() {
-		this.base = await freeBlock();
-		this.operator = `tcp://127.0.0.1:${this.base + 11}`;
-		// Output to a file, not a pipe: Apache logs to /dev/stderr, which cannot be opened on a socket.
-		this.logFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ephemeral-supervise-')), 'run.log');
-		const fd = fs.openSync(this.logFile, 'a');
-		this.child = spawn(path.join(ROOT, 'scripts', 'run.sh'), [], {
-			env: {
-				...process.env, SERVER, BUILD: BIN, HTTP_PORT: String(this.base), GATEWAYS: String(GATEWAYS), FRONTENDS: String(FRONTENDS),
-				EPHEMERAL_HUB_ENDPOINT: `tcp://127.0.0.1:${this.base + 10}`, EPHEMERAL_HUB_OPERATOR_ENDPOINT: this.operator,
-			},
-			stdio: ['ignore', fd, fd],
-		});
-		fs.closeSync(fd);
-		this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
-		this.everStarted = new Set();
-		await waitFor(() => {
-			if (this.child.exitCode !== null) throw new Error(`run.sh exited ${this.child.exitCode}:\n${this.output}`);
-			return /Ephemeral is running/.test(this.output);
-		}, { timeoutMs: 30000, what: 'run.sh to say the site is running' });
-	}
-
-	get output() {
-		return fs.readFileSync(this.logFile, 'utf8');
-	}
-
-	/** The pid of run.sh's program whose command line matches re (and remembers it). */
-	pid(re) {
-		const found = children(this.child.pid).filter((c) => re.test(c.args));
-		for (const c of found) this.everStarted.add(c.pid);
-		return found.length === 1 ? found[0].pid : null;
-	}
-
-	/** Kills the program matching re with SIGKILL; resolves with its replacement's pid and how long it took. */
-	async killAndWaitBack(re, timeoutMs) {
-		const old = this.pid(re);
-		assert.ok(old, `run.sh runs no single program matching ${re}:\n${children(this.child.pid).map((c) => c.args).join('\n')}`);
-		process.kill(old, 'SIGKILL');
-		const t0 = Date.now();
-		const pid = await waitFor(() => {
-			const p = this.pid(re);
-			return p && p !== old ? p : null;
-		}, { timeoutMs, intervalMs: 20, what: `a new ${re} after kill -9` });
-		return { old, pid, ms: Date.now() - t0 };
-	}
-
-	async ctl(...args) {
-		const r = await run(path.join(BIN, 'ephemeral-ctl'), ['--endpoint', this.operator, '--json', ...args], { timeoutMs: 1500 });
-		if (r.code !== 0) throw new Error(`ephemeral-ctl ${args.join(' ')}: exit ${r.code} ${r.stderr}`);
-		return JSON.parse(r.stdout);
-	}
-
-	get(urlPath) {
-		return httpRequest(this.base, urlPath, { timeoutMs: 2000 });
-	}
-
-	ws(where, label) {
-		const port = where === 'web' ? this.base : this.base + where;
-		return connectUrl(`ws://127.0.0.1:${port}/ws`, { label });
-	}
-}
 
 const stacks = [];
 after(async () => {
-	for (const s of stacks) {
-		if (s.child.exitCode === null && s.child.signalCode === null) {
-			s.child.kill('SIGTERM');
-			await Promise.race([s.exited, sleep(15000)]);
-		}
-		fs.rmSync(path.dirname(s.logFile), { recursive: true, force: true });
-	}
+	for (const s of stacks) await s.stop();
 });
 
 const GW1 = /ephemeral-gateway .*gateway\.name=gw1/;
@@ -139,7 +21,7 @@ const HUB = /ephemeral-hub /;
 const WEB = SERVER === 'apache' ? /apache2 / : /lighttpd /;
 
 test(`make run (${SERVER}) restarts what dies, the rest keeps serving; SIGTERM stops everything`, { timeout: 120000 }, async () => {
-	const rs = new RunSh();
+	const rs = new RunSh({ gateways: GATEWAYS });
 	stacks.push(rs);
 	await rs.start();
 
@@ -247,7 +129,7 @@ test(`make run (${SERVER}) restarts what dies, the rest keeps serving; SIGTERM s
 });
 
 test(`make run (${SERVER}) gives up on a program that keeps dying: says so, stops everything, exits 1`, { timeout: 60000 }, async () => {
-	const rs = new RunSh();
+	const rs = new RunSh({ gateways: GATEWAYS });
 	stacks.push(rs);
 	await rs.start();
 	rs.pid(HUB);
