@@ -24,12 +24,15 @@ usage: gen-lighttpd-conf.sh [options] > lighttpd.conf
   --state-dir DIR       existing writable directory for the FastCGI socket and temp files
                         (default: the --bin directory)
   --fcgi-procs N        FastCGI frontend processes (default 2)
-  --workers N           lighttpd processes serving connections (server.max-worker, default 2)
-  --max-fds N           files each of them may open (server.max-fds, default 20000; at most
-                        the hard RLIMIT_NOFILE unless it starts as root). Every proxied
-                        WebSocket costs two, and lighttpd stops accepting at 90 % of N: each
-                        takes (0.9 N - 200) / 2 connections at once (server.max-connections),
-                        8,900 by default, 17,800 for the two
+  --max-fds N           files lighttpd may open (server.max-fds, default 20000; at most the
+                        hard RLIMIT_NOFILE unless it starts as root). Every proxied WebSocket
+                        costs two, and lighttpd stops accepting at 90 % of N: it takes
+                        (0.9 N - 200) / 2 connections at once (server.max-connections), 8,900
+                        by default
+  --workers N           lighttpd processes serving connections, each with --max-fds files
+                        (server.max-worker, default 1). Only where lighttpd runs in a process
+                        group of its own (\`make run\` does, with 2): stopping, it signals its
+                        whole group
   --hub-timeout-ms N    how long the frontend waits for the hub before a 503 (default 1000)
   --log-level LEVEL     the frontend's log.level (default: its own setting)
   --frontends LIST      do not spawn the frontend: use these, already listening on their own
@@ -55,7 +58,7 @@ root=
 bin=
 state_dir=
 fcgi_procs=2
-workers=2
+workers=1
 max_fds=20000
 hub_timeout_ms=1000
 log_level=
@@ -153,14 +156,19 @@ server.bind          = "${bind}"
 server.port          = ${port}
 server.tag           = "ephemeral"
 # Every open page holds a WebSocket, and lighttpd two files for it (the browser's socket and the
-# gateway's). ${workers} processes share the connections, each with its own ${max_fds} files and
-# ${max_conns} connections at once, WebSockets and requests: $((workers * max_conns)) in all. Past that
-# lighttpd stops accepting and new connections wait unanswered, so the gateways are to refuse
-# first (gateway.max_conns summed over them below it; \`make run\` sets it so).
-server.max-worker      = ${workers}
+# gateway's): ${max_fds} files, of which lighttpd uses 90 %, carry ${max_conns} connections at once,
+# WebSockets and requests. Past that lighttpd stops accepting and new connections wait
+# unanswered, so the gateways are to refuse first (gateway.max_conns summed over them below
+# it; \`make run\` sets it so).
 server.max-fds         = ${max_fds}
 server.max-connections = ${max_conns}
 CONF
+if ((workers > 1)); then
+	cat <<CONF
+# ${workers} processes share the connections, each with its own files: $((workers * max_conns)) in all.
+server.max-worker      = ${workers}
+CONF
+fi
 if ((${#frontend_list[@]})); then
 	cat <<CONF
 # A reload (SIGUSR1, e.g. after adding a gateway) must not cut the WebSockets in progress: the

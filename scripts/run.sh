@@ -287,7 +287,7 @@ frontend_list=()
 if [[ $SERVER == lighttpd ]]; then
 	gen=("$root/scripts/gen-lighttpd-conf.sh" --port "$HTTP_PORT" --gateways "$gateways_csv"
 		--hub-endpoint "$hub_endpoint" --root "$root" --bin "$bin" --state-dir "$state"
-		--fcgi-procs "$FRONTENDS" --max-fds "$((max_fds < 65535 ? max_fds : 65535))"
+		--fcgi-procs "$FRONTENDS" --workers 2 --max-fds "$((max_fds < 65535 ? max_fds : 65535))"
 		"${tls_args[@]}")
 	server_cmd=("$server_bin" -D -f "$state/server.conf")
 else
