@@ -12,6 +12,9 @@
 #   scripts/bench.sh --raw           also print every key=value the client reported
 #   scripts/bench.sh --out DIR       also keep each run's key=value output as DIR/FIGURE.out
 #
+# concurrency (scripts/bench.sh --only concurrency): WebSockets at once through lighttpd and
+# Apache as `make run` sets them up (tests/bench/concurrency.mjs runs the real scripts/run.sh).
+#
 # Environment (for trying variants; see docs/BENCHMARKS.md "Trying a change"):
 #   BUILD            folder of the programs (default build)
 #   GATEWAY_BIN      gateway program to measure (default $BUILD/ephemeral-gateway)
@@ -242,6 +245,24 @@ if wants latency; then
 		"${watch[@]}"
 fi
 
+# Concurrency: how many WebSockets each web server carries as `make run` generates its
+# configuration, what the next one gets (503 at once, or a silent wait), memory per WebSocket
+# summed over the whole stack, and whether pages answer meanwhile. Self-contained: its own
+# run.sh stacks on their own ports, one web server after the other.
+TARGET_CONCURRENCY=9000 # through lighttpd (issue 16)
+TARGET_WS_BYTES=16384   # per WebSocket, every process of the stack summed
+if wants concurrency; then
+	echo "bench: concurrency ..." >&2
+	if ! BUILD="$BUILD" timeout 900 node tests/bench/concurrency.mjs lighttpd apache \
+		>"$workdir/concurrency.out" 2>"$workdir/concurrency.err"; then
+		echo "bench.sh: concurrency failed:" >&2
+		tail -n 5 "$workdir/concurrency.err" >&2
+		failures=$((failures + 1))
+	fi
+	if ((raw)); then sed 's/^/  concurrency: /' "$workdir/concurrency.out"; fi
+	if [[ -n $outdir ]]; then mkdir -p "$outdir" && cp "$workdir/concurrency.out" "$outdir/"; fi
+fi
+
 # ---- the table ------------------------------------------------------------------------------
 # ratio >= 1.00 means the target is met: measured/target for rates, target/measured for costs.
 table=$workdir/table.txt
@@ -280,6 +301,22 @@ if wants idle; then
 	v=$(get idle gw_bytes_per_conn)
 	row "memory per idle WebSocket, gateway (bytes)" "${v:-failed}" "$TARGET_IDLE_BYTES" \
 		"$(ratio 0 "$v" $TARGET_IDLE_BYTES)"
+fi
+
+if wants concurrency; then
+	for s in lighttpd apache; do
+		v=$(get concurrency "${s}_open")
+		t=$([[ $s == lighttpd ]] && echo $TARGET_CONCURRENCY)
+		row "WebSockets at once through $s (make run)" "${v:-failed}" "$t" \
+			"$([[ -n $t ]] && ratio 1 "$v" "$t")"
+		v=$(get concurrency "${s}_bytes_per_ws")
+		t=$([[ $s == lighttpd ]] && echo $TARGET_WS_BYTES)
+		row "  memory per WebSocket, whole stack (bytes)" "${v:-failed}" "$t" \
+			"$([[ -n $t ]] && ratio 0 "$v" "$t")"
+		row "  the next one: answer, after (ms)" \
+			"$(get concurrency "${s}_refusal"), $(get concurrency "${s}_refusal_ms")" "503, <1000" ""
+		row "  slowest page while all are open (ms)" "$(get concurrency "${s}_pages_ms")" "<2000" ""
+	done
 fi
 
 # CPU cost per answered want: what each process spent, whatever the neighbours took.

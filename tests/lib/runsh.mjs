@@ -55,8 +55,12 @@ export const alive = (pid) => {
 };
 
 export class RunSh {
-	/** gateways, frontends as run.sh's GATEWAYS and FRONTENDS; env: more environment for it; ulimitFiles: its file limit. */
-	constructor({ gateways = 2, frontends = 2, env = {}, ulimitFiles } = {}) {
+	/**
+	 * server: run.sh's SERVER (default SERVER's); gateways, frontends: its GATEWAYS and FRONTENDS;
+	 * env: more environment for it; ulimitFiles: its file limit.
+	 */
+	constructor({ server = SERVER, gateways = 2, frontends = 2, env = {}, ulimitFiles } = {}) {
+		this.server = server;
 		this.gateways = gateways;
 		this.frontends = frontends;
 		this.extraEnv = env;
@@ -75,7 +79,7 @@ export class RunSh {
 		const argv = this.ulimitFiles ? ['bash', ['-c', `ulimit -n ${this.ulimitFiles} && exec "$0"`, script]] : [script, []];
 		this.child = spawn(argv[0], argv[1], {
 			env: {
-				...process.env, SERVER, BUILD: BIN, HTTP_PORT: String(this.base), GATEWAYS: String(this.gateways), FRONTENDS: String(this.frontends),
+				...process.env, SERVER: this.server, BUILD: BIN, HTTP_PORT: String(this.base), GATEWAYS: String(this.gateways), FRONTENDS: String(this.frontends),
 				EPHEMERAL_HUB_ENDPOINT: `tcp://127.0.0.1:${this.base + 10}`, EPHEMERAL_HUB_OPERATOR_ENDPOINT: this.operator,
 				...this.extraEnv,
 			},
