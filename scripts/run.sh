@@ -318,6 +318,7 @@ if [[ -n $(setting gateway.max_conns) && $capacity =~ ^[0-9]+$ ]]; then
 	own=$(setting gateway.max_conns)
 	((share < own)) || share=$own
 	((share < max_fds - 100)) || share=$((max_fds - 100))
+	((share >= 1)) || share=1
 	gateway_limit=(-o "gateway.max_conns=$share")
 else
 	# TODO(lead): gateway.max_conns arrives with the "wsconf" branch; until then a full web
