@@ -305,14 +305,18 @@ fi
 
 if wants concurrency; then
 	for s in lighttpd apache; do
+		# The targets are lighttpd's; Apache's figure is what it carries (a thread each).
 		v=$(get concurrency "${s}_open")
-		t=$([[ $s == lighttpd ]] && echo $TARGET_CONCURRENCY)
-		row "WebSockets at once through $s (make run)" "${v:-failed}" "$t" \
-			"$([[ -n $t ]] && ratio 1 "$v" "$t")"
-		v=$(get concurrency "${s}_bytes_per_ws")
-		t=$([[ $s == lighttpd ]] && echo $TARGET_WS_BYTES)
-		row "  memory per WebSocket, whole stack (bytes)" "${v:-failed}" "$t" \
-			"$([[ -n $t ]] && ratio 0 "$v" "$t")"
+		w=$(get concurrency "${s}_bytes_per_ws")
+		if [[ $s == lighttpd ]]; then
+			row "WebSockets at once through $s (make run)" "${v:-failed}" "$TARGET_CONCURRENCY" \
+				"$(ratio 1 "$v" $TARGET_CONCURRENCY)"
+			row "  memory per WebSocket, whole stack (bytes)" "${w:-failed}" "$TARGET_WS_BYTES" \
+				"$(ratio 0 "$w" $TARGET_WS_BYTES)"
+		else
+			row "WebSockets at once through $s (make run)" "${v:-failed}" "" ""
+			row "  memory per WebSocket, whole stack (bytes)" "${w:-failed}" "" ""
+		fi
 		row "  the next one: answer, after (ms)" \
 			"$(get concurrency "${s}_refusal"), $(get concurrency "${s}_refusal_ms")" "503, <1000" ""
 		row "  slowest page while all are open (ms)" "$(get concurrency "${s}_pages_ms")" "<2000" ""
