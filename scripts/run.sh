@@ -116,7 +116,7 @@ start() {
 group_alive() {
 	local f stat rest
 	for f in /proc/[0-9]*/stat; do
-		read -r stat <"$f" 2>/dev/null || continue
+		read -r stat 2>/dev/null <"$f" || continue # (gone meanwhile)
 		rest=${stat##*) } # "state ppid pgrp ..."
 		[[ ${rest%% *} != Z ]] || continue
 		rest=${rest#* } rest=${rest#* }
