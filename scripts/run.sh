@@ -16,9 +16,16 @@
 # that dies (exits or is killed) is started again with the same command after a short backoff
 # (0.1 s, doubling while it keeps dying within 10 s of its start, reset once it has stayed up
 # that long); the others keep serving. Each death and return is said on standard error with the
-# time, how it ended (exit status or signal) and the new pid. A program that dies 5 times in a
-# row that quickly is given up on, loudly: run.sh stops everything and exits 1. (lighttpd restarts its own FastCGI frontends; under Apache run.sh starts them.)
+# time, how it ended (exit status or signal) and the new pid. A program that dies that quickly
+# a sixth time in a row (after five restarts) is given up on, loudly: run.sh stops everything
+# and exits 1. (lighttpd restarts its own FastCGI frontends; under Apache run.sh starts them.)
 # Before the site first answers, any death is a start-up failure: everything stops, exit 1.
+#
+# Many open pages: the web server is configured for as many connections as the file limit
+# (lighttpd: two worker processes) or its threads (Apache) allow, and each gateway takes its
+# share of them less 400 kept for pages (gateway.max_conns), so that a full site answers a new
+# WebSocket with 503 at once instead of leaving every new connection waiting
+# (docs/OPERATIONS.md, "How many open pages").
 # Ctrl-C (SIGINT) or SIGTERM stops everything. Every program is stopped by the PID run.sh
 # started it with (TERM, then KILL after 12 s), and waited for; what it left behind in its
 # process group (lighttpd's FastCGI children, Apache's workers) is killed with it.
@@ -84,7 +91,7 @@ state=$(mktemp -d "${TMPDIR:-/tmp}/ephemeral-run.XXXXXX") || die "cannot create 
 # Supervision: how soon a program that died is started again, and when to give up on it.
 readonly RESTART_FIRST_MS=100 # the first restart's delay; doubled for each quick death in a row
 readonly RESTART_STABLE_S=10  # up this long, a program's next death counts as a first one again
-readonly RESTART_BURST=5      # quick deaths in a row after which run.sh gives up
+readonly RESTART_BURST=5      # restarts after quick deaths in a row; one more and run.sh gives up
 
 declare -A alive=()      # pid -> name, for every program still to be waited for
 declare -A command_of=() # name -> the command that starts it, shell-quoted
