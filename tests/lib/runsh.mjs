@@ -20,7 +20,8 @@ async function freeBlock() {
 		srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
 	});
 	for (;;) {
-		const base = 20000 + Math.floor(Math.random() * 4000) * 10;
+		// Below the kernel's ephemeral range (32768-), where outgoing connections take their ports.
+		const base = 12000 + Math.floor(Math.random() * 2000) * 10;
 		const ports = [0, 1, 2, 3, 4, 5, 10, 11].map((d) => base + d);
 		let ok = true;
 		for (const p of ports) if (!(ok = await free(p))) break;
