@@ -14,6 +14,9 @@
 #   scripts/bench.sh --raw           also print every key=value the client reported
 #   scripts/bench.sh --out DIR       also keep each run's key=value output as DIR/FIGURE.out
 #
+# concurrency (scripts/bench.sh --only concurrency): WebSockets at once through lighttpd and
+# Apache as `make run` sets them up (tests/bench/concurrency.mjs runs the real scripts/run.sh).
+#
 # Environment (for trying variants; see docs/BENCHMARKS.md "Trying a change"):
 #   BUILD            folder of the programs (default build)
 #   GATEWAY_BIN      gateway program to measure (default $BUILD/ephemeral-gateway)
@@ -257,6 +260,24 @@ if wants http; then
 	if [[ -n $outdir ]]; then mkdir -p "$outdir" && cp "$workdir/http.out" "$outdir/"; fi
 fi
 
+# Concurrency: how many WebSockets each web server carries as `make run` generates its
+# configuration, what the next one gets (503 at once, or a silent wait), memory per WebSocket
+# summed over the whole stack, and whether pages answer meanwhile. Self-contained: its own
+# run.sh stacks on their own ports, one web server after the other.
+TARGET_CONCURRENCY=9000 # through lighttpd (issue 16)
+TARGET_WS_BYTES=16384   # per WebSocket, every process of the stack summed
+if wants concurrency; then
+	echo "bench: concurrency ..." >&2
+	if ! BUILD="$BUILD" timeout 900 node tests/bench/concurrency.mjs lighttpd apache \
+		>"$workdir/concurrency.out" 2>"$workdir/concurrency.err"; then
+		echo "bench.sh: concurrency failed:" >&2
+		tail -n 5 "$workdir/concurrency.err" >&2
+		failures=$((failures + 1))
+	fi
+	if ((raw)); then sed 's/^/  concurrency: /' "$workdir/concurrency.out"; fi
+	if [[ -n $outdir ]]; then mkdir -p "$outdir" && cp "$workdir/concurrency.out" "$outdir/"; fi
+fi
+
 # ---- the table ------------------------------------------------------------------------------
 # ratio >= 1.00 means the target is met: measured/target for rates, target/measured for costs.
 table=$workdir/table.txt
@@ -316,6 +337,26 @@ if wants http; then
 	done
 	row "  FastCGI hello-world per second (reference)" "${hello:-failed}" "" ""
 	row "  its p99 (ms)" "$(get http hello_p99_ms)" "" ""
+fi
+
+if wants concurrency; then
+	for s in lighttpd apache; do
+		# The targets are lighttpd's; Apache's figure is what it carries (a thread each).
+		v=$(get concurrency "${s}_open")
+		w=$(get concurrency "${s}_bytes_per_ws")
+		if [[ $s == lighttpd ]]; then
+			row "WebSockets at once through $s (make run)" "${v:-failed}" "$TARGET_CONCURRENCY" \
+				"$(ratio 1 "$v" $TARGET_CONCURRENCY)"
+			row "  memory per WebSocket, whole stack (bytes)" "${w:-failed}" "$TARGET_WS_BYTES" \
+				"$(ratio 0 "$w" $TARGET_WS_BYTES)"
+		else
+			row "WebSockets at once through $s (make run)" "${v:-failed}" "" ""
+			row "  memory per WebSocket, whole stack (bytes)" "${w:-failed}" "" ""
+		fi
+		row "  the next one: answer, after (ms)" \
+			"$(get concurrency "${s}_refusal"), $(get concurrency "${s}_refusal_ms")" "503, <1000" ""
+		row "  slowest page while all are open (ms)" "$(get concurrency "${s}_pages_ms")" "<2000" ""
+	done
 fi
 
 # CPU cost per answered want: what each process spent, whatever the neighbours took.

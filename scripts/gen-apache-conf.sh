@@ -38,6 +38,9 @@ usage: gen-apache-conf.sh [options] > ephemeral.conf
   --group GROUP         group for the same (default: USER)
   --tls-cert FILE       serve HTTPS (and so wss://) with this certificate chain (PEM) ...
   --tls-key FILE        ... and this private key (PEM); both or neither
+  --max-workers N       connections served at once (MaxRequestWorkers, default 10000): every
+                        WebSocket holds one worker thread for as long as it is open
+  --threads-per-child N worker threads per Apache process (ThreadsPerChild, default 500)
   --site                write only the <VirtualHost> for an existing Apache
   --log-level LEVEL     Apache's LogLevel (default warn)
 
@@ -67,10 +70,12 @@ tls_cert=
 tls_key=
 site=0
 log_level=warn
+max_workers=10000
+threads_per_child=500
 
 orig_args=("$@")
 value_options=(--port --bind --server-name --gateways --frontends --root --state-dir --modules --user
-	--group --tls-cert --tls-key --log-level)
+	--group --tls-cert --tls-key --log-level --max-workers --threads-per-child)
 flag_options=(--site)
 parse_options "$@"
 
@@ -86,6 +91,11 @@ is_uint "$port" 1 65535 || die "--port: \"$port\" is not a port number"
 [[ -z $user || $user =~ ^[A-Za-z_][A-Za-z0-9_.-]*$ ]] || die "--user: \"$user\" is not a user name"
 [[ -z $group || $group =~ ^[A-Za-z_][A-Za-z0-9_.-]*$ ]] || die "--group: \"$group\" is not a group name"
 [[ -n $group || -z $user ]] || group=$user
+is_uint "$max_workers" 1 200000 || die "--max-workers: \"$max_workers\" is not a number from 1 to 200000"
+is_uint "$threads_per_child" 1 5000 ||
+	die "--threads-per-child: \"$threads_per_child\" is not a number from 1 to 5000"
+((threads_per_child <= max_workers)) || threads_per_child=$max_workers
+server_limit=$(((max_workers + threads_per_child - 1) / threads_per_child))
 check_tls_and_paths "in an Apache configuration" root state_dir modules tls_cert tls_key
 
 # host:port lists; an IPv6 host goes in brackets: [::1]:8081.
@@ -196,12 +206,20 @@ ServerSignature Off
 TraceEnable     Off
 Timeout         60
 KeepAlive       On
-# Every WebSocket through Apache occupies one worker thread for as long as it is open: the
-# threads bound how many browsers one Apache serves (16 x 64 here). Connect more through more
-# Apaches, or let clients reach the gateways' own ports.
-ServerLimit         16
-ThreadsPerChild     64
-MaxRequestWorkers   1024
+# Every WebSocket through Apache holds one worker thread for as long as it is open (Apache 2.4's
+# mod_proxy_http tunnels an upgraded connection in the thread that took the request; it cannot
+# hand it to mpm_event's listener): the threads bound how many browsers one Apache serves,
+# ${server_limit} processes x ${threads_per_child} threads here (${threads_per_child} WebSockets hold $((2 * threads_per_child)) files in one
+# process). When all are busy Apache stops accepting and new connections wait unanswered, so the
+# gateways are to refuse first (gateway.max_conns summed over them below MaxRequestWorkers;
+# \`make run\` sets it so). Idle threads are kept: a WebSocket is long, starting them is not.
+ServerLimit         ${server_limit}
+ThreadLimit         ${threads_per_child}
+ThreadsPerChild     ${threads_per_child}
+MaxRequestWorkers   ${max_workers}
+StartServers        1
+MinSpareThreads     $((threads_per_child < 75 ? threads_per_child : 75))
+MaxSpareThreads     ${max_workers}
 # No mime.types file from the system: the types of what web/static holds, as lighttpd has them.
 TypesConfig /dev/null
 CONF

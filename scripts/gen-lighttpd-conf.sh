@@ -24,6 +24,15 @@ usage: gen-lighttpd-conf.sh [options] > lighttpd.conf
   --state-dir DIR       existing writable directory for the FastCGI socket and temp files
                         (default: the --bin directory)
   --fcgi-procs N        FastCGI frontend processes (default 2)
+  --max-fds N           files lighttpd may open (server.max-fds, default 20000; at most the
+                        hard RLIMIT_NOFILE unless it starts as root). Every proxied WebSocket
+                        costs two, and lighttpd stops accepting at 90 % of N: it takes
+                        (0.9 N - 200) / 2 connections at once (server.max-connections), 8,900
+                        by default
+  --workers N           lighttpd processes serving connections, each with --max-fds files
+                        (server.max-worker, default 1). Only where lighttpd runs in a process
+                        group of its own (\`make run\` does, with 2): stopping, it signals its
+                        whole group
   --hub-timeout-ms N    how long the frontend waits for the hub before a 503 (default 1000)
   --log-level LEVEL     the frontend's log.level (default: its own setting)
   --frontends LIST      do not spawn the frontend: use these, already listening on their own
@@ -49,6 +58,8 @@ root=
 bin=
 state_dir=
 fcgi_procs=2
+workers=1
+max_fds=20000
 hub_timeout_ms=1000
 log_level=
 frontends=
@@ -57,7 +68,7 @@ tls_key=
 
 orig_args=("$@")
 value_options=(--port --bind --gateways --hub-endpoint --root --bin --state-dir --fcgi-procs
-	--hub-timeout-ms --log-level --frontends --tls-cert --tls-key)
+	--workers --max-fds --hub-timeout-ms --log-level --frontends --tls-cert --tls-key)
 flag_options=()
 parse_options "$@"
 
@@ -66,6 +77,15 @@ safe_string() { [[ $1 != *[\"\\$'\n'$'\r']* && -n $1 ]]; }
 
 is_uint "$port" 1 65535 || die "--port: \"$port\" is not a port number"
 is_uint "$fcgi_procs" 1 64 || die "--fcgi-procs: \"$fcgi_procs\" is not a number from 1 to 64"
+is_uint "$workers" 1 64 || die "--workers: \"$workers\" is not a number from 1 to 64"
+is_uint "$max_fds" 1024 65535 || die "--max-fds: \"$max_fds\" is not a number from 1024 to 65535"
+# lighttpd stops accepting once 90 % of its files are open (its high watermark). Of those,
+# FDS_RESERVED are kept for what is not a connection (the listening socket, FastCGI sockets,
+# standard streams, files being served); the rest is two per connection (a proxied WebSocket
+# holds the browser's socket and the gateway's). lighttpd's own default is a third of 4,096
+# files: 1,365 connections.
+readonly FDS_RESERVED=200
+max_conns=$(((max_fds * 9 / 10 - FDS_RESERVED) / 2))
 is_uint "$hub_timeout_ms" 10 60000 ||
 	die "--hub-timeout-ms: \"$hub_timeout_ms\" is not a number from 10 to 60000"
 [[ $bind =~ ^[0-9A-Za-z.:_-]+$ ]] || die "--bind: \"$bind\" is not an address"
@@ -135,7 +155,20 @@ server.modules = (
 server.bind          = "${bind}"
 server.port          = ${port}
 server.tag           = "ephemeral"
+# Every open page holds a WebSocket, and lighttpd two files for it (the browser's socket and the
+# gateway's): ${max_fds} files, of which lighttpd uses 90 %, carry ${max_conns} connections at once,
+# WebSockets and requests. Past that lighttpd stops accepting and new connections wait
+# unanswered, so the gateways are to refuse first (gateway.max_conns summed over them below
+# it; \`make run\` sets it so).
+server.max-fds         = ${max_fds}
+server.max-connections = ${max_conns}
 CONF
+if ((workers > 1)); then
+	cat <<CONF
+# ${workers} processes share the connections, each with its own files: $((workers * max_conns)) in all.
+server.max-worker      = ${workers}
+CONF
+fi
 if ((${#frontend_list[@]})); then
 	cat <<CONF
 # A reload (SIGUSR1, e.g. after adding a gateway) must not cut the WebSockets in progress: the

@@ -129,9 +129,11 @@ put_setting "$CONFDIR/ephemeral.conf" < <(sed "s|^frontend.web_dir = .*|frontend
 
 # lighttpd (ephemeral-lighttpd.service) and Apache (a site for the system's apache2), both in
 # front of the ephemeral-fcgi@ frontends and ephemeral-gateway@ gateways of ephemeral.target.
+# Its unit allows 65,536 files (LimitNOFILE): 29,290 connections, above what the two gateways
+# take (gateway.max_conns each), so that they refuse a full site at once (docs/OPERATIONS.md).
 put_setting "$CONFDIR/lighttpd.conf" < <(scripts/gen-lighttpd-conf.sh --port "$web_port" \
 	--gateways "$gateways" --frontends "$frontends" --root "$DATADIR" --bin "$BINDIR" \
-	--state-dir /run/ephemeral-lighttpd)
+	--state-dir /run/ephemeral-lighttpd --max-fds 65535)
 put_setting "$CONFDIR/apache-site.conf" < <(scripts/gen-apache-conf.sh --site --port "$web_port" \
 	--gateways "$gateways" --frontends "$frontends" --root "$DATADIR")
 

@@ -12,9 +12,23 @@
 #   TLS_CERT, TLS_KEY   serve https:// and wss:// with this certificate and key (PEM files)
 #   EPHEMERAL_* settings as everywhere (conf/ephemeral.conf holds the defaults)
 #
-# Ctrl-C (SIGINT) or SIGTERM stops everything. If any program dies on its own, the others are
-# stopped too and run.sh exits non-zero. Every program is stopped by the PID run.sh started it
-# with (TERM, then KILL after a few seconds), and waited for.
+# Once the site answers, run.sh supervises, as systemd's Restart=always does for units: a program
+# that dies (exits or is killed) is started again with the same command after a short backoff
+# (0.1 s, doubling while it keeps dying within 10 s of its start, reset once it has stayed up
+# that long); the others keep serving. Each death and return is said on standard error with the
+# time, how it ended (exit status or signal) and the new pid. A program that dies that quickly
+# a sixth time in a row (after five restarts) is given up on, loudly: run.sh stops everything
+# and exits 1. (lighttpd restarts its own FastCGI frontends; under Apache run.sh starts them.)
+# Before the site first answers, any death is a start-up failure: everything stops, exit 1.
+#
+# Many open pages: the web server is configured for as many connections as the file limit
+# (lighttpd: two worker processes) or its threads (Apache) allow, and each gateway takes its
+# share of them less 400 kept for pages (gateway.max_conns), so that a full site answers a new
+# WebSocket with 503 at once instead of leaving every new connection waiting
+# (docs/OPERATIONS.md, "How many open pages").
+# Ctrl-C (SIGINT) or SIGTERM stops everything. Every program is stopped by the PID run.sh
+# started it with (TERM, then KILL after 12 s), and waited for; what it left behind in its
+# process group (lighttpd's FastCGI children, Apache's workers) is killed with it.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 root=$PWD
@@ -74,26 +88,127 @@ operator_endpoint=$(setting hub.operator_endpoint)
 
 state=$(mktemp -d "${TMPDIR:-/tmp}/ephemeral-run.XXXXXX") || die "cannot create a state directory"
 
-declare -A alive=() # pid -> name, for every program still to be waited for
+# Supervision: how soon a program that died is started again, and when to give up on it.
+readonly RESTART_FIRST_MS=100 # the first restart's delay; doubled for each quick death in a row
+readonly RESTART_STABLE_S=10  # up this long, a program's next death counts as a first one again
+readonly RESTART_BURST=5      # restarts after quick deaths in a row; one more and run.sh gives up
+
+declare -A alive=()      # pid -> name, for every program still to be waited for
+declare -A command_of=() # name -> the command that starts it, shell-quoted
+declare -A started_ms=() # name -> when it was last started (ms since the epoch)
+declare -A quick=()      # name -> deaths in a row within RESTART_STABLE_S of a start
+declare -A due_ms=()     # name -> when it is to be started again, while it is down
 stopping=0
 hurry=0
 
+now_ms() { now=$((${EPOCHREALTIME/./} / 1000)); } # sets now; no subshell
+stamp() { printf '%(%H:%M:%S)T' -1; }
+
 # Starts a program in its own session: the terminal's Ctrl-C reaches run.sh only, which then
 # stops the programs in order. setsid execs in place (a background job is no group leader), so
-# $! is the program's own pid.
+# $! is the program's own pid, and its process group (which lighttpd's FastCGI children and
+# Apache's workers share) has that number too.
 start() {
-	local name=$1
+	local name=$1 now
 	shift
 	setsid "$@" </dev/null &
 	alive[$!]=$name
+	command_of[$name]=$(printf '%q ' "$@")
+	now_ms
+	started_ms[$name]=$now
 }
 
-# TERM to everyone still alive, KILL after 12 s (or at once on a second Ctrl-C), wait for all.
+# 0 if process group pgid still has a member that is not a zombie (an orphan's zombie lingers
+# until init reaps it).
+group_alive() {
+	local f stat rest
+	for f in /proc/[0-9]*/stat; do
+		read -r stat 2>/dev/null <"$f" || continue # (gone meanwhile)
+		rest=${stat##*) } # "state ppid pgrp ..."
+		[[ ${rest%% *} != Z ]] || continue
+		rest=${rest#* } rest=${rest#* }
+		[[ ${rest%% *} == "$1" ]] && return 0
+	done
+	return 1
+}
+
+# What a program left in its process group when it died (lighttpd's FastCGI children, Apache's
+# workers, still holding the port) is killed, and waited for up to 3 s.
+sweep_group() {
+	local pgid=$1 i
+	kill -KILL -- "-$pgid" 2>/dev/null || return 0
+	for ((i = 0; i < 60; i++)); do
+		group_alive "$pgid" || return 0
+		sleep 0.05
+	done
+	say "process group $pgid still has members after SIGKILL"
+}
+
+# How a program ended, from wait's status.
+ending() {
+	local rc=$1
+	if ((rc > 128)) && kill -l "$((rc - 128))" >/dev/null 2>&1; then
+		echo "was killed by SIG$(kill -l "$((rc - 128))")"
+	else
+		echo "exited with status $rc"
+	fi
+}
+
+# A supervised program died with status rc: schedule its restart, or give up (returns 1).
+on_death() {
+	local pid=$1 rc=$2 name=${alive[$1]} now up delay
+	unset "alive[$pid]"
+	sweep_group "$pid"
+	now_ms
+	up=$((now - started_ms[$name]))
+	if ((up < RESTART_STABLE_S * 1000)); then quick[$name]=$((${quick[$name]:-0} + 1)); else quick[$name]=1; fi
+	if ((quick[$name] > RESTART_BURST)); then
+		say "$(stamp) $name (pid $pid) $(ending "$rc") after $((up / 1000)).$((up % 1000 / 100)) s up:" \
+			"it died ${quick[$name]} times in a row within ${RESTART_STABLE_S} s of starting; giving up," \
+			"stopping everything"
+		return 1
+	fi
+	delay=$((RESTART_FIRST_MS << (quick[$name] - 1)))
+	due_ms[$name]=$((now + delay))
+	say "$(stamp) $name (pid $pid) $(ending "$rc") after $((up / 1000)).$((up % 1000 / 100)) s up;" \
+		"starting it again in $((delay / 1000)).$(printf '%03d' $((delay % 1000))) s"
+}
+
+# Starts again every program whose restart is due.
+restart_due() {
+	local name now pid
+	local -a cmd
+	now_ms
+	for name in "${!due_ms[@]}"; do
+		((due_ms[$name] <= now)) || continue
+		unset "due_ms[$name]"
+		eval "cmd=(${command_of[$name]})"
+		start "$name" "${cmd[@]}"
+		pid=$!
+		say "$(stamp) $name is back (pid $pid)"
+	done
+}
+
+# Milliseconds until the next restart is due (0 if one is due now), or nothing if none is.
+next_due_in() {
+	local name now soonest=
+	now_ms
+	for name in "${!due_ms[@]}"; do
+		[[ -z $soonest ]] || ((due_ms[$name] < soonest)) && soonest=${due_ms[$name]}
+	done
+	[[ -z $soonest ]] && return
+	echo $((soonest > now ? soonest - now : 0))
+}
+
+# TERM to everyone still alive, KILL after 12 s (or at once on a second Ctrl-C), wait for all,
+# and sweep what each left in its process group.
 # (Apache may take 10 s to stop workers busy with WebSockets; killed sooner, it would leave
 # them running.)
 stop_all() {
 	local pid done_pid timer
+	local -a groups=("${!alive[@]}")
 	stopping=1
+	due_ms=()
 	((${#alive[@]})) || return 0
 	kill -TERM "${!alive[@]}" 2>/dev/null
 	sleep 12 &
@@ -115,6 +230,7 @@ stop_all() {
 		kill "$timer" 2>/dev/null
 		wait "$timer" 2>/dev/null
 	fi
+	for pid in "${groups[@]}"; do sweep_group "$pid"; done
 	return 0
 }
 
@@ -163,30 +279,27 @@ wait_for() {
 	return 1
 }
 
-start hub "$bin/ephemeral-hub" -c "$conf"
-gateway_list=()
-for ((i = 1; i <= GATEWAYS; i++)); do
-	port=$((HTTP_PORT + i))
-	start "gateway gw$i" "$bin/ephemeral-gateway" -c "$conf" -o "gateway.port=$port" \
-		-o "gateway.name=gw$i"
-	gateway_list+=("127.0.0.1:$port")
-done
+# Files: every program may open as many as the hard limit allows (a WebSocket costs a gateway
+# one, the web server two).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+max_fds=$(ulimit -n)
+[[ $max_fds =~ ^[0-9]+$ ]] || max_fds=1048576
 
+# The web server's configuration first: how many connections it carries decides the gateways'
+# share below.
+gateway_list=()
+for ((i = 1; i <= GATEWAYS; i++)); do gateway_list+=("127.0.0.1:$((HTTP_PORT + i))"); done
 gateways_csv=$(IFS=,; echo "${gateway_list[*]}")
 frontend_list=()
 if [[ $SERVER == lighttpd ]]; then
 	gen=("$root/scripts/gen-lighttpd-conf.sh" --port "$HTTP_PORT" --gateways "$gateways_csv"
 		--hub-endpoint "$hub_endpoint" --root "$root" --bin "$bin" --state-dir "$state"
-		--fcgi-procs "$FRONTENDS" "${tls_args[@]}")
+		--fcgi-procs "$FRONTENDS" --workers 2 --max-fds "$((max_fds < 65535 ? max_fds : 65535))"
+		"${tls_args[@]}")
 	server_cmd=("$server_bin" -D -f "$state/server.conf")
 else
 	# Apache does not spawn FastCGI programs: the frontends listen on ports of their own.
-	for ((j = 1; j <= FRONTENDS; j++)); do
-		port=$((HTTP_PORT + GATEWAYS + j))
-		start "frontend fe$j" "$bin/ephemeral-fcgi" -c "$conf" -o "frontend.web_dir=$root/web" \
-			"127.0.0.1:$port"
-		frontend_list+=("127.0.0.1:$port")
-	done
+	for ((j = 1; j <= FRONTENDS; j++)); do frontend_list+=("127.0.0.1:$((HTTP_PORT + GATEWAYS + j))"); done
 	user_args=()
 	if [[ $(id -u) == 0 ]]; then # Apache serves as root only through a User it switches to
 		if id www-data >/dev/null 2>&1; then user_args=(--user www-data); else user_args=(--user nobody --group nogroup); fi
@@ -196,11 +309,39 @@ else
 		"${user_args[@]}" "${tls_args[@]}")
 	server_cmd=("$server_bin" -DFOREGROUND -f "$state/server.conf")
 fi
-if ! "${gen[@]}" >"$state/server.conf"; then
-	say "cannot generate the $SERVER configuration"
-	stop_all
-	exit 1
+"${gen[@]}" >"$state/server.conf" || die "cannot generate the $SERVER configuration"
+
+# A full site must say so at once: the gateways refuse a WebSocket with 503 (gateway.max_conns)
+# before the web server stops accepting connections, which leaves a new one waiting unanswered
+# and the pages with it. So the gateways share the web server's connections but PAGE_ROOM,
+# kept for page and API requests, and none takes more than its own setting or files allow.
+readonly PAGE_ROOM=400
+# (lighttpd: server.max-worker processes of server.max-connections each; Apache: MaxRequestWorkers.)
+capacity=$(awk '$1 == "server.max-worker" { w = $3 } $1 == "server.max-connections" { c = $3 }
+	$1 == "MaxRequestWorkers" { c = $2 } END { print (w ? w : 1) * c }' "$state/server.conf")
+gateway_limit=()
+if [[ -n $(setting gateway.max_conns) && $capacity =~ ^[0-9]+$ ]]; then
+	share=$(((capacity - PAGE_ROOM) / GATEWAYS))
+	own=$(setting gateway.max_conns)
+	((share < own)) || share=$own
+	((share < max_fds - 100)) || share=$((max_fds - 100))
+	((share >= 1)) || share=1
+	gateway_limit=(-o "gateway.max_conns=$share")
+else
+	# TODO(lead): gateway.max_conns arrives with the "wsconf" branch; until then a full web
+	# server makes new connections wait.
+	say "this gateway has no gateway.max_conns: a full $SERVER will not refuse promptly"
 fi
+
+start hub "$bin/ephemeral-hub" -c "$conf"
+for ((i = 1; i <= GATEWAYS; i++)); do
+	start "gateway gw$i" "$bin/ephemeral-gateway" -c "$conf" -o "gateway.port=$((HTTP_PORT + i))" \
+		-o "gateway.name=gw$i" "${gateway_limit[@]}"
+done
+for ((j = 1; j <= ${#frontend_list[@]}; j++)); do
+	start "frontend fe$j" "$bin/ephemeral-fcgi" -c "$conf" -o "frontend.web_dir=$root/web" \
+		"${frontend_list[j - 1]}"
+done
 
 ready=1
 for port in "${gateway_list[@]##*:}" "${frontend_list[@]##*:}"; do
@@ -214,11 +355,20 @@ if ((ready)) && ! wait_for http "$HTTP_PORT"; then
 		exit 1
 	fi
 fi
+if ((!ready && !stopping)); then
+	for pid in "${!alive[@]}"; do
+		kill -0 "$pid" 2>/dev/null && [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]] && continue
+		wait "$pid"
+		say "${alive[$pid]} (pid $pid) $(ending $?) while the stack was starting: stopping everything"
+		unset "alive[$pid]"
+	done
+	exit 1
+fi
 if ((ready)); then
 	cat >&2 <<BANNER
 
   Ephemeral is running:   $scheme://127.0.0.1:$HTTP_PORT/   ($SERVER)
-  gateways (via /ws):     ${gateway_list[*]}
+  gateways (via /ws):     ${gateway_list[*]}${share:+   (up to $share WebSockets each)}
   FastCGI frontends:      ${frontend_list[*]:-spawned by lighttpd ($FRONTENDS)}
   hub:                    $hub_endpoint
   operator endpoint:      $operator_endpoint   (try: $bin/ephemeral-ctl stats)
@@ -227,15 +377,29 @@ if ((ready)); then
 BANNER
 fi
 
+# Supervise until Ctrl-C: wait for a program to die, or for the next restart to be due.
 status=0
 while ((!stopping)); do
+	restart_due
+	wait_ms=$(next_due_in)
+	timer=
+	if [[ -n $wait_ms ]]; then
+		sleep "$((wait_ms / 1000)).$(printf '%03d' $((wait_ms % 1000)))" &
+		timer=$!
+	fi
 	done_pid=
-	wait -n -p done_pid "${!alive[@]}"
+	wait -n -p done_pid "${!alive[@]}" $timer 2>/dev/null # (no "Killed" notice: on_death says it)
 	rc=$?
-	if [[ -n ${done_pid:-} && -n ${alive[$done_pid]+set} ]]; then
-		((stopping)) && { unset "alive[$done_pid]"; break; }
-		say "${alive[$done_pid]} (pid $done_pid) exited on its own with status $rc: stopping everything"
+	if [[ -n $timer && ${done_pid:-} != "$timer" ]]; then
+		kill "$timer" 2>/dev/null
+		wait "$timer" 2>/dev/null
+	fi
+	[[ -n ${done_pid:-} && -n ${alive[$done_pid]+set} ]] || continue
+	if ((stopping)); then
 		unset "alive[$done_pid]"
+		break
+	fi
+	if ! on_death "$done_pid" "$rc"; then
 		status=1
 		break
 	fi

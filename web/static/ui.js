@@ -11,15 +11,41 @@ export function setText(id, text) {
 	return el;
 }
 
-// Keeps the small connection indicator in the header in step with the client's socket.
+// Keeps the small connection indicator in the header in step with the client's socket. A socket
+// that closes without ever opening while the site itself still answers was refused (a full site
+// answers the handshake with 503): the page then says the site is full until a socket opens.
+export const SITE_FULL_TEXT = 'The site is full right now (too many open pages) — trying again…';
 export function watchConnection(client, el) {
 	if (!el) return;
+	let opened = false;
+	let full = false;
+	let seq = 0;
+	const show = (state, text) => {
+		el.dataset.state = state;
+		el.textContent = text;
+	};
 	client.addEventListener('state', (event) => {
 		const { state, attempt } = event.detail;
-		el.dataset.state = state;
-		if (state === 'open') el.textContent = 'Connected';
-		else if (state === 'connecting') el.textContent = attempt ? 'Reconnecting…' : 'Connecting…';
-		else el.textContent = 'Connection lost — reconnecting…';
+		const mine = ++seq;
+		if (state === 'open') {
+			opened = true;
+			full = false;
+			show(state, 'Connected');
+		} else if (state === 'connecting') {
+			opened = false;
+			if (full) show('full', SITE_FULL_TEXT);
+			else show(state, attempt ? 'Reconnecting…' : 'Connecting…');
+		} else {
+			if (!full) show(state, 'Connection lost — reconnecting…');
+			if (opened) return;
+			fetch('/api/v1/stats', { cache: 'no-store' }).then(
+				(r) => {
+					full = r.ok;
+					if (full && mine === seq) show('full', SITE_FULL_TEXT);
+				},
+				() => (full = false),
+			);
+		}
 	});
 }
 
