@@ -2,9 +2,10 @@
  * hub.h — the hub's map: its state, and every module's functions under the module's name.
  *
  * The hub owns the registry (which connection on which gateway holds which hash), routes each
- * want to a holder, fans verified blobs out to the requesters, and answers frontends and
- * operators. It is single-threaded: main.c polls the ROUTER (gateways, frontends) and the REP
- * (operators) sockets and runs the timers; nothing here blocks.
+ * want to a holder, tells the holder's gateway where the waiters of a verified blob are (the
+ * bytes go gateway to gateway and never through the hub), and answers frontends and operators. It
+ * is single-threaded: main.c polls the ROUTER (gateways, frontends) and the REP (operators) sockets
+ * and runs the timers; nothing here blocks.
  */
 #ifndef EPH_HUB_H
 #define EPH_HUB_H
@@ -29,7 +30,8 @@ struct gateway {
 	uint8_t peer[HUBPROTO_MAX_PEER]; /* ROUTER routing id */
 	size_t peer_len;
 	uint64_t instance; /* random per gateway process; survives a socket reconnect */
-	char name[65];
+	char name[HUBPROTO_MAX_NAME + 1];
+	char endpoint[HUBPROTO_MAX_ENDPOINT + 1]; /* its peer endpoint, from HELLO */
 	int64_t last_seen_ms;
 	uint32_t connections;
 	uint64_t holdings;
@@ -135,10 +137,15 @@ void registry_gw_ref(struct hashent *h, uint16_t slot, int delta);
 void registry_mark_dirty(struct hub *hub, struct hashent *h);
 uint32_t registry_viewers(struct hub *hub, const uint8_t hash[HASH_LEN]);
 
-/* router.c — wants, holder selection, delivery, timeouts */
+/* router.c — wants, holder selection, routes for verified blobs, timeouts */
 void router_want(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN]);
-void router_blob(struct hub *hub, struct conn *holder, const uint8_t hash[HASH_LEN],
-		 zmq_msg_t *data, size_t len);
+/* A gateway verified a blob (kept there as token): tells it, in ROUTEs, where the waiters are. */
+void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint8_t hash[HASH_LEN]);
+/* What the holder's gateway reports it delivered (counted here, so the stats stay exact). */
+void router_delivered(struct hub *hub, uint64_t size, uint32_t deliveries);
+/* Waiters the holder's gateway could not reach (endpoint "": its own): they get NOT_FOUND. */
+void router_undelivered(struct hub *hub, struct gateway *from, const uint8_t hash[HASH_LEN],
+			const char *endpoint, const uint8_t *conns, size_t nconns);
 void router_fail(struct hub *hub, struct conn *holder, const uint8_t hash[HASH_LEN],
 		 uint32_t reason);
 void router_holder_gone(struct hub *hub, struct hashent *h, struct conn *c);

@@ -1,5 +1,7 @@
 /*
  * router.c — turns wants into transfers: one fetch per hash, shared by everyone waiting for it.
+ * It decides everything about a transfer and never sees its bytes: the holder's gateway keeps
+ * the verified blob and is told, per gateway, which connections wait for it (router_blob).
  *
  * Owns fetch and waiter structs. For each fetch it asks one holder at a time: never a connection
  * that is itself waiting, never one already asked for this fetch, and the holder asked least
@@ -115,6 +117,35 @@ static void fetch_destroy(struct hub *hub, struct fetch *f)
 	registry_mark_dirty(hub, h); /* lets counts.c free the hash if nobody cares any more */
 }
 
+/* The waiters on gw leave the fetch (their ROUTE went out). */
+static void fetch_release_gateway(struct hub *hub, struct fetch *f, struct gateway *gw)
+{
+	struct waiter *w = f->waiters;
+	(void)hub;
+	while (w) {
+		struct waiter *next = w->fnext;
+		if (w->c->gw == gw) {
+			registry_gw_ref(f->h, gw->slot, -1);
+			waiter_unlink(w);
+			free(w);
+		}
+		w = next;
+	}
+}
+
+/* The waiters on gw get NOT_FOUND and leave the fetch. */
+static void fetch_fail_gateway(struct hub *hub, struct fetch *f, struct gateway *gw)
+{
+	for (struct waiter *w = f->waiters; w; w = w->fnext) {
+		if (w->c->gw != gw)
+			continue;
+		struct hubproto_out o = {.cmd = HUB_NOT_FOUND, .id = w->c->id, .hash = f->h->hash};
+		link_send(hub, gw, &o);
+		hub->stats.requests_failed++;
+	}
+	fetch_release_gateway(hub, f, gw);
+}
+
 static void fetch_fail_all(struct hub *hub, struct fetch *f)
 {
 	for (struct waiter *w = f->waiters; w; w = w->fnext) {
@@ -225,24 +256,30 @@ void router_want(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
 		fetch_ask_next(hub, f);
 }
 
-void router_blob(struct hub *hub, struct conn *holder, const uint8_t hash[HASH_LEN],
-		 zmq_msg_t *data, size_t len)
+/*
+ * Routes a blob that a holder's gateway verified and keeps (as token): one ROUTE per gateway with
+ * waiters, naming its waiting connections and its peer endpoint (empty for the holder's own
+ * gateway), the last one with value 0. The gateway sends the bytes itself and reports what it
+ * delivered (DELIVERED) and whom it could not reach (UNDELIVERED). Nobody waiting any more (a
+ * late answer): one empty ROUTE lets the gateway free the blob. Waiters whose ROUTE cannot be
+ * sent stay in the fetch, which asks the next holder.
+ */
+void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint8_t hash[HASH_LEN])
 {
 	struct hashent *h = registry_hash(hub, hash, 0);
-	(void)holder;
-	if (h == NULL || h->fetch == NULL)
-		return; /* a late answer that nobody waits for any more */
-	struct fetch *f = h->fetch;
-
-	/* One DELIVER per gateway, naming all its waiting connections; the blob frame is shared,
-	 * not copied, between them. Waiters are taken gateway by gateway off a scratch list. */
+	struct fetch *f = h ? h->fetch : NULL;
+	if (f == NULL) {
+		struct hubproto_out o = {.cmd = HUB_ROUTE, .id = token, .hash = hash};
+		link_send(hub, gw, &o);
+		return;
+	}
 	uint8_t *list = malloc((size_t)f->nwaiters * 8);
 	struct gateway **gws = malloc((size_t)f->nwaiters * sizeof(*gws));
 	size_t ngws = 0;
 	if (list == NULL || gws == NULL) {
 		free(list);
 		free(gws);
-		return;
+		return; /* the fetch stays; its holder timeout moves it on */
 	}
 	for (struct waiter *w = f->waiters; w; w = w->fnext) {
 		size_t i = 0;
@@ -251,24 +288,74 @@ void router_blob(struct hub *hub, struct conn *holder, const uint8_t hash[HASH_L
 		if (i == ngws)
 			gws[ngws++] = w->c->gw;
 	}
+	for (size_t g = 0; g < ngws;) {
+		if (gws[g] != gw && gws[g]->endpoint[0] == '\0') {
+			/* A gateway that announced no peer endpoint cannot be reached: its
+			 * waiters hear not_found now rather than at their want timeout. */
+			log_warnx("%s: gateway %s has no peer endpoint", __func__, gws[g]->name);
+			fetch_fail_gateway(hub, f, gws[g]);
+			gws[g] = gws[--ngws];
+		} else {
+			g++;
+		}
+	}
+	if (ngws == 0) {
+		struct hubproto_out o = {.cmd = HUB_ROUTE, .id = token, .hash = hash};
+		link_send(hub, gw, &o);
+	}
 	for (size_t g = 0; g < ngws; g++) {
 		size_t n = 0;
 		for (struct waiter *w = f->waiters; w; w = w->fnext)
 			if (w->c->gw == gws[g])
 				put_u64(list + 8 * n++, w->c->id);
-		struct hubproto_out o = {.cmd = HUB_DELIVER,
+		const char *endpoint = gws[g] == gw ? "" : gws[g]->endpoint;
+		struct hubproto_out o = {.cmd = HUB_ROUTE,
+					 .id = token,
 					 .hash = hash,
+					 .value = (uint32_t)(ngws - 1 - g),
 					 .list = list,
 					 .list_count = n,
-					 .data_msg = data};
-		if (link_send(hub, gws[g], &o) < 0)
-			continue; /* logged by link_send */
-		hub->stats.requests_served += n;
-		hub->stats.bytes_relayed += (uint64_t)len * n;
+					 .data = endpoint,
+					 .data_len = strlen(endpoint)};
+		if (link_send(hub, gw, &o) < 0)
+			break; /* logged by link_send; these waiters stay and the next holder is
+				  asked */
+		fetch_release_gateway(hub, f, gws[g]);
 	}
 	free(list);
 	free(gws);
-	fetch_destroy(hub, f);
+	if (f->nwaiters == 0)
+		fetch_destroy(hub, f);
+	else
+		fetch_ask_next(hub, f);
+}
+
+void router_delivered(struct hub *hub, uint64_t size, uint32_t deliveries)
+{
+	hub->stats.requests_served += deliveries;
+	hub->stats.bytes_relayed += size * deliveries;
+}
+
+void router_undelivered(struct hub *hub, struct gateway *from, const uint8_t hash[HASH_LEN],
+			const char *endpoint, const uint8_t *conns, size_t nconns)
+{
+	struct gateway *gw = *endpoint ? NULL : from;
+	for (uint32_t i = 0; gw == NULL && i < hub->ngateways; i++)
+		if (strcmp(hub->active[i]->endpoint, endpoint) == 0)
+			gw = hub->active[i];
+	if (gw == NULL)
+		return; /* that gateway is gone, and its connections with it */
+	log_info("%s: gateway %s could not deliver to %zu connections on %s", __func__, from->name,
+		 nconns, gw->name);
+	struct hashent *h = registry_hash(hub, hash, 0);
+	for (size_t i = 0; i < nconns; i++) {
+		struct conn *c = registry_conn(hub, gw, get_u64(conns + 8 * i), 0);
+		if (c == NULL || (h && h->fetch && fetch_waiter_of(h->fetch, c)))
+			continue; /* gone, or waiting again: a fetch of its own answers it */
+		struct hubproto_out o = {.cmd = HUB_NOT_FOUND, .id = c->id, .hash = hash};
+		link_send(hub, gw, &o);
+		hub->stats.requests_failed++;
+	}
 }
 
 void router_fail(struct hub *hub, struct conn *holder, const uint8_t hash[HASH_LEN],

@@ -2,7 +2,7 @@
  * test_registry.c — the hub's registry, router and counts, driven directly, without a network.
  *
  * A real `struct hub` with a real ROUTER socket (inproc, ZMQ_ROUTER_MANDATORY as in main.c); the
- * gateways are DEALER sockets with known routing ids, so every REQUEST, NOT_FOUND, DELIVER and
+ * gateways are DEALER sockets with known routing ids, so every REQUEST, NOT_FOUND, ROUTE and
  * COUNT the hub sends can be read back and checked. A gateway joined without a socket stands
  * for one that has vanished: sends to it fail, as they would in production.
  */
@@ -22,6 +22,7 @@
 #define NGW	 2
 
 static const char *const gw_peer[NGW] = {"gw-A", "gw-B"};
+static const char *const gw_endpoint[NGW] = {"tcp://10.0.0.1:5560", "tcp://10.0.0.2:5560"};
 
 struct fx {
 	struct hub hub;
@@ -80,6 +81,7 @@ static int setup(void **state)
 		fx->gw[g] = registry_gateway_join(hub, (const uint8_t *)gw_peer[g], 4, 100 + g,
 						  gw_peer[g], 4);
 		assert_non_null(fx->gw[g]);
+		snprintf(fx->gw[g]->endpoint, sizeof(fx->gw[g]->endpoint), "%s", gw_endpoint[g]);
 	}
 	assert_int_equal(hub->ngateways, NGW);
 	*state = fx;
@@ -147,6 +149,33 @@ static long long expect_count(struct fx *fx, int g, const uint8_t *hash)
 	}
 	hubmsg_close(&m);
 	return viewers;
+}
+
+/*
+ * The next message to gateway g is a ROUTE for token about hash, with `more` ROUTEs to follow,
+ * naming the peer endpoint `endpoint` ("" : g's own connections); returns the sum of the
+ * connection ids it lists and sets *n to how many.
+ */
+static uint64_t expect_route(struct fx *fx, int g, uint64_t token, const uint8_t *hash,
+			     uint32_t more, const char *endpoint, size_t *n)
+{
+	struct hubmsg m;
+	uint64_t sum = 0;
+	if (recv_wait(fx->sock[g], &m, 2000) != 1)
+		fail_msg("gateway %s: no ROUTE", gw_peer[g]);
+	if (m.cmd != HUB_ROUTE)
+		fail_msg("gateway %s: got %s, expected ROUTE", gw_peer[g],
+			 hubproto_cmd_name(m.cmd));
+	assert_true(m.id == token);
+	assert_memory_equal(m.hash, hash, HASH_LEN);
+	assert_int_equal(m.value, more);
+	assert_int_equal(m.data_len, strlen(endpoint));
+	assert_memory_equal(m.data, endpoint, m.data_len);
+	for (size_t i = 0; i < m.list_count; i++)
+		sum += get_u64(m.list + 8 * i);
+	*n = m.list_count;
+	hubmsg_close(&m);
+	return sum;
 }
 
 static void test_holders(void **state)
@@ -394,33 +423,25 @@ static void test_want_shared_fetch(void **state)
 	assert_int_equal(expect_count(fx, 1, X), 2);
 	assert_int_equal(expect_count(fx, 0, X), 2);
 
-	/* the blob goes to both waiters in one DELIVER, sharing the frame */
-	static const char blob[] = "hello, ephemeral";
-	zmq_msg_t data;
-	assert_int_equal(zmq_msg_init_size(&data, sizeof(blob)), 0);
-	memcpy(zmq_msg_data(&data), blob, sizeof(blob));
-	router_blob(hub, a1, X, &data, sizeof(blob));
-	zmq_msg_close(&data);
-	struct hubmsg m;
-	assert_int_equal(recv_wait(fx->sock[1], &m, 2000), 1);
-	assert_int_equal(m.cmd, HUB_DELIVER);
-	assert_memory_equal(m.hash, X, HASH_LEN);
-	assert_int_equal(m.list_count, 2);
-	uint64_t ids = get_u64(m.list) + get_u64(m.list + 8);
-	assert_true(ids == 3 && get_u64(m.list) != get_u64(m.list + 8));
-	assert_int_equal(m.data_len, sizeof(blob));
-	assert_memory_equal(m.data, blob, sizeof(blob));
-	hubmsg_close(&m);
+	/* the holder's gateway is told where both waiters are, in one ROUTE; the hub sees no
+	 * bytes, and counts what the gateway reports it delivered */
+	size_t n;
+	router_blob(hub, fx->gw[0], 7, X);
+	assert_int_equal(expect_route(fx, 0, 7, X, 0, gw_endpoint[1], &n), 3);
+	assert_int_equal(n, 2);
+	expect_quiet(fx, 1);
+	assert_int_equal(hub->stats.requests_served, 0);
+	router_delivered(hub, 1234, 2);
 	assert_int_equal(hub->stats.requests_served, 2);
-	assert_int_equal(hub->stats.bytes_relayed, 2 * sizeof(blob));
+	assert_int_equal(hub->stats.bytes_relayed, 2 * 1234);
 	assert_null(h->fetch);
 	assert_null(b1->waits);
 	assert_int_equal(router_next_deadline(hub), -1);
 
-	/* a late second answer finds nobody waiting */
-	assert_int_equal(zmq_msg_init_size(&data, 1), 0);
-	router_blob(hub, a1, X, &data, 1);
-	zmq_msg_close(&data);
+	/* a late second answer finds nobody waiting: an empty ROUTE lets the blob go */
+	router_blob(hub, fx->gw[0], 8, X);
+	assert_int_equal(expect_route(fx, 0, 8, X, 0, "", &n), 0);
+	assert_int_equal(n, 0);
 	expect_quiet(fx, 1);
 	assert_int_equal(hub->stats.requests_served, 2);
 }
@@ -466,11 +487,12 @@ static void test_holder_rotation(void **state)
 		assert_non_null(f);
 		assert_ptr_not_equal(f->holder, req);
 		expect_msg(fx, 0, HUB_REQUEST, f->holder->id, X);
-		zmq_msg_t data;
-		zmq_msg_init(&data);
-		router_blob(hub, f->holder, X, &data, 0);
-		zmq_msg_close(&data);
-		expect_msg(fx, 0, HUB_DELIVER, 0, X);
+		size_t n;
+		router_blob(hub, fx->gw[0], (uint64_t)round + 1, X);
+		/* the waiter is on the holder's own gateway: no endpoint, in process */
+		assert_int_equal(expect_route(fx, 0, (uint64_t)round + 1, X, 0, "", &n), req->id);
+		assert_int_equal(n, 1);
+		router_delivered(hub, 10, 1);
 	}
 	assert_int_equal(hub->stats.requests_served, 6);
 }
@@ -551,10 +573,10 @@ static void test_expire(void **state)
 	assert_int_equal(registry_viewers(hub, X), 2);
 
 	/* a late answer from a slow holder is dropped: nobody waits */
-	zmq_msg_t data;
-	zmq_msg_init(&data);
-	router_blob(hub, a2, X, &data, 0);
-	zmq_msg_close(&data);
+	size_t n;
+	router_blob(hub, fx->gw[0], 5, X);
+	expect_route(fx, 0, 5, X, 0, "", &n);
+	assert_int_equal(n, 0);
 	expect_quiet(fx, 1);
 	assert_int_equal(hub->stats.requests_served, 0);
 }
