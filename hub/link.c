@@ -181,6 +181,12 @@ void link_handle(struct hub *hub, struct hubmsg *m)
 			return;
 		memcpy(gw->endpoint, nul ? nul + 1 : m->data, ep_len);
 		gw->endpoint[ep_len] = '\0';
+		for (uint32_t i = 0; i < hub->ngateways; i++)
+			if (hub->active[i] != gw &&
+			    strcmp(hub->active[i]->endpoint, gw->endpoint) == 0)
+				log_warnx("gateways %s and %s both announce the peer endpoint %s: "
+					  "set gateway.peer_endpoint",
+					  hub->active[i]->name, gw->name, gw->endpoint);
 		gw->last_seen_ms = now_ms();
 		struct hubproto_out o = {.cmd = HUB_WELCOME, .id = hub->instance};
 		link_send(hub, gw, &o);

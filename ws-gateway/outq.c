@@ -113,8 +113,8 @@ int outq_write(struct outq *q, struct lws *wsi, uint8_t *scratch, size_t *blob_l
 	size_t n = b->len - q->off;
 	if (n > GW_TX_CHUNK)
 		n = GW_TX_CHUNK;
-	int flags = q->off == 0 ? (b->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT)
-				: LWS_WRITE_CONTINUATION;
+	int flags =
+	    q->off == 0 ? (b->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) : LWS_WRITE_CONTINUATION;
 	if (q->off + n < b->len)
 		flags |= LWS_WRITE_NO_FIN;
 	uint8_t *p = (uint8_t *)outbuf_data(b) + q->off;

@@ -70,8 +70,8 @@ void *peer_socket(struct gateway *gw, int type)
 	return hubproto_socket(gw->zctx, type);
 }
 
-static void peer_report_undelivered(struct gateway *gw, const uint8_t *hash,
-				    const char *endpoint, const uint8_t *conns, size_t n)
+static void peer_report_undelivered(struct gateway *gw, const uint8_t *hash, const char *endpoint,
+				    const uint8_t *conns, size_t n)
 {
 	struct hubproto_out o = {.cmd = HUB_UNDELIVERED,
 				 .hash = hash,
@@ -117,8 +117,7 @@ static struct peer_link *peer_link_get(struct gateway *gw, const char *endpoint)
 		return NULL;
 	int one = 1, hwm = PEER_SNDHWM;
 	l->sock = peer_socket(gw, ZMQ_DEALER);
-	if (l->sock == NULL ||
-	    zmq_setsockopt(l->sock, ZMQ_IMMEDIATE, &one, sizeof(one)) < 0 ||
+	if (l->sock == NULL || zmq_setsockopt(l->sock, ZMQ_IMMEDIATE, &one, sizeof(one)) < 0 ||
 	    zmq_setsockopt(l->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0 ||
 	    zmq_connect(l->sock, endpoint) < 0) {
 		log_warnx("%s: cannot connect to gateway at %s: %s", __func__, endpoint,
@@ -169,8 +168,8 @@ static void peer_send_route(struct gateway *gw, struct kept_blob *k, const char 
 			return;
 		}
 	}
-	log_warnx("%s: gateway at %s cannot be reached (%s): %zu waiters told not_found",
-		  __func__, endpoint, l ? zmq_strerror(errno) : "no link", n);
+	log_warnx("%s: gateway at %s cannot be reached (%s): %zu waiters told not_found", __func__,
+		  endpoint, l ? zmq_strerror(errno) : "no link", n);
 	peer_report_undelivered(gw, k->hash, endpoint, conns, n);
 }
 

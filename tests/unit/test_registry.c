@@ -647,6 +647,118 @@ static void test_requesters_and_holders_leave(void **state)
 	assert_null(registry_hash(hub, X, 0));
 }
 
+/*
+ * One ROUTE per gateway with waiters (the holder's own named by an empty endpoint), and waiters
+ * the holder's gateway then cannot reach hear NOT_FOUND at once instead of at their timeout.
+ */
+static void test_routes_and_undelivered(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1), *a2 = conn(fx, 0, 2);
+	struct conn *b1 = conn(fx, 1, 1), *b2 = conn(fx, 1, 2);
+	registry_add_holder(hub, a1, X);
+	router_want(hub, a2, X);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	router_want(hub, b1, X);
+	router_want(hub, b2, X);
+	struct hashent *h = registry_hash(hub, X, 0);
+
+	router_blob(hub, fx->gw[0], 9, X);
+	size_t local = 0, remote = 0;
+	for (uint32_t more = 2; more-- > 0;) {
+		struct hubmsg m;
+		assert_int_equal(recv_wait(fx->sock[0], &m, 2000), 1);
+		assert_int_equal(m.cmd, HUB_ROUTE);
+		assert_true(m.id == 9);
+		assert_int_equal(m.value, more);
+		if (m.data_len == 0) {
+			assert_int_equal(m.list_count, 1);
+			assert_true(get_u64(m.list) == 2);
+			local++;
+		} else {
+			assert_int_equal(m.data_len, strlen(gw_endpoint[1]));
+			assert_memory_equal(m.data, gw_endpoint[1], m.data_len);
+			assert_int_equal(m.list_count, 2);
+			remote++;
+		}
+		hubmsg_close(&m);
+	}
+	assert_int_equal(local, 1);
+	assert_int_equal(remote, 1);
+	expect_quiet(fx, 1);
+	assert_null(h->fetch);
+	assert_int_equal(hub->stats.requests_failed, 0);
+
+	/* gw-A cannot reach gw-B: both its waiters hear not_found now */
+	uint8_t ids[16];
+	put_u64(ids, 1);
+	put_u64(ids + 8, 2);
+	router_undelivered(hub, fx->gw[0], X, gw_endpoint[1], ids, 2);
+	expect_msg(fx, 1, HUB_NOT_FOUND, 1, X);
+	expect_msg(fx, 1, HUB_NOT_FOUND, 2, X);
+	assert_int_equal(hub->stats.requests_failed, 2);
+
+	/* one that waits again is left to its own fetch */
+	router_want(hub, b1, X);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	router_undelivered(hub, fx->gw[0], X, gw_endpoint[1], ids, 1);
+	expect_quiet(fx, 1);
+	/* an endpoint no gateway has any more: its connections are gone with it */
+	router_undelivered(hub, fx->gw[0], X, "tcp://10.9.9.9:1", ids, 2);
+	expect_quiet(fx, 0);
+	expect_quiet(fx, 1);
+	/* the empty endpoint names the sender's own connections */
+	put_u64(ids, 2);
+	router_undelivered(hub, fx->gw[0], X, "", ids, 1);
+	expect_msg(fx, 0, HUB_NOT_FOUND, 2, X);
+	assert_int_equal(hub->stats.requests_failed, 3);
+	assert_int_equal(hub->stats.requests_served, 0);
+	(void)a1;
+}
+
+/* A waiter on a gateway that announced no peer endpoint cannot be reached: not_found now. */
+static void test_route_to_gateway_without_endpoint(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1), *b1 = conn(fx, 1, 1);
+	fx->gw[1]->endpoint[0] = '\0';
+	registry_add_holder(hub, a1, X);
+	router_want(hub, b1, X);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	router_blob(hub, fx->gw[0], 4, X);
+	expect_msg(fx, 1, HUB_NOT_FOUND, 1, X);
+	size_t n;
+	expect_route(fx, 0, 4, X, 0, "", &n); /* nobody left: the blob may go */
+	assert_int_equal(n, 0);
+	assert_null(registry_hash(hub, X, 0)->fetch);
+	assert_int_equal(hub->stats.requests_failed, 1);
+}
+
+/* A ROUTE that cannot be sent to the holder's gateway: the waiters stay, the next holder is asked.
+ */
+static void test_route_unsendable(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct gateway *ghost =
+	    registry_gateway_join(hub, (const uint8_t *)"gw-ghost", 8, 7, "", 0);
+	assert_non_null(ghost);
+	struct conn *a1 = conn(fx, 0, 1), *a2 = conn(fx, 0, 2), *b1 = conn(fx, 1, 1);
+	registry_add_holder(hub, a1, X);
+	registry_add_holder(hub, a2, X);
+	router_want(hub, b1, X);
+	expect_msg(fx, 0, HUB_REQUEST, 2, X);
+	router_blob(hub, ghost, 3, X); /* a late answer from a gateway that is going away */
+	struct fetch *f = registry_hash(hub, X, 0)->fetch;
+	assert_non_null(f);
+	assert_int_equal(f->nwaiters, 1);
+	assert_ptr_equal(f->holder, a1);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	expect_quiet(fx, 1);
+}
+
 int main(void)
 {
 	log_init("test_registry", LOG_LEVEL_WARN);
@@ -660,6 +772,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_holder_rotation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fail_mismatch_and_decline, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_routes_and_undelivered, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_route_to_gateway_without_endpoint, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_route_unsendable, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unreachable_holder, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_requesters_and_holders_leave, setup, teardown),
 	};
