@@ -42,7 +42,7 @@ enum hubproto_cmd {
 	/* gateway -> hub: a holder's answer to HUB_REQUEST, and what became of the blob */
 	HUB_BLOB = 8,	    /* id: blob token, hash, value: size; the verified blob stays behind */
 	HUB_FAIL = 9,	    /* id: holder connection, hash, value: enum hubproto_fail */
-	HUB_DELIVERED = 10, /* id: blob size, hash, value: deliveries made (for the stats) */
+	HUB_DELIVERED = 10, /* id: blob token, hash, value: deliveries made; after the last ROUTE */
 	HUB_UNDELIVERED = 11, /* hash, list: requester connections that did not get it,
 			       * data: the peer endpoint of their gateway (empty: the sender's) */
 

@@ -11,6 +11,7 @@
 #define EPH_HUB_H
 
 #include <stdint.h>
+#include <sys/queue.h>
 #include <zmq.h>
 
 #include "hubproto.h"
@@ -95,6 +96,17 @@ struct fetch {
 	struct fetch *tnext, *tprev; /* timeout queue, oldest deadline first */
 };
 
+/* A blob routed to the gateway that holds it, until that gateway reports it sent (router.c). */
+struct transfer {
+	LIST_ENTRY(transfer) entry;
+	struct gateway *gw; /* the holder's gateway: it sends the bytes */
+	uint64_t token;	    /* its name for the blob */
+	uint8_t hash[HASH_LEN];
+	uint32_t size;
+	size_t nconns;
+	uint64_t conns[]; /* conn keys of the waiters it was told about */
+};
+
 struct hub_stats {
 	uint64_t requests_total, requests_served, requests_failed;
 	uint64_t hash_mismatches, bytes_relayed, holder_timeouts, declines;
@@ -117,6 +129,7 @@ struct hub {
 	uint64_t nholdings, nhashes_held;
 	struct hashent *dirty;
 	struct fetch *tq_head, *tq_tail;
+	LIST_HEAD(, transfer) transfers; /* routed, not yet reported sent */
 	struct hub_stats stats;
 };
 
@@ -140,9 +153,12 @@ uint32_t registry_viewers(struct hub *hub, const uint8_t hash[HASH_LEN]);
 /* router.c — wants, holder selection, routes for verified blobs, timeouts */
 void router_want(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN]);
 /* A gateway verified a blob (kept there as token): tells it, in ROUTEs, where the waiters are. */
-void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint8_t hash[HASH_LEN]);
-/* What the holder's gateway reports it delivered (counted here, so the stats stay exact). */
-void router_delivered(struct hub *hub, uint64_t size, uint32_t deliveries);
+void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint8_t hash[HASH_LEN],
+		 uint32_t size);
+/* The holder's gateway sent the blob `token` (counted here, so the stats stay exact). */
+void router_delivered(struct hub *hub, struct gateway *gw, uint64_t token, uint32_t deliveries);
+/* A gateway is going: the waiters of blobs it was to send want them again (registry.c). */
+void router_gateway_gone(struct hub *hub, struct gateway *gw);
 /* Waiters the holder's gateway could not reach (endpoint "": its own): they get NOT_FOUND. */
 void router_undelivered(struct hub *hub, struct gateway *from, const uint8_t hash[HASH_LEN],
 			const char *endpoint, const uint8_t *conns, size_t nconns);

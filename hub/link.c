@@ -105,13 +105,12 @@ static void on_want(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 
 static void on_blob(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 {
-	router_blob(hub, gw, m->id, m->hash);
+	router_blob(hub, gw, m->id, m->hash, m->value);
 }
 
 static void on_delivered(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 {
-	(void)gw;
-	router_delivered(hub, m->id, m->value);
+	router_delivered(hub, gw, m->id, m->value);
 }
 
 static void on_undelivered(struct hub *hub, struct gateway *gw, struct hubmsg *m)

@@ -116,6 +116,7 @@ void registry_gateway_remove(struct hub *hub, struct gateway *gw)
 	for (size_t i = 0; i < n; i++)
 		registry_conn_remove(hub, doomed[i]);
 	free(doomed);
+	router_gateway_gone(hub, gw);
 	map_del(&hub->gw_by_instance, &gw->instance);
 	hub->gateways[gw->slot] = NULL;
 	struct gateway *last = hub->active[--hub->ngateways];

@@ -213,10 +213,10 @@ static void fetch_ask_next(struct hub *hub, struct fetch *f)
 	fetch_fail_all(hub, f);
 }
 
-void router_want(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
+/* c waits for hash: joins its fetch (or starts one), or hears NOT_FOUND when nobody holds it. */
+static void router_wait(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
 {
 	struct hashent *h = registry_hash(hub, hash, 0);
-	hub->stats.requests_total++;
 	if (h && h->fetch && fetch_waiter_of(h->fetch, c))
 		return; /* a second want of the same hash on one connection gets no second answer */
 	if (h == NULL || h->viewers == 0 || (h->viewers == 1 && registry_holds(hub, c, hash))) {
@@ -256,6 +256,12 @@ void router_want(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
 		fetch_ask_next(hub, f);
 }
 
+void router_want(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
+{
+	hub->stats.requests_total++;
+	router_wait(hub, c, hash);
+}
+
 /*
  * Routes a blob that a holder's gateway verified and keeps (as token): one ROUTE per gateway with
  * waiters, naming its waiting connections and its peer endpoint (empty for the holder's own
@@ -264,7 +270,8 @@ void router_want(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
  * late answer): one empty ROUTE lets the gateway free the blob. Waiters whose ROUTE cannot be
  * sent stay in the fetch, which asks the next holder.
  */
-void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint8_t hash[HASH_LEN])
+void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint8_t hash[HASH_LEN],
+		 uint32_t size)
 {
 	struct hashent *h = registry_hash(hub, hash, 0);
 	struct fetch *f = h ? h->fetch : NULL;
@@ -275,12 +282,19 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 	}
 	uint8_t *list = malloc((size_t)f->nwaiters * 8);
 	struct gateway **gws = malloc((size_t)f->nwaiters * sizeof(*gws));
+	struct transfer *t = malloc(sizeof(*t) + (size_t)f->nwaiters * sizeof(t->conns[0]));
 	size_t ngws = 0;
-	if (list == NULL || gws == NULL) {
+	if (list == NULL || gws == NULL || t == NULL) {
 		free(list);
 		free(gws);
+		free(t);
 		return; /* the fetch stays; its holder timeout moves it on */
 	}
+	t->gw = gw;
+	t->token = token;
+	memcpy(t->hash, hash, HASH_LEN);
+	t->size = size;
+	t->nconns = 0;
 	for (struct waiter *w = f->waiters; w; w = w->fnext) {
 		size_t i = 0;
 		while (i < ngws && gws[i] != w->c->gw)
@@ -297,6 +311,15 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 			gws[g] = gws[--ngws];
 		} else {
 			g++;
+		}
+	}
+	for (size_t g = 0; g + 1 < ngws; g++) {
+		if (gws[g] == gw) {
+			/* The holder's own waiters last: by then the gateway knows whether the
+			 * frame went to a peer, and may write it to its clients in place if not. */
+			gws[g] = gws[ngws - 1];
+			gws[ngws - 1] = gw;
+			break;
 		}
 	}
 	if (ngws == 0) {
@@ -318,22 +341,59 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 					 .data = endpoint,
 					 .data_len = strlen(endpoint)};
 		if (link_send(hub, gw, &o) < 0)
-			break; /* logged by link_send; these waiters stay and the next holder is
-				  asked */
+			break; /* logged there; these waiters stay, the next holder is asked */
+		for (struct waiter *w = f->waiters; w; w = w->fnext)
+			if (w->c->gw == gws[g])
+				t->conns[t->nconns++] = w->c->key;
 		fetch_release_gateway(hub, f, gws[g]);
 	}
 	free(list);
 	free(gws);
+	if (t->nconns)
+		LIST_INSERT_HEAD(&hub->transfers, t, entry);
+	else
+		free(t);
 	if (f->nwaiters == 0)
 		fetch_destroy(hub, f);
 	else
 		fetch_ask_next(hub, f);
 }
 
-void router_delivered(struct hub *hub, uint64_t size, uint32_t deliveries)
+void router_delivered(struct hub *hub, struct gateway *gw, uint64_t token, uint32_t deliveries)
 {
+	struct transfer *t;
+	LIST_FOREACH(t, &hub->transfers, entry)
+	if (t->gw == gw && t->token == token)
+		break;
+	if (t == NULL)
+		return; /* routed by a hub before this one */
 	hub->stats.requests_served += deliveries;
-	hub->stats.bytes_relayed += size * deliveries;
+	hub->stats.bytes_relayed += (uint64_t)t->size * deliveries;
+	LIST_REMOVE(t, entry);
+	free(t);
+}
+
+/*
+ * The holder's gateway died (or re-joined) before saying it sent a blob: the waiters it was to
+ * serve, wherever they are, want it again, from the holders that are left (or hear NOT_FOUND).
+ * Waiters on the dead gateway itself are gone already.
+ */
+void router_gateway_gone(struct hub *hub, struct gateway *gw)
+{
+	struct transfer *t, *next;
+	for (t = LIST_FIRST(&hub->transfers); t; t = next) {
+		next = LIST_NEXT(t, entry);
+		if (t->gw != gw)
+			continue;
+		LIST_REMOVE(t, entry);
+		for (size_t i = 0; i < t->nconns; i++) {
+			struct conn *c = map_get(&hub->conns, &t->conns[i]);
+			struct hashent *h = registry_hash(hub, t->hash, 0);
+			if (c && !(h && h->fetch && fetch_waiter_of(h->fetch, c)))
+				router_wait(hub, c, t->hash);
+		}
+		free(t);
+	}
 }
 
 void router_undelivered(struct hub *hub, struct gateway *from, const uint8_t hash[HASH_LEN],

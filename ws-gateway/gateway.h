@@ -27,6 +27,7 @@
 #endif
 
 #define GW_TX_CHUNK (64 * 1024) /* one lws_write at most: fair to other connections */
+#define GW_RX_CHUNK (16 * 1024) /* one recv() at most (lws rx_buffer_size); docs/BENCHMARKS.md */
 #define GW_ADDR_LEN 64
 
 /* One frame for clients (outq.c); shared by every connection it goes to (refcounted). */
@@ -48,6 +49,7 @@ struct outmsg {
 #define OUTQ_PAUSE_BYTES(max_blob)  (max_blob)	     /* past it: stop reading the client */
 #define OUTQ_RESUME_BYTES(max_blob) ((max_blob) / 2) /* back to it: read again, re-want */
 #define OUTQ_FULL_BYTES(max_blob)   (2 * (max_blob)) /* a blob past it is deferred */
+#define OUTQ_BORROW		    1 /* write blob chunks from the frame's buffer (0: copy each; benchmarks) */
 struct outq {
 	STAILQ_HEAD(, outmsg) head;
 	size_t off;   /* bytes of the head frame already written */
@@ -64,6 +66,9 @@ struct session {
 	uint8_t *rx;
 	size_t rx_len, rx_cap;
 	int rx_binary;
+	struct hash_stream *rx_sha; /* a binary message is hashed as it arrives */
+	size_t rx_hashed;	    /* bytes of rx up to which it is (the first HASH_LEN: never) */
+	int rx_sha_failed;
 	int discarding;	  /* the message in progress is past its limit: read, drop, close */
 	size_t discarded; /* bytes of it thrown away so far */
 	/* sending */

@@ -84,7 +84,8 @@ int main(int argc, char **argv)
 		fatalx("out of memory");
 
 	static struct lws_protocols protocols[] = {
-	    {"ephemeral.v1", session_callback, sizeof(struct session), 4096, 0, NULL, GW_TX_CHUNK},
+	    {"ephemeral.v1", session_callback, sizeof(struct session), GW_RX_CHUNK, 0, NULL,
+	     GW_TX_CHUNK},
 	    {"ephemeral-hub-link", hub_link_callback, 0, 0, 0, NULL, 0},
 	    {"ephemeral-peer-link", peer_callback, 0, 0, 0, NULL, 0},
 	    {NULL, NULL, 0, 0, 0, NULL, 0},

@@ -119,7 +119,7 @@ int outq_write(struct outq *q, struct lws *wsi, uint8_t *scratch, size_t *blob_l
 		flags |= LWS_WRITE_NO_FIN;
 	uint8_t *p = (uint8_t *)outbuf_data(b) + q->off;
 	int written;
-	if (b->binary && !b->shared && q->off >= LWS_PRE) {
+	if (OUTQ_BORROW && b->binary && !b->shared && q->off >= LWS_PRE) {
 		uint8_t saved[LWS_PRE];
 		memcpy(saved, p - LWS_PRE, LWS_PRE);
 		written = lws_write(wsi, p, n, (enum lws_write_protocol)flags);

@@ -55,7 +55,10 @@ struct kept_blob {
 	zmq_msg_t frame; /* hash, then blob */
 	int64_t expires_ms;
 	uint32_t delivered;
-	int routed; /* the last ROUTE came */
+	int routed;	 /* the last ROUTE came */
+	int had_waiters; /* some ROUTE named waiters: the hub waits for DELIVERED */
+	int shared;	 /* given to a peer DEALER: ZeroMQ's I/O thread may read it any time */
+	int given_here;	 /* queued for this gateway's clients, who may borrow its bytes */
 	TAILQ_HEAD(, parked_route) parked;
 };
 
@@ -133,15 +136,26 @@ static struct peer_link *peer_link_get(struct gateway *gw, const char *endpoint)
 	return l;
 }
 
+/*
+ * The hub sends the holder's own waiters' ROUTE last, so a frame normally goes to peers before
+ * any client of ours may borrow its bytes (outq.c). Should a peer still come after (a parked
+ * route, or a hub that orders otherwise), it gets a copy, not the buffer in use.
+ */
 static int peer_link_send(struct peer_link *l, struct kept_blob *k, const uint8_t *conns, size_t n)
 {
-	struct hubproto_out o = {.cmd = HUB_DELIVER,
-				 .hash = k->hash,
-				 .list = conns,
-				 .list_count = n,
-				 .data_msg = &k->frame};
+	struct hubproto_out o = {
+	    .cmd = HUB_DELIVER, .hash = k->hash, .list = conns, .list_count = n};
+	if (k->given_here) {
+		o.data = zmq_msg_data(&k->frame);
+		o.data_len = zmq_msg_size(&k->frame);
+	} else {
+		o.data_msg = &k->frame;
+	}
 	l->used_ms = now_ms();
-	return hubproto_send(l->sock, NULL, 0, &o);
+	int rc = hubproto_send(l->sock, NULL, 0, &o);
+	if (rc == 0)
+		k->shared = 1;
+	return rc;
 }
 
 static void peer_schedule_retry(struct gateway *gw);
@@ -190,11 +204,9 @@ static void kept_finish_if_done(struct gateway *gw, struct kept_blob *k)
 {
 	if (!k->routed || !TAILQ_EMPTY(&k->parked))
 		return;
-	if (k->delivered) {
-		struct hubproto_out o = {.cmd = HUB_DELIVERED,
-					 .id = zmq_msg_size(&k->frame) - HASH_LEN,
-					 .hash = k->hash,
-					 .value = k->delivered};
+	if (k->had_waiters) {
+		struct hubproto_out o = {
+		    .cmd = HUB_DELIVERED, .id = k->token, .hash = k->hash, .value = k->delivered};
 		hub_link_send(gw, &o);
 	}
 	kept_free(gw, k);
@@ -234,10 +246,15 @@ void peer_route(struct gateway *gw, struct hubmsg *m)
 			peer_report_undelivered(gw, m->hash, endpoint, m->list, m->list_count);
 		return;
 	}
-	if (m->list_count && endpoint[0] == '\0')
+	if (m->list_count)
+		k->had_waiters = 1;
+	if (m->list_count && endpoint[0] == '\0') {
+		int shared = k->shared || !TAILQ_EMPTY(&k->parked);
 		k->delivered +=
-		    peer_deliver_here(gw, k->hash, &k->frame, 1, m->list, m->list_count);
-	else if (m->list_count)
+		    peer_deliver_here(gw, k->hash, &k->frame, shared, m->list, m->list_count);
+		if (!shared)
+			k->given_here = 1;
+	} else if (m->list_count)
 		peer_send_route(gw, k, endpoint, m->list, m->list_count);
 	if (m->value == 0) {
 		k->routed = 1;

@@ -4,7 +4,8 @@
  * Owns the session struct (lws's per-session data): reassembly of incoming messages with the
  * size limits enforced while receiving (1009 as soon as a frame would pass its limit), the
  * dispatch of text messages through a table, the check of every blob a holder sends against its
- * hash (one SHA-256 pass, before the blob goes anywhere; peer.c takes it from there), and what
+ * hash (one SHA-256 pass as the bytes arrive, checked before the blob goes anywhere; peer.c
+ * takes it from there), and what
  * is sent to the client: session_deliver() decides whether a blob is queued now or deferred, and
  * the queue itself (outq.c) is written only in LWS_CALLBACK_SERVER_WRITEABLE, one chunk a call.
  */
@@ -296,7 +297,8 @@ static void session_binary(struct gateway *gw, struct session *s)
 	}
 	in->requested = 0;
 	size_t len = s->rx_len - HASH_LEN;
-	if (hash_compute(s->rx + HASH_LEN, len, got) < 0 || memcmp(got, hash, HASH_LEN) != 0) {
+	if (s->rx_sha_failed || hash_stream_end(s->rx_sha, got) < 0 ||
+	    memcmp(got, hash, HASH_LEN) != 0) {
 		gw->stats.mismatches++;
 		s->lies++;
 		if (in->holds)
@@ -338,6 +340,12 @@ static int session_receive(struct gateway *gw, struct session *s, const void *in
 	if (first && !s->discarding) {
 		s->rx_len = 0;
 		s->rx_binary = lws_frame_is_binary(s->wsi);
+		if (s->rx_binary) {
+			if (s->rx_sha == NULL)
+				s->rx_sha = hash_stream_new();
+			s->rx_sha_failed = s->rx_sha == NULL || hash_stream_begin(s->rx_sha) < 0;
+			s->rx_hashed = HASH_LEN;
+		}
 	}
 	size_t limit = s->rx_binary ? HASH_LEN + gw->max_blob : WSMSG_MAX_TEXT;
 	size_t remaining = lws_remaining_packet_payload(s->wsi);
@@ -359,6 +367,13 @@ static int session_receive(struct gateway *gw, struct session *s, const void *in
 	}
 	if (buf_append(&s->rx, &s->rx_len, &s->rx_cap, in, len, remaining, limit) < 0)
 		return -1;
+	if (s->rx_binary && s->rx_len > s->rx_hashed) {
+		/* Hash the blob's bytes while they are still in the cache. */
+		if (!s->rx_sha_failed && hash_stream_update(s->rx_sha, s->rx + s->rx_hashed,
+							    s->rx_len - s->rx_hashed) < 0)
+			s->rx_sha_failed = 1;
+		s->rx_hashed = s->rx_len;
+	}
 	if (!lws_is_final_fragment(s->wsi) || remaining)
 		return 0;
 	if (s->rx_binary)
@@ -434,6 +449,8 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		outq_clear(&s->out);
 		free(s->rx);
 		s->rx = NULL;
+		hash_stream_free(s->rx_sha);
+		s->rx_sha = NULL;
 		map_del(&gw->sessions, &s->id);
 		gw->nsessions--;
 		limits_session_close(gw, s);

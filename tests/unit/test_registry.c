@@ -426,20 +426,22 @@ static void test_want_shared_fetch(void **state)
 	/* the holder's gateway is told where both waiters are, in one ROUTE; the hub sees no
 	 * bytes, and counts what the gateway reports it delivered */
 	size_t n;
-	router_blob(hub, fx->gw[0], 7, X);
+	router_blob(hub, fx->gw[0], 7, X, 1234);
 	assert_int_equal(expect_route(fx, 0, 7, X, 0, gw_endpoint[1], &n), 3);
 	assert_int_equal(n, 2);
 	expect_quiet(fx, 1);
 	assert_int_equal(hub->stats.requests_served, 0);
-	router_delivered(hub, 1234, 2);
+	router_delivered(hub, fx->gw[0], 7, 2);
 	assert_int_equal(hub->stats.requests_served, 2);
 	assert_int_equal(hub->stats.bytes_relayed, 2 * 1234);
+	router_delivered(hub, fx->gw[0], 7, 2); /* once only */
+	assert_int_equal(hub->stats.requests_served, 2);
 	assert_null(h->fetch);
 	assert_null(b1->waits);
 	assert_int_equal(router_next_deadline(hub), -1);
 
 	/* a late second answer finds nobody waiting: an empty ROUTE lets the blob go */
-	router_blob(hub, fx->gw[0], 8, X);
+	router_blob(hub, fx->gw[0], 8, X, 1234);
 	assert_int_equal(expect_route(fx, 0, 8, X, 0, "", &n), 0);
 	assert_int_equal(n, 0);
 	expect_quiet(fx, 1);
@@ -488,11 +490,11 @@ static void test_holder_rotation(void **state)
 		assert_ptr_not_equal(f->holder, req);
 		expect_msg(fx, 0, HUB_REQUEST, f->holder->id, X);
 		size_t n;
-		router_blob(hub, fx->gw[0], (uint64_t)round + 1, X);
+		router_blob(hub, fx->gw[0], (uint64_t)round + 1, X, 1234);
 		/* the waiter is on the holder's own gateway: no endpoint, in process */
 		assert_int_equal(expect_route(fx, 0, (uint64_t)round + 1, X, 0, "", &n), req->id);
 		assert_int_equal(n, 1);
-		router_delivered(hub, 10, 1);
+		router_delivered(hub, fx->gw[0], (uint64_t)round + 1, 1);
 	}
 	assert_int_equal(hub->stats.requests_served, 6);
 }
@@ -574,7 +576,7 @@ static void test_expire(void **state)
 
 	/* a late answer from a slow holder is dropped: nobody waits */
 	size_t n;
-	router_blob(hub, fx->gw[0], 5, X);
+	router_blob(hub, fx->gw[0], 5, X, 1234);
 	expect_route(fx, 0, 5, X, 0, "", &n);
 	assert_int_equal(n, 0);
 	expect_quiet(fx, 1);
@@ -664,7 +666,7 @@ static void test_routes_and_undelivered(void **state)
 	router_want(hub, b2, X);
 	struct hashent *h = registry_hash(hub, X, 0);
 
-	router_blob(hub, fx->gw[0], 9, X);
+	router_blob(hub, fx->gw[0], 9, X, 1234);
 	size_t local = 0, remote = 0;
 	for (uint32_t more = 2; more-- > 0;) {
 		struct hubmsg m;
@@ -727,7 +729,7 @@ static void test_route_to_gateway_without_endpoint(void **state)
 	registry_add_holder(hub, a1, X);
 	router_want(hub, b1, X);
 	expect_msg(fx, 0, HUB_REQUEST, 1, X);
-	router_blob(hub, fx->gw[0], 4, X);
+	router_blob(hub, fx->gw[0], 4, X, 1234);
 	expect_msg(fx, 1, HUB_NOT_FOUND, 1, X);
 	size_t n;
 	expect_route(fx, 0, 4, X, 0, "", &n); /* nobody left: the blob may go */
@@ -750,13 +752,50 @@ static void test_route_unsendable(void **state)
 	registry_add_holder(hub, a2, X);
 	router_want(hub, b1, X);
 	expect_msg(fx, 0, HUB_REQUEST, 2, X);
-	router_blob(hub, ghost, 3, X); /* a late answer from a gateway that is going away */
+	router_blob(hub, ghost, 3, X, 1234); /* a late answer from a gateway that is going away */
 	struct fetch *f = registry_hash(hub, X, 0)->fetch;
 	assert_non_null(f);
 	assert_int_equal(f->nwaiters, 1);
 	assert_ptr_equal(f->holder, a1);
 	expect_msg(fx, 0, HUB_REQUEST, 1, X);
 	expect_quiet(fx, 1);
+}
+
+/*
+ * The holder's gateway dies after its ROUTE but before it reported the blob sent: the waiters it
+ * was to serve want the blob again, from a holder that is left, or hear NOT_FOUND.
+ */
+static void test_holder_gateway_dies_mid_transfer(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *c2 = conn(fx, 1, 2), *a1 = conn(fx, 0, 1), *b1 = conn(fx, 1, 1);
+	registry_add_holder(hub, c2, X);
+	registry_add_holder(hub, a1, X);
+	registry_add_holder(hub, a1, Y);
+	router_want(hub, b1, X);
+	router_want(hub, b1, Y);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	expect_msg(fx, 0, HUB_REQUEST, 1, Y);
+	size_t n;
+	router_blob(hub, fx->gw[0], 5, X, 100);
+	router_blob(hub, fx->gw[0], 6, Y, 100);
+	expect_route(fx, 0, 5, X, 0, gw_endpoint[1], &n);
+	expect_route(fx, 0, 6, Y, 0, gw_endpoint[1], &n);
+	assert_null(registry_hash(hub, X, 0)->fetch);
+
+	registry_gateway_remove(hub, fx->gw[0]);
+	fx->gw[0] = NULL;
+	/* X is asked of the holder that is left; Y has none: not found */
+	struct fetch *f = registry_hash(hub, X, 0)->fetch;
+	assert_non_null(f);
+	assert_ptr_equal(f->holder, c2);
+	assert_ptr_equal(f->waiters->c, b1);
+	expect_msg(fx, 1, HUB_NOT_FOUND, 1, Y);
+	expect_msg(fx, 1, HUB_REQUEST, 2, X);
+	assert_int_equal(hub->stats.requests_total, 2);
+	assert_int_equal(hub->stats.requests_failed, 1);
+	assert_int_equal(hub->stats.requests_served, 0);
 }
 
 int main(void)
@@ -776,6 +815,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_route_to_gateway_without_endpoint, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_route_unsendable, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_holder_gateway_dies_mid_transfer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unreachable_holder, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_requesters_and_holders_leave, setup, teardown),
 	};
