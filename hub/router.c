@@ -3,12 +3,14 @@
  * It decides everything about a transfer and never sees its bytes: the holder's gateway keeps
  * the verified blob and is told, per gateway, which connections wait for it (router_blob).
  *
- * Owns fetch and waiter structs. For each fetch it asks one holder at a time: never a connection
- * that is itself waiting, never one already asked for this fetch, and the holder asked least
- * recently first (asked holders move to the back of the hash's line). A holder that declines,
- * lies, leaves or stays silent past hub.holder_timeout_ms is skipped and the next is asked; when
- * none is left every waiter gets NOT_FOUND. A blob that arrives for a hash nobody waits for any
- * more (a late answer) is dropped; one that arrives late while others still wait is used.
+ * Owns fetch, waiter and transfer structs (a transfer: a blob routed to its holder's gateway, kept
+ * until that gateway reports it sent, so that its waiters can wait again if the gateway dies). For
+ * each fetch it asks one holder at a time: never a connection that is itself waiting, never one
+ * already asked for this fetch, and the holder asked least recently first (asked holders move to
+ * the back of the hash's line). A holder that declines, lies, leaves or stays silent past
+ * hub.holder_timeout_ms is skipped and the next is asked; when none is left every waiter gets
+ * NOT_FOUND. A blob that arrives for a hash nobody waits for any more (a late answer) is dropped;
+ * one that arrives late while others still wait is used.
  */
 #include "hub.h"
 #include "log.h"

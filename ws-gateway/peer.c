@@ -357,9 +357,17 @@ void peer_tick(struct gateway *gw)
 	struct kept_blob *k, *ktmp;
 	TAILQ_FOREACH_SAFE(k, &gw->kept, entry, ktmp)
 	if (now >= k->expires_ms) {
-		log_warnx("%s: no route from the hub for a blob in %d ms: dropped", __func__,
+		log_warnx("%s: no (last) route from the hub for a blob in %d ms: dropped", __func__,
 			  PEER_KEEP_MS);
-		kept_free(gw, k);
+		k->routed = 1; /* what was sent is still reported, so the hub forgets it */
+		while (!TAILQ_EMPTY(&k->parked)) {
+			struct parked_route *r = TAILQ_FIRST(&k->parked);
+			peer_report_undelivered(gw, k->hash, r->link->endpoint, r->conns,
+						r->nconns);
+			TAILQ_REMOVE(&k->parked, r, entry);
+			free(r);
+		}
+		kept_finish_if_done(gw, k);
 	}
 	struct peer_link *l, *ltmp;
 	TAILQ_FOREACH_SAFE(l, &gw->peer_links, entry, ltmp)
