@@ -46,8 +46,8 @@ struct conn {
 	uint64_t key;
 	struct gateway *gw;
 	uint64_t id;
-	struct holding *holdings; /* list through holding.cnext */
-	struct waiter *waits;	  /* list through waiter.cnext */
+	struct holding *holdings;  /* list through holding.cnext */
+	LIST_HEAD(, waiter) waits; /* router.c's */
 	uint32_t nholdings;
 	uint32_t asked; /* fetches waiting for this connection's answer now */
 };
@@ -80,14 +80,14 @@ struct holding {
 struct waiter {
 	struct fetch *f;
 	struct conn *c;
-	struct waiter *fnext, *fprev;
-	struct waiter *cnext, *cprev;
+	LIST_ENTRY(waiter) fentry; /* the fetch's waiters */
+	LIST_ENTRY(waiter) centry; /* the connection's waits */
 };
 
 /* One transfer in progress for a hash: everyone waiting for it shares it. */
 struct fetch {
 	struct hashent *h;
-	struct waiter *waiters;
+	LIST_HEAD(, waiter) waiters;
 	uint32_t nwaiters;
 	struct conn *holder; /* asked now; NULL between attempts */
 	uint64_t *tried;     /* conn keys already asked (skipped now) */

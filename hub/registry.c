@@ -151,8 +151,8 @@ struct conn *registry_conn(struct hub *hub, struct gateway *gw, uint64_t id, int
 
 void registry_conn_remove(struct hub *hub, struct conn *c)
 {
-	while (c->waits)
-		router_cancel_waiter(hub, c->waits);
+	while (!LIST_EMPTY(&c->waits))
+		router_cancel_waiter(hub, LIST_FIRST(&c->waits));
 	while (c->holdings)
 		registry_remove_holder(hub, c, c->holdings->h->hash);
 	map_del(&hub->conns, &c->key);

@@ -68,29 +68,18 @@ static void fetch_mark_tried(struct fetch *f, uint64_t key)
 
 static struct waiter *fetch_waiter_of(const struct fetch *f, const struct conn *c)
 {
-	for (struct waiter *w = c->waits; w; w = w->cnext)
-		if (w->f == f)
-			return w;
+	struct waiter *w;
+	LIST_FOREACH(w, &c->waits, centry)
+	if (w->f == f)
+		return w;
 	return NULL;
 }
 
 static void waiter_unlink(struct waiter *w)
 {
-	struct fetch *f = w->f;
-	struct conn *c = w->c;
-	if (w->fprev)
-		w->fprev->fnext = w->fnext;
-	else
-		f->waiters = w->fnext;
-	if (w->fnext)
-		w->fnext->fprev = w->fprev;
-	if (w->cprev)
-		w->cprev->cnext = w->cnext;
-	else
-		c->waits = w->cnext;
-	if (w->cnext)
-		w->cnext->cprev = w->cprev;
-	f->nwaiters--;
+	LIST_REMOVE(w, fentry);
+	LIST_REMOVE(w, centry);
+	w->f->nwaiters--;
 }
 
 static void fetch_set_holder(struct fetch *f, struct conn *c)
@@ -105,8 +94,8 @@ static void fetch_set_holder(struct fetch *f, struct conn *c)
 static void fetch_destroy(struct hub *hub, struct fetch *f)
 {
 	struct hashent *h = f->h;
-	while (f->waiters) {
-		struct waiter *w = f->waiters;
+	while (!LIST_EMPTY(&f->waiters)) {
+		struct waiter *w = LIST_FIRST(&f->waiters);
 		registry_gw_ref(h, w->c->gw->slot, -1);
 		waiter_unlink(w);
 		free(w);
@@ -122,10 +111,10 @@ static void fetch_destroy(struct hub *hub, struct fetch *f)
 /* The waiters on gw leave the fetch (their ROUTE went out). */
 static void fetch_release_gateway(struct hub *hub, struct fetch *f, struct gateway *gw)
 {
-	struct waiter *w = f->waiters;
+	struct waiter *w = LIST_FIRST(&f->waiters);
 	(void)hub;
 	while (w) {
-		struct waiter *next = w->fnext;
+		struct waiter *next = LIST_NEXT(w, fentry);
 		if (w->c->gw == gw) {
 			registry_gw_ref(f->h, gw->slot, -1);
 			waiter_unlink(w);
@@ -138,7 +127,9 @@ static void fetch_release_gateway(struct hub *hub, struct fetch *f, struct gatew
 /* The waiters on gw get NOT_FOUND and leave the fetch. */
 static void fetch_fail_gateway(struct hub *hub, struct fetch *f, struct gateway *gw)
 {
-	for (struct waiter *w = f->waiters; w; w = w->fnext) {
+	struct waiter *w;
+	LIST_FOREACH(w, &f->waiters, fentry)
+	{
 		if (w->c->gw != gw)
 			continue;
 		struct hubproto_out o = {.cmd = HUB_NOT_FOUND, .id = w->c->id, .hash = f->h->hash};
@@ -150,7 +141,9 @@ static void fetch_fail_gateway(struct hub *hub, struct fetch *f, struct gateway 
 
 static void fetch_fail_all(struct hub *hub, struct fetch *f)
 {
-	for (struct waiter *w = f->waiters; w; w = w->fnext) {
+	struct waiter *w;
+	LIST_FOREACH(w, &f->waiters, fentry)
+	{
 		struct hubproto_out o = {.cmd = HUB_NOT_FOUND, .id = w->c->id, .hash = f->h->hash};
 		link_send(hub, w->c->gw, &o);
 		hub->stats.requests_failed++;
@@ -243,14 +236,8 @@ static void router_wait(struct hub *hub, struct conn *c, const uint8_t hash[HASH
 	struct fetch *f = h->fetch;
 	w->f = f;
 	w->c = c;
-	w->fnext = f->waiters;
-	if (f->waiters)
-		f->waiters->fprev = w;
-	f->waiters = w;
-	w->cnext = c->waits;
-	if (c->waits)
-		c->waits->cprev = w;
-	c->waits = w;
+	LIST_INSERT_HEAD(&f->waiters, w, fentry);
+	LIST_INSERT_HEAD(&c->waits, w, centry);
 	f->nwaiters++;
 	registry_gw_ref(h, c->gw->slot, 1);
 	counts_queue(hub, c->gw, h);
@@ -277,6 +264,7 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 {
 	struct hashent *h = registry_hash(hub, hash, 0);
 	struct fetch *f = h ? h->fetch : NULL;
+	struct waiter *w;
 	if (f == NULL) {
 		struct hubproto_out o = {.cmd = HUB_ROUTE, .id = token, .hash = hash};
 		link_send(hub, gw, &o);
@@ -297,7 +285,8 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 	memcpy(t->hash, hash, HASH_LEN);
 	t->size = size;
 	t->nconns = 0;
-	for (struct waiter *w = f->waiters; w; w = w->fnext) {
+	LIST_FOREACH(w, &f->waiters, fentry)
+	{
 		size_t i = 0;
 		while (i < ngws && gws[i] != w->c->gw)
 			i++;
@@ -330,9 +319,9 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 	}
 	for (size_t g = 0; g < ngws; g++) {
 		size_t n = 0;
-		for (struct waiter *w = f->waiters; w; w = w->fnext)
-			if (w->c->gw == gws[g])
-				put_u64(list + 8 * n++, w->c->id);
+		LIST_FOREACH(w, &f->waiters, fentry)
+		if (w->c->gw == gws[g])
+			put_u64(list + 8 * n++, w->c->id);
 		const char *endpoint = gws[g] == gw ? "" : gws[g]->endpoint;
 		struct hubproto_out o = {.cmd = HUB_ROUTE,
 					 .id = token,
@@ -344,9 +333,9 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 					 .data_len = strlen(endpoint)};
 		if (link_send(hub, gw, &o) < 0)
 			break; /* logged there; these waiters stay, the next holder is asked */
-		for (struct waiter *w = f->waiters; w; w = w->fnext)
-			if (w->c->gw == gws[g])
-				t->conns[t->nconns++] = w->c->key;
+		LIST_FOREACH(w, &f->waiters, fentry)
+		if (w->c->gw == gws[g])
+			t->conns[t->nconns++] = w->c->key;
 		fetch_release_gateway(hub, f, gws[g]);
 	}
 	free(list);

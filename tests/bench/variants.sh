@@ -69,7 +69,7 @@ build() {
 	# shellcheck disable=SC2046 # pkg-config output is a list of words
 	${CC:-cc} -O2 -g -std=c11 -D_GNU_SOURCE -Icommon \
 		$(pkg-config --cflags libwebsockets libzmq jansson openssl) -o "$d/ephemeral-gateway" \
-		"$d"/src/*.c "$BUILD/libcommon.a" $(pkg-config --libs libwebsockets libzmq jansson openssl)
+		"$d"/src/*.c "$BUILD/libcommon.a" $(pkg-config --libs libwebsockets libzmq jansson openssl) -lev
 }
 
 declare -A env
@@ -87,7 +87,7 @@ for v in "${variants[@]}"; do
 	rx4k) build "$v" "" "${RX/RXSIZE/4096}" ;;
 	rx16k) build "$v" "" "${RX/RXSIZE/16384}" ;;
 	rx64k) build "$v" "" "${RX/RXSIZE/65536}" ;;
-	copyout) build "$v" "" 's/#define OUTQ_BORROW 1/#define OUTQ_BORROW 0/' ;;
+	copyout) build "$v" "" 's/#define OUTQ_BORROW\([[:space:]]*\)1/#define OUTQ_BORROW\10/' ;;
 	tx256k)
 		build "$v" 's/info.pt_serv_buf_size = 64 \* 1024;/info.pt_serv_buf_size = 256 * 1024;/' \
 			's/#define GW_TX_CHUNK (64 \* 1024)/#define GW_TX_CHUNK (256 * 1024)/'

@@ -401,7 +401,7 @@ static void test_want_shared_fetch(void **state)
 	assert_non_null(h->fetch);
 	assert_ptr_equal(h->fetch->holder, a1);
 	assert_int_equal(h->fetch->nwaiters, 1);
-	assert_ptr_equal(h->fetch->waiters->c, b1);
+	assert_ptr_equal(LIST_FIRST(&h->fetch->waiters)->c, b1);
 	assert_true(router_next_deadline(hub) >= before + 10000);
 	expect_msg(fx, 0, HUB_REQUEST, 1, X);
 	expect_quiet(fx, 1);
@@ -437,7 +437,7 @@ static void test_want_shared_fetch(void **state)
 	router_delivered(hub, fx->gw[0], 7, 2); /* once only */
 	assert_int_equal(hub->stats.requests_served, 2);
 	assert_null(h->fetch);
-	assert_null(b1->waits);
+	assert_true(LIST_EMPTY(&b1->waits));
 	assert_int_equal(router_next_deadline(hub), -1);
 
 	/* a late second answer finds nobody waiting: an empty ROUTE lets the blob go */
@@ -474,7 +474,7 @@ static void test_holder_rotation(void **state)
 		struct hubmsg m;
 		assert_int_equal(recv_wait(fx->sock[0], &m, 2000), 1);
 		hubmsg_close(&m);
-		router_cancel_waiter(hub, b1->waits);
+		router_cancel_waiter(hub, LIST_FIRST(&b1->waits));
 		assert_null(registry_hash(hub, X, 0)->fetch);
 	}
 	assert_int_equal(asked[1], 1);
@@ -529,7 +529,7 @@ static void test_fail_mismatch_and_decline(void **state)
 	assert_int_equal(hub->stats.declines, 1);
 	assert_int_equal(registry_viewers(hub, X), 0);
 	assert_null(h->fetch);
-	assert_null(b1->waits);
+	assert_true(LIST_EMPTY(&b1->waits));
 	assert_int_equal(hub->stats.requests_failed, 1);
 	expect_msg(fx, 1, HUB_NOT_FOUND, 1, X);
 	assert_int_equal(router_next_deadline(hub), -1);
@@ -790,7 +790,7 @@ static void test_holder_gateway_dies_mid_transfer(void **state)
 	struct fetch *f = registry_hash(hub, X, 0)->fetch;
 	assert_non_null(f);
 	assert_ptr_equal(f->holder, c2);
-	assert_ptr_equal(f->waiters->c, b1);
+	assert_ptr_equal(LIST_FIRST(&f->waiters)->c, b1);
 	expect_msg(fx, 1, HUB_NOT_FOUND, 1, Y);
 	expect_msg(fx, 1, HUB_REQUEST, 2, X);
 	assert_int_equal(hub->stats.requests_total, 2);
