@@ -5,9 +5,9 @@
  * size limits enforced while receiving (1009 as soon as a frame would pass its limit), the
  * dispatch of text messages through a table, the check of every blob a holder sends against its
  * hash (one SHA-256 pass as the bytes arrive, checked before the blob goes anywhere; peer.c
- * takes it from there), and what
- * is sent to the client: session_deliver() decides whether a blob is queued now or deferred, and
- * the queue itself (outq.c) is written only in LWS_CALLBACK_SERVER_WRITEABLE, one chunk a call.
+ * takes it from there), and what is sent to the client: session_deliver() decides whether a
+ * blob is queued now or deferred, and the queue itself (outq.c) is written only in
+ * LWS_CALLBACK_SERVER_WRITEABLE, one chunk a call.
  */
 #include "gateway.h"
 #include "log.h"
