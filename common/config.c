@@ -52,6 +52,13 @@ static struct config_key config_keys[] = {
     {"gateway.listen", CONFIG_STR, "127.0.0.1", 0, 0, "address the gateway listens on", NULL},
     {"gateway.port", CONFIG_INT, "8081", 1, 65535, "WebSocket port of the gateway", NULL},
     {"gateway.name", CONFIG_STR, "", 0, 0, "name shown to operators (default: gw-<port>)", NULL},
+    {"gateway.peer_bind", CONFIG_STR, "tcp://127.0.0.1:*", 0, 0,
+     "ZeroMQ endpoint the gateway binds for blobs from other gateways (port *: any free one)",
+     NULL},
+    {"gateway.peer_endpoint", CONFIG_STR, "", 0, 0,
+     "the endpoint other gateways reach gateway.peer_bind at (empty: the one bound); set it "
+     "when gateways run on several machines",
+     NULL},
     {"gateway.max_blob", CONFIG_INT, "1048576", 1024, 64 * 1024 * 1024,
      "largest blob a client may send or receive, in bytes", NULL},
     {"gateway.want_timeout_ms", CONFIG_INT, "60000", 1000, 3600000,

@@ -22,26 +22,29 @@ struct hubproto_shape {
 #define MAX_BLOB_DATA (64u * 1024 * 1024)
 
 static const struct hubproto_shape hubproto_shapes[] = {
-    {HUB_HELLO, "HELLO", 0, 1, 64},
+    {HUB_HELLO, "HELLO", 0, 1, HUBPROTO_MAX_NAME + 1 + HUBPROTO_MAX_ENDPOINT},
     {HUB_HEARTBEAT, "HEARTBEAT", 0, 0, 0},
     {HUB_CONN_OPEN, "CONN_OPEN", 0, 0, 0},
     {HUB_CONN_CLOSE, "CONN_CLOSE", 0, 0, 0},
     {HUB_HAVE, "HAVE", HASH_LEN, 0, 0},
     {HUB_DROP, "DROP", HASH_LEN, 0, 0},
     {HUB_WANT, "WANT", 0, 0, 0},
-    {HUB_BLOB, "BLOB", 0, 1, MAX_BLOB_DATA},
+    {HUB_BLOB, "BLOB", 0, 0, 0},
     {HUB_FAIL, "FAIL", 0, 0, 0},
+    {HUB_DELIVERED, "DELIVERED", 0, 0, 0},
+    {HUB_UNDELIVERED, "UNDELIVERED", 8, 1, HUBPROTO_MAX_ENDPOINT},
     {HUB_WELCOME, "WELCOME", 0, 0, 0},
     {HUB_PING, "PING", 0, 0, 0},
     {HUB_RESET, "RESET", 0, 0, 0},
     {HUB_REQUEST, "REQUEST", 0, 0, 0},
-    {HUB_DELIVER, "DELIVER", 8, 1, MAX_BLOB_DATA},
     {HUB_NOT_FOUND, "NOT_FOUND", 0, 0, 0},
     {HUB_COUNT, "COUNT", HUBPROTO_COUNT_ENTRY, 0, 0},
+    {HUB_ROUTE, "ROUTE", 8, 1, HUBPROTO_MAX_ENDPOINT},
     {HUB_LOOKUP, "LOOKUP", 0, 0, 0},
     {HUB_STATS, "STATS", 0, 0, 0},
     {HUB_LOOKUP_REPLY, "LOOKUP_REPLY", 0, 0, 0},
     {HUB_STATS_REPLY, "STATS_REPLY", 0, 1, 1024 * 1024},
+    {HUB_DELIVER, "DELIVER", 8, 1, HASH_LEN + MAX_BLOB_DATA},
 };
 
 static const struct hubproto_shape *hubproto_shape(uint8_t cmd)

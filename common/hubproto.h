@@ -21,14 +21,17 @@
 
 #include "util.h"
 
-#define HUBPROTO_VERSION     1
-#define HUBPROTO_HEADER_LEN  48
-#define HUBPROTO_MAX_PEER    255
-#define HUBPROTO_COUNT_ENTRY (HASH_LEN + 4) /* COUNT list element: hash, viewers (u32 LE) */
+#define HUBPROTO_VERSION      2 /* 2: blob bytes go gateway to gateway, never through the hub */
+#define HUBPROTO_HEADER_LEN   48
+#define HUBPROTO_MAX_PEER     255
+#define HUBPROTO_MAX_NAME     64  /* a gateway's name in HELLO */
+#define HUBPROTO_MAX_ENDPOINT 255 /* a gateway's peer endpoint in HELLO, ROUTE, UNDELIVERED */
+#define HUBPROTO_COUNT_ENTRY  (HASH_LEN + 4) /* COUNT list element: hash, viewers (u32 LE) */
 
 enum hubproto_cmd {
 	/* gateway -> hub: membership and liveness */
-	HUB_HELLO = 1,	   /* id: gateway instance, value: connections, data: gateway name */
+	HUB_HELLO = 1,	   /* id: gateway instance, value: connections,
+			    * data: gateway name, NUL, its peer endpoint */
 	HUB_HEARTBEAT = 2, /* id: gateway instance, value: connections */
 	/* gateway -> hub: what the gateway's connections hold and want */
 	HUB_CONN_OPEN = 3,  /* id: connection */
@@ -36,18 +39,23 @@ enum hubproto_cmd {
 	HUB_HAVE = 5,	    /* id: connection, list: hashes (32 bytes each) */
 	HUB_DROP = 6,	    /* id: connection, list: hashes */
 	HUB_WANT = 7,	    /* id: connection, hash */
-	/* gateway -> hub: a holder's answer to HUB_REQUEST */
-	HUB_BLOB = 8, /* id: holder connection, hash, data: the blob, already verified */
-	HUB_FAIL = 9, /* id: holder connection, hash, value: enum hubproto_fail */
+	/* gateway -> hub: a holder's answer to HUB_REQUEST, and what became of the blob */
+	HUB_BLOB = 8,	    /* id: blob token, hash, value: size; the verified blob stays behind */
+	HUB_FAIL = 9,	    /* id: holder connection, hash, value: enum hubproto_fail */
+	HUB_DELIVERED = 10, /* id: blob token, hash, value: deliveries made; after the last ROUTE */
+	HUB_UNDELIVERED = 11, /* hash, list: requester connections that did not get it,
+			       * data: the peer endpoint of their gateway (empty: the sender's) */
 
 	/* hub -> gateway */
 	HUB_WELCOME = 32,   /* id: hub instance; answers HELLO */
 	HUB_PING = 33,	    /* id: hub instance; heartbeat */
 	HUB_RESET = 34,	    /* id: hub instance; "I do not know you": send HELLO and your state */
 	HUB_REQUEST = 35,   /* id: holder connection, hash: send me this blob */
-	HUB_DELIVER = 36,   /* hash, list: requester connections (u64 LE each), data: blob */
 	HUB_NOT_FOUND = 37, /* id: requester connection, hash */
 	HUB_COUNT = 38,	    /* list: (hash, viewers) entries, HUBPROTO_COUNT_ENTRY bytes each */
+	HUB_ROUTE = 39,	    /* answers BLOB: id: blob token, hash, value: ROUTEs still to follow
+			     * (0: the last), list: requester connections (u64 LE each),
+			     * data: the peer endpoint of their gateway (empty: yours) */
 
 	/* frontend or tool -> hub */
 	HUB_LOOKUP = 64, /* id: request id, hash */
@@ -55,6 +63,10 @@ enum hubproto_cmd {
 	/* hub -> frontend or tool */
 	HUB_LOOKUP_REPLY = 96, /* id: request id, hash, value: viewers */
 	HUB_STATS_REPLY = 97,  /* id: request id, data: stats JSON (as the operator `stats`) */
+
+	/* gateway -> gateway, over the peer links */
+	HUB_DELIVER = 128, /* hash, list: requester connections (u64 LE each),
+			    * data: the WebSocket frame (hash, then the verified blob) */
 };
 
 enum hubproto_fail {

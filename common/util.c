@@ -94,6 +94,33 @@ int hash_compute(const void *data, size_t len, uint8_t out[HASH_LEN])
 	return EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) == 1 && n == HASH_LEN ? 0 : -1;
 }
 
+/* A hash_stream is OpenSSL's digest context under a name of ours. */
+struct hash_stream *hash_stream_new(void)
+{
+	return (struct hash_stream *)EVP_MD_CTX_new();
+}
+
+int hash_stream_begin(struct hash_stream *h)
+{
+	return EVP_DigestInit_ex((EVP_MD_CTX *)h, EVP_sha256(), NULL) == 1 ? 0 : -1;
+}
+
+int hash_stream_update(struct hash_stream *h, const void *data, size_t len)
+{
+	return EVP_DigestUpdate((EVP_MD_CTX *)h, data, len) == 1 ? 0 : -1;
+}
+
+int hash_stream_end(struct hash_stream *h, uint8_t out[HASH_LEN])
+{
+	unsigned int n = 0;
+	return EVP_DigestFinal_ex((EVP_MD_CTX *)h, out, &n) == 1 && n == HASH_LEN ? 0 : -1;
+}
+
+void hash_stream_free(struct hash_stream *h)
+{
+	EVP_MD_CTX_free((EVP_MD_CTX *)h);
+}
+
 int64_t now_ms(void)
 {
 	struct timespec ts;

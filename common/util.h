@@ -24,6 +24,14 @@ int hash_from_hex(const char *s, size_t len, uint8_t out[HASH_LEN]);
 void hash_to_hex(const uint8_t hash[HASH_LEN], char out[HASH_HEX_LEN + 1]);
 /* SHA-256 of data into out; -1 only if OpenSSL fails. */
 int hash_compute(const void *data, size_t len, uint8_t out[HASH_LEN]);
+/* SHA-256 of bytes that arrive in pieces: begin, update as each arrives, then end into out.
+ * One hash_stream is reused for message after message; NULL from hash_stream_new: no memory. */
+struct hash_stream;
+struct hash_stream *hash_stream_new(void);
+int hash_stream_begin(struct hash_stream *h);
+int hash_stream_update(struct hash_stream *h, const void *data, size_t len);
+int hash_stream_end(struct hash_stream *h, uint8_t out[HASH_LEN]);
+void hash_stream_free(struct hash_stream *h);
 
 /* Milliseconds on the monotonic clock. */
 int64_t now_ms(void);

@@ -2,9 +2,10 @@
  * hub.h — the hub's map: its state, and every module's functions under the module's name.
  *
  * The hub owns the registry (which connection on which gateway holds which hash), routes each
- * want to a holder, fans verified blobs out to the requesters, and answers frontends and
- * operators. It is single-threaded: main.c polls the ROUTER (gateways, frontends) and the REP
- * (operators) sockets and runs the timers; nothing here blocks.
+ * want to a holder, tells the holder's gateway where the waiters of a verified blob are (the
+ * bytes go gateway to gateway and never through the hub), and answers frontends and operators. It
+ * is single-threaded: main.c polls the ROUTER (gateways, frontends) and the REP (operators) sockets
+ * and runs the timers; nothing here blocks.
  */
 #ifndef EPH_HUB_H
 #define EPH_HUB_H
@@ -38,7 +39,8 @@ struct gateway {
 	uint8_t peer[HUBPROTO_MAX_PEER]; /* ROUTER routing id */
 	size_t peer_len;
 	uint64_t instance; /* random per gateway process; survives a socket reconnect */
-	char name[65];
+	char name[HUBPROTO_MAX_NAME + 1];
+	char endpoint[HUBPROTO_MAX_ENDPOINT + 1]; /* its peer endpoint, from HELLO */
 	int64_t last_seen_ms;
 	uint32_t connections;
 	uint64_t holdings;
@@ -52,8 +54,8 @@ struct conn {
 	uint64_t key;
 	struct gateway *gw;
 	uint64_t id;
-	struct holding *holdings; /* list through holding.cnext */
-	struct waiter *waits;	  /* list through waiter.cnext */
+	struct holding *holdings;  /* list through holding.cnext */
+	LIST_HEAD(, waiter) waits; /* router.c's */
 	uint32_t nholdings;
 	uint32_t asked; /* fetches waiting for this connection's answer now */
 };
@@ -86,20 +88,31 @@ struct holding {
 struct waiter {
 	struct fetch *f;
 	struct conn *c;
-	struct waiter *fnext, *fprev;
-	struct waiter *cnext, *cprev;
+	LIST_ENTRY(waiter) fentry; /* the fetch's waiters */
+	LIST_ENTRY(waiter) centry; /* the connection's waits */
 };
 
 /* One transfer in progress for a hash: everyone waiting for it shares it. */
 struct fetch {
 	struct hashent *h;
-	struct waiter *waiters;
+	LIST_HEAD(, waiter) waiters;
 	uint32_t nwaiters;
 	struct conn *holder; /* asked now; NULL between attempts */
 	uint64_t *tried;     /* conn keys already asked (skipped now) */
 	size_t ntried, captried;
 	int64_t deadline_ms;
 	struct fetch *tnext, *tprev; /* timeout queue, oldest deadline first */
+};
+
+/* A blob routed to the gateway that holds it, until that gateway reports it sent (router.c). */
+struct transfer {
+	LIST_ENTRY(transfer) entry;
+	struct gateway *gw; /* the holder's gateway: it sends the bytes */
+	uint64_t token;	    /* its name for the blob */
+	uint8_t hash[HASH_LEN];
+	uint32_t size;
+	size_t nconns;
+	uint64_t conns[]; /* conn keys of the waiters it was told about */
 };
 
 struct hub_stats {
@@ -126,6 +139,7 @@ struct hub {
 	uint64_t nholdings, nhashes_held;
 	struct hashent *dirty;
 	struct fetch *tq_head, *tq_tail;
+	LIST_HEAD(, transfer) transfers; /* routed, not yet reported sent */
 	struct hub_stats stats;
 	struct map watches;	       /* hash -> watch: hashes frontends looked up recently */
 	LIST_HEAD(, watcher) watchers; /* the frontends that did */
@@ -150,10 +164,18 @@ int registry_gw_ref(struct hashent *h, uint16_t slot, int delta); /* -1: out of 
 void registry_mark_dirty(struct hub *hub, struct hashent *h);
 uint32_t registry_viewers(struct hub *hub, const uint8_t hash[HASH_LEN]);
 
-/* router.c — wants, holder selection, delivery, timeouts */
+/* router.c — wants, holder selection, routes for verified blobs, timeouts */
 void router_want(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN]);
-void router_blob(struct hub *hub, struct conn *holder, const uint8_t hash[HASH_LEN],
-		 zmq_msg_t *data, size_t len);
+/* A gateway verified a blob (kept there as token): tells it, in ROUTEs, where the waiters are. */
+void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint8_t hash[HASH_LEN],
+		 uint32_t size);
+/* The holder's gateway sent the blob `token` (counted here, so the stats stay exact). */
+void router_delivered(struct hub *hub, struct gateway *gw, uint64_t token, uint32_t deliveries);
+/* A gateway is going: the waiters of blobs it was to send want them again (registry.c). */
+void router_gateway_gone(struct hub *hub, struct gateway *gw);
+/* Waiters the holder's gateway could not reach (endpoint "": its own): they get NOT_FOUND. */
+void router_undelivered(struct hub *hub, struct gateway *from, const uint8_t hash[HASH_LEN],
+			const char *endpoint, const uint8_t *conns, size_t nconns);
 void router_fail(struct hub *hub, struct conn *holder, const uint8_t hash[HASH_LEN],
 		 uint32_t reason);
 void router_holder_gone(struct hub *hub, struct hashent *h, struct conn *c);

@@ -105,8 +105,20 @@ static void on_want(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 
 static void on_blob(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 {
-	struct conn *c = conn_of(hub, gw, m, 0);
-	router_blob(hub, c, m->hash, m->data_frame, m->data_len);
+	router_blob(hub, gw, m->id, m->hash, m->value);
+}
+
+static void on_delivered(struct hub *hub, struct gateway *gw, struct hubmsg *m)
+{
+	router_delivered(hub, gw, m->id, m->value);
+}
+
+static void on_undelivered(struct hub *hub, struct gateway *gw, struct hubmsg *m)
+{
+	char endpoint[HUBPROTO_MAX_ENDPOINT + 1];
+	memcpy(endpoint, m->data, m->data_len);
+	endpoint[m->data_len] = '\0';
+	router_undelivered(hub, gw, m->hash, endpoint, m->list, m->list_count);
 }
 
 static void on_fail(struct hub *hub, struct gateway *gw, struct hubmsg *m)
@@ -120,9 +132,16 @@ static const struct {
 	uint8_t cmd;
 	link_gw_handler fn;
 } link_gw_handlers[] = {
-    {HUB_HEARTBEAT, on_heartbeat}, {HUB_CONN_OPEN, on_conn_open}, {HUB_CONN_CLOSE, on_conn_close},
-    {HUB_HAVE, on_have},	   {HUB_DROP, on_drop},		  {HUB_WANT, on_want},
-    {HUB_BLOB, on_blob},	   {HUB_FAIL, on_fail},
+    {HUB_HEARTBEAT, on_heartbeat},
+    {HUB_CONN_OPEN, on_conn_open},
+    {HUB_CONN_CLOSE, on_conn_close},
+    {HUB_HAVE, on_have},
+    {HUB_DROP, on_drop},
+    {HUB_WANT, on_want},
+    {HUB_BLOB, on_blob},
+    {HUB_FAIL, on_fail},
+    {HUB_DELIVERED, on_delivered},
+    {HUB_UNDELIVERED, on_undelivered},
 };
 
 void link_handle(struct hub *hub, struct hubmsg *m)
@@ -148,10 +167,26 @@ void link_handle(struct hub *hub, struct hubmsg *m)
 		return;
 	}
 	case HUB_HELLO: {
+		/* data: the gateway's name, NUL, its peer endpoint */
+		const uint8_t *nul = memchr(m->data, '\0', m->data_len);
+		size_t name_len = nul ? (size_t)(nul - m->data) : m->data_len;
+		size_t ep_len = nul ? m->data_len - name_len - 1 : 0;
+		if (name_len > HUBPROTO_MAX_NAME || ep_len > HUBPROTO_MAX_ENDPOINT) {
+			log_warnx("%s: HELLO with a name or endpoint too long", __func__);
+			return;
+		}
 		struct gateway *gw = registry_gateway_join(hub, m->peer, m->peer_len, m->id,
-							   (const char *)m->data, m->data_len);
+							   (const char *)m->data, name_len);
 		if (gw == NULL)
 			return;
+		memcpy(gw->endpoint, nul ? nul + 1 : m->data, ep_len);
+		gw->endpoint[ep_len] = '\0';
+		for (uint32_t i = 0; i < hub->ngateways; i++)
+			if (hub->active[i] != gw &&
+			    strcmp(hub->active[i]->endpoint, gw->endpoint) == 0)
+				log_warnx("gateways %s and %s both announce the peer endpoint %s: "
+					  "set gateway.peer_endpoint",
+					  hub->active[i]->name, gw->name, gw->endpoint);
 		gw->last_seen_ms = now_ms();
 		struct hubproto_out o = {.cmd = HUB_WELCOME, .id = hub->instance};
 		link_send(hub, gw, &o);

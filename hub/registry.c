@@ -116,6 +116,7 @@ void registry_gateway_remove(struct hub *hub, struct gateway *gw)
 		for (size_t i = 0; i < n; i++)
 			registry_conn_remove(hub, doomed[i]);
 	} while (n == REGISTRY_REMOVE_BATCH);
+	router_gateway_gone(hub, gw);
 	map_del(&hub->gw_by_instance, &gw->instance);
 	hub->gateways[gw->slot] = NULL;
 	struct gateway *last = hub->active[--hub->ngateways];
@@ -150,8 +151,8 @@ struct conn *registry_conn(struct hub *hub, struct gateway *gw, uint64_t id, int
 
 void registry_conn_remove(struct hub *hub, struct conn *c)
 {
-	while (c->waits)
-		router_cancel_waiter(hub, c->waits);
+	while (!LIST_EMPTY(&c->waits))
+		router_cancel_waiter(hub, LIST_FIRST(&c->waits));
 	while (c->holdings)
 		registry_remove_holder(hub, c, c->holdings->h->hash);
 	map_del(&hub->conns, &c->key);

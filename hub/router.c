@@ -1,12 +1,16 @@
 /*
  * router.c — turns wants into transfers: one fetch per hash, shared by everyone waiting for it.
+ * It decides everything about a transfer and never sees its bytes: the holder's gateway keeps
+ * the verified blob and is told, per gateway, which connections wait for it (router_blob).
  *
- * Owns fetch and waiter structs. For each fetch it asks one holder at a time: never a connection
- * that is itself waiting, never one already asked for this fetch, and the holder asked least
- * recently first (asked holders move to the back of the hash's line). A holder that declines,
- * lies, leaves or stays silent past hub.holder_timeout_ms is skipped and the next is asked; when
- * none is left every waiter gets NOT_FOUND. A blob that arrives for a hash nobody waits for any
- * more (a late answer) is dropped; one that arrives late while others still wait is used.
+ * Owns fetch, waiter and transfer structs (a transfer: a blob routed to its holder's gateway, kept
+ * until that gateway reports it sent, so that its waiters can wait again if the gateway dies). For
+ * each fetch it asks one holder at a time: never a connection that is itself waiting, never one
+ * already asked for this fetch, and the holder asked least recently first (asked holders move to
+ * the back of the hash's line). A holder that declines, lies, leaves or stays silent past
+ * hub.holder_timeout_ms is skipped and the next is asked; when none is left every waiter gets
+ * NOT_FOUND. A blob that arrives for a hash nobody waits for any more (a late answer) is dropped;
+ * one that arrives late while others still wait is used.
  */
 #include "hub.h"
 #include "log.h"
@@ -64,29 +68,18 @@ static void fetch_mark_tried(struct fetch *f, uint64_t key)
 
 static struct waiter *fetch_waiter_of(const struct fetch *f, const struct conn *c)
 {
-	for (struct waiter *w = c->waits; w; w = w->cnext)
-		if (w->f == f)
-			return w;
+	struct waiter *w;
+	LIST_FOREACH(w, &c->waits, centry)
+	if (w->f == f)
+		return w;
 	return NULL;
 }
 
 static void waiter_unlink(struct waiter *w)
 {
-	struct fetch *f = w->f;
-	struct conn *c = w->c;
-	if (w->fprev)
-		w->fprev->fnext = w->fnext;
-	else
-		f->waiters = w->fnext;
-	if (w->fnext)
-		w->fnext->fprev = w->fprev;
-	if (w->cprev)
-		w->cprev->cnext = w->cnext;
-	else
-		c->waits = w->cnext;
-	if (w->cnext)
-		w->cnext->cprev = w->cprev;
-	f->nwaiters--;
+	LIST_REMOVE(w, fentry);
+	LIST_REMOVE(w, centry);
+	w->f->nwaiters--;
 }
 
 static void fetch_set_holder(struct fetch *f, struct conn *c)
@@ -101,8 +94,8 @@ static void fetch_set_holder(struct fetch *f, struct conn *c)
 static void fetch_destroy(struct hub *hub, struct fetch *f)
 {
 	struct hashent *h = f->h;
-	while (f->waiters) {
-		struct waiter *w = f->waiters;
+	while (!LIST_EMPTY(&f->waiters)) {
+		struct waiter *w = LIST_FIRST(&f->waiters);
 		registry_gw_ref(h, w->c->gw->slot, -1);
 		waiter_unlink(w);
 		free(w);
@@ -115,9 +108,42 @@ static void fetch_destroy(struct hub *hub, struct fetch *f)
 	registry_mark_dirty(hub, h); /* lets counts.c free the hash if nobody cares any more */
 }
 
+/* The waiters on gw leave the fetch (their ROUTE went out). */
+static void fetch_release_gateway(struct hub *hub, struct fetch *f, struct gateway *gw)
+{
+	struct waiter *w = LIST_FIRST(&f->waiters);
+	(void)hub;
+	while (w) {
+		struct waiter *next = LIST_NEXT(w, fentry);
+		if (w->c->gw == gw) {
+			registry_gw_ref(f->h, gw->slot, -1);
+			waiter_unlink(w);
+			free(w);
+		}
+		w = next;
+	}
+}
+
+/* The waiters on gw get NOT_FOUND and leave the fetch. */
+static void fetch_fail_gateway(struct hub *hub, struct fetch *f, struct gateway *gw)
+{
+	struct waiter *w;
+	LIST_FOREACH(w, &f->waiters, fentry)
+	{
+		if (w->c->gw != gw)
+			continue;
+		struct hubproto_out o = {.cmd = HUB_NOT_FOUND, .id = w->c->id, .hash = f->h->hash};
+		link_send(hub, gw, &o);
+		hub->stats.requests_failed++;
+	}
+	fetch_release_gateway(hub, f, gw);
+}
+
 static void fetch_fail_all(struct hub *hub, struct fetch *f)
 {
-	for (struct waiter *w = f->waiters; w; w = w->fnext) {
+	struct waiter *w;
+	LIST_FOREACH(w, &f->waiters, fentry)
+	{
 		struct hubproto_out o = {.cmd = HUB_NOT_FOUND, .id = w->c->id, .hash = f->h->hash};
 		link_send(hub, w->c->gw, &o);
 		hub->stats.requests_failed++;
@@ -182,12 +208,12 @@ static void fetch_ask_next(struct hub *hub, struct fetch *f)
 	fetch_fail_all(hub, f);
 }
 
-void router_want(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
+/* c waits for hash: joins its fetch (or starts one), or hears NOT_FOUND when nobody holds it. */
+static void router_wait(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
 {
 	struct hashent *h = registry_hash(hub, hash, 0);
 	if (h && h->fetch && fetch_waiter_of(h->fetch, c))
 		return; /* a second want of the same hash on one connection gets no second answer */
-	hub->stats.requests_total++;
 	if (h == NULL || h->viewers == 0 || (h->viewers == 1 && registry_holds(hub, c, hash))) {
 		struct hubproto_out o = {.cmd = HUB_NOT_FOUND, .id = c->id, .hash = hash};
 		link_send(hub, c->gw, &o);
@@ -210,14 +236,8 @@ void router_want(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
 	struct fetch *f = h->fetch;
 	w->f = f;
 	w->c = c;
-	w->fnext = f->waiters;
-	if (f->waiters)
-		f->waiters->fprev = w;
-	f->waiters = w;
-	w->cnext = c->waits;
-	if (c->waits)
-		c->waits->cprev = w;
-	c->waits = w;
+	LIST_INSERT_HEAD(&f->waiters, w, fentry);
+	LIST_INSERT_HEAD(&c->waits, w, centry);
 	f->nwaiters++;
 	registry_gw_ref(h, c->gw->slot, 1);
 	counts_queue(hub, c->gw, h);
@@ -225,50 +245,171 @@ void router_want(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
 		fetch_ask_next(hub, f);
 }
 
-void router_blob(struct hub *hub, struct conn *holder, const uint8_t hash[HASH_LEN],
-		 zmq_msg_t *data, size_t len)
+void router_want(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
 {
 	struct hashent *h = registry_hash(hub, hash, 0);
-	(void)holder;
-	if (h == NULL || h->fetch == NULL)
-		return; /* a late answer that nobody waits for any more */
-	struct fetch *f = h->fetch;
+	if (h && h->fetch && fetch_waiter_of(h->fetch, c))
+		return; /* counted once: requests_total = served + failed + open */
+	hub->stats.requests_total++;
+	router_wait(hub, c, hash);
+}
 
-	/* One DELIVER per gateway, naming all its waiting connections; the blob frame is shared,
-	 * not copied, between them. Waiters are taken gateway by gateway off a scratch list. */
-	uint8_t *list = malloc((size_t)f->nwaiters * 8);
-	struct gateway **gws = malloc((size_t)f->nwaiters * sizeof(*gws));
-	size_t ngws = 0;
-	if (list == NULL || gws == NULL) {
-		free(list);
-		free(gws);
+/*
+ * Routes a blob that a holder's gateway verified and keeps (as token): one ROUTE per gateway with
+ * waiters, naming its waiting connections and its peer endpoint (empty for the holder's own
+ * gateway), the last one with value 0. The gateway sends the bytes itself and reports what it
+ * delivered (DELIVERED) and whom it could not reach (UNDELIVERED). Nobody waiting any more (a
+ * late answer): one empty ROUTE lets the gateway free the blob. Waiters whose ROUTE cannot be
+ * sent stay in the fetch, which asks the next holder.
+ */
+void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint8_t hash[HASH_LEN],
+		 uint32_t size)
+{
+	struct hashent *h = registry_hash(hub, hash, 0);
+	struct fetch *f = h ? h->fetch : NULL;
+	struct waiter *w;
+	if (f == NULL) {
+		struct hubproto_out o = {.cmd = HUB_ROUTE, .id = token, .hash = hash};
+		link_send(hub, gw, &o);
 		return;
 	}
-	for (struct waiter *w = f->waiters; w; w = w->fnext) {
+	uint8_t *list = malloc((size_t)f->nwaiters * 8);
+	struct gateway **gws = malloc((size_t)f->nwaiters * sizeof(*gws));
+	struct transfer *t = malloc(sizeof(*t) + (size_t)f->nwaiters * sizeof(t->conns[0]));
+	size_t ngws = 0;
+	if (list == NULL || gws == NULL || t == NULL) {
+		free(list);
+		free(gws);
+		free(t);
+		return; /* the fetch stays; its holder timeout moves it on */
+	}
+	t->gw = gw;
+	t->token = token;
+	memcpy(t->hash, hash, HASH_LEN);
+	t->size = size;
+	t->nconns = 0;
+	LIST_FOREACH(w, &f->waiters, fentry)
+	{
 		size_t i = 0;
 		while (i < ngws && gws[i] != w->c->gw)
 			i++;
 		if (i == ngws)
 			gws[ngws++] = w->c->gw;
 	}
+	for (size_t g = 0; g < ngws;) {
+		if (gws[g] != gw && gws[g]->endpoint[0] == '\0') {
+			/* A gateway that announced no peer endpoint cannot be reached: its
+			 * waiters hear not_found now rather than at their want timeout. */
+			log_warnx("%s: gateway %s has no peer endpoint", __func__, gws[g]->name);
+			fetch_fail_gateway(hub, f, gws[g]);
+			gws[g] = gws[--ngws];
+		} else {
+			g++;
+		}
+	}
+	for (size_t g = 0; g + 1 < ngws; g++) {
+		if (gws[g] == gw) {
+			/* The holder's own waiters last: by then the gateway knows whether the
+			 * frame went to a peer, and may write it to its clients in place if not. */
+			gws[g] = gws[ngws - 1];
+			gws[ngws - 1] = gw;
+			break;
+		}
+	}
+	if (ngws == 0) {
+		struct hubproto_out o = {.cmd = HUB_ROUTE, .id = token, .hash = hash};
+		link_send(hub, gw, &o);
+	}
 	for (size_t g = 0; g < ngws; g++) {
 		size_t n = 0;
-		for (struct waiter *w = f->waiters; w; w = w->fnext)
-			if (w->c->gw == gws[g])
-				put_u64(list + 8 * n++, w->c->id);
-		struct hubproto_out o = {.cmd = HUB_DELIVER,
+		LIST_FOREACH(w, &f->waiters, fentry)
+		if (w->c->gw == gws[g])
+			put_u64(list + 8 * n++, w->c->id);
+		const char *endpoint = gws[g] == gw ? "" : gws[g]->endpoint;
+		struct hubproto_out o = {.cmd = HUB_ROUTE,
+					 .id = token,
 					 .hash = hash,
+					 .value = (uint32_t)(ngws - 1 - g),
 					 .list = list,
 					 .list_count = n,
-					 .data_msg = data};
-		if (link_send(hub, gws[g], &o) < 0)
-			continue; /* logged by link_send */
-		hub->stats.requests_served += n;
-		hub->stats.bytes_relayed += (uint64_t)len * n;
+					 .data = endpoint,
+					 .data_len = strlen(endpoint)};
+		if (link_send(hub, gw, &o) < 0)
+			break; /* logged there; these waiters stay, the next holder is asked */
+		LIST_FOREACH(w, &f->waiters, fentry)
+		if (w->c->gw == gws[g])
+			t->conns[t->nconns++] = w->c->key;
+		fetch_release_gateway(hub, f, gws[g]);
 	}
 	free(list);
 	free(gws);
-	fetch_destroy(hub, f);
+	if (t->nconns)
+		LIST_INSERT_HEAD(&hub->transfers, t, entry);
+	else
+		free(t);
+	if (f->nwaiters == 0)
+		fetch_destroy(hub, f);
+	else
+		fetch_ask_next(hub, f);
+}
+
+void router_delivered(struct hub *hub, struct gateway *gw, uint64_t token, uint32_t deliveries)
+{
+	struct transfer *t;
+	LIST_FOREACH(t, &hub->transfers, entry)
+	if (t->gw == gw && t->token == token)
+		break;
+	if (t == NULL)
+		return; /* routed by a hub before this one */
+	hub->stats.requests_served += deliveries;
+	hub->stats.bytes_relayed += (uint64_t)t->size * deliveries;
+	LIST_REMOVE(t, entry);
+	free(t);
+}
+
+/*
+ * The holder's gateway died (or re-joined) before saying it sent a blob: the waiters it was to
+ * serve, wherever they are, want it again, from the holders that are left (or hear NOT_FOUND).
+ * Waiters on the dead gateway itself are gone already.
+ */
+void router_gateway_gone(struct hub *hub, struct gateway *gw)
+{
+	struct transfer *t, *next;
+	for (t = LIST_FIRST(&hub->transfers); t; t = next) {
+		next = LIST_NEXT(t, entry);
+		if (t->gw != gw)
+			continue;
+		LIST_REMOVE(t, entry);
+		for (size_t i = 0; i < t->nconns; i++) {
+			struct conn *c = map_get(&hub->conns, &t->conns[i]);
+			struct hashent *h = registry_hash(hub, t->hash, 0);
+			if (c && !(h && h->fetch && fetch_waiter_of(h->fetch, c)))
+				router_wait(hub, c, t->hash);
+		}
+		free(t);
+	}
+}
+
+void router_undelivered(struct hub *hub, struct gateway *from, const uint8_t hash[HASH_LEN],
+			const char *endpoint, const uint8_t *conns, size_t nconns)
+{
+	struct gateway *gw = *endpoint ? NULL : from;
+	for (uint32_t i = 0; gw == NULL && i < hub->ngateways; i++)
+		if (strcmp(hub->active[i]->endpoint, endpoint) == 0)
+			gw = hub->active[i];
+	if (gw == NULL)
+		return; /* that gateway is gone, and its connections with it */
+	log_info("%s: gateway %s could not deliver to %zu connections on %s", __func__, from->name,
+		 nconns, gw->name);
+	struct hashent *h = registry_hash(hub, hash, 0);
+	for (size_t i = 0; i < nconns; i++) {
+		struct conn *c = registry_conn(hub, gw, get_u64(conns + 8 * i), 0);
+		if (c == NULL || (h && h->fetch && fetch_waiter_of(h->fetch, c)))
+			continue; /* gone, or waiting again: a fetch of its own answers it */
+		struct hubproto_out o = {.cmd = HUB_NOT_FOUND, .id = c->id, .hash = hash};
+		link_send(hub, gw, &o);
+		hub->stats.requests_failed++;
+	}
 }
 
 void router_fail(struct hub *hub, struct conn *holder, const uint8_t hash[HASH_LEN],

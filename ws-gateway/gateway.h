@@ -3,37 +3,60 @@
  *
  * A gateway terminates browser and CLI WebSockets (libwebsockets) and speaks the hub protocol
  * to the hub over one ZeroMQ DEALER socket whose descriptor joins the lws event loop. It checks
- * the SHA-256 of every blob a holder sends before the blob goes anywhere. One thread, one loop.
+ * the SHA-256 of every blob a holder sends before the blob goes anywhere, keeps it until the hub
+ * says where its waiters are, and sends it there itself: to its own connections in process, to
+ * other gateways over the peer links (peer.c). One thread, one loop.
  */
 #ifndef EPH_GATEWAY_H
 #define EPH_GATEWAY_H
 
 #include <libwebsockets.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <zmq.h>
 
 #include "hubproto.h"
 #include "map.h"
 #include "wsmsg.h"
 
-#define GW_TX_CHUNK	     (64 * 1024) /* one lws_write at most: fair to other connections */
-#define GW_ADDR_LEN	     64
-#define GW_PROTOCOL	     "ephemeral.v1"	  /* the clients' subprotocol: protocols[0] */
-#define GW_HUB_LINK_PROTOCOL "ephemeral-hub-link" /* lws's name for the hub socket's descriptor */
+/* glibc's <sys/queue.h> lacks the BSD _SAFE iterators */
+#ifndef TAILQ_FOREACH_SAFE
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)                                                 \
+	for ((var) = TAILQ_FIRST(head); (var) && ((tvar) = TAILQ_NEXT(var, field), 1);             \
+	     (var) = (tvar))
+#endif
 
-/* A frame queued for a client; shared by every connection it goes to (refcounted). */
+#define GW_TX_CHUNK	     (64 * 1024) /* one lws_write at most: fair to other connections */
+#define GW_RX_CHUNK	     (16 * 1024) /* one recv() at most (lws rx_buffer_size); docs/BENCHMARKS.md */
+#define GW_ADDR_LEN	     64
+#define GW_PROTOCOL	     "ephemeral.v1"	   /* the clients' subprotocol: protocols[0] */
+#define GW_HUB_LINK_PROTOCOL "ephemeral-hub-link"  /* lws's name for the hub socket's descriptor */
+#define GW_PEER_PROTOCOL     "ephemeral-peer-link" /* lws's name for the peer sockets' descriptors */
+
+/* One frame for clients (outq.c); shared by every connection it goes to (refcounted). */
 struct outbuf {
 	int refs;
-	int binary; /* binary: hash + blob in msg; text: bytes in text */
-	uint8_t hash[HASH_LEN];
-	zmq_msg_t msg; /* binary only */
-	size_t text_len;
+	int binary; /* binary: the frame (hash, blob) in msg; text: in text */
+	int shared; /* ZeroMQ may still read msg's bytes (sent to a peer): never borrow them */
+	zmq_msg_t msg;
 	char *text;
+	size_t len; /* of the whole frame */
 };
 
 struct outmsg {
-	struct outmsg *next;
+	STAILQ_ENTRY(outmsg) entry;
 	struct outbuf *buf;
+};
+
+/* A connection's outgoing queue, and its thresholds in multiples of max_blob. */
+#define OUTQ_PAUSE_BYTES(max_blob)  (max_blob)	     /* past it: stop reading the client */
+#define OUTQ_RESUME_BYTES(max_blob) ((max_blob) / 2) /* back to it: read again, re-want */
+#define OUTQ_FULL_BYTES(max_blob)   (2 * (max_blob)) /* a blob past it is deferred */
+#define OUTQ_BORROW		    1 /* write blob chunks from the frame's buffer (0: copy each; benchmarks) */
+struct outq {
+	STAILQ_HEAD(, outmsg) head;
+	size_t off;   /* bytes of the head frame already written */
+	size_t bytes; /* queued, all frames */
 };
 
 struct interest;
@@ -73,15 +96,16 @@ struct session {
 	uint8_t *rx;
 	size_t rx_len, rx_cap;
 	int rx_binary;
+	struct hash_stream *rx_sha; /* a binary message is hashed as it arrives */
+	size_t rx_hashed;	    /* bytes of rx up to which it is (the first HASH_LEN: never) */
+	int rx_sha_failed;
 	int discarding;	  /* the message in progress is past its limit: read, drop, close */
 	size_t discarded; /* bytes of it thrown away so far */
 	struct framewatch watch;
 	int failing; /* a close code to send at once (RFC 6455 violation), or 0 */
 	const char *fail_reason;
 	/* sending */
-	struct outmsg *out_head, *out_tail;
-	size_t out_off;	  /* bytes of the head frame already written */
-	size_t out_bytes; /* queued, all frames */
+	struct outq out;
 	/* state */
 	struct interest *interests;
 	uint32_t nholds;
@@ -161,6 +185,16 @@ struct gateway {
 	int64_t hub_last_seen;
 	int kick_scheduled;
 	lws_sorted_usec_list_t sul_beat, sul_kick, sul_throttle, sul_wants;
+	/* peer links (peer.c) */
+	char peer_bind[HUBPROTO_MAX_ENDPOINT + 1];
+	char peer_endpoint[HUBPROTO_MAX_ENDPOINT + 1]; /* announced in HELLO */
+	void *peer_sock;			       /* ROUTER: blobs from other gateways */
+	struct lws *peer_wsi;
+	TAILQ_HEAD(, peer_link) peer_links; /* DEALERs to other gateways, by endpoint */
+	TAILQ_HEAD(, kept_blob) kept;	    /* verified blobs waiting for their ROUTEs */
+	uint64_t next_token;
+	int peer_retry_scheduled;
+	lws_sorted_usec_list_t sul_peer;
 	/* connections and interests */
 	uint64_t next_id;
 	uint32_t nsessions;
@@ -182,9 +216,9 @@ struct session *session_find(struct gateway *gw, uint64_t id);
 void session_send_text(struct session *s, char *text);
 void session_send_error(struct session *s, const char *code, const uint8_t *hash,
 			const char *message);
-void session_send_blob(struct session *s, struct outbuf *buf);
+/* Queues a blob for s if it still wants it: 1 queued; 0 not (no want, or deferred: queue full). */
+int session_deliver(struct session *s, const uint8_t *hash, struct outbuf *b);
 void session_close_soon(struct session *s, int code, const char *reason);
-void outbuf_release(struct outbuf *b);
 
 void session_update_flow(struct session *s);
 /* Closes at once with code: the client broke RFC 6455 (framewatch.c). */
@@ -195,6 +229,32 @@ int framewatch_init(void);
 void framewatch_free(void);
 void framewatch_start(struct session *s);
 void framewatch_stop(struct session *s);
+
+/* outq.c — a connection's outgoing frames */
+struct outbuf *outbuf_text(char *text); /* takes text */
+struct outbuf *outbuf_blob(zmq_msg_t *frame, int shared);
+void outbuf_release(struct outbuf *b);
+void outq_init(struct outq *q);
+int outq_push(struct outq *q, struct outbuf *b); /* adds a reference; 0 or -1 */
+int outq_empty(const struct outq *q);
+int outq_has_room(const struct outq *q, size_t frame_len, size_t max_blob);
+int outq_should_pause(const struct outq *q, size_t max_blob);
+int outq_may_resume(const struct outq *q, size_t max_blob);
+/* Writes one chunk: -1 on error, 1 when a blob frame was finished (*blob_len: its blob), else 0. */
+int outq_write(struct outq *q, struct lws *wsi, uint8_t *scratch, size_t *blob_len);
+void outq_clear(struct outq *q);
+
+/* peer.c — verified blobs kept for the hub's ROUTEs; the links between gateways */
+void *peer_socket(struct gateway *gw, int type); /* every peer socket is made here */
+int peer_open(struct gateway *gw);
+void peer_close(struct gateway *gw);
+/* Keeps a verified frame (hash, blob; malloc'd, taken) and announces it to the hub in BLOB. */
+void peer_keep(struct gateway *gw, uint8_t *frame, size_t len);
+void peer_route(struct gateway *gw, struct hubmsg *m);
+void peer_forget_kept(struct gateway *gw);
+void peer_tick(struct gateway *gw);
+int peer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		  size_t len);
 
 /* limits.c — admission (address, Origin) and per-connection budgets */
 void limits_init(struct gateway *gw, const char *trusted, const char *origins);

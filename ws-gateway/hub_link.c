@@ -63,11 +63,18 @@ int hub_link_send(struct gateway *gw, const struct hubproto_out *o)
 
 void hub_link_hello(struct gateway *gw)
 {
+	/* data: name, NUL, the peer endpoint other gateways send our waiters' blobs to */
+	char data[HUBPROTO_MAX_NAME + 1 + HUBPROTO_MAX_ENDPOINT];
+	size_t name_len = strnlen(gw->name, HUBPROTO_MAX_NAME);
+	size_t ep_len = strnlen(gw->peer_endpoint, HUBPROTO_MAX_ENDPOINT);
+	memcpy(data, gw->name, name_len);
+	data[name_len] = '\0';
+	memcpy(data + name_len + 1, gw->peer_endpoint, ep_len);
 	struct hubproto_out o = {.cmd = HUB_HELLO,
 				 .id = gw->instance,
 				 .value = gw->nsessions,
-				 .data = gw->name,
-				 .data_len = strlen(gw->name)};
+				 .data = data,
+				 .data_len = name_len + 1 + ep_len};
 	hub_link_send(gw, &o);
 }
 
@@ -210,35 +217,9 @@ static void on_request(struct gateway *gw, struct hubmsg *m)
 	session_send_text(s, wsmsg_request(m->hash));
 }
 
-static void on_deliver(struct gateway *gw, struct hubmsg *m)
+static void on_route(struct gateway *gw, struct hubmsg *m)
 {
-	struct outbuf *b = calloc(1, sizeof(*b));
-	if (b == NULL)
-		return;
-	b->refs = 1;
-	b->binary = 1;
-	memcpy(b->hash, m->hash, HASH_LEN);
-	zmq_msg_init(&b->msg);
-	zmq_msg_move(&b->msg, m->data_frame);
-	for (size_t i = 0; i < m->list_count; i++) {
-		struct session *s = session_find(gw, get_u64(m->list + 8 * i));
-		struct interest *in = s ? interest_get(gw, s, m->hash, 0) : NULL;
-		if (in == NULL || !in->wants || in->deferred)
-			continue;
-		size_t size = HASH_LEN + zmq_msg_size(&b->msg);
-		if (s->out_head && s->out_bytes + size > 2 * gw->max_blob) {
-			/* Its queue is full (a slow reader): let this copy go and want the blob
-			 * again once the queue has drained, so memory stays bounded. */
-			in->deferred = 1;
-			s->ndeferred++;
-			gw->stats.deferred++;
-			continue;
-		}
-		interest_want_close(gw, in);
-		interest_settle(gw, in);
-		session_send_blob(s, b);
-	}
-	outbuf_release(b);
+	peer_route(gw, m);
 }
 
 static void on_not_found(struct gateway *gw, struct hubmsg *m)
@@ -264,8 +245,8 @@ static const struct {
 	uint8_t cmd;
 	void (*fn)(struct gateway *, struct hubmsg *);
 } hub_link_handlers[] = {
-    {HUB_WELCOME, on_welcome}, {HUB_PING, on_ping},	  {HUB_RESET, on_reset},
-    {HUB_REQUEST, on_request}, {HUB_DELIVER, on_deliver}, {HUB_NOT_FOUND, on_not_found},
+    {HUB_WELCOME, on_welcome}, {HUB_PING, on_ping},   {HUB_RESET, on_reset},
+    {HUB_REQUEST, on_request}, {HUB_ROUTE, on_route}, {HUB_NOT_FOUND, on_not_found},
     {HUB_COUNT, on_count},
 };
 
@@ -406,6 +387,7 @@ static void hub_link_beat(lws_sorted_usec_list_t *sul)
 				  (long long)(now - gw->hub_last_seen));
 		gw->hub_lost = 1;
 		hub_link_close(gw);
+		peer_forget_kept(gw); /* their ROUTEs were for the old socket: never coming */
 		if (hub_link_open(gw) == 0)
 			hub_link_resync(gw, 0);
 	} else {
@@ -424,6 +406,7 @@ static void hub_link_tick(lws_sorted_usec_list_t *sul)
 	interest_expire_wants(gw);
 	if (gw->resyncing)
 		hub_link_resync_step(gw);
+	peer_tick(gw);
 	hub_link_drain(gw);
 	lws_sul_schedule(gw->ctx, 0, &gw->sul_throttle, hub_link_tick, 50 * LWS_US_PER_MS);
 }

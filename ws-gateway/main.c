@@ -76,6 +76,9 @@ int main(int argc, char **argv)
 	else
 		snprintf(gw.name, sizeof(gw.name), "gw-%d", port);
 	snprintf(gw.endpoint, sizeof(gw.endpoint), "%s", config_str("hub.endpoint"));
+	snprintf(gw.peer_bind, sizeof(gw.peer_bind), "%s", config_str("gateway.peer_bind"));
+	snprintf(gw.peer_endpoint, sizeof(gw.peer_endpoint), "%s",
+		 config_str("gateway.peer_endpoint"));
 	map_init(&gw.sessions, offsetof(struct session, id), sizeof(uint64_t));
 	map_init(&gw.interests, offsetof(struct interest, key),
 		 sizeof(((struct interest *)0)->key));
@@ -85,8 +88,10 @@ int main(int argc, char **argv)
 		fatalx("out of memory");
 
 	static struct lws_protocols protocols[] = {
-	    {GW_PROTOCOL, session_callback, sizeof(struct session), 4096, 0, NULL, GW_TX_CHUNK},
+	    {GW_PROTOCOL, session_callback, sizeof(struct session), GW_RX_CHUNK, 0, NULL,
+	     GW_TX_CHUNK},
 	    {GW_HUB_LINK_PROTOCOL, hub_link_callback, 0, 0, 0, NULL, 0},
+	    {GW_PEER_PROTOCOL, peer_callback, 0, 0, 0, NULL, 0},
 	    {NULL, NULL, 0, 0, 0, NULL, 0},
 	};
 	enum log_level level = LOG_LEVEL_INFO;
@@ -123,6 +128,8 @@ int main(int argc, char **argv)
 		fatalx("no default vhost");
 
 	gw.zctx = zmq_ctx_new();
+	if (peer_open(&gw) < 0)
+		fatalx("cannot open the peer endpoint %s", gw.peer_bind);
 	if (hub_link_open(&gw) < 0)
 		fatalx("cannot reach the hub at %s", gw.endpoint);
 	hub_link_hello(&gw);
@@ -145,6 +152,7 @@ int main(int argc, char **argv)
 	ev_signal_stop(loop, &sigterm);
 	lws_context_destroy(gw.ctx);
 	hub_link_close(&gw);
+	peer_close(&gw);
 	zmq_ctx_term(gw.zctx);
 	map_free(&gw.sessions);
 	map_free(&gw.interests);

@@ -4,9 +4,10 @@
  * Owns the session struct (lws's per-session data): reassembly of incoming messages with the
  * size limits enforced while receiving (1009 as soon as a frame would pass its limit), the
  * dispatch of text messages through a table, the check of every blob a holder sends against its
- * hash (one SHA-256 pass, before the blob goes anywhere), and the outgoing queue. Writes happen
- * only in LWS_CALLBACK_SERVER_WRITEABLE, at most GW_TX_CHUNK bytes per callback, so one large
- * blob never holds up other connections and lws never buffers more than a chunk.
+ * hash (one SHA-256 pass as the bytes arrive, checked before the blob goes anywhere; peer.c
+ * takes it from there), and what is sent to the client: session_deliver() decides whether a
+ * blob is queued now or deferred, and the queue itself (outq.c) is written only in
+ * LWS_CALLBACK_SERVER_WRITEABLE, one chunk a call.
  */
 #include "gateway.h"
 #include "log.h"
@@ -28,37 +29,11 @@ struct session *session_find(struct gateway *gw, uint64_t id)
 	return map_get(&gw->sessions, &id);
 }
 
-void outbuf_release(struct outbuf *b)
-{
-	if (b == NULL || --b->refs > 0)
-		return;
-	if (b->binary)
-		zmq_msg_close(&b->msg);
-	free(b->text);
-	free(b);
-}
-
 static void session_enqueue(struct session *s, struct outbuf *b)
 {
-	if (s->closing) {
-		/* On its way out: nothing new is queued, so the queue drains and the close goes. */
-		outbuf_release(b);
-		return;
-	}
-	struct outmsg *m = malloc(sizeof(*m));
-	if (m == NULL) {
-		outbuf_release(b);
-		return;
-	}
-	m->next = NULL;
-	m->buf = b;
-	if (s->out_tail)
-		s->out_tail->next = m;
-	else
-		s->out_head = m;
-	s->out_tail = m;
-	s->out_bytes += b->binary ? HASH_LEN + zmq_msg_size(&b->msg) : b->text_len;
-	if (s->out_bytes > s->gw->max_blob && !s->paused_out) {
+	if (s->closing || outq_push(&s->out, b) < 0)
+		return; /* closing: nothing new is queued, so the queue drains and the close goes */
+	if (outq_should_pause(&s->out, s->gw->max_blob) && !s->paused_out) {
 		/* A slow reader: stop reading its requests until it has caught up. */
 		s->paused_out = 1;
 		session_update_flow(s);
@@ -91,17 +66,11 @@ static void session_rewant_one(struct gateway *gw, struct session *s)
 
 void session_send_text(struct session *s, char *text)
 {
-	if (text == NULL)
+	struct outbuf *b = outbuf_text(text);
+	if (b == NULL)
 		return;
-	struct outbuf *b = calloc(1, sizeof(*b));
-	if (b == NULL) {
-		free(text);
-		return;
-	}
-	b->refs = 1;
-	b->text = text;
-	b->text_len = strlen(text);
 	session_enqueue(s, b);
+	outbuf_release(b);
 }
 
 void session_send_error(struct session *s, const char *code, const uint8_t *hash,
@@ -110,35 +79,30 @@ void session_send_error(struct session *s, const char *code, const uint8_t *hash
 	session_send_text(s, wsmsg_error(code, hash, message));
 }
 
-void session_send_blob(struct session *s, struct outbuf *b)
+int session_deliver(struct session *s, const uint8_t *hash, struct outbuf *b)
 {
-	b->refs++;
+	struct gateway *gw = s->gw;
+	struct interest *in = interest_get(gw, s, hash, 0);
+	if (in == NULL || !in->wants || in->deferred)
+		return 0;
+	if (!outq_has_room(&s->out, b->len, gw->max_blob)) {
+		/* A slow reader: let this copy go and want the blob again once the queue has
+		 * drained, so memory stays bounded. */
+		in->deferred = 1;
+		s->ndeferred++;
+		gw->stats.deferred++;
+		return 0;
+	}
+	interest_want_close(gw, in);
+	interest_settle(gw, in);
 	session_enqueue(s, b);
-}
-
-/* Copies bytes [off, off + n) of a queued frame into dst. */
-static void outbuf_copy(const struct outbuf *b, size_t off, uint8_t *dst, size_t n)
-{
-	if (!b->binary) {
-		memcpy(dst, b->text + off, n);
-		return;
-	}
-	if (off < HASH_LEN) {
-		size_t k = HASH_LEN - off < n ? HASH_LEN - off : n;
-		memcpy(dst, b->hash + off, k);
-		dst += k;
-		n -= k;
-		off += k;
-	}
-	if (n)
-		memcpy(dst, (const uint8_t *)zmq_msg_data((zmq_msg_t *)&b->msg) + off - HASH_LEN,
-		       n);
+	return 1;
 }
 
 static int session_writable(struct session *s)
 {
 	struct gateway *gw = s->gw;
-	if (s->out_head == NULL) {
+	if (outq_empty(&s->out)) {
 		if (s->closing && now_ms() >= s->close_at) {
 			lws_close_reason(s->wsi, (enum lws_close_status)s->closing,
 					 (unsigned char *)s->close_reason, strlen(s->close_reason));
@@ -146,40 +110,23 @@ static int session_writable(struct session *s)
 		}
 		return 0;
 	}
-	struct outbuf *b = s->out_head->buf;
-	size_t total = b->binary ? HASH_LEN + zmq_msg_size(&b->msg) : b->text_len;
-	size_t n = total - s->out_off;
-	if (n > GW_TX_CHUNK)
-		n = GW_TX_CHUNK;
-	outbuf_copy(b, s->out_off, gw->tx_scratch + LWS_PRE, n);
-	int flags = s->out_off == 0 ? (b->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT)
-				    : LWS_WRITE_CONTINUATION;
-	if (s->out_off + n < total)
-		flags |= LWS_WRITE_NO_FIN;
-	if (lws_write(s->wsi, gw->tx_scratch + LWS_PRE, n, (enum lws_write_protocol)flags) < (int)n)
+	size_t blob_len;
+	int rc = outq_write(&s->out, s->wsi, gw->tx_scratch, &blob_len);
+	if (rc < 0)
 		return -1;
-	s->out_off += n;
-	if (s->out_off == total) {
-		struct outmsg *m = s->out_head;
-		s->out_head = m->next;
-		if (s->out_head == NULL)
-			s->out_tail = NULL;
-		s->out_bytes -= total;
-		s->out_off = 0;
-		if (b->binary) {
-			gw->stats.blobs_out++;
-			gw->stats.bytes_out += total - HASH_LEN;
-		}
-		outbuf_release(b);
-		free(m);
-		if (s->paused_out && s->out_bytes <= gw->max_blob / 2) {
+	if (rc == 1) {
+		gw->stats.blobs_out++;
+		gw->stats.bytes_out += blob_len;
+	}
+	if (outq_may_resume(&s->out, gw->max_blob)) {
+		if (s->paused_out) {
 			s->paused_out = 0;
 			session_update_flow(s);
 		}
-		if (s->ndeferred && s->out_bytes <= gw->max_blob / 2)
+		if (s->ndeferred)
 			session_rewant_one(gw, s);
 	}
-	if (s->out_head)
+	if (!outq_empty(&s->out))
 		lws_callback_on_writable(s->wsi);
 	return 0;
 }
@@ -333,12 +280,6 @@ static void session_text(struct gateway *gw, struct session *s)
 	}
 }
 
-static void free_blob(void *data, void *hint)
-{
-	(void)data;
-	free(hint);
-}
-
 static void session_binary(struct gateway *gw, struct session *s)
 {
 	uint8_t hash[HASH_LEN], got[HASH_LEN];
@@ -357,7 +298,8 @@ static void session_binary(struct gateway *gw, struct session *s)
 	}
 	in->requested = 0;
 	size_t len = s->rx_len - HASH_LEN;
-	if (hash_compute(s->rx + HASH_LEN, len, got) < 0 || memcmp(got, hash, HASH_LEN) != 0) {
+	if (s->rx_sha_failed || hash_stream_end(s->rx_sha, got) < 0 ||
+	    memcmp(got, hash, HASH_LEN) != 0) {
 		gw->stats.mismatches++;
 		s->lies++;
 		if (in->holds)
@@ -377,17 +319,11 @@ static void session_binary(struct gateway *gw, struct session *s)
 	interest_settle(gw, in);
 	gw->stats.blobs_in++;
 	gw->stats.bytes_in += len;
-	/* The verified bytes go to the hub without a copy: zmq frees the buffer once sent. */
-	struct hubproto_out o = {.cmd = HUB_BLOB,
-				 .id = s->id,
-				 .hash = hash,
-				 .data = s->rx + HASH_LEN,
-				 .data_len = len,
-				 .data_free = free_blob,
-				 .data_hint = s->rx};
+	/* The verified frame stays here, without a copy, until the hub says where it goes. */
+	uint8_t *frame = s->rx;
 	s->rx = NULL;
 	s->rx_len = s->rx_cap = 0;
-	hub_link_send(gw, &o);
+	peer_keep(gw, frame, HASH_LEN + len);
 }
 
 /* Closes now: the client broke the protocol, and nothing it sends after counts. */
@@ -432,6 +368,12 @@ static int session_receive(struct gateway *gw, struct session *s, const void *in
 	if (first && !s->discarding) {
 		s->rx_len = 0;
 		s->rx_binary = lws_frame_is_binary(s->wsi);
+		if (s->rx_binary) {
+			if (s->rx_sha == NULL)
+				s->rx_sha = hash_stream_new();
+			s->rx_sha_failed = s->rx_sha == NULL || hash_stream_begin(s->rx_sha) < 0;
+			s->rx_hashed = HASH_LEN;
+		}
 	}
 	size_t limit = s->rx_binary ? HASH_LEN + gw->max_blob : WSMSG_MAX_TEXT;
 	size_t remaining = lws_remaining_packet_payload(s->wsi);
@@ -456,6 +398,13 @@ static int session_receive(struct gateway *gw, struct session *s, const void *in
 	}
 	if (buf_append(&s->rx, &s->rx_len, &s->rx_cap, in, len, remaining, limit) < 0)
 		return -1;
+	if (s->rx_binary && s->rx_len > s->rx_hashed) {
+		/* Hash the blob's bytes while they are still in the cache. */
+		if (!s->rx_sha_failed && hash_stream_update(s->rx_sha, s->rx + s->rx_hashed,
+							    s->rx_len - s->rx_hashed) < 0)
+			s->rx_sha_failed = 1;
+		s->rx_hashed = s->rx_len;
+	}
 	if (!lws_is_final_fragment(s->wsi) || remaining)
 		return 0;
 	if (s->rx_binary)
@@ -589,6 +538,7 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		s->gw = gw;
 		s->wsi = wsi;
 		s->id = ++gw->next_id;
+		outq_init(&s->out);
 		if (map_put(&gw->sessions, s) < 0) {
 			s->id = 0; /* never opened: LWS_CALLBACK_CLOSED has nothing to undo */
 			return -1;
@@ -622,15 +572,11 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		if (!gw->stopping)
 			hub_link_send(gw, &o);
 		interest_session_closed(gw, s);
-		while (s->out_head) {
-			struct outmsg *m = s->out_head;
-			s->out_head = m->next;
-			outbuf_release(m->buf);
-			free(m);
-		}
-		s->out_tail = NULL;
+		outq_clear(&s->out);
 		free(s->rx);
 		s->rx = NULL;
+		hash_stream_free(s->rx_sha);
+		s->rx_sha = NULL;
 		map_del(&gw->sessions, &s->id);
 		gw->nsessions--;
 		limits_session_close(gw, s);

@@ -8,13 +8,15 @@
 #
 #   tests/bench/variants.sh [--rounds N] [--only FIGURES] [VARIANT...]
 #
-# Variants (default: base rx16k rx64k tx256k):
+# Variants (default: base rx4k rx64k copyout):
 #   base        the gateway as it is
 #   malloc      base, with glibc's allocator tunables (GLIBC_TUNABLES, hub and gateway); since
 #               hub and gateway call tune_allocator_for_blobs() (mallopt) at start, which
 #               overrides the tunables, this is base again: kept to check exactly that
-#   rx16k       rx_buffer_size 16384 instead of 4096 (ws-gateway/main.c)
-#   rx64k       rx_buffer_size 65536
+#   rx4k        GW_RX_CHUNK (lws rx_buffer_size) 4096 instead of 16384 (ws-gateway/gateway.h)
+#   rx64k       GW_RX_CHUNK 65536
+#   copyout     OUTQ_BORROW 0: every chunk written to a client is copied to the scratch buffer
+#               first, instead of written from the frame's own buffer (ws-gateway/outq.c)
 #   tx256k      GW_TX_CHUNK and pt_serv_buf_size 256 KiB instead of 64 KiB
 #   libev       lws on libev (epoll) instead of its poll() loop: LWS_SERVER_OPTION_LIBEV
 #               (as it stands this gateway does not stop on SIGTERM: bench.sh kills it)
@@ -43,13 +45,13 @@ while (($#)); do
 	esac
 done
 variants=("$@")
-((${#variants[@]})) || variants=(base rx16k rx64k tx256k)
+((${#variants[@]})) || variants=(base rx4k rx64k copyout)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ephemeral-variants.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 TUNE="GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456"
-RX='s/sizeof(struct session), 4096,/sizeof(struct session), RXSIZE,/'
+RX='s/#define GW_RX_CHUNK ([0-9]* \* 1024)/#define GW_RX_CHUNK (RXSIZE)/'
 
 # build NAME MAIN_SED HEADER_SED — a gateway from the working tree's sources, with one sed edit
 # of main.c and gateway.h each.
@@ -67,7 +69,7 @@ build() {
 	# shellcheck disable=SC2046 # pkg-config output is a list of words
 	${CC:-cc} -O2 -g -std=c11 -D_GNU_SOURCE -Icommon \
 		$(pkg-config --cflags libwebsockets libzmq jansson openssl) -o "$d/ephemeral-gateway" \
-		"$d"/src/*.c "$BUILD/libcommon.a" $(pkg-config --libs libwebsockets libzmq jansson openssl)
+		"$d"/src/*.c "$BUILD/libcommon.a" $(pkg-config --libs libwebsockets libzmq jansson openssl) -lev
 }
 
 declare -A env
@@ -82,8 +84,10 @@ for v in "${variants[@]}"; do
 		build "$v" "" ""
 		env[$v]=$TUNE
 		;;
-	rx16k) build "$v" "${RX/RXSIZE/16384}" "" ;;
-	rx64k) build "$v" "${RX/RXSIZE/65536}" "" ;;
+	rx4k) build "$v" "" "${RX/RXSIZE/4096}" ;;
+	rx16k) build "$v" "" "${RX/RXSIZE/16384}" ;;
+	rx64k) build "$v" "" "${RX/RXSIZE/65536}" ;;
+	copyout) build "$v" "" 's/#define OUTQ_BORROW\([[:space:]]*\)1/#define OUTQ_BORROW\10/' ;;
 	tx256k)
 		build "$v" 's/info.pt_serv_buf_size = 64 \* 1024;/info.pt_serv_buf_size = 256 * 1024;/' \
 			's/#define GW_TX_CHUNK (64 \* 1024)/#define GW_TX_CHUNK (256 * 1024)/'

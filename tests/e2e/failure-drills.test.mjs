@@ -162,3 +162,41 @@ test('hub gone: the gateway says so once per outage, and its re-announcement com
 	assert.match(log, /the hub answers again: [1-9]\d* messages to it were dropped meanwhile/);
 	await Promise.all(conns.map((c) => c.close()));
 }));
+
+test('a gateway no other can reach: its waiters get not_found at once, not at the want timeout', T(async () => {
+	// gw2 announces a peer endpoint where nothing listens, so no blob can reach it from gw1;
+	// blobs within gw1 still go in process.
+	stack = await startStack({ gateways: 2, lighttpd: false });
+	await stack.killGateway(1, 'SIGTERM');
+	stack.gateways[1].argv.push('-o', 'gateway.peer_endpoint=tcp://127.0.0.1:1');
+	await stack.startGateway(1);
+	await stack.waitGateways(2);
+	const blob = makeBlob(5000, 'unreachable peer');
+	const holder = await stack.wsConnect({ index: 0, label: 'holder' });
+	const near = await stack.wsConnect({ index: 0, label: 'near' });
+	const far = await stack.wsConnect({ index: 1, label: 'far' });
+	await holder.hold(blob);
+	await stack.waitLookup(blob.hash, 1);
+	const s0 = await stack.stats();
+
+	near.want(blob.hash);
+	assert.ok((await near.nextBinary(blob.hash)).bytes.equals(blob.bytes));
+
+	// The first time, the link may still be connecting: it gets about a second.
+	let t0 = Date.now();
+	far.want(blob.hash);
+	await far.nextError('not_found', blob.hash, 4000);
+	const first = Date.now() - t0;
+	// Then the link is known to be down: at once.
+	t0 = Date.now();
+	far.want(blob.hash);
+	await far.nextError('not_found', blob.hash, 4000);
+	const second = Date.now() - t0;
+	assert.ok(first < 3000 && second < 1000, `not_found after ${first} ms, then ${second} ms`);
+
+	const s1 = await stack.stats();
+	assert.equal(s1.requests_served - s0.requests_served, 1);
+	assert.equal(s1.requests_failed - s0.requests_failed, 2);
+	assert.equal(s1.bytes_relayed - s0.bytes_relayed, 5000);
+	assert.match(stack.gateways[0].tail(1000), /cannot be reached|not reached in \d+ ms/);
+}));

@@ -28,16 +28,29 @@ static const struct {
 	size_t list_elem; /* 0: no list frame */
 	int has_data;
 } shapes[] = {
-    {HUB_HELLO, 0, 1},	      {HUB_HEARTBEAT, 0, 0},
-    {HUB_CONN_OPEN, 0, 0},    {HUB_CONN_CLOSE, 0, 0},
-    {HUB_HAVE, HASH_LEN, 0},  {HUB_DROP, HASH_LEN, 0},
-    {HUB_WANT, 0, 0},	      {HUB_BLOB, 0, 1},
-    {HUB_FAIL, 0, 0},	      {HUB_WELCOME, 0, 0},
-    {HUB_PING, 0, 0},	      {HUB_RESET, 0, 0},
-    {HUB_REQUEST, 0, 0},      {HUB_DELIVER, 8, 1},
-    {HUB_NOT_FOUND, 0, 0},    {HUB_COUNT, HUBPROTO_COUNT_ENTRY, 0},
-    {HUB_LOOKUP, 0, 0},	      {HUB_STATS, 0, 0},
-    {HUB_LOOKUP_REPLY, 0, 0}, {HUB_STATS_REPLY, 0, 1},
+    {HUB_HELLO, 0, 1},
+    {HUB_HEARTBEAT, 0, 0},
+    {HUB_CONN_OPEN, 0, 0},
+    {HUB_CONN_CLOSE, 0, 0},
+    {HUB_HAVE, HASH_LEN, 0},
+    {HUB_DROP, HASH_LEN, 0},
+    {HUB_WANT, 0, 0},
+    {HUB_BLOB, 0, 0},
+    {HUB_FAIL, 0, 0},
+    {HUB_DELIVERED, 0, 0},
+    {HUB_UNDELIVERED, 8, 1},
+    {HUB_WELCOME, 0, 0},
+    {HUB_PING, 0, 0},
+    {HUB_RESET, 0, 0},
+    {HUB_REQUEST, 0, 0},
+    {HUB_NOT_FOUND, 0, 0},
+    {HUB_COUNT, HUBPROTO_COUNT_ENTRY, 0},
+    {HUB_ROUTE, 8, 1},
+    {HUB_LOOKUP, 0, 0},
+    {HUB_STATS, 0, 0},
+    {HUB_LOOKUP_REPLY, 0, 0},
+    {HUB_STATS_REPLY, 0, 1},
+    {HUB_DELIVER, 8, 1},
 };
 #define NSHAPES (sizeof(shapes) / sizeof(shapes[0]))
 
@@ -194,10 +207,10 @@ static void test_empty_and_large(void **state)
 	assert_int_equal(m.nframes, 2);
 	hubmsg_close(&m);
 
-	struct hubproto_out blob = {.cmd = HUB_BLOB, .id = 3, .data = NULL, .data_len = 0};
+	struct hubproto_out blob = {.cmd = HUB_DELIVER, .id = 3, .data = NULL, .data_len = 0};
 	send_ok(p->dealer, NULL, 0, &blob);
 	assert_int_equal(recv_wait(p->router, &m, 1), 1);
-	assert_int_equal(m.cmd, HUB_BLOB);
+	assert_int_equal(m.cmd, HUB_DELIVER);
 	assert_int_equal(m.data_len, 0);
 	assert_non_null(m.data_frame);
 	hubmsg_close(&m);
@@ -206,7 +219,7 @@ static void test_empty_and_large(void **state)
 	uint8_t *buf = malloc(big);
 	assert_non_null(buf);
 	fill(buf, big, 0x33);
-	struct hubproto_out large = {.cmd = HUB_BLOB, .id = 4, .data = buf, .data_len = big};
+	struct hubproto_out large = {.cmd = HUB_DELIVER, .id = 4, .data = buf, .data_len = big};
 	send_ok(p->dealer, NULL, 0, &large);
 	assert_int_equal(recv_wait(p->router, &m, 1), 1);
 	assert_int_equal(m.data_len, big);
@@ -251,7 +264,7 @@ static void test_zero_copy(void **state)
 
 	frees = 0;
 	free_hint_seen = NULL;
-	struct hubproto_out o = {.cmd = HUB_BLOB,
+	struct hubproto_out o = {.cmd = HUB_DELIVER,
 				 .id = 77,
 				 .data = buf,
 				 .data_len = 1000,
@@ -286,7 +299,7 @@ static void test_zero_copy_send_failure(void **state)
 
 	/* a DEALER with no peer cannot queue anything (closed before any assertion: a socket
 	 * left open would make zmq_ctx_term wait for ever) */
-	o.cmd = HUB_BLOB;
+	o.cmd = HUB_STATS_REPLY;
 	o.data = malloc(10);
 	assert_non_null(o.data);
 	void *lonely = hubproto_socket(p->ctx, ZMQ_DEALER);
@@ -407,11 +420,11 @@ static void test_parse_valid(void **state)
 	assert_ptr_equal(m.data, data);
 	assert_int_equal(m.data_len, 5);
 
-	/* the largest allowed data for HELLO (64 bytes) passes */
+	/* the largest allowed data for HELLO (name, NUL, endpoint) passes */
 	header(h, HUB_HELLO);
-	uint8_t name[64];
-	assert_int_equal(hubproto_parse(&m, h, sizeof(h), NULL, 0, 0, name, 64, 1), 0);
-	assert_int_equal(m.data_len, 64);
+	uint8_t name[HUBPROTO_MAX_NAME + 1 + HUBPROTO_MAX_ENDPOINT];
+	assert_int_equal(hubproto_parse(&m, h, sizeof(h), NULL, 0, 0, name, sizeof(name), 1), 0);
+	assert_int_equal(m.data_len, sizeof(name));
 	assert_null(m.list);
 }
 
@@ -435,7 +448,7 @@ static void test_parse_malformed(void **state)
 	h[2] = 0;
 	expect_parse_error(h, HUBPROTO_HEADER_LEN, 0, 0, 0, 0, "unsupported protocol version");
 
-	static const uint8_t unknown[] = {0, 10, 31, 39, 63, 66, 95, 98, 255};
+	static const uint8_t unknown[] = {0, 12, 31, 36, 40, 63, 66, 95, 98, 127, 129, 255};
 	for (size_t i = 0; i < sizeof(unknown); i++) {
 		header(h, unknown[i]);
 		expect_parse_error(h, HUBPROTO_HEADER_LEN, 0, 0, 0, 0, "unknown command");
@@ -469,12 +482,17 @@ static void test_parse_malformed(void **state)
 
 	/* data beyond each command's limit */
 	header(h, HUB_HELLO);
-	expect_parse_error(h, HUBPROTO_HEADER_LEN, 0, 0, 65, 1, "data frame too large");
-	header(h, HUB_BLOB);
-	expect_parse_error(h, HUBPROTO_HEADER_LEN, 0, 0, 64u * 1024 * 1024 + 1, 1,
+	expect_parse_error(h, HUBPROTO_HEADER_LEN, 0, 0,
+			   HUBPROTO_MAX_NAME + 1 + HUBPROTO_MAX_ENDPOINT + 1, 1,
+			   "data frame too large");
+	header(h, HUB_ROUTE);
+	expect_parse_error(h, HUBPROTO_HEADER_LEN, 8, 1, HUBPROTO_MAX_ENDPOINT + 1, 1,
+			   "data frame too large");
+	header(h, HUB_UNDELIVERED);
+	expect_parse_error(h, HUBPROTO_HEADER_LEN, 8, 1, HUBPROTO_MAX_ENDPOINT + 1, 1,
 			   "data frame too large");
 	header(h, HUB_DELIVER);
-	expect_parse_error(h, HUBPROTO_HEADER_LEN, 8, 1, 64u * 1024 * 1024 + 1, 1,
+	expect_parse_error(h, HUBPROTO_HEADER_LEN, 8, 1, HASH_LEN + 64u * 1024 * 1024 + 1, 1,
 			   "data frame too large");
 	header(h, HUB_STATS_REPLY);
 	expect_parse_error(h, HUBPROTO_HEADER_LEN, 0, 0, 1024 * 1024 + 1, 1,
@@ -528,7 +546,7 @@ static void test_recv_garbage(void **state)
 	fill(noise, sizeof(noise), 0x80); /* starts with 0x80: never 'E' */
 	header(ping, HUB_PING);
 	header(have, HUB_HAVE);
-	header(blob, HUB_BLOB);
+	header(blob, HUB_STATS_REPLY);
 	header(bad, 77);
 
 	for (int dir = 0; dir < 2; dir++) {

@@ -2,7 +2,7 @@
  * test_registry.c — the hub's registry, router and counts, driven directly, without a network.
  *
  * A real `struct hub` with a real ROUTER socket (inproc, ZMQ_ROUTER_MANDATORY as in main.c); the
- * gateways are DEALER sockets with known routing ids, so every REQUEST, NOT_FOUND, DELIVER and
+ * gateways are DEALER sockets with known routing ids, so every REQUEST, NOT_FOUND, ROUTE and
  * COUNT the hub sends can be read back and checked. A gateway joined without a socket stands
  * for one that has vanished: sends to it fail, as they would in production.
  */
@@ -23,6 +23,7 @@
 #define NGW	 2
 
 static const char *const gw_peer[NGW] = {"gw-A", "gw-B"};
+static const char *const gw_endpoint[NGW] = {"tcp://10.0.0.1:5560", "tcp://10.0.0.2:5560"};
 
 struct fx {
 	struct hub hub;
@@ -81,6 +82,7 @@ static int setup(void **state)
 		fx->gw[g] = registry_gateway_join(hub, (const uint8_t *)gw_peer[g], 4, 100 + g,
 						  gw_peer[g], 4);
 		assert_non_null(fx->gw[g]);
+		snprintf(fx->gw[g]->endpoint, sizeof(fx->gw[g]->endpoint), "%s", gw_endpoint[g]);
 	}
 	assert_int_equal(hub->ngateways, NGW);
 	*state = fx;
@@ -148,6 +150,33 @@ static long long expect_count(struct fx *fx, int g, const uint8_t *hash)
 	}
 	hubmsg_close(&m);
 	return viewers;
+}
+
+/*
+ * The next message to gateway g is a ROUTE for token about hash, with `more` ROUTEs to follow,
+ * naming the peer endpoint `endpoint` ("" : g's own connections); returns the sum of the
+ * connection ids it lists and sets *n to how many.
+ */
+static uint64_t expect_route(struct fx *fx, int g, uint64_t token, const uint8_t *hash,
+			     uint32_t more, const char *endpoint, size_t *n)
+{
+	struct hubmsg m;
+	uint64_t sum = 0;
+	if (recv_wait(fx->sock[g], &m, 2000) != 1)
+		fail_msg("gateway %s: no ROUTE", gw_peer[g]);
+	if (m.cmd != HUB_ROUTE)
+		fail_msg("gateway %s: got %s, expected ROUTE", gw_peer[g],
+			 hubproto_cmd_name(m.cmd));
+	assert_true(m.id == token);
+	assert_memory_equal(m.hash, hash, HASH_LEN);
+	assert_int_equal(m.value, more);
+	assert_int_equal(m.data_len, strlen(endpoint));
+	assert_memory_equal(m.data, endpoint, m.data_len);
+	for (size_t i = 0; i < m.list_count; i++)
+		sum += get_u64(m.list + 8 * i);
+	*n = m.list_count;
+	hubmsg_close(&m);
+	return sum;
 }
 
 static void test_holders(void **state)
@@ -373,7 +402,7 @@ static void test_want_shared_fetch(void **state)
 	assert_non_null(h->fetch);
 	assert_ptr_equal(h->fetch->holder, a1);
 	assert_int_equal(h->fetch->nwaiters, 1);
-	assert_ptr_equal(h->fetch->waiters->c, b1);
+	assert_ptr_equal(LIST_FIRST(&h->fetch->waiters)->c, b1);
 	assert_true(router_next_deadline(hub) >= before + 10000);
 	expect_msg(fx, 0, HUB_REQUEST, 1, X);
 	expect_quiet(fx, 1);
@@ -396,35 +425,29 @@ static void test_want_shared_fetch(void **state)
 	assert_int_equal(expect_count(fx, 1, X), 2);
 	assert_int_equal(expect_count(fx, 0, X), 2);
 
-	/* the blob goes to both waiters in one DELIVER, sharing the frame */
-	static const char blob[] = "hello, ephemeral";
-	zmq_msg_t data;
-	assert_int_equal(zmq_msg_init_size(&data, sizeof(blob)), 0);
-	memcpy(zmq_msg_data(&data), blob, sizeof(blob));
-	router_blob(hub, a1, X, &data, sizeof(blob));
-	zmq_msg_close(&data);
-	struct hubmsg m;
-	assert_int_equal(recv_wait(fx->sock[1], &m, 2000), 1);
-	assert_int_equal(m.cmd, HUB_DELIVER);
-	assert_memory_equal(m.hash, X, HASH_LEN);
-	assert_int_equal(m.list_count, 2);
-	uint64_t ids = get_u64(m.list) + get_u64(m.list + 8);
-	assert_true(ids == 3 && get_u64(m.list) != get_u64(m.list + 8));
-	assert_int_equal(m.data_len, sizeof(blob));
-	assert_memory_equal(m.data, blob, sizeof(blob));
-	hubmsg_close(&m);
+	/* the holder's gateway is told where both waiters are, in one ROUTE; the hub sees no
+	 * bytes, and counts what the gateway reports it delivered */
+	size_t n;
+	router_blob(hub, fx->gw[0], 7, X, 1234);
+	assert_int_equal(expect_route(fx, 0, 7, X, 0, gw_endpoint[1], &n), 3);
+	assert_int_equal(n, 2);
+	expect_quiet(fx, 1);
+	assert_int_equal(hub->stats.requests_served, 0);
+	router_delivered(hub, fx->gw[0], 7, 2);
+	assert_int_equal(hub->stats.requests_served, 2);
+	assert_int_equal(hub->stats.bytes_relayed, 2 * 1234);
+	router_delivered(hub, fx->gw[0], 7, 2); /* once only */
 	assert_int_equal(hub->stats.requests_served, 2);
 	assert_int_equal(hub->stats.requests_total,
 			 hub->stats.requests_served + hub->stats.requests_failed);
-	assert_int_equal(hub->stats.bytes_relayed, 2 * sizeof(blob));
 	assert_null(h->fetch);
-	assert_null(b1->waits);
+	assert_true(LIST_EMPTY(&b1->waits));
 	assert_int_equal(router_next_deadline(hub), -1);
 
-	/* a late second answer finds nobody waiting */
-	assert_int_equal(zmq_msg_init_size(&data, 1), 0);
-	router_blob(hub, a1, X, &data, 1);
-	zmq_msg_close(&data);
+	/* a late second answer finds nobody waiting: an empty ROUTE lets the blob go */
+	router_blob(hub, fx->gw[0], 8, X, 1234);
+	assert_int_equal(expect_route(fx, 0, 8, X, 0, "", &n), 0);
+	assert_int_equal(n, 0);
 	expect_quiet(fx, 1);
 	assert_int_equal(hub->stats.requests_served, 2);
 }
@@ -455,7 +478,7 @@ static void test_holder_rotation(void **state)
 		struct hubmsg m;
 		assert_int_equal(recv_wait(fx->sock[0], &m, 2000), 1);
 		hubmsg_close(&m);
-		router_cancel_waiter(hub, b1->waits);
+		router_cancel_waiter(hub, LIST_FIRST(&b1->waits));
 		assert_null(registry_hash(hub, X, 0)->fetch);
 	}
 	assert_int_equal(asked[1], 1);
@@ -470,11 +493,12 @@ static void test_holder_rotation(void **state)
 		assert_non_null(f);
 		assert_ptr_not_equal(f->holder, req);
 		expect_msg(fx, 0, HUB_REQUEST, f->holder->id, X);
-		zmq_msg_t data;
-		zmq_msg_init(&data);
-		router_blob(hub, f->holder, X, &data, 0);
-		zmq_msg_close(&data);
-		expect_msg(fx, 0, HUB_DELIVER, 0, X);
+		size_t n;
+		router_blob(hub, fx->gw[0], (uint64_t)round + 1, X, 1234);
+		/* the waiter is on the holder's own gateway: no endpoint, in process */
+		assert_int_equal(expect_route(fx, 0, (uint64_t)round + 1, X, 0, "", &n), req->id);
+		assert_int_equal(n, 1);
+		router_delivered(hub, fx->gw[0], (uint64_t)round + 1, 1);
 	}
 	assert_int_equal(hub->stats.requests_served, 6);
 }
@@ -509,7 +533,7 @@ static void test_fail_mismatch_and_decline(void **state)
 	assert_int_equal(hub->stats.declines, 1);
 	assert_int_equal(registry_viewers(hub, X), 0);
 	assert_null(h->fetch);
-	assert_null(b1->waits);
+	assert_true(LIST_EMPTY(&b1->waits));
 	assert_int_equal(hub->stats.requests_failed, 1);
 	expect_msg(fx, 1, HUB_NOT_FOUND, 1, X);
 	assert_int_equal(router_next_deadline(hub), -1);
@@ -555,10 +579,10 @@ static void test_expire(void **state)
 	assert_int_equal(registry_viewers(hub, X), 2);
 
 	/* a late answer from a slow holder is dropped: nobody waits */
-	zmq_msg_t data;
-	zmq_msg_init(&data);
-	router_blob(hub, a2, X, &data, 0);
-	zmq_msg_close(&data);
+	size_t n;
+	router_blob(hub, fx->gw[0], 5, X, 1234);
+	expect_route(fx, 0, 5, X, 0, "", &n);
+	assert_int_equal(n, 0);
 	expect_quiet(fx, 1);
 	assert_int_equal(hub->stats.requests_served, 0);
 }
@@ -689,6 +713,155 @@ static void test_oom_gateway_remove(void **state)
 		assert_true(c->gw == fx->gw[0] || c->gw == fx->gw[1]);
 }
 
+/*
+ * One ROUTE per gateway with waiters (the holder's own named by an empty endpoint), and waiters
+ * the holder's gateway then cannot reach hear NOT_FOUND at once instead of at their timeout.
+ */
+static void test_routes_and_undelivered(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1), *a2 = conn(fx, 0, 2);
+	struct conn *b1 = conn(fx, 1, 1), *b2 = conn(fx, 1, 2);
+	registry_add_holder(hub, a1, X);
+	router_want(hub, a2, X);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	router_want(hub, b1, X);
+	router_want(hub, b2, X);
+	struct hashent *h = registry_hash(hub, X, 0);
+
+	router_blob(hub, fx->gw[0], 9, X, 1234);
+	size_t local = 0, remote = 0;
+	for (uint32_t more = 2; more-- > 0;) {
+		struct hubmsg m;
+		assert_int_equal(recv_wait(fx->sock[0], &m, 2000), 1);
+		assert_int_equal(m.cmd, HUB_ROUTE);
+		assert_true(m.id == 9);
+		assert_int_equal(m.value, more);
+		if (m.data_len == 0) {
+			assert_int_equal(m.list_count, 1);
+			assert_true(get_u64(m.list) == 2);
+			local++;
+		} else {
+			assert_int_equal(m.data_len, strlen(gw_endpoint[1]));
+			assert_memory_equal(m.data, gw_endpoint[1], m.data_len);
+			assert_int_equal(m.list_count, 2);
+			remote++;
+		}
+		hubmsg_close(&m);
+	}
+	assert_int_equal(local, 1);
+	assert_int_equal(remote, 1);
+	expect_quiet(fx, 1);
+	assert_null(h->fetch);
+	assert_int_equal(hub->stats.requests_failed, 0);
+
+	/* gw-A cannot reach gw-B: both its waiters hear not_found now */
+	uint8_t ids[16];
+	put_u64(ids, 1);
+	put_u64(ids + 8, 2);
+	router_undelivered(hub, fx->gw[0], X, gw_endpoint[1], ids, 2);
+	expect_msg(fx, 1, HUB_NOT_FOUND, 1, X);
+	expect_msg(fx, 1, HUB_NOT_FOUND, 2, X);
+	assert_int_equal(hub->stats.requests_failed, 2);
+
+	/* one that waits again is left to its own fetch */
+	router_want(hub, b1, X);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	router_undelivered(hub, fx->gw[0], X, gw_endpoint[1], ids, 1);
+	expect_quiet(fx, 1);
+	/* an endpoint no gateway has any more: its connections are gone with it */
+	router_undelivered(hub, fx->gw[0], X, "tcp://10.9.9.9:1", ids, 2);
+	expect_quiet(fx, 0);
+	expect_quiet(fx, 1);
+	/* the empty endpoint names the sender's own connections */
+	put_u64(ids, 2);
+	router_undelivered(hub, fx->gw[0], X, "", ids, 1);
+	expect_msg(fx, 0, HUB_NOT_FOUND, 2, X);
+	assert_int_equal(hub->stats.requests_failed, 3);
+	assert_int_equal(hub->stats.requests_served, 0);
+	(void)a1;
+}
+
+/* A waiter on a gateway that announced no peer endpoint cannot be reached: not_found now. */
+static void test_route_to_gateway_without_endpoint(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1), *b1 = conn(fx, 1, 1);
+	fx->gw[1]->endpoint[0] = '\0';
+	registry_add_holder(hub, a1, X);
+	router_want(hub, b1, X);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	router_blob(hub, fx->gw[0], 4, X, 1234);
+	expect_msg(fx, 1, HUB_NOT_FOUND, 1, X);
+	size_t n;
+	expect_route(fx, 0, 4, X, 0, "", &n); /* nobody left: the blob may go */
+	assert_int_equal(n, 0);
+	assert_null(registry_hash(hub, X, 0)->fetch);
+	assert_int_equal(hub->stats.requests_failed, 1);
+}
+
+/* A ROUTE that cannot be sent to the holder's gateway: the waiters stay, the next holder is asked.
+ */
+static void test_route_unsendable(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct gateway *ghost =
+	    registry_gateway_join(hub, (const uint8_t *)"gw-ghost", 8, 7, "", 0);
+	assert_non_null(ghost);
+	struct conn *a1 = conn(fx, 0, 1), *a2 = conn(fx, 0, 2), *b1 = conn(fx, 1, 1);
+	registry_add_holder(hub, a1, X);
+	registry_add_holder(hub, a2, X);
+	router_want(hub, b1, X);
+	expect_msg(fx, 0, HUB_REQUEST, 2, X);
+	router_blob(hub, ghost, 3, X, 1234); /* a late answer from a gateway that is going away */
+	struct fetch *f = registry_hash(hub, X, 0)->fetch;
+	assert_non_null(f);
+	assert_int_equal(f->nwaiters, 1);
+	assert_ptr_equal(f->holder, a1);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	expect_quiet(fx, 1);
+}
+
+/*
+ * The holder's gateway dies after its ROUTE but before it reported the blob sent: the waiters it
+ * was to serve want the blob again, from a holder that is left, or hear NOT_FOUND.
+ */
+static void test_holder_gateway_dies_mid_transfer(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *c2 = conn(fx, 1, 2), *a1 = conn(fx, 0, 1), *b1 = conn(fx, 1, 1);
+	registry_add_holder(hub, c2, X);
+	registry_add_holder(hub, a1, X);
+	registry_add_holder(hub, a1, Y);
+	router_want(hub, b1, X);
+	router_want(hub, b1, Y);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	expect_msg(fx, 0, HUB_REQUEST, 1, Y);
+	size_t n;
+	router_blob(hub, fx->gw[0], 5, X, 100);
+	router_blob(hub, fx->gw[0], 6, Y, 100);
+	expect_route(fx, 0, 5, X, 0, gw_endpoint[1], &n);
+	expect_route(fx, 0, 6, Y, 0, gw_endpoint[1], &n);
+	assert_null(registry_hash(hub, X, 0)->fetch);
+
+	registry_gateway_remove(hub, fx->gw[0]);
+	fx->gw[0] = NULL;
+	/* X is asked of the holder that is left; Y has none: not found */
+	struct fetch *f = registry_hash(hub, X, 0)->fetch;
+	assert_non_null(f);
+	assert_ptr_equal(f->holder, c2);
+	assert_ptr_equal(LIST_FIRST(&f->waiters)->c, b1);
+	expect_msg(fx, 1, HUB_NOT_FOUND, 1, Y);
+	expect_msg(fx, 1, HUB_REQUEST, 2, X);
+	assert_int_equal(hub->stats.requests_total, 2);
+	assert_int_equal(hub->stats.requests_failed, 1);
+	assert_int_equal(hub->stats.requests_served, 0);
+}
+
 int main(void)
 {
 	log_init("test_registry", LOG_LEVEL_WARN);
@@ -702,6 +875,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_holder_rotation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fail_mismatch_and_decline, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_routes_and_undelivered, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_route_to_gateway_without_endpoint, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_route_unsendable, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_holder_gateway_dies_mid_transfer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unreachable_holder, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_requesters_and_holders_leave, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_oom_add_holder, setup, teardown),

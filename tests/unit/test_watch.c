@@ -214,7 +214,8 @@ int main(void)
 {
 	log_init("test_watch", LOG_LEVEL_WARN);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_changes_reach_frontends_that_asked, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_changes_reach_frontends_that_asked, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_no_watch_no_count, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

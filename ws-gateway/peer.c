@@ -1,0 +1,453 @@
+/*
+ * peer.c — verified blobs on their way to waiters, and the links between gateways that carry
+ * them (docs/HUB-PROTOCOL.md, "The blob path"). The hub decides where a blob goes; the bytes
+ * never pass through it.
+ *
+ * Owns kept_blob, parked_route and peer_link, the peer ROUTER socket (bound at gateway.peer_bind,
+ * announced to the hub in HELLO as gateway.peer_endpoint) and one DEALER per other gateway's
+ * endpoint. A blob verified here (session.c) is kept under a token and announced to the hub in a
+ * header-only BLOB. The hub answers with ROUTEs, one per gateway with waiters: this gateway's own
+ * waiters get the blob in process; another gateway's get one DELIVER over its DEALER
+ * (zmq_msg_copy shares the buffer, so one transfer serves everyone). What was delivered is
+ * reported to the hub (DELIVERED, for the stats); waiters that cannot be reached are reported too
+ * (UNDELIVERED), and the hub fails them at once instead of letting them wait for their timeout.
+ *
+ * A DEALER has ZMQ_IMMEDIATE, so a send fails at once when no connection to that gateway is up:
+ * a route over a link younger than PEER_CONNECT_MS (still connecting) is parked and retried every
+ * PEER_RETRY_MS; any other failure (the gateway is gone, or its queue is at PEER_SNDHWM: a
+ * gateway that cannot keep up) is reported. A blob the hub never routes (it restarted) is freed
+ * after PEER_KEEP_MS; a link unused for PEER_IDLE_MS is closed. Received DELIVERs are not hashed
+ * again: only gateways speak on these links, and the holder's gateway verified the bytes.
+ */
+#include "gateway.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PEER_CONNECT_MS 1000  /* a new link may take this long to connect */
+#define PEER_RETRY_MS	5     /* parked routes are tried again this often */
+#define PEER_KEEP_MS	10000 /* a kept blob with no (last) ROUTE by then is freed */
+#define PEER_IDLE_MS	60000 /* a link unused this long is closed */
+#define PEER_SNDHWM	1000  /* DELIVERs queued to one gateway before it counts as unreachable */
+
+struct peer_link {
+	TAILQ_ENTRY(peer_link) entry;
+	char endpoint[HUBPROTO_MAX_ENDPOINT + 1];
+	void *sock; /* DEALER, ZMQ_IMMEDIATE */
+	int64_t since_ms, used_ms;
+};
+
+struct parked_route {
+	TAILQ_ENTRY(parked_route) entry;
+	struct peer_link *link;
+	int64_t until_ms;
+	size_t nconns;
+	uint8_t conns[]; /* u64 LE each */
+};
+
+struct kept_blob {
+	TAILQ_ENTRY(kept_blob) entry;
+	uint64_t token;
+	uint8_t hash[HASH_LEN];
+	zmq_msg_t frame; /* hash, then blob */
+	int64_t expires_ms;
+	uint32_t delivered;
+	int routed;	 /* the last ROUTE came */
+	int had_waiters; /* some ROUTE named waiters: the hub waits for DELIVERED */
+	int shared;	 /* given to a peer DEALER: ZeroMQ's I/O thread may read it any time */
+	int given_here;	 /* queued for this gateway's clients, who may borrow its bytes */
+	TAILQ_HEAD(, parked_route) parked;
+};
+
+static void peer_free_frame(void *data, void *hint)
+{
+	(void)hint;
+	free(data);
+}
+
+void *peer_socket(struct gateway *gw, int type)
+{
+	return hubproto_socket(gw->zctx, type);
+}
+
+static void peer_report_undelivered(struct gateway *gw, const uint8_t *hash, const char *endpoint,
+				    const uint8_t *conns, size_t n)
+{
+	struct hubproto_out o = {.cmd = HUB_UNDELIVERED,
+				 .hash = hash,
+				 .list = conns,
+				 .list_count = n,
+				 .data = endpoint,
+				 .data_len = strlen(endpoint)};
+	hub_link_send(gw, &o);
+}
+
+/* Gives the frame to each listed connection of this gateway that still wants it. */
+static uint32_t peer_deliver_here(struct gateway *gw, const uint8_t *hash, zmq_msg_t *frame,
+				  int shared, const uint8_t *conns, size_t n)
+{
+	struct outbuf *b = outbuf_blob(frame, shared);
+	uint32_t delivered = 0;
+	if (b == NULL)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		struct session *s = session_find(gw, get_u64(conns + 8 * i));
+		if (s && session_deliver(s, hash, b))
+			delivered++;
+	}
+	outbuf_release(b);
+	return delivered;
+}
+
+static void peer_link_close(struct gateway *gw, struct peer_link *l)
+{
+	TAILQ_REMOVE(&gw->peer_links, l, entry);
+	zmq_close(l->sock);
+	free(l);
+}
+
+static struct peer_link *peer_link_get(struct gateway *gw, const char *endpoint)
+{
+	struct peer_link *l;
+	TAILQ_FOREACH(l, &gw->peer_links, entry)
+	if (strcmp(l->endpoint, endpoint) == 0)
+		return l;
+	l = calloc(1, sizeof(*l));
+	if (l == NULL)
+		return NULL;
+	int one = 1, hwm = PEER_SNDHWM;
+	l->sock = peer_socket(gw, ZMQ_DEALER);
+	if (l->sock == NULL || zmq_setsockopt(l->sock, ZMQ_IMMEDIATE, &one, sizeof(one)) < 0 ||
+	    zmq_setsockopt(l->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0 ||
+	    zmq_connect(l->sock, endpoint) < 0) {
+		log_warnx("%s: cannot connect to gateway at %s: %s", __func__, endpoint,
+			  zmq_strerror(zmq_errno()));
+		if (l->sock)
+			zmq_close(l->sock);
+		free(l);
+		return NULL;
+	}
+	snprintf(l->endpoint, sizeof(l->endpoint), "%s", endpoint);
+	l->since_ms = l->used_ms = now_ms();
+	TAILQ_INSERT_TAIL(&gw->peer_links, l, entry);
+	return l;
+}
+
+/*
+ * The hub sends the holder's own waiters' ROUTE last, so a frame normally goes to peers before
+ * any client of ours may borrow its bytes (outq.c). Should a peer still come after (a parked
+ * route, or a hub that orders otherwise), it gets a copy, not the buffer in use.
+ */
+static int peer_link_send(struct peer_link *l, struct kept_blob *k, const uint8_t *conns, size_t n)
+{
+	struct hubproto_out o = {
+	    .cmd = HUB_DELIVER, .hash = k->hash, .list = conns, .list_count = n};
+	if (k->given_here) {
+		o.data = zmq_msg_data(&k->frame);
+		o.data_len = zmq_msg_size(&k->frame);
+	} else {
+		o.data_msg = &k->frame;
+	}
+	l->used_ms = now_ms();
+	int rc = hubproto_send(l->sock, NULL, 0, &o);
+	if (rc == 0)
+		k->shared = 1;
+	return rc;
+}
+
+static void peer_schedule_retry(struct gateway *gw);
+
+/* Sends the waiters on another gateway their blob, parks the route, or reports it. */
+static void peer_send_route(struct gateway *gw, struct kept_blob *k, const char *endpoint,
+			    const uint8_t *conns, size_t n)
+{
+	struct peer_link *l = peer_link_get(gw, endpoint);
+	if (l && peer_link_send(l, k, conns, n) == 0) {
+		k->delivered += (uint32_t)n;
+		return;
+	}
+	int64_t now = now_ms();
+	if (l && errno == EAGAIN && now < l->since_ms + PEER_CONNECT_MS) {
+		struct parked_route *r = malloc(sizeof(*r) + 8 * n);
+		if (r) {
+			r->link = l;
+			r->until_ms = l->since_ms + PEER_CONNECT_MS;
+			r->nconns = n;
+			memcpy(r->conns, conns, 8 * n);
+			TAILQ_INSERT_TAIL(&k->parked, r, entry);
+			peer_schedule_retry(gw);
+			return;
+		}
+	}
+	log_warnx("%s: gateway at %s cannot be reached (%s): %zu waiters told not_found", __func__,
+		  endpoint, l ? zmq_strerror(errno) : "no link", n);
+	peer_report_undelivered(gw, k->hash, endpoint, conns, n);
+}
+
+static void kept_free(struct gateway *gw, struct kept_blob *k)
+{
+	struct parked_route *r;
+	TAILQ_REMOVE(&gw->kept, k, entry);
+	while ((r = TAILQ_FIRST(&k->parked))) {
+		TAILQ_REMOVE(&k->parked, r, entry);
+		free(r);
+	}
+	zmq_msg_close(&k->frame);
+	free(k);
+}
+
+/* Once every route is done, tells the hub what was delivered and lets the blob go. */
+static void kept_finish_if_done(struct gateway *gw, struct kept_blob *k)
+{
+	if (!k->routed || !TAILQ_EMPTY(&k->parked))
+		return;
+	if (k->had_waiters) {
+		struct hubproto_out o = {
+		    .cmd = HUB_DELIVERED, .id = k->token, .hash = k->hash, .value = k->delivered};
+		hub_link_send(gw, &o);
+	}
+	kept_free(gw, k);
+}
+
+void peer_keep(struct gateway *gw, uint8_t *frame, size_t len)
+{
+	struct kept_blob *k = calloc(1, sizeof(*k));
+	if (k == NULL || zmq_msg_init_data(&k->frame, frame, len, peer_free_frame, NULL) < 0) {
+		free(k);
+		free(frame);
+		return;
+	}
+	TAILQ_INIT(&k->parked);
+	k->token = ++gw->next_token;
+	memcpy(k->hash, frame, HASH_LEN);
+	k->expires_ms = now_ms() + PEER_KEEP_MS;
+	TAILQ_INSERT_TAIL(&gw->kept, k, entry);
+	struct hubproto_out o = {
+	    .cmd = HUB_BLOB, .id = k->token, .hash = k->hash, .value = (uint32_t)(len - HASH_LEN)};
+	if (hub_link_send(gw, &o) < 0)
+		kept_free(gw, k);
+}
+
+void peer_route(struct gateway *gw, struct hubmsg *m)
+{
+	char endpoint[HUBPROTO_MAX_ENDPOINT + 1];
+	memcpy(endpoint, m->data, m->data_len);
+	endpoint[m->data_len] = '\0';
+	struct kept_blob *k;
+	TAILQ_FOREACH(k, &gw->kept, entry)
+	if (k->token == m->id)
+		break;
+	if (k == NULL || memcmp(k->hash, m->hash, HASH_LEN) != 0) {
+		/* Freed already (PEER_KEEP_MS): its waiters must not wait for nothing. */
+		if (m->list_count)
+			peer_report_undelivered(gw, m->hash, endpoint, m->list, m->list_count);
+		return;
+	}
+	if (m->list_count)
+		k->had_waiters = 1;
+	if (m->list_count && endpoint[0] == '\0') {
+		int shared = k->shared || !TAILQ_EMPTY(&k->parked);
+		k->delivered +=
+		    peer_deliver_here(gw, k->hash, &k->frame, shared, m->list, m->list_count);
+		if (!shared)
+			k->given_here = 1;
+	} else if (m->list_count)
+		peer_send_route(gw, k, endpoint, m->list, m->list_count);
+	if (m->value == 0) {
+		k->routed = 1;
+		kept_finish_if_done(gw, k);
+	}
+}
+
+void peer_forget_kept(struct gateway *gw)
+{
+	struct kept_blob *k;
+	while ((k = TAILQ_FIRST(&gw->kept)))
+		kept_free(gw, k);
+}
+
+/* Parked routes: sent once their link is up, reported once it is too late. */
+static int peer_retry_parked(struct gateway *gw)
+{
+	int64_t now = now_ms();
+	int left = 0;
+	struct kept_blob *k, *ktmp;
+	TAILQ_FOREACH_SAFE(k, &gw->kept, entry, ktmp)
+	{
+		struct parked_route *r, *rtmp;
+		TAILQ_FOREACH_SAFE(r, &k->parked, entry, rtmp)
+		{
+			if (peer_link_send(r->link, k, r->conns, r->nconns) == 0) {
+				k->delivered += (uint32_t)r->nconns;
+			} else if (errno != EAGAIN || now >= r->until_ms) {
+				log_warnx("%s: gateway at %s not reached in %d ms: %zu waiters "
+					  "told not_found",
+					  __func__, r->link->endpoint, PEER_CONNECT_MS, r->nconns);
+				peer_report_undelivered(gw, k->hash, r->link->endpoint, r->conns,
+							r->nconns);
+			} else {
+				left++;
+				continue;
+			}
+			TAILQ_REMOVE(&k->parked, r, entry);
+			free(r);
+		}
+		kept_finish_if_done(gw, k);
+	}
+	return left;
+}
+
+static void peer_retry(lws_sorted_usec_list_t *sul)
+{
+	struct gateway *gw = lws_container_of(sul, struct gateway, sul_peer);
+	gw->peer_retry_scheduled = 0;
+	if (peer_retry_parked(gw))
+		peer_schedule_retry(gw);
+}
+
+static void peer_schedule_retry(struct gateway *gw)
+{
+	if (gw->peer_retry_scheduled)
+		return;
+	gw->peer_retry_scheduled = 1;
+	lws_sul_schedule(gw->ctx, 0, &gw->sul_peer, peer_retry, PEER_RETRY_MS * LWS_US_PER_MS);
+}
+
+static void peer_on_deliver(struct gateway *gw, struct hubmsg *m)
+{
+	if (m->data_len < HASH_LEN || memcmp(m->data, m->hash, HASH_LEN) != 0) {
+		log_warnx("%s: a DELIVER whose frame does not start with its hash", __func__);
+		return;
+	}
+	peer_deliver_here(gw, m->hash, m->data_frame, 0, m->list, m->list_count);
+}
+
+/* ZMQ_FD is edge-triggered: read until ZMQ_EVENTS says nothing is left (or the budget ends). */
+static void peer_drain(struct gateway *gw)
+{
+	for (int budget = 4096; gw->peer_sock && budget > 0; budget--) {
+		int events = 0;
+		size_t sz = sizeof(events);
+		if (zmq_getsockopt(gw->peer_sock, ZMQ_EVENTS, &events, &sz) < 0 ||
+		    !(events & ZMQ_POLLIN))
+			return;
+		struct hubmsg m;
+		int rc = hubproto_recv(gw->peer_sock, &m, 1);
+		if (rc == 0)
+			return;
+		if (rc < 0) {
+			log_warnx("%s: malformed message from a gateway: %s", __func__, m.error);
+			continue;
+		}
+		if (m.cmd == HUB_DELIVER)
+			peer_on_deliver(gw, &m);
+		else
+			log_warnx("%s: a gateway sent %s on a peer link", __func__,
+				  hubproto_cmd_name(m.cmd));
+		hubmsg_close(&m);
+	}
+}
+
+void peer_tick(struct gateway *gw)
+{
+	int64_t now = now_ms();
+	struct kept_blob *k, *ktmp;
+	TAILQ_FOREACH_SAFE(k, &gw->kept, entry, ktmp)
+	if (now >= k->expires_ms) {
+		log_warnx("%s: no (last) route from the hub for a blob in %d ms: dropped", __func__,
+			  PEER_KEEP_MS);
+		k->routed = 1; /* what was sent is still reported, so the hub forgets it */
+		while (!TAILQ_EMPTY(&k->parked)) {
+			struct parked_route *r = TAILQ_FIRST(&k->parked);
+			peer_report_undelivered(gw, k->hash, r->link->endpoint, r->conns,
+						r->nconns);
+			TAILQ_REMOVE(&k->parked, r, entry);
+			free(r);
+		}
+		kept_finish_if_done(gw, k);
+	}
+	struct peer_link *l, *ltmp;
+	TAILQ_FOREACH_SAFE(l, &gw->peer_links, entry, ltmp)
+	if (now - l->used_ms > PEER_IDLE_MS) {
+		int parked = 0;
+		TAILQ_FOREACH(k, &gw->kept, entry)
+		{
+			struct parked_route *r;
+			TAILQ_FOREACH(r, &k->parked, entry)
+			parked |= r->link == l;
+		}
+		if (!parked)
+			peer_link_close(gw, l);
+	}
+	peer_drain(gw); /* in case an edge was missed */
+}
+
+int peer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		  size_t len)
+{
+	(void)user;
+	(void)in;
+	(void)len;
+	struct gateway *gw = lws_context_user(lws_get_context(wsi));
+	switch (reason) {
+	case LWS_CALLBACK_RAW_RX_FILE:
+		peer_drain(gw);
+		return 0;
+	case LWS_CALLBACK_RAW_CLOSE_FILE:
+		if (gw->peer_wsi == wsi)
+			gw->peer_wsi = NULL;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+int peer_open(struct gateway *gw)
+{
+	TAILQ_INIT(&gw->peer_links);
+	TAILQ_INIT(&gw->kept);
+	gw->peer_sock = peer_socket(gw, ZMQ_ROUTER);
+	if (gw->peer_sock == NULL || zmq_bind(gw->peer_sock, gw->peer_bind) < 0) {
+		log_errorx("%s: cannot bind %s: %s", __func__, gw->peer_bind,
+			   zmq_strerror(zmq_errno()));
+		return -1;
+	}
+	if (gw->peer_endpoint[0] == '\0') {
+		size_t sz = sizeof(gw->peer_endpoint);
+		zmq_getsockopt(gw->peer_sock, ZMQ_LAST_ENDPOINT, gw->peer_endpoint, &sz);
+	}
+	int fd;
+	size_t sz = sizeof(fd);
+	zmq_getsockopt(gw->peer_sock, ZMQ_FD, &fd, &sz);
+	/* As for the hub link: lws closes what it adopts, so it gets a duplicate. */
+	lws_sock_file_fd_type u;
+	u.filefd = (lws_filefd_type)dup(fd);
+	gw->peer_wsi = lws_adopt_descriptor_vhost(gw->vhost, LWS_ADOPT_RAW_FILE_DESC, u,
+						  GW_PEER_PROTOCOL, NULL);
+	if (gw->peer_wsi == NULL) {
+		log_errorx("%s: cannot add the peer socket to the event loop", __func__);
+		return -1;
+	}
+	log_info("peer endpoint %s", gw->peer_endpoint);
+	return 0;
+}
+
+void peer_close(struct gateway *gw)
+{
+	peer_forget_kept(gw);
+	struct peer_link *l;
+	while ((l = TAILQ_FIRST(&gw->peer_links)))
+		peer_link_close(gw, l);
+	if (gw->peer_wsi) {
+		struct lws *w = gw->peer_wsi;
+		gw->peer_wsi = NULL;
+		lws_set_timeout(w, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_ASYNC);
+	}
+	if (gw->peer_sock) {
+		zmq_close(gw->peer_sock);
+		gw->peer_sock = NULL;
+	}
+}
