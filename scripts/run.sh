@@ -10,6 +10,9 @@
 #   GATEWAYS   how many gateways (default 2)
 #   FRONTENDS  how many FastCGI frontend processes (default 2)
 #   TLS_CERT, TLS_KEY   serve https:// and wss:// with this certificate and key (PEM files)
+#   WS         proxy (default: the pages' WebSockets go through the web server's /ws) or direct
+#              (every gateway also accepts them on DIRECT_PORT, default HTTP_PORT + 100, shared
+#              with SO_REUSEPORT; wss:// there with TLS_CERT; GET /api/v1/ws names it)
 #   EPHEMERAL_* settings as everywhere (conf/ephemeral.conf holds the defaults)
 #
 # Ctrl-C (SIGINT) or SIGTERM stops everything. If any program dies on its own, the others are
@@ -52,6 +55,21 @@ if [[ -n $TLS_CERT || -n $TLS_KEY ]]; then
 	TLS_CERT=$(realpath "$TLS_CERT") TLS_KEY=$(realpath "$TLS_KEY")
 	tls_args=(--tls-cert "$TLS_CERT" --tls-key "$TLS_KEY")
 	scheme=https
+fi
+# Direct mode: the settings that publish the gateways (docs/OPERATIONS.md, "Which mode").
+WS=${WS:-proxy}
+DIRECT_PORT=${DIRECT_PORT:-$((HTTP_PORT + 100))}
+[[ $WS == proxy || $WS == direct ]] || die "WS=\"$WS\" is not proxy or direct"
+direct_gw_args=() direct_fe_args=() direct_gen_args=()
+if [[ $WS == direct ]]; then
+	[[ $DIRECT_PORT =~ ^[1-9][0-9]{0,4}$ ]] && ((DIRECT_PORT <= 65535)) ||
+		die "DIRECT_PORT=\"$DIRECT_PORT\" is not a port number"
+	ws_url=$([[ $scheme == https ]] && echo wss || echo ws)://127.0.0.1:$DIRECT_PORT/ws
+	direct_gw_args=(-o "gateway.direct_port=$DIRECT_PORT"
+		-o "gateway.allowed_origins=$scheme://127.0.0.1:$HTTP_PORT,$scheme://localhost:$HTTP_PORT")
+	[[ -n $TLS_CERT ]] && direct_gw_args+=(-o "gateway.tls_cert=$TLS_CERT" -o "gateway.tls_key=$TLS_KEY")
+	direct_fe_args=(-o "frontend.ws_url=$ws_url")
+	direct_gen_args=(--ws-url "$ws_url")
 fi
 
 for prog in ephemeral-hub ephemeral-gateway ephemeral-fcgi; do
@@ -168,7 +186,7 @@ gateway_list=()
 for ((i = 1; i <= GATEWAYS; i++)); do
 	port=$((HTTP_PORT + i))
 	start "gateway gw$i" "$bin/ephemeral-gateway" -c "$conf" -o "gateway.port=$port" \
-		-o "gateway.name=gw$i"
+		-o "gateway.name=gw$i" "${direct_gw_args[@]}"
 	gateway_list+=("127.0.0.1:$port")
 done
 
@@ -177,14 +195,14 @@ frontend_list=()
 if [[ $SERVER == lighttpd ]]; then
 	gen=("$root/scripts/gen-lighttpd-conf.sh" --port "$HTTP_PORT" --gateways "$gateways_csv"
 		--hub-endpoint "$hub_endpoint" --root "$root" --bin "$bin" --state-dir "$state"
-		--fcgi-procs "$FRONTENDS" "${tls_args[@]}")
+		--fcgi-procs "$FRONTENDS" "${tls_args[@]}" "${direct_gen_args[@]}")
 	server_cmd=("$server_bin" -D -f "$state/server.conf")
 else
 	# Apache does not spawn FastCGI programs: the frontends listen on ports of their own.
 	for ((j = 1; j <= FRONTENDS; j++)); do
 		port=$((HTTP_PORT + GATEWAYS + j))
 		start "frontend fe$j" "$bin/ephemeral-fcgi" -c "$conf" -o "frontend.web_dir=$root/web" \
-			"127.0.0.1:$port"
+			"${direct_fe_args[@]}" "127.0.0.1:$port"
 		frontend_list+=("127.0.0.1:$port")
 	done
 	user_args=()
@@ -219,6 +237,7 @@ if ((ready)); then
 
   Ephemeral is running:   $scheme://127.0.0.1:$HTTP_PORT/   ($SERVER)
   gateways (via /ws):     ${gateway_list[*]}
+  pages' WebSockets:      ${ws_url:-$scheme://127.0.0.1:$HTTP_PORT/ws} (WS=$WS)
   FastCGI frontends:      ${frontend_list[*]:-spawned by lighttpd ($FRONTENDS)}
   hub:                    $hub_endpoint
   operator endpoint:      $operator_endpoint   (try: $bin/ephemeral-ctl stats)
