@@ -64,8 +64,8 @@ static struct config_key config_keys[] = {
     {"gateway.trusted_proxies", CONFIG_STR, "127.0.0.1", 0, 0,
      "comma-separated peer addresses whose X-Forwarded-For names the client", NULL},
     {"gateway.allowed_origins", CONFIG_STR, "", 0, 0,
-     "comma-separated Origins allowed to open WebSockets (empty: the site's own; "
-     "clients sending no Origin are always allowed)",
+     "comma-separated Origins allowed to open WebSockets besides the site's own "
+     "(clients sending no Origin are always allowed)",
      NULL},
     {"gateway.direct_port", CONFIG_INT, "0", 0, 65535,
      "public port every gateway also accepts WebSockets on (shared, SO_REUSEPORT); 0: none", NULL},
