@@ -11,6 +11,10 @@
 # lighttpd's /ws instead, to find its ceiling. Prints key=value lines; stops all it started.
 #
 #   IDLE_TOTAL (100000)  IDLE_GATEWAYS (7)  IDLE_CLIENTS (6)  THROUGH (direct | lighttpd)
+#   IDLE_WAIT (240): seconds to wait for the clients; then what they hold is what is counted
+#   LIGHTTPD_MAX_FDS (20000): lighttpd's server.max-fds here (its default, 4096, caps it at
+#   1,365 connections: max-fds / 3); server.max-connections is set to half of it (two
+#   descriptors per proxied WebSocket)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -81,6 +85,9 @@ if [[ $THROUGH == lighttpd ]]; then
 	scripts/gen-lighttpd-conf.sh --port "$web_port" --gateways "$(IFS=,; echo "${gw_list[*]}")" \
 		--hub-endpoint "$hub_ep" --root "$PWD" --bin "$(realpath "$BUILD")" --state-dir "$work" \
 		--fcgi-procs 1 >"$work/lighttpd.conf"
+	max_fds=${LIGHTTPD_MAX_FDS:-20000}
+	printf 'server.max-fds = %d\nserver.max-connections = %d\n' "$max_fds" \
+		$((max_fds / 2 - 16)) >>"$work/lighttpd.conf"
 	/usr/sbin/lighttpd -D -f "$work/lighttpd.conf" >"$work/lighttpd.log" 2>&1 &
 	pids+=($!)
 	servers+=($!)
@@ -115,16 +122,23 @@ for ((k = 0; k < NCL; k++)); do
 	pids+=($!)
 	clients+=($!)
 done
-# Ready when every client has reported (all its connections ready or failed), or after 5 min.
-for _ in $(seq 3000); do
+# Ready when every client has reported (all its connections ready or failed), or after
+# IDLE_WAIT: then the stragglers are asked (SIGUSR1) what they hold so far.
+deadline=$((SECONDS + ${IDLE_WAIT:-240}))
+while ((SECONDS < deadline)); do
 	done_n=0
 	for ((k = 0; k < NCL; k++)); do grep -q '^ready=' "$work/client$k.out" && done_n=$((done_n + 1)); done
 	((done_n == NCL)) && break
 	sleep 0.1
 done
+for ((k = 0; k < NCL; k++)); do
+	grep -q '^ready=' "$work/client$k.out" || kill -USR1 "${clients[k]}" 2>/dev/null || true
+done
+sleep 0.5
 ready=0 failed=0
 for ((k = 0; k < NCL; k++)); do
 	r=$(sed -n 's/^ready=\([0-9]*\) failed=\([0-9]*\).*/\1 \2/p' "$work/client$k.out" | head -n 1)
+	[[ -n $r ]] || r="0 0"
 	ready=$((ready + ${r% *}))
 	failed=$((failed + ${r#* }))
 done

@@ -10,8 +10,9 @@
  * (the welcome) has arrived. Then it stays idle and answers pings. At most --in-flight
  * handshakes run at once, so that the servers' accept queues never overflow.
  *
- * Prints "ready=N failed=N seconds=S" once every connection is ready or failed, then the same
- * with "closed=N" when stdin closes or SIGTERM comes, and exits. Never framing of the product:
+ * Prints "ready=N failed=N seconds=S" once every connection is ready or failed (or at SIGUSR1,
+ * with those still in their handshake as "pending=N"), then the same with "closed=N" when stdin
+ * closes or SIGTERM comes, and exits. Never framing of the product:
  * the servers use libwebsockets.
  */
 #include <arpa/inet.h>
@@ -47,12 +48,18 @@ struct idle_run {
 	int nconns;
 };
 
-static volatile sig_atomic_t idle_stop;
+static volatile sig_atomic_t idle_stop, idle_report;
 
 static void idle_on_signal(int sig)
 {
 	(void)sig;
 	idle_stop = 1;
+}
+
+static void idle_on_usr1(int sig)
+{
+	(void)sig;
+	idle_report = 1;
 }
 
 static double idle_now(void)
@@ -231,6 +238,7 @@ int main(int argc, char **argv)
 	signal(SIGTERM, idle_on_signal);
 	signal(SIGINT, idle_on_signal);
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGUSR1, idle_on_usr1);
 	struct epoll_event in = {.events = EPOLLIN, .data.fd = 0};
 	epoll_ctl(r.ep, EPOLL_CTL_ADD, 0, &in); /* stdin closed: stop */
 
@@ -240,9 +248,9 @@ int main(int argc, char **argv)
 	while (!idle_stop) {
 		while (r.opened < r.total && r.in_flight < r.in_flight_max)
 			idle_open(&r);
-		if (!reported && r.ready + r.failed >= r.total) {
-			printf("ready=%d failed=%d seconds=%.1f\n", r.ready, r.failed,
-			       idle_now() - start);
+		if (!reported && (r.ready + r.failed >= r.total || idle_report)) {
+			printf("ready=%d failed=%d pending=%d seconds=%.1f\n", r.ready, r.failed,
+			       r.in_flight, idle_now() - start);
 			fflush(stdout);
 			reported = 1;
 		}
