@@ -8,6 +8,7 @@
 # shared and noisy: compare the ratios of one run, not figures across runs.
 #
 #   SIDE_SECONDS (5)  SIDE_GATEWAYS (2)  KEEP=1 keeps the logs
+#   SIDE_MODES ("node lighttpd direct")  LIGHTTPD_EXTRA: lines appended to lighttpd's conf
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -70,6 +71,7 @@ done
 scripts/gen-lighttpd-conf.sh --port "$web_port" --gateways "$(IFS=,; echo "${gw_list[*]}")" \
 	--hub-endpoint "$hub_ep" --root "$PWD" --bin "$(realpath "$BUILD")" --state-dir "$work" \
 	--fcgi-procs 1 >"$work/lighttpd.conf"
+printf '%b\n' "${LIGHTTPD_EXTRA:-}" >>"$work/lighttpd.conf"
 /usr/sbin/lighttpd -D -f "$work/lighttpd.conf" >"$work/lighttpd.log" 2>&1 &
 pids+=($!)
 web_pid=$!
@@ -90,7 +92,7 @@ declare -A target path watch
 target[node]=127.0.0.1:$node_port path[node]=/ watch[node]="--watch node=$node_pid"
 target[lighttpd]=127.0.0.1:$web_port path[lighttpd]=/ws watch[lighttpd]="${ours[*]} --watch lighttpd=$web_pid"
 target[direct]=127.0.0.1:$direct_port path[direct]=/ws watch[direct]="${ours[*]}"
-modes=(node lighttpd direct)
+read -r -a modes <<<"${SIDE_MODES:-node lighttpd direct}"
 
 run() { # mode figure args...
 	local mode=$1 fig=$2
