@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# side-by-side.sh — Ephemeral through lighttpd, Ephemeral in direct mode, and the one-process
-# Node.js reference relay (tests/bench/node-relay.mjs, `ws` + bufferutil), driven in one run by
-# the same load client (build/bench/ephemeral-bench) over the same loopback path, with ratios
-# against the reference (docs/BENCHMARKS.md, "Side by side"). Run by scripts/bench.sh
-# (--only side-by-side); runs alone too. Each figure counts the CPU of the server processes of
-# its mode only: node; or the hub + the gateways (+ lighttpd through lighttpd). The machine is
-# shared and noisy: compare the ratios of one run, not figures across runs.
+# side-by-side.sh — Ephemeral through lighttpd, through Apache, in direct mode, and the
+# one-process Node.js reference relay (tests/bench/node-relay.mjs, `ws` + bufferutil), driven in
+# one run by the same load client (build/bench/ephemeral-bench) over the same loopback path,
+# with ratios against the reference (docs/BENCHMARKS.md, "Side by side"). Run by
+# scripts/bench.sh (--only side-by-side); runs alone too. Each figure counts the CPU of the
+# server processes of its mode only: node; or the hub + the gateways (+ lighttpd, or Apache's
+# parent and the children it has once started). The machine is shared and noisy: compare the
+# ratios of one run, not figures across runs.
 #
 #   SIDE_SECONDS (5)  SIDE_GATEWAYS (2)  KEEP=1 keeps the logs
-#   SIDE_MODES ("node lighttpd direct")  LIGHTTPD_EXTRA: lines appended to lighttpd's conf
+#   SIDE_MODES ("node lighttpd apache direct")
+#   LIGHTTPD_EXTRA: lines appended to lighttpd's configuration (for trying its settings)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 SECS=${SIDE_SECONDS:-5}
 NGW=${SIDE_GATEWAYS:-2}
+read -r -a modes <<<"${SIDE_MODES:-node lighttpd apache direct}"
 CTL=$BUILD/ephemeral-ctl
 CLIENT=$BUILD/bench/ephemeral-bench
 make --no-print-directory -s -C tests/bench BUILD="$BUILD" >/dev/null
@@ -75,6 +78,20 @@ printf '%b\n' "${LIGHTTPD_EXTRA:-}" >>"$work/lighttpd.conf"
 /usr/sbin/lighttpd -D -f "$work/lighttpd.conf" >"$work/lighttpd.log" 2>&1 &
 pids+=($!)
 web_pid=$!
+if [[ " ${modes[*]} " == *" apache "* ]]; then
+	apache_port=$(port)
+	user_args=()
+	if [[ $(id -u) == 0 ]]; then
+		if id www-data >/dev/null 2>&1; then user_args=(--user www-data); else user_args=(--user nobody --group nogroup); fi
+		chown "${user_args[1]}" "$work" 2>/dev/null || true
+	fi
+	scripts/gen-apache-conf.sh --port "$apache_port" --gateways "$(IFS=,; echo "${gw_list[*]}")" \
+		--frontends "127.0.0.1:$(port)" --root "$PWD" --state-dir "$work" "${user_args[@]}" \
+		>"$work/apache.conf"
+	/usr/sbin/apache2 -DFOREGROUND -f "$work/apache.conf" >"$work/apache.log" 2>&1 &
+	pids+=($!)
+	apache_pid=$!
+fi
 node tests/bench/node-relay.mjs "$node_port" >"$work/node.log" 2>&1 &
 pids+=($!)
 node_pid=$!
@@ -92,7 +109,12 @@ declare -A target path watch
 target[node]=127.0.0.1:$node_port path[node]=/ watch[node]="--watch node=$node_pid"
 target[lighttpd]=127.0.0.1:$web_port path[lighttpd]=/ws watch[lighttpd]="${ours[*]} --watch lighttpd=$web_pid"
 target[direct]=127.0.0.1:$direct_port path[direct]=/ws watch[direct]="${ours[*]}"
-read -r -a modes <<<"${SIDE_MODES:-node lighttpd direct}"
+if [[ -n ${apache_pid:-} ]]; then
+	sleep 1
+	watch[apache]="${ours[*]} --watch apache=$apache_pid"
+	for c in $(ps -o pid= --ppid "$apache_pid"); do watch[apache]+=" --watch apache$c=$c"; done
+	target[apache]=127.0.0.1:$apache_port path[apache]=/ws
+fi
 
 run() { # mode figure args...
 	local mode=$1 fig=$2
@@ -124,34 +146,46 @@ for mode in "${modes[@]}"; do
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "-" }'; }
-printf '| %-38s | %10s | %10s | %10s | %8s | %8s |\n' figure node lighttpd direct "lt/node" "dir/node"
-printf '|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..40})" "$(printf -- '-%.0s' {1..12})" \
-	"$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..10})" \
-	"$(printf -- '-%.0s' {1..10})"
-line() { # label values of node lighttpd direct
-	printf '| %-38s | %10s | %10s | %10s | %8s | %8s |\n' "$1" "$2" "$3" "$4" "$(ratio "$3" "$2")" \
-		"$(ratio "$4" "$2")"
+others=()
+for mode in "${modes[@]}"; do [[ $mode == node ]] || others+=("$mode"); done
+# One column per mode, then each mode's ratio to node (for CPU and latency, lower is better).
+header="| $(printf '%-38s' figure) |"
+rule="|$(printf -- '-%.0s' {1..40})|"
+for mode in "${modes[@]}"; do header+=" $(printf '%10s' "$mode") |" rule+="------------|"; done
+for mode in "${others[@]}"; do header+=" $(printf '%10s' "$mode/node") |" rule+="------------|"; done
+echo "$header"
+echo "$rule"
+line() { # label, then a command that prints the value for a mode
+	local label=$1 mode out node_v
+	shift
+	declare -A val
+	for mode in "${modes[@]}"; do val[$mode]=$("$@" "$mode"); done
+	out="| $(printf '%-38s' "$label") |"
+	for mode in "${modes[@]}"; do out+=" $(printf '%10s' "${val[$mode]}") |"; done
+	node_v=${val[node]:-}
+	for mode in "${others[@]}"; do out+=" $(printf '%10s' "$(ratio "${val[$mode]}" "$node_v")") |"; done
+	echo "$out"
 }
-v() { get "$1" "$2" "$3"; }
-line "relay MB/s, 1 MiB blobs" "$(v node relay mb_per_s)" "$(v lighttpd relay mb_per_s)" \
-	"$(v direct relay mb_per_s)"
 per_mb() { # server CPU ms per MB (10^6 bytes) relayed: us per 1 MiB want / 1048.576
 	awk -v u="$(server_us "$1" relay)" 'BEGIN { if (u > 0) printf "%.2f", u / 1048.576 }'
 }
-line "server CPU ms per MB" "$(per_mb node)" "$(per_mb lighttpd)" "$(per_mb direct)"
-line "small wants/s, 4 KiB" "$(v node small wants_per_s)" "$(v lighttpd small wants_per_s)" \
-	"$(v direct small wants_per_s)"
-line "server CPU us per small want" "$(server_us node small)" "$(server_us lighttpd small)" \
-	"$(server_us direct small)"
-line "p99 us at 5,000 wants/s" "$(v node latency lat_p99_us)" "$(v lighttpd latency lat_p99_us)" \
-	"$(v direct latency lat_p99_us)"
-line "  wants/s answered there" "$(v node latency wants_per_s)" "$(v lighttpd latency wants_per_s)" \
-	"$(v direct latency wants_per_s)"
-line "load client CPU us per small want" "$(v node small cpu_client_us_per_want)" \
-	"$(v lighttpd small cpu_client_us_per_want)" "$(v direct small cpu_client_us_per_want)"
+relay_mbs() { get "$1" relay mb_per_s; }
+small_wps() { get "$1" small wants_per_s; }
+small_us() { server_us "$1" small; }
+p99() { get "$1" latency lat_p99_us; }
+lat_wps() { get "$1" latency wants_per_s; }
+client_us() { get "$1" small cpu_client_us_per_want; }
+line "relay MB/s, 1 MiB blobs" relay_mbs
+line "server CPU ms per MB" per_mb
+line "small wants/s, 4 KiB" small_wps
+line "server CPU us per small want" small_us
+line "p99 us at 5,000 wants/s" p99
+line "  wants/s answered there" lat_wps
+line "load client CPU us per small want" client_us
 echo
 echo "Server CPU counts: node = the node process; lighttpd = hub + $NGW gateways + lighttpd;"
-echo "direct = hub + $NGW gateways (one shared port). Ratios: mode / node (for CPU, lower is better)."
+echo "apache = hub + $NGW gateways + Apache's processes; direct = hub + $NGW gateways (one shared"
+echo "port). Ratios: mode / node (for CPU and latency, lower is better)."
 echo "Per process (us per want), relay / small:"
 for mode in "${modes[@]}"; do
 	printf '  %-9s relay: %s\n' "$mode" "$(sed -n 's/^cpu_\([a-z0-9]*\)_us_per_want=/\1=/p' "$work/relay-$mode.out" | tr '\n' ' ')"
