@@ -209,16 +209,16 @@ int frontend_ws_init(struct frontend *fe, const char *ws_url, char *err, size_t 
 	}
 	/* 'self' covers the web server's own /ws only: the pages may also connect to ws_url. */
 	static const char marker[] = "connect-src 'self'";
-	const char *at = strstr(FRONTEND_CSP_SITE, marker);
-	size_t head = (size_t)(at - FRONTEND_CSP_SITE) + strlen(marker);
-	size_t len = strlen(FRONTEND_CSP_SITE) + 1 + origin + 1;
+	static const char site[] = FRONTEND_CSP_SITE;
+	size_t head = (size_t)(strstr(site, marker) - site) + strlen(marker);
+	size_t len = strlen(site) + 1 + origin + 1;
 	fe->csp_site = malloc(len);
 	if (fe->csp_site == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	snprintf(fe->csp_site, len, "%.*s %.*s%s", (int)head, FRONTEND_CSP_SITE, (int)origin,
-		 ws_url, FRONTEND_CSP_SITE + head);
+	snprintf(fe->csp_site, len, "%.*s %.*s%s", (int)head, site, (int)origin, ws_url,
+		 &site[head]);
 	return 0;
 }
 

@@ -34,7 +34,7 @@
 /* lws's receive buffer, allocated for every connection at its handshake: malloc packs these
  * chunks next to each other, so an idle connection keeps all of it resident. 2 KiB instead of
  * 4 KiB takes 2 KB off each of 100,000 idle WebSockets; a 1 MiB blob then arrives in 512
- * callbacks instead of 256, which costs less than the noise (docs/BENCHMARKS.md). */
+ * callbacks instead of 256: a few microseconds (docs/BENCHMARKS.md, "100,000 idle WebSockets"). */
 #define GW_RX_BUFFER 2048
 /* Accepts more than this many connections in one turn only after the others had theirs. */
 #define DIRECT_ACCEPTS_PER_TURN 64
