@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # side-by-side.sh — Ephemeral through lighttpd, through Apache, in direct mode, and the
 # one-process Node.js reference relay (tests/bench/node-relay.mjs, `ws` + bufferutil), driven in
-# one run by the same load client (build/bench/ephemeral-bench) over the same loopback path,
-# with ratios against the reference (docs/BENCHMARKS.md, "Side by side"). Run by
+# one run by the same load clients over the same loopback path (tests/bench/relay-client.c, raw
+# sockets and cheap, for the 1 MiB and 4 KiB relays; build/bench/ephemeral-bench for the
+# latency at 5,000 wants/s), with ratios against the reference (docs/BENCHMARKS.md, "Side by side"). Run by
 # scripts/bench.sh (--only side-by-side); runs alone too. Each figure counts the CPU of the
 # server processes of its mode only: node; or the hub + the gateways (+ lighttpd, or Apache's
 # parent and the children it has once started). The machine is shared and noisy: compare the
@@ -116,12 +117,17 @@ if [[ -n ${apache_pid:-} ]]; then
 	target[apache]=127.0.0.1:$apache_port path[apache]=/ws
 fi
 
-run() { # mode figure args...
-	local mode=$1 fig=$2
-	shift 2
+run() { # mode figure client args...: client "relay" is relay-client (--target), else ephemeral-bench
+	local mode=$1 fig=$2 client=$3 where
+	shift 3
 	echo "side-by-side: $fig $mode ..." >&2
+	if [[ $client == relay ]]; then
+		client=$BUILD/bench/relay-client where=--target
+	else
+		client=$CLIENT where=--holder-gw
+	fi
 	# shellcheck disable=SC2086 # watch[] is a list of options
-	timeout 90 "$CLIENT" "$@" --holder-gw "${target[$mode]}" --path "${path[$mode]}" \
+	timeout 90 "$client" "$@" "$where" "${target[$mode]}" --path "${path[$mode]}" \
 		${watch[$mode]} >"$work/$fig-$mode.out" 2>"$work/$fig-$mode.err" ||
 		echo "side-by-side.sh: $fig $mode failed: $(tail -n 2 "$work/$fig-$mode.err")" >&2
 }
@@ -141,7 +147,7 @@ for mode in "${modes[@]}"; do
 		--blobs 16384 --warmup 1 --duration "$SECS"
 done
 for mode in "${modes[@]}"; do
-	run "$mode" latency rate --holders 8 --requesters 32 --rate 5000 --blob-size 4096 \
+	run "$mode" latency bench rate --holders 8 --requesters 32 --rate 5000 --blob-size 4096 \
 		--blobs 4096 --warmup 1 --duration "$((SECS + 3))"
 done
 
