@@ -653,12 +653,17 @@ export class Stack {
 		return p;
 	}
 
-	/** Direct mode: the shared public port, with the site's own origin allowed there. */
+	/**
+	 * Direct mode: the shared public port, with the site's origins allowed there: every name the
+	 * tests reach the web server under (127.0.0.1, localhost, and the browser tests' insecure
+	 * host, files-helpers.mjs INSECURE_HOST), as an operator lists the site's.
+	 */
 	directSettings() {
 		if (!this.direct) return {};
+		const scheme = this.tls ? 'https' : 'http';
 		return {
 			'gateway.direct_port': this.directPort,
-			'gateway.allowed_origins': this.baseUrl,
+			'gateway.allowed_origins': ['127.0.0.1', 'localhost', 'ephemeral.test'].map((h) => `${scheme}://${h}:${this.httpPort}`).join(','),
 			...(this.tls ? { 'gateway.tls_cert': this.tlsCert, 'gateway.tls_key': this.tlsKey } : {}),
 		};
 	}
