@@ -88,8 +88,19 @@ static struct config_key config_keys[] = {
     {"gateway.trusted_proxies", CONFIG_STR, "127.0.0.1", 0, 0,
      "comma-separated peer addresses whose X-Forwarded-For names the client", NULL},
     {"gateway.allowed_origins", CONFIG_STR, "", 0, 0,
-     "comma-separated Origins allowed to open WebSockets (empty: the site's own; "
-     "clients sending no Origin are always allowed)",
+     "comma-separated Origins allowed to open WebSockets besides the site's own "
+     "(clients sending no Origin are always allowed)",
+     NULL},
+    {"gateway.direct_port", CONFIG_INT, "0", 0, 65535,
+     "public port every gateway also accepts WebSockets on (shared, SO_REUSEPORT); 0: none", NULL},
+    {"gateway.direct_listen", CONFIG_STR, "127.0.0.1", 0, 0,
+     "address of gateway.direct_port (0.0.0.0 to publish it)", NULL},
+    {"gateway.tls_cert", CONFIG_STR, "", 0, 0,
+     "PEM certificate (chain) for wss:// on gateway.direct_port; empty: plain ws://", NULL},
+    {"gateway.tls_key", CONFIG_STR, "", 0, 0, "PEM private key of gateway.tls_cert", NULL},
+    {"frontend.ws_url", CONFIG_STR, "", 0, 0,
+     "WebSocket URL GET /api/v1/ws gives the pages (wss://host:port/ws); empty: the web server's "
+     "/ws",
      NULL},
     {"gateway.secret_key", CONFIG_STR, "", 0, 0,
      "the gateway's CurveZMQ key pair file, used with hub.public_key", NULL},

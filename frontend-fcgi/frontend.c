@@ -203,6 +203,72 @@ static void on_metrics(struct frontend *fe, const struct route_match *m, struct 
 	free(stats);
 }
 
+/* A Host header we may put in a URL: a name or address and a port, nothing else. */
+static int frontend_host_ok(const char *host)
+{
+	if (host == NULL || *host == '\0' || strlen(host) > 255)
+		return 0;
+	return strspn(host,
+		      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") ==
+	       strlen(host);
+}
+
+/* The endpoint the pages connect to: the published gateways, else this site's own /ws. */
+static void on_api_ws(struct frontend *fe, const struct route_match *m, struct response *r)
+{
+	(void)m;
+	char url[300];
+	if (fe->ws_url && *fe->ws_url) {
+		snprintf(url, sizeof(url), "%s", fe->ws_url);
+	} else if (frontend_host_ok(fe->host)) {
+		snprintf(url, sizeof(url), "%s://%s/ws", fe->https ? "wss" : "ws", fe->host);
+	} else {
+		frontend_json_error(r, 400, "the request names no usable Host");
+		return;
+	}
+	frontend_json_body(r, 200, json_pack("{s:s}", "url", url));
+	r->cache_control = "no-store";
+}
+
+int frontend_ws_init(struct frontend *fe, const char *ws_url, char *err, size_t errlen)
+{
+	fe->ws_url = ws_url;
+	fe->csp_site = NULL;
+	if (ws_url == NULL || *ws_url == '\0')
+		return 0;
+	size_t scheme = strncmp(ws_url, "ws://", 5) == 0    ? 5
+			: strncmp(ws_url, "wss://", 6) == 0 ? 6
+							    : 0;
+	size_t origin = scheme ? scheme + strcspn(ws_url + scheme, "/?#") : 0;
+	if (scheme == 0 || origin == scheme ||
+	    strspn(ws_url,
+		   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]/_~%") !=
+		strlen(ws_url)) {
+		snprintf(err, errlen, "frontend.ws_url \"%s\" is not a ws:// or wss:// URL",
+			 ws_url);
+		return -1;
+	}
+	/* 'self' covers the web server's own /ws only: the pages may also connect to ws_url. */
+	static const char marker[] = "connect-src 'self'";
+	static const char site[] = FRONTEND_CSP_SITE;
+	size_t head = (size_t)(strstr(site, marker) - site) + strlen(marker);
+	size_t len = strlen(site) + 1 + origin + 1;
+	fe->csp_site = malloc(len);
+	if (fe->csp_site == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	snprintf(fe->csp_site, len, "%.*s %.*s%s", (int)head, site, (int)origin, ws_url,
+		 &site[head]);
+	return 0;
+}
+
+void frontend_ws_free(struct frontend *fe)
+{
+	free(fe->csp_site);
+	fe->csp_site = NULL;
+}
+
 static void on_not_found(struct frontend *fe, const struct route_match *m, struct response *r)
 {
 	(void)m;
@@ -229,6 +295,7 @@ static void (*const frontend_handlers[ROUTE_COUNT])(struct frontend *, const str
     [ROUTE_API_PAGE] = on_api_page,
     [ROUTE_API_BAD_HASH] = on_api_bad_hash,
     [ROUTE_API_STATS] = on_api_stats,
+    [ROUTE_API_WS] = on_api_ws,
     [ROUTE_METRICS] = on_metrics,
     [ROUTE_BAD_METHOD] = on_bad_method,
 };
@@ -239,4 +306,6 @@ void frontend_handle(struct frontend *fe, const char *method, const char *uri, s
 	router_match(method, uri, &m);
 	frontend_handlers[m.route](fe, &m, r);
 	r->head = m.head;
+	if (fe->csp_site && r->csp && strcmp(r->csp, FRONTEND_CSP_SITE) == 0)
+		r->csp = fe->csp_site;
 }

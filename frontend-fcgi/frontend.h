@@ -103,6 +103,10 @@ void lookups_update(struct lookups *l, const uint8_t hash[HASH_LEN], uint32_t vi
 struct hubclient;
 struct frontend {
 	struct hubclient *hub;
+	const char *ws_url; /* frontend.ws_url: "" means the web server's /ws */
+	char *csp_site;	    /* FRONTEND_CSP_SITE, with ws_url's origin allowed to connect */
+	const char *host;   /* this request's Host (HTTP_HOST), or NULL */
+	int https;	    /* this request came over TLS */
 	const char *hub_endpoint;
 	int hub_timeout_ms;
 	int hub_silent; /* the last call timed out: log the next success, not every failure */
@@ -113,5 +117,9 @@ struct frontend {
 int frontend_open(struct frontend *fe, int lookup_cache_ms);
 void frontend_close(struct frontend *fe);
 void frontend_handle(struct frontend *fe, const char *method, const char *uri, struct response *r);
+/* Reads frontend.ws_url into fe (and the policy that lets pages connect there). 0, or -1 with
+ * a message when it is not a ws:// or wss:// URL. */
+int frontend_ws_init(struct frontend *fe, const char *ws_url, char *err, size_t errlen);
+void frontend_ws_free(struct frontend *fe);
 
 #endif

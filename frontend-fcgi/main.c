@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/prctl.h>
@@ -55,6 +56,12 @@ static void printable_uri(const char *uri, char *out, size_t outlen)
 		memcpy(out + i, "...", 4);
 	else
 		out[i] = '\0';
+}
+
+/* HTTPS as lighttpd and Apache (mod_ssl) set it: "on" over TLS. */
+static int is_https(const char *https, const char *scheme)
+{
+	return (https && strcasecmp(https, "on") == 0) || (scheme && strcmp(scheme, "https") == 0);
 }
 
 static void serve(struct frontend *fe, const char *method, const char *uri, response_sink sink,
@@ -105,6 +112,8 @@ int main(int argc, char **argv)
 	memset(&fe, 0, sizeof(fe));
 	fe.hub_endpoint = config_str("hub.endpoint");
 	fe.hub_timeout_ms = (int)config_int("frontend.hub_timeout_ms");
+	if (frontend_ws_init(&fe, config_str("frontend.ws_url"), err, sizeof(err)) < 0)
+		fatalx("%s", err);
 	if (pages_load(&fe.pages, config_str("frontend.web_dir"), err, sizeof(err)) < 0)
 		fatalx("%s", err);
 	if (frontend_open(&fe, (int)config_int("frontend.lookup_cache_ms")) < 0)
@@ -120,6 +129,8 @@ int main(int argc, char **argv)
 			fatalx("cannot listen on \"%s\": %s", listen_on, strerror(errno));
 	}
 	if (listen_on == NULL && FCGX_IsCGI()) {
+		fe.host = getenv("HTTP_HOST");
+		fe.https = is_https(getenv("HTTPS"), getenv("REQUEST_SCHEME"));
 		serve(&fe, getenv("REQUEST_METHOD"), getenv("REQUEST_URI"), sink_stdout, stdout);
 	} else {
 		FCGX_Request req;
@@ -129,6 +140,9 @@ int main(int argc, char **argv)
 			 listen_on ? " on " : "", listen_on ? listen_on : "", fe.hub_endpoint,
 			 config_str("frontend.web_dir"));
 		while (FCGX_Accept_r(&req) >= 0) {
+			fe.host = FCGX_GetParam("HTTP_HOST", req.envp);
+			fe.https = is_https(FCGX_GetParam("HTTPS", req.envp),
+					    FCGX_GetParam("REQUEST_SCHEME", req.envp));
 			serve(&fe, FCGX_GetParam("REQUEST_METHOD", req.envp),
 			      FCGX_GetParam("REQUEST_URI", req.envp), sink_fcgx, req.out);
 			FCGX_Finish_r(&req);
@@ -137,5 +151,6 @@ int main(int argc, char **argv)
 	}
 	frontend_close(&fe);
 	pages_free(&fe.pages);
+	frontend_ws_free(&fe);
 	return 0;
 }

@@ -18,6 +18,7 @@ static const struct {
     {"/", ROUTE_HOME},
     {ROUTER_SANDBOX_PATH, ROUTE_SANDBOX},
     {"/api/v1/stats", ROUTE_API_STATS},
+    {"/api/v1/ws", ROUTE_API_WS},
     {"/metrics", ROUTE_METRICS},
 };
 
@@ -30,6 +31,7 @@ static const char *const router_names[ROUTE_COUNT] = {
     [ROUTE_API_PAGE] = "api_page",
     [ROUTE_API_BAD_HASH] = "api_bad_hash",
     [ROUTE_API_STATS] = "api_stats",
+    [ROUTE_API_WS] = "api_ws",
     [ROUTE_METRICS] = "metrics",
     [ROUTE_BAD_METHOD] = "bad_method",
 };

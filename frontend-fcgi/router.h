@@ -19,6 +19,7 @@ enum route {
 	ROUTE_API_PAGE,	     /* GET /api/v1/pages/{hash} */
 	ROUTE_API_BAD_HASH,  /* GET /api/v1/pages/<anything else>: 400 */
 	ROUTE_API_STATS,     /* GET /api/v1/stats */
+	ROUTE_API_WS,	     /* GET /api/v1/ws: the WebSocket URL the pages use */
 	ROUTE_METRICS,	     /* GET /metrics */
 	ROUTE_BAD_METHOD,    /* neither GET nor HEAD: 405 */
 	ROUTE_COUNT

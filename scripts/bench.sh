@@ -13,6 +13,11 @@
 #   scripts/bench.sh --write-doc     also replace the results section of docs/BENCHMARKS.md
 #   scripts/bench.sh --raw           also print every key=value the client reported
 #   scripts/bench.sh --out DIR       also keep each run's key=value output as DIR/FIGURE.out
+#   scripts/bench.sh --only side-by-side,idle-100k,idle-lighttpd    the public side alone:
+#       side-by-side   through lighttpd, direct mode and the Node.js reference relay, with
+#                      ratios (tests/bench/side-by-side.sh)
+#       idle-100k      100,000 idle WebSockets in direct mode (tests/bench/idle-100k.sh)
+#       idle-lighttpd  the same through lighttpd's /ws, to find its ceiling (20,000 asked)
 #
 # concurrency (scripts/bench.sh --only concurrency): WebSockets at once through lighttpd and
 # Apache as `make run` sets them up (tests/bench/concurrency.mjs runs the real scripts/run.sh).
@@ -414,6 +419,28 @@ if wants http && [[ -s $workdir/http.out ]]; then
 	http_cpu
 fi
 
+# ---- the public side: its own processes, after the figures above have stopped theirs -------
+stop "${pids[@]}"
+pids=()
+public() { # section file command...
+	local name=$1 file=$workdir/$2
+	shift 2
+	wants "$name" || return 0
+	echo "bench: $name ..." >&2
+	if ! BUILD=$BUILD "$@" >"$file" 2>"$file.err"; then
+		echo "bench.sh: $name failed:" >&2
+		tail -n 5 "$file.err" >&2
+		failures=$((failures + 1))
+	fi
+	echo
+	echo "$name:"
+	cat "$file"
+}
+public side-by-side side.txt tests/bench/side-by-side.sh
+public idle-100k idle100k.txt tests/bench/idle-100k.sh
+public idle-lighttpd idle-lighttpd.txt env THROUGH=lighttpd IDLE_TOTAL=20000 IDLE_GATEWAYS=4 IDLE_WAIT=60 \
+	IDLE_CLIENTS=2 tests/bench/idle-100k.sh
+
 if ((write_doc)); then
 	doc=docs/BENCHMARKS.md
 	section=$workdir/section.md
@@ -444,6 +471,15 @@ if ((write_doc)); then
 			http_cpu
 		fi
 		echo '```'
+		for f in side.txt idle100k.txt idle-lighttpd.txt; do
+			[[ -s $workdir/$f ]] || continue
+			echo
+			echo "${f%.txt}:"
+			echo
+			echo '```'
+			cat "$workdir/$f"
+			echo '```'
+		done
 		echo "<!-- bench:results:end -->"
 	} >"$section"
 	if grep -q 'bench:results:start' "$doc" && grep -q 'bench:results:end' "$doc"; then

@@ -46,3 +46,8 @@ if [[ ${1:-} != --no-npm && -f tests/package.json && ! -d tests/node_modules ]];
 	echo "deps: npm install in tests/"
 	(cd tests && npm install --no-audit --no-fund --loglevel=error)
 fi
+# The reference relay that make bench compares with (ws + bufferutil), a folder of its own.
+if [[ ${1:-} != --no-npm && -f tests/bench/package.json && ! -d tests/bench/node_modules ]]; then
+	echo "deps: npm install in tests/bench/"
+	(cd tests/bench && npm install --no-audit --no-fund --loglevel=error)
+fi

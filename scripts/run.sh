@@ -10,6 +10,9 @@
 #   GATEWAYS   how many gateways (default 2)
 #   FRONTENDS  how many FastCGI frontend processes (default 2)
 #   TLS_CERT, TLS_KEY   serve https:// and wss:// with this certificate and key (PEM files)
+#   WS         proxy (default: the pages' WebSockets go through the web server's /ws) or direct
+#              (every gateway also accepts them on DIRECT_PORT, default HTTP_PORT + 100, shared
+#              with SO_REUSEPORT; wss:// there with TLS_CERT; GET /api/v1/ws names it)
 #   EPHEMERAL_* settings as everywhere (conf/ephemeral.conf holds the defaults)
 #
 # Once the site answers, run.sh supervises, as systemd's Restart=always does for units: a program
@@ -66,6 +69,21 @@ if [[ -n $TLS_CERT || -n $TLS_KEY ]]; then
 	TLS_CERT=$(realpath "$TLS_CERT") TLS_KEY=$(realpath "$TLS_KEY")
 	tls_args=(--tls-cert "$TLS_CERT" --tls-key "$TLS_KEY")
 	scheme=https
+fi
+# Direct mode: the settings that publish the gateways (docs/OPERATIONS.md, "Which mode").
+WS=${WS:-proxy}
+DIRECT_PORT=${DIRECT_PORT:-$((HTTP_PORT + 100))}
+[[ $WS == proxy || $WS == direct ]] || die "WS=\"$WS\" is not proxy or direct"
+direct_gw_args=() direct_fe_args=() direct_gen_args=()
+if [[ $WS == direct ]]; then
+	[[ $DIRECT_PORT =~ ^[1-9][0-9]{0,4}$ ]] && ((DIRECT_PORT <= 65535)) ||
+		die "DIRECT_PORT=\"$DIRECT_PORT\" is not a port number"
+	ws_url=$([[ $scheme == https ]] && echo wss || echo ws)://127.0.0.1:$DIRECT_PORT/ws
+	direct_gw_args=(-o "gateway.direct_port=$DIRECT_PORT"
+		-o "gateway.allowed_origins=$scheme://127.0.0.1:$HTTP_PORT,$scheme://localhost:$HTTP_PORT")
+	[[ -n $TLS_CERT ]] && direct_gw_args+=(-o "gateway.tls_cert=$TLS_CERT" -o "gateway.tls_key=$TLS_KEY")
+	direct_fe_args=(-o "frontend.ws_url=$ws_url")
+	direct_gen_args=(--ws-url "$ws_url")
 fi
 
 for prog in ephemeral-hub ephemeral-gateway ephemeral-fcgi; do
@@ -295,7 +313,7 @@ if [[ $SERVER == lighttpd ]]; then
 	gen=("$root/scripts/gen-lighttpd-conf.sh" --port "$HTTP_PORT" --gateways "$gateways_csv"
 		--hub-endpoint "$hub_endpoint" --root "$root" --bin "$bin" --state-dir "$state"
 		--fcgi-procs "$FRONTENDS" --workers 2 --max-fds "$((max_fds < 65535 ? max_fds : 65535))"
-		"${tls_args[@]}")
+		"${tls_args[@]}" "${direct_gen_args[@]}")
 	server_cmd=("$server_bin" -D -f "$state/server.conf")
 else
 	# Apache does not spawn FastCGI programs: the frontends listen on ports of their own.
@@ -315,32 +333,30 @@ fi
 # before the web server stops accepting connections, which leaves a new one waiting unanswered
 # and the pages with it. So the gateways share the web server's connections but PAGE_ROOM,
 # kept for page and API requests, and none takes more than its own setting or files allow.
+# (WS=direct: the pages' WebSockets do not pass the web server; only the files limit applies.)
 readonly PAGE_ROOM=400
 # (lighttpd: server.max-worker processes of server.max-connections each; Apache: MaxRequestWorkers.)
 capacity=$(awk '$1 == "server.max-worker" { w = $3 } $1 == "server.max-connections" { c = $3 }
 	$1 == "MaxRequestWorkers" { c = $2 } END { print (w ? w : 1) * c }' "$state/server.conf")
 gateway_limit=()
-if [[ -n $(setting gateway.max_conns) && $capacity =~ ^[0-9]+$ ]]; then
-	share=$(((capacity - PAGE_ROOM) / GATEWAYS))
+if [[ $capacity =~ ^[0-9]+$ ]]; then
 	own=$(setting gateway.max_conns)
+	share=$own
+	[[ $WS == direct ]] || share=$(((capacity - PAGE_ROOM) / GATEWAYS))
 	((share < own)) || share=$own
 	((share < max_fds - 100)) || share=$((max_fds - 100))
 	((share >= 1)) || share=1
 	gateway_limit=(-o "gateway.max_conns=$share")
-else
-	# TODO(lead): gateway.max_conns arrives with the "wsconf" branch; until then a full web
-	# server makes new connections wait.
-	say "this gateway has no gateway.max_conns: a full $SERVER will not refuse promptly"
 fi
 
 start hub "$bin/ephemeral-hub" -c "$conf"
 for ((i = 1; i <= GATEWAYS; i++)); do
 	start "gateway gw$i" "$bin/ephemeral-gateway" -c "$conf" -o "gateway.port=$((HTTP_PORT + i))" \
-		-o "gateway.name=gw$i" "${gateway_limit[@]}"
+		-o "gateway.name=gw$i" "${gateway_limit[@]}" "${direct_gw_args[@]}"
 done
 for ((j = 1; j <= ${#frontend_list[@]}; j++)); do
 	start "frontend fe$j" "$bin/ephemeral-fcgi" -c "$conf" -o "frontend.web_dir=$root/web" \
-		"${frontend_list[j - 1]}"
+		"${direct_fe_args[@]}" "${frontend_list[j - 1]}"
 done
 
 ready=1

@@ -6,6 +6,9 @@
 # in EPHEMERAL_WEB_FILES): the others never touch one, and would run the same. A file whose
 # first lines hold "// test.sh: behind one web server" runs behind the first one only (for long
 # tests whose subject is not the web server).
+# Then direct mode (WS=direct: the pages' WebSockets go to the gateways' shared port, not through
+# the web server) runs the files that touch /ws most behind the first web server: DIRECT_TESTS of
+# tests/e2e and DIRECT_BROWSER_TESTS of tests/browser (or TESTS, when given).
 # Last, the sanitize stage builds everything with ASan + UBSan + LeakSanitizer into build-san
 # (clang) and runs the unit tests and a subset of the end-to-end files against it (SAN_TESTS; the
 # whole suite under sanitizers is `make sanitize`, too long for every CI run), and a sample of
@@ -34,6 +37,9 @@ stages=("$@")
 # The end-to-end files the sanitize stage runs: every program and path (hub, gateways, frontend,
 # lighttpd, ctl, terminal client), bad input of every kind, limits, failures, in about a minute.
 SAN_TESTS=${SAN_TESTS:-@(ws-protocol|ws-bad-input|ws-slow-holder|hardening|http|ctl|cli|failure-drills)}
+# Direct mode: the relay, TLS and limits through the public endpoint, and a browser sharing a page.
+DIRECT_TESTS=${DIRECT_TESTS:-@(ws-protocol|tls|hardening)}
+DIRECT_BROWSER_TESTS=${DIRECT_BROWSER_TESTS:-share}
 
 passed=0
 failed=0
@@ -112,8 +118,8 @@ if wants fuzz && [[ -x scripts/fuzz.sh ]]; then
 fi
 
 # --- end-to-end and browser tests (node --test) ------------------------------------------------
-run_node() { # stage dir server first-server
-	local stage="$1 ($3)" dir=$2 server=$3 first=$4 files out rc p f start web_files
+run_node() { # stage dir server first-server [ws-mode]
+	local ws=${5:-proxy} stage="$1 ($3${5:+, WS=$5})" dir=$2 server=$3 first=$4 files out rc p f start web_files
 	shopt -s nullglob extglob
 	# shellcheck disable=SC2206 # TESTS is a glob, to be expanded
 	files=("$dir"/${TESTS:-*}.test.mjs)
@@ -140,7 +146,7 @@ run_node() { # stage dir server first-server
 	out="$logdir/${stage// /-}.tap"
 	start=$SECONDS
 	# One file at a time: each file starts its own stack, and the machine has two cores.
-	SERVER=$server EPHEMERAL_WEB_FILES=$web_files timeout 540 node --test --test-concurrency=1 \
+	SERVER=$server WS=$ws EPHEMERAL_WEB_FILES=$web_files timeout 540 node --test --test-concurrency=1 \
 		--test-reporter=tap "${files[@]}" >"$out" 2>&1
 	rc=$?
 	# The closing totals of the TAP reporter are the last "# pass N" / "# fail N" lines.
@@ -182,6 +188,15 @@ for server in "${servers[@]}"; do
 		run_node browser tests/browser "$server" "${servers[0]}"
 	fi
 done
+
+if wants e2e; then
+	echo "== end-to-end tests (tests/e2e) in direct mode behind ${servers[0]}"
+	TESTS=${TESTS:-$DIRECT_TESTS} run_node e2e tests/e2e "${servers[0]}" "${servers[0]}" direct
+fi
+if wants browser; then
+	echo "== browser tests (tests/browser) in direct mode behind ${servers[0]}"
+	TESTS=${TESTS:-$DIRECT_BROWSER_TESTS} run_node browser tests/browser "${servers[0]}" "${servers[0]}" direct
+fi
 
 # --- the sanitized build: unit tests and a subset of end-to-end tests ---------------------------
 if wants sanitize; then

@@ -4,8 +4,9 @@
  * Owns the per-address connection counts, the Origin policy and the per-connection budgets.
  * The client address is the TCP peer, unless the peer is a trusted proxy (gateway.trusted_proxies)
  * that names the client in X-Forwarded-For (its last entry: the one the proxy added). Origins:
- * a request without Origin (a CLI) is allowed; with gateway.allowed_origins empty, only the
- * site's own origin (Origin's host equal to the Host the browser sent) is, which also keeps out
+ * a request without Origin (a CLI) is allowed, and so is the site's own origin (Origin's host
+ * equal to the Host the browser sent) and any listed in gateway.allowed_origins (in direct mode
+ * the pages come from the web server's origin, not the gateways'); that keeps out other sites and
  * shared HTML running in the sandbox (Origin "null"). Budgets are token buckets: a text message
  * costs one token plus one per 8 hashes it lists, so a long have/drop list weighs what it costs
  * to handle; messages past gateway.msg_rate are answered rate_limited. Those answers and every
@@ -123,8 +124,8 @@ static int limits_origin_ok(struct gateway *gw, struct lws *wsi)
 	if (n <= 0)
 		return lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <=
 		       0; /* no Origin: not a browser */
-	if (gw->norigins)
-		return limits_in_list(gw->origins, gw->norigins, origin);
+	if (gw->norigins && limits_in_list(gw->origins, gw->norigins, origin))
+		return 1;
 	const char *auth = strstr(origin, "://");
 	if (auth == NULL)
 		return 0; /* "null" and anything else that names no site */

@@ -7,16 +7,42 @@
  * costs a gateway holding thousands of idle connections more than the work itself
  * (docs/BENCHMARKS.md, "Many connections"). SIGINT and SIGTERM are libev signal watchers that
  * end the loop; the context is destroyed after it.
+ *
+ * Two vhosts: "default" listens on gateway.port, where the web server proxies /ws; with
+ * gateway.direct_port set, "direct" serves the public port that every gateway of the site
+ * shares. lws (4.1) sets SO_REUSEPORT only when it runs several service threads, so that socket
+ * is ours: bound with SO_REUSEPORT (the kernel spreads new connections over the gateways),
+ * accepted by a libev watcher and handed to lws (lws_adopt_socket_vhost), which does TLS there
+ * with OpenSSL when gateway.tls_cert is set. Both vhosts run the same protocol, Origin checks
+ * and limits.
  */
 #include "config.h"
 #include "gateway.h"
 #include "log.h"
 
+#include <errno.h>
 #include <ev.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Accepts more than this many connections in one turn only after the others had theirs. */
+#define DIRECT_ACCEPTS_PER_TURN 64
+/* Out of descriptors: stop accepting for this long rather than spin on a ready socket. */
+#define DIRECT_PAUSE_S 0.1
+
+/* The public port's socket, outside lws (see the top). */
+struct direct_listener {
+	int fd;
+	struct lws_vhost *vhost;
+	ev_io io;
+	ev_timer pause;
+};
 
 static struct gateway *gateway_running;
 
@@ -38,6 +64,85 @@ static void gateway_lws_log(int level, const char *line)
 		log_warnx("lws: %.*s", (int)n, line);
 	else
 		log_debug("lws: %.*s", (int)n, line);
+}
+
+/* A vhost: listening on port, or (port CONTEXT_PORT_NO_LISTEN_SERVER) fed by adoption. */
+static struct lws_vhost *gateway_vhost(struct gateway *gw, const struct lws_protocols *protocols,
+				       const lws_retry_bo_t *idle_policy, const char *name,
+				       const char *iface, int port)
+{
+	struct lws_context_creation_info info;
+	memset(&info, 0, sizeof(info));
+	info.vhost_name = name;
+	info.port = port;
+	info.iface = iface;
+	info.protocols = protocols;
+	info.user = gw;
+	info.retry_and_idle_policy = idle_policy;
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
+	if (port == CONTEXT_PORT_NO_LISTEN_SERVER && *config_str("gateway.tls_cert")) {
+		info.ssl_cert_filepath = config_str("gateway.tls_cert");
+		info.ssl_private_key_filepath = config_str("gateway.tls_key");
+		info.options |=
+		    LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT; /* lws reads it per vhost too */
+	}
+	return lws_create_vhost(gw->ctx, &info);
+}
+
+/* The shared public socket: SO_REUSEPORT, non-blocking. A descriptor, or -1 with errno set. */
+static int direct_open(const char *addr, int port)
+{
+	struct sockaddr_in sin;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
+		errno = EINVAL;
+		return -1;
+	}
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	int one = 1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(fd, SOMAXCONN) < 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+static void direct_on_pause_end(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)revents;
+	struct direct_listener *dl = w->data;
+	ev_io_start(loop, &dl->io);
+}
+
+/* New public connections go to lws as if it had accepted them (TLS included). */
+static void direct_on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)revents;
+	struct direct_listener *dl = w->data;
+	for (int i = 0; i < DIRECT_ACCEPTS_PER_TURN; i++) {
+		int fd = accept4(dl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				log_warnx("%s: %s: not accepting for %.0f ms", __func__,
+					  strerror(errno), DIRECT_PAUSE_S * 1000);
+				ev_io_stop(loop, &dl->io);
+				ev_timer_set(&dl->pause, DIRECT_PAUSE_S, 0);
+				ev_timer_start(loop, &dl->pause);
+			}
+			return; /* EAGAIN, or a connection that went away before we took it */
+		}
+		if (lws_adopt_socket_vhost(dl->vhost, fd) == NULL)
+			log_warnx("%s: lws could not adopt a connection", __func__);
+	}
 }
 
 int main(int argc, char **argv)
@@ -111,21 +216,46 @@ int main(int argc, char **argv)
 	void *foreign_loops[] = {loop};
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof(info));
-	info.port = port;
-	info.iface = config_str("gateway.listen");
-	info.protocols = protocols;
+	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.user = &gw;
 	info.pt_serv_buf_size = 64 * 1024;
-	info.retry_and_idle_policy = &idle_policy;
-	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6 |
-		       LWS_SERVER_OPTION_LIBEV;
+	info.options = LWS_SERVER_OPTION_LIBEV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+		       LWS_SERVER_OPTION_DISABLE_IPV6;
+	if (*config_str("gateway.tls_cert"))
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.foreign_loops = foreign_loops;
 	gw.ctx = lws_create_context(&info);
 	if (gw.ctx == NULL)
-		fatalx("cannot listen on %s:%d", info.iface, port);
-	gw.vhost = lws_get_vhost_by_name(gw.ctx, "default");
+		fatalx("cannot create the lws context");
+	gw.vhost = gateway_vhost(&gw, protocols, &idle_policy, "default",
+				 config_str("gateway.listen"), port);
 	if (gw.vhost == NULL)
-		fatalx("no default vhost");
+		fatalx("cannot listen on %s:%d", config_str("gateway.listen"), port);
+	static struct direct_listener direct = {.fd = -1};
+	int direct_port = (int)config_int("gateway.direct_port");
+	if (direct_port) {
+		const char *addr = config_str("gateway.direct_listen");
+		direct.vhost = gateway_vhost(&gw, protocols, &idle_policy, "direct", NULL,
+					     CONTEXT_PORT_NO_LISTEN_SERVER);
+		if (direct.vhost == NULL)
+			fatalx("cannot set up gateway.direct_port (gateway.tls_cert, "
+			       "gateway.tls_key?)");
+		direct.fd = direct_open(addr, direct_port);
+		if (direct.fd < 0)
+			fatalx("cannot listen on %s:%d (gateway.direct_port): %s", addr,
+			       direct_port, strerror(errno));
+		ev_io_init(&direct.io, direct_on_accept, direct.fd, EV_READ);
+		ev_init(&direct.pause, direct_on_pause_end);
+		direct.io.data = direct.pause.data = &direct;
+		ev_io_start(loop, &direct.io);
+		log_info("gateway %s also accepts on %s://%s:%d/, shared with the other gateways",
+			 gw.name, *config_str("gateway.tls_cert") ? "wss" : "ws", addr,
+			 direct_port);
+		if (gw.norigins == 0)
+			log_warnx(
+			    "gateway.allowed_origins is empty: browsers on gateway.direct_port "
+			    "are refused unless the pages come from that same host and port");
+	}
 
 	gw.zctx = zmq_ctx_new();
 	if (peer_open(&gw) < 0)
@@ -143,11 +273,16 @@ int main(int argc, char **argv)
 	ev_signal_start(loop, &sigterm);
 	signal(SIGPIPE, SIG_IGN);
 
-	log_info("gateway %s listening on ws://%s:%d/ (hub %s)", gw.name, info.iface, port,
-		 gw.endpoint);
+	log_info("gateway %s listening on ws://%s:%d/ (hub %s)", gw.name,
+		 config_str("gateway.listen"), port, gw.endpoint);
 	ev_run(loop, 0);
 
 	log_info("gateway %s stopping", gw.name);
+	if (direct.fd >= 0) {
+		ev_io_stop(loop, &direct.io);
+		ev_timer_stop(loop, &direct.pause);
+		close(direct.fd);
+	}
 	ev_signal_stop(loop, &sigint);
 	ev_signal_stop(loop, &sigterm);
 	lws_context_destroy(gw.ctx);

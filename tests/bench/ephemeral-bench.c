@@ -101,6 +101,7 @@ struct watch {
 };
 
 struct bench {
+	const char *path; /* the upgrade's path: /ws through a web server */
 	enum mode mode;
 	/* options */
 	char holder_host[64], want_host[64];
@@ -800,7 +801,7 @@ static void conn_start(struct conn *c)
 	ci.context = B.ctx;
 	ci.address = host;
 	ci.port = port;
-	ci.path = "/";
+	ci.path = B.path;
 	ci.host = hosthdr;
 	ci.origin = hosthdr;
 	ci.protocol = PROTO_NAME;
@@ -1204,6 +1205,7 @@ static void usage(FILE *f)
 	    "usage: ephemeral-bench relay|rate|idle [options]\n"
 	    "  --holder-gw HOST:PORT   gateway the holders use (idle: the gateway measured)\n"
 	    "  --want-gw HOST:PORT     gateway the requesters use (default: the holders')\n"
+	    "  --path PATH             WebSocket path (default /; /ws through a web server)\n"
 	    "  --holders N             holder connections (default 4)\n"
 	    "  --requesters N          requester connections (default 4)\n"
 	    "  --window K              wants in flight per requester, relay (default 4)\n"
@@ -1273,6 +1275,7 @@ int main(int argc, char **argv)
 	    {"idle", required_argument, NULL, 'I'},
 	    {"lat-dump", required_argument, NULL, 'D'},
 	    {"max-inflight", required_argument, NULL, 'F'},
+	    {"path", required_argument, NULL, 'U'},
 	    {NULL, 0, NULL, 0},
 	};
 	if (argc < 2) {
@@ -1289,6 +1292,7 @@ int main(int argc, char **argv)
 		usage(strcmp(argv[1], "-h") && strcmp(argv[1], "--help") ? stderr : stdout);
 		return strcmp(argv[1], "-h") && strcmp(argv[1], "--help") ? 2 : 0;
 	}
+	B.path = "/";
 	B.holders = 4;
 	B.requesters = 4;
 	B.window = 4;
@@ -1385,6 +1389,9 @@ int main(int argc, char **argv)
 			break;
 		case 'F':
 			B.max_inflight = atoi(optarg);
+			break;
+		case 'U':
+			B.path = optarg;
 			break;
 		case 'h':
 			usage(stdout);

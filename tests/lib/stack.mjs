@@ -8,6 +8,11 @@
 // with via: 'lighttpd' (or 'web'), whichever it is. With tls: true the web server speaks only
 // HTTPS and wss://, with a self-signed certificate made for the stack.
 //
+// With WS=direct in the environment (or direct: true), the stack runs in direct mode: every
+// gateway also accepts on one shared public port (gateway.direct_port, SO_REUSEPORT; wss:// there
+// too with tls), GET /api/v1/ws names it, and via: 'web' connects there, as the pages do;
+// via: 'proxy' is always the web server's /ws. scripts/test.sh runs a subset that way.
+//
 // Every process is started by this module and stopped by its PID (TERM, then KILL), never by
 // name. Logs go to files in a fresh temporary state directory; stackTest() appends their tails
 // to the error of a failing test so a failure explains itself.
@@ -30,6 +35,9 @@ export const SUBPROTOCOL = 'ephemeral.v1';
 /** The web server of every stack in this process: 'lighttpd' (default) or 'apache'. */
 export const SERVER = process.env.SERVER || 'lighttpd';
 if (!['lighttpd', 'apache'].includes(SERVER)) throw new Error(`SERVER=${SERVER}: not lighttpd or apache`);
+/** Where the pages' WebSockets go: 'proxy' (the web server's /ws, default) or 'direct'. */
+export const WS = process.env.WS || 'proxy';
+if (!['proxy', 'direct'].includes(WS)) throw new Error(`WS=${WS}: not proxy or direct`);
 
 // Ports that `make run` uses: never hand them to a test stack.
 const RESERVED_PORTS = new Set([8080, 8081, 8082, 5556, 5557]);
@@ -570,6 +578,7 @@ export function run(file, args, { timeoutMs = 5000, cwd = ROOT } = {}) {
  *   hubTimeoutMs: the frontend's hub timeout (frontend.hub_timeout_ms)
  *   hubHost: the loopback address the hub binds (default 127.0.0.1; e.g. 127.0.0.2 with keys)
  *   ctlArgs: extra ephemeral-ctl arguments for every ctl call (e.g. its key, for CurveZMQ)
+ *   direct: direct mode (default: WS=direct in the environment), see the top
  */
 export async function startStack(opts = {}) {
 	const stack = new Stack(opts);
@@ -584,7 +593,7 @@ export async function startStack(opts = {}) {
 }
 
 export class Stack {
-	constructor({ gateways = 2, lighttpd = true, web, server = SERVER, tls = false, frontends = 2, ownFrontends = false, hub = {}, gateway = {}, frontend = {}, hubTimeoutMs, hubHost = '127.0.0.1', ctlArgs = [] } = {}) {
+	constructor({ gateways = 2, lighttpd = true, web, server = SERVER, tls = false, frontends = 2, ownFrontends = false, hub = {}, gateway = {}, frontend = {}, hubTimeoutMs, hubHost = '127.0.0.1', ctlArgs = [], direct = WS === 'direct' } = {}) {
 		if (!['lighttpd', 'apache'].includes(server)) throw new Error(`server "${server}": not lighttpd or apache`);
 		this.nGateways = gateways;
 		this.withLighttpd = web === undefined ? lighttpd : web; // (the old name: any web server)
@@ -598,6 +607,7 @@ export class Stack {
 		this.hubTimeoutMs = hubTimeoutMs;
 		this.hubHost = hubHost;
 		this.ctlArgs = ctlArgs;
+		this.direct = direct;
 		this.procs = [];
 		this.frontends = [];
 		this.frontendPorts = [];
@@ -606,8 +616,10 @@ export class Stack {
 	async start() {
 		this.stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ephemeral-test-'));
 		const nFe = this.withLighttpd && this.ownFrontends ? this.nFrontends : 0;
-		const ports = await freePorts(3 + this.nGateways + nFe);
+		const ports = await freePorts(4 + this.nGateways + nFe);
 		const [hubPort, opPort, httpPort] = ports;
+		const directPort = ports.pop();
+		this.directPort = this.direct ? directPort : null;
 		const gwPorts = ports.slice(3, 3 + this.nGateways);
 		this.frontendPorts = ports.slice(3 + this.nGateways);
 		this.hubEndpoint = `tcp://${this.hubHost}:${hubPort}`;
@@ -623,6 +635,7 @@ export class Stack {
 		], { logFile: path.join(this.stateDir, 'hub.log') });
 		this.procs.push(this.hub);
 
+		if (this.direct && this.tls) await this.makeCertificate();
 		this.gateways = gwPorts.map((port, i) => this.makeGateway(i, port));
 
 		await this.startHub();
@@ -640,10 +653,30 @@ export class Stack {
 			'-o', `hub.endpoint=${this.hubEndpoint}`,
 			'-o', `gateway.port=${port}`,
 			'-o', `gateway.name=gw${i + 1}`,
-			...settingArgs({ ...pick(this.hubSettings, ['hub.heartbeat_ms', 'hub.peer_expiry_ms']), ...this.gatewaySettings }),
+			...settingArgs({ ...pick(this.hubSettings, ['hub.heartbeat_ms', 'hub.peer_expiry_ms']), ...this.directSettings(), ...this.gatewaySettings }),
 		], { logFile: path.join(this.stateDir, `gw${i + 1}.log`) });
 		this.procs.push(p);
 		return p;
+	}
+
+	/**
+	 * Direct mode: the shared public port, with the site's origins allowed there: every name the
+	 * tests reach the web server under (127.0.0.1, localhost, and the browser tests' insecure
+	 * host, files-helpers.mjs INSECURE_HOST), as an operator lists the site's.
+	 */
+	directSettings() {
+		if (!this.direct) return {};
+		const scheme = this.tls ? 'https' : 'http';
+		return {
+			'gateway.direct_port': this.directPort,
+			'gateway.allowed_origins': ['127.0.0.1', 'localhost', 'ephemeral.test'].map((h) => `${scheme}://${h}:${this.httpPort}`).join(','),
+			...(this.tls ? { 'gateway.tls_cert': this.tlsCert, 'gateway.tls_key': this.tlsKey } : {}),
+		};
+	}
+
+	/** What GET /api/v1/ws names: the shared gateway port in direct mode, else the web server's /ws. */
+	get pagesWsUrl() {
+		return this.direct ? `${this.tls ? 'wss' : 'ws'}://127.0.0.1:${this.directPort}/ws` : `${this.tls ? 'wss' : 'ws'}://127.0.0.1:${this.httpPort}/ws`;
 	}
 
 	/** Waits until `ephemeral-ctl gateways` lists n gateways; returns that list. */
@@ -779,6 +812,7 @@ export class Stack {
 				...tlsArgs,
 			];
 			if (this.hubTimeoutMs) args.push('--hub-timeout-ms', String(this.hubTimeoutMs));
+			if (this.direct) args.push('--ws-url', this.pagesWsUrl);
 		}
 		const gen = await run(path.join(ROOT, 'scripts', script), args, { timeoutMs: 10000 });
 		if (gen.code !== 0) throw new Error(`${script} failed (${gen.code}): ${gen.stderr}`);
@@ -796,6 +830,7 @@ export class Stack {
 					'-o', `frontend.web_dir=${path.join(ROOT, 'web')}`,
 					...(this.hubTimeoutMs ? ['-o', `frontend.hub_timeout_ms=${this.hubTimeoutMs}`] : []),
 					...settingArgs(this.frontendSettings),
+					...(this.direct ? ['-o', `frontend.ws_url=${this.pagesWsUrl}`] : []),
 					`127.0.0.1:${port}`,
 				], { logFile: path.join(this.stateDir, `fe${i + 1}.log`) });
 				this.procs.push(p);
@@ -834,15 +869,19 @@ export class Stack {
 		return httpRequest(this.httpPort, urlPath, { ...(this.tls ? { tls: { ca: this.tlsCa } } : {}), ...options });
 	}
 
-	/** {via: 'lighttpd' (or 'web': the web server, whichever it is) | 'gateway', index, protocols, label} */
+	/**
+	 * {via: 'lighttpd' (or 'web': the pages' endpoint, the web server's /ws or in direct mode the
+	 * gateways' shared port) | 'proxy' (the web server's /ws always) | 'gateway', index, protocols, label}
+	 */
 	wsConnect({ via = 'gateway', index = 0, protocols, label, awaitWelcome, timeoutMs } = {}) {
 		const url = this.wsUrl({ via, index });
-		const web = via === 'lighttpd' || via === 'web';
+		const web = via === 'lighttpd' || via === 'web' || via === 'proxy';
 		return connectUrl(url, { protocols, awaitWelcome, timeoutMs, ca: web && this.tls ? this.tlsCa : undefined, label: label || (web ? `ws(${this.server})` : `ws(gw${index + 1})`) });
 	}
 
 	wsUrl({ via = 'gateway', index = 0 } = {}) {
-		if (via === 'lighttpd' || via === 'web') return `${this.tls ? 'wss' : 'ws'}://127.0.0.1:${this.httpPort}/ws`;
+		if (via === 'lighttpd' || via === 'web') return this.pagesWsUrl;
+		if (via === 'proxy') return `${this.tls ? 'wss' : 'ws'}://127.0.0.1:${this.httpPort}/ws`;
 		return `ws://127.0.0.1:${this.gatewayPorts[index]}/ws`;
 	}
 

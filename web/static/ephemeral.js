@@ -71,6 +71,19 @@ export function defaultSocketUrl() {
 	return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
 }
 
+// The endpoint this site's pages use, as GET /api/v1/ws names it (the gateways themselves in
+// direct mode); the web server's /ws when the answer does not come.
+export async function siteSocketUrl() {
+	try {
+		const res = await fetch('/api/v1/ws', { cache: 'no-store' });
+		const { url } = await res.json();
+		if (res.ok && /^wss?:\/\//.test(url)) return url;
+	} catch {
+		// the page still works through /ws
+	}
+	return defaultSocketUrl();
+}
+
 // A want that ended without a blob: `code` is the server's error code (not_found, rate_limited,
 // bad_request) or "hash_mismatch" when what arrived never matched its address. `holders` is the
 // last viewer count the server gave for the hash while the want was open (0 if none came): a
@@ -118,7 +131,8 @@ export class EphemeralClient extends EventTarget {
 	#frames = []; // frame buffers to answer requests with, reused
 	#resolveReady;
 
-	constructor(url = defaultSocketUrl()) {
+	// Without url, the first connect asks the site (siteSocketUrl).
+	constructor(url = null) {
 		super();
 		this.#url = url;
 		this.maxBlob = DEFAULT_MAX_BLOB;
@@ -216,6 +230,15 @@ export class EphemeralClient extends EventTarget {
 	}
 
 	#connect() {
+		if (this.#url === null) {
+			this.#timer = -1; // resolving: start() must not connect twice meanwhile
+			siteSocketUrl().then((url) => {
+				this.#url = url;
+				this.#timer = 0;
+				if (!this.#stopped) this.#connect();
+			});
+			return;
+		}
 		this.#timer = 0;
 		this.#emit('state', { state: 'connecting', attempt: this.#attempt });
 		let ws;

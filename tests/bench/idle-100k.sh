@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# idle-100k.sh — 100,000 idle WebSockets in direct mode, the hub's counts and the memory they cost
+# (docs/BENCHMARKS.md, "100,000 idle WebSockets"). Run by scripts/bench.sh (--only idle-100k);
+# runs alone too. Starts a hub and IDLE_GATEWAYS gateways sharing one direct port (SO_REUSEPORT),
+# then IDLE_CLIENTS processes of tests/bench/idle-clients.c, each opening its share from source
+# addresses of its own (127.1.K.1 upwards, 200 each: past the ephemeral port range and
+# gateway.max_conns_per_addr, both left at their defaults). Once all are ready it checks that
+# `ephemeral-ctl stats` counts exactly the connections the clients hold, and sums the PSS
+# (/proc/PID/smaps_rollup) of the hub and every gateway before and after: the growth per
+# connection is the figure (target <= 6 KB). With THROUGH=lighttpd it does the same through
+# lighttpd's /ws instead, to find its ceiling. Prints key=value lines; stops all it started.
+#
+#   IDLE_TOTAL (100000)  IDLE_GATEWAYS (7)  IDLE_CLIENTS (6)  THROUGH (direct | lighttpd)
+#   IDLE_WAIT (240): seconds to wait for the clients; then what they hold is what is counted
+#   LIGHTTPD_MAX_FDS (20000): lighttpd's server.max-fds here (its default, 4096, caps it at
+#   1,365 connections: max-fds / 3); server.max-connections is set to half of it (two
+#   descriptors per proxied WebSocket)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+TOTAL=${IDLE_TOTAL:-100000}
+NGW=${IDLE_GATEWAYS:-7}
+NCL=${IDLE_CLIENTS:-6}
+THROUGH=${THROUGH:-direct}
+CTL=$BUILD/ephemeral-ctl
+CLIENT=$BUILD/bench/idle-clients
+make --no-print-directory -s -C tests/bench BUILD="$BUILD" >/dev/null
+
+# One process may open 20,000 files: the gateways and clients each stay below that.
+ulimit -n "$(ulimit -Hn)"
+(($(ulimit -n) >= 20000)) || echo "idle-100k.sh: open-file limit $(ulimit -n) < 20000" >&2
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/ephemeral-idle.XXXXXX")
+pids=()
+stop() {
+	local p
+	for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "$@"; do
+		for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+}
+cleanup() {
+	((${#pids[@]} == 0)) || stop "${pids[@]}"
+	[[ -n ${KEEP:-} ]] || rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port() { # a free loopback port below the ephemeral range
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 12000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || {
+			echo "$p"
+			return
+		}
+	done
+}
+hub_ep=tcp://127.0.0.1:$(port)
+op_ep=tcp://127.0.0.1:$(port)
+direct_port=$(port)
+"$BUILD/ephemeral-hub" -o log.level=warn -o hub.endpoint="$hub_ep" -o hub.operator_endpoint="$op_ep" \
+	>"$work/hub.log" 2>&1 &
+pids+=($!)
+servers=($!)
+gw_list=()
+for ((i = 1; i <= NGW; i++)); do
+	p=$(port)
+	"$BUILD/ephemeral-gateway" -o log.level=warn -o hub.endpoint="$hub_ep" -o gateway.port="$p" \
+		-o gateway.name="gw$i" -o gateway.direct_port="$direct_port" >"$work/gw$i.log" 2>&1 &
+	pids+=($!)
+	servers+=($!)
+	gw_list+=("127.0.0.1:$p")
+done
+for _ in $(seq 100); do
+	"$CTL" --endpoint "$op_ep" --json --timeout 200 stats 2>/dev/null | grep -q "\"gateways\": *$NGW" && break
+	sleep 0.1
+done
+target=127.0.0.1:$direct_port
+path=/ws
+if [[ $THROUGH == lighttpd ]]; then
+	web_port=$(port)
+	scripts/gen-lighttpd-conf.sh --port "$web_port" --gateways "$(IFS=,; echo "${gw_list[*]}")" \
+		--hub-endpoint "$hub_ep" --root "$PWD" --bin "$(realpath "$BUILD")" --state-dir "$work" \
+		--fcgi-procs 1 >"$work/lighttpd.conf"
+	max_fds=${LIGHTTPD_MAX_FDS:-20000}
+	printf 'server.max-fds = %d\nserver.max-connections = %d\n' "$max_fds" \
+		$((max_fds / 2 - 16)) >>"$work/lighttpd.conf"
+	/usr/sbin/lighttpd -D -f "$work/lighttpd.conf" >"$work/lighttpd.log" 2>&1 &
+	pids+=($!)
+	servers+=($!)
+	sleep 1
+	target=127.0.0.1:$web_port
+fi
+
+pss_kb() { # summed Pss of the servers, kB
+	local p s=0 v
+	for p in "${servers[@]}"; do
+		v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)
+		s=$((s + ${v:-0}))
+	done
+	echo "$s"
+}
+rss_kb() {
+	local p s=0 v
+	for p in "${servers[@]}"; do
+		v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+		s=$((s + ${v:-0}))
+	done
+	echo "$s"
+}
+pss0=$(pss_kb)
+rss0=$(rss_kb)
+start=$SECONDS
+clients=()
+for ((k = 0; k < NCL; k++)); do
+	n=$((TOTAL / NCL + (k < TOTAL % NCL ? 1 : 0)))
+	"$CLIENT" --target "$target" --path "$path" --connections "$n" --from "127.1.$k.1" \
+		--per-addr 200 >"$work/client$k.out" 2>&1 &
+	pids+=($!)
+	clients+=($!)
+done
+# Ready when every client has reported (all its connections ready or failed), or after
+# IDLE_WAIT: then the stragglers are asked (SIGUSR1) what they hold so far.
+deadline=$((SECONDS + ${IDLE_WAIT:-240}))
+while ((SECONDS < deadline)); do
+	done_n=0
+	for ((k = 0; k < NCL; k++)); do grep -q '^ready=' "$work/client$k.out" && done_n=$((done_n + 1)); done
+	((done_n == NCL)) && break
+	sleep 0.1
+done
+for ((k = 0; k < NCL; k++)); do
+	grep -q '^ready=' "$work/client$k.out" || kill -USR1 "${clients[k]}" 2>/dev/null || true
+done
+sleep 0.5
+ready=0 failed=0
+for ((k = 0; k < NCL; k++)); do
+	r=$(sed -n 's/^ready=\([0-9]*\) failed=\([0-9]*\).*/\1 \2/p' "$work/client$k.out" | head -n 1)
+	[[ -n $r ]] || r="0 0"
+	ready=$((ready + ${r% *}))
+	failed=$((failed + ${r#* }))
+done
+open_s=$((SECONDS - start))
+sleep 3 # the gateways report to the hub every heartbeat
+counted=$("$CTL" --endpoint "$op_ep" --json stats | sed -n 's/.*"connections": *\([0-9]*\).*/\1/p')
+per_gw=$("$CTL" --endpoint "$op_ep" --json gateways | grep -o '"connections": *[0-9]*' | grep -o '[0-9]*$' | tr '\n' ' ')
+pss1=$(pss_kb)
+rss1=$(rss_kb)
+echo "through=$THROUGH"
+echo "gateways=$NGW"
+echo "client_processes=$NCL"
+echo "connections_asked=$TOTAL"
+echo "connections_ready=$ready"
+echo "connections_failed=$failed"
+echo "open_seconds=$open_s"
+echo "hub_connections=$counted"
+echo "per_gateway=${per_gw% }"
+echo "counts_exact=$([[ $counted == "$ready" ]] && echo yes || echo no)"
+echo "servers_pss_kb=$pss0->$pss1"
+echo "servers_rss_kb=$rss0->$rss1"
+((ready > 0)) && echo "pss_bytes_per_conn=$(((pss1 - pss0) * 1024 / ready))"
+((ready > 0)) && echo "rss_bytes_per_conn=$(((rss1 - rss0) * 1024 / ready))"
+if [[ $THROUGH == lighttpd ]]; then
+	echo "lighttpd_errors=$(grep -c -i 'error\|too many\|fd' "$work/lighttpd.log" || true)"
+	grep -i 'error\|fds\|too many' "$work/lighttpd.log" | sort | uniq -c | sort -rn | head -n 3 |
+		sed 's/^/lighttpd_log=/'
+fi
+stop "${clients[@]}"

@@ -1,0 +1,511 @@
+/*
+ * relay-client.c — a cheap load client for relay throughput (docs/BENCHMARKS.md, "Side by side").
+ *
+ * A test tool: one process, one epoll loop, raw sockets and hand-written framing, so that its
+ * own CPU stays far below the servers' (the lws-based ephemeral-bench spends ~10 ms per MiB in
+ * lws's client receive parser). Holders announce their blobs and answer each request with one
+ * binary frame sent by writev straight from the blob (client frames carry a zero mask, which
+ * leaves the payload as it is); requesters keep --window wants open each and skip the bytes of
+ * each blob they receive, reading only its first 32 bytes (the hash: the servers check every
+ * blob already). Prints key=value lines like ephemeral-bench: wants_per_s, mb_per_s, errors,
+ * cpu_NAME_us_per_want for every --watch NAME=PID and for itself (client).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/sha.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RC_MAX_WATCH  16
+#define RC_RX_SCRATCH (256 * 1024)
+#define RC_TEXT_MAX   (64 * 1024)
+
+struct rc_out {
+	struct rc_out *next;
+	uint8_t *buf; /* frame header (+ text or hash), owned */
+	size_t buf_len;
+	const uint8_t *data; /* blob bytes, not owned */
+	size_t data_len;
+	size_t off;
+};
+
+struct rc_conn {
+	int fd, holder, ready, counts;
+	uint64_t rng;
+	int open_wants;
+	/* receiving: the upgrade, then frames */
+	int upgraded;
+	uint8_t hdr[14];
+	size_t hdr_len;
+	uint64_t remaining;
+	int text;
+	char *tbuf;
+	size_t tlen;
+	uint8_t hash[32];
+	size_t hash_got;
+	struct rc_out *out_head, *out_tail;
+};
+
+static struct {
+	struct sockaddr_in target;
+	const char *path;
+	int holders, requesters, window;
+	size_t blob_size, nblobs;
+	double warmup, duration;
+	uint8_t *blobs;
+	uint8_t (*hash)[32];
+	struct rc_conn *conns;
+	int nconns, ep;
+	long long done, bytes, errors;
+	int measuring;
+	struct {
+		char name[32];
+		int pid;
+		double cpu0;
+	} watch[RC_MAX_WATCH];
+	int nwatch;
+} R;
+
+static double rc_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* utime + stime of a process, all threads, in microseconds. */
+static double rc_cpu_us(int pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	unsigned long ut = 0, st = 0;
+	if (p == NULL ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+}
+
+static void rc_queue(struct rc_conn *c, uint8_t *buf, size_t len, const uint8_t *data, size_t dlen)
+{
+	struct rc_out *o = calloc(1, sizeof(*o));
+	o->buf = buf;
+	o->buf_len = len;
+	o->data = data;
+	o->data_len = dlen;
+	if (c->out_tail)
+		c->out_tail->next = o;
+	else
+		c->out_head = o;
+	c->out_tail = o;
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u32 = (uint32_t)(c - R.conns)};
+	epoll_ctl(R.ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+/* A client frame header with a zero mask; returns its length. */
+static size_t rc_header(uint8_t *h, int opcode, uint64_t len)
+{
+	h[0] = (uint8_t)(0x80 | opcode);
+	size_t n;
+	if (len < 126) {
+		h[1] = (uint8_t)(0x80 | len);
+		n = 2;
+	} else if (len < 65536) {
+		h[1] = 0x80 | 126;
+		h[2] = (uint8_t)(len >> 8);
+		h[3] = (uint8_t)len;
+		n = 4;
+	} else {
+		h[1] = 0x80 | 127;
+		for (int i = 0; i < 8; i++)
+			h[2 + i] = (uint8_t)(len >> (56 - 8 * i));
+		n = 10;
+	}
+	memset(h + n, 0, 4);
+	return n + 4;
+}
+
+static void rc_send_text(struct rc_conn *c, const char *text, size_t len)
+{
+	uint8_t *b = malloc(14 + len);
+	size_t h = rc_header(b, 1, len);
+	memcpy(b + h, text, len);
+	rc_queue(c, b, h + len, NULL, 0);
+}
+
+static void rc_hex(const uint8_t *h, char *out)
+{
+	for (int i = 0; i < 32; i++)
+		sprintf(out + 2 * i, "%02x", h[i]);
+}
+
+static void rc_want_next(struct rc_conn *c)
+{
+	c->rng ^= c->rng << 13;
+	c->rng ^= c->rng >> 7;
+	c->rng ^= c->rng << 17;
+	size_t b = (size_t)(c->rng % R.nblobs);
+	char msg[128];
+	strcpy(msg, "{\"type\":\"want\",\"hash\":\"");
+	rc_hex(R.hash[b], msg + 23);
+	strcpy(msg + 23 + 64, "\"}");
+	rc_send_text(c, msg, strlen(msg));
+	c->open_wants++;
+}
+
+static void rc_want_done(struct rc_conn *c, size_t bytes, int ok)
+{
+	c->open_wants--;
+	if (R.measuring) {
+		if (ok) {
+			R.done++;
+			R.bytes += (long long)bytes;
+		} else {
+			R.errors++;
+		}
+	}
+	rc_want_next(c);
+}
+
+static long rc_blob_of(const char *hex)
+{
+	uint8_t h[32];
+	for (int i = 0; i < 32; i++) {
+		unsigned v;
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+			return -1;
+		h[i] = (uint8_t)v;
+	}
+	/* Blob i's hash is hash[i]: holders hold i % holders, so scan only theirs is not needed. */
+	for (size_t i = 0; i < R.nblobs; i++)
+		if (memcmp(R.hash[i], h, 8) == 0 && memcmp(R.hash[i], h, 32) == 0)
+			return (long)i;
+	return -1;
+}
+
+static void rc_on_text(struct rc_conn *c, char *t, size_t len)
+{
+	t[len] = '\0';
+	const char *hash = strstr(t, "\"hash\":\"");
+	if (strstr(t, "\"type\":\"request\"") && hash && c->holder) {
+		long b = rc_blob_of(hash + 8);
+		if (b < 0)
+			return;
+		uint8_t *h = malloc(14 + 32);
+		size_t n = rc_header(h, 2, 32 + R.blob_size);
+		memcpy(h + n, R.hash[b], 32);
+		rc_queue(c, h, n + 32, R.blobs + (size_t)b * R.blob_size, R.blob_size);
+	} else if (strstr(t, "\"type\":\"count\"")) {
+		c->counts++;
+	} else if (strstr(t, "\"type\":\"error\"")) {
+		if (!c->holder && hash)
+			rc_want_done(c, 0, 0);
+		else
+			R.errors++;
+	}
+}
+
+/* Frames from the server: unmasked. Binary payloads are skipped but for their first 32 bytes. */
+static void rc_on_bytes(struct rc_conn *c, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		if (c->remaining == 0 && c->hdr_len < 2) {
+			c->hdr[c->hdr_len++] = *p++;
+			n--;
+			continue;
+		}
+		if (c->remaining == 0) {
+			size_t need = (c->hdr[1] & 0x7f) == 126	  ? 4
+				      : (c->hdr[1] & 0x7f) == 127 ? 10
+								  : 2;
+			while (c->hdr_len < need && n > 0) {
+				c->hdr[c->hdr_len++] = *p++;
+				n--;
+			}
+			if (c->hdr_len < need)
+				return;
+			uint64_t len = c->hdr[1] & 0x7f;
+			if (len == 126)
+				len = (uint64_t)c->hdr[2] << 8 | c->hdr[3];
+			else if (len == 127)
+				for (int i = 0; i < 8; i++)
+					len = (len << 8) | c->hdr[2 + i];
+			int op = c->hdr[0] & 0x0f;
+			c->hdr_len = 0;
+			c->text = op == 1;
+			c->tlen = 0;
+			c->hash_got = 0;
+			if (op == 9 || op == 8 || op == 10 || len == 0) {
+				c->remaining = len; /* pings are rare here: skipped */
+				if (len == 0 && op == 2)
+					rc_want_done(c, 0, 1);
+				if (len == 0)
+					continue;
+			}
+			c->remaining = len;
+			if (op == 2)
+				c->remaining =
+				    len | (1ULL << 63); /* mark: a blob, counted at its end */
+			continue;
+		}
+		uint64_t left = c->remaining & ~(1ULL << 63);
+		int blob = (c->remaining >> 63) != 0;
+		size_t k = left < n ? (size_t)left : n;
+		if (c->text && c->tlen + k < RC_TEXT_MAX) {
+			memcpy(c->tbuf + c->tlen, p, k);
+			c->tlen += k;
+		}
+		if (blob && c->hash_got < 32) {
+			size_t h = 32 - c->hash_got < k ? 32 - c->hash_got : k;
+			memcpy(c->hash + c->hash_got, p, h);
+			c->hash_got += h;
+		}
+		left -= k;
+		p += k;
+		n -= k;
+		c->remaining = left | (blob ? (1ULL << 63) : 0);
+		if (left == 0) {
+			c->remaining = 0;
+			if (c->text)
+				rc_on_text(c, c->tbuf, c->tlen);
+			else if (blob)
+				rc_want_done(c, R.blob_size, 1);
+		}
+	}
+}
+
+static int rc_connect(struct rc_conn *c)
+{
+	c->fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&R.target, sizeof(R.target)) < 0)
+		return -1;
+	int one = 1;
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	char req[512];
+	int n =
+	    snprintf(req, sizeof(req),
+		     "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: "
+		     "Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+		     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ephemeral.v1\r\n\r\n",
+		     R.path, inet_ntoa(R.target.sin_addr), ntohs(R.target.sin_port));
+	if (write(c->fd, req, (size_t)n) != n)
+		return -1;
+	/* Blocking until the 101 is in; whatever follows it is frames. */
+	char buf[4096];
+	size_t got = 0;
+	char *end = NULL;
+	while (end == NULL && got < sizeof(buf) - 1) {
+		ssize_t r = read(c->fd, buf + got, sizeof(buf) - 1 - got);
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+		buf[got] = '\0';
+		end = strstr(buf, "\r\n\r\n");
+	}
+	if (end == NULL || strncmp(buf, "HTTP/1.1 101", 12) != 0)
+		return -1;
+	c->tbuf = malloc(RC_TEXT_MAX + 1);
+	rc_on_bytes(c, (uint8_t *)end + 4, got - (size_t)(end + 4 - buf));
+	fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)(c - R.conns)};
+	return epoll_ctl(R.ep, EPOLL_CTL_ADD, c->fd, &ev);
+}
+
+/* Writes what the socket takes: header, then blob, by writev. */
+static int rc_flush(struct rc_conn *c)
+{
+	while (c->out_head) {
+		struct rc_out *o = c->out_head;
+		struct iovec iov[2];
+		int k = 0;
+		if (o->off < o->buf_len)
+			iov[k++] = (struct iovec){o->buf + o->off, o->buf_len - o->off};
+		size_t doff = o->off > o->buf_len ? o->off - o->buf_len : 0;
+		if (o->data_len > doff)
+			iov[k++] = (struct iovec){(void *)(o->data + doff), o->data_len - doff};
+		ssize_t w = writev(c->fd, iov, k);
+		if (w < 0)
+			return errno == EAGAIN ? 0 : -1;
+		o->off += (size_t)w;
+		if (o->off < o->buf_len + o->data_len)
+			return 0;
+		c->out_head = o->next;
+		if (c->out_head == NULL)
+			c->out_tail = NULL;
+		free(o->buf);
+		free(o);
+	}
+	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)(c - R.conns)};
+	epoll_ctl(R.ep, EPOLL_CTL_MOD, c->fd, &ev);
+	return 0;
+}
+
+static void rc_loop(double until)
+{
+	static uint8_t scratch[RC_RX_SCRATCH];
+	struct epoll_event evs[64];
+	while (rc_now() < until) {
+		int n = epoll_wait(R.ep, evs, 64, 10);
+		for (int i = 0; i < n; i++) {
+			struct rc_conn *c = &R.conns[evs[i].data.u32];
+			if (evs[i].events & EPOLLOUT && rc_flush(c) < 0) {
+				fprintf(stderr, "relay-client: write failed\n");
+				exit(1);
+			}
+			if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+				ssize_t r = read(c->fd, scratch, sizeof(scratch));
+				if (r == 0 || (r < 0 && errno != EAGAIN)) {
+					fprintf(stderr, "relay-client: connection %d closed\n",
+						(int)(c - R.conns));
+					exit(1);
+				}
+				if (r > 0)
+					rc_on_bytes(c, scratch, (size_t)r);
+			}
+		}
+	}
+}
+
+static int rc_opt(int argc, char **argv, int i, const char *name)
+{
+	return strcmp(argv[i], name) == 0 && i + 1 < argc;
+}
+
+int main(int argc, char **argv)
+{
+	const char *target = NULL;
+	R.path = "/";
+	R.holders = 8;
+	R.requesters = 8;
+	R.window = 2;
+	R.blob_size = 1 << 20;
+	R.nblobs = 64;
+	R.warmup = 1;
+	R.duration = 5;
+	for (int i = 1; i < argc; i++) {
+		if (rc_opt(argc, argv, i, "--target"))
+			target = argv[++i];
+		else if (rc_opt(argc, argv, i, "--path"))
+			R.path = argv[++i];
+		else if (rc_opt(argc, argv, i, "--holders"))
+			R.holders = atoi(argv[++i]);
+		else if (rc_opt(argc, argv, i, "--requesters"))
+			R.requesters = atoi(argv[++i]);
+		else if (rc_opt(argc, argv, i, "--window"))
+			R.window = atoi(argv[++i]);
+		else if (rc_opt(argc, argv, i, "--blob-size"))
+			R.blob_size = (size_t)atol(argv[++i]);
+		else if (rc_opt(argc, argv, i, "--blobs"))
+			R.nblobs = (size_t)atol(argv[++i]);
+		else if (rc_opt(argc, argv, i, "--warmup"))
+			R.warmup = atof(argv[++i]);
+		else if (rc_opt(argc, argv, i, "--duration"))
+			R.duration = atof(argv[++i]);
+		else if (rc_opt(argc, argv, i, "--watch") && R.nwatch < RC_MAX_WATCH) {
+			const char *eq = strchr(argv[++i], '=');
+			if (eq == NULL || eq - argv[i] >= 31)
+				continue;
+			memcpy(R.watch[R.nwatch].name, argv[i], (size_t)(eq - argv[i]));
+			R.watch[R.nwatch++].pid = atoi(eq + 1);
+		}
+	}
+	char host[64];
+	int port;
+	if (target == NULL || sscanf(target, "%63[^:]:%d", host, &port) != 2 ||
+	    inet_pton(AF_INET, host, &R.target.sin_addr) != 1 || R.holders < 1 ||
+	    R.requesters < 1 || R.window < 1 || R.nblobs < 1) {
+		fprintf(stderr, "usage: relay-client --target IP:PORT [--path /ws] [--holders N] "
+				"[--requesters N] [--window K] [--blob-size B] [--blobs N] "
+				"[--warmup S] [--duration S] [--watch NAME=PID]...\n");
+		return 2;
+	}
+	R.target.sin_family = AF_INET;
+	R.target.sin_port = htons((uint16_t)port);
+
+	/* Blobs of this run only (a salt from the clock), hashed once. */
+	R.blobs = malloc(R.blob_size * R.nblobs);
+	R.hash = malloc(32 * R.nblobs);
+	uint64_t x = (uint64_t)(rc_now() * 1e9) | 1;
+	for (size_t i = 0; i < R.blob_size * R.nblobs / 8; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		memcpy(R.blobs + 8 * i, &x, 8);
+	}
+	for (size_t i = 0; i < R.nblobs; i++)
+		SHA256(R.blobs + i * R.blob_size, R.blob_size, R.hash[i]);
+
+	R.ep = epoll_create1(0);
+	R.nconns = R.holders + R.requesters;
+	R.conns = calloc((size_t)R.nconns, sizeof(*R.conns));
+	for (int i = 0; i < R.nconns; i++) {
+		R.conns[i].holder = i < R.holders;
+		R.conns[i].rng = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
+		if (rc_connect(&R.conns[i]) < 0) {
+			fprintf(stderr, "relay-client: cannot connect to %s\n", target);
+			return 1;
+		}
+	}
+	/* Holders announce theirs (lists of 512), then wait for a count of each. */
+	char *list = malloc(64 + 67 * 512);
+	for (int h = 0; h < R.holders; h++) {
+		size_t n = 0, len = 0;
+		for (size_t b = (size_t)h; b < R.nblobs; b += (size_t)R.holders) {
+			len += (size_t)sprintf(list + len,
+					       n ? ",\"" : "{\"type\":\"have\",\"hashes\":[\"");
+			rc_hex(R.hash[b], list + len);
+			len += 64;
+			list[len++] = '"';
+			if (++n == 512 || b + (size_t)R.holders >= R.nblobs) {
+				len += (size_t)sprintf(list + len, "]}");
+				rc_send_text(&R.conns[h], list, len);
+				n = len = 0;
+			}
+		}
+	}
+	double deadline = rc_now() + 20;
+	for (int h = 0; h < R.holders; h++) {
+		int held =
+		    (int)((R.nblobs - (size_t)h + (size_t)R.holders - 1) / (size_t)R.holders);
+		while (R.conns[h].counts < held && rc_now() < deadline)
+			rc_loop(rc_now() + 0.01);
+	}
+	for (int r = R.holders; r < R.nconns; r++)
+		for (int k = 0; k < R.window; k++)
+			rc_want_next(&R.conns[r]);
+	rc_loop(rc_now() + R.warmup);
+	R.measuring = 1;
+	double t0 = rc_now(), self0 = rc_cpu_us(getpid());
+	for (int w = 0; w < R.nwatch; w++)
+		R.watch[w].cpu0 = rc_cpu_us(R.watch[w].pid);
+	rc_loop(t0 + R.duration);
+	double secs = rc_now() - t0;
+	R.measuring = 0;
+	double self1 = rc_cpu_us(getpid());
+	long long done = R.done > 0 ? R.done : 1;
+	printf("wants=%lld\n", R.done);
+	printf("wants_per_s=%.0f\n", (double)R.done / secs);
+	printf("mb_per_s=%.1f\n", (double)R.bytes / secs / 1e6);
+	printf("errors=%lld\n", R.errors);
+	for (int w = 0; w < R.nwatch; w++)
+		printf("cpu_%s_us_per_want=%.1f\n", R.watch[w].name,
+		       (rc_cpu_us(R.watch[w].pid) - R.watch[w].cpu0) / (double)done);
+	printf("cpu_client_us_per_want=%.1f\n", (self1 - self0) / (double)done);
+	return 0;
+}

@@ -1,0 +1,81 @@
+// test.sh: behind one web server
+// Direct mode (docs/OPERATIONS.md, "Which mode"): every gateway also accepts the pages'
+// WebSockets on one shared public port (SO_REUSEPORT), GET /api/v1/ws names it, the web server's
+// /ws keeps working beside it, and Origin checks are the same there. Without direct mode,
+// GET /api/v1/ws names the web server's /ws. The stacks here choose their mode themselves, so
+// this file runs the same under WS=proxy and WS=direct.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { startStack, withLogs, makeBlob, connectUrl, waitFor } from '../lib/stack.mjs';
+
+let stack;
+const T = (fn) => withLogs(() => stack, fn);
+
+before(async () => {
+	stack = await startStack({ gateways: 3, direct: true });
+});
+after(async () => {
+	if (stack) await stack.stopAndCheck();
+});
+
+// Resolves 'open' or the reason a handshake with this Origin failed.
+function tryOrigin(url, origin) {
+	const ws = new WebSocket(url, ['ephemeral.v1'], { origin, handshakeTimeout: 3000 });
+	return new Promise((resolve) => {
+		ws.once('open', () => {
+			ws.close();
+			resolve('open');
+		});
+		ws.once('error', (e) => resolve(e.message));
+	});
+}
+
+test('GET /api/v1/ws names the gateways\' shared port, and the pages may connect there', T(async () => {
+	const res = await stack.httpGet('/api/v1/ws');
+	assert.equal(res.status, 200);
+	assert.match(res.headers['content-type'] || '', /^application\/json/);
+	assert.deepEqual(JSON.parse(res.body), { url: `ws://127.0.0.1:${stack.directPort}/ws` });
+	const home = await stack.httpGet('/');
+	assert.match(home.headers['content-security-policy'] || '', new RegExp(`connect-src 'self' ws://127\\.0\\.0\\.1:${stack.directPort};`));
+}));
+
+test('one port, three gateways: the kernel spreads connections, the hub counts them exactly, blobs cross', T(async () => {
+	const clients = [];
+	for (let k = 0; k < 24; k++) clients.push(await connectUrl(stack.pagesWsUrl, { label: `direct ${k}` }));
+	const gws = await waitFor(async () => {
+		const list = (await stack.ctlRaw(['gateways'])).json;
+		return list.reduce((n, g) => n + g.connections, 0) === 24 ? list : null;
+	}, { what: 'the hub to count 24 connections' });
+	const busy = gws.filter((g) => g.connections > 0).length;
+	assert.ok(busy >= 2, `24 connections on the shared port all went to one gateway: ${JSON.stringify(gws)}`);
+	assert.equal((await stack.ctlRaw(['stats'])).json.connections, 24);
+
+	// Holder and wanter on whichever gateways the kernel chose, the last through the web server.
+	const blob = makeBlob(300 * 1024, 'direct');
+	await clients[0].hold(blob);
+	const proxied = await stack.wsConnect({ via: 'proxy', label: 'through /ws' });
+	for (const wanter of [clients[23], proxied]) {
+		wanter.want(blob.hash);
+		const got = await wanter.nextBinary(blob.hash);
+		assert.ok(got.bytes.equals(blob.bytes), 'the relayed bytes differ');
+	}
+	for (const c of [...clients, proxied]) await c.close();
+}));
+
+test('Origin on the shared port: the site\'s own is let in, another is refused, as through /ws', T(async () => {
+	assert.equal(await tryOrigin(stack.pagesWsUrl, stack.baseUrl), 'open');
+	assert.notEqual(await tryOrigin(stack.pagesWsUrl, 'http://evil.example'), 'open', 'a foreign Origin opened a socket on the shared port');
+	assert.notEqual(await tryOrigin(stack.wsUrl({ via: 'proxy' }), 'http://evil.example'), 'open', 'a foreign Origin opened a socket through /ws');
+}));
+
+test('without direct mode, GET /api/v1/ws names the web server\'s /ws', T(async () => {
+	const plain = await startStack({ gateways: 1, direct: false });
+	try {
+		const res = await plain.httpGet('/api/v1/ws');
+		assert.equal(res.status, 200);
+		assert.deepEqual(JSON.parse(res.body), { url: `ws://127.0.0.1:${plain.httpPort}/ws` });
+	} finally {
+		await plain.stopAndCheck();
+	}
+}));
