@@ -61,6 +61,32 @@ const char *hubproto_cmd_name(uint8_t cmd)
 	return s ? s->name : "UNKNOWN";
 }
 
+size_t hubproto_hello_data(char *buf, const char *name, const char *endpoint)
+{
+	size_t name_len = strnlen(name, HUBPROTO_MAX_NAME);
+	size_t ep_len = strnlen(endpoint, HUBPROTO_MAX_ENDPOINT);
+	memcpy(buf, name, name_len);
+	buf[name_len] = '\0';
+	memcpy(buf + name_len + 1, endpoint, ep_len);
+	return name_len + 1 + ep_len;
+}
+
+int hubproto_hello_parse(const struct hubmsg *m, const char **name, size_t *name_len,
+			 char endpoint[HUBPROTO_MAX_ENDPOINT + 1])
+{
+	const uint8_t *nul = memchr(m->data, '\0', m->data_len);
+	size_t nlen = nul ? (size_t)(nul - m->data) : m->data_len;
+	size_t ep_len = nul ? m->data_len - nlen - 1 : 0;
+	if (nlen > HUBPROTO_MAX_NAME || ep_len > HUBPROTO_MAX_ENDPOINT)
+		return -1;
+	*name = (const char *)m->data;
+	*name_len = nlen;
+	if (ep_len)
+		memcpy(endpoint, nul + 1, ep_len);
+	endpoint[ep_len] = '\0';
+	return 0;
+}
+
 int hubproto_parse(struct hubmsg *m, const uint8_t *header, size_t header_len, const uint8_t *list,
 		   size_t list_len, int has_list, const uint8_t *data, size_t data_len,
 		   int has_data)

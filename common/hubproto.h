@@ -131,6 +131,16 @@ int hubproto_parse(struct hubmsg *m, const uint8_t *header, size_t header_len, c
 
 const char *hubproto_cmd_name(uint8_t cmd);
 
+/* HELLO's data: the gateway's name, NUL, its peer endpoint. The buffer holds
+ * HUBPROTO_HELLO_DATA_MAX bytes; returns the length written (name and endpoint cut to their
+ * maximums). */
+#define HUBPROTO_HELLO_DATA_MAX (HUBPROTO_MAX_NAME + 1 + HUBPROTO_MAX_ENDPOINT)
+size_t hubproto_hello_data(char *buf, const char *name, const char *endpoint);
+/* Splits HELLO's data: the name (name_len bytes at *name, not terminated) and the endpoint copied
+ * into endpoint (terminated). -1 when either is too long. */
+int hubproto_hello_parse(const struct hubmsg *m, const char **name, size_t *name_len,
+			 char endpoint[HUBPROTO_MAX_ENDPOINT + 1]);
+
 /* Opens a socket with the settings every peer uses (linger 0, high-water marks). */
 void *hubproto_socket(void *ctx, int type);
 

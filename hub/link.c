@@ -167,22 +167,20 @@ void link_handle(struct hub *hub, struct hubmsg *m)
 		return;
 	}
 	case HUB_HELLO: {
-		/* data: the gateway's name, NUL, its peer endpoint */
-		const uint8_t *nul = memchr(m->data, '\0', m->data_len);
-		size_t name_len = nul ? (size_t)(nul - m->data) : m->data_len;
-		size_t ep_len = nul ? m->data_len - name_len - 1 : 0;
-		if (name_len > HUBPROTO_MAX_NAME || ep_len > HUBPROTO_MAX_ENDPOINT) {
+		const char *name;
+		size_t name_len;
+		char endpoint[HUBPROTO_MAX_ENDPOINT + 1];
+		if (hubproto_hello_parse(m, &name, &name_len, endpoint) < 0) {
 			log_warnx("%s: HELLO with a name or endpoint too long", __func__);
 			return;
 		}
-		struct gateway *gw = registry_gateway_join(hub, m->peer, m->peer_len, m->id,
-							   (const char *)m->data, name_len);
+		struct gateway *gw =
+		    registry_gateway_join(hub, m->peer, m->peer_len, m->id, name, name_len);
 		if (gw == NULL)
 			return;
-		memcpy(gw->endpoint, nul ? nul + 1 : m->data, ep_len);
-		gw->endpoint[ep_len] = '\0';
+		snprintf(gw->endpoint, sizeof(gw->endpoint), "%s", endpoint);
 		for (uint32_t i = 0; i < hub->ngateways; i++)
-			if (hub->active[i] != gw &&
+			if (hub->active[i] != gw && gw->endpoint[0] &&
 			    strcmp(hub->active[i]->endpoint, gw->endpoint) == 0)
 				log_warnx("gateways %s and %s both announce the peer endpoint %s: "
 					  "set gateway.peer_endpoint",
