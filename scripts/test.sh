@@ -9,10 +9,11 @@
 # Then direct mode (WS=direct: the pages' WebSockets go to the gateways' shared port, not through
 # the web server) runs the files that touch /ws most behind the first web server: DIRECT_TESTS of
 # tests/e2e and DIRECT_BROWSER_TESTS of tests/browser (or TESTS, when given).
-# Last, the sanitize stage builds everything with ASan + UBSan + LeakSanitizer into build-san
-# (clang) and runs the unit tests and a subset of the end-to-end files against it (SAN_TESTS; the
-# whole suite under sanitizers is `make sanitize`, too long for every CI run), and a sample of
-# `make oomtest` (every 50th allocation failing). A sanitizer report in any program's log fails
+# Beside all these (in the background from the start, reported last), the sanitize stage builds
+# everything with ASan + UBSan + LeakSanitizer into build-san (clang) and runs the unit tests and
+# a subset of the end-to-end files against it (SAN_TESTS; the whole suite under sanitizers is
+# `make sanitize`, too long for every CI run), and a sample of `make oomtest` (every 50th
+# allocation failing). A sanitizer report in any program's log fails
 # the test that started it (tests/lib/stack.mjs).
 # Prints one closing line "N passed, N failed" (all stages summed) and exits non-zero if any
 # test failed or any stage crashed. BUILD selects the programs' folder (default build).
@@ -40,6 +41,7 @@ SAN_TESTS=${SAN_TESTS:-@(ws-protocol|ws-bad-input|ws-slow-holder|hardening|http|
 # Direct mode: the relay, TLS and limits through the public endpoint, and a browser sharing a page.
 DIRECT_TESTS=${DIRECT_TESTS:-@(ws-protocol|tls|hardening)}
 DIRECT_BROWSER_TESTS=${DIRECT_BROWSER_TESTS:-share}
+DIRECT_STAGES=${DIRECT_STAGES:-1} # 0: no direct-mode stages (the sanitize stage's own run)
 
 passed=0
 failed=0
@@ -52,7 +54,72 @@ wants() {
 }
 
 logdir=$(mktemp -d "${TMPDIR:-/tmp}/ephemeral-test.XXXXXX")
-trap 'rm -rf "$logdir"' EXIT
+san_pid=
+trap '[[ -n $san_pid ]] && kill -- -"$san_pid" 2>/dev/null; rm -rf "$logdir"' EXIT
+
+# add_totals STAGE OUT RC — adds the last "N passed, N failed" line of OUT (a stage that prints
+# one: the fuzz replay, or this script run again) to the totals, and prints it. A missing line,
+# or a non-zero RC with nothing failed, counts as one failure of a broken stage. 0 if the stage
+# passed whole.
+add_totals() {
+	local stage=$1 out=$2 rc=$3 line p f
+	line=$(grep -E '^([A-Za-z-]+: )?[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+	if [[ -z $line ]]; then
+		broken+=("$stage (exit $rc, no totals line)")
+		failed=$((failed + 1))
+		return 1
+	fi
+	p=$(sed -E 's/^([A-Za-z-]+: )?([0-9]+) passed.*/\2/' <<<"$line")
+	f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
+	passed=$((passed + p))
+	failed=$((failed + f))
+	echo "   $line"
+	if ((rc != 0)) && ((f == 0)); then
+		broken+=("$stage (exit $rc)")
+		failed=$((failed + 1))
+	fi
+	((rc == 0 && f == 0))
+}
+
+# --- the sanitized build: unit tests and a subset of end-to-end tests ---------------------------
+# It shares nothing with the other stages (its own build folder, its own processes on free
+# ports), and most of every stage is waiting: it runs in the background beside them, as its own
+# `scripts/test.sh sanitize-run`, and its report and totals are printed at the end.
+if [[ ${stages[*]} == sanitize-run ]]; then
+	start=$SECONDS
+	echo "== sanitized build (ASan + UBSan + LSan, build-san): unit tests, end-to-end $SAN_TESTS"
+	out="$logdir/sanitize.out"
+	if ! make --no-print-directory -j2 BUILD=build-san SAN=1 CC=clang all unit >"$out" 2>&1; then
+		broken+=("sanitize (the sanitized build failed)")
+		failed=$((failed + 1))
+		tail -n 30 "$out"
+	else
+		BUILD=build-san SERVERS=lighttpd TESTS=$SAN_TESTS DIRECT_STAGES=0 scripts/test.sh unit e2e \
+			>"$out" 2>&1
+		rc=$?
+		# Failures and broken stages in full; passing tests are counted, not listed.
+		grep -vE '^\s*ok [0-9]+ - |^[0-9]+ passed, [0-9]+ failed$' "$out" | sed 's/^/   /'
+		add_totals sanitize "$out" $rc
+		# A short sample of `make oomtest`: the unit tests with every 50th allocation failing.
+		out="$logdir/oomtest.out"
+		BUILD=build-san OOM_STEP=${OOM_STEP:-50} OOM_BINS='test_!(map)' scripts/oomtest.sh \
+			>"$out" 2>&1
+		rc=$?
+		grep -vE '^oomtest: ' "$out" | sed 's/^/   /'
+		add_totals oomtest "$out" $rc
+	fi
+	echo "   sanitize: $((SECONDS - start)) s"
+	if ((${#broken[@]})); then
+		echo "   stages that crashed or could not be counted: ${broken[*]}"
+	fi
+	echo "$passed passed, $failed failed"
+	((failed == 0 && ${#broken[@]} == 0))
+	exit
+elif wants sanitize; then
+	# (a session of its own: stopped as one group if this script is interrupted)
+	setsid scripts/test.sh sanitize-run >"$logdir/sanitize.all" 2>&1 &
+	san_pid=$!
+fi
 
 # --- unit tests (cmocka) ---------------------------------------------------------------------
 if wants unit; then
@@ -85,29 +152,6 @@ if wants unit; then
 	done
 fi
 
-# add_totals STAGE OUT RC — adds the last "N passed, N failed" line of OUT (a stage that prints
-# one: the fuzz replay, or this script run again) to the totals, and prints it. A missing line,
-# or a non-zero RC with nothing failed, counts as one failure of a broken stage. 0 if the stage
-# passed whole.
-add_totals() {
-	local stage=$1 out=$2 rc=$3 line p f
-	line=$(grep -E '^([A-Za-z-]+: )?[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
-	if [[ -z $line ]]; then
-		broken+=("$stage (exit $rc, no totals line)")
-		failed=$((failed + 1))
-		return 1
-	fi
-	p=$(sed -E 's/^([A-Za-z-]+: )?([0-9]+) passed.*/\2/' <<<"$line")
-	f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
-	passed=$((passed + p))
-	failed=$((failed + f))
-	echo "   $line"
-	if ((rc != 0)) && ((f == 0)); then
-		broken+=("$stage (exit $rc)")
-		failed=$((failed + 1))
-	fi
-	((rc == 0 && f == 0))
-}
 
 # --- fuzz corpus replay ----------------------------------------------------------------------
 if wants fuzz && [[ -x scripts/fuzz.sh ]]; then
@@ -189,39 +233,21 @@ for server in "${servers[@]}"; do
 	fi
 done
 
-if wants e2e; then
+if wants e2e && ((DIRECT_STAGES)); then
 	echo "== end-to-end tests (tests/e2e) in direct mode behind ${servers[0]}"
 	TESTS=${TESTS:-$DIRECT_TESTS} run_node e2e tests/e2e "${servers[0]}" "${servers[0]}" direct
 fi
-if wants browser; then
+if wants browser && ((DIRECT_STAGES)); then
 	echo "== browser tests (tests/browser) in direct mode behind ${servers[0]}"
 	TESTS=${TESTS:-$DIRECT_BROWSER_TESTS} run_node browser tests/browser "${servers[0]}" "${servers[0]}" direct
 fi
 
-# --- the sanitized build: unit tests and a subset of end-to-end tests ---------------------------
-if wants sanitize; then
-	echo "== sanitized build (ASan + UBSan + LSan, build-san): unit tests, end-to-end $SAN_TESTS"
-	start=$SECONDS
-	out="$logdir/sanitize.out"
-	if ! make --no-print-directory -j2 BUILD=build-san SAN=1 CC=clang all unit >"$out" 2>&1; then
-		broken+=("sanitize (the sanitized build failed)")
-		failed=$((failed + 1))
-		tail -n 30 "$out"
-	else
-		BUILD=build-san SERVERS=lighttpd TESTS=$SAN_TESTS scripts/test.sh unit e2e >"$out" 2>&1
-		rc=$?
-		# Failures and broken stages in full; passing tests are counted, not listed.
-		grep -vE '^\s*ok [0-9]+ - |^[0-9]+ passed, [0-9]+ failed$' "$out" | sed 's/^/   /'
-		add_totals sanitize "$out" $rc
-		# A short sample of `make oomtest`: the unit tests with every 50th allocation failing.
-		out="$logdir/oomtest.out"
-		BUILD=build-san OOM_STEP=${OOM_STEP:-50} OOM_BINS='test_!(map)' scripts/oomtest.sh \
-			>"$out" 2>&1
-		rc=$?
-		grep -vE '^oomtest: ' "$out" | sed 's/^/   /'
-		add_totals oomtest "$out" $rc
-	fi
-	echo "   sanitize: $((SECONDS - start)) s"
+# --- the sanitized build, run beside the other stages (started above) ---------------------------
+if [[ -n $san_pid ]]; then
+	wait "$san_pid"
+	rc=$?
+	cat "$logdir/sanitize.all"
+	add_totals sanitize-stage "$logdir/sanitize.all" $rc >/dev/null
 fi
 
 if ((${#broken[@]})); then
