@@ -385,6 +385,7 @@ if ((ready)); then
 
   Ephemeral is running:   $scheme://127.0.0.1:$HTTP_PORT/   ($SERVER)
   gateways (via /ws):     ${gateway_list[*]}${share:+   (up to $share WebSockets each)}
+  pages' WebSockets:      ${ws_url:-$scheme://127.0.0.1:$HTTP_PORT/ws} (WS=$WS)
   FastCGI frontends:      ${frontend_list[*]:-spawned by lighttpd ($FRONTENDS)}
   hub:                    $hub_endpoint
   operator endpoint:      $operator_endpoint   (try: $bin/ephemeral-ctl stats)
