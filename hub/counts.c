@@ -5,8 +5,8 @@
  * loop counts_flush() sends each interested gateway one COUNT message listing every changed hash
  * (a gateway is interested while one of its connections holds or wants the hash). A gateway then
  * throttles per connection (at most 4 a second, the last value always delivered). Frontends hear
- * of the same changes through watch.c (for hashes they looked up recently). This module
- * also frees a hash entry once nobody holds, wants or watches it.
+ * of the same changes through watch.c (for hashes they looked up recently). After the flush
+ * of a hash, registry_hash_release() frees its entry if nobody holds, wants or watches it.
  */
 #include "hub.h"
 #include "log.h"
@@ -43,11 +43,7 @@ void counts_flush(struct hub *hub)
 			if (gw)
 				counts_queue(hub, gw, h);
 		}
-		if (h->viewers == 0 && h->fetch == NULL && h->ngws == 0) {
-			map_del(&hub->hashes, h->hash);
-			free(h->gws);
-			free(h);
-		}
+		registry_hash_release(hub, h);
 	}
 	for (uint32_t i = 0; i < hub->ngateways; i++) {
 		struct gateway *gw = hub->active[i];

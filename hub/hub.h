@@ -35,7 +35,7 @@ struct watcher;
 struct gateway {
 	uint16_t slot;
 	uint32_t active_index; /* in hub->active */
-	int in_use;
+	int leaving;	       /* being removed: its connections are asked for nothing more */
 	uint8_t peer[HUBPROTO_MAX_PEER]; /* ROUTER routing id */
 	size_t peer_len;
 	uint64_t instance; /* random per gateway process; survives a socket reconnect */
@@ -147,21 +147,28 @@ struct hub {
 	int64_t watch_sweep_ms, watch_warned_ms;
 };
 
-/* registry.c — gateways, connections, hashes and holdings */
+/* registry.c — gateways, connections, hashes and holdings (removals: through router.c) */
 void registry_init(struct hub *hub);
 void registry_free(struct hub *hub);
 struct gateway *registry_gateway_by_peer(struct hub *hub, const uint8_t *peer, size_t len);
+/* The gateway known by this instance, else by this routing id: NULL when neither is. */
+struct gateway *registry_gateway_find(struct hub *hub, const uint8_t *peer, size_t peer_len,
+				      uint64_t instance);
 struct gateway *registry_gateway_join(struct hub *hub, const uint8_t *peer, size_t peer_len,
 				      uint64_t instance, const char *name, size_t name_len);
 void registry_gateway_remove(struct hub *hub, struct gateway *gw);
 struct conn *registry_conn(struct hub *hub, struct gateway *gw, uint64_t id, int create);
 void registry_conn_remove(struct hub *hub, struct conn *c);
 struct hashent *registry_hash(struct hub *hub, const uint8_t hash[HASH_LEN], int create);
+/* Frees h if nobody holds, wants or watches it and no count of it is pending (counts.c). */
+void registry_hash_release(struct hub *hub, struct hashent *h);
 int registry_add_holder(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN]);
 int registry_remove_holder(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN]);
 int registry_holds(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN]);
 int registry_gw_ref(struct hashent *h, uint16_t slot, int delta); /* -1: out of memory */
 void registry_mark_dirty(struct hub *hub, struct hashent *h);
+/* hd was just asked for its hash: it goes to the back of the hash's line of holders. */
+void registry_holder_asked(struct hashent *h, struct holding *hd);
 uint32_t registry_viewers(struct hub *hub, const uint8_t hash[HASH_LEN]);
 
 /* router.c — wants, holder selection, routes for verified blobs, timeouts */
@@ -171,15 +178,18 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 		 uint32_t size);
 /* The holder's gateway sent the blob `token` (counted here, so the stats stay exact). */
 void router_delivered(struct hub *hub, struct gateway *gw, uint64_t token, uint32_t deliveries);
-/* A gateway is going: the waiters of blobs it was to send want them again (registry.c). */
-void router_gateway_gone(struct hub *hub, struct gateway *gw);
+/* The way a connection, a holding or a gateway goes: the router lets go of it, then the
+ * registry removes it. router_drop returns registry_remove_holder's answer. */
+void router_conn_close(struct hub *hub, struct conn *c);
+int router_drop(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN]);
+void router_gateway_remove(struct hub *hub, struct gateway *gw);
+void router_free(struct hub *hub); /* removes every gateway; before registry_free() */
+void router_cancel_waiter(struct hub *hub, struct waiter *w);
 /* Waiters the holder's gateway could not reach (endpoint "": its own): they get NOT_FOUND. */
 void router_undelivered(struct hub *hub, struct gateway *from, const uint8_t hash[HASH_LEN],
 			const char *endpoint, const uint8_t *conns, size_t nconns);
 void router_fail(struct hub *hub, struct conn *holder, const uint8_t hash[HASH_LEN],
 		 uint32_t reason);
-void router_holder_gone(struct hub *hub, struct hashent *h, struct conn *c);
-void router_cancel_waiter(struct hub *hub, struct waiter *w);
 void router_expire(struct hub *hub, int64_t now);
 int64_t router_next_deadline(struct hub *hub);
 

@@ -134,6 +134,7 @@ int main(int argc, char **argv)
 
 	log_info("hub stopping");
 	watch_free(&hub);
+	router_free(&hub);
 	registry_free(&hub);
 	zmq_close(hub.router);
 	zmq_close(hub.operator);
