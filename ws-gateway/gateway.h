@@ -184,7 +184,8 @@ struct gateway {
 	size_t resync_conns, resync_holds, resync_wants;
 	int64_t hub_last_seen;
 	int kick_scheduled;
-	lws_sorted_usec_list_t sul_beat, sul_kick, sul_throttle, sul_wants;
+	lws_sorted_usec_list_t sul_beat, sul_kick, sul_tick;
+	lws_sorted_usec_list_t sul_interest; /* interest.c's timer */
 	/* peer links (peer.c) */
 	char peer_bind[HUBPROTO_MAX_ENDPOINT + 1];
 	char peer_endpoint[HUBPROTO_MAX_ENDPOINT + 1]; /* announced in HELLO */
@@ -218,6 +219,8 @@ void session_send_error(struct session *s, const char *code, const uint8_t *hash
 			const char *message);
 /* Queues a blob for s if it still wants it: 1 queued; 0 not (no want, or deferred: queue full). */
 int session_deliver(struct session *s, const uint8_t *hash, struct outbuf *b);
+/* The hub asks connection id for hash: its client is asked, or the hub hears FAIL. */
+void session_request(struct gateway *gw, uint64_t id, const uint8_t *hash);
 void session_close_soon(struct session *s, int code, const char *reason);
 
 void session_update_flow(struct session *s);
@@ -284,12 +287,13 @@ void limits_take_bytes(struct gateway *gw, struct session *s, size_t n);
 struct interest *interest_get(struct gateway *gw, struct session *s, const uint8_t *hash,
 			      int create);
 void interest_settle(struct gateway *gw, struct interest *in);
-void interest_want_open(struct gateway *gw, struct interest *in);
+void interest_want_open(struct gateway *gw, struct interest *in); /* and tells the hub */
 void interest_want_close(struct gateway *gw, struct interest *in);
 void interest_count(struct gateway *gw, const uint8_t *hash, uint32_t viewers);
 void interest_session_closed(struct gateway *gw, struct session *s);
-void interest_expire_wants(struct gateway *gw);
-void interest_flush_throttled(struct gateway *gw);
+/* The hub found no holder for connection id's want of hash: its client hears not_found. */
+void interest_not_found(struct gateway *gw, uint64_t id, const uint8_t *hash);
+void interest_start_timers(struct gateway *gw);
 
 /* hub_link.c — the hub protocol from the gateway's side */
 int hub_link_open(struct gateway *gw);

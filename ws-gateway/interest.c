@@ -7,6 +7,8 @@
  * connection and hash: a value that comes too soon waits on the throttle list, and only the
  * newest waiting value is sent, so the last value always arrives. Open wants are kept oldest
  * first so that a want the hub never answers ends in not_found (gateway.want_timeout_ms).
+ * Opening a want tells the hub (HUB_WANT); its answer NOT_FOUND and the timeout both end here.
+ * Its own timer (interest_start_timers) sends held-back counts and ends wants that timed out.
  */
 #include "gateway.h"
 #include "log.h"
@@ -16,6 +18,7 @@
 #include <string.h>
 
 #define COUNT_INTERVAL_MS 250
+#define INTEREST_TICK_MS  50 /* throttled counts and want timeouts are looked at this often */
 
 static void interest_key(uint8_t key[8 + HASH_LEN], uint64_t id, const uint8_t *hash)
 {
@@ -95,6 +98,8 @@ void interest_want_open(struct gateway *gw, struct interest *in)
 	else
 		gw->wants_head = in;
 	gw->wants_tail = in;
+	struct hubproto_out o = {.cmd = HUB_WANT, .id = in->s->id, .hash = in->key + 8};
+	hub_link_send(gw, &o);
 }
 
 void interest_want_close(struct gateway *gw, struct interest *in)
@@ -180,7 +185,7 @@ void interest_count(struct gateway *gw, const uint8_t *hash, uint32_t viewers)
 	}
 }
 
-void interest_flush_throttled(struct gateway *gw)
+static void interest_flush_throttled(struct gateway *gw)
 {
 	int64_t now = now_ms();
 	struct interest *in = gw->throttle_head, *next;
@@ -195,7 +200,7 @@ void interest_flush_throttled(struct gateway *gw)
 	}
 }
 
-void interest_expire_wants(struct gateway *gw)
+static void interest_expire_wants(struct gateway *gw)
 {
 	int64_t now = now_ms();
 	while (gw->wants_head && gw->wants_head->want_deadline <= now) {
@@ -204,6 +209,32 @@ void interest_expire_wants(struct gateway *gw)
 		session_send_error(in->s, "not_found", in->hs->hash, "no holder answered in time");
 		interest_settle(gw, in);
 	}
+}
+
+void interest_not_found(struct gateway *gw, uint64_t id, const uint8_t *hash)
+{
+	struct session *s = session_find(gw, id);
+	struct interest *in = s ? interest_get(gw, s, hash, 0) : NULL;
+	if (in == NULL || !in->wants)
+		return;
+	interest_want_close(gw, in);
+	interest_settle(gw, in);
+	session_send_error(s, "not_found", hash, "no viewer holds this content");
+}
+
+static void interest_tick(lws_sorted_usec_list_t *sul)
+{
+	struct gateway *gw = lws_container_of(sul, struct gateway, sul_interest);
+	interest_flush_throttled(gw);
+	interest_expire_wants(gw);
+	lws_sul_schedule(gw->ctx, 0, &gw->sul_interest, interest_tick,
+			 INTEREST_TICK_MS * LWS_US_PER_MS);
+}
+
+void interest_start_timers(struct gateway *gw)
+{
+	lws_sul_schedule(gw->ctx, 0, &gw->sul_interest, interest_tick,
+			 INTEREST_TICK_MS * LWS_US_PER_MS);
 }
 
 void interest_session_closed(struct gateway *gw, struct session *s)

@@ -264,6 +264,7 @@ int main(int argc, char **argv)
 		fatalx("cannot reach the hub at %s", gw.endpoint);
 	hub_link_hello(&gw);
 	hub_link_start_timers(&gw);
+	interest_start_timers(&gw);
 
 	gateway_running = &gw;
 	ev_signal sigint, sigterm;

@@ -5,9 +5,9 @@
  * size limits enforced while receiving (1009 as soon as a frame would pass its limit), the
  * dispatch of text messages through a table, the check of every blob a holder sends against its
  * hash (one SHA-256 pass as the bytes arrive, checked before the blob goes anywhere; peer.c
- * takes it from there), and what is sent to the client: session_deliver() decides whether a
- * blob is queued now or deferred, and the queue itself (outq.c) is written only in
- * LWS_CALLBACK_SERVER_WRITEABLE, one chunk a call.
+ * takes it from there), the hub's REQUEST for a blob (session_request), and what is sent to
+ * the client: session_deliver() decides whether a blob is queued now or deferred, and the queue
+ * itself (outq.c) is written only in LWS_CALLBACK_SERVER_WRITEABLE, one chunk a call.
  */
 #include "gateway.h"
 #include "log.h"
@@ -58,8 +58,6 @@ static void session_rewant_one(struct gateway *gw, struct session *s)
 			continue;
 		interest_want_close(gw, in);
 		interest_want_open(gw, in);
-		struct hubproto_out o = {.cmd = HUB_WANT, .id = s->id, .hash = in->key + 8};
-		hub_link_send(gw, &o);
 		return;
 	}
 }
@@ -97,6 +95,26 @@ int session_deliver(struct session *s, const uint8_t *hash, struct outbuf *b)
 	interest_settle(gw, in);
 	session_enqueue(s, b);
 	return 1;
+}
+
+void session_request(struct gateway *gw, uint64_t id, const uint8_t *hash)
+{
+	struct session *s = session_find(gw, id);
+	if (s && s->closing)
+		s = NULL; /* closing for a policy breach: answer as if it were gone */
+	struct interest *in = s ? interest_get(gw, s, hash, 0) : NULL;
+	if (in == NULL || !in->holds) {
+		struct hubproto_out o = {.cmd = HUB_FAIL,
+					 .id = id,
+					 .hash = hash,
+					 .value = s ? HUB_FAIL_DECLINED : HUB_FAIL_GONE};
+		hub_link_send(gw, &o);
+		return;
+	}
+	if (in->requested)
+		return; /* already asked and not yet answered: its answer serves this too */
+	in->requested = 1;
+	session_send_text(s, wsmsg_request(hash));
 }
 
 static int session_writable(struct session *s)
@@ -223,8 +241,6 @@ static void on_want(struct gateway *gw, struct session *s, struct wsmsg *m)
 	if (in == NULL)
 		return;
 	interest_want_open(gw, in);
-	struct hubproto_out o = {.cmd = HUB_WANT, .id = s->id, .hash = m->hash};
-	hub_link_send(gw, &o);
 }
 
 static void on_decline(struct gateway *gw, struct session *s, struct wsmsg *m)
