@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "map.h"
 #include "util.h"
@@ -234,7 +235,7 @@ struct client_config {
 };
 
 struct client_out {
-	struct client_out *next;
+	STAILQ_ENTRY(client_out) entry;
 	char *text; /* a text message, or NULL for the answer to a request of `hash` */
 	uint8_t hash[HASH_LEN];
 };
@@ -260,7 +261,7 @@ struct client {
 	int interrupt_code; /* exit status on SIGINT/SIGTERM */
 	struct store store;
 	/* outgoing: a queue of messages; a blob answer is read when it reaches the head */
-	struct client_out *out_head, *out_tail;
+	STAILQ_HEAD(, client_out) outq;
 	uint8_t *tx;   /* LWS_PRE + one chunk or one text message */
 	uint8_t *blob; /* [hash][bytes] being written */
 	size_t blob_cap, blob_total, blob_off;

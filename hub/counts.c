@@ -32,11 +32,10 @@ void counts_queue(struct hub *hub, struct gateway *gw, const struct hashent *h)
 
 void counts_flush(struct hub *hub)
 {
-	while (hub->dirty) {
-		struct hashent *h = hub->dirty;
-		hub->dirty = h->dirty_next;
+	while (!SLIST_EMPTY(&hub->dirty)) {
+		struct hashent *h = SLIST_FIRST(&hub->dirty);
+		SLIST_REMOVE_HEAD(&hub->dirty, dirty_entry);
 		h->dirty = 0;
-		h->dirty_next = NULL;
 		watch_changed(hub, h);
 		for (uint16_t i = 0; i < h->ngws; i++) {
 			struct gateway *gw = hub->gateways[h->gws[i].slot];

@@ -54,7 +54,7 @@ struct conn {
 	uint64_t key;
 	struct gateway *gw;
 	uint64_t id;
-	struct holding *holdings;  /* list through holding.cnext */
+	LIST_HEAD(, holding) holdings;
 	LIST_HEAD(, waiter) waits; /* router.c's */
 	uint32_t nholdings;
 	uint32_t asked; /* fetches waiting for this connection's answer now */
@@ -69,20 +69,20 @@ struct gwref {
 struct hashent {
 	uint8_t hash[HASH_LEN];
 	uint32_t viewers;
-	struct holding *head, *tail; /* holders; head is the one asked least recently */
+	TAILQ_HEAD(holders_head, holding) holders; /* the first: asked least recently */
 	struct fetch *fetch;
 	struct gwref *gws;
 	uint16_t ngws, capgws;
 	int dirty;
-	struct hashent *dirty_next;
+	SLIST_ENTRY(hashent) dirty_entry;
 };
 
 struct holding {
 	uint8_t key[8 + HASH_LEN]; /* conn key, hash */
 	struct hashent *h;
 	struct conn *c;
-	struct holding *hnext, *hprev; /* holders of the hash */
-	struct holding *cnext, *cprev; /* holdings of the connection */
+	TAILQ_ENTRY(holding) hentry; /* holders of the hash */
+	LIST_ENTRY(holding) centry;  /* holdings of the connection */
 };
 
 struct waiter {
@@ -101,7 +101,8 @@ struct fetch {
 	uint64_t *tried;     /* conn keys already asked (skipped now) */
 	size_t ntried, captried;
 	int64_t deadline_ms;
-	struct fetch *tnext, *tprev; /* timeout queue, oldest deadline first */
+	int queued;		   /* in the timeout queue */
+	TAILQ_ENTRY(fetch) tentry; /* timeout queue, oldest deadline first */
 };
 
 /* A blob routed to the gateway that holds it, until that gateway reports it sent (router.c). */
@@ -137,8 +138,8 @@ struct hub {
 	struct map holdings;			    /* conn key + hash -> holding */
 	uint32_t ngateways, nconns;
 	uint64_t nholdings, nhashes_held;
-	struct hashent *dirty;
-	struct fetch *tq_head, *tq_tail;
+	SLIST_HEAD(, hashent) dirty;
+	TAILQ_HEAD(, fetch) timeouts;
 	LIST_HEAD(, transfer) transfers; /* routed, not yet reported sent */
 	struct hub_stats stats;
 	struct map watches;	       /* hash -> watch: hashes frontends looked up recently */
@@ -172,6 +173,7 @@ void registry_holder_asked(struct hashent *h, struct holding *hd);
 uint32_t registry_viewers(struct hub *hub, const uint8_t hash[HASH_LEN]);
 
 /* router.c — wants, holder selection, routes for verified blobs, timeouts */
+void router_init(struct hub *hub);
 void router_want(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN]);
 /* A gateway verified a blob (kept there as token): tells it, in ROUTEs, where the waiters are. */
 void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint8_t hash[HASH_LEN],

@@ -75,6 +75,7 @@ int main(int argc, char **argv)
 	hub.expiry_ms = (int)config_int("hub.peer_expiry_ms");
 	hub.holder_timeout_ms = (int)config_int("hub.holder_timeout_ms");
 	registry_init(&hub);
+	router_init(&hub);
 	watch_init(&hub);
 
 	hub.ctx = zmq_ctx_new();

@@ -36,7 +36,7 @@ void registry_free(struct hub *hub)
 		free(h->gws);
 		free(h);
 	}
-	hub->dirty = NULL;
+	SLIST_INIT(&hub->dirty);
 	map_free(&hub->gw_by_instance);
 	map_free(&hub->conns);
 	map_free(&hub->hashes);
@@ -157,8 +157,8 @@ struct conn *registry_conn(struct hub *hub, struct gateway *gw, uint64_t id, int
 
 void registry_conn_remove(struct hub *hub, struct conn *c)
 {
-	while (c->holdings)
-		registry_remove_holder(hub, c, c->holdings->h->hash);
+	while (!LIST_EMPTY(&c->holdings))
+		registry_remove_holder(hub, c, LIST_FIRST(&c->holdings)->h->hash);
 	map_del(&hub->conns, &c->key);
 	hub->nconns--;
 	c->gw->connections--;
@@ -174,6 +174,7 @@ struct hashent *registry_hash(struct hub *hub, const uint8_t hash[HASH_LEN], int
 	if (h == NULL)
 		return NULL;
 	memcpy(h->hash, hash, HASH_LEN);
+	TAILQ_INIT(&h->holders);
 	if (map_put(&hub->hashes, h) < 0) {
 		free(h);
 		return NULL;
@@ -219,8 +220,7 @@ void registry_mark_dirty(struct hub *hub, struct hashent *h)
 	if (h->dirty)
 		return;
 	h->dirty = 1;
-	h->dirty_next = hub->dirty;
-	hub->dirty = h;
+	SLIST_INSERT_HEAD(&hub->dirty, h, dirty_entry);
 }
 
 static void holding_key(uint8_t key[8 + HASH_LEN], const struct conn *c,
@@ -259,16 +259,8 @@ int registry_add_holder(struct hub *hub, struct conn *c, const uint8_t hash[HASH
 		goto fail;
 	}
 	/* New holders go first: they have served least, which spreads load off the sharer. */
-	hd->hnext = h->head;
-	if (h->head)
-		h->head->hprev = hd;
-	else
-		h->tail = hd;
-	h->head = hd;
-	hd->cnext = c->holdings;
-	if (c->holdings)
-		c->holdings->cprev = hd;
-	c->holdings = hd;
+	TAILQ_INSERT_HEAD(&h->holders, hd, hentry);
+	LIST_INSERT_HEAD(&c->holdings, hd, centry);
 	c->nholdings++;
 	c->gw->holdings++;
 	hub->nholdings++;
@@ -294,20 +286,8 @@ int registry_remove_holder(struct hub *hub, struct conn *c, const uint8_t hash[H
 	if (hd == NULL)
 		return 0;
 	struct hashent *h = hd->h;
-	if (hd->hprev)
-		hd->hprev->hnext = hd->hnext;
-	else
-		h->head = hd->hnext;
-	if (hd->hnext)
-		hd->hnext->hprev = hd->hprev;
-	else
-		h->tail = hd->hprev;
-	if (hd->cprev)
-		hd->cprev->cnext = hd->cnext;
-	else
-		c->holdings = hd->cnext;
-	if (hd->cnext)
-		hd->cnext->cprev = hd->cprev;
+	TAILQ_REMOVE(&h->holders, hd, hentry);
+	LIST_REMOVE(hd, centry);
 	free(hd);
 	c->nholdings--;
 	c->gw->holdings--;
@@ -322,17 +302,8 @@ int registry_remove_holder(struct hub *hub, struct conn *c, const uint8_t hash[H
 void registry_holder_asked(struct hashent *h, struct holding *hd)
 {
 	/* To the back of the line: the next want of this hash asks someone else. */
-	if (hd == h->tail)
-		return;
-	if (hd->hprev)
-		hd->hprev->hnext = hd->hnext;
-	else
-		h->head = hd->hnext;
-	hd->hnext->hprev = hd->hprev;
-	hd->hprev = h->tail;
-	hd->hnext = NULL;
-	h->tail->hnext = hd;
-	h->tail = hd;
+	TAILQ_REMOVE(&h->holders, hd, hentry);
+	TAILQ_INSERT_TAIL(&h->holders, hd, hentry);
 }
 
 uint32_t registry_viewers(struct hub *hub, const uint8_t hash[HASH_LEN])

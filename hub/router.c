@@ -22,29 +22,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+void router_init(struct hub *hub)
+{
+	TAILQ_INIT(&hub->timeouts);
+	LIST_INIT(&hub->transfers);
+}
+
 static void tq_remove(struct hub *hub, struct fetch *f)
 {
-	if (f->tprev)
-		f->tprev->tnext = f->tnext;
-	else if (hub->tq_head == f)
-		hub->tq_head = f->tnext;
-	if (f->tnext)
-		f->tnext->tprev = f->tprev;
-	else if (hub->tq_tail == f)
-		hub->tq_tail = f->tprev;
-	f->tnext = f->tprev = NULL;
+	if (!f->queued)
+		return;
+	TAILQ_REMOVE(&hub->timeouts, f, tentry);
+	f->queued = 0;
 }
 
 /* Every attempt gets the same timeout, so appending keeps the queue sorted by deadline. */
 static void tq_append(struct hub *hub, struct fetch *f)
 {
-	f->tprev = hub->tq_tail;
-	f->tnext = NULL;
-	if (hub->tq_tail)
-		hub->tq_tail->tnext = f;
-	else
-		hub->tq_head = f;
-	hub->tq_tail = f;
+	TAILQ_INSERT_TAIL(&hub->timeouts, f, tentry);
+	f->queued = 1;
 }
 
 static int fetch_tried(const struct fetch *f, uint64_t key)
@@ -175,9 +171,12 @@ static void fetch_fail_all(struct hub *hub, struct fetch *f)
 #define ROUTER_SCAN 64
 static struct holding *fetch_pick_holder(struct fetch *f)
 {
-	struct holding *best = NULL;
+	struct holding *best = NULL, *hd;
 	int seen = 0;
-	for (struct holding *hd = f->h->head; hd && seen < ROUTER_SCAN; hd = hd->hnext) {
+	TAILQ_FOREACH(hd, &f->h->holders, hentry)
+	{
+		if (seen >= ROUTER_SCAN)
+			break;
 		if (hd->c->gw->leaving || fetch_tried(f, hd->c->key) || fetch_waiter_of(f, hd->c))
 			continue;
 		seen++;
@@ -375,7 +374,8 @@ static void router_conn_leave(struct hub *hub, struct conn *c)
 {
 	while (!LIST_EMPTY(&c->waits))
 		router_cancel_waiter(hub, LIST_FIRST(&c->waits));
-	for (struct holding *hd = c->holdings; hd && c->asked; hd = hd->cnext)
+	for (struct holding *hd = LIST_FIRST(&c->holdings); hd && c->asked;
+	     hd = LIST_NEXT(hd, centry))
 		if (hd->h->fetch && hd->h->fetch->holder == c)
 			fetch_ask_next(hub, hd->h->fetch);
 }
@@ -473,8 +473,8 @@ void router_fail(struct hub *hub, struct conn *holder, const uint8_t hash[HASH_L
 
 void router_expire(struct hub *hub, int64_t now)
 {
-	while (hub->tq_head && hub->tq_head->deadline_ms <= now) {
-		struct fetch *f = hub->tq_head;
+	struct fetch *f;
+	while ((f = TAILQ_FIRST(&hub->timeouts)) && f->deadline_ms <= now) {
 		hub->stats.holder_timeouts++;
 		fetch_ask_next(hub, f);
 	}
@@ -482,5 +482,6 @@ void router_expire(struct hub *hub, int64_t now)
 
 int64_t router_next_deadline(struct hub *hub)
 {
-	return hub->tq_head ? hub->tq_head->deadline_ms : -1;
+	struct fetch *f = TAILQ_FIRST(&hub->timeouts);
+	return f ? f->deadline_ms : -1;
 }

@@ -107,7 +107,7 @@ struct session {
 	/* sending */
 	struct outq out;
 	/* state */
-	struct interest *interests;
+	LIST_HEAD(, interest) interests;
 	uint32_t nholds;
 	uint32_t nwants; /* open wants (deferred ones included) */
 	uint32_t ndeferred;
@@ -136,15 +136,15 @@ struct interest {
 	int64_t last_count; /* last viewers value sent; -1: none yet */
 	int64_t pending_count;
 	int64_t last_sent_ms;
-	struct interest *snext, *sprev; /* the session's */
-	struct interest *hnext, *hprev; /* the hash's */
-	struct interest *wnext, *wprev; /* open wants, oldest first */
-	struct interest *tnext, *tprev; /* counts held back by the 4-a-second limit */
+	LIST_ENTRY(interest) sentry;  /* the session's */
+	LIST_ENTRY(interest) hentry;  /* the hash's */
+	TAILQ_ENTRY(interest) wentry; /* open wants, oldest first */
+	LIST_ENTRY(interest) tentry;  /* counts held back by the 4-a-second limit */
 };
 
 struct hashsub {
 	uint8_t hash[HASH_LEN];
-	struct interest *head;
+	LIST_HEAD(, interest) interests;
 };
 
 struct gateway_stats {
@@ -199,11 +199,11 @@ struct gateway {
 	/* connections and interests */
 	uint64_t next_id;
 	uint32_t nsessions;
-	struct map sessions;  /* id -> session */
-	struct map interests; /* id + hash -> interest */
-	struct map hashsubs;  /* hash -> hashsub */
-	struct interest *wants_head, *wants_tail;
-	struct interest *throttle_head;
+	struct map sessions;		 /* id -> session */
+	struct map interests;		 /* id + hash -> interest */
+	struct map hashsubs;		 /* hash -> hashsub */
+	TAILQ_HEAD(, interest) wants;	 /* open, oldest first */
+	LIST_HEAD(, interest) throttled; /* counts held back */
 	int stopping;
 	struct gateway_stats stats;
 	struct wsmsg scratch_msg; /* large: parsed messages land here, not on the stack */
@@ -284,6 +284,7 @@ void limits_bad_message(struct gateway *gw, struct session *s);
 void limits_take_bytes(struct gateway *gw, struct session *s, size_t n);
 
 /* interest.c — per (connection, hash) state and viewer counts */
+void interest_init(struct gateway *gw);
 struct interest *interest_get(struct gateway *gw, struct session *s, const uint8_t *hash,
 			      int create);
 void interest_settle(struct gateway *gw, struct interest *in);

@@ -97,12 +97,14 @@ static int hub_link_resync_session(struct gateway *gw, struct session *s)
 	struct hubproto_out open = {.cmd = HUB_CONN_OPEN, .id = s->id};
 	if (hub_link_post(gw, &open, 1) < 0)
 		return -1;
-	for (struct interest *in = s->interests; in; in = in->snext) {
+	struct interest *in;
+	LIST_FOREACH(in, &s->interests, sentry)
+	{
 		if (in->holds) {
 			memcpy(list[n++], in->key + 8, HASH_LEN);
 			holds++;
 		}
-		if (n == max || (n && in->snext == NULL)) {
+		if (n == max || (n && LIST_NEXT(in, sentry) == NULL)) {
 			struct hubproto_out have = {
 			    .cmd = HUB_HAVE, .id = s->id, .list = list, .list_count = n};
 			if (hub_link_post(gw, &have, 1) < 0)
@@ -110,7 +112,8 @@ static int hub_link_resync_session(struct gateway *gw, struct session *s)
 			n = 0;
 		}
 	}
-	for (struct interest *in = s->interests; in; in = in->snext) {
+	LIST_FOREACH(in, &s->interests, sentry)
+	{
 		if (!in->wants)
 			continue;
 		struct hubproto_out want = {.cmd = HUB_WANT, .id = s->id, .hash = in->key + 8};

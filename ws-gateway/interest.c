@@ -20,6 +20,15 @@
 #define COUNT_INTERVAL_MS 250
 #define INTEREST_TICK_MS  50 /* throttled counts and want timeouts are looked at this often */
 
+void interest_init(struct gateway *gw)
+{
+	map_init(&gw->interests, offsetof(struct interest, key),
+		 sizeof(((struct interest *)0)->key));
+	map_init(&gw->hashsubs, offsetof(struct hashsub, hash), HASH_LEN);
+	TAILQ_INIT(&gw->wants);
+	LIST_INIT(&gw->throttled);
+}
+
 static void interest_key(uint8_t key[8 + HASH_LEN], uint64_t id, const uint8_t *hash)
 {
 	memcpy(key, &id, 8);
@@ -50,7 +59,7 @@ struct interest *interest_get(struct gateway *gw, struct session *s, const uint8
 		memcpy(in->key, key, sizeof(key));
 	if (in == NULL || map_put(&gw->interests, in) < 0) {
 		free(in);
-		if (hs->head == NULL) {
+		if (LIST_EMPTY(&hs->interests)) {
 			map_del(&gw->hashsubs, hash);
 			free(hs);
 		}
@@ -60,28 +69,16 @@ struct interest *interest_get(struct gateway *gw, struct session *s, const uint8
 	in->hs = hs;
 	in->last_count = -1;
 	in->pending_count = -1;
-	in->snext = s->interests;
-	if (s->interests)
-		s->interests->sprev = in;
-	s->interests = in;
-	in->hnext = hs->head;
-	if (hs->head)
-		hs->head->hprev = in;
-	hs->head = in;
+	LIST_INSERT_HEAD(&s->interests, in, sentry);
+	LIST_INSERT_HEAD(&hs->interests, in, hentry);
 	return in;
 }
 
-static void throttle_remove(struct gateway *gw, struct interest *in)
+static void throttle_remove(struct interest *in)
 {
 	if (!in->in_throttle)
 		return;
-	if (in->tprev)
-		in->tprev->tnext = in->tnext;
-	else
-		gw->throttle_head = in->tnext;
-	if (in->tnext)
-		in->tnext->tprev = in->tprev;
-	in->tnext = in->tprev = NULL;
+	LIST_REMOVE(in, tentry);
 	in->in_throttle = 0;
 	in->pending_count = -1;
 }
@@ -91,13 +88,7 @@ void interest_want_open(struct gateway *gw, struct interest *in)
 	in->wants = 1;
 	in->s->nwants++;
 	in->want_deadline = now_ms() + gw->want_timeout_ms;
-	in->wprev = gw->wants_tail;
-	in->wnext = NULL;
-	if (gw->wants_tail)
-		gw->wants_tail->wnext = in;
-	else
-		gw->wants_head = in;
-	gw->wants_tail = in;
+	TAILQ_INSERT_TAIL(&gw->wants, in, wentry);
 	struct hubproto_out o = {.cmd = HUB_WANT, .id = in->s->id, .hash = in->key + 8};
 	hub_link_send(gw, &o);
 }
@@ -106,15 +97,7 @@ void interest_want_close(struct gateway *gw, struct interest *in)
 {
 	if (!in->wants)
 		return;
-	if (in->wprev)
-		in->wprev->wnext = in->wnext;
-	else
-		gw->wants_head = in->wnext;
-	if (in->wnext)
-		in->wnext->wprev = in->wprev;
-	else
-		gw->wants_tail = in->wprev;
-	in->wnext = in->wprev = NULL;
+	TAILQ_REMOVE(&gw->wants, in, wentry);
 	in->wants = 0;
 	in->s->nwants--;
 	if (in->deferred) {
@@ -127,24 +110,13 @@ void interest_settle(struct gateway *gw, struct interest *in)
 {
 	if (in->holds || in->wants || in->requested)
 		return;
-	throttle_remove(gw, in);
-	struct session *s = in->s;
+	throttle_remove(in);
 	struct hashsub *hs = in->hs;
-	if (in->sprev)
-		in->sprev->snext = in->snext;
-	else
-		s->interests = in->snext;
-	if (in->snext)
-		in->snext->sprev = in->sprev;
-	if (in->hprev)
-		in->hprev->hnext = in->hnext;
-	else
-		hs->head = in->hnext;
-	if (in->hnext)
-		in->hnext->hprev = in->hprev;
+	LIST_REMOVE(in, sentry);
+	LIST_REMOVE(in, hentry);
 	map_del(&gw->interests, in->key);
 	free(in);
-	if (hs->head == NULL) {
+	if (LIST_EMPTY(&hs->interests)) {
 		map_del(&gw->hashsubs, hs->hash);
 		free(hs);
 	}
@@ -163,24 +135,22 @@ void interest_count(struct gateway *gw, const uint8_t *hash, uint32_t viewers)
 	int64_t now = now_ms();
 	if (hs == NULL)
 		return;
-	for (struct interest *in = hs->head; in; in = in->hnext) {
+	struct interest *in;
+	LIST_FOREACH(in, &hs->interests, hentry)
+	{
 		if (!in->holds && !in->wants)
 			continue;
 		if (in->last_count == viewers && !in->in_throttle)
 			continue;
 		if (in->last_count < 0 || now - in->last_sent_ms >= COUNT_INTERVAL_MS) {
-			throttle_remove(gw, in);
+			throttle_remove(in);
 			interest_send_count(in, viewers, now);
 			continue;
 		}
 		in->pending_count = viewers;
 		if (!in->in_throttle) {
 			in->in_throttle = 1;
-			in->tprev = NULL;
-			in->tnext = gw->throttle_head;
-			if (gw->throttle_head)
-				gw->throttle_head->tprev = in;
-			gw->throttle_head = in;
+			LIST_INSERT_HEAD(&gw->throttled, in, tentry);
 		}
 	}
 }
@@ -188,13 +158,13 @@ void interest_count(struct gateway *gw, const uint8_t *hash, uint32_t viewers)
 static void interest_flush_throttled(struct gateway *gw)
 {
 	int64_t now = now_ms();
-	struct interest *in = gw->throttle_head, *next;
+	struct interest *in = LIST_FIRST(&gw->throttled), *next;
 	for (; in; in = next) {
-		next = in->tnext;
+		next = LIST_NEXT(in, tentry);
 		if (now - in->last_sent_ms < COUNT_INTERVAL_MS)
 			continue;
 		int64_t v = in->pending_count;
-		throttle_remove(gw, in);
+		throttle_remove(in);
 		if (v >= 0 && v != in->last_count && (in->holds || in->wants))
 			interest_send_count(in, v, now);
 	}
@@ -203,8 +173,8 @@ static void interest_flush_throttled(struct gateway *gw)
 static void interest_expire_wants(struct gateway *gw)
 {
 	int64_t now = now_ms();
-	while (gw->wants_head && gw->wants_head->want_deadline <= now) {
-		struct interest *in = gw->wants_head;
+	struct interest *in;
+	while ((in = TAILQ_FIRST(&gw->wants)) && in->want_deadline <= now) {
 		interest_want_close(gw, in);
 		session_send_error(in->s, "not_found", in->hs->hash, "no holder answered in time");
 		interest_settle(gw, in);
@@ -239,8 +209,8 @@ void interest_start_timers(struct gateway *gw)
 
 void interest_session_closed(struct gateway *gw, struct session *s)
 {
-	while (s->interests) {
-		struct interest *in = s->interests;
+	while (!LIST_EMPTY(&s->interests)) {
+		struct interest *in = LIST_FIRST(&s->interests);
 		interest_want_close(gw, in);
 		in->holds = in->requested = 0;
 		interest_settle(gw, in);

@@ -53,7 +53,9 @@ void session_update_flow(struct session *s)
 /* Wants one deferred blob again, now that the queue has room for it. */
 static void session_rewant_one(struct gateway *gw, struct session *s)
 {
-	for (struct interest *in = s->interests; in; in = in->snext) {
+	struct interest *in;
+	LIST_FOREACH(in, &s->interests, sentry)
+	{
 		if (!in->deferred)
 			continue;
 		interest_want_close(gw, in);

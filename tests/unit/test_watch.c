@@ -66,6 +66,7 @@ static int setup(void **state)
 	memset(Y, 0x22, HASH_LEN);
 
 	registry_init(hub);
+	router_init(hub);
 	watch_init(hub);
 	hub->instance = 0x4855421234ull;
 	hub->started_ms = now_ms();
