@@ -22,8 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The largest blob any server accepts (gateway.max_blob's ceiling): a page never exceeds it. */
-#define SHARE_PAGE_MAX (64u * 1024 * 1024)
+/* A page is one blob: never larger than any server accepts (BLOB_MAX). */
+#define SHARE_PAGE_MAX BLOB_MAX
 
 struct share_item {
 	const char *arg; /* as given on the command line */

@@ -6,6 +6,7 @@
  */
 #include "config.h"
 #include "log.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -59,7 +60,7 @@ static struct config_key config_keys[] = {
      "the endpoint other gateways reach gateway.peer_bind at (empty: the one bound); set it "
      "when gateways run on several machines",
      NULL},
-    {"gateway.max_blob", CONFIG_INT, "1048576", 1024, 64 * 1024 * 1024,
+    {"gateway.max_blob", CONFIG_INT, "1048576", 1024, BLOB_MAX,
      "largest blob a client may send or receive, in bytes", NULL},
     {"gateway.want_timeout_ms", CONFIG_INT, "60000", 1000, 3600000,
      "a want still unanswered after this long gets not_found (a safety net)", NULL},

@@ -13,6 +13,7 @@
 
 #define HASH_LEN     32
 #define HASH_HEX_LEN 64
+#define BLOB_MAX     (64u * 1024 * 1024) /* gateway.max_blob's ceiling: no blob anywhere is larger */
 
 /* 1 if s[0..len) is exactly 64 lowercase hex digits. */
 int hash_hex_valid(const char *s, size_t len);

@@ -78,7 +78,7 @@ struct hashent {
 };
 
 struct holding {
-	uint8_t key[8 + HASH_LEN]; /* conn key, hash */
+	uint8_t key[HUBPROTO_CONN_KEY_LEN]; /* conn key, hash */
 	struct hashent *h;
 	struct conn *c;
 	TAILQ_ENTRY(holding) hentry; /* holders of the hash */

@@ -108,7 +108,7 @@ int main(int argc, char **argv)
 			fatalx("zmq_poll: %s", zmq_strerror(zmq_errno()));
 		}
 		/* Bounded batches keep operators and timers served under a flood. */
-		for (int i = 0; i < 4096; i++) {
+		for (int i = 0; i < HUBPROTO_DRAIN_BUDGET; i++) {
 			struct hubmsg m;
 			int rc = hubproto_recv(hub.router, &m, 1);
 			if (rc == 0)

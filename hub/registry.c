@@ -223,24 +223,17 @@ void registry_mark_dirty(struct hub *hub, struct hashent *h)
 	SLIST_INSERT_HEAD(&hub->dirty, h, dirty_entry);
 }
 
-static void holding_key(uint8_t key[8 + HASH_LEN], const struct conn *c,
-			const uint8_t hash[HASH_LEN])
-{
-	memcpy(key, &c->key, 8);
-	memcpy(key + 8, hash, HASH_LEN);
-}
-
 int registry_holds(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
 {
-	uint8_t key[8 + HASH_LEN];
-	holding_key(key, c, hash);
+	uint8_t key[HUBPROTO_CONN_KEY_LEN];
+	hubproto_conn_key(key, c->key, hash);
 	return map_get(&hub->holdings, key) != NULL;
 }
 
 int registry_add_holder(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
 {
-	uint8_t key[8 + HASH_LEN];
-	holding_key(key, c, hash);
+	uint8_t key[HUBPROTO_CONN_KEY_LEN];
+	hubproto_conn_key(key, c->key, hash);
 	if (map_get(&hub->holdings, key))
 		return 0;
 	struct hashent *h = registry_hash(hub, hash, 1);
@@ -280,8 +273,8 @@ fail:
 
 int registry_remove_holder(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
 {
-	uint8_t key[8 + HASH_LEN];
-	holding_key(key, c, hash);
+	uint8_t key[HUBPROTO_CONN_KEY_LEN];
+	hubproto_conn_key(key, c->key, hash);
 	struct holding *hd = map_del(&hub->holdings, key);
 	if (hd == NULL)
 		return 0;

@@ -127,7 +127,7 @@ struct session {
 
 /* What one connection does with one hash: holds it, wants it, was asked for it. */
 struct interest {
-	uint8_t key[8 + HASH_LEN]; /* connection id, hash */
+	uint8_t key[HUBPROTO_CONN_KEY_LEN]; /* connection id, hash */
 	struct session *s;
 	struct hashsub *hs;
 	unsigned holds : 1, wants : 1, requested : 1, in_throttle : 1;
@@ -156,7 +156,7 @@ struct gateway_stats {
 struct gateway {
 	struct lws_context *ctx;
 	struct lws_vhost *vhost;
-	char name[65];
+	char name[HUBPROTO_MAX_NAME + 1];
 	uint64_t instance;
 	size_t max_blob;
 	int max_lies;

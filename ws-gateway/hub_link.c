@@ -101,7 +101,7 @@ static int hub_link_resync_session(struct gateway *gw, struct session *s)
 	LIST_FOREACH(in, &s->interests, sentry)
 	{
 		if (in->holds) {
-			memcpy(list[n++], in->key + 8, HASH_LEN);
+			memcpy(list[n++], HUBPROTO_CONN_KEY_HASH(in->key), HASH_LEN);
 			holds++;
 		}
 		if (n == max || (n && LIST_NEXT(in, sentry) == NULL)) {
@@ -116,7 +116,8 @@ static int hub_link_resync_session(struct gateway *gw, struct session *s)
 	{
 		if (!in->wants)
 			continue;
-		struct hubproto_out want = {.cmd = HUB_WANT, .id = s->id, .hash = in->key + 8};
+		struct hubproto_out want = {
+		    .cmd = HUB_WANT, .id = s->id, .hash = HUBPROTO_CONN_KEY_HASH(in->key)};
 		if (hub_link_post(gw, &want, 1) < 0)
 			return -1;
 		wants++;
@@ -237,7 +238,7 @@ static const struct {
 
 static void hub_link_drain(struct gateway *gw)
 {
-	for (int budget = 4096; gw->zsock && budget > 0; budget--) {
+	for (int budget = HUBPROTO_DRAIN_BUDGET; gw->zsock && budget > 0; budget--) {
 		int events = 0;
 		size_t sz = sizeof(events);
 		if (zmq_getsockopt(gw->zsock, ZMQ_EVENTS, &events, &sz) < 0 ||

@@ -29,17 +29,11 @@ void interest_init(struct gateway *gw)
 	LIST_INIT(&gw->throttled);
 }
 
-static void interest_key(uint8_t key[8 + HASH_LEN], uint64_t id, const uint8_t *hash)
-{
-	memcpy(key, &id, 8);
-	memcpy(key + 8, hash, HASH_LEN);
-}
-
 struct interest *interest_get(struct gateway *gw, struct session *s, const uint8_t *hash,
 			      int create)
 {
-	uint8_t key[8 + HASH_LEN];
-	interest_key(key, s->id, hash);
+	uint8_t key[HUBPROTO_CONN_KEY_LEN];
+	hubproto_conn_key(key, s->id, hash);
 	struct interest *in = map_get(&gw->interests, key);
 	if (in || !create)
 		return in;
@@ -89,7 +83,8 @@ void interest_want_open(struct gateway *gw, struct interest *in)
 	in->s->nwants++;
 	in->want_deadline = now_ms() + gw->want_timeout_ms;
 	TAILQ_INSERT_TAIL(&gw->wants, in, wentry);
-	struct hubproto_out o = {.cmd = HUB_WANT, .id = in->s->id, .hash = in->key + 8};
+	struct hubproto_out o = {
+	    .cmd = HUB_WANT, .id = in->s->id, .hash = HUBPROTO_CONN_KEY_HASH(in->key)};
 	hub_link_send(gw, &o);
 }
 
