@@ -37,13 +37,6 @@ static const char pages_unavailable_builtin[] =
     "</body>\n"
     "</html>\n";
 
-const char *pages_file_name(enum page which)
-{
-	if ((int)which < 0 || which >= PAGE_COUNT)
-		return "?";
-	return pages_files[which].file;
-}
-
 /* Reads a whole file. 0, -1 with errno set (ENOENT: absent), or -1 with EFBIG if too large. */
 static int pages_read_file(const char *path, char **text, size_t *len)
 {

@@ -14,9 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-void counts_queue(struct hub *hub, struct gateway *gw, const struct hashent *h)
+void counts_queue(struct gateway *gw, const struct hashent *h)
 {
-	(void)hub;
 	if (gw->counts_len + HUBPROTO_COUNT_ENTRY > gw->counts_cap) {
 		size_t ncap = gw->counts_cap ? gw->counts_cap * 2 : 64 * HUBPROTO_COUNT_ENTRY;
 		uint8_t *n = realloc(gw->counts, ncap);
@@ -40,7 +39,7 @@ void counts_flush(struct hub *hub)
 		for (uint16_t i = 0; i < h->ngws; i++) {
 			struct gateway *gw = hub->gateways[h->gws[i].slot];
 			if (gw)
-				counts_queue(hub, gw, h);
+				counts_queue(gw, h);
 		}
 		registry_hash_release(hub, h);
 	}

@@ -196,7 +196,7 @@ void router_expire(struct hub *hub, int64_t now);
 int64_t router_next_deadline(struct hub *hub);
 
 /* counts.c — viewer counts batched per gateway */
-void counts_queue(struct hub *hub, struct gateway *gw, const struct hashent *h);
+void counts_queue(struct gateway *gw, const struct hashent *h);
 void counts_flush(struct hub *hub);
 
 /* watch.c — frontends told at once when the count of a hash they looked up changes */

@@ -85,7 +85,7 @@ static void on_have(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 		/* The holder hears the count at once, changed or not. */
 		struct hashent *h = registry_hash(hub, hash, 0);
 		if (h)
-			counts_queue(hub, gw, h);
+			counts_queue(gw, h);
 	}
 }
 

@@ -119,10 +119,9 @@ void router_cancel_waiter(struct hub *hub, struct waiter *w)
 }
 
 /* The waiters on gw leave the fetch (their ROUTE went out). */
-static void fetch_release_gateway(struct hub *hub, struct fetch *f, struct gateway *gw)
+static void fetch_release_gateway(struct fetch *f, struct gateway *gw)
 {
 	struct waiter *w = LIST_FIRST(&f->waiters);
-	(void)hub;
 	while (w) {
 		struct waiter *next = LIST_NEXT(w, fentry);
 		if (w->c->gw == gw) {
@@ -146,7 +145,7 @@ static void fetch_fail_gateway(struct hub *hub, struct fetch *f, struct gateway 
 		link_send(hub, gw, &o);
 		hub->stats.requests_failed++;
 	}
-	fetch_release_gateway(hub, f, gw);
+	fetch_release_gateway(f, gw);
 }
 
 static void fetch_fail_all(struct hub *hub, struct fetch *f)
@@ -242,7 +241,7 @@ static void router_wait(struct hub *hub, struct conn *c, const uint8_t hash[HASH
 	LIST_INSERT_HEAD(&c->waits, w, centry);
 	f->nwaiters++;
 	registry_gw_ref(h, c->gw->slot, 1);
-	counts_queue(hub, c->gw, h);
+	counts_queue(c->gw, h);
 	if (fresh)
 		fetch_ask_next(hub, f);
 }
@@ -341,7 +340,7 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 		LIST_FOREACH(w, &f->waiters, fentry)
 		if (w->c->gw == gws[g])
 			t->conns[t->nconns++] = w->c->key;
-		fetch_release_gateway(hub, f, gws[g]);
+		fetch_release_gateway(f, gws[g]);
 	}
 	free(list);
 	free(gws);

@@ -147,10 +147,9 @@ struct hashsub {
 	LIST_HEAD(, interest) interests;
 };
 
+/* Connections refused since start, by cause: each refusal's log line counts them. */
 struct gateway_stats {
-	uint64_t blobs_in, blobs_out, bytes_in, bytes_out, mismatches, bad_messages;
-	uint64_t rate_limited, refused_origin, refused_addr, refused_full, refused_protocol;
-	uint64_t deferred;
+	uint64_t refused_origin, refused_addr, refused_full, refused_protocol;
 };
 
 struct gateway {

@@ -90,7 +90,6 @@ int session_deliver(struct session *s, const uint8_t *hash, struct outbuf *b)
 		 * drained, so memory stays bounded. */
 		in->deferred = 1;
 		s->ndeferred++;
-		gw->stats.deferred++;
 		return 0;
 	}
 	interest_want_close(gw, in);
@@ -131,13 +130,8 @@ static int session_writable(struct session *s)
 		return 0;
 	}
 	size_t blob_len;
-	int rc = outq_write(&s->out, s->wsi, gw->tx_scratch, &blob_len);
-	if (rc < 0)
+	if (outq_write(&s->out, s->wsi, gw->tx_scratch, &blob_len) < 0)
 		return -1;
-	if (rc == 1) {
-		gw->stats.blobs_out++;
-		gw->stats.bytes_out += blob_len;
-	}
 	if (outq_may_resume(&s->out, gw->max_blob)) {
 		if (s->paused_out) {
 			s->paused_out = 0;
@@ -318,7 +312,6 @@ static void session_binary(struct gateway *gw, struct session *s)
 	size_t len = s->rx_len - HASH_LEN;
 	if (s->rx_sha_failed || hash_stream_end(s->rx_sha, got) < 0 ||
 	    memcmp(got, hash, HASH_LEN) != 0) {
-		gw->stats.mismatches++;
 		s->lies++;
 		if (in->holds)
 			s->nholds--;
@@ -335,8 +328,6 @@ static void session_binary(struct gateway *gw, struct session *s)
 		return;
 	}
 	interest_settle(gw, in);
-	gw->stats.blobs_in++;
-	gw->stats.bytes_in += len;
 	/* The verified frame stays here, without a copy, until the hub says where it goes. */
 	uint8_t *frame = s->rx;
 	s->rx = NULL;
