@@ -307,3 +307,20 @@ void hubproto_conn_key(uint8_t key[HUBPROTO_CONN_KEY_LEN], uint64_t conn,
 	memcpy(key, &conn, 8);
 	memcpy(HUBPROTO_CONN_KEY_HASH(key), hash, HASH_LEN);
 }
+
+int hubproto_count_put(uint8_t **list, size_t *len, size_t *cap, const uint8_t hash[HASH_LEN],
+		       uint32_t viewers)
+{
+	if (*len + HUBPROTO_COUNT_ENTRY > *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64 * HUBPROTO_COUNT_ENTRY;
+		uint8_t *n = realloc(*list, ncap);
+		if (n == NULL)
+			return -1;
+		*list = n;
+		*cap = ncap;
+	}
+	memcpy(*list + *len, hash, HASH_LEN);
+	put_u32(*list + *len + HASH_LEN, viewers);
+	*len += HUBPROTO_COUNT_ENTRY;
+	return 0;
+}

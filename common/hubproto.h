@@ -141,6 +141,10 @@ const char *hubproto_cmd_name(uint8_t cmd);
 /* Opens a socket with the settings every peer uses (linger 0, high-water marks). */
 void *hubproto_socket(void *ctx, int type);
 
+/* Appends a COUNT list entry (hash, viewers) to a growing list of *len bytes. 0, or -1 when
+ * out of memory (the entry is lost; the list is unchanged). */
+int hubproto_count_put(uint8_t **list, size_t *len, size_t *cap, const uint8_t hash[HASH_LEN],
+		       uint32_t viewers);
 void hubproto_conn_key(uint8_t key[HUBPROTO_CONN_KEY_LEN], uint64_t conn,
 		       const uint8_t hash[HASH_LEN]);
 

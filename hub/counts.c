@@ -16,17 +16,7 @@
 
 void counts_queue(struct gateway *gw, const struct hashent *h)
 {
-	if (gw->counts_len + HUBPROTO_COUNT_ENTRY > gw->counts_cap) {
-		size_t ncap = gw->counts_cap ? gw->counts_cap * 2 : 64 * HUBPROTO_COUNT_ENTRY;
-		uint8_t *n = realloc(gw->counts, ncap);
-		if (n == NULL)
-			return;
-		gw->counts = n;
-		gw->counts_cap = ncap;
-	}
-	memcpy(gw->counts + gw->counts_len, h->hash, HASH_LEN);
-	put_u32(gw->counts + gw->counts_len + HASH_LEN, h->viewers);
-	gw->counts_len += HUBPROTO_COUNT_ENTRY;
+	hubproto_count_put(&gw->counts, &gw->counts_len, &gw->counts_cap, h->hash, h->viewers);
 }
 
 void counts_flush(struct hub *hub)
