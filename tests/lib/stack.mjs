@@ -18,7 +18,7 @@
 // to the error of a failing test so a failure explains itself.
 
 import { spawn, execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -27,6 +27,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
+import { sleep, makeBlob } from './util.mjs';
+
+export { sleep, sha256, sha256hex, makeBlob, randomHash } from './util.mjs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = path.resolve(ROOT, process.env.BUILD || 'build');
@@ -44,28 +47,6 @@ const RESERVED_PORTS = new Set([8080, 8081, 8082, 5556, 5557]);
 
 // ---------------------------------------------------------------------------------------------
 // small helpers
-
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-export function sha256(buf) {
-	return createHash('sha256').update(buf).digest();
-}
-
-export function sha256hex(buf) {
-	return createHash('sha256').update(buf).digest('hex');
-}
-
-/** A fresh random blob and its address: no two tests ever share content by accident. */
-export function makeBlob(size = 1000, label = 'blob') {
-	const prefix = Buffer.from(`${label}:${Date.now()}:`);
-	const bytes = Buffer.concat([prefix, randomBytes(Math.max(0, size - prefix.length))]);
-	return { bytes, hash: sha256hex(bytes) };
-}
-
-/** A random address that nobody holds. */
-export function randomHash() {
-	return randomBytes(32).toString('hex');
-}
 
 /** Polls fn() until it returns a truthy value or the deadline passes; returns the last value. */
 export async function waitFor(fn, { timeoutMs = 5000, intervalMs = 100, what = 'condition' } = {}) {
