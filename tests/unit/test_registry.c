@@ -314,12 +314,11 @@ static void test_gateway_remove(void **state)
 
 	/* a HELLO again from a known instance forgets all it said before */
 	struct gateway *old_b = fx->gw[1];
-	assert_ptr_equal(registry_gateway_find(hub, (const uint8_t *)"gw-?", 4, old_b->instance),
-			 old_b);
+	uint64_t instance = old_b->instance;
+	assert_ptr_equal(registry_gateway_find(hub, (const uint8_t *)"gw-?", 4, instance), old_b);
 	assert_ptr_equal(registry_gateway_find(hub, (const uint8_t *)"gw-B", 4, 1), old_b);
 	router_gateway_remove(hub, old_b);
-	fx->gw[1] =
-	    registry_gateway_join(hub, (const uint8_t *)"gw-B", 4, old_b->instance, "B\x01", 2);
+	fx->gw[1] = registry_gateway_join(hub, (const uint8_t *)"gw-B", 4, instance, "B\x01", 2);
 	assert_non_null(fx->gw[1]);
 	assert_string_equal(fx->gw[1]->name, "B?");
 	assert_int_equal(hub->ngateways, 2);

@@ -90,7 +90,8 @@ static void test_hash_hex_lower(void **state)
 	char out[HASH_HEX_LEN + 1];
 	memset(out, '!', sizeof(out));
 	hash_hex_lower(mixed, out);
-	assert_string_equal(out, "0123456789abcdefabcdef0123456789abcdefabcdef0123456789abcdef0123");
+	assert_string_equal(out,
+			    "0123456789abcdefabcdef0123456789abcdefabcdef0123456789abcdef0123");
 	assert_true(hash_hex_valid(out, strlen(out)));
 }
 
