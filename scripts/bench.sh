@@ -107,16 +107,8 @@ fi
 
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/ephemeral-bench.XXXXXX")
 pids=()
-# stop PID... — SIGTERM, three seconds to go, then SIGKILL; always reaped.
-stop() {
-	local p
-	for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "$@"; do
-		for _ in $(seq 30); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-}
+# shellcheck source=scripts/stop.sh
+source scripts/stop.sh # stop PID...: TERM, then KILL after STOP_TENTHS/10 s; reaped
 cleanup() {
 	((${#pids[@]} == 0)) || stop "${pids[@]}"
 	pids=()

@@ -28,15 +28,9 @@ fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ephemeral-side.XXXXXX")
 pids=()
-stop() {
-	local p
-	for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "$@"; do
-		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-}
+STOP_TENTHS=50
+# shellcheck source=scripts/stop.sh
+source scripts/stop.sh # stop PID...: TERM, then KILL after STOP_TENTHS/10 s; reaped
 cleanup() {
 	((${#pids[@]} == 0)) || stop "${pids[@]}"
 	[[ -n ${KEEP:-} ]] && echo "side-by-side.sh: logs in $work" >&2 || rm -rf "$work"
