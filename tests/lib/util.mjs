@@ -1,4 +1,4 @@
-// util.mjs — the small helpers every test library shares: waiting, SHA-256, random blobs and
+// util.mjs — the small helpers every test library shares: waiting (sleep, waitFor), SHA-256, random blobs and
 // addresses, manifests as the pages build them, and a process's CPU time and resident memory
 // from /proc. Imports node only (the drills' flood worker loads it too); starts nothing.
 
@@ -66,5 +66,26 @@ export function rssKiB(pid) {
 		return m ? Number(m[1]) : NaN;
 	} catch {
 		return NaN;
+	}
+}
+
+/** Polls fn() until it returns a truthy value or the deadline passes; returns the last value. */
+export async function waitFor(fn, { timeoutMs = 5000, intervalMs = 100, what = 'condition' } = {}) {
+	const deadline = Date.now() + timeoutMs;
+	let last;
+	let lastErr;
+	for (;;) {
+		try {
+			last = await fn();
+			lastErr = undefined;
+			if (last) return last;
+		} catch (e) {
+			lastErr = e;
+		}
+		if (Date.now() >= deadline) {
+			const detail = lastErr ? `last error: ${lastErr.message}` : `last value: ${JSON.stringify(last)}`;
+			throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${detail})`);
+		}
+		await sleep(intervalMs);
 	}
 }
