@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "map.h"
 #include "util.h"
@@ -82,9 +83,8 @@ void progress_note(struct progress *p, const char *fmt, ...) __attribute__((form
 /* Replaces the live line (terminal only, never with --quiet). */
 void progress_live(struct progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void progress_clear(struct progress *p);
-/* Records that `bytes` have arrived so far; progress_rate() is bytes/s over the last 5 s. */
+/* Records that `bytes` have arrived so far: the live line shows bytes/s over the last 5 s. */
 void progress_sample(struct progress *p, uint64_t bytes);
-double progress_rate(const struct progress *p);
 /* "12.5 MiB", "3 min 4 s": the same wording as the pages (files.js). */
 void progress_format_bytes(uint64_t n, char *out, size_t len);
 void progress_format_duration(double seconds, char *out, size_t len);
@@ -152,10 +152,6 @@ int store_add_file(struct store *s, const uint8_t hash[HASH_LEN], int fd, uint64
 int store_add_mem(struct store *s, const uint8_t hash[HASH_LEN], const void *data, size_t len);
 const struct store_entry *store_get(const struct store *s, const uint8_t hash[HASH_LEN]);
 void store_remove(struct store *s, const uint8_t hash[HASH_LEN]);
-static inline size_t store_len(const struct store *s)
-{
-	return map_len(&s->map);
-}
 /* Reads a held blob into buf (e->len bytes) and checks its hash. 0, or -1 with a reason. */
 int store_read(const struct store_entry *e, uint8_t *buf, char *err, size_t errlen);
 /* Writes all len bytes of buf to fd at offset off (pwrite), or where fd is when off < 0,
@@ -234,7 +230,7 @@ struct client_config {
 };
 
 struct client_out {
-	struct client_out *next;
+	STAILQ_ENTRY(client_out) entry;
 	char *text; /* a text message, or NULL for the answer to a request of `hash` */
 	uint8_t hash[HASH_LEN];
 };
@@ -260,7 +256,7 @@ struct client {
 	int interrupt_code; /* exit status on SIGINT/SIGTERM */
 	struct store store;
 	/* outgoing: a queue of messages; a blob answer is read when it reaches the head */
-	struct client_out *out_head, *out_tail;
+	STAILQ_HEAD(, client_out) outq;
 	uint8_t *tx;   /* LWS_PRE + one chunk or one text message */
 	uint8_t *blob; /* [hash][bytes] being written */
 	size_t blob_cap, blob_total, blob_off;

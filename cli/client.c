@@ -60,11 +60,7 @@ static void client_enqueue(struct client *c, char *text, const uint8_t *hash)
 	o->text = text;
 	if (hash)
 		memcpy(o->hash, hash, HASH_LEN);
-	if (c->out_tail)
-		c->out_tail->next = o;
-	else
-		c->out_head = o;
-	c->out_tail = o;
+	STAILQ_INSERT_TAIL(&c->outq, o, entry);
 	lws_callback_on_writable(c->wsi);
 }
 
@@ -76,13 +72,12 @@ static void client_send_text(struct client *c, char *text)
 
 static void client_clear_queue(struct client *c)
 {
-	while (c->out_head) {
-		struct client_out *o = c->out_head;
-		c->out_head = o->next;
+	while (!STAILQ_EMPTY(&c->outq)) {
+		struct client_out *o = STAILQ_FIRST(&c->outq);
+		STAILQ_REMOVE_HEAD(&c->outq, entry);
 		free(o->text);
 		free(o);
 	}
-	c->out_tail = NULL;
 	c->blob_total = c->blob_off = 0;
 }
 
@@ -294,7 +289,7 @@ static int client_send_list(struct client *c)
 
 static int client_writable(struct client *c)
 {
-	if (c->blob_total == 0 && c->out_head == NULL) {
+	if (c->blob_total == 0 && STAILQ_EMPTY(&c->outq)) {
 		/* Announcements go when nothing else waits: answers and wants come first. */
 		int rc = c->lists_len ? client_send_list(c) : 0;
 		if (rc < 0)
@@ -304,15 +299,13 @@ static int client_writable(struct client *c)
 		return 0;
 	}
 	if (c->blob_total == 0) {
-		struct client_out *o = c->out_head;
+		struct client_out *o = STAILQ_FIRST(&c->outq);
 		/* A text message waits for its token (a want, a decline: one each). An answer is
 		 * binary, which the server does not count; the rare decline in its place goes
 		 * unpaced. */
 		if (o->text && !client_pay(c, 1, 0))
 			return 0;
-		c->out_head = o->next;
-		if (c->out_head == NULL)
-			c->out_tail = NULL;
+		STAILQ_REMOVE_HEAD(&c->outq, entry);
 		int rc = 0;
 		if (o->text) {
 			rc = client_write_text(c, o->text);
@@ -346,7 +339,7 @@ static int client_writable(struct client *c)
 			c->blob_total = c->blob_off = 0;
 		}
 	}
-	if (c->out_head || c->blob_total || c->lists_len)
+	if (!STAILQ_EMPTY(&c->outq) || c->blob_total || c->lists_len)
 		lws_callback_on_writable(c->wsi);
 	return 0;
 }
@@ -638,6 +631,7 @@ int client_init(struct client *c, const struct client_config *cfg, const struct 
 {
 	struct lws_context_creation_info info;
 	memset(c, 0, sizeof(*c));
+	STAILQ_INIT(&c->outq);
 	c->cfg = *cfg;
 	c->ops = ops;
 	c->user = user;

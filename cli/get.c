@@ -233,15 +233,8 @@ static int get_piece_present(struct get *g, uint64_t part_size, size_t i, uint8_
 	off_t data = lseek(g->fd, (off_t)off, SEEK_DATA);
 	if (data < 0 ? errno == ENXIO : (uint64_t)data >= off + len)
 		return 0;
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = pread(g->fd, buf + done, len - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return 0;
-		done += (size_t)n;
-	}
+	if (pread_full(g->fd, buf, len, off) < 0)
+		return 0;
 	return hash_compute(buf, len, got) == 0 && memcmp(got, g->m.pieces[i], HASH_LEN) == 0;
 }
 

@@ -19,18 +19,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-static int manifest_fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int manifest_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 static uint64_t manifest_count(uint64_t size, uint64_t piece_size)
 {
 	return size / piece_size + (size % piece_size ? 1 : 0);
@@ -88,26 +76,26 @@ int manifest_piece_size(uint64_t size, const char *name, const char *type, uint6
 	while (ps > max_blob && ps > MANIFEST_MIN_PIECE)
 		ps /= 2;
 	if (ps > max_blob)
-		return manifest_fail(err, errlen,
-				     "the server's blob limit (%llu bytes) is below the smallest "
-				     "piece",
-				     (unsigned long long)max_blob);
+		return error_set(err, errlen,
+				 "the server's blob limit (%llu bytes) is below the smallest "
+				 "piece",
+				 (unsigned long long)max_blob);
 	for (; ps <= max_blob && ps <= MANIFEST_MAX_PIECE; ps *= 2) {
 		uint64_t count = manifest_count(size, ps);
 		if (count > MANIFEST_MAX_PIECES)
 			continue;
 		int64_t len = manifest_length(name, type, size, ps, count);
 		if (len < 0)
-			return manifest_fail(err, errlen, "out of memory");
+			return error_set(err, errlen, "out of memory");
 		if ((uint64_t)len <= max_blob) {
 			*out = ps;
 			return 0;
 		}
 	}
-	return manifest_fail(err, errlen,
-			     "too large to share here (%llu bytes for a server whose blobs are at "
-			     "most %llu bytes)",
-			     (unsigned long long)size, (unsigned long long)max_blob);
+	return error_set(err, errlen,
+			 "too large to share here (%llu bytes for a server whose blobs are at "
+			 "most %llu bytes)",
+			 (unsigned long long)size, (unsigned long long)max_blob);
 }
 
 int manifest_hash_file(int fd, struct manifest *m, int (*on_piece)(void *arg, uint64_t done),
@@ -119,27 +107,21 @@ int manifest_hash_file(int fd, struct manifest *m, int (*on_piece)(void *arg, ui
 	uint8_t *buf = malloc(m->piece_size);
 	if (m->pieces == NULL || buf == NULL) {
 		free(buf);
-		return manifest_fail(err, errlen, "out of memory");
+		return error_set(err, errlen, "out of memory");
 	}
 	for (size_t i = 0; i < m->npieces; i++) {
 		uint64_t off = (uint64_t)i * m->piece_size;
-		size_t len = (size_t)manifest_piece_len(m, i), got = 0;
-		while (got < len) {
-			ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				free(buf);
-				return manifest_fail(err, errlen, "%s",
-						     n < 0 ? strerror(errno)
-							   : "the file shrank while it was read");
-			}
-			got += (size_t)n;
+		size_t len = (size_t)manifest_piece_len(m, i);
+		if (pread_full(fd, buf, len, off) < 0) {
+			free(buf);
+			return error_set(err, errlen, "%s",
+					 errno ? strerror(errno)
+					       : "the file shrank while it was read");
 		}
 		hash_compute(buf, len, m->pieces[i]);
 		if (on_piece && on_piece(arg, off + len)) {
 			free(buf);
-			return manifest_fail(err, errlen, "interrupted");
+			return error_set(err, errlen, "interrupted");
 		}
 	}
 	free(buf);
@@ -209,39 +191,38 @@ int manifest_parse(const uint8_t *data, size_t len, uint64_t max_blob, struct ma
 	json_t *pieces = json_object_get(root, "pieces");
 	uint64_t size, ps;
 	if (!json_is_string(name)) {
-		manifest_fail(err, errlen, "the file has no name");
+		error_set(err, errlen, "the file has no name");
 		goto out;
 	}
 	if (type && !json_is_string(type)) {
-		manifest_fail(err, errlen, "the file type is not text");
+		error_set(err, errlen, "the file type is not text");
 		goto out;
 	}
 	if (manifest_safe_uint(json_object_get(root, "size"), &size) < 0) {
-		manifest_fail(err, errlen, "the file size is not a valid number of bytes");
+		error_set(err, errlen, "the file size is not a valid number of bytes");
 		goto out;
 	}
 	if (manifest_safe_uint(json_object_get(root, "piece_size"), &ps) < 0 || ps == 0 ||
 	    (ps & (ps - 1)) != 0 || ps < MANIFEST_MIN_PIECE || ps > max_blob ||
 	    ps > MANIFEST_MAX_PIECE) {
-		manifest_fail(err, errlen,
-			      "the piece size is not a power of two from %d to %llu bytes",
-			      MANIFEST_MIN_PIECE, (unsigned long long)max_blob);
+		error_set(err, errlen, "the piece size is not a power of two from %d to %llu bytes",
+			  MANIFEST_MIN_PIECE, (unsigned long long)max_blob);
 		goto out;
 	}
 	if (!json_is_array(pieces)) {
-		manifest_fail(err, errlen, "the list of pieces is missing");
+		error_set(err, errlen, "the list of pieces is missing");
 		goto out;
 	}
 	size_t n = json_array_size(pieces);
 	if (n > MANIFEST_MAX_PIECES) {
-		manifest_fail(err, errlen, "the file has more than %d pieces", MANIFEST_MAX_PIECES);
+		error_set(err, errlen, "the file has more than %d pieces", MANIFEST_MAX_PIECES);
 		goto out;
 	}
 	if (n != manifest_count(size, ps)) {
-		manifest_fail(err, errlen,
-			      "the number of pieces (%zu) does not match the size (%llu bytes in "
-			      "pieces of %llu)",
-			      n, (unsigned long long)size, (unsigned long long)ps);
+		error_set(err, errlen,
+			  "the number of pieces (%zu) does not match the size (%llu bytes in "
+			  "pieces of %llu)",
+			  n, (unsigned long long)size, (unsigned long long)ps);
 		goto out;
 	}
 	m->pieces = calloc(n ? n : 1, HASH_LEN);
@@ -249,15 +230,14 @@ int manifest_parse(const uint8_t *data, size_t len, uint64_t max_blob, struct ma
 	m->type = strdup(type && json_string_length(type) ? json_string_value(type)
 							  : "application/octet-stream");
 	if (m->pieces == NULL || m->name == NULL || m->type == NULL) {
-		manifest_fail(err, errlen, "out of memory");
+		error_set(err, errlen, "out of memory");
 		goto out;
 	}
 	for (size_t k = 0; k < n; k++) {
 		json_t *h = json_array_get(pieces, k);
 		if (!json_is_string(h) ||
 		    hash_from_hex(json_string_value(h), json_string_length(h), m->pieces[k]) < 0) {
-			manifest_fail(err, errlen, "piece %zu's address is not a SHA-256 hash",
-				      k + 1);
+			error_set(err, errlen, "piece %zu's address is not a SHA-256 hash", k + 1);
 			goto out;
 		}
 	}

@@ -124,7 +124,7 @@ void progress_sample(struct progress *p, uint64_t bytes)
 	}
 }
 
-double progress_rate(const struct progress *p)
+static double progress_rate(const struct progress *p)
 {
 	if (p->nsamples < 2)
 		return 0;

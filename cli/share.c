@@ -22,8 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The largest blob any server accepts (gateway.max_blob's ceiling): a page never exceeds it. */
-#define SHARE_PAGE_MAX (64u * 1024 * 1024)
+/* A page is one blob: never larger than any server accepts (BLOB_MAX). */
+#define SHARE_PAGE_MAX BLOB_MAX
 
 struct share_item {
 	const char *arg; /* as given on the command line */
@@ -93,38 +93,16 @@ static int share_spool(struct share *s, struct share_item *it, int in)
 /* Reads a page's bytes (the whole input, at most SHARE_PAGE_MAX). */
 static int share_read_page(struct share *s, struct share_item *it)
 {
-	size_t cap = 0, len = 0;
-	uint8_t *buf = NULL;
-	for (;;) {
-		if (len == cap) {
-			if (cap > SHARE_PAGE_MAX) {
-				progress_error(&s->out, "%s is too large to be a page", it->arg);
-				free(buf);
-				return -1;
-			}
-			size_t ncap = cap ? cap * 2 : 64 * 1024;
-			if (ncap > SHARE_PAGE_MAX + 1)
-				ncap = SHARE_PAGE_MAX + 1;
-			uint8_t *n = realloc(buf, ncap);
-			if (n == NULL) {
-				progress_error(&s->out, "out of memory");
-				free(buf);
-				return -1;
-			}
-			buf = n;
-			cap = ncap;
-		}
-		ssize_t n = read(it->fd, buf + len, cap - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
+	uint8_t *buf;
+	size_t len;
+	if (read_all(it->fd, SHARE_PAGE_MAX, &buf, &len) < 0) {
+		if (errno == EFBIG)
+			progress_error(&s->out, "%s is too large to be a page", it->arg);
+		else if (errno == ENOMEM)
+			progress_error(&s->out, "out of memory");
+		else
 			progress_error(&s->out, "cannot read %s: %s", it->arg, strerror(errno));
-			free(buf);
-			return -1;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
+		return -1;
 	}
 	it->page = buf;
 	it->page_len = len;

@@ -99,18 +99,9 @@ int store_read(const struct store_entry *e, uint8_t *buf, char *err, size_t errl
 		memcpy(buf, e->mem, e->len);
 		return 0;
 	}
-	size_t done = 0;
-	while (done < e->len) {
-		ssize_t n = pread(e->fd, buf + done, e->len - done, (off_t)(e->off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			snprintf(err, errlen, "%s",
-				 n < 0 ? strerror(errno) : "the file is shorter than it was");
-			return -1;
-		}
-		done += (size_t)n;
-	}
+	if (pread_full(e->fd, buf, e->len, e->off) < 0)
+		return error_set(err, errlen, "%s",
+				 errno ? strerror(errno) : "the file is shorter than it was");
 	if (hash_compute(buf, e->len, got) < 0 || memcmp(got, e->hash, HASH_LEN) != 0) {
 		snprintf(err, errlen, "the file changed on disk");
 		return -1;

@@ -15,18 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int url_fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int url_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 static int url_scheme(const char **p, int *tls)
 {
 	static const struct {
@@ -51,37 +39,37 @@ int url_parse_server(const char *url, struct url_server *out, char *err, size_t 
 	while (isspace((unsigned char)*p))
 		p++;
 	if (url_scheme(&p, &out->tls) < 0)
-		return url_fail(err, errlen, "%s: only http:// and https:// servers are known",
-				url);
+		return error_set(err, errlen, "%s: only http:// and https:// servers are known",
+				 url);
 	size_t alen = strcspn(p, "/?#");
 	if (alen == 0)
-		return url_fail(err, errlen, "%s: no host name", url);
+		return error_set(err, errlen, "%s: no host name", url);
 	if (alen >= sizeof(out->authority))
-		return url_fail(err, errlen, "%s: the host name is too long", url);
+		return error_set(err, errlen, "%s: the host name is too long", url);
 	memcpy(out->authority, p, alen);
 	out->authority[alen] = '\0';
 	if (strchr(out->authority, '@'))
-		return url_fail(err, errlen, "%s: user names in server addresses are not supported",
-				url);
+		return error_set(err, errlen,
+				 "%s: user names in server addresses are not supported", url);
 
 	const char *host = out->authority, *colon;
 	size_t hlen;
 	if (host[0] == '[') {
 		const char *close = strchr(host, ']');
 		if (close == NULL || close == host + 1)
-			return url_fail(err, errlen, "%s: a bracketed IPv6 address is not closed",
-					url);
+			return error_set(err, errlen, "%s: a bracketed IPv6 address is not closed",
+					 url);
 		host++;
 		hlen = (size_t)(close - host);
 		colon = close[1] == ':' ? close + 1 : NULL;
 		if (close[1] != '\0' && colon == NULL)
-			return url_fail(err, errlen, "%s: unexpected text after the address", url);
+			return error_set(err, errlen, "%s: unexpected text after the address", url);
 	} else {
 		colon = strchr(host, ':');
 		hlen = colon ? (size_t)(colon - host) : strlen(host);
 	}
 	if (hlen == 0 || hlen >= sizeof(out->host))
-		return url_fail(err, errlen, "%s: no host name", url);
+		return error_set(err, errlen, "%s: no host name", url);
 	memcpy(out->host, host, hlen);
 	out->host[hlen] = '\0';
 	out->port = out->tls ? 443 : 80;
@@ -89,8 +77,8 @@ int url_parse_server(const char *url, struct url_server *out, char *err, size_t 
 		char *end;
 		long port = strtol(colon + 1, &end, 10);
 		if (colon[1] == '\0' || *end != '\0' || port < 1 || port > 65535)
-			return url_fail(err, errlen, "%s: the port is not a number from 1 to 65535",
-					url);
+			return error_set(err, errlen,
+					 "%s: the port is not a number from 1 to 65535", url);
 		out->port = (int)port;
 	}
 
@@ -104,7 +92,7 @@ int url_parse_server(const char *url, struct url_server *out, char *err, size_t 
 		plen = 1;
 	}
 	if (plen + 3 > sizeof(out->ws_path))
-		return url_fail(err, errlen, "%s: the path is too long", url);
+		return error_set(err, errlen, "%s: the path is too long", url);
 	snprintf(out->origin, sizeof(out->origin), "%s://%s", out->tls ? "https" : "http",
 		 out->authority);
 	snprintf(out->base, sizeof(out->base), "%s%.*s", out->origin, (int)plen, path);
@@ -139,22 +127,20 @@ int url_parse_link(const char *link, uint8_t hash[HASH_LEN], struct url_server *
 		seg = p + start;
 		seglen = end - start;
 		if (start == 0 || !hash_hex_valid_anycase(seg, seglen))
-			return url_fail(err, errlen,
-					"\"%s\" is neither a link (http://host/<hash>) nor a "
-					"64-digit address",
-					link);
+			return error_set(err, errlen,
+					 "\"%s\" is neither a link (http://host/<hash>) nor a "
+					 "64-digit address",
+					 link);
 		char *prefix = strndup(p, start);
 		if (prefix == NULL)
-			return url_fail(err, errlen, "out of memory");
+			return error_set(err, errlen, "out of memory");
 		int rc = url_parse_server(prefix, server, err, errlen);
 		free(prefix);
 		if (rc < 0)
 			return -1;
 		*has_server = 1;
 	}
-	for (size_t i = 0; i < HASH_HEX_LEN; i++)
-		hex[i] = (char)tolower((unsigned char)seg[i]);
-	hex[HASH_HEX_LEN] = '\0';
+	hash_hex_lower(seg, hex);
 	return hash_from_hex(hex, HASH_HEX_LEN, hash);
 }
 

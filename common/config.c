@@ -6,9 +6,11 @@
  */
 #include "config.h"
 #include "log.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +61,7 @@ static struct config_key config_keys[] = {
      "the endpoint other gateways reach gateway.peer_bind at (empty: the one bound); set it "
      "when gateways run on several machines",
      NULL},
-    {"gateway.max_blob", CONFIG_INT, "1048576", 1024, 64 * 1024 * 1024,
+    {"gateway.max_blob", CONFIG_INT, "1048576", 1024, BLOB_MAX,
      "largest blob a client may send or receive, in bytes", NULL},
     {"gateway.want_timeout_ms", CONFIG_INT, "60000", 1000, 3600000,
      "a want still unanswered after this long gets not_found (a safety net)", NULL},
@@ -234,33 +236,18 @@ int config_load_text(const char *text, size_t len, char *err, size_t errlen)
 
 int config_load_file(const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
-	if (f == NULL) {
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int rc = fd < 0 ? -1 : read_all(fd, SIZE_MAX, &buf, &len);
+	if (rc < 0)
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0)
 		return -1;
-	}
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	char chunk[4096];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		if (len + n > cap) {
-			cap = (len + n) * 2;
-			char *nb = realloc(buf, cap);
-			if (nb == NULL) {
-				free(buf);
-				fclose(f);
-				snprintf(err, errlen, "out of memory");
-				return -1;
-			}
-			buf = nb;
-		}
-		memcpy(buf + len, chunk, n);
-		len += n;
-	}
-	fclose(f);
 	char sub[256];
-	int rc = config_load_text(buf ? buf : "", len, sub, sizeof(sub));
+	rc = config_load_text((const char *)buf, len, sub, sizeof(sub));
 	free(buf);
 	if (rc < 0)
 		snprintf(err, errlen, "%s: %s", path, sub);

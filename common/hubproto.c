@@ -19,8 +19,6 @@ struct hubproto_shape {
 	size_t max_data;
 };
 
-#define MAX_BLOB_DATA (64u * 1024 * 1024)
-
 static const struct hubproto_shape hubproto_shapes[] = {
     {HUB_HELLO, "HELLO", 0, 1, HUBPROTO_MAX_NAME + 1 + HUBPROTO_MAX_ENDPOINT},
     {HUB_HEARTBEAT, "HEARTBEAT", 0, 0, 0},
@@ -44,7 +42,7 @@ static const struct hubproto_shape hubproto_shapes[] = {
     {HUB_STATS, "STATS", 0, 0, 0},
     {HUB_LOOKUP_REPLY, "LOOKUP_REPLY", 0, 0, 0},
     {HUB_STATS_REPLY, "STATS_REPLY", 0, 1, 1024 * 1024},
-    {HUB_DELIVER, "DELIVER", 8, 1, HASH_LEN + MAX_BLOB_DATA},
+    {HUB_DELIVER, "DELIVER", 8, 1, HASH_LEN + BLOB_MAX},
 };
 
 static const struct hubproto_shape *hubproto_shape(uint8_t cmd)
@@ -327,4 +325,28 @@ void *hubproto_socket(void *ctx, int type)
 	zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
 	zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof(hwm));
 	return sock;
+}
+
+void hubproto_conn_key(uint8_t key[HUBPROTO_CONN_KEY_LEN], uint64_t conn,
+		       const uint8_t hash[HASH_LEN])
+{
+	memcpy(key, &conn, 8);
+	memcpy(HUBPROTO_CONN_KEY_HASH(key), hash, HASH_LEN);
+}
+
+int hubproto_count_put(uint8_t **list, size_t *len, size_t *cap, const uint8_t hash[HASH_LEN],
+		       uint32_t viewers)
+{
+	if (*len + HUBPROTO_COUNT_ENTRY > *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64 * HUBPROTO_COUNT_ENTRY;
+		uint8_t *n = realloc(*list, ncap);
+		if (n == NULL)
+			return -1;
+		*list = n;
+		*cap = ncap;
+	}
+	memcpy(*list + *len, hash, HASH_LEN);
+	put_u32(*list + *len + HASH_LEN, viewers);
+	*len += HUBPROTO_COUNT_ENTRY;
+	return 0;
 }

@@ -27,6 +27,13 @@
 #define HUBPROTO_MAX_NAME     64  /* a gateway's name in HELLO */
 #define HUBPROTO_MAX_ENDPOINT 255 /* a gateway's peer endpoint in HELLO, ROUTE, UNDELIVERED */
 #define HUBPROTO_COUNT_ENTRY  (HASH_LEN + 4) /* COUNT list element: hash, viewers (u32 LE) */
+/* Messages read from one socket in one turn of a loop: the rest wait, so timers and other
+ * sockets are served under a flood. */
+#define HUBPROTO_DRAIN_BUDGET 4096
+/* A (connection, hash) map key, as the hub's holdings and the gateway's interests use it: the
+ * 8-byte connection id or key, then the hash (HUBPROTO_CONN_KEY_HASH). */
+#define HUBPROTO_CONN_KEY_LEN	    (8 + HASH_LEN)
+#define HUBPROTO_CONN_KEY_HASH(key) ((key) + 8)
 
 enum hubproto_cmd {
 	/* gateway -> hub: membership and liveness */
@@ -143,5 +150,12 @@ int hubproto_hello_parse(const struct hubmsg *m, const char **name, size_t *name
 
 /* Opens a socket with the settings every peer uses (linger 0, high-water marks). */
 void *hubproto_socket(void *ctx, int type);
+
+/* Appends a COUNT list entry (hash, viewers) to a growing list of *len bytes. 0, or -1 when
+ * out of memory (the entry is lost; the list is unchanged). */
+int hubproto_count_put(uint8_t **list, size_t *len, size_t *cap, const uint8_t hash[HASH_LEN],
+		       uint32_t viewers);
+void hubproto_conn_key(uint8_t key[HUBPROTO_CONN_KEY_LEN], uint64_t conn,
+		       const uint8_t hash[HASH_LEN]);
 
 #endif

@@ -5,11 +5,14 @@
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <errno.h>
 #include <malloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* The value of each lowercase hex digit, -1 for every other byte: one lookup a character. */
 /* clang-format off */
@@ -171,4 +174,90 @@ int buf_append(uint8_t **buf, size_t *len, size_t *cap, const void *in, size_t n
 	memcpy(*buf + *len, in, n);
 	*len += n;
 	return 0;
+}
+
+void hash_hex_lower(const char *s, char out[HASH_HEX_LEN + 1])
+{
+	for (size_t i = 0; i < HASH_HEX_LEN; i++)
+		out[i] = (s[i] >= 'A' && s[i] <= 'F') ? (char)(s[i] - 'A' + 'a') : s[i];
+	out[HASH_HEX_LEN] = '\0';
+}
+
+int read_all(int fd, size_t max, uint8_t **out, size_t *len)
+{
+	uint8_t *buf = NULL;
+	size_t n = 0, cap = 0;
+	for (;;) {
+		if (n + 1 >= cap) { /* room for one byte past max, and the NUL */
+			size_t ncap = cap ? cap * 2 : 16384;
+			if (n > max) {
+				free(buf);
+				errno = EFBIG;
+				return -1;
+			}
+			if (max < SIZE_MAX - 2 && ncap > max + 2)
+				ncap = max + 2;
+			uint8_t *grown = realloc(buf, ncap);
+			if (grown == NULL) {
+				free(buf);
+				errno = ENOMEM;
+				return -1;
+			}
+			buf = grown;
+			cap = ncap;
+		}
+		ssize_t got = read(fd, buf + n, cap - 1 - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			int saved = errno;
+			free(buf);
+			errno = saved;
+			return -1;
+		}
+		if (got == 0)
+			break;
+		n += (size_t)got;
+	}
+	if (n > max) {
+		free(buf);
+		errno = EFBIG;
+		return -1;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+int pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pread(fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = 0;
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+int error_vset(char *err, size_t errlen, const char *fmt, va_list ap)
+{
+	vsnprintf(err, errlen, fmt, ap);
+	return -1;
+}
+
+int error_set(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	error_vset(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
 }

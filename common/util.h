@@ -8,16 +8,20 @@
 #ifndef EPH_UTIL_H
 #define EPH_UTIL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define HASH_LEN     32
 #define HASH_HEX_LEN 64
+#define BLOB_MAX     (64u * 1024 * 1024) /* gateway.max_blob's ceiling: no blob anywhere is larger */
 
 /* 1 if s[0..len) is exactly 64 lowercase hex digits. */
 int hash_hex_valid(const char *s, size_t len);
 /* 1 if s[0..len) is 64 hex digits in any case. */
 int hash_hex_valid_anycase(const char *s, size_t len);
+/* Copies 64 hex digits of either case as lowercase, and a NUL. */
+void hash_hex_lower(const char *s, char out[HASH_HEX_LEN + 1]);
 /* Decodes 64 lowercase hex digits into 32 bytes; -1 if not a valid address. */
 int hash_from_hex(const char *s, size_t len, uint8_t out[HASH_LEN]);
 /* Writes 64 lowercase hex digits and a NUL into out (65 bytes). */
@@ -47,6 +51,17 @@ void tune_allocator_for_blobs(void);
  * past limit + 1 bytes (the caller has checked the limit). 0, or -1 when out of memory. */
 int buf_append(uint8_t **buf, size_t *len, size_t *cap, const void *in, size_t n, size_t more,
 	       size_t limit);
+
+/* Reads fd to its end into a malloc'd buffer, with a NUL after the bytes. 0, or -1 with errno:
+ * EFBIG when there are more than max bytes, ENOMEM, or read's own. */
+int read_all(int fd, size_t max, uint8_t **out, size_t *len);
+/* Reads exactly len bytes at off (again after EINTR). 0, or -1 with errno (0: the file ended). */
+int pread_full(int fd, void *buf, size_t len, uint64_t off);
+
+/* Writes a reason into err (errlen bytes) and returns -1: `return error_set(err, errlen, ...)`. */
+int error_set(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int error_vset(char *err, size_t errlen, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* Random 64-bit value (OpenSSL's CSPRNG), never 0. */
 uint64_t random_u64(void);

@@ -54,7 +54,7 @@ static int fail(struct wsmsg_error *err, const char *code, const char *fmt, ...)
 	va_list ap;
 	err->code = code;
 	va_start(ap, fmt);
-	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	error_vset(err->message, sizeof(err->message), fmt, ap);
 	va_end(ap);
 	return -1;
 }

@@ -51,7 +51,6 @@ void response_appendf(struct response *r, const char *fmt, ...)
 /* Writes the whole answer (no body for HEAD). 0, or -1 if the sink failed. */
 int response_write(const struct response *r, response_sink sink, void *ctx);
 void response_free(struct response *r);
-const char *response_reason(int status);
 
 /* pages.c — the page templates, read once at start-up from <web_dir>/templates/ */
 enum page {
@@ -73,7 +72,6 @@ void pages_free(struct pages *p);
 /* Appends the page to r's body, with every {{HASH}} replaced by hash (64 lowercase hex digits,
  * already validated) when hash is not NULL. */
 void pages_render(const struct pages *p, enum page which, const char *hash, struct response *r);
-const char *pages_file_name(enum page which);
 
 /* metrics.c — the hub's stats JSON as Prometheus text (exposition format 0.0.4) */
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"

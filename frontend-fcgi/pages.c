@@ -9,9 +9,11 @@
 #include "frontend.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define PAGES_MAX_SIZE	    (4 * 1024 * 1024)
 #define PAGES_HASH_MARK	    "{{HASH}}"
@@ -37,55 +39,20 @@ static const char pages_unavailable_builtin[] =
     "</body>\n"
     "</html>\n";
 
-const char *pages_file_name(enum page which)
-{
-	if ((int)which < 0 || which >= PAGE_COUNT)
-		return "?";
-	return pages_files[which].file;
-}
-
 /* Reads a whole file. 0, -1 with errno set (ENOENT: absent), or -1 with EFBIG if too large. */
 static int pages_read_file(const char *path, char **text, size_t *len)
 {
-	FILE *f = fopen(path, "rb");
-	if (f == NULL)
+	uint8_t *buf;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return -1;
-	char *buf = NULL;
-	size_t n = 0, cap = 0;
-	for (;;) {
-		if (n == cap) {
-			if (cap >= PAGES_MAX_SIZE) {
-				free(buf);
-				fclose(f);
-				errno = EFBIG;
-				return -1;
-			}
-			cap = cap ? cap * 2 : 16384;
-			char *nb = realloc(buf, cap + 1);
-			if (nb == NULL) {
-				free(buf);
-				fclose(f);
-				errno = ENOMEM;
-				return -1;
-			}
-			buf = nb;
-		}
-		size_t got = fread(buf + n, 1, cap - n, f);
-		n += got;
-		if (got == 0)
-			break;
-	}
-	int failed = ferror(f);
-	fclose(f);
-	if (failed) {
-		free(buf);
-		errno = EIO;
-		return -1;
-	}
-	buf[n] = '\0';
-	*text = buf;
-	*len = n;
-	return 0;
+	int rc = read_all(fd, PAGES_MAX_SIZE, &buf, len);
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	if (rc == 0)
+		*text = (char *)buf;
+	return rc;
 }
 
 int pages_load(struct pages *p, const char *web_dir, char *err, size_t errlen)

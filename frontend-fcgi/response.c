@@ -93,7 +93,7 @@ void response_appendf(struct response *r, const char *fmt, ...)
 	r->body_len += (size_t)n;
 }
 
-const char *response_reason(int status)
+static const char *response_reason(int status)
 {
 	static const struct {
 		int status;

@@ -36,13 +36,6 @@ static const char *const router_names[ROUTE_COUNT] = {
     [ROUTE_BAD_METHOD] = "bad_method",
 };
 
-static void router_copy_lower(char out[HASH_HEX_LEN + 1], const char *s)
-{
-	for (size_t i = 0; i < HASH_HEX_LEN; i++)
-		out[i] = (s[i] >= 'A' && s[i] <= 'F') ? (char)(s[i] - 'A' + 'a') : s[i];
-	out[HASH_HEX_LEN] = '\0';
-}
-
 void router_match(const char *method, const char *uri, struct route_match *m)
 {
 	memset(m, 0, sizeof(*m));
@@ -72,7 +65,7 @@ void router_match(const char *method, const char *uri, struct route_match *m)
 	if (len >= api_len && memcmp(uri, ROUTER_API_PAGES, api_len) == 0) {
 		if (hash_hex_valid(uri + api_len, len - api_len)) {
 			m->route = ROUTE_API_PAGE;
-			router_copy_lower(m->hash, uri + api_len);
+			hash_hex_lower(uri + api_len, m->hash);
 		} else {
 			m->route = ROUTE_API_BAD_HASH;
 		}
@@ -82,10 +75,10 @@ void router_match(const char *method, const char *uri, struct route_match *m)
 	if (len == 1 + HASH_HEX_LEN && uri[0] == '/') {
 		if (hash_hex_valid(uri + 1, HASH_HEX_LEN)) {
 			m->route = ROUTE_PAGE;
-			router_copy_lower(m->hash, uri + 1);
+			hash_hex_lower(uri + 1, m->hash);
 		} else if (hash_hex_valid_anycase(uri + 1, HASH_HEX_LEN)) {
 			m->route = ROUTE_PAGE_REDIRECT;
-			router_copy_lower(m->hash, uri + 1);
+			hash_hex_lower(uri + 1, m->hash);
 		}
 	}
 }

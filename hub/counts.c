@@ -5,8 +5,8 @@
  * loop counts_flush() sends each interested gateway one COUNT message listing every changed hash
  * (a gateway is interested while one of its connections holds or wants the hash). A gateway then
  * throttles per connection (at most 4 a second, the last value always delivered). Frontends hear
- * of the same changes through watch.c (for hashes they looked up recently). This module
- * also frees a hash entry once nobody holds, wants or watches it.
+ * of the same changes through watch.c (for hashes they looked up recently). After the flush
+ * of a hash, registry_hash_release() frees its entry if nobody holds, wants or watches it.
  */
 #include "hub.h"
 #include "log.h"
@@ -14,40 +14,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-void counts_queue(struct hub *hub, struct gateway *gw, const struct hashent *h)
+void counts_queue(struct gateway *gw, const struct hashent *h)
 {
-	(void)hub;
-	if (gw->counts_len + HUBPROTO_COUNT_ENTRY > gw->counts_cap) {
-		size_t ncap = gw->counts_cap ? gw->counts_cap * 2 : 64 * HUBPROTO_COUNT_ENTRY;
-		uint8_t *n = realloc(gw->counts, ncap);
-		if (n == NULL)
-			return;
-		gw->counts = n;
-		gw->counts_cap = ncap;
-	}
-	memcpy(gw->counts + gw->counts_len, h->hash, HASH_LEN);
-	put_u32(gw->counts + gw->counts_len + HASH_LEN, h->viewers);
-	gw->counts_len += HUBPROTO_COUNT_ENTRY;
+	hubproto_count_put(&gw->counts, &gw->counts_len, &gw->counts_cap, h->hash, h->viewers);
 }
 
 void counts_flush(struct hub *hub)
 {
-	while (hub->dirty) {
-		struct hashent *h = hub->dirty;
-		hub->dirty = h->dirty_next;
+	while (!SLIST_EMPTY(&hub->dirty)) {
+		struct hashent *h = SLIST_FIRST(&hub->dirty);
+		SLIST_REMOVE_HEAD(&hub->dirty, dirty_entry);
 		h->dirty = 0;
-		h->dirty_next = NULL;
 		watch_changed(hub, h);
 		for (uint16_t i = 0; i < h->ngws; i++) {
 			struct gateway *gw = hub->gateways[h->gws[i].slot];
 			if (gw)
-				counts_queue(hub, gw, h);
+				counts_queue(gw, h);
 		}
-		if (h->viewers == 0 && h->fetch == NULL && h->ngws == 0) {
-			map_del(&hub->hashes, h->hash);
-			free(h->gws);
-			free(h);
-		}
+		registry_hash_release(hub, h);
 	}
 	for (uint32_t i = 0; i < hub->ngateways; i++) {
 		struct gateway *gw = hub->active[i];

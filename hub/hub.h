@@ -35,7 +35,7 @@ struct watcher;
 struct gateway {
 	uint16_t slot;
 	uint32_t active_index; /* in hub->active */
-	int in_use;
+	int leaving;	       /* being removed: its connections are asked for nothing more */
 	uint8_t peer[HUBPROTO_MAX_PEER]; /* ROUTER routing id */
 	size_t peer_len;
 	uint64_t instance; /* random per gateway process; survives a socket reconnect */
@@ -54,7 +54,7 @@ struct conn {
 	uint64_t key;
 	struct gateway *gw;
 	uint64_t id;
-	struct holding *holdings;  /* list through holding.cnext */
+	LIST_HEAD(, holding) holdings;
 	LIST_HEAD(, waiter) waits; /* router.c's */
 	uint32_t nholdings;
 	uint32_t asked; /* fetches waiting for this connection's answer now */
@@ -69,20 +69,20 @@ struct gwref {
 struct hashent {
 	uint8_t hash[HASH_LEN];
 	uint32_t viewers;
-	struct holding *head, *tail; /* holders; head is the one asked least recently */
+	TAILQ_HEAD(holders_head, holding) holders; /* the first: asked least recently */
 	struct fetch *fetch;
 	struct gwref *gws;
 	uint16_t ngws, capgws;
 	int dirty;
-	struct hashent *dirty_next;
+	SLIST_ENTRY(hashent) dirty_entry;
 };
 
 struct holding {
-	uint8_t key[8 + HASH_LEN]; /* conn key, hash */
+	uint8_t key[HUBPROTO_CONN_KEY_LEN]; /* conn key, hash */
 	struct hashent *h;
 	struct conn *c;
-	struct holding *hnext, *hprev; /* holders of the hash */
-	struct holding *cnext, *cprev; /* holdings of the connection */
+	TAILQ_ENTRY(holding) hentry; /* holders of the hash */
+	LIST_ENTRY(holding) centry;  /* holdings of the connection */
 };
 
 struct waiter {
@@ -101,7 +101,8 @@ struct fetch {
 	uint64_t *tried;     /* conn keys already asked (skipped now) */
 	size_t ntried, captried;
 	int64_t deadline_ms;
-	struct fetch *tnext, *tprev; /* timeout queue, oldest deadline first */
+	int queued;		   /* in the timeout queue */
+	TAILQ_ENTRY(fetch) tentry; /* timeout queue, oldest deadline first */
 };
 
 /* A blob routed to the gateway that holds it, until that gateway reports it sent (router.c). */
@@ -137,8 +138,8 @@ struct hub {
 	struct map holdings;			    /* conn key + hash -> holding */
 	uint32_t ngateways, nconns;
 	uint64_t nholdings, nhashes_held;
-	struct hashent *dirty;
-	struct fetch *tq_head, *tq_tail;
+	SLIST_HEAD(, hashent) dirty;
+	TAILQ_HEAD(, fetch) timeouts;
 	LIST_HEAD(, transfer) transfers; /* routed, not yet reported sent */
 	struct hub_stats stats;
 	struct map watches;	       /* hash -> watch: hashes frontends looked up recently */
@@ -147,44 +148,55 @@ struct hub {
 	int64_t watch_sweep_ms, watch_warned_ms;
 };
 
-/* registry.c — gateways, connections, hashes and holdings */
+/* registry.c — gateways, connections, hashes and holdings (removals: through router.c) */
 void registry_init(struct hub *hub);
 void registry_free(struct hub *hub);
 struct gateway *registry_gateway_by_peer(struct hub *hub, const uint8_t *peer, size_t len);
+/* The gateway known by this instance, else by this routing id: NULL when neither is. */
+struct gateway *registry_gateway_find(struct hub *hub, const uint8_t *peer, size_t peer_len,
+				      uint64_t instance);
 struct gateway *registry_gateway_join(struct hub *hub, const uint8_t *peer, size_t peer_len,
 				      uint64_t instance, const char *name, size_t name_len);
 void registry_gateway_remove(struct hub *hub, struct gateway *gw);
 struct conn *registry_conn(struct hub *hub, struct gateway *gw, uint64_t id, int create);
 void registry_conn_remove(struct hub *hub, struct conn *c);
 struct hashent *registry_hash(struct hub *hub, const uint8_t hash[HASH_LEN], int create);
+/* Frees h if nobody holds, wants or watches it and no count of it is pending (counts.c). */
+void registry_hash_release(struct hub *hub, struct hashent *h);
 int registry_add_holder(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN]);
 int registry_remove_holder(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN]);
 int registry_holds(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN]);
 int registry_gw_ref(struct hashent *h, uint16_t slot, int delta); /* -1: out of memory */
 void registry_mark_dirty(struct hub *hub, struct hashent *h);
+/* hd was just asked for its hash: it goes to the back of the hash's line of holders. */
+void registry_holder_asked(struct hashent *h, struct holding *hd);
 uint32_t registry_viewers(struct hub *hub, const uint8_t hash[HASH_LEN]);
 
 /* router.c — wants, holder selection, routes for verified blobs, timeouts */
+void router_init(struct hub *hub);
 void router_want(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN]);
 /* A gateway verified a blob (kept there as token): tells it, in ROUTEs, where the waiters are. */
 void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint8_t hash[HASH_LEN],
 		 uint32_t size);
 /* The holder's gateway sent the blob `token` (counted here, so the stats stay exact). */
 void router_delivered(struct hub *hub, struct gateway *gw, uint64_t token, uint32_t deliveries);
-/* A gateway is going: the waiters of blobs it was to send want them again (registry.c). */
-void router_gateway_gone(struct hub *hub, struct gateway *gw);
+/* The way a connection, a holding or a gateway goes: the router lets go of it, then the
+ * registry removes it. router_drop returns registry_remove_holder's answer. */
+void router_conn_close(struct hub *hub, struct conn *c);
+int router_drop(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN]);
+void router_gateway_remove(struct hub *hub, struct gateway *gw);
+void router_free(struct hub *hub); /* removes every gateway; before registry_free() */
+void router_cancel_waiter(struct hub *hub, struct waiter *w);
 /* Waiters the holder's gateway could not reach (endpoint "": its own): they get NOT_FOUND. */
 void router_undelivered(struct hub *hub, struct gateway *from, const uint8_t hash[HASH_LEN],
 			const char *endpoint, const uint8_t *conns, size_t nconns);
 void router_fail(struct hub *hub, struct conn *holder, const uint8_t hash[HASH_LEN],
 		 uint32_t reason);
-void router_holder_gone(struct hub *hub, struct hashent *h, struct conn *c);
-void router_cancel_waiter(struct hub *hub, struct waiter *w);
 void router_expire(struct hub *hub, int64_t now);
 int64_t router_next_deadline(struct hub *hub);
 
 /* counts.c — viewer counts batched per gateway */
-void counts_queue(struct hub *hub, struct gateway *gw, const struct hashent *h);
+void counts_queue(struct gateway *gw, const struct hashent *h);
 void counts_flush(struct hub *hub);
 
 /* watch.c — frontends told at once when the count of a hash they looked up changes */

@@ -71,7 +71,7 @@ static void on_conn_close(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 {
 	struct conn *c = conn_of(hub, gw, m, 0);
 	if (c)
-		registry_conn_remove(hub, c);
+		router_conn_close(hub, c);
 }
 
 static void on_have(struct hub *hub, struct gateway *gw, struct hubmsg *m)
@@ -85,7 +85,7 @@ static void on_have(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 		/* The holder hears the count at once, changed or not. */
 		struct hashent *h = registry_hash(hub, hash, 0);
 		if (h)
-			counts_queue(hub, gw, h);
+			counts_queue(gw, h);
 	}
 }
 
@@ -93,7 +93,7 @@ static void on_drop(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 {
 	struct conn *c = conn_of(hub, gw, m, 0);
 	for (size_t i = 0; c && i < m->list_count; i++)
-		registry_remove_holder(hub, c, m->list + i * HASH_LEN);
+		router_drop(hub, c, m->list + i * HASH_LEN);
 }
 
 static void on_want(struct hub *hub, struct gateway *gw, struct hubmsg *m)
@@ -174,8 +174,14 @@ void link_handle(struct hub *hub, struct hubmsg *m)
 			log_warnx("%s: HELLO with a name or endpoint too long", __func__);
 			return;
 		}
-		struct gateway *gw =
-		    registry_gateway_join(hub, m->peer, m->peer_len, m->id, name, name_len);
+		struct gateway *gw = registry_gateway_find(hub, m->peer, m->peer_len, m->id);
+		if (gw) {
+			/* A gateway that says HELLO again re-teaches us everything: forget the old.
+			 */
+			log_info("gateway %s re-joined", gw->name);
+			router_gateway_remove(hub, gw);
+		}
+		gw = registry_gateway_join(hub, m->peer, m->peer_len, m->id, name, name_len);
 		if (gw == NULL)
 			return;
 		snprintf(gw->endpoint, sizeof(gw->endpoint), "%s", endpoint);
@@ -220,7 +226,7 @@ void link_heartbeat(struct hub *hub, int64_t now)
 			log_warnx("gateway %s silent for %lld ms: forgetting its %llu holdings",
 				  gw->name, (long long)(now - gw->last_seen_ms),
 				  (unsigned long long)gw->holdings);
-			registry_gateway_remove(hub, gw);
+			router_gateway_remove(hub, gw);
 			continue;
 		}
 		struct hubproto_out o = {.cmd = HUB_PING, .id = hub->instance};

@@ -75,6 +75,7 @@ int main(int argc, char **argv)
 	hub.expiry_ms = (int)config_int("hub.peer_expiry_ms");
 	hub.holder_timeout_ms = (int)config_int("hub.holder_timeout_ms");
 	registry_init(&hub);
+	router_init(&hub);
 	watch_init(&hub);
 
 	hub.ctx = zmq_ctx_new();
@@ -107,7 +108,7 @@ int main(int argc, char **argv)
 			fatalx("zmq_poll: %s", zmq_strerror(zmq_errno()));
 		}
 		/* Bounded batches keep operators and timers served under a flood. */
-		for (int i = 0; i < 4096; i++) {
+		for (int i = 0; i < HUBPROTO_DRAIN_BUDGET; i++) {
 			struct hubmsg m;
 			int rc = hubproto_recv(hub.router, &m, 1);
 			if (rc == 0)
@@ -134,6 +135,7 @@ int main(int argc, char **argv)
 
 	log_info("hub stopping");
 	watch_free(&hub);
+	router_free(&hub);
 	registry_free(&hub);
 	zmq_close(hub.router);
 	zmq_close(hub.operator);

@@ -4,9 +4,11 @@
  * Owns every gateway, conn, hashent and holding struct; nothing else allocates or frees them.
  * A holding sits in two lists at once (the hash's holders, the connection's holdings) so adding,
  * dropping and forgetting a whole connection are all proportional to what changes. Every change
- * of a hash's viewer count marks the hash dirty; counts.c tells the interested gateways later.
- * This module never sends anything itself; when a holder disappears it tells router.c, which
- * may have asked that holder for a blob.
+ * of a hash's viewer count marks the hash dirty; counts.c tells the interested gateways later
+ * and asks registry_hash_release() to free the entry once nobody holds, wants or watches it.
+ * This module sends nothing and calls no module above it: router.c lets go of a connection, a
+ * holding or a gateway (router_conn_close, router_drop, router_gateway_remove) before it is
+ * removed here, so the waits hung on a connection are always empty when it is freed.
  */
 #include "hub.h"
 #include "log.h"
@@ -23,11 +25,18 @@ void registry_init(struct hub *hub)
 	map_init(&hub->holdings, offsetof(struct holding, key), sizeof(((struct holding *)0)->key));
 }
 
+/* After router_free(): nothing waits any more. */
 void registry_free(struct hub *hub)
 {
 	while (hub->ngateways)
 		registry_gateway_remove(hub, hub->active[hub->ngateways - 1]);
-	counts_flush(hub);
+	size_t it = 0;
+	struct hashent *h;
+	while ((h = map_next(&hub->hashes, &it))) {
+		free(h->gws);
+		free(h);
+	}
+	SLIST_INIT(&hub->dirty);
 	map_free(&hub->gw_by_instance);
 	map_free(&hub->conns);
 	map_free(&hub->hashes);
@@ -45,17 +54,17 @@ struct gateway *registry_gateway_by_peer(struct hub *hub, const uint8_t *peer, s
 	return NULL;
 }
 
+struct gateway *registry_gateway_find(struct hub *hub, const uint8_t *peer, size_t peer_len,
+				      uint64_t instance)
+{
+	struct gateway *gw = map_get(&hub->gw_by_instance, &instance);
+	return gw ? gw : registry_gateway_by_peer(hub, peer, peer_len);
+}
+
 struct gateway *registry_gateway_join(struct hub *hub, const uint8_t *peer, size_t peer_len,
 				      uint64_t instance, const char *name, size_t name_len)
 {
-	struct gateway *gw = map_get(&hub->gw_by_instance, &instance);
-	if (gw == NULL)
-		gw = registry_gateway_by_peer(hub, peer, peer_len);
-	if (gw) {
-		/* A gateway that says HELLO again re-teaches us everything: forget the old. */
-		log_info("gateway %s re-joined", gw->name);
-		registry_gateway_remove(hub, gw);
-	}
+	struct gateway *gw;
 	int slot = -1;
 	for (int i = 0; i < HUB_MAX_GATEWAYS; i++) {
 		if (hub->gateways[i] == NULL) {
@@ -71,7 +80,6 @@ struct gateway *registry_gateway_join(struct hub *hub, const uint8_t *peer, size
 	if (gw == NULL)
 		return NULL;
 	gw->slot = (uint16_t)slot;
-	gw->in_use = 1;
 	memcpy(gw->peer, peer, peer_len);
 	gw->peer_len = peer_len;
 	gw->instance = instance;
@@ -105,7 +113,6 @@ void registry_gateway_remove(struct hub *hub, struct gateway *gw)
 	 * connection can outlive its gateway. */
 	struct conn *doomed[REGISTRY_REMOVE_BATCH];
 	size_t n;
-	link_forget_unsent(gw, "forgotten");
 	do {
 		size_t it = 0;
 		struct conn *c;
@@ -116,7 +123,6 @@ void registry_gateway_remove(struct hub *hub, struct gateway *gw)
 		for (size_t i = 0; i < n; i++)
 			registry_conn_remove(hub, doomed[i]);
 	} while (n == REGISTRY_REMOVE_BATCH);
-	router_gateway_gone(hub, gw);
 	map_del(&hub->gw_by_instance, &gw->instance);
 	hub->gateways[gw->slot] = NULL;
 	struct gateway *last = hub->active[--hub->ngateways];
@@ -151,10 +157,8 @@ struct conn *registry_conn(struct hub *hub, struct gateway *gw, uint64_t id, int
 
 void registry_conn_remove(struct hub *hub, struct conn *c)
 {
-	while (!LIST_EMPTY(&c->waits))
-		router_cancel_waiter(hub, LIST_FIRST(&c->waits));
-	while (c->holdings)
-		registry_remove_holder(hub, c, c->holdings->h->hash);
+	while (!LIST_EMPTY(&c->holdings))
+		registry_remove_holder(hub, c, LIST_FIRST(&c->holdings)->h->hash);
 	map_del(&hub->conns, &c->key);
 	hub->nconns--;
 	c->gw->connections--;
@@ -170,11 +174,21 @@ struct hashent *registry_hash(struct hub *hub, const uint8_t hash[HASH_LEN], int
 	if (h == NULL)
 		return NULL;
 	memcpy(h->hash, hash, HASH_LEN);
+	TAILQ_INIT(&h->holders);
 	if (map_put(&hub->hashes, h) < 0) {
 		free(h);
 		return NULL;
 	}
 	return h;
+}
+
+void registry_hash_release(struct hub *hub, struct hashent *h)
+{
+	if (h->viewers || h->fetch || h->ngws || h->dirty)
+		return;
+	map_del(&hub->hashes, h->hash);
+	free(h->gws);
+	free(h);
 }
 
 int registry_gw_ref(struct hashent *h, uint16_t slot, int delta)
@@ -206,28 +220,20 @@ void registry_mark_dirty(struct hub *hub, struct hashent *h)
 	if (h->dirty)
 		return;
 	h->dirty = 1;
-	h->dirty_next = hub->dirty;
-	hub->dirty = h;
-}
-
-static void holding_key(uint8_t key[8 + HASH_LEN], const struct conn *c,
-			const uint8_t hash[HASH_LEN])
-{
-	memcpy(key, &c->key, 8);
-	memcpy(key + 8, hash, HASH_LEN);
+	SLIST_INSERT_HEAD(&hub->dirty, h, dirty_entry);
 }
 
 int registry_holds(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
 {
-	uint8_t key[8 + HASH_LEN];
-	holding_key(key, c, hash);
+	uint8_t key[HUBPROTO_CONN_KEY_LEN];
+	hubproto_conn_key(key, c->key, hash);
 	return map_get(&hub->holdings, key) != NULL;
 }
 
 int registry_add_holder(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
 {
-	uint8_t key[8 + HASH_LEN];
-	holding_key(key, c, hash);
+	uint8_t key[HUBPROTO_CONN_KEY_LEN];
+	hubproto_conn_key(key, c->key, hash);
 	if (map_get(&hub->holdings, key))
 		return 0;
 	struct hashent *h = registry_hash(hub, hash, 1);
@@ -246,16 +252,8 @@ int registry_add_holder(struct hub *hub, struct conn *c, const uint8_t hash[HASH
 		goto fail;
 	}
 	/* New holders go first: they have served least, which spreads load off the sharer. */
-	hd->hnext = h->head;
-	if (h->head)
-		h->head->hprev = hd;
-	else
-		h->tail = hd;
-	h->head = hd;
-	hd->cnext = c->holdings;
-	if (c->holdings)
-		c->holdings->cprev = hd;
-	c->holdings = hd;
+	TAILQ_INSERT_HEAD(&h->holders, hd, hentry);
+	LIST_INSERT_HEAD(&c->holdings, hd, centry);
 	c->nholdings++;
 	c->gw->holdings++;
 	hub->nholdings++;
@@ -275,26 +273,14 @@ fail:
 
 int registry_remove_holder(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
 {
-	uint8_t key[8 + HASH_LEN];
-	holding_key(key, c, hash);
+	uint8_t key[HUBPROTO_CONN_KEY_LEN];
+	hubproto_conn_key(key, c->key, hash);
 	struct holding *hd = map_del(&hub->holdings, key);
 	if (hd == NULL)
 		return 0;
 	struct hashent *h = hd->h;
-	if (hd->hprev)
-		hd->hprev->hnext = hd->hnext;
-	else
-		h->head = hd->hnext;
-	if (hd->hnext)
-		hd->hnext->hprev = hd->hprev;
-	else
-		h->tail = hd->hprev;
-	if (hd->cprev)
-		hd->cprev->cnext = hd->cnext;
-	else
-		c->holdings = hd->cnext;
-	if (hd->cnext)
-		hd->cnext->cprev = hd->cprev;
+	TAILQ_REMOVE(&h->holders, hd, hentry);
+	LIST_REMOVE(hd, centry);
 	free(hd);
 	c->nholdings--;
 	c->gw->holdings--;
@@ -303,8 +289,14 @@ int registry_remove_holder(struct hub *hub, struct conn *c, const uint8_t hash[H
 		hub->nhashes_held--;
 	registry_gw_ref(h, c->gw->slot, -1);
 	registry_mark_dirty(hub, h);
-	router_holder_gone(hub, h, c);
 	return 1;
+}
+
+void registry_holder_asked(struct hashent *h, struct holding *hd)
+{
+	/* To the back of the line: the next want of this hash asks someone else. */
+	TAILQ_REMOVE(&h->holders, hd, hentry);
+	TAILQ_INSERT_TAIL(&h->holders, hd, hentry);
 }
 
 uint32_t registry_viewers(struct hub *hub, const uint8_t hash[HASH_LEN])

@@ -11,6 +11,10 @@
  * hub.holder_timeout_ms is skipped and the next is asked; when none is left every waiter gets
  * NOT_FOUND. A blob that arrives for a hash nobody waits for any more (a late answer) is dropped;
  * one that arrives late while others still wait is used.
+ *
+ * Sits above registry.c, which calls nothing here: a connection, a holding or a gateway goes
+ * through router_conn_close, router_drop or router_gateway_remove, which let go of it here
+ * before the registry removes it.
  */
 #include "hub.h"
 #include "log.h"
@@ -18,29 +22,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+void router_init(struct hub *hub)
+{
+	TAILQ_INIT(&hub->timeouts);
+	LIST_INIT(&hub->transfers);
+}
+
 static void tq_remove(struct hub *hub, struct fetch *f)
 {
-	if (f->tprev)
-		f->tprev->tnext = f->tnext;
-	else if (hub->tq_head == f)
-		hub->tq_head = f->tnext;
-	if (f->tnext)
-		f->tnext->tprev = f->tprev;
-	else if (hub->tq_tail == f)
-		hub->tq_tail = f->tprev;
-	f->tnext = f->tprev = NULL;
+	if (!f->queued)
+		return;
+	TAILQ_REMOVE(&hub->timeouts, f, tentry);
+	f->queued = 0;
 }
 
 /* Every attempt gets the same timeout, so appending keeps the queue sorted by deadline. */
 static void tq_append(struct hub *hub, struct fetch *f)
 {
-	f->tprev = hub->tq_tail;
-	f->tnext = NULL;
-	if (hub->tq_tail)
-		hub->tq_tail->tnext = f;
-	else
-		hub->tq_head = f;
-	hub->tq_tail = f;
+	TAILQ_INSERT_TAIL(&hub->timeouts, f, tentry);
+	f->queued = 1;
 }
 
 static int fetch_tried(const struct fetch *f, uint64_t key)
@@ -108,11 +108,20 @@ static void fetch_destroy(struct hub *hub, struct fetch *f)
 	registry_mark_dirty(hub, h); /* lets counts.c free the hash if nobody cares any more */
 }
 
+void router_cancel_waiter(struct hub *hub, struct waiter *w)
+{
+	struct fetch *f = w->f;
+	registry_gw_ref(f->h, w->c->gw->slot, -1);
+	waiter_unlink(w);
+	free(w);
+	if (f->nwaiters == 0)
+		fetch_destroy(hub, f);
+}
+
 /* The waiters on gw leave the fetch (their ROUTE went out). */
-static void fetch_release_gateway(struct hub *hub, struct fetch *f, struct gateway *gw)
+static void fetch_release_gateway(struct fetch *f, struct gateway *gw)
 {
 	struct waiter *w = LIST_FIRST(&f->waiters);
-	(void)hub;
 	while (w) {
 		struct waiter *next = LIST_NEXT(w, fentry);
 		if (w->c->gw == gw) {
@@ -136,7 +145,7 @@ static void fetch_fail_gateway(struct hub *hub, struct fetch *f, struct gateway 
 		link_send(hub, gw, &o);
 		hub->stats.requests_failed++;
 	}
-	fetch_release_gateway(hub, f, gw);
+	fetch_release_gateway(f, gw);
 }
 
 static void fetch_fail_all(struct hub *hub, struct fetch *f)
@@ -155,16 +164,19 @@ static void fetch_fail_all(struct hub *hub, struct fetch *f)
  * The holder to ask next: not tried for this fetch, not itself waiting, and the one with the
  * fewest requests already waiting on it, earliest in the hash's line on a tie. Counting what
  * each connection is already asked for spreads one downloader's pieces over every holder,
- * whatever order they announced them in. The scan stops at an idle holder, or after
- * ROUTER_SCAN eligible ones on very popular hashes.
+ * whatever order they announced them in. A gateway being removed is asked nothing. The scan stops
+ * at an idle holder, or after ROUTER_SCAN eligible ones on very popular hashes.
  */
 #define ROUTER_SCAN 64
 static struct holding *fetch_pick_holder(struct fetch *f)
 {
-	struct holding *best = NULL;
+	struct holding *best = NULL, *hd;
 	int seen = 0;
-	for (struct holding *hd = f->h->head; hd && seen < ROUTER_SCAN; hd = hd->hnext) {
-		if (fetch_tried(f, hd->c->key) || fetch_waiter_of(f, hd->c))
+	TAILQ_FOREACH(hd, &f->h->holders, hentry)
+	{
+		if (seen >= ROUTER_SCAN)
+			break;
+		if (hd->c->gw->leaving || fetch_tried(f, hd->c->key) || fetch_waiter_of(f, hd->c))
 			continue;
 		seen++;
 		if (best == NULL || hd->c->asked < best->c->asked)
@@ -188,18 +200,7 @@ static void fetch_ask_next(struct hub *hub, struct fetch *f)
 		struct hubproto_out o = {.cmd = HUB_REQUEST, .id = c->id, .hash = h->hash};
 		if (link_send(hub, c->gw, &o) < 0)
 			continue;
-		/* To the back of the line: the next want of this hash asks someone else. */
-		if (hd != h->tail) {
-			if (hd->hprev)
-				hd->hprev->hnext = hd->hnext;
-			else
-				h->head = hd->hnext;
-			hd->hnext->hprev = hd->hprev;
-			hd->hprev = h->tail;
-			hd->hnext = NULL;
-			h->tail->hnext = hd;
-			h->tail = hd;
-		}
+		registry_holder_asked(h, hd);
 		fetch_set_holder(f, c);
 		f->deadline_ms = now_ms() + hub->holder_timeout_ms;
 		tq_append(hub, f);
@@ -240,7 +241,7 @@ static void router_wait(struct hub *hub, struct conn *c, const uint8_t hash[HASH
 	LIST_INSERT_HEAD(&c->waits, w, centry);
 	f->nwaiters++;
 	registry_gw_ref(h, c->gw->slot, 1);
-	counts_queue(hub, c->gw, h);
+	counts_queue(c->gw, h);
 	if (fresh)
 		fetch_ask_next(hub, f);
 }
@@ -339,7 +340,7 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 		LIST_FOREACH(w, &f->waiters, fentry)
 		if (w->c->gw == gws[g])
 			t->conns[t->nconns++] = w->c->key;
-		fetch_release_gateway(hub, f, gws[g]);
+		fetch_release_gateway(f, gws[g]);
 	}
 	free(list);
 	free(gws);
@@ -367,13 +368,47 @@ void router_delivered(struct hub *hub, struct gateway *gw, uint64_t token, uint3
 	free(t);
 }
 
-/*
- * The holder's gateway died (or re-joined) before saying it sent a blob: the waiters it was to
- * serve, wherever they are, want it again, from the holders that are left (or hear NOT_FOUND).
- * Waiters on the dead gateway itself are gone already.
- */
-void router_gateway_gone(struct hub *hub, struct gateway *gw)
+/* c is going: it waits for nothing, and the fetches that asked it ask the next holder. */
+static void router_conn_leave(struct hub *hub, struct conn *c)
 {
+	while (!LIST_EMPTY(&c->waits))
+		router_cancel_waiter(hub, LIST_FIRST(&c->waits));
+	for (struct holding *hd = LIST_FIRST(&c->holdings); hd && c->asked;
+	     hd = LIST_NEXT(hd, centry))
+		if (hd->h->fetch && hd->h->fetch->holder == c)
+			fetch_ask_next(hub, hd->h->fetch);
+}
+
+void router_conn_close(struct hub *hub, struct conn *c)
+{
+	router_conn_leave(hub, c);
+	registry_conn_remove(hub, c);
+}
+
+int router_drop(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
+{
+	if (registry_remove_holder(hub, c, hash) == 0)
+		return 0;
+	struct hashent *h = registry_hash(hub, hash, 0); /* kept until the next count flush */
+	if (h->fetch && h->fetch->holder == c)
+		fetch_ask_next(hub, h->fetch);
+	return 1;
+}
+
+/*
+ * A gateway is going (silent, re-joined, or the hub stops): its connections leave every fetch,
+ * and the waiters of blobs it was to send but never said it sent want them again, from the
+ * holders that are left (or hear NOT_FOUND). Then the registry forgets it.
+ */
+void router_gateway_remove(struct hub *hub, struct gateway *gw)
+{
+	struct conn *c;
+	size_t it = 0;
+	link_forget_unsent(gw, "forgotten");
+	gw->leaving = 1;
+	while ((c = map_next(&hub->conns, &it)))
+		if (c->gw == gw)
+			router_conn_leave(hub, c);
 	struct transfer *t, *next;
 	for (t = LIST_FIRST(&hub->transfers); t; t = next) {
 		next = LIST_NEXT(t, entry);
@@ -381,13 +416,20 @@ void router_gateway_gone(struct hub *hub, struct gateway *gw)
 			continue;
 		LIST_REMOVE(t, entry);
 		for (size_t i = 0; i < t->nconns; i++) {
-			struct conn *c = map_get(&hub->conns, &t->conns[i]);
+			c = map_get(&hub->conns, &t->conns[i]);
 			struct hashent *h = registry_hash(hub, t->hash, 0);
-			if (c && !(h && h->fetch && fetch_waiter_of(h->fetch, c)))
+			if (c && c->gw != gw && !(h && h->fetch && fetch_waiter_of(h->fetch, c)))
 				router_wait(hub, c, t->hash);
 		}
 		free(t);
 	}
+	registry_gateway_remove(hub, gw);
+}
+
+void router_free(struct hub *hub)
+{
+	while (hub->ngateways)
+		router_gateway_remove(hub, hub->active[hub->ngateways - 1]);
 }
 
 void router_undelivered(struct hub *hub, struct gateway *from, const uint8_t hash[HASH_LEN],
@@ -419,36 +461,19 @@ void router_fail(struct hub *hub, struct conn *holder, const uint8_t hash[HASH_L
 		hub->stats.hash_mismatches++;
 	else if (reason == HUB_FAIL_DECLINED)
 		hub->stats.declines++;
+	/* Dropping the claim also moves the fetch on if this holder was the one asked. */
+	if ((reason == HUB_FAIL_DECLINED || reason == HUB_FAIL_MISMATCH) &&
+	    router_drop(hub, holder, hash))
+		return;
 	struct hashent *h = registry_hash(hub, hash, 0);
-	if (reason == HUB_FAIL_DECLINED || reason == HUB_FAIL_MISMATCH) {
-		/* Dropping the claim also moves the fetch on if this holder was the one asked. */
-		if (registry_remove_holder(hub, holder, hash))
-			return;
-	}
 	if (h && h->fetch && h->fetch->holder == holder)
 		fetch_ask_next(hub, h->fetch);
 }
 
-void router_holder_gone(struct hub *hub, struct hashent *h, struct conn *c)
-{
-	if (h->fetch && h->fetch->holder == c)
-		fetch_ask_next(hub, h->fetch);
-}
-
-void router_cancel_waiter(struct hub *hub, struct waiter *w)
-{
-	struct fetch *f = w->f;
-	registry_gw_ref(f->h, w->c->gw->slot, -1);
-	waiter_unlink(w);
-	free(w);
-	if (f->nwaiters == 0)
-		fetch_destroy(hub, f);
-}
-
 void router_expire(struct hub *hub, int64_t now)
 {
-	while (hub->tq_head && hub->tq_head->deadline_ms <= now) {
-		struct fetch *f = hub->tq_head;
+	struct fetch *f;
+	while ((f = TAILQ_FIRST(&hub->timeouts)) && f->deadline_ms <= now) {
 		hub->stats.holder_timeouts++;
 		fetch_ask_next(hub, f);
 	}
@@ -456,5 +481,6 @@ void router_expire(struct hub *hub, int64_t now)
 
 int64_t router_next_deadline(struct hub *hub)
 {
-	return hub->tq_head ? hub->tq_head->deadline_ms : -1;
+	struct fetch *f = TAILQ_FIRST(&hub->timeouts);
+	return f ? f->deadline_ms : -1;
 }

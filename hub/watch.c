@@ -141,17 +141,7 @@ void watch_lookup(struct hub *hub, const uint8_t *peer, size_t peer_len,
 
 static void watch_queue(struct watcher *fe, const uint8_t hash[HASH_LEN], uint32_t viewers)
 {
-	if (fe->counts_len + HUBPROTO_COUNT_ENTRY > fe->counts_cap) {
-		size_t ncap = fe->counts_cap ? fe->counts_cap * 2 : 16 * HUBPROTO_COUNT_ENTRY;
-		uint8_t *n = realloc(fe->counts, ncap);
-		if (n == NULL)
-			return;
-		fe->counts = n;
-		fe->counts_cap = ncap;
-	}
-	memcpy(fe->counts + fe->counts_len, hash, HASH_LEN);
-	put_u32(fe->counts + fe->counts_len + HASH_LEN, viewers);
-	fe->counts_len += HUBPROTO_COUNT_ENTRY;
+	hubproto_count_put(&fe->counts, &fe->counts_len, &fe->counts_cap, hash, viewers);
 }
 
 void watch_changed(struct hub *hub, const struct hashent *h)

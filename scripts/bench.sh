@@ -107,16 +107,8 @@ fi
 
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/ephemeral-bench.XXXXXX")
 pids=()
-# stop PID... — SIGTERM, three seconds to go, then SIGKILL; always reaped.
-stop() {
-	local p
-	for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "$@"; do
-		for _ in $(seq 30); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-}
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh # stop PID... (TERM, KILL after STOP_TENTHS/10 s), free_port
 cleanup() {
 	((${#pids[@]} == 0)) || stop "${pids[@]}"
 	pids=()
@@ -125,25 +117,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A loopback port nothing listens on (checked by connecting), below the kernel's ephemeral range
-# so that no outgoing connection holds it either.
-used_ports=" "
-eph_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-((eph_low > 12000)) || eph_low=32768
-free_port() {
-	local p
-	for _ in $(seq 200); do
-		p=$((10000 + RANDOM % (eph_low - 10000)))
-		[[ $used_ports == *" $p "* ]] && continue
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			used_ports+="$p "
-			echo "$p"
-			return 0
-		fi
-	done
-	echo "bench.sh: no free port found" >&2
-	return 1
-}
 
 # start NAME PROGRAM ARGS... — runs a server in the background, logs to $workdir/NAME.log.
 declare -A pid

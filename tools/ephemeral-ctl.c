@@ -358,10 +358,7 @@ int main(int argc, char **argv)
 		if (!hash_hex_valid_anycase(hex, strlen(hex)))
 			usage_error("\"%s\" is not a hash (64 hex digits)", hex);
 		snprintf(request, sizeof(request), "lookup ");
-		for (size_t i = 0; i < HASH_HEX_LEN; i++)
-			request[7 + i] =
-			    (hex[i] >= 'A' && hex[i] <= 'F') ? (char)(hex[i] + 32) : hex[i];
-		request[7 + HASH_HEX_LEN] = '\0';
+		hash_hex_lower(hex, request + 7);
 	} else {
 		usage_error("unknown command \"%s\"", command);
 	}

@@ -107,7 +107,7 @@ struct session {
 	/* sending */
 	struct outq out;
 	/* state */
-	struct interest *interests;
+	LIST_HEAD(, interest) interests;
 	uint32_t nholds;
 	uint32_t nwants; /* open wants (deferred ones included) */
 	uint32_t ndeferred;
@@ -127,7 +127,7 @@ struct session {
 
 /* What one connection does with one hash: holds it, wants it, was asked for it. */
 struct interest {
-	uint8_t key[8 + HASH_LEN]; /* connection id, hash */
+	uint8_t key[HUBPROTO_CONN_KEY_LEN]; /* connection id, hash */
 	struct session *s;
 	struct hashsub *hs;
 	unsigned holds : 1, wants : 1, requested : 1, in_throttle : 1;
@@ -136,27 +136,26 @@ struct interest {
 	int64_t last_count; /* last viewers value sent; -1: none yet */
 	int64_t pending_count;
 	int64_t last_sent_ms;
-	struct interest *snext, *sprev; /* the session's */
-	struct interest *hnext, *hprev; /* the hash's */
-	struct interest *wnext, *wprev; /* open wants, oldest first */
-	struct interest *tnext, *tprev; /* counts held back by the 4-a-second limit */
+	LIST_ENTRY(interest) sentry;  /* the session's */
+	LIST_ENTRY(interest) hentry;  /* the hash's */
+	TAILQ_ENTRY(interest) wentry; /* open wants, oldest first */
+	LIST_ENTRY(interest) tentry;  /* counts held back by the 4-a-second limit */
 };
 
 struct hashsub {
 	uint8_t hash[HASH_LEN];
-	struct interest *head;
+	LIST_HEAD(, interest) interests;
 };
 
+/* Connections refused since start, by cause: each refusal's log line counts them. */
 struct gateway_stats {
-	uint64_t blobs_in, blobs_out, bytes_in, bytes_out, mismatches, bad_messages;
-	uint64_t rate_limited, refused_origin, refused_addr, refused_full, refused_protocol;
-	uint64_t deferred;
+	uint64_t refused_origin, refused_addr, refused_full, refused_protocol;
 };
 
 struct gateway {
 	struct lws_context *ctx;
 	struct lws_vhost *vhost;
-	char name[65];
+	char name[HUBPROTO_MAX_NAME + 1];
 	uint64_t instance;
 	size_t max_blob;
 	int max_lies;
@@ -184,7 +183,8 @@ struct gateway {
 	size_t resync_conns, resync_holds, resync_wants;
 	int64_t hub_last_seen;
 	int kick_scheduled;
-	lws_sorted_usec_list_t sul_beat, sul_kick, sul_throttle, sul_wants;
+	lws_sorted_usec_list_t sul_beat, sul_kick, sul_tick;
+	lws_sorted_usec_list_t sul_interest; /* interest.c's timer */
 	/* peer links (peer.c) */
 	char peer_bind[HUBPROTO_MAX_ENDPOINT + 1];
 	char peer_endpoint[HUBPROTO_MAX_ENDPOINT + 1]; /* announced in HELLO */
@@ -198,11 +198,11 @@ struct gateway {
 	/* connections and interests */
 	uint64_t next_id;
 	uint32_t nsessions;
-	struct map sessions;  /* id -> session */
-	struct map interests; /* id + hash -> interest */
-	struct map hashsubs;  /* hash -> hashsub */
-	struct interest *wants_head, *wants_tail;
-	struct interest *throttle_head;
+	struct map sessions;		 /* id -> session */
+	struct map interests;		 /* id + hash -> interest */
+	struct map hashsubs;		 /* hash -> hashsub */
+	TAILQ_HEAD(, interest) wants;	 /* open, oldest first */
+	LIST_HEAD(, interest) throttled; /* counts held back */
 	int stopping;
 	struct gateway_stats stats;
 	struct wsmsg scratch_msg; /* large: parsed messages land here, not on the stack */
@@ -218,6 +218,8 @@ void session_send_error(struct session *s, const char *code, const uint8_t *hash
 			const char *message);
 /* Queues a blob for s if it still wants it: 1 queued; 0 not (no want, or deferred: queue full). */
 int session_deliver(struct session *s, const uint8_t *hash, struct outbuf *b);
+/* The hub asks connection id for hash: its client is asked, or the hub hears FAIL. */
+void session_request(struct gateway *gw, uint64_t id, const uint8_t *hash);
 void session_close_soon(struct session *s, int code, const char *reason);
 
 void session_update_flow(struct session *s);
@@ -281,15 +283,17 @@ void limits_bad_message(struct gateway *gw, struct session *s);
 void limits_take_bytes(struct gateway *gw, struct session *s, size_t n);
 
 /* interest.c — per (connection, hash) state and viewer counts */
+void interest_init(struct gateway *gw);
 struct interest *interest_get(struct gateway *gw, struct session *s, const uint8_t *hash,
 			      int create);
 void interest_settle(struct gateway *gw, struct interest *in);
-void interest_want_open(struct gateway *gw, struct interest *in);
+void interest_want_open(struct gateway *gw, struct interest *in); /* and tells the hub */
 void interest_want_close(struct gateway *gw, struct interest *in);
 void interest_count(struct gateway *gw, const uint8_t *hash, uint32_t viewers);
 void interest_session_closed(struct gateway *gw, struct session *s);
-void interest_expire_wants(struct gateway *gw);
-void interest_flush_throttled(struct gateway *gw);
+/* The hub found no holder for connection id's want of hash: its client hears not_found. */
+void interest_not_found(struct gateway *gw, uint64_t id, const uint8_t *hash);
+void interest_start_timers(struct gateway *gw);
 
 /* hub_link.c — the hub protocol from the gateway's side */
 int hub_link_open(struct gateway *gw);

@@ -21,6 +21,9 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The re-announcement's resumption, the peer links' retries and a drain run this often. */
+#define HUB_LINK_TICK_MS 50
+
 static void hub_link_kick(lws_sorted_usec_list_t *sul);
 
 static void hub_link_schedule_kick(struct gateway *gw)
@@ -90,12 +93,14 @@ static int hub_link_resync_session(struct gateway *gw, struct session *s)
 	struct hubproto_out open = {.cmd = HUB_CONN_OPEN, .id = s->id};
 	if (hub_link_post(gw, &open, 1) < 0)
 		return -1;
-	for (struct interest *in = s->interests; in; in = in->snext) {
+	struct interest *in;
+	LIST_FOREACH(in, &s->interests, sentry)
+	{
 		if (in->holds) {
-			memcpy(list[n++], in->key + 8, HASH_LEN);
+			memcpy(list[n++], HUBPROTO_CONN_KEY_HASH(in->key), HASH_LEN);
 			holds++;
 		}
-		if (n == max || (n && in->snext == NULL)) {
+		if (n == max || (n && LIST_NEXT(in, sentry) == NULL)) {
 			struct hubproto_out have = {
 			    .cmd = HUB_HAVE, .id = s->id, .list = list, .list_count = n};
 			if (hub_link_post(gw, &have, 1) < 0)
@@ -103,10 +108,12 @@ static int hub_link_resync_session(struct gateway *gw, struct session *s)
 			n = 0;
 		}
 	}
-	for (struct interest *in = s->interests; in; in = in->snext) {
+	LIST_FOREACH(in, &s->interests, sentry)
+	{
 		if (!in->wants)
 			continue;
-		struct hubproto_out want = {.cmd = HUB_WANT, .id = s->id, .hash = in->key + 8};
+		struct hubproto_out want = {
+		    .cmd = HUB_WANT, .id = s->id, .hash = HUBPROTO_CONN_KEY_HASH(in->key)};
 		if (hub_link_post(gw, &want, 1) < 0)
 			return -1;
 		wants++;
@@ -133,7 +140,7 @@ static void hub_link_resync_step(struct gateway *gw)
 		if (s->synced_gen == gw->resync_gen)
 			continue;
 		if (hub_link_resync_session(gw, s) < 0)
-			return; /* the hub's queue is full: the tick resumes in 50 ms */
+			return; /* the hub's queue is full: the tick resumes it */
 		s->synced_gen = gw->resync_gen;
 	}
 	gw->resyncing = 0;
@@ -195,22 +202,7 @@ static void on_reset(struct gateway *gw, struct hubmsg *m)
 
 static void on_request(struct gateway *gw, struct hubmsg *m)
 {
-	struct session *s = session_find(gw, m->id);
-	if (s && s->closing)
-		s = NULL; /* closing for a policy breach: answer as if it were gone */
-	struct interest *in = s ? interest_get(gw, s, m->hash, 0) : NULL;
-	if (in == NULL || !in->holds) {
-		struct hubproto_out o = {.cmd = HUB_FAIL,
-					 .id = m->id,
-					 .hash = m->hash,
-					 .value = s ? HUB_FAIL_DECLINED : HUB_FAIL_GONE};
-		hub_link_send(gw, &o);
-		return;
-	}
-	if (in->requested)
-		return; /* already asked and not yet answered: its answer serves this too */
-	in->requested = 1;
-	session_send_text(s, wsmsg_request(m->hash));
+	session_request(gw, m->id, m->hash);
 }
 
 static void on_route(struct gateway *gw, struct hubmsg *m)
@@ -220,13 +212,7 @@ static void on_route(struct gateway *gw, struct hubmsg *m)
 
 static void on_not_found(struct gateway *gw, struct hubmsg *m)
 {
-	struct session *s = session_find(gw, m->id);
-	struct interest *in = s ? interest_get(gw, s, m->hash, 0) : NULL;
-	if (in == NULL || !in->wants)
-		return;
-	interest_want_close(gw, in);
-	interest_settle(gw, in);
-	session_send_error(s, "not_found", m->hash, "no viewer holds this content");
+	interest_not_found(gw, m->id, m->hash);
 }
 
 static void on_count(struct gateway *gw, struct hubmsg *m)
@@ -248,7 +234,7 @@ static const struct {
 
 static void hub_link_drain(struct gateway *gw)
 {
-	for (int budget = 4096; gw->zsock && budget > 0; budget--) {
+	for (int budget = HUBPROTO_DRAIN_BUDGET; gw->zsock && budget > 0; budget--) {
 		int events = 0;
 		size_t sz = sizeof(events);
 		if (zmq_getsockopt(gw->zsock, ZMQ_EVENTS, &events, &sz) < 0 ||
@@ -397,19 +383,19 @@ static void hub_link_beat(lws_sorted_usec_list_t *sul)
 
 static void hub_link_tick(lws_sorted_usec_list_t *sul)
 {
-	struct gateway *gw = lws_container_of(sul, struct gateway, sul_throttle);
-	interest_flush_throttled(gw);
-	interest_expire_wants(gw);
+	struct gateway *gw = lws_container_of(sul, struct gateway, sul_tick);
 	if (gw->resyncing)
 		hub_link_resync_step(gw);
 	peer_tick(gw);
 	hub_link_drain(gw);
-	lws_sul_schedule(gw->ctx, 0, &gw->sul_throttle, hub_link_tick, 50 * LWS_US_PER_MS);
+	lws_sul_schedule(gw->ctx, 0, &gw->sul_tick, hub_link_tick,
+			 HUB_LINK_TICK_MS * LWS_US_PER_MS);
 }
 
 void hub_link_start_timers(struct gateway *gw)
 {
 	lws_sul_schedule(gw->ctx, 0, &gw->sul_beat, hub_link_beat,
 			 (lws_usec_t)gw->heartbeat_ms * LWS_US_PER_MS);
-	lws_sul_schedule(gw->ctx, 0, &gw->sul_throttle, hub_link_tick, 50 * LWS_US_PER_MS);
+	lws_sul_schedule(gw->ctx, 0, &gw->sul_tick, hub_link_tick,
+			 HUB_LINK_TICK_MS * LWS_US_PER_MS);
 }

@@ -7,6 +7,8 @@
  * connection and hash: a value that comes too soon waits on the throttle list, and only the
  * newest waiting value is sent, so the last value always arrives. Open wants are kept oldest
  * first so that a want the hub never answers ends in not_found (gateway.want_timeout_ms).
+ * Opening a want tells the hub (HUB_WANT); its answer NOT_FOUND and the timeout both end here.
+ * Its own timer (interest_start_timers) sends held-back counts and ends wants that timed out.
  */
 #include "gateway.h"
 #include "log.h"
@@ -16,18 +18,22 @@
 #include <string.h>
 
 #define COUNT_INTERVAL_MS 250
+#define INTEREST_TICK_MS  50 /* throttled counts and want timeouts are looked at this often */
 
-static void interest_key(uint8_t key[8 + HASH_LEN], uint64_t id, const uint8_t *hash)
+void interest_init(struct gateway *gw)
 {
-	memcpy(key, &id, 8);
-	memcpy(key + 8, hash, HASH_LEN);
+	map_init(&gw->interests, offsetof(struct interest, key),
+		 sizeof(((struct interest *)0)->key));
+	map_init(&gw->hashsubs, offsetof(struct hashsub, hash), HASH_LEN);
+	TAILQ_INIT(&gw->wants);
+	LIST_INIT(&gw->throttled);
 }
 
 struct interest *interest_get(struct gateway *gw, struct session *s, const uint8_t *hash,
 			      int create)
 {
-	uint8_t key[8 + HASH_LEN];
-	interest_key(key, s->id, hash);
+	uint8_t key[HUBPROTO_CONN_KEY_LEN];
+	hubproto_conn_key(key, s->id, hash);
 	struct interest *in = map_get(&gw->interests, key);
 	if (in || !create)
 		return in;
@@ -47,7 +53,7 @@ struct interest *interest_get(struct gateway *gw, struct session *s, const uint8
 		memcpy(in->key, key, sizeof(key));
 	if (in == NULL || map_put(&gw->interests, in) < 0) {
 		free(in);
-		if (hs->head == NULL) {
+		if (LIST_EMPTY(&hs->interests)) {
 			map_del(&gw->hashsubs, hash);
 			free(hs);
 		}
@@ -57,28 +63,16 @@ struct interest *interest_get(struct gateway *gw, struct session *s, const uint8
 	in->hs = hs;
 	in->last_count = -1;
 	in->pending_count = -1;
-	in->snext = s->interests;
-	if (s->interests)
-		s->interests->sprev = in;
-	s->interests = in;
-	in->hnext = hs->head;
-	if (hs->head)
-		hs->head->hprev = in;
-	hs->head = in;
+	LIST_INSERT_HEAD(&s->interests, in, sentry);
+	LIST_INSERT_HEAD(&hs->interests, in, hentry);
 	return in;
 }
 
-static void throttle_remove(struct gateway *gw, struct interest *in)
+static void throttle_remove(struct interest *in)
 {
 	if (!in->in_throttle)
 		return;
-	if (in->tprev)
-		in->tprev->tnext = in->tnext;
-	else
-		gw->throttle_head = in->tnext;
-	if (in->tnext)
-		in->tnext->tprev = in->tprev;
-	in->tnext = in->tprev = NULL;
+	LIST_REMOVE(in, tentry);
 	in->in_throttle = 0;
 	in->pending_count = -1;
 }
@@ -88,28 +82,17 @@ void interest_want_open(struct gateway *gw, struct interest *in)
 	in->wants = 1;
 	in->s->nwants++;
 	in->want_deadline = now_ms() + gw->want_timeout_ms;
-	in->wprev = gw->wants_tail;
-	in->wnext = NULL;
-	if (gw->wants_tail)
-		gw->wants_tail->wnext = in;
-	else
-		gw->wants_head = in;
-	gw->wants_tail = in;
+	TAILQ_INSERT_TAIL(&gw->wants, in, wentry);
+	struct hubproto_out o = {
+	    .cmd = HUB_WANT, .id = in->s->id, .hash = HUBPROTO_CONN_KEY_HASH(in->key)};
+	hub_link_send(gw, &o);
 }
 
 void interest_want_close(struct gateway *gw, struct interest *in)
 {
 	if (!in->wants)
 		return;
-	if (in->wprev)
-		in->wprev->wnext = in->wnext;
-	else
-		gw->wants_head = in->wnext;
-	if (in->wnext)
-		in->wnext->wprev = in->wprev;
-	else
-		gw->wants_tail = in->wprev;
-	in->wnext = in->wprev = NULL;
+	TAILQ_REMOVE(&gw->wants, in, wentry);
 	in->wants = 0;
 	in->s->nwants--;
 	if (in->deferred) {
@@ -122,24 +105,13 @@ void interest_settle(struct gateway *gw, struct interest *in)
 {
 	if (in->holds || in->wants || in->requested)
 		return;
-	throttle_remove(gw, in);
-	struct session *s = in->s;
+	throttle_remove(in);
 	struct hashsub *hs = in->hs;
-	if (in->sprev)
-		in->sprev->snext = in->snext;
-	else
-		s->interests = in->snext;
-	if (in->snext)
-		in->snext->sprev = in->sprev;
-	if (in->hprev)
-		in->hprev->hnext = in->hnext;
-	else
-		hs->head = in->hnext;
-	if (in->hnext)
-		in->hnext->hprev = in->hprev;
+	LIST_REMOVE(in, sentry);
+	LIST_REMOVE(in, hentry);
 	map_del(&gw->interests, in->key);
 	free(in);
-	if (hs->head == NULL) {
+	if (LIST_EMPTY(&hs->interests)) {
 		map_del(&gw->hashsubs, hs->hash);
 		free(hs);
 	}
@@ -158,58 +130,82 @@ void interest_count(struct gateway *gw, const uint8_t *hash, uint32_t viewers)
 	int64_t now = now_ms();
 	if (hs == NULL)
 		return;
-	for (struct interest *in = hs->head; in; in = in->hnext) {
+	struct interest *in;
+	LIST_FOREACH(in, &hs->interests, hentry)
+	{
 		if (!in->holds && !in->wants)
 			continue;
 		if (in->last_count == viewers && !in->in_throttle)
 			continue;
 		if (in->last_count < 0 || now - in->last_sent_ms >= COUNT_INTERVAL_MS) {
-			throttle_remove(gw, in);
+			throttle_remove(in);
 			interest_send_count(in, viewers, now);
 			continue;
 		}
 		in->pending_count = viewers;
 		if (!in->in_throttle) {
 			in->in_throttle = 1;
-			in->tprev = NULL;
-			in->tnext = gw->throttle_head;
-			if (gw->throttle_head)
-				gw->throttle_head->tprev = in;
-			gw->throttle_head = in;
+			LIST_INSERT_HEAD(&gw->throttled, in, tentry);
 		}
 	}
 }
 
-void interest_flush_throttled(struct gateway *gw)
+static void interest_flush_throttled(struct gateway *gw)
 {
 	int64_t now = now_ms();
-	struct interest *in = gw->throttle_head, *next;
+	struct interest *in = LIST_FIRST(&gw->throttled), *next;
 	for (; in; in = next) {
-		next = in->tnext;
+		next = LIST_NEXT(in, tentry);
 		if (now - in->last_sent_ms < COUNT_INTERVAL_MS)
 			continue;
 		int64_t v = in->pending_count;
-		throttle_remove(gw, in);
+		throttle_remove(in);
 		if (v >= 0 && v != in->last_count && (in->holds || in->wants))
 			interest_send_count(in, v, now);
 	}
 }
 
-void interest_expire_wants(struct gateway *gw)
+static void interest_expire_wants(struct gateway *gw)
 {
 	int64_t now = now_ms();
-	while (gw->wants_head && gw->wants_head->want_deadline <= now) {
-		struct interest *in = gw->wants_head;
+	struct interest *in;
+	while ((in = TAILQ_FIRST(&gw->wants)) && in->want_deadline <= now) {
 		interest_want_close(gw, in);
 		session_send_error(in->s, "not_found", in->hs->hash, "no holder answered in time");
 		interest_settle(gw, in);
 	}
 }
 
+void interest_not_found(struct gateway *gw, uint64_t id, const uint8_t *hash)
+{
+	struct session *s = session_find(gw, id);
+	struct interest *in = s ? interest_get(gw, s, hash, 0) : NULL;
+	if (in == NULL || !in->wants)
+		return;
+	interest_want_close(gw, in);
+	interest_settle(gw, in);
+	session_send_error(s, "not_found", hash, "no viewer holds this content");
+}
+
+static void interest_tick(lws_sorted_usec_list_t *sul)
+{
+	struct gateway *gw = lws_container_of(sul, struct gateway, sul_interest);
+	interest_flush_throttled(gw);
+	interest_expire_wants(gw);
+	lws_sul_schedule(gw->ctx, 0, &gw->sul_interest, interest_tick,
+			 INTEREST_TICK_MS * LWS_US_PER_MS);
+}
+
+void interest_start_timers(struct gateway *gw)
+{
+	lws_sul_schedule(gw->ctx, 0, &gw->sul_interest, interest_tick,
+			 INTEREST_TICK_MS * LWS_US_PER_MS);
+}
+
 void interest_session_closed(struct gateway *gw, struct session *s)
 {
-	while (s->interests) {
-		struct interest *in = s->interests;
+	while (!LIST_EMPTY(&s->interests)) {
+		struct interest *in = LIST_FIRST(&s->interests);
 		interest_want_close(gw, in);
 		in->holds = in->requested = 0;
 		interest_settle(gw, in);

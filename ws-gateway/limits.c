@@ -238,13 +238,11 @@ static int limits_count_violation(struct gateway *gw, struct session *s, const c
 
 int limits_violation(struct gateway *gw, struct session *s)
 {
-	gw->stats.rate_limited++;
 	return limits_count_violation(gw, s, "rate limit exceeded");
 }
 
 void limits_bad_message(struct gateway *gw, struct session *s)
 {
-	gw->stats.bad_messages++;
 	limits_count_violation(gw, s, "too many bad messages");
 }
 

@@ -185,9 +185,7 @@ int main(int argc, char **argv)
 	snprintf(gw.peer_endpoint, sizeof(gw.peer_endpoint), "%s",
 		 config_str("gateway.peer_endpoint"));
 	map_init(&gw.sessions, offsetof(struct session, id), sizeof(uint64_t));
-	map_init(&gw.interests, offsetof(struct interest, key),
-		 sizeof(((struct interest *)0)->key));
-	map_init(&gw.hashsubs, offsetof(struct hashsub, hash), HASH_LEN);
+	interest_init(&gw);
 	gw.tx_scratch = malloc(LWS_PRE + GW_TX_CHUNK);
 	if (gw.tx_scratch == NULL)
 		fatalx("out of memory");
@@ -266,6 +264,7 @@ int main(int argc, char **argv)
 		fatalx("cannot reach the hub at %s", gw.endpoint);
 	hub_link_hello(&gw);
 	hub_link_start_timers(&gw);
+	interest_start_timers(&gw);
 
 	gateway_running = &gw;
 	ev_signal sigint, sigterm;

@@ -328,7 +328,7 @@ static void peer_on_deliver(struct gateway *gw, struct hubmsg *m)
 /* ZMQ_FD is edge-triggered: read until ZMQ_EVENTS says nothing is left (or the budget ends). */
 static void peer_drain(struct gateway *gw)
 {
-	for (int budget = 4096; gw->peer_sock && budget > 0; budget--) {
+	for (int budget = HUBPROTO_DRAIN_BUDGET; gw->peer_sock && budget > 0; budget--) {
 		int events = 0;
 		size_t sz = sizeof(events);
 		if (zmq_getsockopt(gw->peer_sock, ZMQ_EVENTS, &events, &sz) < 0 ||

@@ -5,9 +5,9 @@
  * size limits enforced while receiving (1009 as soon as a frame would pass its limit), the
  * dispatch of text messages through a table, the check of every blob a holder sends against its
  * hash (one SHA-256 pass as the bytes arrive, checked before the blob goes anywhere; peer.c
- * takes it from there), and what is sent to the client: session_deliver() decides whether a
- * blob is queued now or deferred, and the queue itself (outq.c) is written only in
- * LWS_CALLBACK_SERVER_WRITEABLE, one chunk a call.
+ * takes it from there), the hub's REQUEST for a blob (session_request), and what is sent to
+ * the client: session_deliver() decides whether a blob is queued now or deferred, and the queue
+ * itself (outq.c) is written only in LWS_CALLBACK_SERVER_WRITEABLE, one chunk a call.
  */
 #include "gateway.h"
 #include "log.h"
@@ -53,13 +53,13 @@ void session_update_flow(struct session *s)
 /* Wants one deferred blob again, now that the queue has room for it. */
 static void session_rewant_one(struct gateway *gw, struct session *s)
 {
-	for (struct interest *in = s->interests; in; in = in->snext) {
+	struct interest *in;
+	LIST_FOREACH(in, &s->interests, sentry)
+	{
 		if (!in->deferred)
 			continue;
 		interest_want_close(gw, in);
 		interest_want_open(gw, in);
-		struct hubproto_out o = {.cmd = HUB_WANT, .id = s->id, .hash = in->key + 8};
-		hub_link_send(gw, &o);
 		return;
 	}
 }
@@ -90,13 +90,32 @@ int session_deliver(struct session *s, const uint8_t *hash, struct outbuf *b)
 		 * drained, so memory stays bounded. */
 		in->deferred = 1;
 		s->ndeferred++;
-		gw->stats.deferred++;
 		return 0;
 	}
 	interest_want_close(gw, in);
 	interest_settle(gw, in);
 	session_enqueue(s, b);
 	return 1;
+}
+
+void session_request(struct gateway *gw, uint64_t id, const uint8_t *hash)
+{
+	struct session *s = session_find(gw, id);
+	if (s && s->closing)
+		s = NULL; /* closing for a policy breach: answer as if it were gone */
+	struct interest *in = s ? interest_get(gw, s, hash, 0) : NULL;
+	if (in == NULL || !in->holds) {
+		struct hubproto_out o = {.cmd = HUB_FAIL,
+					 .id = id,
+					 .hash = hash,
+					 .value = s ? HUB_FAIL_DECLINED : HUB_FAIL_GONE};
+		hub_link_send(gw, &o);
+		return;
+	}
+	if (in->requested)
+		return; /* already asked and not yet answered: its answer serves this too */
+	in->requested = 1;
+	session_send_text(s, wsmsg_request(hash));
 }
 
 static int session_writable(struct session *s)
@@ -111,13 +130,8 @@ static int session_writable(struct session *s)
 		return 0;
 	}
 	size_t blob_len;
-	int rc = outq_write(&s->out, s->wsi, gw->tx_scratch, &blob_len);
-	if (rc < 0)
+	if (outq_write(&s->out, s->wsi, gw->tx_scratch, &blob_len) < 0)
 		return -1;
-	if (rc == 1) {
-		gw->stats.blobs_out++;
-		gw->stats.bytes_out += blob_len;
-	}
 	if (outq_may_resume(&s->out, gw->max_blob)) {
 		if (s->paused_out) {
 			s->paused_out = 0;
@@ -223,8 +237,6 @@ static void on_want(struct gateway *gw, struct session *s, struct wsmsg *m)
 	if (in == NULL)
 		return;
 	interest_want_open(gw, in);
-	struct hubproto_out o = {.cmd = HUB_WANT, .id = s->id, .hash = m->hash};
-	hub_link_send(gw, &o);
 }
 
 static void on_decline(struct gateway *gw, struct session *s, struct wsmsg *m)
@@ -300,7 +312,6 @@ static void session_binary(struct gateway *gw, struct session *s)
 	size_t len = s->rx_len - HASH_LEN;
 	if (s->rx_sha_failed || hash_stream_end(s->rx_sha, got) < 0 ||
 	    memcmp(got, hash, HASH_LEN) != 0) {
-		gw->stats.mismatches++;
 		s->lies++;
 		if (in->holds)
 			s->nholds--;
@@ -317,8 +328,6 @@ static void session_binary(struct gateway *gw, struct session *s)
 		return;
 	}
 	interest_settle(gw, in);
-	gw->stats.blobs_in++;
-	gw->stats.bytes_in += len;
 	/* The verified frame stays here, without a copy, until the hub says where it goes. */
 	uint8_t *frame = s->rx;
 	s->rx = NULL;

@@ -43,15 +43,8 @@ command -v lighttpd >/dev/null || PATH=$PATH:/usr/sbin
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ephemeral-http.XXXXXX")
 pids=()
-stop() {
-	local p
-	for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "$@"; do
-		for _ in $(seq 30); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-}
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh # stop PID... (TERM, KILL after STOP_TENTHS/10 s), free_port
 cleanup() {
 	((${#pids[@]} == 0)) || stop "${pids[@]}"
 	rm -rf "$work"
@@ -59,21 +52,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-used=" "
-free_port() {
-	local p
-	for _ in $(seq 200); do
-		p=$((10000 + RANDOM % 20000))
-		[[ $used == *" $p "* ]] && continue
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			used+="$p "
-			echo "$p"
-			return 0
-		fi
-	done
-	echo "http.sh: no free port" >&2
-	return 1
-}
 wait_http() { # PORT PATH
 	for _ in $(seq 100); do
 		curl -fs -o /dev/null "http://127.0.0.1:$1$2" && return 0

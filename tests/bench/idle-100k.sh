@@ -32,15 +32,9 @@ ulimit -n "$(ulimit -Hn)"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ephemeral-idle.XXXXXX")
 pids=()
-stop() {
-	local p
-	for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "$@"; do
-		for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-}
+STOP_TENTHS=100
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh # stop PID... (TERM, KILL after STOP_TENTHS/10 s), free_port
 cleanup() {
 	((${#pids[@]} == 0)) || stop "${pids[@]}"
 	[[ -n ${KEEP:-} ]] || rm -rf "$work"
@@ -48,26 +42,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port() { # a free loopback port below the ephemeral range
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 12000))
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || {
-			echo "$p"
-			return
-		}
-	done
-}
-hub_ep=tcp://127.0.0.1:$(port)
-op_ep=tcp://127.0.0.1:$(port)
-direct_port=$(port)
+hub_ep=tcp://127.0.0.1:$(free_port)
+op_ep=tcp://127.0.0.1:$(free_port)
+direct_port=$(free_port)
 "$BUILD/ephemeral-hub" -o log.level=warn -o hub.endpoint="$hub_ep" -o hub.operator_endpoint="$op_ep" \
 	>"$work/hub.log" 2>&1 &
 pids+=($!)
 servers=($!)
 gw_list=()
 for ((i = 1; i <= NGW; i++)); do
-	p=$(port)
+	p=$(free_port)
 	"$BUILD/ephemeral-gateway" -o log.level=warn -o hub.endpoint="$hub_ep" -o gateway.port="$p" \
 		-o gateway.name="gw$i" -o gateway.direct_port="$direct_port" >"$work/gw$i.log" 2>&1 &
 	pids+=($!)
@@ -81,7 +65,7 @@ done
 target=127.0.0.1:$direct_port
 path=/ws
 if [[ $THROUGH == lighttpd ]]; then
-	web_port=$(port)
+	web_port=$(free_port)
 	scripts/gen-lighttpd-conf.sh --port "$web_port" --gateways "$(IFS=,; echo "${gw_list[*]}")" \
 		--hub-endpoint "$hub_ep" --root "$PWD" --bin "$(realpath "$BUILD")" --state-dir "$work" \
 		--fcgi-procs 1 >"$work/lighttpd.conf"

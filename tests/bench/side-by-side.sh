@@ -28,44 +28,28 @@ fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ephemeral-side.XXXXXX")
 pids=()
-stop() {
-	local p
-	for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "$@"; do
-		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-}
+STOP_TENTHS=50
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh # stop PID... (TERM, KILL after STOP_TENTHS/10 s), free_port
 cleanup() {
 	((${#pids[@]} == 0)) || stop "${pids[@]}"
 	[[ -n ${KEEP:-} ]] && echo "side-by-side.sh: logs in $work" >&2 || rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 12000))
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || {
-			echo "$p"
-			return
-		}
-	done
-}
 
-hub_ep=tcp://127.0.0.1:$(port)
-op_ep=tcp://127.0.0.1:$(port)
-direct_port=$(port)
-web_port=$(port)
-node_port=$(port)
+hub_ep=tcp://127.0.0.1:$(free_port)
+op_ep=tcp://127.0.0.1:$(free_port)
+direct_port=$(free_port)
+web_port=$(free_port)
+node_port=$(free_port)
 "$BUILD/ephemeral-hub" -o log.level=warn -o hub.endpoint="$hub_ep" -o hub.operator_endpoint="$op_ep" \
 	>"$work/hub.log" 2>&1 &
 pids+=($!)
 hub_pid=$!
 gw_pids=() gw_list=()
 for ((i = 1; i <= NGW; i++)); do
-	p=$(port)
+	p=$(free_port)
 	"$BUILD/ephemeral-gateway" -o log.level=warn -o hub.endpoint="$hub_ep" -o gateway.port="$p" \
 		-o gateway.name="gw$i" -o gateway.direct_port="$direct_port" >"$work/gw$i.log" 2>&1 &
 	pids+=($!)
@@ -80,14 +64,14 @@ printf '%b\n' "${LIGHTTPD_EXTRA:-}" >>"$work/lighttpd.conf"
 pids+=($!)
 web_pid=$!
 if [[ " ${modes[*]} " == *" apache "* ]]; then
-	apache_port=$(port)
+	apache_port=$(free_port)
 	user_args=()
 	if [[ $(id -u) == 0 ]]; then
 		if id www-data >/dev/null 2>&1; then user_args=(--user www-data); else user_args=(--user nobody --group nogroup); fi
 		chown "${user_args[1]}" "$work" 2>/dev/null || true
 	fi
 	scripts/gen-apache-conf.sh --port "$apache_port" --gateways "$(IFS=,; echo "${gw_list[*]}")" \
-		--frontends "127.0.0.1:$(port)" --root "$PWD" --state-dir "$work" "${user_args[@]}" \
+		--frontends "127.0.0.1:$(free_port)" --root "$PWD" --state-dir "$work" "${user_args[@]}" \
 		>"$work/apache.conf"
 	/usr/sbin/apache2 -DFOREGROUND -f "$work/apache.conf" >"$work/apache.log" 2>&1 &
 	pids+=($!)

@@ -4,9 +4,9 @@
 // running stack is scale-add.test.mjs.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import WebSocket from 'ws';
 import { startStack, withLogs, waitFor, sleep, sha256hex } from '../lib/stack.mjs';
+import { rssKiB as vmRssKiB } from '../lib/util.mjs';
 
 let stack;
 const T = (fn, ms) => withLogs(() => stack, fn, ms);
@@ -22,11 +22,6 @@ const SHARED_EVERY = 10; // every 10th connection also holds one hash that they 
 // from one address, so the connections come from 127.0.1.1, 127.0.1.2, ... (all loopback), at
 // most PER_ADDRESS from each.
 const PER_ADDRESS = 200;
-
-function vmRssKiB(pid) {
-	const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB/m);
-	return m ? Number(m[1]) : NaN;
-}
 
 /**
  * A bare idle connection: opens, announces its hashes, waits for the first count of each. Light

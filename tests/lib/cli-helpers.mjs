@@ -6,13 +6,14 @@
 // a plain WebSocket client, and count the pieces of a .part file that already hash right.
 
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BIN, sleep } from './stack.mjs';
+import { sha256hex, buildManifest, PIECE_SIZE } from './util.mjs';
+
+export { buildManifest, PIECE_SIZE };
 
 export const CLI = path.join(BIN, 'ephemeral');
-export const PIECE_SIZE = 256 * 1024;
 
 const live = new Set();
 process.on('exit', () => {
@@ -25,7 +26,6 @@ process.on('exit', () => {
 	}
 });
 
-const sha256hex = (buf) => createHash('sha256').update(buf).digest('hex');
 
 /** The caller's environment without EPHEMERAL_*: a test says which server it means. */
 function cleanEnv(extra = {}) {
@@ -155,21 +155,6 @@ export function hashOf(link) {
 	const m = /\/([0-9a-f]{64})$/.exec(link);
 	if (!m) throw new Error(`not a link: ${link}`);
 	return m[1];
-}
-
-/**
- * A manifest as the pages build it (files.js): {manifest: Buffer, hash, pieces: [{hash, bytes}]}.
- * Overrides (e.g. a hostile name) go straight into the JSON.
- */
-export function buildManifest(bytes, { name = 'file.bin', type = 'application/octet-stream', pieceSize = PIECE_SIZE, overrides = {} } = {}) {
-	const pieces = [];
-	for (let off = 0; off < bytes.length; off += pieceSize) {
-		const piece = bytes.subarray(off, Math.min(bytes.length, off + pieceSize));
-		pieces.push({ hash: sha256hex(piece), bytes: piece });
-	}
-	const obj = { ephemeral: 'manifest', version: 1, name, type, size: bytes.length, piece_size: pieceSize, pieces: pieces.map((p) => p.hash), ...overrides };
-	const manifest = Buffer.from(JSON.stringify(obj), 'utf8');
-	return { manifest, hash: sha256hex(manifest), pieces, obj };
 }
 
 /** How many pieces of `bytes` the file at partPath already holds, hashing each range. */

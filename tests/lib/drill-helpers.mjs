@@ -5,25 +5,20 @@
 // frames, half-open connections, slowloris HTTP) that runs in a worker thread so that it never
 // delays the event loop of the clients being measured.
 //
-// It imports no test library of its own (the flood worker loads this same file), only node and
+// It imports no test library but util.mjs (the flood worker loads this same file), and node and
 // ws. It starts no process: the worker is a thread of the test's own process.
 
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import WebSocket from 'ws';
+import { sleep, sha256hex, randomHash, cpuMs, rssKiB } from './util.mjs';
 
-export const wait = (ms) => new Promise((r) => setTimeout(r, ms));
-
-export function sha256hex(buf) {
-	return createHash('sha256').update(buf).digest('hex');
-}
-
-export function randomHashHex() {
-	return randomBytes(32).toString('hex');
-}
+export { sha256hex, cpuMs, rssKiB };
+export const wait = sleep;
+export const randomHashHex = randomHash;
 
 /** count blobs of random sizes in [minSize, maxSize]: [{hash, bytes}]. */
 export function makeBlobs(count, minSize, maxSize, label = 'drill') {
@@ -114,27 +109,6 @@ export function isSanitized(program) {
 		return fs.readFileSync(program).includes('AddressSanitizer');
 	} catch {
 		return false;
-	}
-}
-
-/** CPU time a process has used so far, in ms (utime + stime from /proc/PID/stat), or NaN. */
-export function cpuMs(pid) {
-	try {
-		const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-		const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-		return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // USER_HZ is 100 on Linux
-	} catch {
-		return NaN;
-	}
-}
-
-/** VmRSS of a process in KiB (from /proc/PID/status), or NaN if it is gone. */
-export function rssKiB(pid) {
-	try {
-		const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/);
-		return m ? Number(m[1]) : NaN;
-	} catch {
-		return NaN;
 	}
 }
 

@@ -8,17 +8,19 @@
 // PID.
 
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { waitFor, sleep, sha256hex } from './stack.mjs';
+import { waitFor } from './stack.mjs';
+import { sleep, sha256hex, buildManifest as buildManifestPieces, cpuMs, rssKiB, PIECE_SIZE } from './util.mjs';
+
+export { PIECE_SIZE, sha256hex as digest };
 
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
 	'--disable-component-update', '--disable-sync'];
-export const PIECE_SIZE = 256 * 1024;
 
 // A name that is not localhost, for pages that must not be a secure context (plain http from
 // another host: no WebCrypto, no OPFS, no clipboard).
@@ -50,19 +52,10 @@ export function randomFile(dir, name, size) {
 	return { file, bytes, sha256: sha256hex(bytes) };
 }
 
-/** The manifest the pages build for bytes (same JSON, same key order), and its address. */
-export function buildManifest(bytes, { name, type = 'application/octet-stream', pieceSize = PIECE_SIZE } = {}) {
-	const pieces = [];
-	const blobs = new Map();
-	for (let off = 0; off < bytes.length; off += pieceSize) {
-		const piece = bytes.subarray(off, Math.min(bytes.length, off + pieceSize));
-		const h = sha256hex(piece);
-		pieces.push(h);
-		blobs.set(h, piece);
-	}
-	const json = JSON.stringify({ ephemeral: 'manifest', version: 1, name, type, size: bytes.length, piece_size: pieceSize, pieces });
-	const manifest = Buffer.from(json, 'utf8');
-	return { manifest, hash: sha256hex(manifest), pieces, blobs };
+/** The manifest the pages build for bytes (util.mjs), with its pieces as addresses. */
+export function buildManifest(bytes, opts = {}) {
+	const { manifest, hash, obj, blobs } = buildManifestPieces(bytes, opts);
+	return { manifest, hash, pieces: obj.pieces, blobs };
 }
 
 /**
@@ -142,11 +135,6 @@ export async function saveDownload(page, timeoutMs = 30000) {
 	const [dl] = await Promise.all([page.waitForEvent('download', { timeout: timeoutMs }), button.click()]);
 	const saved = fs.readFileSync(await dl.path());
 	return { bytes: saved, name: dl.suggestedFilename() };
-}
-
-/** Hex SHA-256 of a Buffer. */
-export function digest(buf) {
-	return createHash('sha256').update(buf).digest('hex');
 }
 
 /**
@@ -339,13 +327,8 @@ export async function openTab(cdp, url) {
 
 /** CPU seconds (user + system) a process has used so far. */
 export function cpuSeconds(pid) {
-	try {
-		const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-		const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-		return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in ticks of 1/100 s
-	} catch {
-		return 0;
-	}
+	const ms = cpuMs(pid);
+	return Number.isNaN(ms) ? 0 : ms / 1000;
 }
 
 /** Memory of a process from /proc: {rss, pss, private} in bytes. */
@@ -390,12 +373,8 @@ export function chromiumProcesses(rootPid) {
 
 /** Resident memory of a process, in bytes, from /proc. */
 export function rssOf(pid) {
-	try {
-		const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB/m);
-		return m ? Number(m[1]) * 1024 : 0;
-	} catch {
-		return 0;
-	}
+	const kib = rssKiB(pid);
+	return Number.isNaN(kib) ? 0 : kib * 1024;
 }
 
 // ---------------------------------------------------------------------------------------------

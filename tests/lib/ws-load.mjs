@@ -7,9 +7,9 @@
 // Connections come from many loopback addresses (127.0.2.1, 127.0.2.2, ...), at most PER_ADDRESS
 // from each, as many people would: a gateway takes at most gateway.max_conns_per_addr (256) from
 // one address, and the web servers pass the client's address on in X-Forwarded-For.
-import fs from 'node:fs';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { rssKiB } from './util.mjs';
 
 export const PER_ADDRESS = 200;
 
@@ -94,10 +94,6 @@ export function closeAll(sockets) {
 
 /** Resident memory of a process, in KiB. */
 export function vmRssKiB(pid) {
-	try {
-		const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB/m);
-		return m ? Number(m[1]) : 0;
-	} catch {
-		return 0;
-	}
+	const kib = rssKiB(pid);
+	return Number.isNaN(kib) ? 0 : kib;
 }

@@ -524,7 +524,7 @@ static void test_parse_malformed(void **state)
 	expect_parse_error(h, HUBPROTO_HEADER_LEN, 8, 1, HUBPROTO_MAX_ENDPOINT + 1, 1,
 			   "data frame too large");
 	header(h, HUB_DELIVER);
-	expect_parse_error(h, HUBPROTO_HEADER_LEN, 8, 1, HASH_LEN + 64u * 1024 * 1024 + 1, 1,
+	expect_parse_error(h, HUBPROTO_HEADER_LEN, 8, 1, HASH_LEN + BLOB_MAX + 1, 1,
 			   "data frame too large");
 	header(h, HUB_STATS_REPLY);
 	expect_parse_error(h, HUBPROTO_HEADER_LEN, 0, 0, 1024 * 1024 + 1, 1,

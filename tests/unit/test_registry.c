@@ -52,6 +52,7 @@ static int setup(void **state)
 	memset(Z, 0x33, HASH_LEN);
 
 	registry_init(hub);
+	router_init(hub);
 	hub->instance = 0x4855421234ull;
 	hub->started_ms = now_ms();
 	hub->heartbeat_ms = 500;
@@ -92,6 +93,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *fx = *state;
+	router_free(&fx->hub);
 	registry_free(&fx->hub);
 	assert_int_equal(fx->hub.ngateways, 0);
 	assert_int_equal(fx->hub.nconns, 0);
@@ -216,19 +218,19 @@ static void test_holders(void **state)
 	/* the newest holder is first in line, the first sharer last */
 	struct hashent *h = registry_hash(hub, X, 0);
 	assert_non_null(h);
-	assert_ptr_equal(h->head->c, b1);
-	assert_ptr_equal(h->tail->c, a1);
+	assert_ptr_equal(TAILQ_FIRST(&h->holders)->c, b1);
+	assert_ptr_equal(TAILQ_LAST(&h->holders, holders_head)->c, a1);
 	assert_int_equal(h->viewers, 3);
 
-	assert_int_equal(registry_remove_holder(hub, a1, Y), 0);
-	assert_int_equal(registry_remove_holder(hub, a1, X), 1);
-	assert_int_equal(registry_remove_holder(hub, a1, X), 0);
+	assert_int_equal(router_drop(hub, a1, Y), 0);
+	assert_int_equal(router_drop(hub, a1, X), 1);
+	assert_int_equal(router_drop(hub, a1, X), 0);
 	assert_int_equal(registry_viewers(hub, X), 2);
 	assert_int_equal(hub->nholdings, 3);
 	assert_int_equal(a1->nholdings, 0);
-	assert_ptr_equal(h->tail->c, a2);
+	assert_ptr_equal(TAILQ_LAST(&h->holders, holders_head)->c, a2);
 
-	assert_int_equal(registry_remove_holder(hub, b1, Y), 1);
+	assert_int_equal(router_drop(hub, b1, Y), 1);
 	assert_int_equal(hub->nhashes_held, 1);
 	assert_non_null(registry_hash(hub, Y, 0)); /* kept until the flush */
 	counts_flush(hub);
@@ -256,7 +258,7 @@ static void test_conn_remove(void **state)
 	assert_int_equal(hub->nholdings, 4);
 	assert_int_equal(hub->nhashes_held, 3);
 
-	registry_conn_remove(hub, a1);
+	router_conn_close(hub, a1);
 	assert_int_equal(hub->nconns, 1);
 	assert_int_equal(fx->gw[0]->connections, 1);
 	assert_int_equal(fx->gw[0]->holdings, 1);
@@ -267,8 +269,8 @@ static void test_conn_remove(void **state)
 	assert_int_equal(registry_viewers(hub, Z), 0);
 	assert_null(registry_conn(hub, fx->gw[0], 1, 0));
 	struct hashent *h = registry_hash(hub, X, 0);
-	assert_ptr_equal(h->head, h->tail);
-	assert_ptr_equal(h->head->c, a2);
+	assert_ptr_equal(TAILQ_FIRST(&h->holders), TAILQ_LAST(&h->holders, holders_head));
+	assert_ptr_equal(TAILQ_FIRST(&h->holders)->c, a2);
 
 	counts_flush(hub);
 	assert_null(registry_hash(hub, Y, 0));
@@ -290,7 +292,7 @@ static void test_gateway_remove(void **state)
 	assert_int_equal(hub->nholdings, 7);
 
 	uint16_t slot = fx->gw[0]->slot;
-	registry_gateway_remove(hub, fx->gw[0]);
+	router_gateway_remove(hub, fx->gw[0]);
 	fx->gw[0] = NULL;
 	assert_int_equal(hub->ngateways, 1);
 	assert_null(hub->gateways[slot]);
@@ -312,8 +314,11 @@ static void test_gateway_remove(void **state)
 
 	/* a HELLO again from a known instance forgets all it said before */
 	struct gateway *old_b = fx->gw[1];
-	fx->gw[1] =
-	    registry_gateway_join(hub, (const uint8_t *)"gw-B", 4, old_b->instance, "B\x01", 2);
+	uint64_t instance = old_b->instance;
+	assert_ptr_equal(registry_gateway_find(hub, (const uint8_t *)"gw-?", 4, instance), old_b);
+	assert_ptr_equal(registry_gateway_find(hub, (const uint8_t *)"gw-B", 4, 1), old_b);
+	router_gateway_remove(hub, old_b);
+	fx->gw[1] = registry_gateway_join(hub, (const uint8_t *)"gw-B", 4, instance, "B\x01", 2);
 	assert_non_null(fx->gw[1]);
 	assert_string_equal(fx->gw[1]->name, "B?");
 	assert_int_equal(hub->ngateways, 2);
@@ -345,13 +350,13 @@ static void test_counts(void **state)
 	expect_quiet(fx, 0);
 	expect_quiet(fx, 1);
 
-	registry_remove_holder(hub, a1, X);
+	router_drop(hub, a1, X);
 	counts_flush(hub);
 	assert_int_equal(expect_count(fx, 1, X), 1);
 	expect_quiet(fx, 0); /* gateway A holds nothing any more */
 
-	registry_remove_holder(hub, b1, X);
-	registry_remove_holder(hub, b1, Y);
+	router_drop(hub, b1, X);
+	router_drop(hub, b1, Y);
 	counts_flush(hub);
 	expect_quiet(fx, 1);
 	assert_null(registry_hash(hub, X, 0));
@@ -379,7 +384,7 @@ static void test_want_unknown(void **state)
 
 	/* a hash whose last holder just left (entry not yet flushed) */
 	registry_add_holder(hub, a1, Z);
-	registry_remove_holder(hub, a1, Z);
+	router_drop(hub, a1, Z);
 	router_want(hub, b1, Z);
 	assert_int_equal(hub->stats.requests_failed, 3);
 	expect_msg(fx, 1, HUB_NOT_FOUND, 1, Z);
@@ -627,14 +632,14 @@ static void test_requesters_and_holders_leave(void **state)
 	expect_msg(fx, 0, HUB_REQUEST, 2, X);
 
 	/* the asked holder closes: the next is asked */
-	registry_conn_remove(hub, a2);
+	router_conn_close(hub, a2);
 	assert_ptr_equal(h->fetch->holder, a1);
 	expect_msg(fx, 0, HUB_REQUEST, 1, X);
 
 	/* requesters close: the fetch ends with the last of them, and nobody is told */
-	registry_conn_remove(hub, b1);
+	router_conn_close(hub, b1);
 	assert_int_equal(h->fetch->nwaiters, 1);
-	registry_conn_remove(hub, b2);
+	router_conn_close(hub, b2);
 	assert_null(h->fetch);
 	assert_int_equal(router_next_deadline(hub), -1);
 	assert_int_equal(hub->stats.requests_failed, 0);
@@ -644,7 +649,7 @@ static void test_requesters_and_holders_leave(void **state)
 	b1 = conn(fx, 1, 1);
 	router_want(hub, b1, X);
 	expect_msg(fx, 0, HUB_REQUEST, 1, X);
-	registry_gateway_remove(hub, fx->gw[0]);
+	router_gateway_remove(hub, fx->gw[0]);
 	fx->gw[0] = NULL;
 	assert_null(h->fetch);
 	assert_int_equal(hub->stats.requests_failed, 1);
@@ -680,7 +685,7 @@ static void test_oom_add_holder(void **state)
 	assert_int_equal(rc, 1);
 	assert_true(n > 2); /* the entry, the holding, the gateway's reference, maps grow */
 	assert_int_equal(registry_viewers(hub, X), 1);
-	assert_int_equal(registry_remove_holder(hub, a1, X), 1);
+	assert_int_equal(router_drop(hub, a1, X), 1);
 	counts_flush(hub);
 	assert_null(registry_hash(hub, X, 0));
 }
@@ -697,7 +702,7 @@ static void test_oom_gateway_remove(void **state)
 	assert_int_equal(hub->nconns, 301);
 	for (long n = 1; n <= 3; n++) {
 		oom_fail_after(n);
-		registry_gateway_remove(hub, fx->gw[0]);
+		router_gateway_remove(hub, fx->gw[0]);
 		oom_fail_after(0);
 		fx->gw[0] = registry_gateway_join(hub, (const uint8_t *)"gw-A", 4, 100, "A", 1);
 		assert_non_null(fx->gw[0]);
@@ -848,7 +853,7 @@ static void test_holder_gateway_dies_mid_transfer(void **state)
 	expect_route(fx, 0, 6, Y, 0, gw_endpoint[1], &n);
 	assert_null(registry_hash(hub, X, 0)->fetch);
 
-	registry_gateway_remove(hub, fx->gw[0]);
+	router_gateway_remove(hub, fx->gw[0]);
 	fx->gw[0] = NULL;
 	/* X is asked of the holder that is left; Y has none: not found */
 	struct fetch *f = registry_hash(hub, X, 0)->fetch;

@@ -66,6 +66,7 @@ static int setup(void **state)
 	memset(Y, 0x22, HASH_LEN);
 
 	registry_init(hub);
+	router_init(hub);
 	watch_init(hub);
 	hub->instance = 0x4855421234ull;
 	hub->started_ms = now_ms();
@@ -96,6 +97,7 @@ static int teardown(void **state)
 {
 	struct fx *fx = *state;
 	watch_free(&fx->hub);
+	router_free(&fx->hub);
 	registry_free(&fx->hub);
 	zmq_close(fx->gw_sock);
 	for (int f = 0; f < NFE; f++)
@@ -168,19 +170,19 @@ static void test_changes_reach_frontends_that_asked(void **state)
 	expect_quiet(fx, 1);	   /* fe-2 asked nothing */
 
 	assert_int_equal(lookup(fx, 1, Y, 1000), 0); /* fe-2 is now a watcher too */
-	registry_remove_holder(hub, a, X);
-	registry_remove_holder(hub, b, X);
+	router_drop(hub, a, X);
+	router_drop(hub, b, X);
 	counts_flush(hub);
 	expect_count(fx, 0, X, 0); /* one COUNT per turn, the last value */
 	expect_count(fx, 1, X, 0); /* sent to every frontend watching anything */
 	expect_quiet(fx, 0);
 
 	assert_int_equal(registry_add_holder(hub, a, X), 1);
-	assert_int_equal(registry_remove_holder(hub, a, X), 1);
+	assert_int_equal(router_drop(hub, a, X), 1);
 	counts_flush(hub); /* came and went within one turn: nothing changed */
 	expect_quiet(fx, 0);
-	registry_conn_remove(hub, a);
-	registry_conn_remove(hub, b);
+	router_conn_close(hub, a);
+	router_conn_close(hub, b);
 	counts_flush(hub);
 }
 
@@ -198,7 +200,7 @@ static void test_no_watch_no_count(void **state)
 	assert_int_equal(lookup(fx, 0, X, 1), 1); /* a watch of 1 ms ... */
 	struct timespec ts = {0, 5 * 1000 * 1000};
 	nanosleep(&ts, NULL);
-	registry_remove_holder(hub, a, X);
+	router_drop(hub, a, X);
 	counts_flush(hub);
 	expect_quiet(fx, 0); /* ... is over */
 
@@ -206,7 +208,7 @@ static void test_no_watch_no_count(void **state)
 	assert_int_equal(registry_add_holder(hub, a, X), 1); /* X: nobody watches it now */
 	counts_flush(hub);
 	expect_quiet(fx, 0);
-	registry_conn_remove(hub, a);
+	router_conn_close(hub, a);
 	counts_flush(hub);
 }
 
