@@ -42,8 +42,9 @@ static int hub_link_post(struct gateway *gw, const struct hubproto_out *o, int r
 		return -1;
 	if (rc < 0) {
 		/* A hub that is gone refuses everything: say so once per outage, not per message.
-		 */
-		if (gw->hub_unsent++ == 0)
+		 * Once it answers, the re-announcement fills the queue on purpose: what that
+		 * refuses meanwhile is counted, and said when the queue takes messages again. */
+		if (gw->hub_unsent++ == 0 && !(gw->resyncing && !gw->hub_lost))
 			log_warnx("the hub takes no messages (%s: %s): dropping them until it does",
 				  hubproto_cmd_name(o->cmd),
 				  gw->zsock ? zmq_strerror(errno) : "no socket");
