@@ -20,6 +20,7 @@
 #include <zmq.h>
 
 #include "util.h"
+#include "zsec.h"
 
 #define HUBPROTO_VERSION      2 /* 2: blob bytes go gateway to gateway, never through the hub */
 #define HUBPROTO_HEADER_LEN   48
@@ -27,6 +28,8 @@
 #define HUBPROTO_MAX_NAME     64  /* a gateway's name in HELLO */
 #define HUBPROTO_MAX_ENDPOINT 255 /* a gateway's peer endpoint in HELLO, ROUTE, UNDELIVERED */
 #define HUBPROTO_COUNT_ENTRY  (HASH_LEN + 4) /* COUNT list element: hash, viewers (u32 LE) */
+/* ROUTE's data: a peer endpoint, then (CurveZMQ) NUL and that gateway's public key in Z85. */
+#define HUBPROTO_MAX_PEER_ADDRESS (HUBPROTO_MAX_ENDPOINT + 1 + ZSEC_Z85_LEN)
 
 enum hubproto_cmd {
 	/* gateway -> hub: membership and liveness */
@@ -54,8 +57,10 @@ enum hubproto_cmd {
 	HUB_NOT_FOUND = 37, /* id: requester connection, hash */
 	HUB_COUNT = 38,	    /* list: (hash, viewers) entries, HUBPROTO_COUNT_ENTRY bytes each */
 	HUB_ROUTE = 39,	    /* answers BLOB: id: blob token, hash, value: ROUTEs still to follow
-			     * (0: the last), list: requester connections (u64 LE each),
-			     * data: the peer endpoint of their gateway (empty: yours) */
+			     * (0: the last), list: requester connections (u64 LE each), data:
+			     * their gateway's peer address (hubproto_peer_address; empty: yours) */
+	HUB_PEER_KEYS = 40, /* list: raw public keys (ZSEC_KEY_LEN each) of the gateways the hub
+			     * admitted, the only ones your peer endpoint lets in (CurveZMQ) */
 
 	/* frontend or tool -> hub */
 	HUB_LOOKUP = 64, /* id: request id, hash */
@@ -133,5 +138,21 @@ const char *hubproto_cmd_name(uint8_t cmd);
 
 /* Opens a socket with the settings every peer uses (linger 0, high-water marks). */
 void *hubproto_socket(void *ctx, int type);
+
+/* The CurveZMQ public key (Z85) of m's sender, as the receiver's ZAP handler named it (User-Id);
+ * NULL on a plain socket. The hub hands it to other gateways with the sender's endpoint. */
+const char *hubmsg_user_id(struct hubmsg *m);
+
+/* Where a gateway's peer endpoint is and, under CurveZMQ, which key its server must prove. */
+struct hubproto_peer_address {
+	char endpoint[HUBPROTO_MAX_ENDPOINT + 1];
+	char public_z85[ZSEC_Z85_LEN + 1]; /* "": a plain endpoint */
+};
+/* ROUTE's data: the endpoint, and, if public_z85 is not empty, NUL and that key. Returns the
+ * length written to out (at most HUBPROTO_MAX_PEER_ADDRESS), or 0 if either does not fit. */
+size_t hubproto_peer_address(uint8_t *out, const char *endpoint, const char *public_z85);
+/* Reads ROUTE's data; -1 (why set) for an endpoint too long or a key not 40 Z85 characters. */
+int hubproto_peer_address_parse(const uint8_t *data, size_t len, struct hubproto_peer_address *out,
+				const char **why);
 
 #endif
