@@ -41,6 +41,7 @@ struct gateway {
 	uint64_t instance; /* random per gateway process; survives a socket reconnect */
 	char name[HUBPROTO_MAX_NAME + 1];
 	char endpoint[HUBPROTO_MAX_ENDPOINT + 1]; /* its peer endpoint, from HELLO */
+	char public_key[ZSEC_Z85_LEN + 1];	  /* CurveZMQ: its HELLO's User-Id; else "" */
 	int64_t last_seen_ms;
 	uint32_t connections;
 	uint64_t holdings;
@@ -203,6 +204,9 @@ int link_send(struct hub *hub, struct gateway *gw, const struct hubproto_out *o)
 /* Logs how many messages to gw were dropped since sending to it began to fail; resets it. */
 void link_forget_unsent(struct gateway *gw, const char *why);
 void link_handle(struct hub *hub, struct hubmsg *m);
+/* CurveZMQ: tells every gateway the keys of all the gateways admitted (PEER_KEYS), after one
+ * joined or went. */
+void link_peer_keys(struct hub *hub);
 void link_heartbeat(struct hub *hub, int64_t now);
 
 /* operator.c — the operator endpoint and the stats every surface shows */
