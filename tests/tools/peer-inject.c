@@ -24,8 +24,9 @@
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: peer-inject ENDPOINT HASH TEXT [--key SECRET_FILE --server-key Z85] "
-			"[--conns N] [--ms MS]\n");
+	fprintf(stderr,
+		"usage: peer-inject ENDPOINT HASH TEXT [--key SECRET_FILE --server-key Z85] "
+		"[--conns N] [--ms MS]\n");
 	return 2;
 }
 
