@@ -198,6 +198,7 @@ struct gateway {
 	TAILQ_HEAD(, peer_link) peer_links; /* DEALERs to other gateways, by endpoint */
 	TAILQ_HEAD(, kept_blob) kept;	    /* verified blobs waiting for their ROUTEs */
 	uint64_t next_token;
+	uint64_t next_link; /* names each link's monitor (inproc://peer-link-N) */
 	int peer_retry_scheduled;
 	lws_sorted_usec_list_t sul_peer;
 	/* connections and interests */

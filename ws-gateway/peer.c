@@ -39,13 +39,17 @@
 #define PEER_KEEP_MS	10000 /* a kept blob with no (last) ROUTE by then is freed */
 #define PEER_IDLE_MS	60000 /* a link unused this long is closed */
 #define PEER_SNDHWM	1000  /* DELIVERs queued to one gateway before it counts as unreachable */
+#define PEER_REDIAL_MS	100 /* a link whose handshake failed is dialled again at most this often */
 
 struct peer_link {
 	TAILQ_ENTRY(peer_link) entry;
 	char endpoint[HUBPROTO_MAX_ENDPOINT + 1];
 	char server_key[ZSEC_Z85_LEN + 1]; /* the key its gateway must prove (CurveZMQ), or "" */
 	void *sock;			   /* DEALER, ZMQ_IMMEDIATE */
-	int64_t since_ms, used_ms;
+	void *monitor;			   /* PAIR: sock's failed handshakes (NULL: not watched) */
+	int64_t since_ms, used_ms;	   /* dialled, last sent to */
+	int64_t redial_ms;		   /* dialled again after a failed handshake */
+	int refused, refusal_logged;
 };
 
 struct parked_route {
@@ -127,8 +131,80 @@ static uint32_t peer_deliver_here(struct gateway *gw, const uint8_t *hash, zmq_m
 static void peer_link_close(struct gateway *gw, struct peer_link *l)
 {
 	TAILQ_REMOVE(&gw->peer_links, l, entry);
+	if (l->monitor) {
+		zmq_socket_monitor(l->sock, NULL, 0);
+		zmq_close(l->monitor);
+	}
 	zmq_close(l->sock);
 	free(l);
+}
+
+/* Watches the link's handshakes: ZeroMQ reconnects a broken connection by itself, but gives up
+ * on one whose handshake failed (peer_link_redial dials again). */
+static void peer_link_watch(struct gateway *gw, struct peer_link *l)
+{
+	char addr[64];
+	snprintf(addr, sizeof(addr), "inproc://peer-link-%llu",
+		 (unsigned long long)++gw->next_link);
+	l->monitor = zmq_socket(gw->zctx, ZMQ_PAIR);
+	if (l->monitor == NULL ||
+	    zmq_socket_monitor(l->sock, addr,
+			       ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+				   ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+				   ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) < 0 ||
+	    zmq_connect(l->monitor, addr) < 0) {
+		log_warnx("%s: %s: a refused handshake will not be retried", __func__,
+			  zmq_strerror(zmq_errno()));
+		if (l->monitor)
+			zmq_close(l->monitor);
+		l->monitor = NULL;
+	}
+}
+
+/* 1 if the link's monitor reported a failed handshake since last asked. */
+static int peer_link_failed_handshake(struct peer_link *l)
+{
+	int failed = 0;
+	for (int budget = 64; l->monitor && budget > 0; budget--) {
+		zmq_msg_t event, addr;
+		zmq_msg_init(&event);
+		zmq_msg_init(&addr);
+		int got = zmq_msg_recv(&event, l->monitor, ZMQ_DONTWAIT) >= 0;
+		if (got && zmq_msg_more(&event))
+			zmq_msg_recv(&addr, l->monitor, 0); /* (event, value), then the address */
+		zmq_msg_close(&event);
+		zmq_msg_close(&addr);
+		if (!got)
+			break;
+		failed = 1;
+	}
+	return failed;
+}
+
+/*
+ * After a failed send: if the link's handshake failed (the other gateway had not yet heard from
+ * the hub that our key is a gateway's, say), dials again, at most every PEER_REDIAL_MS, and
+ * counts the link as new (a route may wait PEER_CONNECT_MS for it). Keeps errno.
+ */
+static void peer_link_redial(struct peer_link *l)
+{
+	int saved = errno;
+	int64_t now = now_ms();
+	l->refused |= peer_link_failed_handshake(l);
+	if (l->refused && now >= l->redial_ms + PEER_REDIAL_MS) {
+		if (!l->refusal_logged)
+			log_warnx("gateway at %s refused our handshake (our key is not among those "
+				  "the hub gave it, or another key answers there): dialling again "
+				  "while there is something to send (logged once per link)",
+				  l->endpoint);
+		l->refusal_logged = 1;
+		l->refused = 0;
+		l->redial_ms = now;
+		zmq_disconnect(l->sock, l->endpoint); /* (ZeroMQ may have dropped it already) */
+		if (zmq_connect(l->sock, l->endpoint) == 0)
+			l->since_ms = now;
+	}
+	errno = saved;
 }
 
 /* The link to that address: the same endpoint with another key (its gateway restarted with a new
@@ -150,11 +226,17 @@ static struct peer_link *peer_link_get(struct gateway *gw, const struct hubproto
 		return NULL;
 	int one = 1, hwm = PEER_SNDHWM;
 	l->sock = peer_socket(gw, ZMQ_DEALER, a->public_z85);
+	if (l->sock != NULL)
+		peer_link_watch(gw, l);
 	if (l->sock == NULL || zmq_setsockopt(l->sock, ZMQ_IMMEDIATE, &one, sizeof(one)) < 0 ||
 	    zmq_setsockopt(l->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0 ||
 	    zmq_connect(l->sock, a->endpoint) < 0) {
 		log_warnx("%s: cannot connect to gateway at %s: %s", __func__, a->endpoint,
 			  zmq_strerror(zmq_errno()));
+		if (l->monitor) {
+			zmq_socket_monitor(l->sock, NULL, 0);
+			zmq_close(l->monitor);
+		}
 		if (l->sock)
 			zmq_close(l->sock);
 		free(l);
@@ -201,6 +283,8 @@ static void peer_send_route(struct gateway *gw, struct kept_blob *k,
 		k->delivered += (uint32_t)n;
 		return;
 	}
+	if (l)
+		peer_link_redial(l);
 	int64_t now = now_ms();
 	if (l && errno == EAGAIN && now < l->since_ms + PEER_CONNECT_MS) {
 		struct parked_route *r = malloc(sizeof(*r) + 8 * n);
@@ -318,7 +402,8 @@ static int peer_retry_parked(struct gateway *gw)
 		{
 			if (peer_link_send(r->link, k, r->conns, r->nconns) == 0) {
 				k->delivered += (uint32_t)r->nconns;
-			} else if (errno != EAGAIN || now >= r->until_ms) {
+			} else if ((peer_link_redial(r->link), errno != EAGAIN) ||
+				   now >= r->until_ms) {
 				log_warnx("%s: gateway at %s not reached in %d ms: %zu waiters "
 					  "told not_found",
 					  __func__, r->link->endpoint, PEER_CONNECT_MS, r->nconns);
