@@ -59,8 +59,9 @@ enum hubproto_cmd {
 	HUB_ROUTE = 39,	    /* answers BLOB: id: blob token, hash, value: ROUTEs still to follow
 			     * (0: the last), list: requester connections (u64 LE each), data:
 			     * their gateway's peer address (hubproto_peer_address; empty: yours) */
-	HUB_PEER_KEYS = 40, /* list: raw public keys (ZSEC_KEY_LEN each) of the gateways the hub
-			     * admitted, the only ones your peer endpoint lets in (CurveZMQ) */
+	HUB_PEER_KEYS = 40, /* list: raw public keys (ZSEC_KEY_LEN each) of gateways the hub
+			     * admitted, the only ones your peer endpoint lets in (CurveZMQ);
+			     * value: enum hubproto_peer_keys */
 
 	/* frontend or tool -> hub */
 	HUB_LOOKUP = 64, /* id: request id, hash */
@@ -78,6 +79,11 @@ enum hubproto_fail {
 	HUB_FAIL_DECLINED = 1, /* the holder said it no longer has the blob */
 	HUB_FAIL_MISMATCH = 2, /* the holder's bytes did not hash to the address */
 	HUB_FAIL_GONE = 3,     /* the holder connection closed before answering */
+};
+
+enum hubproto_peer_keys {
+	HUB_PEER_KEYS_ALL = 0, /* every such key: replaces the list before */
+	HUB_PEER_KEYS_ADD = 1, /* keys to add to it (a gateway joined) */
 };
 
 /* A received message. list and data point into frames owned by the message. */

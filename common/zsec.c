@@ -438,27 +438,38 @@ int zsec_zap_open_given(struct zsec_zap *z, void *ctx, const char *source, char 
 	return zap_bind(z, ctx, err, errlen);
 }
 
-int zsec_zap_allow(struct zsec_zap *z, const uint8_t *keys, size_t n, const char *name)
+/* One allowed key, named name; NULL out of memory. */
+static struct zsec_allowed *zap_allowed_new(const uint8_t *key, const char *name)
+{
+	struct zsec_allowed *a = calloc(1, sizeof(*a));
+	if (a != NULL) {
+		memcpy(a->key, key, ZSEC_KEY_LEN);
+		snprintf(a->name, sizeof(a->name), "%s", name);
+	}
+	return a;
+}
+
+int zsec_zap_allow(struct zsec_zap *z, const uint8_t *keys, size_t n, const char *name, int replace)
 {
 	struct map fresh;
-	size_t same = 0;
+	size_t same = 0, added = 0;
 	map_init(&fresh, offsetof(struct zsec_allowed, key), ZSEC_KEY_LEN);
 	for (size_t i = 0; i < n; i++) {
 		const uint8_t *key = keys + i * ZSEC_KEY_LEN;
-		if (map_get(&fresh, key) != NULL)
+		struct map *into = replace ? &fresh : &z->allowed;
+		if (map_get(into, key) != NULL)
 			continue;
-		struct zsec_allowed *a = calloc(1, sizeof(*a));
-		if (a != NULL) {
-			memcpy(a->key, key, ZSEC_KEY_LEN);
-			snprintf(a->name, sizeof(a->name), "%s", name);
-		}
-		if (a == NULL || map_put(&fresh, a) < 0) {
+		struct zsec_allowed *a = zap_allowed_new(key, name);
+		if (a == NULL || map_put(into, a) < 0) {
 			free(a);
 			zap_free_values(&fresh);
-			return -1;
+			return -1; /* replacing: the keys before stay; adding: those added so far */
 		}
-		same += map_get(&z->allowed, key) != NULL;
+		added++;
+		same += replace && map_get(&z->allowed, key) != NULL;
 	}
+	if (!replace)
+		return added > 0;
 	int changed = same != map_len(&fresh) || same != map_len(&z->allowed);
 	zap_free_values(&z->allowed);
 	z->allowed = fresh;

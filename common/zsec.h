@@ -112,9 +112,10 @@ int zsec_zap_open(struct zsec_zap *z, void *ctx, const char *allow_dir, char *er
 int zsec_zap_open_given(struct zsec_zap *z, void *ctx, const char *source, char *err,
 			size_t errlen);
 /* Replaces the allowed keys with these n raw keys (ZSEC_KEY_LEN bytes each; duplicates are one),
- * each named name in the logs. 1 if the set changed, 0 if it is the same, -1 out of memory (the
- * keys allowed before stay). */
-int zsec_zap_allow(struct zsec_zap *z, const uint8_t *keys, size_t n, const char *name);
+ * or (replace 0) adds them, each named name in the logs. 1 if the set changed, 0 if it is the
+ * same, -1 out of memory (replacing: the keys allowed before stay). */
+int zsec_zap_allow(struct zsec_zap *z, const uint8_t *keys, size_t n, const char *name,
+		   int replace);
 /* Reads the allow-list folder again (every *.pub file in it). */
 int zsec_zap_reload(struct zsec_zap *z, char *err, size_t errlen);
 /* Answers every request waiting on the handler's socket, without blocking; returns how many. */

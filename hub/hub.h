@@ -204,9 +204,10 @@ int link_send(struct hub *hub, struct gateway *gw, const struct hubproto_out *o)
 /* Logs how many messages to gw were dropped since sending to it began to fail; resets it. */
 void link_forget_unsent(struct gateway *gw, const char *why);
 void link_handle(struct hub *hub, struct hubmsg *m);
-/* CurveZMQ: tells every gateway the keys of all the gateways admitted (PEER_KEYS), after one
- * joined or went. */
-void link_peer_keys(struct hub *hub);
+/* CurveZMQ: the keys of the gateways admitted, the only ones their peer endpoints let in
+ * (PEER_KEYS). The gateway that joined gets the whole list, the others its key if it is new to
+ * them; after gateways went (joined NULL), every gateway gets the whole list. */
+void link_peer_keys(struct hub *hub, struct gateway *joined);
 void link_heartbeat(struct hub *hub, int64_t now);
 
 /* operator.c — the operator endpoint and the stats every surface shows */

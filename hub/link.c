@@ -198,7 +198,7 @@ void link_handle(struct hub *hub, struct hubmsg *m)
 		gw->last_seen_ms = now_ms();
 		struct hubproto_out o = {.cmd = HUB_WELCOME, .id = hub->instance};
 		link_send(hub, gw, &o);
-		link_peer_keys(hub);
+		link_peer_keys(hub, gw);
 		return;
 	}
 	default:
@@ -223,29 +223,46 @@ void link_handle(struct hub *hub, struct hubmsg *m)
 		  hubproto_cmd_name(m->cmd));
 }
 
-void link_peer_keys(struct hub *hub)
+void link_peer_keys(struct hub *hub, struct gateway *joined)
 {
 	if (hub->zap.sock == NULL || hub->ngateways == 0)
 		return; /* no CurveZMQ: peer endpoints are plain, on loopback */
-	uint8_t *keys = malloc((size_t)hub->ngateways * ZSEC_KEY_LEN);
+	uint8_t *keys = malloc((size_t)hub->ngateways * ZSEC_KEY_LEN), own[ZSEC_KEY_LEN];
+	struct map seen; /* gateways of one machine may share a key pair: each key listed once */
 	size_t n = 0;
-	if (keys == NULL) {
-		log_warnx("%s: out of memory: gateways keep the keys they had", __func__);
-		return;
-	}
-	for (uint32_t i = 0; i < hub->ngateways; i++) {
+	int has_own = joined && zmq_z85_decode(own, joined->public_key) != NULL, shared = 0;
+	map_init(&seen, 0, ZSEC_KEY_LEN);
+	for (uint32_t i = 0; keys && i < hub->ngateways; i++) {
 		uint8_t *key = keys + n * ZSEC_KEY_LEN;
 		if (hub->active[i]->public_key[0] == '\0' ||
 		    zmq_z85_decode(key, hub->active[i]->public_key) == NULL)
 			continue;
-		size_t j = 0;
-		while (j < n && memcmp(keys + j * ZSEC_KEY_LEN, key, ZSEC_KEY_LEN) != 0)
-			j++;
-		n += j == n; /* gateways of one machine may share a key: listed once */
+		shared |=
+		    has_own && hub->active[i] != joined && memcmp(key, own, ZSEC_KEY_LEN) == 0;
+		if (map_get(&seen, key) != NULL)
+			continue;
+		if (map_put(&seen, key) < 0) {
+			free(keys);
+			keys = NULL;
+		}
+		n++;
 	}
-	struct hubproto_out o = {.cmd = HUB_PEER_KEYS, .list = keys, .list_count = n};
-	for (uint32_t i = 0; i < hub->ngateways; i++)
-		link_send(hub, hub->active[i], &o);
+	map_free(&seen);
+	if (keys == NULL) {
+		log_warnx("%s: out of memory: gateways keep the keys they had", __func__);
+		return;
+	}
+	struct hubproto_out all = {
+	    .cmd = HUB_PEER_KEYS, .value = HUB_PEER_KEYS_ALL, .list = keys, .list_count = n};
+	struct hubproto_out add = {
+	    .cmd = HUB_PEER_KEYS, .value = HUB_PEER_KEYS_ADD, .list = own, .list_count = 1};
+	for (uint32_t i = 0; i < hub->ngateways; i++) {
+		struct gateway *gw = hub->active[i];
+		if (joined == NULL || gw == joined)
+			link_send(hub, gw, &all);
+		else if (has_own && !shared)
+			link_send(hub, gw, &add); /* 32 bytes, not the whole list to everyone */
+	}
 	free(keys);
 }
 
@@ -265,5 +282,6 @@ void link_heartbeat(struct hub *hub, int64_t now)
 		link_send(hub, gw, &o);
 	}
 	if (hub->ngateways != before)
-		link_peer_keys(hub);
+		link_peer_keys(hub,
+			       NULL); /* the whole list again: without the keys of those gone */
 }

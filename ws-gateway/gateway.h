@@ -259,8 +259,9 @@ void peer_close(struct gateway *gw);
 /* Keeps a verified frame (hash, blob; malloc'd, taken) and announces it to the hub in BLOB. */
 void peer_keep(struct gateway *gw, uint8_t *frame, size_t len);
 void peer_route(struct gateway *gw, struct hubmsg *m);
-/* PEER_KEYS: the only client keys the peer endpoint lets in from now on (CurveZMQ). */
-void peer_allow(struct gateway *gw, const uint8_t *keys, size_t n);
+/* PEER_KEYS: the only client keys the peer endpoint lets in from now on (replace), or more of
+ * them (CurveZMQ). */
+void peer_allow(struct gateway *gw, const uint8_t *keys, size_t n, int replace);
 void peer_forget_kept(struct gateway *gw);
 void peer_tick(struct gateway *gw);
 int peer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

@@ -243,7 +243,7 @@ static void on_count(struct gateway *gw, struct hubmsg *m)
 
 static void on_peer_keys(struct gateway *gw, struct hubmsg *m)
 {
-	peer_allow(gw, m->list, m->list_count);
+	peer_allow(gw, m->list, m->list_count, m->value == HUB_PEER_KEYS_ALL);
 }
 
 static const struct {

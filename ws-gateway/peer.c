@@ -490,18 +490,19 @@ static void peer_drain(struct gateway *gw)
 	}
 }
 
-void peer_allow(struct gateway *gw, const uint8_t *keys, size_t n)
+void peer_allow(struct gateway *gw, const uint8_t *keys, size_t n, int replace)
 {
 	if (!gw->peer_curve) {
 		log_debug("%s: PEER_KEYS without keys of our own: ignored", __func__);
 		return;
 	}
-	int rc = zsec_zap_allow(&gw->zap, keys, n, "gateway");
+	int rc = zsec_zap_allow(&gw->zap, keys, n, "gateway", replace);
+	size_t now = map_len(&gw->zap.allowed);
 	if (rc < 0)
 		log_warnx("%s: out of memory: the peer endpoint keeps the keys it had", __func__);
 	else if (rc > 0)
-		log_info("the peer endpoint lets in %zu key%s: the gateways the hub admitted", n,
-			 n == 1 ? "" : "s");
+		log_info("the peer endpoint lets in %zu key%s: the gateways the hub admitted", now,
+			 now == 1 ? "" : "s");
 }
 
 void peer_tick(struct gateway *gw)

@@ -3,7 +3,8 @@
 // own keys, a frontend with its key behind the web server. Blobs travel; a gateway or operator with an unknown key is refused, logged once by
 // the hub, and changes nothing; a hub without keys will not bind beyond loopback.
 // Between gateways too (docs/HUB-PROTOCOL.md, "Security: CurveZMQ"): a blob goes gw1 -> gw2 over
-// CurveZMQ with the keys the hub handed over; a stranger at gw2's peer endpoint (plain, or with a
+// CurveZMQ with the keys the hub handed over, a gateway with a key of its own joins and leaves
+// the others' lists; a stranger at gw2's peer endpoint (plain, or with a
 // key the hub never admitted) gets no byte to a waiter, and gw2 names its key once; a gateway
 // without keys will not bind its peer endpoint beyond loopback.
 import { test, before, after } from 'node:test';
@@ -29,10 +30,10 @@ async function keygen(name) {
 
 before(async () => {
 	dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ephemeral-curve-'));
-	for (const name of ['hub', 'gw', 'op', 'stranger', 'intruder', 'rogue']) await keygen(name);
+	for (const name of ['hub', 'gw', 'op', 'stranger', 'intruder', 'rogue', 'gw3']) await keygen(name);
 	const allowed = path.join(dir, 'allowed');
 	fs.mkdirSync(allowed);
-	for (const name of ['gw', 'op']) fs.copyFileSync(keys[name].public, path.join(allowed, `${name}.pub`));
+	for (const name of ['gw', 'op', 'gw3']) fs.copyFileSync(keys[name].public, path.join(allowed, `${name}.pub`));
 	stack = await startStack({
 		gateways: 2,
 		ownFrontends: true, // started by the stack, so that they get their key
@@ -162,6 +163,33 @@ test('gateways send each other blobs over CurveZMQ, with the keys the hub handed
 	assert.ok(got.bytes.equals(blob.bytes), 'the blob arrived changed');
 	await holder.close();
 	await waiter.close();
+}));
+
+test('a gateway with a key of its own joins: the others let it in, it lets them in, blobs cross both ways; gone, its key goes', T(async () => {
+	const keyCount = (i) => [...stack.gateways[i].tail(2000).matchAll(/the peer endpoint lets in (\d+) key/g)].map((m) => Number(m[1])).pop();
+	const settings = stack.gatewaySettings;
+	stack.gatewaySettings = { ...settings, 'gateway.secret_key': keys.gw3.secret };
+	let i;
+	try {
+		i = await stack.addGateway({ reload: false });
+	} finally {
+		stack.gatewaySettings = settings;
+	}
+	// gw1 and gw2 share one key pair (one machine's), gw3 has its own: two keys everywhere.
+	await waitFor(() => [0, 1, i].every((g) => keyCount(g) === 2), { timeoutMs: 5000, what: 'every gateway to let in 2 keys' });
+	for (const [from, to] of [[i, 1], [0, i]]) {
+		const blob = makeBlob(3000, `gw3-${from}-${to}`);
+		const a = await stack.wsConnect({ index: from, label: `gw3-holder-${from}` });
+		const b = await stack.wsConnect({ index: to, label: `gw3-waiter-${to}` });
+		await a.hold(blob);
+		b.want(blob.hash);
+		assert.ok((await b.nextBinary(blob.hash)).bytes.equals(blob.bytes), `gateway ${from} -> ${to}: changed`);
+		await a.close();
+		await b.close();
+	}
+	await stack.gateways[i].stop();
+	// The hub forgets it within hub.peer_expiry_ms (1 s here) and sends the others the list again.
+	await waitFor(() => keyCount(0) === 1 && keyCount(1) === 1, { timeoutMs: 5000, what: "gw3's key to go from the others" });
 }));
 
 test("a stranger at a gateway's peer endpoint gets no byte to a waiter: plain, or with a key the hub never admitted (named once)", T(async () => {

@@ -310,19 +310,23 @@ static void test_zap_given(void **state)
 	assert_null(r.zap.dir);
 	assert_string_equal(r.zap.source, "the hub's list");
 	assert_false(rig_try(&r, &a, 400)); /* nothing allowed until the owner says */
-	assert_int_equal(zsec_zap_allow(&r.zap, keys[0], 1, "gateway"), 1);
-	assert_int_equal(zsec_zap_allow(&r.zap, keys[0], 1, "gateway"), 0); /* the same set */
+	assert_int_equal(zsec_zap_allow(&r.zap, keys[0], 1, "gateway", 1), 1);
+	assert_int_equal(zsec_zap_allow(&r.zap, keys[0], 1, "gateway", 1), 0); /* the same set */
 	assert_true(rig_try(&r, &a, 3000));
 	assert_string_equal(r.user_id, a.public_z85);
 	/* Replaced, not added to: a key left out is refused at its next handshake. Duplicates
 	 * (gateways sharing a machine's key) count once. */
-	assert_int_equal(zsec_zap_allow(&r.zap, keys[1], 2, "gateway"), 1);
+	assert_int_equal(zsec_zap_allow(&r.zap, keys[1], 2, "gateway", 1), 1);
 	assert_int_equal(map_len(&r.zap.allowed), 1);
 	assert_false(rig_try(&r, &a, 400));
 	assert_true(rig_try(&r, &b, 3000));
-	assert_int_equal(zsec_zap_allow(&r.zap, keys[0], 3, "gateway"), 1);
+	/* Added to (a gateway joined): the others stay. */
+	assert_int_equal(zsec_zap_allow(&r.zap, keys[0], 1, "gateway", 0), 1);
+	assert_int_equal(zsec_zap_allow(&r.zap, keys[1], 2, "gateway", 0), 0);
 	assert_int_equal(map_len(&r.zap.allowed), 2);
 	assert_true(rig_try(&r, &a, 3000));
+	assert_true(rig_try(&r, &b, 3000));
+	assert_int_equal(zsec_zap_allow(&r.zap, keys[0], 3, "gateway", 1), 0); /* the same two */
 	rig_close(&r);
 }
 
