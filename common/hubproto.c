@@ -314,11 +314,13 @@ size_t hubproto_peer_address(uint8_t *out, const char *endpoint, const char *pub
 int hubproto_peer_address_parse(const uint8_t *data, size_t len, struct hubproto_peer_address *out,
 				const char **why)
 {
+	memset(out, 0, sizeof(*out));
+	if (len == 0)
+		return 0; /* the holder's own waiters (data may be NULL) */
 	const uint8_t *nul = memchr(data, '\0', len);
 	size_t elen = nul ? (size_t)(nul - data) : len;
 	size_t klen = nul ? len - elen - 1 : 0;
 	uint8_t raw[ZSEC_KEY_LEN];
-	memset(out, 0, sizeof(*out));
 	if (elen > HUBPROTO_MAX_ENDPOINT) {
 		*why = "peer endpoint too long";
 		return -1;
