@@ -107,9 +107,11 @@ test('a gateway with an unknown key is refused, logged once by the hub, and harm
 	} finally {
 		stack.gatewaySettings = settings;
 	}
-	// It keeps trying (a fresh socket every second): give it several attempts.
-	await waitFor(() => /reconnecting[\s\S]*reconnecting/.test(stack.gateways[i].tail(100)), { timeoutMs: 8000, what: 'the intruder to try again twice' });
-	await sleep(300);
+	// It keeps trying, with a fresh socket every hub.peer_expiry_ms (1 s here), and says so once
+	// per outage: give it several attempts.
+	await waitFor(() => /hub silent for/.test(stack.gateways[i].tail(100)), { timeoutMs: 8000, what: 'the intruder to find the hub silent' });
+	await sleep(2500);
+	assert.equal((stack.gateways[i].tail(2000).match(/hub silent for/g) || []).length, 1, stack.gateways[i].tail(2000));
 	const lines = refusals();
 	assert.equal(lines.length, 1, `expected one refusal line, got:\n${lines.join('\n')}`);
 	assert.match(lines[0], /refused a connection to hub from 127\.\d+\.\d+\.\d+: its key \S+ is not in /);
