@@ -81,7 +81,12 @@ $(BUILD)/ephemeral: $(call obj,$(CLI_SRC)) $(BUILD)/libcommon.a
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 LIB_OBJS  := $(call obj,$(filter-out %/main.c,$(HUB_SRC) $(GW_SRC) $(FCGI_SRC) $(CLI_SRC)))
-unit: $(OOM_OBJ) $(UNIT_BINS)
+# Tools the end-to-end tests run (outside $(BUILD)/tests, whose every file is a unit test).
+TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/test-tools/%,$(wildcard tests/tools/*.c))
+unit: $(OOM_OBJ) $(UNIT_BINS) $(TEST_TOOLS)
+$(BUILD)/test-tools/%: tests/tools/%.c $(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) $(OOM_OBJ) $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ihub -Iws-gateway -Ifrontend-fcgi -Itests/unit $(LDFLAGS) \

@@ -55,7 +55,8 @@ static struct config_key config_keys[] = {
     {"gateway.port", CONFIG_INT, "8081", 1, 65535, "WebSocket port of the gateway", NULL},
     {"gateway.name", CONFIG_STR, "", 0, 0, "name shown to operators (default: gw-<port>)", NULL},
     {"gateway.peer_bind", CONFIG_STR, "tcp://127.0.0.1:*", 0, 0,
-     "ZeroMQ endpoint the gateway binds for blobs from other gateways (port *: any free one)",
+     "ZeroMQ endpoint the gateway binds for blobs from other gateways (port *: any free one); "
+     "beyond loopback only with keys (gateway.secret_key), which make it CurveZMQ",
      NULL},
     {"gateway.peer_endpoint", CONFIG_STR, "", 0, 0,
      "the endpoint other gateways reach gateway.peer_bind at (empty: the one bound); set it "

@@ -37,7 +37,8 @@ static const struct hubproto_shape hubproto_shapes[] = {
     {HUB_REQUEST, "REQUEST", 0, 0, 0},
     {HUB_NOT_FOUND, "NOT_FOUND", 0, 0, 0},
     {HUB_COUNT, "COUNT", HUBPROTO_COUNT_ENTRY, 0, 0},
-    {HUB_ROUTE, "ROUTE", 8, 1, HUBPROTO_MAX_ENDPOINT},
+    {HUB_ROUTE, "ROUTE", 8, 1, HUBPROTO_MAX_PEER_ADDRESS},
+    {HUB_PEER_KEYS, "PEER_KEYS", ZSEC_KEY_LEN, 0, 0},
     {HUB_LOOKUP, "LOOKUP", 0, 0, 0},
     {HUB_STATS, "STATS", 0, 0, 0},
     {HUB_LOOKUP_REPLY, "LOOKUP_REPLY", 0, 0, 0},
@@ -313,6 +314,55 @@ out : {
 	errno = saved;
 	return -1;
 }
+}
+
+const char *hubmsg_user_id(struct hubmsg *m)
+{
+	const char *id = m->nframes > 0 ? zmq_msg_gets(&m->frames[0], "User-Id") : NULL;
+	return id && *id ? id : NULL;
+}
+
+size_t hubproto_peer_address(uint8_t *out, const char *endpoint, const char *public_z85)
+{
+	size_t elen = strlen(endpoint), klen = public_z85 ? strlen(public_z85) : 0;
+	if (elen > HUBPROTO_MAX_ENDPOINT || (klen != 0 && klen != ZSEC_Z85_LEN))
+		return 0;
+	memcpy(out, endpoint, elen);
+	if (klen == 0)
+		return elen;
+	out[elen] = '\0';
+	memcpy(out + elen + 1, public_z85, klen);
+	return elen + 1 + klen;
+}
+
+int hubproto_peer_address_parse(const uint8_t *data, size_t len, struct hubproto_peer_address *out,
+				const char **why)
+{
+	memset(out, 0, sizeof(*out));
+	if (len == 0)
+		return 0; /* the holder's own waiters (data may be NULL) */
+	const uint8_t *nul = memchr(data, '\0', len);
+	size_t elen = nul ? (size_t)(nul - data) : len;
+	size_t klen = nul ? len - elen - 1 : 0;
+	uint8_t raw[ZSEC_KEY_LEN];
+	if (elen > HUBPROTO_MAX_ENDPOINT) {
+		*why = "peer endpoint too long";
+		return -1;
+	}
+	memcpy(out->endpoint, data, elen);
+	if (nul == NULL)
+		return 0;
+	if (klen != ZSEC_Z85_LEN) {
+		*why = "peer key is not 40 Z85 characters";
+		return -1;
+	}
+	memcpy(out->public_z85, nul + 1, klen);
+	if (strlen(out->public_z85) != ZSEC_Z85_LEN ||
+	    zmq_z85_decode(raw, out->public_z85) == NULL) {
+		*why = "peer key is not Z85";
+		return -1;
+	}
+	return 0;
 }
 
 void *hubproto_socket(void *ctx, int type)

@@ -20,6 +20,7 @@
 #include <zmq.h>
 
 #include "util.h"
+#include "zsec.h"
 
 #define HUBPROTO_VERSION      2 /* 2: blob bytes go gateway to gateway, never through the hub */
 #define HUBPROTO_HEADER_LEN   48
@@ -34,6 +35,8 @@
  * 8-byte connection id or key, then the hash (HUBPROTO_CONN_KEY_HASH). */
 #define HUBPROTO_CONN_KEY_LEN	    (8 + HASH_LEN)
 #define HUBPROTO_CONN_KEY_HASH(key) ((key) + 8)
+/* ROUTE's data: a peer endpoint, then (CurveZMQ) NUL and that gateway's public key in Z85. */
+#define HUBPROTO_MAX_PEER_ADDRESS (HUBPROTO_MAX_ENDPOINT + 1 + ZSEC_Z85_LEN)
 
 enum hubproto_cmd {
 	/* gateway -> hub: membership and liveness */
@@ -61,8 +64,11 @@ enum hubproto_cmd {
 	HUB_NOT_FOUND = 37, /* id: requester connection, hash */
 	HUB_COUNT = 38,	    /* list: (hash, viewers) entries, HUBPROTO_COUNT_ENTRY bytes each */
 	HUB_ROUTE = 39,	    /* answers BLOB: id: blob token, hash, value: ROUTEs still to follow
-			     * (0: the last), list: requester connections (u64 LE each),
-			     * data: the peer endpoint of their gateway (empty: yours) */
+			     * (0: the last), list: requester connections (u64 LE each), data:
+			     * their gateway's peer address (hubproto_peer_address; empty: yours) */
+	HUB_PEER_KEYS = 40, /* list: raw public keys (ZSEC_KEY_LEN each) of gateways the hub
+			     * admitted, the only ones your peer endpoint lets in (CurveZMQ);
+			     * value: enum hubproto_peer_keys */
 
 	/* frontend or tool -> hub */
 	HUB_LOOKUP = 64, /* id: request id, hash */
@@ -80,6 +86,11 @@ enum hubproto_fail {
 	HUB_FAIL_DECLINED = 1, /* the holder said it no longer has the blob */
 	HUB_FAIL_MISMATCH = 2, /* the holder's bytes did not hash to the address */
 	HUB_FAIL_GONE = 3,     /* the holder connection closed before answering */
+};
+
+enum hubproto_peer_keys {
+	HUB_PEER_KEYS_ALL = 0, /* every such key: replaces the list before */
+	HUB_PEER_KEYS_ADD = 1, /* keys to add to it (a gateway joined) */
 };
 
 /* A received message. list and data point into frames owned by the message. */
@@ -157,5 +168,21 @@ int hubproto_count_put(uint8_t **list, size_t *len, size_t *cap, const uint8_t h
 		       uint32_t viewers);
 void hubproto_conn_key(uint8_t key[HUBPROTO_CONN_KEY_LEN], uint64_t conn,
 		       const uint8_t hash[HASH_LEN]);
+
+/* The CurveZMQ public key (Z85) of m's sender, as the receiver's ZAP handler named it (User-Id);
+ * NULL on a plain socket. The hub hands it to other gateways with the sender's endpoint. */
+const char *hubmsg_user_id(struct hubmsg *m);
+
+/* Where a gateway's peer endpoint is and, under CurveZMQ, which key its server must prove. */
+struct hubproto_peer_address {
+	char endpoint[HUBPROTO_MAX_ENDPOINT + 1];
+	char public_z85[ZSEC_Z85_LEN + 1]; /* "": a plain endpoint */
+};
+/* ROUTE's data: the endpoint, and, if public_z85 is not empty, NUL and that key. Returns the
+ * length written to out (at most HUBPROTO_MAX_PEER_ADDRESS), or 0 if either does not fit. */
+size_t hubproto_peer_address(uint8_t *out, const char *endpoint, const char *public_z85);
+/* Reads ROUTE's data; -1 (why set) for an endpoint too long or a key not 40 Z85 characters. */
+int hubproto_peer_address_parse(const uint8_t *data, size_t len, struct hubproto_peer_address *out,
+				const char **why);
 
 #endif

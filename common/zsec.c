@@ -1,11 +1,12 @@
 /*
  * zsec.c — CurveZMQ for Ephemeral's sockets: key files, socket options, the ZAP handler.
  *
- * Owns the key file format (one parser, zsec_keys_parse), the allow-list it loads from a folder,
- * and the answers to libzmq's ZAP requests (RFC 27). It never blocks: the handler is drained by
+ * Owns the key file format (one parser, zsec_keys_parse), the allow-list (loaded from a folder for
+ * the hub, given by the hub for a gateway's peer endpoint), and the answers to libzmq's ZAP
+ * requests (RFC 27). It never blocks: the handler is drained by
  * the owner's event loop, and a malformed request gets a refusal, never a crash. Called by the
  * hub at start (main.c), by every socket that connects to the hub (gateway, frontend,
- * ephemeral-ctl), and by ephemeral-ctl keygen.
+ * ephemeral-ctl), by a gateway's peer links (ws-gateway/peer.c), and by ephemeral-ctl keygen.
  */
 #include "zsec.h"
 #include "config.h"
@@ -291,10 +292,10 @@ int zsec_client_socket(void *sock, const struct zsec_keys *own, const char *serv
 	return 0;
 }
 
-int zsec_client_from_config(void *sock, const char *secret_setting)
+int zsec_keys_from_config(const char *secret_setting, struct zsec_keys *own, struct zsec_keys *hub)
 {
 	const char *own_path = config_str(secret_setting), *hub_path = config_str("hub.public_key");
-	struct zsec_keys own, hub;
+	struct zsec_keys hub_keys;
 	char err[512];
 	if (*own_path == '\0' && *hub_path == '\0')
 		return 0;
@@ -303,9 +304,27 @@ int zsec_client_from_config(void *sock, const char *secret_setting)
 			   __func__, secret_setting, *own_path ? secret_setting : "hub.public_key");
 		return -1;
 	}
-	if (zsec_keys_load(hub_path, 0, &hub, err, sizeof(err)) < 0 ||
-	    zsec_keys_load(own_path, 1, &own, err, sizeof(err)) < 0 ||
-	    zsec_client_socket(sock, &own, hub.public_z85, err, sizeof(err)) < 0) {
+	if (!zsec_available()) {
+		log_errorx("%s: %s is set, but this libzmq has no CURVE support", __func__,
+			   secret_setting);
+		return -1;
+	}
+	if (zsec_keys_load(hub_path, 0, hub ? hub : &hub_keys, err, sizeof(err)) < 0 ||
+	    zsec_keys_load(own_path, 1, own, err, sizeof(err)) < 0) {
+		log_errorx("%s: %s", __func__, err);
+		return -1;
+	}
+	return 1;
+}
+
+int zsec_client_from_config(void *sock, const char *secret_setting)
+{
+	struct zsec_keys own, hub;
+	char err[512];
+	int rc = zsec_keys_from_config(secret_setting, &own, &hub);
+	if (rc <= 0)
+		return rc;
+	if (zsec_client_socket(sock, &own, hub.public_z85, err, sizeof(err)) < 0) {
 		log_errorx("%s: %s", __func__, err);
 		return -1;
 	}
@@ -371,20 +390,9 @@ int zsec_zap_reload(struct zsec_zap *z, char *err, size_t errlen)
 	return 0;
 }
 
-int zsec_zap_open(struct zsec_zap *z, void *ctx, const char *allow_dir, char *err, size_t errlen)
+/* Binds the handler's socket: the last step of either way to open one. */
+static int zap_bind(struct zsec_zap *z, void *ctx, char *err, size_t errlen)
 {
-	memset(z, 0, sizeof(*z));
-	map_init(&z->allowed, offsetof(struct zsec_allowed, key), ZSEC_KEY_LEN);
-	map_init(&z->refused, offsetof(struct zsec_refused, key), ZSEC_KEY_LEN);
-	if (allow_dir == NULL || *allow_dir == '\0') {
-		snprintf(err, errlen, "no folder of allowed keys");
-		return -1;
-	}
-	z->dir = strdup(allow_dir);
-	if (z->dir == NULL || zsec_zap_reload(z, err, errlen) < 0) {
-		zsec_zap_close(z);
-		return -1;
-	}
 	int zero = 0;
 	z->sock = zmq_socket(ctx, ZMQ_REP);
 	if (z->sock == NULL || zmq_setsockopt(z->sock, ZMQ_LINGER, &zero, sizeof(zero)) < 0 ||
@@ -396,6 +404,78 @@ int zsec_zap_open(struct zsec_zap *z, void *ctx, const char *allow_dir, char *er
 	return 0;
 }
 
+int zsec_zap_open(struct zsec_zap *z, void *ctx, const char *allow_dir, char *err, size_t errlen)
+{
+	memset(z, 0, sizeof(*z));
+	map_init(&z->allowed, offsetof(struct zsec_allowed, key), ZSEC_KEY_LEN);
+	map_init(&z->refused, offsetof(struct zsec_refused, key), ZSEC_KEY_LEN);
+	if (allow_dir == NULL || *allow_dir == '\0') {
+		snprintf(err, errlen, "no folder of allowed keys");
+		return -1;
+	}
+	z->dir = strdup(allow_dir);
+	z->source = strdup(allow_dir);
+	if (z->dir == NULL || z->source == NULL || zsec_zap_reload(z, err, errlen) < 0) {
+		if (z->dir && z->source == NULL)
+			snprintf(err, errlen, "out of memory");
+		zsec_zap_close(z);
+		return -1;
+	}
+	return zap_bind(z, ctx, err, errlen);
+}
+
+int zsec_zap_open_given(struct zsec_zap *z, void *ctx, const char *source, char *err, size_t errlen)
+{
+	memset(z, 0, sizeof(*z));
+	map_init(&z->allowed, offsetof(struct zsec_allowed, key), ZSEC_KEY_LEN);
+	map_init(&z->refused, offsetof(struct zsec_refused, key), ZSEC_KEY_LEN);
+	z->source = strdup(source);
+	if (z->source == NULL) {
+		snprintf(err, errlen, "out of memory");
+		zsec_zap_close(z);
+		return -1;
+	}
+	return zap_bind(z, ctx, err, errlen);
+}
+
+/* One allowed key, named name; NULL out of memory. */
+static struct zsec_allowed *zap_allowed_new(const uint8_t *key, const char *name)
+{
+	struct zsec_allowed *a = calloc(1, sizeof(*a));
+	if (a != NULL) {
+		memcpy(a->key, key, ZSEC_KEY_LEN);
+		snprintf(a->name, sizeof(a->name), "%s", name);
+	}
+	return a;
+}
+
+int zsec_zap_allow(struct zsec_zap *z, const uint8_t *keys, size_t n, const char *name, int replace)
+{
+	struct map fresh;
+	size_t same = 0, added = 0;
+	map_init(&fresh, offsetof(struct zsec_allowed, key), ZSEC_KEY_LEN);
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *key = keys + i * ZSEC_KEY_LEN;
+		struct map *into = replace ? &fresh : &z->allowed;
+		if (map_get(into, key) != NULL)
+			continue;
+		struct zsec_allowed *a = zap_allowed_new(key, name);
+		if (a == NULL || map_put(into, a) < 0) {
+			free(a);
+			zap_free_values(&fresh);
+			return -1; /* replacing: the keys before stay; adding: those added so far */
+		}
+		added++;
+		same += replace && map_get(&z->allowed, key) != NULL;
+	}
+	if (!replace)
+		return added > 0;
+	int changed = same != map_len(&fresh) || same != map_len(&z->allowed);
+	zap_free_values(&z->allowed);
+	z->allowed = fresh;
+	return changed;
+}
+
 void zsec_zap_close(struct zsec_zap *z)
 {
 	if (z->sock)
@@ -404,7 +484,8 @@ void zsec_zap_close(struct zsec_zap *z)
 	zap_free_values(&z->allowed);
 	zap_free_values(&z->refused);
 	free(z->dir);
-	z->dir = NULL;
+	free(z->source);
+	z->dir = z->source = NULL;
 }
 
 /* The folder changed since it was read (a key file added or removed): read it again. */
@@ -412,6 +493,8 @@ static void zap_refresh(struct zsec_zap *z)
 {
 	struct stat st;
 	char err[512];
+	if (z->dir == NULL)
+		return; /* the owner gives the keys */
 	if (stat(z->dir, &st) < 0) {
 		log_warnx("%s: %s: %s (keeping the keys read before)", __func__, z->dir,
 			  strerror(errno));
@@ -456,7 +539,7 @@ static void zap_refused_log(struct zsec_zap *z, const uint8_t *key, const char *
 	zmq_z85_encode(z85, key, ZSEC_KEY_LEN);
 	log_warnx("refused a connection to %s from %s: its key %s is not in %s (logged once per "
 		  "key)",
-		  domain, address, z85, z->dir);
+		  domain, address, z85, z->source);
 }
 
 /* Decides on one request: fills status, reason and the User-Id (the key in Z85, so that the

@@ -8,10 +8,12 @@
  * away) and NAME.secret (mode 0600, never leaves the machine).
  *
  * How a socket is secured, one call each:
- *   - a socket that binds (the hub's ROUTER and REP; later a gateway's peer endpoint):
+ *   - a socket that binds (the hub's ROUTER and REP, a gateway's peer endpoint):
  *     zsec_server_socket(sock, own key pair, zap, domain) before zmq_bind, where zap is a
  *     zsec_zap opened first in the same context and polled by the owner's loop (zsec_zap_drain
- *     whenever its socket is readable; its ZMQ_FD is edge-triggered, like any ZeroMQ socket);
+ *     whenever its socket is readable; its ZMQ_FD is edge-triggered, like any ZeroMQ socket).
+ *     The hub's handler lets in the keys of a folder (zsec_zap_open); a gateway's, the keys the
+ *     hub gives it (zsec_zap_open_given, then zsec_zap_allow whenever the hub's list changes);
  *   - a socket that connects to the hub: zsec_client_from_config(sock, "<program>.secret_key")
  *     before zmq_connect (settings hub.public_key and the program's own key pair);
  *   - a socket that connects to another server (a gateway's peer): zsec_client_socket(sock, own
@@ -73,6 +75,9 @@ int zsec_client_socket(void *sock, const struct zsec_keys *own, const char *serv
  * by the setting secret_setting (e.g. "gateway.secret_key") and applies them; if neither is set,
  * does nothing. Returns -1 (and logs why) when only one is set or a file is unusable. */
 int zsec_client_from_config(void *sock, const char *secret_setting);
+/* The same settings, read: 1 both set and loaded into own (and hub, if not NULL), 0 neither set,
+ * -1 (logged) only one set, a file unusable, or a libzmq without CURVE. */
+int zsec_keys_from_config(const char *secret_setting, struct zsec_keys *own, struct zsec_keys *hub);
 
 /* An allowed key, named after its file (without .pub) in the logs. A message from a client
  * that was let in carries the client's public key in Z85 as its "User-Id" property
@@ -86,11 +91,14 @@ struct zsec_refused {
 	uint8_t key[ZSEC_KEY_LEN];
 };
 
-/* The ZAP handler: a REP socket on ZSEC_ZAP_ENDPOINT. It re-reads the folder whenever the
- * folder's modification time has changed (a key file added or removed), at the next handshake. */
+/* The ZAP handler: a REP socket on ZSEC_ZAP_ENDPOINT. With a folder, it re-reads it whenever the
+ * folder's modification time has changed (a key file added or removed), at the next handshake;
+ * without, its owner sets the keys (zsec_zap_allow). */
 struct zsec_zap {
 	void *sock;
-	char *dir;
+	char *dir;    /* NULL: the keys are given (zsec_zap_open_given) */
+	char *source; /* where allowed keys come from, in the refusal log: dir, or the owner's words
+		       */
 	struct timespec dir_mtime;
 	struct map allowed; /* raw key -> struct zsec_allowed */
 	struct map refused; /* raw key -> struct zsec_refused: already logged */
@@ -99,6 +107,15 @@ struct zsec_zap {
 };
 
 int zsec_zap_open(struct zsec_zap *z, void *ctx, const char *allow_dir, char *err, size_t errlen);
+/* A handler that lets in no key until zsec_zap_allow gives it some; source names them in the
+ * log ("refused …: its key … is not in <source>"). */
+int zsec_zap_open_given(struct zsec_zap *z, void *ctx, const char *source, char *err,
+			size_t errlen);
+/* Replaces the allowed keys with these n raw keys (ZSEC_KEY_LEN bytes each; duplicates are one),
+ * or (replace 0) adds them, each named name in the logs. 1 if the set changed, 0 if it is the
+ * same, -1 out of memory (replacing: the keys allowed before stay). */
+int zsec_zap_allow(struct zsec_zap *z, const uint8_t *keys, size_t n, const char *name,
+		   int replace);
 /* Reads the allow-list folder again (every *.pub file in it). */
 int zsec_zap_reload(struct zsec_zap *z, char *err, size_t errlen);
 /* Answers every request waiting on the handler's socket, without blocking; returns how many. */

@@ -41,6 +41,7 @@ struct gateway {
 	uint64_t instance; /* random per gateway process; survives a socket reconnect */
 	char name[HUBPROTO_MAX_NAME + 1];
 	char endpoint[HUBPROTO_MAX_ENDPOINT + 1]; /* its peer endpoint, from HELLO */
+	char public_key[ZSEC_Z85_LEN + 1];	  /* CurveZMQ: its HELLO's User-Id; else "" */
 	int64_t last_seen_ms;
 	uint32_t connections;
 	uint64_t holdings;
@@ -215,6 +216,10 @@ int link_send(struct hub *hub, struct gateway *gw, const struct hubproto_out *o)
 /* Logs how many messages to gw were dropped since sending to it began to fail; resets it. */
 void link_forget_unsent(struct gateway *gw, const char *why);
 void link_handle(struct hub *hub, struct hubmsg *m);
+/* CurveZMQ: the keys of the gateways admitted, the only ones their peer endpoints let in
+ * (PEER_KEYS). The gateway that joined gets the whole list, the others its key if it is new to
+ * them; after gateways went (joined NULL), every gateway gets the whole list. */
+void link_peer_keys(struct hub *hub, struct gateway *joined);
 void link_heartbeat(struct hub *hub, int64_t now);
 
 /* operator.c — the operator endpoint and the stats every surface shows */

@@ -2,7 +2,10 @@
  * link.c — the hub's side of the hub protocol: dispatches what gateways and frontends send, and
  * sends to gateways. Keeps gateways alive (PING out, any message in counts as a sign of life),
  * forgets a gateway silent for hub.peer_expiry_ms, and answers RESET to a gateway it does not
- * know (after a hub restart), which makes the gateway say HELLO and re-announce its state.
+ * know (after a hub restart), which makes the gateway say HELLO and re-announce its state. With
+ * CurveZMQ it remembers each gateway's key (the User-Id of its HELLO) and tells every gateway the
+ * keys of all the others whenever a gateway joins or goes (PEER_KEYS): their peer endpoints let
+ * in those keys only.
  */
 #include "hub.h"
 #include "log.h"
@@ -191,9 +194,15 @@ void link_handle(struct hub *hub, struct hubmsg *m)
 				log_warnx("gateways %s and %s both announce the peer endpoint %s: "
 					  "set gateway.peer_endpoint",
 					  hub->active[i]->name, gw->name, gw->endpoint);
+		/* Its key as the ZAP handler let it in, never as a gateway might describe itself:
+		 * other gateways learn it from us (ROUTE) to tell the real one from an impostor. */
+		const char *key = hubmsg_user_id(m);
+		snprintf(gw->public_key, sizeof(gw->public_key), "%s",
+			 key && strlen(key) == ZSEC_Z85_LEN ? key : "");
 		gw->last_seen_ms = now_ms();
 		struct hubproto_out o = {.cmd = HUB_WELCOME, .id = hub->instance};
 		link_send(hub, gw, &o);
+		link_peer_keys(hub, gw);
 		return;
 	}
 	default:
@@ -218,8 +227,52 @@ void link_handle(struct hub *hub, struct hubmsg *m)
 		  hubproto_cmd_name(m->cmd));
 }
 
+void link_peer_keys(struct hub *hub, struct gateway *joined)
+{
+	if (hub->zap.sock == NULL || hub->ngateways == 0)
+		return; /* no CurveZMQ: peer endpoints are plain, on loopback */
+	uint8_t *keys = malloc((size_t)hub->ngateways * ZSEC_KEY_LEN), own[ZSEC_KEY_LEN];
+	struct map seen; /* gateways of one machine may share a key pair: each key listed once */
+	size_t n = 0;
+	int has_own = joined && zmq_z85_decode(own, joined->public_key) != NULL, shared = 0;
+	map_init(&seen, 0, ZSEC_KEY_LEN);
+	for (uint32_t i = 0; keys && i < hub->ngateways; i++) {
+		uint8_t *key = keys + n * ZSEC_KEY_LEN;
+		if (hub->active[i]->public_key[0] == '\0' ||
+		    zmq_z85_decode(key, hub->active[i]->public_key) == NULL)
+			continue;
+		shared |=
+		    has_own && hub->active[i] != joined && memcmp(key, own, ZSEC_KEY_LEN) == 0;
+		if (map_get(&seen, key) != NULL)
+			continue;
+		if (map_put(&seen, key) < 0) {
+			free(keys);
+			keys = NULL;
+		}
+		n++;
+	}
+	map_free(&seen);
+	if (keys == NULL) {
+		log_warnx("%s: out of memory: gateways keep the keys they had", __func__);
+		return;
+	}
+	struct hubproto_out all = {
+	    .cmd = HUB_PEER_KEYS, .value = HUB_PEER_KEYS_ALL, .list = keys, .list_count = n};
+	struct hubproto_out add = {
+	    .cmd = HUB_PEER_KEYS, .value = HUB_PEER_KEYS_ADD, .list = own, .list_count = 1};
+	for (uint32_t i = 0; i < hub->ngateways; i++) {
+		struct gateway *gw = hub->active[i];
+		if (joined == NULL || gw == joined)
+			link_send(hub, gw, &all);
+		else if (has_own && !shared)
+			link_send(hub, gw, &add); /* 32 bytes, not the whole list to everyone */
+	}
+	free(keys);
+}
+
 void link_heartbeat(struct hub *hub, int64_t now)
 {
+	uint32_t before = hub->ngateways;
 	for (uint32_t i = hub->ngateways; i-- > 0;) {
 		struct gateway *gw = hub->active[i]; /* backwards: removal reorders the tail only */
 		if (now - gw->last_seen_ms > hub->expiry_ms) {
@@ -232,4 +285,7 @@ void link_heartbeat(struct hub *hub, int64_t now)
 		struct hubproto_out o = {.cmd = HUB_PING, .id = hub->instance};
 		link_send(hub, gw, &o);
 	}
+	if (hub->ngateways != before)
+		link_peer_keys(hub,
+			       NULL); /* the whole list again: without the keys of those gone */
 }

@@ -257,11 +257,11 @@ void router_want(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
 
 /*
  * Routes a blob that a holder's gateway verified and keeps (as token): one ROUTE per gateway with
- * waiters, naming its waiting connections and its peer endpoint (empty for the holder's own
- * gateway), the last one with value 0. The gateway sends the bytes itself and reports what it
- * delivered (DELIVERED) and whom it could not reach (UNDELIVERED). Nobody waiting any more (a
- * late answer): one empty ROUTE lets the gateway free the blob. Waiters whose ROUTE cannot be
- * sent stay in the fetch, which asks the next holder.
+ * waiters, naming its waiting connections and its peer address (its endpoint and, with CurveZMQ,
+ * its key; empty for the holder's own gateway), the last one with value 0. The gateway sends the
+ * bytes itself and reports what it delivered (DELIVERED) and whom it could not reach (UNDELIVERED).
+ * Nobody waiting any more (a late answer): one empty ROUTE lets the gateway free the blob. Waiters
+ * whose ROUTE cannot be sent stay in the fetch, which asks the next holder.
  */
 void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint8_t hash[HASH_LEN],
 		 uint32_t size)
@@ -326,15 +326,18 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 		LIST_FOREACH(w, &f->waiters, fentry)
 		if (w->c->gw == gws[g])
 			put_u64(list + 8 * n++, w->c->id);
-		const char *endpoint = gws[g] == gw ? "" : gws[g]->endpoint;
+		uint8_t addr[HUBPROTO_MAX_PEER_ADDRESS];
+		size_t addr_len = gws[g] == gw ? 0
+					       : hubproto_peer_address(addr, gws[g]->endpoint,
+								       gws[g]->public_key);
 		struct hubproto_out o = {.cmd = HUB_ROUTE,
 					 .id = token,
 					 .hash = hash,
 					 .value = (uint32_t)(ngws - 1 - g),
 					 .list = list,
 					 .list_count = n,
-					 .data = endpoint,
-					 .data_len = strlen(endpoint)};
+					 .data = addr,
+					 .data_len = addr_len};
 		if (link_send(hub, gw, &o) < 0)
 			break; /* logged there; these waiters stay, the next holder is asked */
 		LIST_FOREACH(w, &f->waiters, fentry)

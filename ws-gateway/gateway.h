@@ -18,6 +18,7 @@
 #include "hubproto.h"
 #include "map.h"
 #include "wsmsg.h"
+#include "zsec.h"
 
 /* glibc's <sys/queue.h> lacks the BSD _SAFE iterators */
 #ifndef TAILQ_FOREACH_SAFE
@@ -190,9 +191,14 @@ struct gateway {
 	char peer_endpoint[HUBPROTO_MAX_ENDPOINT + 1]; /* announced in HELLO */
 	void *peer_sock;			       /* ROUTER: blobs from other gateways */
 	struct lws *peer_wsi;
+	int peer_curve;	       /* CurveZMQ on every peer socket (the gateway has keys to the hub) */
+	struct zsec_keys keys; /* gateway.secret_key: server of peer_sock, client of the links */
+	struct zsec_zap zap;   /* lets in the keys the hub names in PEER_KEYS */
+	struct lws *zap_wsi;   /* its REP socket in the lws loop */
 	TAILQ_HEAD(, peer_link) peer_links; /* DEALERs to other gateways, by endpoint */
 	TAILQ_HEAD(, kept_blob) kept;	    /* verified blobs waiting for their ROUTEs */
 	uint64_t next_token;
+	uint64_t next_link; /* names each link's monitor (inproc://peer-link-N) */
 	int peer_retry_scheduled;
 	lws_sorted_usec_list_t sul_peer;
 	/* connections and interests */
@@ -247,12 +253,17 @@ int outq_write(struct outq *q, struct lws *wsi, uint8_t *scratch, size_t *blob_l
 void outq_clear(struct outq *q);
 
 /* peer.c — verified blobs kept for the hub's ROUTEs; the links between gateways */
-void *peer_socket(struct gateway *gw, int type); /* every peer socket is made here */
+/* Every peer socket is made here: with CurveZMQ, the ROUTER (server_z85 NULL) a server that lets
+ * in the keys of PEER_KEYS, a DEALER a client that insists on server_z85 at the other end. */
+void *peer_socket(struct gateway *gw, int type, const char *server_z85);
 int peer_open(struct gateway *gw);
 void peer_close(struct gateway *gw);
 /* Keeps a verified frame (hash, blob; malloc'd, taken) and announces it to the hub in BLOB. */
 void peer_keep(struct gateway *gw, uint8_t *frame, size_t len);
 void peer_route(struct gateway *gw, struct hubmsg *m);
+/* PEER_KEYS: the only client keys the peer endpoint lets in from now on (replace), or more of
+ * them (CurveZMQ). */
+void peer_allow(struct gateway *gw, const uint8_t *keys, size_t n, int replace);
 void peer_forget_kept(struct gateway *gw);
 void peer_tick(struct gateway *gw);
 int peer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

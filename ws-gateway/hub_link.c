@@ -224,13 +224,18 @@ static void on_count(struct gateway *gw, struct hubmsg *m)
 	}
 }
 
+static void on_peer_keys(struct gateway *gw, struct hubmsg *m)
+{
+	peer_allow(gw, m->list, m->list_count, m->value == HUB_PEER_KEYS_ALL);
+}
+
 static const struct {
 	uint8_t cmd;
 	void (*fn)(struct gateway *, struct hubmsg *);
 } hub_link_handlers[] = {
-    {HUB_WELCOME, on_welcome}, {HUB_PING, on_ping},   {HUB_RESET, on_reset},
-    {HUB_REQUEST, on_request}, {HUB_ROUTE, on_route}, {HUB_NOT_FOUND, on_not_found},
-    {HUB_COUNT, on_count},
+    {HUB_WELCOME, on_welcome}, {HUB_PING, on_ping},	      {HUB_RESET, on_reset},
+    {HUB_REQUEST, on_request}, {HUB_ROUTE, on_route},	      {HUB_NOT_FOUND, on_not_found},
+    {HUB_COUNT, on_count},     {HUB_PEER_KEYS, on_peer_keys},
 };
 
 static void hub_link_drain(struct gateway *gw)

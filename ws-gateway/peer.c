@@ -18,6 +18,13 @@
  * gateway that cannot keep up) is reported. A blob the hub never routes (it restarted) is freed
  * after PEER_KEEP_MS; a link unused for PEER_IDLE_MS is closed. Received DELIVERs are not hashed
  * again: only gateways speak on these links, and the holder's gateway verified the bytes.
+ *
+ * That holds because of CurveZMQ: a gateway with keys to the hub (hub.public_key,
+ * gateway.secret_key) makes every peer socket with its own key pair (peer_socket): the ROUTER a
+ * CURVE server whose ZAP handler lets in only the keys the hub names in PEER_KEYS (the gateways
+ * it admitted), each DEALER a client that insists on the key the hub gave in ROUTE with the
+ * endpoint. So no gateway takes another's word for who it is, and no file is copied between
+ * gateways. Without keys the peer endpoint must be on loopback (peer_open refuses otherwise).
  */
 #include "gateway.h"
 #include "log.h"
@@ -32,12 +39,17 @@
 #define PEER_KEEP_MS	10000 /* a kept blob with no (last) ROUTE by then is freed */
 #define PEER_IDLE_MS	60000 /* a link unused this long is closed */
 #define PEER_SNDHWM	1000  /* DELIVERs queued to one gateway before it counts as unreachable */
+#define PEER_REDIAL_MS	100 /* a link whose handshake failed is dialled again at most this often */
 
 struct peer_link {
 	TAILQ_ENTRY(peer_link) entry;
 	char endpoint[HUBPROTO_MAX_ENDPOINT + 1];
-	void *sock; /* DEALER, ZMQ_IMMEDIATE */
-	int64_t since_ms, used_ms;
+	char server_key[ZSEC_Z85_LEN + 1]; /* the key its gateway must prove (CurveZMQ), or "" */
+	void *sock;			   /* DEALER, ZMQ_IMMEDIATE */
+	void *monitor;			   /* PAIR: sock's failed handshakes (NULL: not watched) */
+	int64_t since_ms, used_ms;	   /* dialled, last sent to */
+	int64_t redial_ms;		   /* dialled again after a failed handshake */
+	int refused, refusal_logged;
 };
 
 struct parked_route {
@@ -68,9 +80,23 @@ static void peer_free_frame(void *data, void *hint)
 	free(data);
 }
 
-void *peer_socket(struct gateway *gw, int type)
+/* The ZAP domain of the peer endpoint, in the refusal log: "refused a connection to <this>". */
+#define PEER_ZAP_DOMAIN "peer endpoint"
+
+void *peer_socket(struct gateway *gw, int type, const char *server_z85)
 {
-	return hubproto_socket(gw->zctx, type);
+	char err[256];
+	void *sock = hubproto_socket(gw->zctx, type);
+	if (sock == NULL || !gw->peer_curve)
+		return sock;
+	if ((server_z85 ? zsec_client_socket(sock, &gw->keys, server_z85, err, sizeof(err))
+			: zsec_server_socket(sock, &gw->keys, &gw->zap, PEER_ZAP_DOMAIN, err,
+					     sizeof(err))) < 0) {
+		log_warnx("%s: %s", __func__, err);
+		zmq_close(sock);
+		return NULL;
+	}
+	return sock;
 }
 
 static void peer_report_undelivered(struct gateway *gw, const uint8_t *hash, const char *endpoint,
@@ -105,32 +131,119 @@ static uint32_t peer_deliver_here(struct gateway *gw, const uint8_t *hash, zmq_m
 static void peer_link_close(struct gateway *gw, struct peer_link *l)
 {
 	TAILQ_REMOVE(&gw->peer_links, l, entry);
+	if (l->monitor) {
+		zmq_socket_monitor(l->sock, NULL, 0);
+		zmq_close(l->monitor);
+	}
 	zmq_close(l->sock);
 	free(l);
 }
 
-static struct peer_link *peer_link_get(struct gateway *gw, const char *endpoint)
+/* Watches the link's handshakes: ZeroMQ reconnects a broken connection by itself, but gives up
+ * on one whose handshake failed (peer_link_redial dials again). */
+static void peer_link_watch(struct gateway *gw, struct peer_link *l)
+{
+	char addr[64];
+	snprintf(addr, sizeof(addr), "inproc://peer-link-%llu",
+		 (unsigned long long)++gw->next_link);
+	l->monitor = zmq_socket(gw->zctx, ZMQ_PAIR);
+	if (l->monitor == NULL ||
+	    zmq_socket_monitor(l->sock, addr,
+			       ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+				   ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+				   ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) < 0 ||
+	    zmq_connect(l->monitor, addr) < 0) {
+		log_warnx("%s: %s: a refused handshake will not be retried", __func__,
+			  zmq_strerror(zmq_errno()));
+		if (l->monitor)
+			zmq_close(l->monitor);
+		l->monitor = NULL;
+	}
+}
+
+/* 1 if the link's monitor reported a failed handshake since last asked. */
+static int peer_link_failed_handshake(struct peer_link *l)
+{
+	int failed = 0;
+	for (int budget = 64; l->monitor && budget > 0; budget--) {
+		zmq_msg_t event, addr;
+		zmq_msg_init(&event);
+		zmq_msg_init(&addr);
+		int got = zmq_msg_recv(&event, l->monitor, ZMQ_DONTWAIT) >= 0;
+		if (got && zmq_msg_more(&event))
+			zmq_msg_recv(&addr, l->monitor, 0); /* (event, value), then the address */
+		zmq_msg_close(&event);
+		zmq_msg_close(&addr);
+		if (!got)
+			break;
+		failed = 1;
+	}
+	return failed;
+}
+
+/*
+ * After a failed send: if the link's handshake failed (the other gateway had not yet heard from
+ * the hub that our key is a gateway's, say), dials again, at most every PEER_REDIAL_MS, and
+ * counts the link as new (a route may wait PEER_CONNECT_MS for it). Keeps errno.
+ */
+static void peer_link_redial(struct peer_link *l)
+{
+	int saved = errno;
+	int64_t now = now_ms();
+	l->refused |= peer_link_failed_handshake(l);
+	if (l->refused && now >= l->redial_ms + PEER_REDIAL_MS) {
+		if (!l->refusal_logged)
+			log_warnx("gateway at %s refused our handshake (our key is not among those "
+				  "the hub gave it, or another key answers there): dialling again "
+				  "while there is something to send (logged once per link)",
+				  l->endpoint);
+		l->refusal_logged = 1;
+		l->refused = 0;
+		l->redial_ms = now;
+		zmq_disconnect(l->sock, l->endpoint); /* (ZeroMQ may have dropped it already) */
+		if (zmq_connect(l->sock, l->endpoint) == 0)
+			l->since_ms = now;
+	}
+	errno = saved;
+}
+
+/* The link to that address: the same endpoint with another key (its gateway restarted with a new
+ * key pair) is another link; the old one idles out. */
+static struct peer_link *peer_link_get(struct gateway *gw, const struct hubproto_peer_address *a)
 {
 	struct peer_link *l;
 	TAILQ_FOREACH(l, &gw->peer_links, entry)
-	if (strcmp(l->endpoint, endpoint) == 0)
+	if (strcmp(l->endpoint, a->endpoint) == 0 && strcmp(l->server_key, a->public_z85) == 0)
 		return l;
+	if (gw->peer_curve && a->public_z85[0] == '\0') {
+		log_warnx("%s: the hub gave no key for the gateway at %s: not connecting in the "
+			  "clear",
+			  __func__, a->endpoint);
+		return NULL;
+	}
 	l = calloc(1, sizeof(*l));
 	if (l == NULL)
 		return NULL;
 	int one = 1, hwm = PEER_SNDHWM;
-	l->sock = peer_socket(gw, ZMQ_DEALER);
+	l->sock = peer_socket(gw, ZMQ_DEALER, a->public_z85);
+	if (l->sock != NULL)
+		peer_link_watch(gw, l);
 	if (l->sock == NULL || zmq_setsockopt(l->sock, ZMQ_IMMEDIATE, &one, sizeof(one)) < 0 ||
 	    zmq_setsockopt(l->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0 ||
-	    zmq_connect(l->sock, endpoint) < 0) {
-		log_warnx("%s: cannot connect to gateway at %s: %s", __func__, endpoint,
+	    zmq_connect(l->sock, a->endpoint) < 0) {
+		log_warnx("%s: cannot connect to gateway at %s: %s", __func__, a->endpoint,
 			  zmq_strerror(zmq_errno()));
+		if (l->monitor) {
+			zmq_socket_monitor(l->sock, NULL, 0);
+			zmq_close(l->monitor);
+		}
 		if (l->sock)
 			zmq_close(l->sock);
 		free(l);
 		return NULL;
 	}
-	snprintf(l->endpoint, sizeof(l->endpoint), "%s", endpoint);
+	snprintf(l->endpoint, sizeof(l->endpoint), "%s", a->endpoint);
+	snprintf(l->server_key, sizeof(l->server_key), "%s", a->public_z85);
 	l->since_ms = l->used_ms = now_ms();
 	TAILQ_INSERT_TAIL(&gw->peer_links, l, entry);
 	return l;
@@ -161,14 +274,17 @@ static int peer_link_send(struct peer_link *l, struct kept_blob *k, const uint8_
 static void peer_schedule_retry(struct gateway *gw);
 
 /* Sends the waiters on another gateway their blob, parks the route, or reports it. */
-static void peer_send_route(struct gateway *gw, struct kept_blob *k, const char *endpoint,
-			    const uint8_t *conns, size_t n)
+static void peer_send_route(struct gateway *gw, struct kept_blob *k,
+			    const struct hubproto_peer_address *a, const uint8_t *conns, size_t n)
 {
-	struct peer_link *l = peer_link_get(gw, endpoint);
+	const char *endpoint = a->endpoint;
+	struct peer_link *l = peer_link_get(gw, a);
 	if (l && peer_link_send(l, k, conns, n) == 0) {
 		k->delivered += (uint32_t)n;
 		return;
 	}
+	if (l)
+		peer_link_redial(l);
 	int64_t now = now_ms();
 	if (l && errno == EAGAIN && now < l->since_ms + PEER_CONNECT_MS) {
 		struct parked_route *r = malloc(sizeof(*r) + 8 * n);
@@ -233,29 +349,33 @@ void peer_keep(struct gateway *gw, uint8_t *frame, size_t len)
 
 void peer_route(struct gateway *gw, struct hubmsg *m)
 {
-	char endpoint[HUBPROTO_MAX_ENDPOINT + 1];
-	memcpy(endpoint, m->data, m->data_len);
-	endpoint[m->data_len] = '\0';
+	struct hubproto_peer_address a;
+	const char *why;
+	int usable = hubproto_peer_address_parse(m->data, m->data_len, &a, &why) == 0;
+	if (!usable)
+		log_warnx("%s: a ROUTE with a bad peer address: %s", __func__, why);
 	struct kept_blob *k;
 	TAILQ_FOREACH(k, &gw->kept, entry)
 	if (k->token == m->id)
 		break;
-	if (k == NULL || memcmp(k->hash, m->hash, HASH_LEN) != 0) {
-		/* Freed already (PEER_KEEP_MS): its waiters must not wait for nothing. */
-		if (m->list_count)
-			peer_report_undelivered(gw, m->hash, endpoint, m->list, m->list_count);
+	int kept = k != NULL && memcmp(k->hash, m->hash, HASH_LEN) == 0;
+	/* Freed already (PEER_KEEP_MS), or nowhere to send it: its waiters must not wait for
+	 * nothing (unless whose they are is unknown: then their want timeout ends them). */
+	if ((!kept || !usable) && m->list_count && (usable || a.endpoint[0] != '\0'))
+		peer_report_undelivered(gw, m->hash, a.endpoint, m->list, m->list_count);
+	if (!kept)
 		return;
-	}
 	if (m->list_count)
 		k->had_waiters = 1;
-	if (m->list_count && endpoint[0] == '\0') {
+	if (usable && m->list_count && a.endpoint[0] == '\0') {
 		int shared = k->shared || !TAILQ_EMPTY(&k->parked);
 		k->delivered +=
 		    peer_deliver_here(gw, k->hash, &k->frame, shared, m->list, m->list_count);
 		if (!shared)
 			k->given_here = 1;
-	} else if (m->list_count)
-		peer_send_route(gw, k, endpoint, m->list, m->list_count);
+	} else if (usable && m->list_count) {
+		peer_send_route(gw, k, &a, m->list, m->list_count);
+	}
 	if (m->value == 0) {
 		k->routed = 1;
 		kept_finish_if_done(gw, k);
@@ -282,7 +402,8 @@ static int peer_retry_parked(struct gateway *gw)
 		{
 			if (peer_link_send(r->link, k, r->conns, r->nconns) == 0) {
 				k->delivered += (uint32_t)r->nconns;
-			} else if (errno != EAGAIN || now >= r->until_ms) {
+			} else if ((peer_link_redial(r->link), errno != EAGAIN) ||
+				   now >= r->until_ms) {
 				log_warnx("%s: gateway at %s not reached in %d ms: %zu waiters "
 					  "told not_found",
 					  __func__, r->link->endpoint, PEER_CONNECT_MS, r->nconns);
@@ -325,14 +446,32 @@ static void peer_on_deliver(struct gateway *gw, struct hubmsg *m)
 	peer_deliver_here(gw, m->hash, m->data_frame, 0, m->list, m->list_count);
 }
 
-/* ZMQ_FD is edge-triggered: read until ZMQ_EVENTS says nothing is left (or the budget ends). */
+/* 1 while sock has a message waiting: ZMQ_FD is edge-triggered, so this, not the descriptor,
+ * says when a drain is done. */
+static int peer_readable(void *sock)
+{
+	int events = 0;
+	size_t sz = sizeof(events);
+	return zmq_getsockopt(sock, ZMQ_EVENTS, &events, &sz) == 0 && (events & ZMQ_POLLIN);
+}
+
+/* Answers the handshakes waiting on the ZAP handler; its replies are sends, after which only
+ * ZMQ_EVENTS tells whether another request came meanwhile. */
+static void peer_zap_drain(struct gateway *gw)
+{
+	for (int budget = HUBPROTO_DRAIN_BUDGET; gw->zap.sock && budget > 0; budget--) {
+		zsec_zap_drain(&gw->zap);
+		if (!peer_readable(gw->zap.sock))
+			return;
+	}
+}
+
+/* Reads DELIVERs until ZMQ_EVENTS says nothing is left (or the budget ends). */
 static void peer_drain(struct gateway *gw)
 {
+	peer_zap_drain(gw); /* a new link's handshake waits for it */
 	for (int budget = HUBPROTO_DRAIN_BUDGET; gw->peer_sock && budget > 0; budget--) {
-		int events = 0;
-		size_t sz = sizeof(events);
-		if (zmq_getsockopt(gw->peer_sock, ZMQ_EVENTS, &events, &sz) < 0 ||
-		    !(events & ZMQ_POLLIN))
+		if (!peer_readable(gw->peer_sock))
 			return;
 		struct hubmsg m;
 		int rc = hubproto_recv(gw->peer_sock, &m, 1);
@@ -349,6 +488,21 @@ static void peer_drain(struct gateway *gw)
 				  hubproto_cmd_name(m.cmd));
 		hubmsg_close(&m);
 	}
+}
+
+void peer_allow(struct gateway *gw, const uint8_t *keys, size_t n, int replace)
+{
+	if (!gw->peer_curve) {
+		log_debug("%s: PEER_KEYS without keys of our own: ignored", __func__);
+		return;
+	}
+	int rc = zsec_zap_allow(&gw->zap, keys, n, "gateway", replace);
+	size_t now = map_len(&gw->zap.allowed);
+	if (rc < 0)
+		log_warnx("%s: out of memory: the peer endpoint keeps the keys it had", __func__);
+	else if (rc > 0)
+		log_info("the peer endpoint lets in %zu key%s: the gateways the hub admitted", now,
+			 now == 1 ? "" : "s");
 }
 
 void peer_tick(struct gateway *gw)
@@ -394,22 +548,74 @@ int peer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	struct gateway *gw = lws_context_user(lws_get_context(wsi));
 	switch (reason) {
 	case LWS_CALLBACK_RAW_RX_FILE:
-		peer_drain(gw);
+		peer_drain(gw); /* the ROUTER or the ZAP handler: both are looked at */
 		return 0;
 	case LWS_CALLBACK_RAW_CLOSE_FILE:
 		if (gw->peer_wsi == wsi)
 			gw->peer_wsi = NULL;
+		if (gw->zap_wsi == wsi)
+			gw->zap_wsi = NULL;
 		return 0;
 	default:
 		return 0;
 	}
 }
 
+/* Puts a ZeroMQ socket's descriptor into the lws loop (as the hub link does): lws closes what it
+ * adopts, so it gets a duplicate that signals the same events. */
+static struct lws *peer_adopt(struct gateway *gw, void *sock)
+{
+	int fd, copy;
+	size_t sz = sizeof(fd);
+	if (zmq_getsockopt(sock, ZMQ_FD, &fd, &sz) < 0 || (copy = dup(fd)) < 0)
+		return NULL;
+	lws_sock_file_fd_type u;
+	u.filefd = (lws_filefd_type)copy;
+	struct lws *wsi = lws_adopt_descriptor_vhost(gw->vhost, LWS_ADOPT_RAW_FILE_DESC, u,
+						     GW_PEER_PROTOCOL, NULL);
+	if (wsi == NULL)
+		close(copy);
+	return wsi;
+}
+
+/* CurveZMQ when the gateway has keys to the hub; without, only loopback (as the hub does). */
+static int peer_secure(struct gateway *gw)
+{
+	char err[512];
+	int rc = zsec_keys_from_config("gateway.secret_key", &gw->keys, NULL);
+	if (rc < 0)
+		return -1;
+	if (rc == 0) {
+		if (zsec_endpoint_is_loopback(gw->peer_bind))
+			return 0;
+		log_errorx("gateway.peer_bind = %s is reachable from other machines, and the "
+			   "gateway has no keys: set hub.public_key and gateway.secret_key "
+			   "(CurveZMQ; see docs/OPERATIONS.md, \"Two machines\"), or bind to "
+			   "127.0.0.1",
+			   gw->peer_bind);
+		return -1;
+	}
+	if (zsec_zap_open_given(&gw->zap, gw->zctx, "the keys of the gateways the hub admitted",
+				err, sizeof(err)) < 0) {
+		log_errorx("%s: %s", __func__, err);
+		return -1;
+	}
+	gw->zap_wsi = peer_adopt(gw, gw->zap.sock);
+	if (gw->zap_wsi == NULL) {
+		log_errorx("%s: cannot add the ZAP handler to the event loop", __func__);
+		return -1;
+	}
+	gw->peer_curve = 1;
+	return 0;
+}
+
 int peer_open(struct gateway *gw)
 {
 	TAILQ_INIT(&gw->peer_links);
 	TAILQ_INIT(&gw->kept);
-	gw->peer_sock = peer_socket(gw, ZMQ_ROUTER);
+	if (peer_secure(gw) < 0)
+		return -1;
+	gw->peer_sock = peer_socket(gw, ZMQ_ROUTER, NULL);
 	if (gw->peer_sock == NULL || zmq_bind(gw->peer_sock, gw->peer_bind) < 0) {
 		log_errorx("%s: cannot bind %s: %s", __func__, gw->peer_bind,
 			   zmq_strerror(zmq_errno()));
@@ -419,20 +625,23 @@ int peer_open(struct gateway *gw)
 		size_t sz = sizeof(gw->peer_endpoint);
 		zmq_getsockopt(gw->peer_sock, ZMQ_LAST_ENDPOINT, gw->peer_endpoint, &sz);
 	}
-	int fd;
-	size_t sz = sizeof(fd);
-	zmq_getsockopt(gw->peer_sock, ZMQ_FD, &fd, &sz);
-	/* As for the hub link: lws closes what it adopts, so it gets a duplicate. */
-	lws_sock_file_fd_type u;
-	u.filefd = (lws_filefd_type)dup(fd);
-	gw->peer_wsi = lws_adopt_descriptor_vhost(gw->vhost, LWS_ADOPT_RAW_FILE_DESC, u,
-						  GW_PEER_PROTOCOL, NULL);
+	gw->peer_wsi = peer_adopt(gw, gw->peer_sock);
 	if (gw->peer_wsi == NULL) {
 		log_errorx("%s: cannot add the peer socket to the event loop", __func__);
 		return -1;
 	}
-	log_info("peer endpoint %s", gw->peer_endpoint);
+	log_info("peer endpoint %s%s", gw->peer_endpoint,
+		 gw->peer_curve ? " (CurveZMQ: gateways the hub admitted only)" : "");
 	return 0;
+}
+
+static void peer_unadopt(struct lws **wsi)
+{
+	if (*wsi) {
+		struct lws *w = *wsi;
+		*wsi = NULL;
+		lws_set_timeout(w, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_ASYNC);
+	}
 }
 
 void peer_close(struct gateway *gw)
@@ -441,13 +650,13 @@ void peer_close(struct gateway *gw)
 	struct peer_link *l;
 	while ((l = TAILQ_FIRST(&gw->peer_links)))
 		peer_link_close(gw, l);
-	if (gw->peer_wsi) {
-		struct lws *w = gw->peer_wsi;
-		gw->peer_wsi = NULL;
-		lws_set_timeout(w, PENDING_TIMEOUT_CLOSE_ACK, LWS_TO_KILL_ASYNC);
-	}
+	peer_unadopt(&gw->peer_wsi);
+	peer_unadopt(&gw->zap_wsi);
 	if (gw->peer_sock) {
 		zmq_close(gw->peer_sock);
 		gw->peer_sock = NULL;
 	}
+	if (gw->peer_curve)
+		zsec_zap_close(&gw->zap);
+	gw->peer_curve = 0;
 }

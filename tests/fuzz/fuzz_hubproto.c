@@ -8,7 +8,7 @@
  * The first three frames go to hubproto_parse directly; then up to five are sent as one
  * multipart message over an inproc PAIR and read with hubproto_recv, which must consume the
  * whole message whatever it is. Whatever it accepts must survive hubproto_send + hubproto_recv
- * unchanged.
+ * unchanged, and a ROUTE's peer address that parses must build back into the same bytes.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -42,6 +42,19 @@ static void check_parsed(const struct hubmsg *m)
 	if (m->list_count && m->list == NULL)
 		abort();
 	if (m->data == NULL && m->data_len != 0)
+		abort();
+}
+
+/* A ROUTE's peer address that parses builds back into the same bytes. */
+static void check_peer_address(const struct hubmsg *m)
+{
+	struct hubproto_peer_address a;
+	uint8_t back[HUBPROTO_MAX_PEER_ADDRESS];
+	const char *why;
+	if (m->cmd != HUB_ROUTE || hubproto_peer_address_parse(m->data, m->data_len, &a, &why) < 0)
+		return;
+	size_t n = hubproto_peer_address(back, a.endpoint, a.public_z85);
+	if (n != m->data_len || (n && memcmp(back, m->data, n) != 0))
 		abort();
 }
 
@@ -107,9 +120,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int rc = hubproto_parse(&m, frame[0], len[0], has_list ? frame[1] : NULL,
 				has_list ? len[1] : 0, has_list, has_data ? frame[data_idx] : NULL,
 				has_data ? len[data_idx] : 0, has_data);
-	if (rc == 0)
+	if (rc == 0) {
 		check_parsed(&m);
-	else if (rc != -1 || m.error == NULL)
+		check_peer_address(&m);
+	} else if (rc != -1 || m.error == NULL)
 		abort();
 
 	/* 2. the same frames as one ZeroMQ message */
@@ -120,6 +134,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = hubproto_recv(fuzz_rx, &m, (flags & 4) != 0);
 	if (rc == 1) {
 		check_parsed(&m);
+		check_peer_address(&m);
 		check_round_trip(&m);
 		hubmsg_close(&m);
 	} else if (rc != -1 || m.error == NULL || m.nframes != 0) {

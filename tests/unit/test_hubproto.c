@@ -46,6 +46,7 @@ static const struct {
     {HUB_NOT_FOUND, 0, 0},
     {HUB_COUNT, HUBPROTO_COUNT_ENTRY, 0},
     {HUB_ROUTE, 8, 1},
+    {HUB_PEER_KEYS, ZSEC_KEY_LEN, 0},
     {HUB_LOOKUP, 0, 0},
     {HUB_STATS, 0, 0},
     {HUB_LOOKUP_REPLY, 0, 0},
@@ -429,6 +430,71 @@ static void expect_parse_error(const uint8_t *h, size_t hlen, size_t list_len, i
 	assert_string_equal(m.error, why);
 }
 
+/* ROUTE's peer address: an endpoint alone (plain), or with the gateway's key (CurveZMQ). */
+static void test_peer_address(void **state)
+{
+	struct pair *p = *state;
+	char pub[ZSEC_Z85_LEN + 1], sec[ZSEC_Z85_LEN + 1], long_ep[HUBPROTO_MAX_ENDPOINT + 2];
+	uint8_t buf[HUBPROTO_MAX_PEER_ADDRESS];
+	struct hubproto_peer_address a;
+	const char *why = NULL;
+	assert_int_equal(zmq_curve_keypair(pub, sec), 0);
+
+	/* Without a key the data is the endpoint, byte for byte: what gateways read before. */
+	size_t n = hubproto_peer_address(buf, "tcp://10.0.0.7:5560", "");
+	assert_int_equal(n, strlen("tcp://10.0.0.7:5560"));
+	assert_memory_equal(buf, "tcp://10.0.0.7:5560", n);
+	assert_int_equal(hubproto_peer_address_parse(buf, n, &a, &why), 0);
+	assert_string_equal(a.endpoint, "tcp://10.0.0.7:5560");
+	assert_string_equal(a.public_z85, "");
+	assert_int_equal(hubproto_peer_address(buf, "", NULL), 0); /* the holder's own: empty */
+	assert_int_equal(hubproto_peer_address_parse(NULL, 0, &a, &why), 0);
+	assert_string_equal(a.endpoint, "");
+
+	/* With one: endpoint, NUL, key; through a real ROUTE, and at the largest size. */
+	memset(long_ep, 'e', HUBPROTO_MAX_ENDPOINT);
+	long_ep[HUBPROTO_MAX_ENDPOINT] = '\0';
+	n = hubproto_peer_address(buf, long_ep, pub);
+	assert_int_equal(n, HUBPROTO_MAX_PEER_ADDRESS);
+	uint8_t conn[8];
+	put_u64(conn, 7);
+	struct hubproto_out o = {
+	    .cmd = HUB_ROUTE, .id = 1, .list = conn, .list_count = 1, .data = buf, .data_len = n};
+	assert_int_equal(hubproto_send(p->router, (const uint8_t *)GW_ID, strlen(GW_ID), &o), 0);
+	struct hubmsg m;
+	assert_int_equal(recv_wait(p->dealer, &m, 0), 1);
+	assert_null(hubmsg_user_id(&m)); /* no CurveZMQ here */
+	assert_int_equal(hubproto_peer_address_parse(m.data, m.data_len, &a, &why), 0);
+	assert_string_equal(a.endpoint, long_ep);
+	assert_string_equal(a.public_z85, pub);
+	hubmsg_close(&m);
+
+	/* What a gateway refuses to connect to. */
+	long_ep[HUBPROTO_MAX_ENDPOINT] = 'e';
+	long_ep[HUBPROTO_MAX_ENDPOINT + 1] = '\0';
+	assert_int_equal(hubproto_peer_address(buf, long_ep, ""), 0);
+	assert_int_equal(hubproto_peer_address(buf, "tcp://a:1", "short"), 0);
+	assert_int_equal(
+	    hubproto_peer_address_parse((const uint8_t *)long_ep, strlen(long_ep), &a, &why), -1);
+	assert_string_equal(why, "peer endpoint too long");
+	static const char *const bad_keys[] = {
+	    "tcp://a:1\0short",
+	    "tcp://"
+	    "a:1\0\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"\"",
+	};
+	size_t ep = strlen("tcp://a:1") + 1;
+	assert_int_equal(
+	    hubproto_peer_address_parse((const uint8_t *)bad_keys[0], ep + 5, &a, &why), -1);
+	assert_int_equal(
+	    hubproto_peer_address_parse((const uint8_t *)bad_keys[1], ep + ZSEC_Z85_LEN, &a, &why),
+	    -1);
+	assert_string_equal(why, "peer key is not Z85");
+	memcpy(buf, "tcp://a:1", ep);
+	memcpy(buf + ep, pub, ZSEC_Z85_LEN);
+	buf[ep + 10] = '\0'; /* a NUL inside the key */
+	assert_int_equal(hubproto_peer_address_parse(buf, ep + ZSEC_Z85_LEN, &a, &why), -1);
+}
+
 static void test_parse_valid(void **state)
 {
 	(void)state;
@@ -480,7 +546,7 @@ static void test_parse_malformed(void **state)
 	h[2] = 0;
 	expect_parse_error(h, HUBPROTO_HEADER_LEN, 0, 0, 0, 0, "unsupported protocol version");
 
-	static const uint8_t unknown[] = {0, 12, 31, 36, 40, 63, 66, 95, 98, 127, 129, 255};
+	static const uint8_t unknown[] = {0, 12, 31, 36, 41, 63, 66, 95, 98, 127, 129, 255};
 	for (size_t i = 0; i < sizeof(unknown); i++) {
 		header(h, unknown[i]);
 		expect_parse_error(h, HUBPROTO_HEADER_LEN, 0, 0, 0, 0, "unknown command");
@@ -517,9 +583,9 @@ static void test_parse_malformed(void **state)
 	expect_parse_error(h, HUBPROTO_HEADER_LEN, 0, 0,
 			   HUBPROTO_MAX_NAME + 1 + HUBPROTO_MAX_ENDPOINT + 1, 1,
 			   "data frame too large");
-	header(h, HUB_ROUTE);
-	expect_parse_error(h, HUBPROTO_HEADER_LEN, 8, 1, HUBPROTO_MAX_ENDPOINT + 1, 1,
-			   "data frame too large");
+	header(h, HUB_ROUTE); /* endpoint, NUL, key */
+	expect_parse_error(h, HUBPROTO_HEADER_LEN, 8, 1,
+			   HUBPROTO_MAX_ENDPOINT + 1 + ZSEC_Z85_LEN + 1, 1, "data frame too large");
 	header(h, HUB_UNDELIVERED);
 	expect_parse_error(h, HUBPROTO_HEADER_LEN, 8, 1, HUBPROTO_MAX_ENDPOINT + 1, 1,
 			   "data frame too large");
@@ -688,6 +754,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_zero_copy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_zero_copy_send_failure, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_shared_data_frame, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_peer_address, setup, teardown),
 	    cmocka_unit_test(test_parse_valid),
 	    cmocka_unit_test(test_parse_malformed),
 	    cmocka_unit_test_setup_teardown(test_recv_garbage, setup, teardown),

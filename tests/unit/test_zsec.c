@@ -172,6 +172,7 @@ struct zap_rig {
 	char user_id[ZSEC_Z85_LEN + 1]; /* of the last message received */
 };
 
+/* allow_dir NULL: the keys are given (zsec_zap_allow), as a gateway's peer endpoint has them. */
 static void rig_open(struct zap_rig *r, const char *allow_dir)
 {
 	char err[512];
@@ -179,7 +180,11 @@ static void rig_open(struct zap_rig *r, const char *allow_dir)
 	r->ctx = zmq_ctx_new();
 	assert_int_equal(zmq_curve_keypair(r->server_keys.public_z85, r->server_keys.secret_z85),
 			 0);
-	assert_int_equal(zsec_zap_open(&r->zap, r->ctx, allow_dir, err, sizeof(err)), 0);
+	if (allow_dir)
+		assert_int_equal(zsec_zap_open(&r->zap, r->ctx, allow_dir, err, sizeof(err)), 0);
+	else
+		assert_int_equal(
+		    zsec_zap_open_given(&r->zap, r->ctx, "the hub's list", err, sizeof(err)), 0);
 	r->server = zmq_socket(r->ctx, ZMQ_PULL);
 	int zero = 0;
 	zmq_setsockopt(r->server, ZMQ_LINGER, &zero, sizeof(zero));
@@ -288,6 +293,43 @@ static void test_zap(void **state)
 	zmq_ctx_term(ctx);
 }
 
+/* A handler whose keys its owner gives (a gateway's peer endpoint, from the hub's PEER_KEYS). */
+static void test_zap_given(void **state)
+{
+	(void)state;
+	struct zsec_keys a, b;
+	uint8_t keys[3][ZSEC_KEY_LEN];
+	assert_int_equal(zmq_curve_keypair(a.public_z85, a.secret_z85), 0);
+	assert_int_equal(zmq_curve_keypair(b.public_z85, b.secret_z85), 0);
+	assert_non_null(zmq_z85_decode(keys[0], a.public_z85));
+	assert_non_null(zmq_z85_decode(keys[1], b.public_z85));
+	memcpy(keys[2], keys[1], ZSEC_KEY_LEN);
+
+	struct zap_rig r;
+	rig_open(&r, NULL);
+	assert_null(r.zap.dir);
+	assert_string_equal(r.zap.source, "the hub's list");
+	assert_false(rig_try(&r, &a, 400)); /* nothing allowed until the owner says */
+	assert_int_equal(zsec_zap_allow(&r.zap, keys[0], 1, "gateway", 1), 1);
+	assert_int_equal(zsec_zap_allow(&r.zap, keys[0], 1, "gateway", 1), 0); /* the same set */
+	assert_true(rig_try(&r, &a, 3000));
+	assert_string_equal(r.user_id, a.public_z85);
+	/* Replaced, not added to: a key left out is refused at its next handshake. Duplicates
+	 * (gateways sharing a machine's key) count once. */
+	assert_int_equal(zsec_zap_allow(&r.zap, keys[1], 2, "gateway", 1), 1);
+	assert_int_equal(map_len(&r.zap.allowed), 1);
+	assert_false(rig_try(&r, &a, 400));
+	assert_true(rig_try(&r, &b, 3000));
+	/* Added to (a gateway joined): the others stay. */
+	assert_int_equal(zsec_zap_allow(&r.zap, keys[0], 1, "gateway", 0), 1);
+	assert_int_equal(zsec_zap_allow(&r.zap, keys[1], 2, "gateway", 0), 0);
+	assert_int_equal(map_len(&r.zap.allowed), 2);
+	assert_true(rig_try(&r, &a, 3000));
+	assert_true(rig_try(&r, &b, 3000));
+	assert_int_equal(zsec_zap_allow(&r.zap, keys[0], 3, "gateway", 1), 0); /* the same two */
+	rig_close(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -295,6 +337,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_parse, make_keys),
 	    cmocka_unit_test_setup_teardown(test_keygen, make_tmpdir, remove_tmpdir),
 	    cmocka_unit_test_setup_teardown(test_zap, make_tmpdir, remove_tmpdir),
+	    cmocka_unit_test(test_zap_given),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
