@@ -252,6 +252,10 @@ int outq_may_resume(const struct outq *q, size_t max_blob);
 int outq_write(struct outq *q, struct lws *wsi, uint8_t *scratch, size_t *blob_len);
 void outq_clear(struct outq *q);
 
+/* zadopt.c — ZeroMQ sockets in the lws loop (a duplicate of ZMQ_FD adopted as a raw file) */
+struct lws *zadopt(struct gateway *gw, void *sock, const char *protocol, const char *what);
+int zadopt_readable(void *sock); /* 1 while a message waits: drain until 0 (edge-triggered) */
+
 /* peer.c — verified blobs kept for the hub's ROUTEs; the links between gateways */
 /* Every peer socket is made here: with CurveZMQ, the ROUTER (server_z85 NULL) a server that lets
  * in the keys of PEER_KEYS, a DEALER a client that insists on server_z85 at the other end. */

@@ -241,10 +241,7 @@ static const struct {
 static void hub_link_drain(struct gateway *gw)
 {
 	for (int budget = HUBPROTO_DRAIN_BUDGET; gw->zsock && budget > 0; budget--) {
-		int events = 0;
-		size_t sz = sizeof(events);
-		if (zmq_getsockopt(gw->zsock, ZMQ_EVENTS, &events, &sz) < 0 ||
-		    !(events & ZMQ_POLLIN))
+		if (!zadopt_readable(gw->zsock))
 			return;
 		struct hubmsg m;
 		int rc = hubproto_recv(gw->zsock, &m, 0);
@@ -317,29 +314,9 @@ int hub_link_open(struct gateway *gw)
 			   zmq_strerror(zmq_errno()));
 		goto fail;
 	}
-	int fd, copy;
-	size_t sz = sizeof(fd);
-	if (zmq_getsockopt(gw->zsock, ZMQ_FD, &fd, &sz) < 0) {
-		log_errorx("%s: no descriptor for the hub socket: %s", __func__,
-			   zmq_strerror(zmq_errno()));
+	gw->zwsi = zadopt(gw, gw->zsock, GW_HUB_LINK_PROTOCOL, "hub socket");
+	if (gw->zwsi == NULL)
 		goto fail;
-	}
-	/* lws closes what it adopts; ZeroMQ's own descriptor must outlive that, so lws gets a
-	 * duplicate that signals the same events. */
-	if ((copy = dup(fd)) < 0) {
-		log_errorx("%s: dup: %s", __func__, strerror(errno));
-		goto fail;
-	}
-	lws_sock_file_fd_type u;
-	u.filefd = (lws_filefd_type)copy;
-	gw->zwsi = lws_adopt_descriptor_vhost(gw->vhost, LWS_ADOPT_RAW_FILE_DESC, u,
-					      "ephemeral-hub-link", NULL);
-	if (gw->zwsi == NULL) {
-		/* lws closes an adopted file descriptor only once it has taken it */
-		close(copy);
-		log_errorx("%s: cannot add the hub socket to the event loop", __func__);
-		goto fail;
-	}
 	gw->hub_last_seen = now_ms();
 	gw->synced_instance = 0;
 	return 0;

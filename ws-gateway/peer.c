@@ -446,22 +446,13 @@ static void peer_on_deliver(struct gateway *gw, struct hubmsg *m)
 	peer_deliver_here(gw, m->hash, m->data_frame, 0, m->list, m->list_count);
 }
 
-/* 1 while sock has a message waiting: ZMQ_FD is edge-triggered, so this, not the descriptor,
- * says when a drain is done. */
-static int peer_readable(void *sock)
-{
-	int events = 0;
-	size_t sz = sizeof(events);
-	return zmq_getsockopt(sock, ZMQ_EVENTS, &events, &sz) == 0 && (events & ZMQ_POLLIN);
-}
-
 /* Answers the handshakes waiting on the ZAP handler; its replies are sends, after which only
  * ZMQ_EVENTS tells whether another request came meanwhile. */
 static void peer_zap_drain(struct gateway *gw)
 {
 	for (int budget = HUBPROTO_DRAIN_BUDGET; gw->zap.sock && budget > 0; budget--) {
 		zsec_zap_drain(&gw->zap);
-		if (!peer_readable(gw->zap.sock))
+		if (!zadopt_readable(gw->zap.sock))
 			return;
 	}
 }
@@ -471,7 +462,7 @@ static void peer_drain(struct gateway *gw)
 {
 	peer_zap_drain(gw); /* a new link's handshake waits for it */
 	for (int budget = HUBPROTO_DRAIN_BUDGET; gw->peer_sock && budget > 0; budget--) {
-		if (!peer_readable(gw->peer_sock))
+		if (!zadopt_readable(gw->peer_sock))
 			return;
 		struct hubmsg m;
 		int rc = hubproto_recv(gw->peer_sock, &m, 1);
@@ -561,23 +552,6 @@ int peer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	}
 }
 
-/* Puts a ZeroMQ socket's descriptor into the lws loop (as the hub link does): lws closes what it
- * adopts, so it gets a duplicate that signals the same events. */
-static struct lws *peer_adopt(struct gateway *gw, void *sock)
-{
-	int fd, copy;
-	size_t sz = sizeof(fd);
-	if (zmq_getsockopt(sock, ZMQ_FD, &fd, &sz) < 0 || (copy = dup(fd)) < 0)
-		return NULL;
-	lws_sock_file_fd_type u;
-	u.filefd = (lws_filefd_type)copy;
-	struct lws *wsi = lws_adopt_descriptor_vhost(gw->vhost, LWS_ADOPT_RAW_FILE_DESC, u,
-						     GW_PEER_PROTOCOL, NULL);
-	if (wsi == NULL)
-		close(copy);
-	return wsi;
-}
-
 /* CurveZMQ when the gateway has keys to the hub; without, only loopback (as the hub does). */
 static int peer_secure(struct gateway *gw)
 {
@@ -600,11 +574,9 @@ static int peer_secure(struct gateway *gw)
 		log_errorx("%s: %s", __func__, err);
 		return -1;
 	}
-	gw->zap_wsi = peer_adopt(gw, gw->zap.sock);
-	if (gw->zap_wsi == NULL) {
-		log_errorx("%s: cannot add the ZAP handler to the event loop", __func__);
+	gw->zap_wsi = zadopt(gw, gw->zap.sock, GW_PEER_PROTOCOL, "peer ZAP handler");
+	if (gw->zap_wsi == NULL)
 		return -1;
-	}
 	gw->peer_curve = 1;
 	return 0;
 }
@@ -625,11 +597,9 @@ int peer_open(struct gateway *gw)
 		size_t sz = sizeof(gw->peer_endpoint);
 		zmq_getsockopt(gw->peer_sock, ZMQ_LAST_ENDPOINT, gw->peer_endpoint, &sz);
 	}
-	gw->peer_wsi = peer_adopt(gw, gw->peer_sock);
-	if (gw->peer_wsi == NULL) {
-		log_errorx("%s: cannot add the peer socket to the event loop", __func__);
+	gw->peer_wsi = zadopt(gw, gw->peer_sock, GW_PEER_PROTOCOL, "peer socket");
+	if (gw->peer_wsi == NULL)
 		return -1;
-	}
 	log_info("peer endpoint %s%s", gw->peer_endpoint,
 		 gw->peer_curve ? " (CurveZMQ: gateways the hub admitted only)" : "");
 	return 0;
