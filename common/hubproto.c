@@ -33,6 +33,7 @@ static const struct hubproto_shape hubproto_shapes[] = {
     {HUB_FAIL, "FAIL", 0, 0, 0},
     {HUB_DELIVERED, "DELIVERED", 0, 0, 0},
     {HUB_UNDELIVERED, "UNDELIVERED", 8, 1, HUBPROTO_MAX_ENDPOINT},
+    {HUB_FILE, "FILE", HUBPROTO_FILE_ENTRY, 0, 0},
     {HUB_WELCOME, "WELCOME", 0, 0, 0},
     {HUB_PING, "PING", 0, 0, 0},
     {HUB_RESET, "RESET", 0, 0, 0},
@@ -42,8 +43,10 @@ static const struct hubproto_shape hubproto_shapes[] = {
     {HUB_ROUTE, "ROUTE", 8, 1, HUBPROTO_MAX_ENDPOINT},
     {HUB_LOOKUP, "LOOKUP", 0, 0, 0},
     {HUB_STATS, "STATS", 0, 0, 0},
+    {HUB_FILES, "FILES", 0, 0, 0},
     {HUB_LOOKUP_REPLY, "LOOKUP_REPLY", 0, 0, 0},
     {HUB_STATS_REPLY, "STATS_REPLY", 0, 1, 1024 * 1024},
+    {HUB_FILES_REPLY, "FILES_REPLY", HUBPROTO_COUNT_ENTRY, 0, 0},
     {HUB_DELIVER, "DELIVER", 8, 1, HASH_LEN + MAX_BLOB_DATA},
 };
 

@@ -61,6 +61,7 @@ enum page {
 	PAGE_NOT_FOUND,
 	PAGE_SANDBOX,
 	PAGE_UNAVAILABLE, /* optional template: a built-in page when absent */
+	PAGE_NO_FILE,	  /* /sha256/{hash} that nobody holds; {{HASH}} filled in */
 	PAGE_COUNT
 };
 struct pages {

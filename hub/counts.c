@@ -38,6 +38,7 @@ void counts_flush(struct hub *hub)
 		h->dirty = 0;
 		h->dirty_next = NULL;
 		watch_changed(hub, h);
+		files_changed(hub, h);
 		for (uint16_t i = 0; i < h->ngws; i++) {
 			struct gateway *gw = hub->gateways[h->gws[i].slot];
 			if (gw)

@@ -76,6 +76,7 @@ int main(int argc, char **argv)
 	hub.holder_timeout_ms = (int)config_int("hub.holder_timeout_ms");
 	registry_init(&hub);
 	watch_init(&hub);
+	files_init(&hub);
 
 	hub.ctx = zmq_ctx_new();
 	hub_secure(&hub);
@@ -135,6 +136,7 @@ int main(int argc, char **argv)
 	log_info("hub stopping");
 	watch_free(&hub);
 	registry_free(&hub);
+	files_free(&hub);
 	zmq_close(hub.router);
 	zmq_close(hub.operator);
 	if (hub.zap.sock != NULL)

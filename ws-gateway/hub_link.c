@@ -102,6 +102,16 @@ static int hub_link_resync_session(struct gateway *gw, struct session *s)
 			n = 0;
 		}
 	}
+	/* The files it announced that the gateway checked: after the holdings (the hub lists a
+	 * manifest only for a connection that holds it). */
+	static uint8_t files[WSMSG_MAX_HASHES][HUBPROTO_FILE_ENTRY];
+	size_t nfiles = filecheck_listed(gw, s, files, WSMSG_MAX_HASHES);
+	if (nfiles) {
+		struct hubproto_out file = {
+		    .cmd = HUB_FILE, .id = s->id, .list = files, .list_count = nfiles};
+		if (hub_link_post(gw, &file, 1) < 0)
+			return -1;
+	}
 	for (struct interest *in = s->interests; in; in = in->snext) {
 		if (!in->wants)
 			continue;
@@ -214,7 +224,8 @@ static void on_request(struct gateway *gw, struct hubmsg *m)
 	if (in->requested)
 		return; /* already asked and not yet answered: its answer serves this too */
 	in->requested = 1;
-	session_send_text(s, wsmsg_request(m->hash));
+	if (!in->verifying) /* else filecheck.c asked for it: that answer serves both */
+		session_send_text(s, wsmsg_request(m->hash));
 }
 
 static void on_route(struct gateway *gw, struct hubmsg *m)

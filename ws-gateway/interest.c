@@ -120,7 +120,7 @@ void interest_want_close(struct gateway *gw, struct interest *in)
 
 void interest_settle(struct gateway *gw, struct interest *in)
 {
-	if (in->holds || in->wants || in->requested)
+	if (in->holds || in->wants || in->requested || in->verifying)
 		return;
 	throttle_remove(gw, in);
 	struct session *s = in->s;
@@ -211,7 +211,7 @@ void interest_session_closed(struct gateway *gw, struct session *s)
 	while (s->interests) {
 		struct interest *in = s->interests;
 		interest_want_close(gw, in);
-		in->holds = in->requested = 0;
+		in->holds = in->requested = in->verifying = 0;
 		interest_settle(gw, in);
 	}
 }

@@ -188,6 +188,7 @@ int main(int argc, char **argv)
 	map_init(&gw.interests, offsetof(struct interest, key),
 		 sizeof(((struct interest *)0)->key));
 	map_init(&gw.hashsubs, offsetof(struct hashsub, hash), HASH_LEN);
+	filecheck_init(&gw);
 	gw.tx_scratch = malloc(LWS_PRE + GW_TX_CHUNK);
 	if (gw.tx_scratch == NULL)
 		fatalx("out of memory");
@@ -292,6 +293,7 @@ int main(int argc, char **argv)
 	map_free(&gw.sessions);
 	map_free(&gw.interests);
 	map_free(&gw.hashsubs);
+	filecheck_free(&gw);
 	limits_free(&gw);
 	framewatch_free();
 	free(gw.tx_scratch);
