@@ -84,7 +84,8 @@ int files_confirm(struct hub *hub, struct conn *c, const uint8_t manifest[HASH_L
 		}
 	}
 	l = calloc(1, sizeof(*l));
-	if (l == NULL || (memcpy(l->manifest, manifest, HASH_LEN), map_put(&hub->file_manifests, l)) < 0) {
+	if (l == NULL ||
+	    (memcpy(l->manifest, manifest, HASH_LEN), map_put(&hub->file_manifests, l)) < 0) {
 		free(l);
 		if (fresh) {
 			map_del(&hub->files, sha256);
@@ -108,7 +109,8 @@ void files_changed(struct hub *hub, const struct hashent *h)
 
 static int files_by_viewers(const void *a, const void *b)
 {
-	uint32_t va = get_u32((const uint8_t *)a + HASH_LEN), vb = get_u32((const uint8_t *)b + HASH_LEN);
+	uint32_t va = get_u32((const uint8_t *)a + HASH_LEN),
+		 vb = get_u32((const uint8_t *)b + HASH_LEN);
 	if (va != vb)
 		return va < vb ? 1 : -1;
 	return memcmp(a, b, HASH_LEN);
@@ -123,7 +125,8 @@ size_t files_lookup(struct hub *hub, const uint8_t sha256[HASH_LEN],
 	if (f == NULL)
 		return 0;
 	struct filelink *l;
-	LIST_FOREACH(l, &f->manifests, entry) {
+	LIST_FOREACH(l, &f->manifests, entry)
+	{
 		uint32_t viewers = registry_viewers(hub, l->manifest);
 		if (viewers == 0)
 			continue; /* its last holder left this turn: forgotten at the next flush */

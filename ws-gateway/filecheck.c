@@ -1,5 +1,6 @@
 /*
- * filecheck.c — `file` announcements: a manifest's plain file SHA-256, checked against the manifest.
+ * filecheck.c — `file` announcements: a manifest's plain file SHA-256, checked against the
+ * manifest.
  *
  * The hub lists a manifest under a file hash only on this gateway's word (HUB_FILE), so the
  * word is given only after reading the manifest itself. A connection announces `file` for a
@@ -34,7 +35,7 @@ void filecheck_free(struct gateway *gw)
 }
 
 static struct file_claim *filecheck_claim(struct gateway *gw, struct session *s,
-				      const uint8_t manifest[HASH_LEN])
+					  const uint8_t manifest[HASH_LEN])
 {
 	uint8_t key[8 + HASH_LEN];
 	memcpy(key, &s->id, 8);
@@ -72,12 +73,12 @@ static int filecheck_room(struct gateway *gw, struct session *s)
 }
 
 void filecheck_announce(struct gateway *gw, struct session *s, const uint8_t manifest[HASH_LEN],
-		    const uint8_t sha256[HASH_LEN])
+			const uint8_t sha256[HASH_LEN])
 {
 	struct interest *in = interest_get(gw, s, manifest, 0);
 	if (in == NULL || !in->holds) {
 		filecheck_refuse(s, manifest,
-			     "announce a file only for a manifest you hold (say have first)");
+				 "announce a file only for a manifest you hold (say have first)");
 		return;
 	}
 	struct file_claim *fc = filecheck_claim(gw, s, manifest);
@@ -88,7 +89,8 @@ void filecheck_announce(struct gateway *gw, struct session *s, const uint8_t man
 	}
 	if (fc == NULL) {
 		if (filecheck_room(gw, s) < 0) {
-			filecheck_refuse(s, manifest, "too many files announced on this connection");
+			filecheck_refuse(s, manifest,
+					 "too many files announced on this connection");
 			return;
 		}
 		fc = calloc(1, sizeof(*fc));
@@ -127,8 +129,8 @@ static int filecheck_declared(const uint8_t *blob, size_t len, uint8_t out[HASH_
 	return rc;
 }
 
-void filecheck_answered(struct gateway *gw, struct session *s, struct interest *in, const uint8_t *blob,
-		    size_t len)
+void filecheck_answered(struct gateway *gw, struct session *s, struct interest *in,
+			const uint8_t *blob, size_t len)
 {
 	const uint8_t *manifest = in->key + 8;
 	struct file_claim *fc = filecheck_claim(gw, s, manifest);
@@ -172,12 +174,13 @@ void filecheck_session_closed(struct gateway *gw, struct session *s)
 		filecheck_remove(gw, s, LIST_FIRST(&s->claims));
 }
 
-size_t filecheck_listed(struct gateway *gw, struct session *s,
-		    uint8_t (*out)[HUBPROTO_FILE_ENTRY], size_t max)
+size_t filecheck_listed(struct gateway *gw, struct session *s, uint8_t (*out)[HUBPROTO_FILE_ENTRY],
+			size_t max)
 {
 	size_t n = 0;
 	struct file_claim *fc;
-	LIST_FOREACH(fc, &s->claims, entry) {
+	LIST_FOREACH(fc, &s->claims, entry)
+	{
 		if (n == max)
 			break;
 		struct interest *in = interest_get(gw, s, fc->key + 8, 0);

@@ -4,8 +4,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { startStack, withLogs, makeBlob, waitFor, sha256hex } from '../lib/stack.mjs';
-import { buildManifest } from '../lib/cli-helpers.mjs';
+import { buildManifest, runCli, startShare } from '../lib/cli-helpers.mjs';
 
 let stack;
 const T = (fn) => withLogs(() => stack, fn);
@@ -216,6 +218,92 @@ test('/sha256/: a page held under that address, case redirects, bad hashes', T(a
 	r = await stack.httpGet('/sha256/xyz');
 	assert.equal(r.status, 404);
 	await a.close();
+}));
+
+// ---------------------------------------------------------------------------------------------
+// the terminal client
+
+const url = () => `http://127.0.0.1:${stack.httpPort}`;
+const workdir = (label) => fs.mkdtempSync(path.join(stack.stateDir, `sha-${label}-`));
+
+/** A holder whose manifest says the file is `claimed` while its pieces make other bytes. */
+async function liar(index, claimed, label) {
+	const bytes = crypto.randomBytes(40000);
+	const m = buildManifest(bytes, { name: 'same.bin', pieceSize: 16384, overrides: { sha256: claimed } });
+	const c = await gw(index, label);
+	await c.hold({ hash: m.hash, bytes: m.manifest }, ...m.pieces.map((p) => ({ hash: p.hash, bytes: p.bytes })));
+	c.send({ type: 'file', sha256: claimed, manifest: m.hash });
+	return { c, hash: m.hash };
+}
+
+test('CLI: share announces the SHA-256; get URL/sha256/HASH and sha256:HASH fetch it', T(async () => {
+	const bytes = crypto.randomBytes(300000);
+	const sha = sha256hex(bytes);
+	const src = path.join(workdir('src'), 'release.tar');
+	fs.writeFileSync(src, bytes);
+	const sharer = await startShare([src, '--url', url(), '-v']);
+	try {
+		const manifest = sharer.hashes[0];
+		await waitListed(sha, [{ hash: manifest, viewers: 1 }]);
+		const m = JSON.parse((await (async () => {
+			const c = await gw(0, 'reader');
+			c.want(manifest);
+			const got = await c.nextBinary(manifest);
+			await c.close();
+			return got;
+		})()).bytes.toString('utf8'));
+		assert.equal(m.sha256, sha, 'the manifest carries the whole file\'s sha256');
+		assert.match(sharer.stderr, new RegExp(`sha256 ${sha}, also found at ${url()}/sha256/${sha}`));
+
+		const cwd = workdir('get');
+		let r = await runCli(['get', `${url()}/sha256/${sha.toUpperCase()}`, '-o', 'out.tar'], { cwd });
+		assert.equal(r.code, 0, r.stderr);
+		assert.ok(fs.readFileSync(path.join(cwd, 'out.tar')).equals(bytes));
+		r = await runCli(['get', `sha256:${sha}`, '-o', '-', '-v'], { cwd, env: { EPHEMERAL_URL: url() } });
+		assert.equal(r.code, 0, r.stderr);
+		assert.ok(r.stdout.equals(bytes));
+		assert.match(r.stderr, /SHA-256 verified/);
+		// Nobody has this one: exit 2, nothing saved.
+		const none = sha256hex(crypto.randomBytes(10));
+		r = await runCli(['get', `sha256:${none}`, '-o', 'none.bin'], { cwd, env: { EPHEMERAL_URL: url() } });
+		assert.equal(r.code, 2, r.stderr);
+		assert.match(r.stderr, /no one here holds a file with SHA-256/);
+		assert.ok(!fs.existsSync(path.join(cwd, 'none.bin')));
+	} finally {
+		await sharer.stop();
+	}
+}));
+
+test('CLI: a manifest that lies about its file is caught: nothing saved, exit 4, next manifest tried', T(async () => {
+	const bytes = crypto.randomBytes(50000);
+	const sha = sha256hex(bytes);
+	const bad = await liar(0, sha, 'liar');
+	await waitListed(sha, [{ hash: bad.hash, viewers: 1 }]);
+	const cwd = workdir('lie');
+	let r = await runCli(['get', `${url()}/sha256/${sha}`, '-o', 'got.bin'], { cwd });
+	assert.equal(r.code, 4, r.stderr);
+	assert.match(r.stderr, /does not match the SHA-256/);
+	assert.deepEqual(fs.readdirSync(cwd), [], 'nothing left at the output path');
+	// By its manifest's own address, too: the whole file is checked.
+	r = await runCli(['get', `${url()}/${bad.hash}`, '-o', 'got.bin'], { cwd });
+	assert.equal(r.code, 4, r.stderr);
+	assert.deepEqual(fs.readdirSync(cwd), []);
+
+	// An honest manifest with fewer viewers comes second: the client moves on to it.
+	const honest = file('honest', { size: 0 });
+	const hm = buildManifest(bytes, { name: 'same.bin', pieceSize: 16384, overrides: { sha256: sha } });
+	const h = await gw(1, 'honest');
+	await h.hold({ hash: hm.hash, bytes: hm.manifest }, ...hm.pieces.map((p) => ({ hash: p.hash, bytes: p.bytes })));
+	h.send({ type: 'file', sha256: sha, manifest: hm.hash });
+	const extra = await gw(1, 'liar 2');
+	await extra.hold({ hash: bad.hash, bytes: Buffer.alloc(0) });
+	await waitListed(sha, [{ hash: bad.hash, viewers: 2 }, { hash: hm.hash, viewers: 1 }]);
+	r = await runCli(['get', `${url()}/sha256/${sha}`, '-o', 'got.bin', '-v'], { cwd });
+	assert.equal(r.code, 0, r.stderr);
+	assert.match(r.stderr, /does not match/);
+	assert.ok(fs.readFileSync(path.join(cwd, 'got.bin')).equals(bytes));
+	assert.ok(honest);
+	for (const x of [bad.c, h, extra]) await x.close();
 }));
 
 test('a restarted hub learns the listed files again from the gateways', T(async () => {
