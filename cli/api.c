@@ -31,7 +31,8 @@ static int api_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 	switch (reason) {
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
 		if (a) {
-			snprintf(a->why, sizeof(a->why), "%s", in ? (const char *)in : "cannot connect");
+			snprintf(a->why, sizeof(a->why), "%s",
+				 in ? (const char *)in : "cannot connect");
 			a->failed = a->done = 1;
 		}
 		return 0;
@@ -128,7 +129,8 @@ int api_get(const struct client_config *cfg, const char *path, int *status, char
 	}
 	while (!a.done && !client_interrupted()) {
 		if (now_ms() > deadline) {
-			snprintf(a.why, sizeof(a.why), "no answer within %d s", API_TIMEOUT_MS / 1000);
+			snprintf(a.why, sizeof(a.why), "no answer within %d s",
+				 API_TIMEOUT_MS / 1000);
 			a.failed = 1;
 			break;
 		}
