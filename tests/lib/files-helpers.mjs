@@ -50,8 +50,12 @@ export function randomFile(dir, name, size) {
 	return { file, bytes, sha256: sha256hex(bytes) };
 }
 
-/** The manifest the pages build for bytes (same JSON, same key order), and its address. */
-export function buildManifest(bytes, { name, type = 'application/octet-stream', pieceSize = PIECE_SIZE } = {}) {
+/**
+ * The manifest the pages build for bytes (same JSON, same key order), and its address. sha256:
+ * the whole file's, as the pages write it (default), another hash (a lying manifest), or null
+ * (none, as older manifests).
+ */
+export function buildManifest(bytes, { name, type = 'application/octet-stream', pieceSize = PIECE_SIZE, sha256 } = {}) {
 	const pieces = [];
 	const blobs = new Map();
 	for (let off = 0; off < bytes.length; off += pieceSize) {
@@ -60,7 +64,8 @@ export function buildManifest(bytes, { name, type = 'application/octet-stream', 
 		pieces.push(h);
 		blobs.set(h, piece);
 	}
-	const json = JSON.stringify({ ephemeral: 'manifest', version: 1, name, type, size: bytes.length, piece_size: pieceSize, pieces });
+	const whole = sha256 === undefined ? sha256hex(bytes) : sha256 || undefined;
+	const json = JSON.stringify({ ephemeral: 'manifest', version: 1, name, type, size: bytes.length, sha256: whole, piece_size: pieceSize, pieces });
 	const manifest = Buffer.from(json, 'utf8');
 	return { manifest, hash: sha256hex(manifest), pieces, blobs };
 }

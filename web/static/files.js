@@ -8,6 +8,7 @@
 // here: the pages show what these functions report.
 
 import { HASH_RE, sha256Hex } from './ephemeral.js';
+import { fileHasher } from './sha256.js';
 
 export const MIN_PIECE_SIZE = 16 * 1024;
 export const DEFAULT_PIECE_SIZE = 256 * 1024;
@@ -37,7 +38,7 @@ function utf8Length(text) {
 // Bytes of the manifest JSON for `count` pieces, without hashing anything: each piece adds a
 // quoted 64-digit hash, and every piece but the first a comma.
 export function manifestLength(name, type, size, pieceSize, count) {
-	const empty = manifestJson({ name, type, size, pieceSize, pieces: [] });
+	const empty = manifestJson({ name, type, size, sha256: '0'.repeat(64), pieceSize, pieces: [] });
 	return utf8Length(empty) + 66 * count + Math.max(0, count - 1);
 }
 
@@ -54,8 +55,9 @@ export function choosePieceSize(size, name, type, maxBlob) {
 	throw new ManifestError(`this file is too large to share here (${formatBytes(size)})`);
 }
 
-export function manifestJson({ name, type, size, pieceSize, pieces }) {
-	return JSON.stringify({ ephemeral: 'manifest', version: 1, name, type, size, piece_size: pieceSize, pieces });
+// Key order as the terminal client writes it (cli/manifest.c); sha256 is left out when unknown.
+export function manifestJson({ name, type, size, sha256, pieceSize, pieces }) {
+	return JSON.stringify({ ephemeral: 'manifest', version: 1, name, type, size, sha256, piece_size: pieceSize, pieces });
 }
 
 // Reads bytes [start, start + target.length) of a Blob into `target` and resolves with the view
@@ -174,8 +176,9 @@ export class ChunkedReader {
 // Hashes a File (or Blob) piece by piece, reading it in chunks into one reused buffer: each
 // piece's digest takes a copy of its bytes when it starts, so the next chunk is read into the
 // same buffer while the last one's pieces are hashed. Memory: one chunk, whatever the size.
+// The whole file's plain SHA-256 (what sha256sum prints) is computed in the same pass.
 // onProgress(bytesHashed, size) after each chunk. Resolves with {manifest: Uint8Array, hash,
-// pieces: [hash...], pieceSize, sources: [[hash, read(target)]...], reader} where each source
+// sha256, pieces: [hash...], pieceSize, sources: [[hash, read(target)]...], reader} where each source
 // reads its piece from the file only when someone requests it.
 export async function hashFile(file, maxBlob, onProgress = () => {}, signal) {
 	const name = file.name || 'file';
@@ -187,10 +190,12 @@ export async function hashFile(file, maxBlob, onProgress = () => {}, signal) {
 	const chunkSize = Math.max(pieceSize, Math.floor(READ_CHUNK_BYTES / pieceSize) * pieceSize);
 	let buffer = new ArrayBuffer(chunkSize);
 	let hashing = Promise.resolve();
+	const whole = await fileHasher(); // the plain SHA-256 of the file, in the same pass
 	for (let start = 0; start < size; start += chunkSize) {
 		if (signal && signal.aborted) throw new DOMException('hashing stopped', 'AbortError');
 		const bytes = await readBlobInto(file, start, new Uint8Array(buffer, 0, Math.min(chunkSize, size - start)));
 		buffer = bytes.buffer;
+		whole.update(bytes); // before the buffer is read into again
 		await hashing; // the previous chunk's digests (their copies are taken: the buffer is free)
 		const first = start / pieceSize;
 		const digests = [];
@@ -202,11 +207,12 @@ export async function hashFile(file, maxBlob, onProgress = () => {}, signal) {
 	}
 	await hashing;
 	onProgress(size, size);
-	const manifest = new TextEncoder().encode(manifestJson({ name, type, size, pieceSize, pieces }));
+	const sha256 = whole.hex();
+	const manifest = new TextEncoder().encode(manifestJson({ name, type, size, sha256, pieceSize, pieces }));
 	const hash = await sha256Hex(manifest);
 	const reader = new ChunkedReader(file, pieceSize);
 	const sources = pieces.map((h, i) => [h, (target) => reader.readInto(i, target)]);
-	return { manifest, hash, pieces, pieceSize, sources, reader, name, type, size };
+	return { manifest, hash, sha256, pieces, pieceSize, sources, reader, name, type, size };
 }
 
 // Tells a manifest from a page. Returns null for a page (anything that is not a JSON object
@@ -244,10 +250,14 @@ export function validateManifest(obj, maxBlob) {
 		if (typeof piece !== 'string' || !HASH_RE.test(piece))
 			throw new ManifestError(`the address of piece ${i + 1} (${describe(piece)}) is not 64 lowercase hexadecimal digits`);
 	});
+	// Optional (older manifests lack it); when given, the finished file is checked against it.
+	if (obj.sha256 !== undefined && (typeof obj.sha256 !== 'string' || !HASH_RE.test(obj.sha256)))
+		throw new ManifestError(`the file's SHA-256 (${describe(obj.sha256)}) is not 64 lowercase hexadecimal digits`);
 	return {
 		name,
 		type: type || 'application/octet-stream',
 		size,
+		sha256: obj.sha256 || null,
 		pieceSize,
 		pieces: pieces.slice(),
 	};
