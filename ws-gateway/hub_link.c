@@ -61,20 +61,27 @@ int hub_link_send(struct gateway *gw, const struct hubproto_out *o)
 	return hub_link_post(gw, o, 0);
 }
 
-void hub_link_hello(struct gateway *gw)
+/* HELLO's data: name, NUL, the peer endpoint other gateways send our waiters' blobs to. Every
+ * HELLO carries it (a re-announced one too: without it the hub cannot route to our waiters). */
+static struct hubproto_out
+hub_link_hello_msg(struct gateway *gw, char data[HUBPROTO_MAX_NAME + 1 + HUBPROTO_MAX_ENDPOINT])
 {
-	/* data: name, NUL, the peer endpoint other gateways send our waiters' blobs to */
-	char data[HUBPROTO_MAX_NAME + 1 + HUBPROTO_MAX_ENDPOINT];
 	size_t name_len = strnlen(gw->name, HUBPROTO_MAX_NAME);
 	size_t ep_len = strnlen(gw->peer_endpoint, HUBPROTO_MAX_ENDPOINT);
 	memcpy(data, gw->name, name_len);
 	data[name_len] = '\0';
 	memcpy(data + name_len + 1, gw->peer_endpoint, ep_len);
-	struct hubproto_out o = {.cmd = HUB_HELLO,
-				 .id = gw->instance,
-				 .value = gw->nsessions,
-				 .data = data,
-				 .data_len = name_len + 1 + ep_len};
+	return (struct hubproto_out){.cmd = HUB_HELLO,
+				     .id = gw->instance,
+				     .value = gw->nsessions,
+				     .data = data,
+				     .data_len = name_len + 1 + ep_len};
+}
+
+void hub_link_hello(struct gateway *gw)
+{
+	char data[HUBPROTO_MAX_NAME + 1 + HUBPROTO_MAX_ENDPOINT];
+	struct hubproto_out o = hub_link_hello_msg(gw, data);
 	hub_link_send(gw, &o);
 }
 
@@ -134,11 +141,8 @@ static void hub_link_resync_step(struct gateway *gw)
 	size_t it = 0;
 	struct session *s;
 	if (!gw->resync_hello) {
-		struct hubproto_out o = {.cmd = HUB_HELLO,
-					 .id = gw->instance,
-					 .value = gw->nsessions,
-					 .data = gw->name,
-					 .data_len = strlen(gw->name)};
+		char data[HUBPROTO_MAX_NAME + 1 + HUBPROTO_MAX_ENDPOINT];
+		struct hubproto_out o = hub_link_hello_msg(gw, data);
 		if (hub_link_post(gw, &o, 1) < 0)
 			return;
 		gw->resync_hello = 1;
