@@ -277,18 +277,16 @@ async function checkWhole(manifest, file) {
 	status('Checking the whole file against its SHA-256…');
 	let got;
 	try {
-		got = await blobSha256(file, (done, size) => setText('progress-text', `Checking the SHA-256: ${size ? Math.floor((100 * done) / size) : 100}%`));
+		got = await blobSha256(file, (done, size) => status(`Checking the whole file against its SHA-256… ${size ? Math.floor((100 * done) / size) : 100}%`));
 	} catch (err) {
 		status(`The file is here but its SHA-256 could not be checked (${err.message}), so it is not offered.`, 'error');
 		return false;
 	}
 	if (got === manifest.sha256) {
 		setText('file-sha256', `${manifest.sha256} — SHA-256 verified`);
-		setText('progress-text', 'SHA-256 verified.');
 		return true;
 	}
 	setText('file-sha256', `${manifest.sha256} — the file does not match`);
-	setText('progress-text', '');
 	health('The pieces matched their addresses, but together they are another file.', 'bad');
 	status(`This file does not match the SHA-256 its manifest gives (${manifest.sha256}): it is not the file it claims to be, and nothing was saved.`, 'error');
 	if (test) window.ephemeralTest.mismatch = got;
