@@ -174,21 +174,13 @@ void filecheck_session_closed(struct gateway *gw, struct session *s)
 		filecheck_remove(gw, s, LIST_FIRST(&s->claims));
 }
 
-size_t filecheck_listed(struct gateway *gw, struct session *s, uint8_t (*out)[HUBPROTO_FILE_ENTRY],
-			size_t max)
+int filecheck_entry(struct gateway *gw, struct session *s, const struct file_claim *fc,
+		    uint8_t out[HUBPROTO_FILE_ENTRY])
 {
-	size_t n = 0;
-	struct file_claim *fc;
-	LIST_FOREACH(fc, &s->claims, entry)
-	{
-		if (n == max)
-			break;
-		struct interest *in = interest_get(gw, s, fc->key + 8, 0);
-		if (!fc->listed || in == NULL || !in->holds)
-			continue;
-		memcpy(out[n], fc->key + 8, HASH_LEN);
-		memcpy(out[n] + HASH_LEN, fc->sha256, HASH_LEN);
-		n++;
-	}
-	return n;
+	struct interest *in = interest_get(gw, s, fc->key + 8, 0);
+	if (!fc->listed || in == NULL || !in->holds)
+		return 0;
+	memcpy(out, fc->key + 8, HASH_LEN);
+	memcpy(out + HASH_LEN, fc->sha256, HASH_LEN);
+	return 1;
 }

@@ -281,9 +281,9 @@ void filecheck_answered(struct gateway *gw, struct session *s, struct interest *
 /* s no longer holds the manifest: its claim goes. */
 void filecheck_forget(struct gateway *gw, struct session *s, const uint8_t manifest[HASH_LEN]);
 void filecheck_session_closed(struct gateway *gw, struct session *s);
-/* The listed claims of s on manifests it still holds, as FILE entries (for a new hub). */
-size_t filecheck_listed(struct gateway *gw, struct session *s, uint8_t (*out)[HUBPROTO_FILE_ENTRY],
-			size_t max);
+/* 1 with out filled when fc is listed and its manifest still held: a FILE entry for a new hub. */
+int filecheck_entry(struct gateway *gw, struct session *s, const struct file_claim *fc,
+		    uint8_t out[HUBPROTO_FILE_ENTRY]);
 
 /* limits.c — admission (address, Origin) and per-connection budgets */
 void limits_init(struct gateway *gw, const char *trusted, const char *origins);
