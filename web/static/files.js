@@ -327,6 +327,7 @@ const PROGRESS_EVERY_MS = 250; // the page repaints its progress at most 4 times
 // gateway for a moment learns its holdings again within seconds), and while its holders are
 // there but none answered in time (12 tries: the server gives up on each after 10 s).
 const PIECE_RETRIES = 5;
+const WHOLE_EARLY_MAX = 64; // pieces kept for the running whole-file hash before it gives up
 const SHARED_RETRIES = 8;
 const SLOW_RETRIES = 12;
 const RETRY_BASE_MS = 250;
@@ -362,6 +363,9 @@ export class Download extends EventTarget {
 	#speedSamples = [];
 	#lastProgress = 0;
 	#reportTimer = 0;
+	#whole = null; // the whole file's SHA-256 as pieces arrive in order, or null (see #feedWhole)
+	#wholeNext = 0; // the next piece index it needs
+	#wholeEarly = new Map(); // index -> bytes that came before their turn (at most WHOLE_EARLY_MAX)
 
 	// othersHold(): whether someone besides us still holds the manifest (its viewer count).
 	constructor(client, manifest, store, { othersHold = () => false } = {}) {
@@ -386,6 +390,31 @@ export class Download extends EventTarget {
 
 	get complete() {
 		return this.piecesDone === this.manifest.pieces.length;
+	}
+
+	// The whole file's SHA-256 (hex) when it could be computed as the pieces arrived, else null:
+	// then the finished file is read once more to check it (view.js).
+	wholeSha256() {
+		if (!this.#whole || !this.complete || this.#wholeNext !== this.manifest.pieces.length) return null;
+		const hex = this.#whole.hex();
+		this.#whole = null;
+		return hex;
+	}
+
+	// Pieces go through the whole-file hash in file order; one that arrives early waits here
+	// (a copy). Too many waiting (a slow piece early in the file) and the running hash is given
+	// up for one pass over the finished file, so memory stays bounded.
+	#feedWhole(indices, bytes) {
+		if (!this.#whole) return;
+		for (const i of indices) if (i >= this.#wholeNext) this.#wholeEarly.set(i, i === this.#wholeNext ? bytes : bytes.slice());
+		while (this.#wholeEarly.has(this.#wholeNext)) {
+			this.#whole.update(this.#wholeEarly.get(this.#wholeNext));
+			this.#wholeEarly.delete(this.#wholeNext++);
+		}
+		if (this.#wholeEarly.size > WHOLE_EARLY_MAX) {
+			this.#whole = null;
+			this.#wholeEarly.clear();
+		}
 	}
 
 	#length(i) {
@@ -421,6 +450,8 @@ export class Download extends EventTarget {
 		}
 		this.resumed = this.bytes;
 		this.stats.heldFromStore = held.length;
+		// A fresh download hashes the whole file as it goes; a resumed one checks it at the end.
+		if (this.manifest.sha256 && !stored.length) this.#whole = await fileHasher().catch(() => null);
 		if (held.length) this.#client.holdMany(held);
 	}
 
@@ -507,6 +538,7 @@ export class Download extends EventTarget {
 			return;
 		}
 		this.#writes--;
+		this.#feedWhole(indices, bytes);
 		this.#client.hold(hash, this.#source(indices[0]));
 		this.bytes += indices.reduce((n, i) => n + this.#length(i), 0);
 		this.piecesDone += indices.length;

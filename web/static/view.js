@@ -244,7 +244,7 @@ async function fetchAll(manifest, store, download) {
 		status(`The download finished but cannot be read back from this browser's storage: ${err.message}`, 'error');
 		return;
 	}
-	if (manifest.sha256 && !(await checkWhole(manifest, file))) return;
+	if (manifest.sha256 && !(await checkWhole(manifest, file, download.wholeSha256()))) return;
 	offerDownload(manifest, file);
 	if (test) window.ephemeralTest.file = file;
 	status(`Complete and verified${manifest.sha256 ? ': SHA-256 verified' : ''}. Keep this tab open and others can download it from you too.`, 'done');
@@ -270,14 +270,14 @@ function reachedBySha256(manifest) {
 	}
 }
 
-// 1 if the finished file has the manifest's SHA-256; else says so plainly, offers nothing,
+// True if the finished file has the manifest's SHA-256; else says so plainly, offers nothing,
 // stops serving the manifest (it lies about its file) and, when this page was reached by the
 // file's SHA-256, goes on to the next manifest that declares it.
-async function checkWhole(manifest, file) {
-	status('Checking the whole file against its SHA-256…');
-	let got;
+async function checkWhole(manifest, file, computed) {
+	let got = computed; // hashed as the pieces arrived, in order; else one pass over the file
 	try {
-		got = await blobSha256(file, (done, size) => status(`Checking the whole file against its SHA-256… ${size ? Math.floor((100 * done) / size) : 100}%`));
+		if (!got) status('Checking the whole file against its SHA-256…');
+		got = got || await blobSha256(file, (done, size) => status(`Checking the whole file against its SHA-256… ${size ? Math.floor((100 * done) / size) : 100}%`));
 	} catch (err) {
 		status(`The file is here but its SHA-256 could not be checked (${err.message}), so it is not offered.`, 'error');
 		return false;
