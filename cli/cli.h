@@ -29,6 +29,7 @@ enum cli_exit {
 	CLI_EXIT_ERROR = 1,	  /* I/O error, malformed manifest, the server misbehaved */
 	CLI_EXIT_GONE = 2,	  /* nobody holds the content any more (not_found) */
 	CLI_EXIT_UNREACHABLE = 3, /* the server cannot be reached, or was lost for good */
+	CLI_EXIT_MISMATCH = 4,	  /* the file assembled does not have the SHA-256 it should */
 	CLI_EXIT_USAGE = 64,	  /* bad command line, bad link (EX_USAGE) */
 	CLI_EXIT_INTERRUPTED = 130,
 };
@@ -55,6 +56,13 @@ int url_parse_server(const char *url, struct url_server *out, char *err, size_t 
  */
 int url_parse_link(const char *link, uint8_t hash[HASH_LEN], struct url_server *server,
 		   int *has_server, char *err, size_t errlen);
+/*
+ * A file named by its plain SHA-256: sha256:<hash>, or a link http://host/sha256/<hash> (any
+ * case; *server filled and *has_server set). 1 with hash set, 0 when arg is neither (a link or
+ * an address, for url_parse_link), -1 with a reason in err.
+ */
+int url_parse_sha256(const char *arg, uint8_t hash[HASH_LEN], struct url_server *server,
+		     int *has_server, char *err, size_t errlen);
 /* Writes base + hex hash into out. */
 void url_link(const struct url_server *s, const uint8_t hash[HASH_LEN], char *out, size_t len);
 /* Writes ws(s)://authority/prefix/ws into out, for messages. */
@@ -106,13 +114,16 @@ struct manifest {
 	uint64_t piece_size;
 	size_t npieces;
 	uint8_t (*pieces)[HASH_LEN];
+	uint8_t sha256[HASH_LEN]; /* the whole file's plain SHA-256 ("sha256"), if has_sha256 */
+	int has_sha256;
 };
 
 /* Piece size for a file: 256 KiB, or the smallest larger power of two for which the manifest
  * fits in max_blob. 0, or -1 with a reason (the file is too large to share here). */
 int manifest_piece_size(uint64_t size, const char *name, const char *type, uint64_t max_blob,
 			uint64_t *out, char *err, size_t errlen);
-/* Hashes fd's pieces into m (name, type, size and piece_size set by the caller). on_piece is
+/* Hashes fd's pieces into m (name, type, size and piece_size set by the caller), and the whole
+ * file into m->sha256 in the same pass. on_piece is
  * called after each piece (may be NULL); returning non-zero stops. 0, or -1 with a reason. */
 int manifest_hash_file(int fd, struct manifest *m, int (*on_piece)(void *arg, uint64_t done),
 		       void *arg, char *err, size_t errlen);
@@ -267,6 +278,10 @@ struct client {
 	double msg_tokens;     /* the budget of text messages, from the welcome's msg_rate/burst */
 	int64_t msg_tokens_at; /* microseconds */
 	uint64_t announced;    /* hashes said `have` on this connection */
+	/* `file` announcements (manifest, file SHA-256): sent after every `have`, again after
+	 * every welcome */
+	uint8_t (*files)[2 * HASH_LEN];
+	size_t nfiles, files_cap, files_sent;
 	int holds_noted;
 	/* incoming: one message reassembled from its fragments */
 	uint8_t *rx;
@@ -297,6 +312,17 @@ int client_hold_file(struct client *c, const uint8_t hash[HASH_LEN], int fd, uin
 		     size_t len);
 int client_hold_mem(struct client *c, const uint8_t hash[HASH_LEN], const void *data, size_t len);
 void client_flush_haves(struct client *c);
+/* Announces that the held manifest declares this whole-file SHA-256 (`file`), once its `have`
+ * is out, and again on every new connection. 0 or -1. */
+int client_announce_file(struct client *c, const uint8_t sha256[HASH_LEN],
+			 const uint8_t manifest[HASH_LEN]);
+
+/* api.c — one GET of the site's JSON API (before the WebSocket opens) */
+
+/* GETs path (no leading '/') under the server's base URL. 0 with *status and *body (malloc'd,
+ * NUL-terminated), or -1 with a reason in err. */
+int api_get(const struct client_config *cfg, const char *path, int *status, char **body, char *err,
+	    size_t errlen);
 
 /* share.c — `ephemeral share FILE…` */
 
@@ -312,11 +338,14 @@ struct share_options {
 
 int share_run(const struct share_options *o);
 
-/* get.c — `ephemeral get LINK|HASH` */
+/* get.c — `ephemeral get LINK|HASH|sha256:HASH` */
 
 struct get_options {
 	struct client_config client;
 	uint8_t hash[HASH_LEN];
+	int by_sha256; /* hash is a file's plain SHA-256: try the manifests that declare it */
+	int expect;    /* the file must have this plain SHA-256 (else CLI_EXIT_MISMATCH) */
+	uint8_t expect_sha256[HASH_LEN];
 	const char *output; /* NULL: the manifest's name (a page goes to standard output); "-" */
 	int seed;
 	int force;

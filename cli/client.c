@@ -86,9 +86,27 @@ void client_want(struct client *c, const uint8_t hash[HASH_LEN])
 	client_send_text(c, wsmsg_client_hash(WSMSG_WANT, hash));
 }
 
+int client_announce_file(struct client *c, const uint8_t sha256[HASH_LEN],
+			 const uint8_t manifest[HASH_LEN])
+{
+	if (c->nfiles == c->files_cap) {
+		size_t ncap = c->files_cap ? c->files_cap * 2 : 16;
+		uint8_t(*n)[2 * HASH_LEN] = realloc(c->files, ncap * 2 * HASH_LEN);
+		if (n == NULL)
+			return -1;
+		c->files = n;
+		c->files_cap = ncap;
+	}
+	memcpy(c->files[c->nfiles], manifest, HASH_LEN);
+	memcpy(c->files[c->nfiles] + HASH_LEN, sha256, HASH_LEN);
+	c->nfiles++;
+	return 0;
+}
+
 void client_flush_haves(struct client *c)
 {
-	if (c->lists_len && c->welcomed && c->state == CLIENT_OPEN && c->wsi)
+	if ((c->lists_len || c->files_sent < c->nfiles) && c->welcomed && c->state == CLIENT_OPEN &&
+	    c->wsi)
 		lws_callback_on_writable(c->wsi);
 }
 
@@ -287,14 +305,32 @@ static int client_send_list(struct client *c)
 	return rc < 0 ? -1 : 1;
 }
 
+/* Sends the next `file` once every `have` is out (the server checks that the manifest is
+ * held): 1 sent, 0 not yet, -1 if the write failed. */
+static int client_send_file(struct client *c)
+{
+	if (!client_pay(c, 1, 0))
+		return 0;
+	const uint8_t *e = c->files[c->files_sent];
+	char *text = wsmsg_client_file(e + HASH_LEN, e);
+	if (text == NULL)
+		return 0; /* out of memory: the tick tries again */
+	int rc = client_write_text(c, text);
+	free(text);
+	c->files_sent++;
+	return rc < 0 ? -1 : 1;
+}
+
 static int client_writable(struct client *c)
 {
 	if (c->blob_total == 0 && STAILQ_EMPTY(&c->outq)) {
 		/* Announcements go when nothing else waits: answers and wants come first. */
-		int rc = c->lists_len ? client_send_list(c) : 0;
+		int rc = c->lists_len		     ? client_send_list(c)
+			 : c->files_sent < c->nfiles ? client_send_file(c)
+						     : 0;
 		if (rc < 0)
 			return -1;
-		if (rc > 0 && c->lists_len)
+		if (rc > 0 && (c->lists_len || c->files_sent < c->nfiles))
 			lws_callback_on_writable(c->wsi);
 		return 0;
 	}
@@ -339,7 +375,7 @@ static int client_writable(struct client *c)
 			c->blob_total = c->blob_off = 0;
 		}
 	}
-	if (!STAILQ_EMPTY(&c->outq) || c->blob_total || c->lists_len)
+	if (!STAILQ_EMPTY(&c->outq) || c->blob_total || c->lists_len || c->files_sent < c->nfiles)
 		lws_callback_on_writable(c->wsi);
 	return 0;
 }
@@ -366,6 +402,7 @@ static void on_welcome(struct client *c, struct wsmsg *m)
 	c->msg_tokens = (double)c->budget.msg_burst;
 	c->msg_tokens_at = client_now_us();
 	c->announced = 0;
+	c->files_sent = 0; /* and every file announced again, after the holdings */
 	struct store_entry *e;
 	for (size_t i = 0; (e = map_next(&c->store.map, &i));) {
 		if (client_lists_push(c, e->hash) < 0) {
@@ -719,6 +756,8 @@ void client_destroy(struct client *c)
 	store_free(&c->store);
 	free(c->tx);
 	free(c->lists);
+	free(c->files);
+	c->files = NULL;
 	free(c->blob);
 	free(c->rx);
 	c->tx = c->blob = c->rx = NULL;

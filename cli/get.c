@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -304,11 +305,60 @@ static int get_resume(struct get *g)
 	return 1;
 }
 
+/* The whole file against the manifest's "sha256", one pass over what was written: 0 matches
+ * (or the manifest names none), 1 differs, -1 unreadable. */
+static int get_check_whole(struct get *g)
+{
+	static uint8_t buf[256 * 1024];
+	uint8_t got[HASH_LEN];
+	if (!g->m.has_sha256)
+		return 0;
+	struct hash_stream *h = hash_stream_new();
+	if (h == NULL || hash_stream_begin(h) < 0) {
+		hash_stream_free(h);
+		return -1;
+	}
+	for (uint64_t off = 0; off < g->m.size;) {
+		ssize_t n = pread(g->fd, buf, sizeof(buf), (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || hash_stream_update(h, buf, (size_t)n) < 0) {
+			hash_stream_free(h);
+			return -1;
+		}
+		off += (uint64_t)n;
+	}
+	int rc = hash_stream_end(h, got);
+	hash_stream_free(h);
+	if (rc < 0)
+		return -1;
+	return memcmp(got, g->m.sha256, HASH_LEN) != 0;
+}
+
 static void get_complete(struct get *g)
 {
 	char sz[32];
 	g->phase = GET_DONE;
 	progress_clear(&g->out);
+	int whole = get_check_whole(g);
+	if (whole != 0) {
+		/* Every piece matched its address, but the file is not the one the manifest says:
+		 * nothing of it is kept. */
+		char want[HASH_HEX_LEN + 1];
+		hash_to_hex(g->m.sha256, want);
+		if (g->part)
+			unlink(g->part);
+		if (whole < 0)
+			get_fail(g, CLI_EXIT_ERROR, "cannot read %s back to check it", g->display);
+		else
+			get_fail(g, CLI_EXIT_MISMATCH,
+				 "%s does not match the SHA-256 its manifest gives (%s): nothing "
+				 "saved",
+				 g->display, want);
+		return;
+	}
+	if (g->m.has_sha256)
+		progress_note(&g->out, "SHA-256 verified");
 	if (g->to_stdout) {
 		static uint8_t buf[64 * 1024];
 		for (uint64_t off = 0; off < g->m.size;) {
@@ -467,6 +517,12 @@ static void get_root(struct get *g, const uint8_t *data, size_t len)
 		get_fail(g, CLI_EXIT_ERROR, "%s is a malformed manifest: %s", g->hex, err);
 		return;
 	}
+	if (g->o->expect && (kind == 0 || !g->m.has_sha256 ||
+			     memcmp(g->m.sha256, g->o->expect_sha256, HASH_LEN) != 0)) {
+		get_fail(g, CLI_EXIT_MISMATCH, "%s is not a manifest of a file with that SHA-256",
+			 g->hex);
+		return;
+	}
 	g->root_wanted = 0;
 	if (kind == 0)
 		get_page(g, data, len);
@@ -619,7 +675,7 @@ static const struct client_ops get_ops = {
     .wake = get_wake,
 };
 
-int get_run(const struct get_options *o)
+static int get_one(const struct get_options *o)
 {
 	struct get g;
 	int rc = CLI_EXIT_ERROR;
@@ -650,4 +706,99 @@ int get_run(const struct get_options *o)
 	free(g.path);
 	free(g.part);
 	return rc;
+}
+
+/* The plain SHA-256's candidates from the site's API: 1 if a blob is held under that very
+ * address (it is the file), else the manifests in *list (most viewers first), *n of them. */
+static int get_candidates(const struct get_options *o, struct progress *out, const char *hex,
+			  uint8_t (**list)[HASH_LEN], size_t *n)
+{
+	char path[128], err[512];
+	int status;
+	char *body;
+	*list = NULL;
+	*n = 0;
+	snprintf(path, sizeof(path), "api/v1/pages/%s", hex);
+	if (api_get(&o->client, path, &status, &body, err, sizeof(err)) < 0) {
+		progress_error(out, "cannot ask %s: %s", o->client.server.base, err);
+		return -1;
+	}
+	json_t *root = status == 200 ? json_loads(body, 0, NULL) : NULL;
+	free(body);
+	json_int_t viewers = json_integer_value(json_object_get(root, "viewers"));
+	json_decref(root);
+	if (viewers > 0)
+		return 1;
+	snprintf(path, sizeof(path), "api/v1/files/%s", hex);
+	if (api_get(&o->client, path, &status, &body, err, sizeof(err)) < 0) {
+		progress_error(out, "cannot ask %s: %s", o->client.server.base, err);
+		return -1;
+	}
+	root = status == 200 ? json_loads(body, 0, NULL) : NULL;
+	free(body);
+	json_t *manifests = json_object_get(root, "manifests");
+	if (!json_is_array(manifests)) {
+		json_decref(root);
+		progress_error(out, "%s answered %d to a lookup of %s", o->client.server.base,
+			       status, hex);
+		return -1;
+	}
+	*list = calloc(json_array_size(manifests) + 1, HASH_LEN);
+	if (*list == NULL) {
+		json_decref(root);
+		progress_error(out, "out of memory");
+		return -1;
+	}
+	size_t i;
+	json_t *m;
+	json_array_foreach(manifests, i, m)
+	{
+		json_t *h = json_object_get(m, "hash");
+		if (json_is_string(h) &&
+		    hash_from_hex(json_string_value(h), json_string_length(h), (*list)[*n]) == 0)
+			(*n)++;
+	}
+	json_decref(root);
+	return 0;
+}
+
+/* `get …/sha256/HASH`: the blob under that address, else each manifest that declares it in
+ * turn, until one gives a file that really has that SHA-256. */
+static int get_by_sha256(const struct get_options *o)
+{
+	struct progress out;
+	char hex[HASH_HEX_LEN + 1];
+	uint8_t(*list)[HASH_LEN];
+	size_t n;
+	progress_init(&out, o->quiet, o->verbose);
+	hash_to_hex(o->hash, hex);
+	int found = get_candidates(o, &out, hex, &list, &n);
+	if (found < 0)
+		return CLI_EXIT_UNREACHABLE;
+	struct get_options one = *o;
+	one.by_sha256 = 0;
+	if (found == 1)
+		return get_one(
+		    &one); /* a blob's address is its plain SHA-256: checked as any blob */
+	one.expect = 1;
+	memcpy(one.expect_sha256, o->hash, HASH_LEN);
+	int rc = CLI_EXIT_GONE;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(one.hash, list[i], HASH_LEN);
+		rc = get_one(&one);
+		if (rc != CLI_EXIT_MISMATCH && rc != CLI_EXIT_GONE)
+			break;
+		if (i + 1 < n)
+			progress_note(&out, "trying the next file that says it has SHA-256 %s",
+				      hex);
+	}
+	free(list);
+	if (n == 0)
+		progress_error(&out, "no one here holds a file with SHA-256 %s right now", hex);
+	return rc;
+}
+
+int get_run(const struct get_options *o)
+{
+	return o->by_sha256 ? get_by_sha256(o) : get_one(o);
 }

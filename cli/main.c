@@ -20,13 +20,15 @@
 static const char main_usage[] =
     "usage: ephemeral share [options] FILE...   share files (\"-\" is standard input)\n"
     "       ephemeral get [options] LINK|HASH   fetch a page or a file\n"
+    "       ephemeral get [options] URL/sha256/HASH | sha256:HASH   a file by its sha256sum\n"
     "       ephemeral help [share|get]          more about a command\n"
     "       ephemeral --version\n"
     "\n"
     "Content lives only as long as someone holds it: a sharer keeps running until Ctrl-C.\n"
     "The server is --url, else the link's own, else $EPHEMERAL_URL, else " CLI_DEFAULT_URL ".\n"
     "Exit status: 0 done, 1 error, 2 the content is gone, 3 the server cannot be reached,\n"
-    "64 bad usage, 130 interrupted. See ephemeral(1) and docs/CLI.md.\n";
+    "4 the file does not match its SHA-256, 64 bad usage, 130 interrupted.\n"
+    "See ephemeral(1) and docs/CLI.md.\n";
 
 static const char main_common_help[] =
     "  -u, --url URL          the server (http:// or https://); default $EPHEMERAL_URL or\n"
@@ -55,6 +57,7 @@ static const char main_share_help[] =
 
 static const char main_get_help[] =
     "usage: ephemeral get [options] LINK|HASH\n"
+    "       ephemeral get [options] URL/sha256/HASH | sha256:HASH\n"
     "\n"
     "Fetches a page (its bytes go to standard output, or to -o FILE) or a file (saved under\n"
     "its name in the current directory, or -o FILE). A file's pieces come from every holder\n"
@@ -62,6 +65,11 @@ static const char main_get_help[] =
     "renamed when complete. Run the same command again after an interruption: the pieces in\n"
     "FILE.part are checked and kept, only the missing ones are fetched. While it runs, it\n"
     "serves the pieces it has to others. Progress is shown on a terminal only.\n"
+    "A file whose manifest names its SHA-256 is checked whole before it is saved: on a\n"
+    "mismatch nothing is saved and the exit status is 4. With URL/sha256/HASH (sha256:HASH:\n"
+    "the default server) the file whose plain SHA-256 (what sha256sum prints) is HASH is\n"
+    "fetched from whichever manifest declares it, most viewed first, trying the next on a\n"
+    "mismatch.\n"
     "\n"
     "  -o, --output FILE      where to save: a file, a directory, or \"-\" for standard output\n"
     "  -f, --force            overwrite a file of the same name (only needed without -o)\n"
@@ -299,8 +307,12 @@ static int main_get(int argc, char **argv)
 		return main_usage_error("get", "%s", "name exactly one LINK or HASH");
 	if (o.output && *o.output == '\0')
 		return main_usage_error("get", "%s", "-o needs a file name");
-	if (url_parse_link(argv[optind], o.hash, &link_server, &has_server, err, sizeof(err)) < 0)
+	int by_sha =
+	    url_parse_sha256(argv[optind], o.hash, &link_server, &has_server, err, sizeof(err));
+	if (by_sha < 0 || (by_sha == 0 && url_parse_link(argv[optind], o.hash, &link_server,
+							 &has_server, err, sizeof(err)) < 0))
 		return main_usage_error("get", "%s", err);
+	o.by_sha256 = by_sha;
 	int rc = main_client("get", &mc, has_server ? &link_server : NULL, &o.client);
 	if (rc)
 		return rc;

@@ -39,9 +39,21 @@ static json_t *manifest_json(const struct manifest *m, size_t npieces)
 		json_array_append_new(pieces, json_string(hex));
 	}
 	/* Keys in the order the pages write them (jansson keeps insertion order). */
-	return json_pack("{s:s, s:i, s:s, s:s, s:I, s:I, s:o}", "ephemeral", "manifest", "version",
-			 1, "name", m->name, "type", m->type, "size", (json_int_t)m->size,
-			 "piece_size", (json_int_t)m->piece_size, "pieces", pieces);
+	json_t *o = json_pack("{s:s, s:i, s:s, s:s, s:I}", "ephemeral", "manifest", "version", 1,
+			      "name", m->name, "type", m->type, "size", (json_int_t)m->size);
+	if (o && m->has_sha256) {
+		char hex[HASH_HEX_LEN + 1];
+		hash_to_hex(m->sha256, hex);
+		json_object_set_new(o, "sha256", json_string(hex));
+	}
+	int failed = o == NULL ||
+		     json_object_set_new(o, "piece_size", json_integer((json_int_t)m->piece_size));
+	/* set_new takes pieces whatever happens; on an earlier failure it is let go here. */
+	if (failed ? (json_decref(pieces), 1) : json_object_set_new(o, "pieces", pieces) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
 }
 
 char *manifest_build(const struct manifest *m, size_t *len)
@@ -59,8 +71,11 @@ char *manifest_build(const struct manifest *m, size_t *len)
 static int64_t manifest_length(const char *name, const char *type, uint64_t size,
 			       uint64_t piece_size, uint64_t count)
 {
-	struct manifest empty = {
-	    .name = (char *)name, .type = (char *)type, .size = size, .piece_size = piece_size};
+	struct manifest empty = {.name = (char *)name,
+				 .type = (char *)type,
+				 .size = size,
+				 .piece_size = piece_size,
+				 .has_sha256 = 1};
 	size_t n;
 	char *text = manifest_build(&empty, &n);
 	if (text == NULL)
@@ -105,8 +120,11 @@ int manifest_hash_file(int fd, struct manifest *m, int (*on_piece)(void *arg, ui
 	m->npieces = (size_t)count;
 	m->pieces = calloc(count ? count : 1, HASH_LEN);
 	uint8_t *buf = malloc(m->piece_size);
-	if (m->pieces == NULL || buf == NULL) {
+	/* The whole file's plain SHA-256, in the same pass as the pieces' (what sha256sum says). */
+	struct hash_stream *whole = hash_stream_new();
+	if (m->pieces == NULL || buf == NULL || whole == NULL || hash_stream_begin(whole) < 0) {
 		free(buf);
+		hash_stream_free(whole);
 		return error_set(err, errlen, "out of memory");
 	}
 	for (size_t i = 0; i < m->npieces; i++) {
@@ -114,17 +132,29 @@ int manifest_hash_file(int fd, struct manifest *m, int (*on_piece)(void *arg, ui
 		size_t len = (size_t)manifest_piece_len(m, i);
 		if (pread_full(fd, buf, len, off) < 0) {
 			free(buf);
+			hash_stream_free(whole);
 			return error_set(err, errlen, "%s",
 					 errno ? strerror(errno)
 					       : "the file shrank while it was read");
 		}
 		hash_compute(buf, len, m->pieces[i]);
+		if (hash_stream_update(whole, buf, len) < 0) {
+			free(buf);
+			hash_stream_free(whole);
+			return error_set(err, errlen, "hashing failed");
+		}
 		if (on_piece && on_piece(arg, off + len)) {
 			free(buf);
+			hash_stream_free(whole);
 			return error_set(err, errlen, "interrupted");
 		}
 	}
 	free(buf);
+	int rc = hash_stream_end(whole, m->sha256);
+	hash_stream_free(whole);
+	if (rc < 0)
+		return error_set(err, errlen, "hashing failed");
+	m->has_sha256 = 1;
 	return 0;
 }
 
@@ -189,6 +219,7 @@ int manifest_parse(const uint8_t *data, size_t len, uint64_t max_blob, struct ma
 	json_t *name = json_object_get(root, "name");
 	json_t *type = json_object_get(root, "type");
 	json_t *pieces = json_object_get(root, "pieces");
+	json_t *sha256 = json_object_get(root, "sha256");
 	uint64_t size, ps;
 	if (!json_is_string(name)) {
 		error_set(err, errlen, "the file has no name");
@@ -240,6 +271,16 @@ int manifest_parse(const uint8_t *data, size_t len, uint64_t max_blob, struct ma
 			error_set(err, errlen, "piece %zu's address is not a SHA-256 hash", k + 1);
 			goto out;
 		}
+	}
+	if (sha256) {
+		/* Optional (older manifests lack it); when present, the whole file is checked. */
+		if (!json_is_string(sha256) ||
+		    hash_from_hex(json_string_value(sha256), json_string_length(sha256),
+				  m->sha256) < 0) {
+			error_set(err, errlen, "the file's sha256 is not a SHA-256 hash");
+			goto out;
+		}
+		m->has_sha256 = 1;
 	}
 	m->size = size;
 	m->piece_size = ps;

@@ -248,6 +248,8 @@ static int share_hold(struct share *s, struct share_item *it)
 	}
 	hash_compute(json, len, it->root);
 	int rc = client_hold_mem(c, it->root, json, len);
+	if (rc == 0 && m->has_sha256)
+		rc = client_announce_file(c, m->sha256, it->root);
 	for (size_t i = 0; rc == 0 && i < m->npieces; i++)
 		rc = client_hold_file(c, m->pieces[i], it->fd, (uint64_t)i * m->piece_size,
 				      (size_t)manifest_piece_len(m, i));
@@ -278,6 +280,14 @@ static void share_wake(struct client *c)
 		progress_format_bytes(s->o->page ? it->page_len : it->size, sz, sizeof(sz));
 		progress_note(&s->out, "sharing %s (%s%s) at %s", it->name, sz,
 			      s->o->page ? ", as a page" : "", link);
+		if (!s->o->page && it->m.has_sha256) {
+			/* The hash people publish beside downloads, and the link that finds it
+			 * (standard output stays one link per input, for scripts). */
+			char hex[HASH_HEX_LEN + 1];
+			hash_to_hex(it->m.sha256, hex);
+			progress_note(&s->out, "sha256 %s, also found at %ssha256/%s", hex,
+				      c->cfg.server.base, hex);
+		}
 		client_flush_haves(c);
 		if (s->held == s->n)
 			progress_note(

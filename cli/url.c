@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static int url_scheme(const char **p, int *tls)
 {
@@ -142,6 +143,51 @@ int url_parse_link(const char *link, uint8_t hash[HASH_LEN], struct url_server *
 	}
 	hash_hex_lower(seg, hex);
 	return hash_from_hex(hex, HASH_HEX_LEN, hash);
+}
+
+int url_parse_sha256(const char *arg, uint8_t hash[HASH_LEN], struct url_server *server,
+		     int *has_server, char *err, size_t errlen)
+{
+	static const char scheme[] = "sha256:", seg[] = "/sha256/";
+	char hex[HASH_HEX_LEN + 1];
+	const char *p = arg;
+	*has_server = 0;
+	while (isspace((unsigned char)*p))
+		p++;
+	size_t len = strlen(p);
+	while (len && isspace((unsigned char)p[len - 1]))
+		len--;
+	size_t end = strcspn(p, "?#");
+	if (end > len)
+		end = len;
+	if (end && p[end - 1] == '/')
+		end--;
+	const char *h;
+	if (strncasecmp(p, scheme, sizeof(scheme) - 1) == 0) {
+		h = p + sizeof(scheme) - 1;
+	} else {
+		/* A link: .../sha256/<hash>, the server being what comes before /sha256/. */
+		if (end < HASH_HEX_LEN + sizeof(seg) - 1 ||
+		    strncasecmp(p + end - HASH_HEX_LEN - (sizeof(seg) - 1), seg, sizeof(seg) - 1) !=
+			0)
+			return 0;
+		h = p + end - HASH_HEX_LEN;
+		size_t start = (size_t)(h - p) - (sizeof(seg) - 1) + 1; /* keep the '/' */
+		char *prefix = strndup(p, start);
+		if (prefix == NULL)
+			return error_set(err, errlen, "out of memory");
+		int rc = url_parse_server(prefix, server, err, errlen);
+		free(prefix);
+		if (rc < 0)
+			return -1;
+		*has_server = 1;
+	}
+	if ((size_t)(p + end - h) != HASH_HEX_LEN || !hash_hex_valid_anycase(h, HASH_HEX_LEN))
+		return error_set(err, errlen, "\"%s\": a SHA-256 is 64 hex digits", arg);
+	for (size_t i = 0; i < HASH_HEX_LEN; i++)
+		hex[i] = (char)tolower((unsigned char)h[i]);
+	hex[HASH_HEX_LEN] = '\0';
+	return hash_from_hex(hex, HASH_HEX_LEN, hash) < 0 ? -1 : 1;
 }
 
 void url_link(const struct url_server *s, const uint8_t hash[HASH_LEN], char *out, size_t len)

@@ -145,3 +145,18 @@ int hubclient_stats(struct hubclient *c, char **json, int timeout_ms)
 	hubmsg_close(&reply);
 	return *json ? 0 : -1;
 }
+
+int hubclient_files(struct hubclient *c, const uint8_t sha256[HASH_LEN], uint32_t *viewers,
+		    uint8_t (*out)[HASH_LEN + 4], size_t *n, int timeout_ms)
+{
+	struct hubproto_out req = {.cmd = HUB_FILES, .id = ++c->next_id, .hash = sha256};
+	struct hubmsg reply;
+	if (hubclient_call(c, &req, HUB_FILES_REPLY, &reply, timeout_ms) < 0)
+		return -1;
+	*viewers = reply.value;
+	*n = reply.list_count < HUBPROTO_MAX_MANIFESTS ? reply.list_count : HUBPROTO_MAX_MANIFESTS;
+	if (*n)
+		memcpy(out, reply.list, *n * HUBPROTO_COUNT_ENTRY);
+	hubmsg_close(&reply);
+	return 0;
+}

@@ -30,6 +30,11 @@ void hubclient_on_count(struct hubclient *c, hubclient_count_fn fn, void *arg);
 /* Reads, without waiting, whatever the hub sent unasked (COUNTs; late replies are thrown away).
  * Returns how many messages were read. */
 int hubclient_poll(struct hubclient *c);
+/* The manifests of the file whose plain SHA-256 is sha256: 0 with *viewers (of the hash itself,
+ * as a blob) and up to HUBPROTO_MAX_MANIFESTS (manifest, viewers u32 LE) entries, most viewers
+ * first, in out (*n of them); -1 when the hub did not answer in time. */
+int hubclient_files(struct hubclient *c, const uint8_t sha256[HASH_LEN], uint32_t *viewers,
+		    uint8_t (*out)[HASH_LEN + 4], size_t *n, int timeout_ms);
 /* 0 with *json set to a malloc'd, NUL-terminated stats object (the operator `stats` reply);
  * -1 when the hub did not answer in time. */
 int hubclient_stats(struct hubclient *c, char **json, int timeout_ms);

@@ -31,6 +31,7 @@ static const struct hubproto_shape hubproto_shapes[] = {
     {HUB_FAIL, "FAIL", 0, 0, 0},
     {HUB_DELIVERED, "DELIVERED", 0, 0, 0},
     {HUB_UNDELIVERED, "UNDELIVERED", 8, 1, HUBPROTO_MAX_ENDPOINT},
+    {HUB_FILE, "FILE", HUBPROTO_FILE_ENTRY, 0, 0},
     {HUB_WELCOME, "WELCOME", 0, 0, 0},
     {HUB_PING, "PING", 0, 0, 0},
     {HUB_RESET, "RESET", 0, 0, 0},
@@ -41,8 +42,10 @@ static const struct hubproto_shape hubproto_shapes[] = {
     {HUB_PEER_KEYS, "PEER_KEYS", ZSEC_KEY_LEN, 0, 0},
     {HUB_LOOKUP, "LOOKUP", 0, 0, 0},
     {HUB_STATS, "STATS", 0, 0, 0},
+    {HUB_FILES, "FILES", 0, 0, 0},
     {HUB_LOOKUP_REPLY, "LOOKUP_REPLY", 0, 0, 0},
     {HUB_STATS_REPLY, "STATS_REPLY", 0, 1, 1024 * 1024},
+    {HUB_FILES_REPLY, "FILES_REPLY", HUBPROTO_COUNT_ENTRY, 0, 0},
     {HUB_DELIVER, "DELIVER", 8, 1, HASH_LEN + BLOB_MAX},
 };
 

@@ -37,6 +37,8 @@
 #define HUBPROTO_CONN_KEY_HASH(key) ((key) + 8)
 /* ROUTE's data: a peer endpoint, then (CurveZMQ) NUL and that gateway's public key in Z85. */
 #define HUBPROTO_MAX_PEER_ADDRESS (HUBPROTO_MAX_ENDPOINT + 1 + ZSEC_Z85_LEN)
+#define HUBPROTO_FILE_ENTRY	  (2 * HASH_LEN) /* FILE list element: manifest, file's SHA-256 */
+#define HUBPROTO_MAX_MANIFESTS	  64 /* FILES_REPLY lists at most this many manifests of one file */
 
 enum hubproto_cmd {
 	/* gateway -> hub: membership and liveness */
@@ -55,6 +57,9 @@ enum hubproto_cmd {
 	HUB_DELIVERED = 10, /* id: blob token, hash, value: deliveries made; after the last ROUTE */
 	HUB_UNDELIVERED = 11, /* hash, list: requester connections that did not get it,
 			       * data: the peer endpoint of their gateway (empty: the sender's) */
+	/* gateway -> hub: files findable by their plain SHA-256 */
+	HUB_FILE = 12, /* id: connection, list: (manifest, file SHA-256) pairs, HUBPROTO_FILE_ENTRY
+			* bytes each: the gateway read each manifest, which the connection holds */
 
 	/* hub -> gateway */
 	HUB_WELCOME = 32,   /* id: hub instance; answers HELLO */
@@ -73,9 +78,13 @@ enum hubproto_cmd {
 	/* frontend or tool -> hub */
 	HUB_LOOKUP = 64, /* id: request id, hash */
 	HUB_STATS = 65,	 /* id: request id */
+	HUB_FILES = 66,	 /* id: request id, hash: a file's plain SHA-256 */
 	/* hub -> frontend or tool */
 	HUB_LOOKUP_REPLY = 96, /* id: request id, hash, value: viewers */
 	HUB_STATS_REPLY = 97,  /* id: request id, data: stats JSON (as the operator `stats`) */
+	HUB_FILES_REPLY =
+	    98, /* id: request id, hash, value: viewers of the hash itself,
+		 * list: (manifest, viewers) entries as in COUNT, most viewers first */
 
 	/* gateway -> gateway, over the peer links */
 	HUB_DELIVER = 128, /* hash, list: requester connections (u64 LE each),

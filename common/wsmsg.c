@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <string.h>
 
-enum wsmsg_shape { SHAPE_HASHES, SHAPE_HASH, SHAPE_WELCOME, SHAPE_COUNT, SHAPE_ERROR };
+enum wsmsg_shape { SHAPE_HASHES, SHAPE_HASH, SHAPE_FILE, SHAPE_WELCOME, SHAPE_COUNT, SHAPE_ERROR };
 
 struct wsmsg_kind {
 	const char *name;
@@ -22,10 +22,9 @@ struct wsmsg_kind {
 };
 
 static const struct wsmsg_kind wsmsg_client_kinds[] = {
-    {"have", WSMSG_HAVE, SHAPE_HASHES},
-    {"drop", WSMSG_DROP, SHAPE_HASHES},
-    {"want", WSMSG_WANT, SHAPE_HASH},
-    {"decline", WSMSG_DECLINE, SHAPE_HASH},
+    {"have", WSMSG_HAVE, SHAPE_HASHES}, {"drop", WSMSG_DROP, SHAPE_HASHES},
+    {"want", WSMSG_WANT, SHAPE_HASH},	{"decline", WSMSG_DECLINE, SHAPE_HASH},
+    {"file", WSMSG_FILE, SHAPE_FILE},
 };
 
 static const struct wsmsg_kind wsmsg_server_kinds[] = {
@@ -152,6 +151,17 @@ static int wsmsg_parse(const char *text, size_t len, struct wsmsg *m, struct wsm
 			m->number = (uint64_t)json_integer_value(v);
 		}
 		break;
+	case SHAPE_FILE:
+		if (hash_field(json_object_get(root, "manifest"), m->hash) < 0) {
+			fail(err, "bad_request", "\"manifest\" must be 64 lowercase hex digits");
+			goto out;
+		}
+		m->has_hash = 1;
+		if (hash_field(json_object_get(root, "sha256"), m->sha256) < 0) {
+			fail(err, "bad_request", "\"sha256\" must be 64 lowercase hex digits");
+			goto out;
+		}
+		break;
 	case SHAPE_WELCOME: {
 		json_t *v = json_object_get(root, "max_blob");
 		if (!json_is_integer(v) || json_integer_value(v) <= 0) {
@@ -187,6 +197,9 @@ out:
 	/* A list or single hash that was read before the error names the message's hash. */
 	if (rc < 0 && kind && kind->shape == SHAPE_HASH &&
 	    hash_field(json_object_get(root, "hash"), err->hash) == 0)
+		err->has_hash = 1;
+	if (rc < 0 && kind && kind->shape == SHAPE_FILE &&
+	    hash_field(json_object_get(root, "manifest"), err->hash) == 0)
 		err->has_hash = 1;
 	json_decref(root);
 	return rc;
@@ -281,4 +294,13 @@ char *wsmsg_client_hash(enum wsmsg_type type, const uint8_t hash[HASH_LEN])
 	char hex[HASH_HEX_LEN + 1];
 	hash_to_hex(hash, hex);
 	return name ? wsmsg_dump(json_pack("{s:s, s:s}", "type", name, "hash", hex)) : NULL;
+}
+
+char *wsmsg_client_file(const uint8_t sha256[HASH_LEN], const uint8_t manifest[HASH_LEN])
+{
+	char file[HASH_HEX_LEN + 1], man[HASH_HEX_LEN + 1];
+	hash_to_hex(sha256, file);
+	hash_to_hex(manifest, man);
+	return wsmsg_dump(
+	    json_pack("{s:s, s:s, s:s}", "type", "file", "sha256", file, "manifest", man));
 }

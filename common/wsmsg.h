@@ -3,8 +3,9 @@
  *
  * The one place that parses what clients send (have, drop, want, decline) and builds what the
  * server sends (welcome, request, count, error); the terminal client uses the same functions for
- * the other direction. JSON goes through jansson only. A parse error carries the protocol's
- * error code (bad_request or too_large), a message for a person, and the hash when one applies.
+ * the other direction (and `file`, which names a manifest in `hash` and its file in `sha256`). JSON
+ * goes through jansson only. A parse error carries the protocol's error code (bad_request or
+ * too_large), a message for a person, and the hash when one applies.
  */
 #ifndef EPH_WSMSG_H
 #define EPH_WSMSG_H
@@ -22,6 +23,7 @@ enum wsmsg_type {
 	WSMSG_DROP,
 	WSMSG_WANT,
 	WSMSG_DECLINE,
+	WSMSG_FILE,
 	WSMSG_WELCOME,
 	WSMSG_REQUEST,
 	WSMSG_COUNT,
@@ -44,7 +46,9 @@ struct wsmsg {
 	enum wsmsg_type type;
 	uint8_t hashes[WSMSG_MAX_HASHES][HASH_LEN]; /* have, drop */
 	size_t nhashes;
-	uint8_t hash[HASH_LEN]; /* want, decline, request, count, error (if has_hash) */
+	uint8_t hash[HASH_LEN];	  /* want, decline, request, count, error (if has_hash); file: the
+				   * manifest */
+	uint8_t sha256[HASH_LEN]; /* file: the whole file's plain SHA-256 */
 	int has_hash;
 	uint64_t number; /* count: viewers; welcome: max_blob */
 	struct wsmsg_welcome welcome;
@@ -72,5 +76,7 @@ char *wsmsg_error(const char *code, const uint8_t *hash, const char *message);
 /* Client side: have/drop with n hashes, want/decline with one. */
 char *wsmsg_client_hashes(enum wsmsg_type type, const uint8_t (*hashes)[HASH_LEN], size_t n);
 char *wsmsg_client_hash(enum wsmsg_type type, const uint8_t hash[HASH_LEN]);
+/* Client side: file (the manifest held, the whole file's plain SHA-256 it declares). */
+char *wsmsg_client_file(const uint8_t sha256[HASH_LEN], const uint8_t manifest[HASH_LEN]);
 
 #endif

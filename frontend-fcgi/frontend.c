@@ -9,6 +9,7 @@
  */
 #include "frontend.h"
 #include "hubclient.h"
+#include "hubproto.h"
 #include "log.h"
 
 #include <jansson.h>
@@ -78,6 +79,19 @@ static int frontend_lookup(struct frontend *fe, const char *hex, uint32_t *viewe
 	return rc;
 }
 
+/* What the hub knows of a plain SHA-256: a blob's viewers and the manifests of such a file. Not
+ * kept in lookups.c: an answer is a list, and the links people follow are the manifests'. */
+static int frontend_files(struct frontend *fe, const char *hex, uint32_t *viewers,
+			  uint8_t (*list)[HUBPROTO_COUNT_ENTRY], size_t *n)
+{
+	uint8_t hash[HASH_LEN];
+	if (hash_from_hex(hex, strlen(hex), hash) < 0)
+		return -1; /* cannot happen: the router validated it */
+	int rc = hubclient_files(fe->hub, hash, viewers, list, n, fe->hub_timeout_ms);
+	frontend_hub_answered(fe, rc == 0);
+	return rc;
+}
+
 /* Serialises a JSON body with jansson (and takes the reference). */
 static void frontend_json_body(struct response *r, int status, json_t *body)
 {
@@ -133,6 +147,68 @@ static void on_page_redirect(struct frontend *fe, const struct route_match *m, s
 			 m->hash, m->hash);
 }
 
+static void on_sha256(struct frontend *fe, const struct route_match *m, struct response *r)
+{
+	uint8_t list[HUBPROTO_MAX_MANIFESTS][HUBPROTO_COUNT_ENTRY];
+	uint32_t viewers;
+	size_t n;
+	char target[HASH_HEX_LEN + 1];
+	if (frontend_files(fe, m->hash, &viewers, list, &n) < 0) {
+		frontend_unavailable_page(fe, r);
+		return;
+	}
+	if (viewers == 0 && n == 0) {
+		response_html(r, 404);
+		pages_render(&fe->pages, PAGE_NO_FILE, m->hash, r);
+		return;
+	}
+	/* A blob held under that address is the file itself; else the most viewed manifest. */
+	if (viewers > 0)
+		memcpy(target, m->hash, sizeof(target));
+	else
+		hash_to_hex(list[0], target);
+	response_html(r, 302);
+	snprintf(r->location, sizeof(r->location), "/%s", target);
+	response_appendf(r,
+			 "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+			 "<title>Found</title></head>\n<body><p>This file is at "
+			 "<a href=\"/%s\">/%s</a>.</p></body></html>\n",
+			 target, target);
+}
+
+static void on_sha256_redirect(struct frontend *fe, const struct route_match *m, struct response *r)
+{
+	(void)fe;
+	response_html(r, 301);
+	r->cache_control = NULL; /* the lowercase address never changes: let it be cached */
+	snprintf(r->location, sizeof(r->location), ROUTER_SHA256 "%s", m->hash);
+	response_appendf(r,
+			 "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+			 "<title>Moved</title></head>\n<body><p>This lookup lives at "
+			 "<a href=\"" ROUTER_SHA256 "%s\">" ROUTER_SHA256
+			 "%s</a>.</p></body></html>\n",
+			 m->hash, m->hash);
+}
+
+static void on_api_files(struct frontend *fe, const struct route_match *m, struct response *r)
+{
+	uint8_t list[HUBPROTO_MAX_MANIFESTS][HUBPROTO_COUNT_ENTRY];
+	uint32_t viewers;
+	size_t n;
+	if (frontend_files(fe, m->hash, &viewers, list, &n) < 0) {
+		frontend_json_error(r, 503, "the hub did not answer in time");
+		return;
+	}
+	json_t *arr = json_array();
+	for (size_t i = 0; arr && i < n; i++) {
+		char hex[HASH_HEX_LEN + 1];
+		hash_to_hex(list[i], hex);
+		json_array_append_new(arr, json_pack("{s:s, s:I}", "hash", hex, "viewers",
+						     (json_int_t)get_u32(list[i] + HASH_LEN)));
+	}
+	frontend_json_body(r, 200, json_pack("{s:s, s:o}", "sha256", m->hash, "manifests", arr));
+}
+
 static void on_sandbox(struct frontend *fe, const struct route_match *m, struct response *r)
 {
 	(void)m;
@@ -156,7 +232,7 @@ static void on_api_bad_hash(struct frontend *fe, const struct route_match *m, st
 {
 	(void)fe;
 	(void)m;
-	frontend_json_error(r, 400, "a page address is 64 lowercase hex digits");
+	frontend_json_error(r, 400, "a hash is 64 lowercase hex digits");
 }
 
 /* The stats object from the hub, or NULL after filling r with the error to send. */
@@ -297,6 +373,9 @@ static void (*const frontend_handlers[ROUTE_COUNT])(struct frontend *, const str
     [ROUTE_API_STATS] = on_api_stats,
     [ROUTE_API_WS] = on_api_ws,
     [ROUTE_METRICS] = on_metrics,
+    [ROUTE_SHA256] = on_sha256,
+    [ROUTE_SHA256_REDIRECT] = on_sha256_redirect,
+    [ROUTE_API_FILES] = on_api_files,
     [ROUTE_BAD_METHOD] = on_bad_method,
 };
 

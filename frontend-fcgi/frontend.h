@@ -15,9 +15,11 @@
 
 #include "router.h"
 
-/* The site's policy, on every response but the sandbox document. */
+/* The site's policy, on every response but the sandbox document. WebAssembly: hash-wasm, the
+ * pages' streaming SHA-256 of whole files (web/static/sha256.js). */
 #define FRONTEND_CSP_SITE                                                                          \
-	"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "    \
+	"default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "             \
+	"img-src 'self' data: blob:; "                                                             \
 	"media-src 'self' blob:; connect-src 'self'; frame-src 'self'; object-src 'none'; "        \
 	"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 /* The sandbox document: an opaque origin, where the shared HTML may run its inline scripts and
@@ -60,6 +62,7 @@ enum page {
 	PAGE_NOT_FOUND,
 	PAGE_SANDBOX,
 	PAGE_UNAVAILABLE, /* optional template: a built-in page when absent */
+	PAGE_NO_FILE,	  /* /sha256/{hash} that nobody holds; {{HASH}} filled in */
 	PAGE_COUNT
 };
 struct pages {

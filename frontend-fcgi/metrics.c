@@ -36,6 +36,8 @@ static const struct metric_def {
      "Holders skipped because they did not answer a request in time."},
     {"declines", "declines", METRIC_COUNTER,
      "Requests a holder declined because it no longer held the blob."},
+    {"files", "files", METRIC_GAUGE,
+     "Distinct plain file SHA-256s findable at /sha256/ (a confirmed manifest is held)."},
 };
 
 #define METRIC_NAME_MAX 160

@@ -26,6 +26,7 @@ static const struct {
     [PAGE_HOME] = {"home.html", 0},	  [PAGE_VIEW] = {"view.html", 0},
     [PAGE_GONE] = {"gone.html", 0},	  [PAGE_NOT_FOUND] = {"notfound.html", 0},
     [PAGE_SANDBOX] = {"sandbox.html", 0}, [PAGE_UNAVAILABLE] = {"unavailable.html", 1},
+    [PAGE_NO_FILE] = {"nofile.html", 0},
 };
 
 static const char pages_unavailable_builtin[] =

@@ -33,6 +33,9 @@ static const char *const router_names[ROUTE_COUNT] = {
     [ROUTE_API_STATS] = "api_stats",
     [ROUTE_API_WS] = "api_ws",
     [ROUTE_METRICS] = "metrics",
+    [ROUTE_SHA256] = "sha256",
+    [ROUTE_SHA256_REDIRECT] = "sha256_redirect",
+    [ROUTE_API_FILES] = "api_files",
     [ROUTE_BAD_METHOD] = "bad_method",
 };
 
@@ -61,13 +64,31 @@ void router_match(const char *method, const char *uri, struct route_match *m)
 		}
 	}
 
-	const size_t api_len = strlen(ROUTER_API_PAGES);
-	if (len >= api_len && memcmp(uri, ROUTER_API_PAGES, api_len) == 0) {
+	static const struct {
+		const char *prefix;
+		enum route route;
+	} router_api[] = {{ROUTER_API_PAGES, ROUTE_API_PAGE}, {ROUTER_API_FILES, ROUTE_API_FILES}};
+	for (size_t i = 0; i < sizeof(router_api) / sizeof(router_api[0]); i++) {
+		const size_t api_len = strlen(router_api[i].prefix);
+		if (len < api_len || memcmp(uri, router_api[i].prefix, api_len) != 0)
+			continue;
 		if (hash_hex_valid(uri + api_len, len - api_len)) {
-			m->route = ROUTE_API_PAGE;
+			m->route = router_api[i].route;
 			hash_hex_lower(uri + api_len, m->hash);
 		} else {
 			m->route = ROUTE_API_BAD_HASH;
+		}
+		return;
+	}
+
+	const size_t sha_len = strlen(ROUTER_SHA256);
+	if (len == sha_len + HASH_HEX_LEN && memcmp(uri, ROUTER_SHA256, sha_len) == 0) {
+		if (hash_hex_valid(uri + sha_len, HASH_HEX_LEN)) {
+			m->route = ROUTE_SHA256;
+			hash_hex_lower(uri + sha_len, m->hash);
+		} else if (hash_hex_valid_anycase(uri + sha_len, HASH_HEX_LEN)) {
+			m->route = ROUTE_SHA256_REDIRECT;
+			hash_hex_lower(uri + sha_len, m->hash);
 		}
 		return;
 	}

@@ -26,6 +26,7 @@ void counts_flush(struct hub *hub)
 		SLIST_REMOVE_HEAD(&hub->dirty, dirty_entry);
 		h->dirty = 0;
 		watch_changed(hub, h);
+		files_changed(hub, h);
 		for (uint16_t i = 0; i < h->ngws; i++) {
 			struct gateway *gw = hub->gateways[h->gws[i].slot];
 			if (gw)

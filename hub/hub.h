@@ -147,6 +147,8 @@ struct hub {
 	LIST_HEAD(, watcher) watchers; /* the frontends that did */
 	uint32_t nwatchers;
 	int64_t watch_sweep_ms, watch_warned_ms;
+	struct map files;	   /* file SHA-256 -> fileent (files.c) */
+	struct map file_manifests; /* manifest -> filelink: the file it was confirmed to declare */
 };
 
 /* registry.c — gateways, connections, hashes and holdings (removals: through router.c) */
@@ -210,6 +212,19 @@ void watch_lookup(struct hub *hub, const uint8_t *peer, size_t peer_len,
 void watch_changed(struct hub *hub, const struct hashent *h);
 /* Sends each frontend its queued COUNT. */
 void watch_flush(struct hub *hub);
+
+/* files.c — files findable by their plain SHA-256, as confirmed by gateways */
+void files_init(struct hub *hub);
+void files_free(struct hub *hub);
+/* A gateway read sha256 in the manifest c holds: lists it. 1 listed, 0 not (c does not hold it,
+ * or it already is), -1 out of memory. */
+int files_confirm(struct hub *hub, struct conn *c, const uint8_t manifest[HASH_LEN],
+		  const uint8_t sha256[HASH_LEN]);
+/* A hash's count changed (from counts_flush): a manifest with no holder left is forgotten. */
+void files_changed(struct hub *hub, const struct hashent *h);
+/* The manifests of a file, most viewers first, as (manifest, viewers u32 LE) entries. */
+size_t files_lookup(struct hub *hub, const uint8_t sha256[HASH_LEN],
+		    uint8_t out[HUBPROTO_MAX_MANIFESTS][HUBPROTO_COUNT_ENTRY]);
 
 /* link.c — sending to gateways and frontends */
 int link_send(struct hub *hub, struct gateway *gw, const struct hubproto_out *o);

@@ -131,6 +131,15 @@ static void on_fail(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 		router_fail(hub, c, m->hash, m->value);
 }
 
+static void on_file(struct hub *hub, struct gateway *gw, struct hubmsg *m)
+{
+	struct conn *c = conn_of(hub, gw, m, 0);
+	for (size_t i = 0; c && i < m->list_count; i++) {
+		const uint8_t *e = m->list + i * HUBPROTO_FILE_ENTRY;
+		files_confirm(hub, c, e, e + HASH_LEN);
+	}
+}
+
 static const struct {
 	uint8_t cmd;
 	link_gw_handler fn;
@@ -145,6 +154,7 @@ static const struct {
     {HUB_FAIL, on_fail},
     {HUB_DELIVERED, on_delivered},
     {HUB_UNDELIVERED, on_undelivered},
+    {HUB_FILE, on_file},
 };
 
 void link_handle(struct hub *hub, struct hubmsg *m)
@@ -157,6 +167,17 @@ void link_handle(struct hub *hub, struct hubmsg *m)
 					 .value = registry_viewers(hub, m->hash)};
 		link_reply(hub, m, &o);
 		watch_lookup(hub, m->peer, m->peer_len, m->hash, m->value, o.value);
+		return;
+	}
+	case HUB_FILES: {
+		uint8_t list[HUBPROTO_MAX_MANIFESTS][HUBPROTO_COUNT_ENTRY];
+		struct hubproto_out o = {.cmd = HUB_FILES_REPLY,
+					 .id = m->id,
+					 .hash = m->hash,
+					 .value = registry_viewers(hub, m->hash),
+					 .list = list,
+					 .list_count = files_lookup(hub, m->hash, list)};
+		link_reply(hub, m, &o);
 		return;
 	}
 	case HUB_STATS: {

@@ -77,6 +77,7 @@ int main(int argc, char **argv)
 	registry_init(&hub);
 	router_init(&hub);
 	watch_init(&hub);
+	files_init(&hub);
 
 	hub.ctx = zmq_ctx_new();
 	hub_secure(&hub);
@@ -137,6 +138,7 @@ int main(int argc, char **argv)
 	watch_free(&hub);
 	router_free(&hub);
 	registry_free(&hub);
+	files_free(&hub);
 	zmq_close(hub.router);
 	zmq_close(hub.operator);
 	if (hub.zap.sock != NULL)

@@ -1,5 +1,6 @@
 /*
- * operator.c — the operator endpoint (ZeroMQ REP): `stats`, `lookup <hash>`, `gateways`.
+ * operator.c — the operator endpoint (ZeroMQ REP): `stats`, `lookup <hash>` (its viewers, and the
+ * confirmed manifests of a file with that plain SHA-256), `gateways`.
  *
  * Owns the stats JSON, which the frontend's /api/v1/stats and /metrics show too (it asks over
  * the ROUTER with HUB_STATS), so every surface reports the same figures. Any other request gets
@@ -16,14 +17,15 @@ char *operator_stats_json(struct hub *hub)
 {
 	const struct hub_stats *s = &hub->stats;
 	json_t *o = json_pack(
-	    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "uptime_s",
+	    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "uptime_s",
 	    (json_int_t)((now_ms() - hub->started_ms) / 1000), "gateways",
 	    (json_int_t)hub->ngateways, "connections", (json_int_t)hub->nconns, "hashes",
 	    (json_int_t)hub->nhashes_held, "holdings", (json_int_t)hub->nholdings, "requests_total",
 	    (json_int_t)s->requests_total, "requests_served", (json_int_t)s->requests_served,
 	    "requests_failed", (json_int_t)s->requests_failed, "hash_mismatches",
 	    (json_int_t)s->hash_mismatches, "bytes_relayed", (json_int_t)s->bytes_relayed,
-	    "holder_timeouts", (json_int_t)s->holder_timeouts, "declines", (json_int_t)s->declines);
+	    "holder_timeouts", (json_int_t)s->holder_timeouts, "declines", (json_int_t)s->declines,
+	    "files", (json_int_t)map_len(&hub->files));
 	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	return text;
@@ -44,6 +46,21 @@ static json_t *operator_gateways(struct hub *hub)
 	return arr;
 }
 
+/* The confirmed manifests of a file, most viewers first (lookup's "manifests"). */
+static json_t *operator_manifests(struct hub *hub, const uint8_t sha256[HASH_LEN])
+{
+	uint8_t list[HUBPROTO_MAX_MANIFESTS][HUBPROTO_COUNT_ENTRY];
+	size_t n = files_lookup(hub, sha256, list);
+	json_t *arr = json_array();
+	for (size_t i = 0; arr && i < n; i++) {
+		char hex[HASH_HEX_LEN + 1];
+		hash_to_hex(list[i], hex);
+		json_array_append_new(arr, json_pack("{s:s, s:I}", "hash", hex, "viewers",
+						     (json_int_t)get_u32(list[i] + HASH_LEN)));
+	}
+	return arr;
+}
+
 static char *operator_answer(struct hub *hub, const char *req, size_t len)
 {
 	json_t *reply = NULL;
@@ -59,8 +76,9 @@ static char *operator_answer(struct hub *hub, const char *req, size_t len)
 		} else {
 			char hex[HASH_HEX_LEN + 1];
 			hash_to_hex(hash, hex);
-			reply = json_pack("{s:s, s:I}", "hash", hex, "viewers",
-					  (json_int_t)registry_viewers(hub, hash));
+			reply = json_pack("{s:s, s:I, s:o}", "hash", hex, "viewers",
+					  (json_int_t)registry_viewers(hub, hash), "manifests",
+					  operator_manifests(hub, hash));
 		}
 	} else {
 		reply = json_pack("{s:s}", "error",

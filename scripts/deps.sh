@@ -46,6 +46,12 @@ if [[ ${1:-} != --no-npm && -f tests/package.json && ! -d tests/node_modules ]];
 	echo "deps: npm install in tests/"
 	(cd tests && npm install --no-audit --no-fund --loglevel=error)
 fi
+# The pages' own npm modules (hash-wasm: the streaming SHA-256 of whole files), served by the web
+# server from web/static/vendor/node_modules (never committed).
+if [[ ${1:-} != --no-npm && -f web/static/vendor/package.json && ! -d web/static/vendor/node_modules ]]; then
+	echo "deps: npm install in web/static/vendor/"
+	(cd web/static/vendor && npm ci --no-audit --no-fund --loglevel=error)
+fi
 # The reference relay that make bench compares with (ws + bufferutil), a folder of its own.
 if [[ ${1:-} != --no-npm && -f tests/bench/package.json && ! -d tests/bench/node_modules ]]; then
 	echo "deps: npm install in tests/bench/"

@@ -238,6 +238,19 @@ static int print_lookup(const json_t *o)
 	json_int_t n = json_integer_value(viewers);
 	printf("%s %" JSON_INTEGER_FORMAT " viewer%s\n", json_string_value(hash), n,
 	       n == 1 ? "" : "s");
+	/* The confirmed manifests of a file with this plain SHA-256, most viewers first. */
+	const json_t *manifests = json_object_get(o, "manifests");
+	size_t i;
+	const json_t *m;
+	json_array_foreach(manifests, i, m)
+	{
+		const json_t *mh = json_object_get(m, "hash"), *mv = json_object_get(m, "viewers");
+		if (!json_is_string(mh) || !json_is_integer(mv))
+			continue;
+		json_int_t v = json_integer_value(mv);
+		printf("  file of manifest %s %" JSON_INTEGER_FORMAT " viewer%s\n",
+		       json_string_value(mh), v, v == 1 ? "" : "s");
+	}
 	return 0;
 }
 

@@ -62,6 +62,14 @@ struct outq {
 
 struct interest;
 
+/* A `file` announcement of one connection (filecheck.c): its manifest and the file hash. */
+struct file_claim {
+	uint8_t key[8 + HASH_LEN]; /* connection id, manifest */
+	uint8_t sha256[HASH_LEN];  /* as announced; once listed, as the manifest declares */
+	int listed;		   /* the manifest said so and the hub was told */
+	LIST_ENTRY(file_claim) entry;
+};
+
 /* framewatch.c: where the connection's byte stream is, frame by frame. */
 struct framewatch_utf8 {
 	uint8_t need, lo, hi; /* continuation bytes still due, and the range of the next */
@@ -109,6 +117,8 @@ struct session {
 	struct outq out;
 	/* state */
 	LIST_HEAD(, interest) interests;
+	LIST_HEAD(, file_claim) claims; /* filecheck.c */
+	uint32_t nclaims;
 	uint32_t nholds;
 	uint32_t nwants; /* open wants (deferred ones included) */
 	uint32_t ndeferred;
@@ -133,6 +143,8 @@ struct interest {
 	struct hashsub *hs;
 	unsigned holds : 1, wants : 1, requested : 1, in_throttle : 1;
 	unsigned deferred : 1; /* delivered while the queue was full: to be wanted again */
+	unsigned
+	    verifying : 1; /* asked by the gateway itself, to read the manifest (filecheck.c) */
 	int64_t want_deadline;
 	int64_t last_count; /* last viewers value sent; -1: none yet */
 	int64_t pending_count;
@@ -207,6 +219,7 @@ struct gateway {
 	struct map sessions;		 /* id -> session */
 	struct map interests;		 /* id + hash -> interest */
 	struct map hashsubs;		 /* hash -> hashsub */
+	struct map file_claims;		 /* id + manifest -> file_claim (filecheck.c) */
 	TAILQ_HEAD(, interest) wants;	 /* open, oldest first */
 	LIST_HEAD(, interest) throttled; /* counts held back */
 	int stopping;
@@ -272,6 +285,22 @@ void peer_forget_kept(struct gateway *gw);
 void peer_tick(struct gateway *gw);
 int peer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		  size_t len);
+
+/* filecheck.c — `file` announcements, listed only once the gateway read the manifest itself */
+void filecheck_init(struct gateway *gw);
+void filecheck_free(struct gateway *gw);
+/* A `file` from s: refused, or the manifest asked of s (unless already read or on its way). */
+void filecheck_announce(struct gateway *gw, struct session *s, const uint8_t manifest[HASH_LEN],
+			const uint8_t sha256[HASH_LEN]);
+/* The answer to a verifying interest: the verified blob, or NULL (declined or wrong bytes). */
+void filecheck_answered(struct gateway *gw, struct session *s, struct interest *in,
+			const uint8_t *blob, size_t len);
+/* s no longer holds the manifest: its claim goes. */
+void filecheck_forget(struct gateway *gw, struct session *s, const uint8_t manifest[HASH_LEN]);
+void filecheck_session_closed(struct gateway *gw, struct session *s);
+/* 1 with out filled when fc is listed and its manifest still held: a FILE entry for a new hub. */
+int filecheck_entry(struct gateway *gw, struct session *s, const struct file_claim *fc,
+		    uint8_t out[HUBPROTO_FILE_ENTRY]);
 
 /* limits.c — admission (address, Origin) and per-connection budgets */
 void limits_init(struct gateway *gw, const char *trusted, const char *origins);

@@ -109,6 +109,23 @@ static int hub_link_resync_session(struct gateway *gw, struct session *s)
 			n = 0;
 		}
 	}
+	/* The files it announced that the gateway checked: after the holdings (the hub lists a
+	 * manifest only for a connection that holds it). */
+	static uint8_t files[WSMSG_MAX_HASHES][HUBPROTO_FILE_ENTRY];
+	const size_t max_files = sizeof(files) / sizeof(files[0]);
+	size_t nfiles = 0;
+	struct file_claim *fc;
+	LIST_FOREACH(fc, &s->claims, entry)
+	{
+		nfiles += (size_t)filecheck_entry(gw, s, fc, files[nfiles]);
+		if (nfiles == max_files || (nfiles && LIST_NEXT(fc, entry) == NULL)) {
+			struct hubproto_out file = {
+			    .cmd = HUB_FILE, .id = s->id, .list = files, .list_count = nfiles};
+			if (hub_link_post(gw, &file, 1) < 0)
+				return -1;
+			nfiles = 0;
+		}
+	}
 	LIST_FOREACH(in, &s->interests, sentry)
 	{
 		if (!in->wants)

@@ -103,7 +103,7 @@ void interest_want_close(struct gateway *gw, struct interest *in)
 
 void interest_settle(struct gateway *gw, struct interest *in)
 {
-	if (in->holds || in->wants || in->requested)
+	if (in->holds || in->wants || in->requested || in->verifying)
 		return;
 	throttle_remove(in);
 	struct hashsub *hs = in->hs;
@@ -207,7 +207,7 @@ void interest_session_closed(struct gateway *gw, struct session *s)
 	while (!LIST_EMPTY(&s->interests)) {
 		struct interest *in = LIST_FIRST(&s->interests);
 		interest_want_close(gw, in);
-		in->holds = in->requested = 0;
+		in->holds = in->requested = in->verifying = 0;
 		interest_settle(gw, in);
 	}
 }

@@ -186,6 +186,7 @@ int main(int argc, char **argv)
 		 config_str("gateway.peer_endpoint"));
 	map_init(&gw.sessions, offsetof(struct session, id), sizeof(uint64_t));
 	interest_init(&gw);
+	filecheck_init(&gw);
 	gw.tx_scratch = malloc(LWS_PRE + GW_TX_CHUNK);
 	if (gw.tx_scratch == NULL)
 		fatalx("out of memory");
@@ -293,6 +294,7 @@ int main(int argc, char **argv)
 	map_free(&gw.sessions);
 	map_free(&gw.interests);
 	map_free(&gw.hashsubs);
+	filecheck_free(&gw);
 	limits_free(&gw);
 	framewatch_free();
 	free(gw.tx_scratch);

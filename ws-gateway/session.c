@@ -115,7 +115,8 @@ void session_request(struct gateway *gw, uint64_t id, const uint8_t *hash)
 	if (in->requested)
 		return; /* already asked and not yet answered: its answer serves this too */
 	in->requested = 1;
-	session_send_text(s, wsmsg_request(hash));
+	if (!in->verifying) /* else filecheck.c asked for it: that answer serves both */
+		session_send_text(s, wsmsg_request(hash));
 }
 
 static int session_writable(struct session *s)
@@ -215,6 +216,7 @@ static void on_drop(struct gateway *gw, struct session *s, struct wsmsg *m)
 			continue;
 		in->holds = 0;
 		s->nholds--;
+		filecheck_forget(gw, s, m->hashes[i]);
 		interest_settle(gw, in);
 		if (n != i)
 			memcpy(m->hashes[n], m->hashes[i], HASH_LEN);
@@ -242,25 +244,31 @@ static void on_want(struct gateway *gw, struct session *s, struct wsmsg *m)
 static void on_decline(struct gateway *gw, struct session *s, struct wsmsg *m)
 {
 	struct interest *in = interest_get(gw, s, m->hash, 0);
-	if (in == NULL || (!in->holds && !in->requested))
+	if (in == NULL || (!in->holds && !in->requested && !in->verifying))
 		return;
 	if (in->holds)
 		s->nholds--;
 	in->holds = in->requested = 0;
+	if (in->verifying)
+		filecheck_answered(gw, s, in, NULL, 0);
+	filecheck_forget(gw, s, m->hash);
 	interest_settle(gw, in);
 	struct hubproto_out o = {
 	    .cmd = HUB_FAIL, .id = s->id, .hash = m->hash, .value = HUB_FAIL_DECLINED};
 	hub_link_send(gw, &o);
 }
 
+static void on_file(struct gateway *gw, struct session *s, struct wsmsg *m)
+{
+	filecheck_announce(gw, s, m->hash, m->sha256);
+}
+
 static const struct {
 	enum wsmsg_type type;
 	session_handler fn;
 } session_handlers[] = {
-    {WSMSG_HAVE, on_have},
-    {WSMSG_DROP, on_drop},
-    {WSMSG_WANT, on_want},
-    {WSMSG_DECLINE, on_decline},
+    {WSMSG_HAVE, on_have},	 {WSMSG_DROP, on_drop}, {WSMSG_WANT, on_want},
+    {WSMSG_DECLINE, on_decline}, {WSMSG_FILE, on_file},
 };
 
 /*
@@ -303,11 +311,12 @@ static void session_binary(struct gateway *gw, struct session *s)
 	}
 	memcpy(hash, s->rx, HASH_LEN);
 	struct interest *in = interest_get(gw, s, hash, 0);
-	if (in == NULL || !in->requested) {
+	if (in == NULL || (!in->requested && !in->verifying)) {
 		session_send_error(s, "bad_request", hash, "this binary frame answers no request");
 		limits_bad_message(gw, s);
 		return;
 	}
+	int requested = in->requested;
 	in->requested = 0;
 	size_t len = s->rx_len - HASH_LEN;
 	if (s->rx_sha_failed || hash_stream_end(s->rx_sha, got) < 0 ||
@@ -316,6 +325,9 @@ static void session_binary(struct gateway *gw, struct session *s)
 		if (in->holds)
 			s->nholds--;
 		in->holds = 0;
+		if (in->verifying)
+			filecheck_answered(gw, s, in, NULL, 0);
+		filecheck_forget(gw, s, hash);
 		interest_settle(gw, in);
 		session_send_error(s, "hash_mismatch", hash,
 				   "the bytes sent do not hash to this address: claim dropped");
@@ -327,7 +339,11 @@ static void session_binary(struct gateway *gw, struct session *s)
 					   "too many wrong blobs");
 		return;
 	}
+	if (in->verifying)
+		filecheck_answered(gw, s, in, s->rx + HASH_LEN, len);
 	interest_settle(gw, in);
+	if (!requested)
+		return; /* asked by filecheck.c alone: read, and nobody waits for it */
 	/* The verified frame stays here, without a copy, until the hub says where it goes. */
 	uint8_t *frame = s->rx;
 	s->rx = NULL;
@@ -580,6 +596,7 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		struct hubproto_out o = {.cmd = HUB_CONN_CLOSE, .id = s->id};
 		if (!gw->stopping)
 			hub_link_send(gw, &o);
+		filecheck_session_closed(gw, s);
 		interest_session_closed(gw, s);
 		outq_clear(&s->out);
 		free(s->rx);

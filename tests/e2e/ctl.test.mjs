@@ -25,7 +25,7 @@ test('ctl --json stats, lookup and gateways follow what clients do', T(async () 
 	const a = await stack.wsConnect({ index: 0, label: 'A' });
 	const b = await stack.wsConnect({ index: 1, label: 'B' });
 	await a.hold(blob);
-	assert.deepEqual(await stack.ctl('lookup', blob.hash), { hash: blob.hash, viewers: 1 });
+	assert.deepEqual(await stack.ctl('lookup', blob.hash), { hash: blob.hash, viewers: 1, manifests: [] });
 	b.want(blob.hash);
 	await b.nextBinary(blob.hash);
 	const nobody = randomHash();
@@ -86,7 +86,7 @@ test('ctl takes options anywhere on the line, as git and kubectl do', T(async ()
 	const hash = randomHash();
 	const lookup = await run(ctl, ['-e', ep, 'lookup', hash, '-j']);
 	assert.equal(lookup.code, 0, `lookup HASH -j: exit ${lookup.code} ${lookup.stderr}`);
-	assert.deepEqual(JSON.parse(lookup.stdout), { hash, viewers: 0 });
+	assert.deepEqual(JSON.parse(lookup.stdout), { hash, viewers: 0, manifests: [] });
 	const gws = await run(ctl, ['gateways', '-e', ep, '--timeout', '3000']);
 	assert.equal(gws.code, 0, gws.stderr);
 	assert.match(gws.stdout, /^id\s+connections\s+holdings\s+last_seen_ms$/m, gws.stdout);

@@ -40,8 +40,9 @@ static void check(const char *method, const char *uri)
 	size_t hlen = strnlen(m.hash, sizeof(m.hash));
 	if (hlen == sizeof(m.hash))
 		abort();
-	int names_hash =
-	    m.route == ROUTE_PAGE || m.route == ROUTE_PAGE_REDIRECT || m.route == ROUTE_API_PAGE;
+	int names_hash = m.route == ROUTE_PAGE || m.route == ROUTE_PAGE_REDIRECT ||
+			 m.route == ROUTE_API_PAGE || m.route == ROUTE_SHA256 ||
+			 m.route == ROUTE_SHA256_REDIRECT || m.route == ROUTE_API_FILES;
 	if (names_hash != (hlen == HASH_HEX_LEN))
 		abort();
 	if (!names_hash && hlen != 0)
@@ -52,10 +53,15 @@ static void check(const char *method, const char *uri)
 		/* the path is the prefix and then the hash, in any case */
 		const char *q = strchr(uri, '?');
 		size_t plen = q ? (size_t)(q - uri) : strlen(uri);
-		size_t prefix = m.route == ROUTE_API_PAGE ? strlen(ROUTER_API_PAGES) : 1;
+		const char *want = m.route == ROUTE_API_PAGE	? ROUTER_API_PAGES
+				   : m.route == ROUTE_API_FILES ? ROUTER_API_FILES
+				   : m.route == ROUTE_SHA256 || m.route == ROUTE_SHA256_REDIRECT
+				       ? ROUTER_SHA256
+				       : "/";
+		size_t prefix = strlen(want);
 		if (plen != prefix + HASH_HEX_LEN)
 			abort();
-		if (memcmp(uri, m.route == ROUTE_API_PAGE ? ROUTER_API_PAGES : "/", prefix) != 0)
+		if (memcmp(uri, want, prefix) != 0)
 			abort();
 		const char *p = uri + prefix;
 		int upper = 0;
@@ -68,8 +74,8 @@ static void check(const char *method, const char *uri)
 			if (c != m.hash[i])
 				abort();
 		}
-		/* only a page address may differ in case, and then it is a redirect */
-		if (upper != (m.route == ROUTE_PAGE_REDIRECT))
+		/* only a page or /sha256/ address may differ in case, and then it is a redirect */
+		if (upper != (m.route == ROUTE_PAGE_REDIRECT || m.route == ROUTE_SHA256_REDIRECT))
 			abort();
 	}
 }

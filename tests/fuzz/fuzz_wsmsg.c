@@ -58,6 +58,14 @@ static void check_client(void)
 		if (memcmp(back.hash, msg.hash, HASH_LEN) != 0)
 			abort();
 		break;
+	case WSMSG_FILE:
+		if (!msg.has_hash)
+			abort();
+		reparse(wsmsg_client_file(msg.sha256, msg.hash), 0);
+		if (memcmp(back.hash, msg.hash, HASH_LEN) != 0 ||
+		    memcmp(back.sha256, msg.sha256, HASH_LEN) != 0)
+			abort();
+		break;
 	default:
 		abort();
 	}

@@ -52,7 +52,7 @@ export function randomFile(dir, name, size) {
 	return { file, bytes, sha256: sha256hex(bytes) };
 }
 
-/** The manifest the pages build for bytes (util.mjs), with its pieces as addresses. */
+/** The manifest the pages build for bytes (util.mjs: sha256 option there), with its pieces as addresses. */
 export function buildManifest(bytes, opts = {}) {
 	const { manifest, hash, obj, blobs } = buildManifestPieces(bytes, opts);
 	return { manifest, hash, pieces: obj.pieces, blobs };

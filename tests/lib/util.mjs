@@ -31,10 +31,11 @@ export const PIECE_SIZE = 256 * 1024;
 
 /**
  * The manifest the pages build for bytes (files.js: same JSON, same key order) and its address:
- * {manifest: Buffer, hash, obj, pieces: [{hash, bytes}], blobs: Map hash -> bytes}. Overrides
- * (e.g. a hostile name) go straight into the JSON.
+ * {manifest: Buffer, hash, obj, pieces: [{hash, bytes}], blobs: Map hash -> bytes}. sha256: the
+ * whole file's, as the pages write it (default), another hash (a lying manifest), or null (none,
+ * as older manifests). Overrides (e.g. a hostile name) go straight into the JSON.
  */
-export function buildManifest(bytes, { name = 'file.bin', type = 'application/octet-stream', pieceSize = PIECE_SIZE, overrides = {} } = {}) {
+export function buildManifest(bytes, { name = 'file.bin', type = 'application/octet-stream', pieceSize = PIECE_SIZE, sha256, overrides = {} } = {}) {
 	const pieces = [];
 	const blobs = new Map();
 	for (let off = 0; off < bytes.length; off += pieceSize) {
@@ -43,7 +44,8 @@ export function buildManifest(bytes, { name = 'file.bin', type = 'application/oc
 		pieces.push({ hash, bytes: piece });
 		blobs.set(hash, piece);
 	}
-	const obj = { ephemeral: 'manifest', version: 1, name, type, size: bytes.length, piece_size: pieceSize, pieces: pieces.map((p) => p.hash), ...overrides };
+	const whole = sha256 === undefined ? sha256hex(bytes) : sha256 || undefined;
+	const obj = { ephemeral: 'manifest', version: 1, name, type, size: bytes.length, sha256: whole, piece_size: pieceSize, pieces: pieces.map((p) => p.hash), ...overrides };
 	const manifest = Buffer.from(JSON.stringify(obj), 'utf8');
 	return { manifest, hash: sha256hex(manifest), obj, pieces, blobs };
 }

@@ -114,6 +114,65 @@ static void test_parse(void **state)
 	}
 }
 
+/* "sha256" is optional; when present it must be a SHA-256, and it is read back. */
+static void test_sha256_field(void **state)
+{
+	(void)state;
+	static const char with[] = M("\"name\":\"a\",\"size\":3,\"sha256\":\"" H
+				     "\",\"piece_size\":16384,\"pieces\":[\"" H "\"]");
+	static const char without[] =
+	    M("\"name\":\"a\",\"size\":3,\"piece_size\":16384,\"pieces\":[\"" H "\"]");
+	static const char *const bad[] = {
+	    M("\"name\":\"a\",\"size\":3,\"sha256\":\"XYZ\",\"piece_size\":16384,\"pieces\":[\"" H
+	      "\"]"),
+	    M("\"name\":\"a\",\"size\":3,\"sha256\":7,\"piece_size\":16384,\"pieces\":[\"" H "\"]"),
+	    M("\"name\":\"a\",\"size\":3,\"sha256\":"
+	      "\"0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef\","
+	      "\"piece_size\":16384,\"pieces\":[\"" H "\"]"),
+	};
+	uint8_t want[HASH_LEN];
+	struct manifest m;
+	char err[256];
+	assert_int_equal(hash_from_hex(H, HASH_HEX_LEN, want), 0);
+	assert_int_equal(
+	    manifest_parse((const uint8_t *)with, strlen(with), MIB, &m, err, sizeof(err)), 1);
+	assert_true(m.has_sha256);
+	assert_memory_equal(m.sha256, want, HASH_LEN);
+	manifest_free(&m);
+	assert_int_equal(
+	    manifest_parse((const uint8_t *)without, strlen(without), MIB, &m, err, sizeof(err)),
+	    1);
+	assert_false(m.has_sha256);
+	manifest_free(&m);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(manifest_parse((const uint8_t *)bad[i], strlen(bad[i]), MIB, &m,
+						err, sizeof(err)),
+				 -1);
+		assert_non_null(strstr(err, "sha256"));
+	}
+	/* Built with it: after "size", before "piece_size", as the pages write it. */
+	uint8_t piece[1][HASH_LEN];
+	memcpy(piece[0], want, HASH_LEN);
+	struct manifest b = {.name = "a",
+			     .type = "text/plain",
+			     .size = 3,
+			     .piece_size = 16384,
+			     .npieces = 1,
+			     .pieces = piece,
+			     .has_sha256 = 1};
+	memcpy(b.sha256, want, HASH_LEN);
+	size_t len;
+	char *text = manifest_build(&b, &len);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "\"size\":3,\"sha256\":\"" H "\",\"piece_size\":16384,"));
+	free(text);
+	b.has_sha256 = 0;
+	text = manifest_build(&b, &len);
+	assert_non_null(text);
+	assert_null(strstr(text, "sha256"));
+	free(text);
+}
+
 static void test_build_reads_back(void **state)
 {
 	(void)state;
@@ -197,6 +256,10 @@ static void test_hash_file(void **state)
 	uint8_t want[HASH_LEN];
 	hash_compute(data + 32768, 100, want);
 	assert_memory_equal(m.pieces[2], want, HASH_LEN);
+	/* The whole file's plain SHA-256, from the same pass (what sha256sum prints). */
+	assert_true(m.has_sha256);
+	hash_compute(data, sizeof(data), want);
+	assert_memory_equal(m.sha256, want, HASH_LEN);
 	free(m.pieces);
 	/* A file that shrank under us is an error, not a short piece. */
 	struct manifest big = {.size = sizeof(data) + 1, .piece_size = 16384};
@@ -210,7 +273,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_piece_size),	     cmocka_unit_test(test_parse),
 	    cmocka_unit_test(test_build_reads_back), cmocka_unit_test(test_safe_name),
-	    cmocka_unit_test(test_hash_file),
+	    cmocka_unit_test(test_hash_file),	     cmocka_unit_test(test_sha256_field),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -119,11 +119,53 @@ static void test_link(void **state)
 	}
 }
 
+/* A file by its plain SHA-256: sha256:HASH, or URL/sha256/HASH (any case). */
+static void test_sha256(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *arg;
+		int rc; /* 1: by sha256, 0: not that form, -1: malformed */
+		const char *base;
+	} cases[] = {
+	    {"sha256:" H, 1, NULL},
+	    {" SHA256:" H " ", 1, NULL},
+	    {"http://example.org/sha256/" H, 1, "http://example.org/"},
+	    {"https://example.org:8443/eph/sha256/" H "/", 1, "https://example.org:8443/eph/"},
+	    {"http://example.org/SHA256/"
+	     "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef",
+	     1, "http://example.org/"},
+	    {"http://example.org/" H, 0, NULL},
+	    {H, 0, NULL},
+	    {"sha256:abc", -1, NULL},
+	    {"sha256:" H "00", -1, NULL},
+	    {"http://example.org/sha256/" H "x", 0, NULL},
+	};
+	uint8_t want[HASH_LEN];
+	assert_int_equal(hash_from_hex(H, HASH_HEX_LEN, want), 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct url_server s;
+		uint8_t hash[HASH_LEN];
+		int has_server = -1;
+		char err[256] = "";
+		int rc = url_parse_sha256(cases[i].arg, hash, &s, &has_server, err, sizeof(err));
+		if (rc != cases[i].rc)
+			fail_msg("%s: rc %d, expected %d (%s)", cases[i].arg, rc, cases[i].rc, err);
+		if (rc != 1)
+			continue;
+		assert_memory_equal(hash, want, HASH_LEN);
+		assert_int_equal(has_server, cases[i].base != NULL);
+		if (cases[i].base)
+			assert_string_equal(s.base, cases[i].base);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_server),
 	    cmocka_unit_test(test_link),
+	    cmocka_unit_test(test_sha256),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

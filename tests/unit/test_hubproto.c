@@ -546,7 +546,7 @@ static void test_parse_malformed(void **state)
 	h[2] = 0;
 	expect_parse_error(h, HUBPROTO_HEADER_LEN, 0, 0, 0, 0, "unsupported protocol version");
 
-	static const uint8_t unknown[] = {0, 12, 31, 36, 41, 63, 66, 95, 98, 127, 129, 255};
+	static const uint8_t unknown[] = {0, 13, 31, 36, 41, 63, 67, 95, 99, 127, 129, 255};
 	for (size_t i = 0; i < sizeof(unknown); i++) {
 		header(h, unknown[i]);
 		expect_parse_error(h, HUBPROTO_HEADER_LEN, 0, 0, 0, 0, "unknown command");

@@ -36,6 +36,10 @@ static const struct client_case client_cases[] = {
     {"{\"type\":\"want\",\"hash\":\"" H "\"}", NULL, WSMSG_WANT, 0},
     {"{\"type\":\"decline\",\"hash\":\"" H "\"}", NULL, WSMSG_DECLINE, 0},
     {" \n\t{ \"type\" : \"want\" , \"hash\" : \"" H "\" } \n", NULL, WSMSG_WANT, 0},
+    {"{\"type\":\"file\",\"sha256\":\"" H2 "\",\"manifest\":\"" H "\"}", NULL, WSMSG_FILE, 0},
+    {"{\"type\":\"file\",\"sha256\":\"" H2 "\"}", "bad_request", WSMSG_FILE, 0},
+    {"{\"type\":\"file\",\"sha256\":\"" H2 "\",\"manifest\":\"" HU "\"}", "bad_request", WSMSG_FILE,
+     0},
     /* fields a client may add in a later version are ignored */
     {"{\"type\":\"want\",\"hash\":\"" H "\",\"extra\":[1,2]}", NULL, WSMSG_WANT, 0},
 
@@ -100,7 +104,13 @@ static void test_client_cases(void **state)
 				fail_msg("case %zu: %s: rejected: %s", i, c->text, err.message);
 			assert_int_equal(m.type, c->type);
 			assert_int_equal(m.nhashes, c->nhashes);
-			if (c->type == WSMSG_WANT || c->type == WSMSG_DECLINE) {
+			if (c->type == WSMSG_FILE) {
+				char hex[HASH_HEX_LEN + 1];
+				hash_to_hex(m.sha256, hex);
+				assert_string_equal(hex, H2);
+			}
+			if (c->type == WSMSG_WANT || c->type == WSMSG_DECLINE ||
+			    c->type == WSMSG_FILE) {
 				char hex[HASH_HEX_LEN + 1];
 				assert_int_equal(m.has_hash, 1);
 				hash_to_hex(m.hash, hex);

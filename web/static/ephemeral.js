@@ -2,9 +2,9 @@
 //
 // Owns one WebSocket at a time to /ws (subprotocol "ephemeral.v1"), the set of blobs this page
 // holds and serves, and the wants in flight. It reconnects by itself with backoff and, once the
-// new connection is welcomed, says `have` again for everything held and repeats every open
-// `want`. It never trusts a blob it did not hash itself. The pages (home.js, view.js, files.js)
-// drive it; it knows nothing of the DOM.
+// new connection is welcomed, says `have` again for everything held (and `file` for every
+// manifest announced) and repeats every open `want`. It never trusts a blob it did not hash
+// itself. The pages (home.js, view.js, files.js) drive it; it knows nothing of the DOM.
 //
 // What it holds is served lazily: a source is bytes, a Blob, or a function read(target) that
 // reads the blob on demand into the Uint8Array `target` (room for the largest blob) and
@@ -118,8 +118,9 @@ export class EphemeralClient extends EventTarget {
 	#wants = new Map(); // hash -> {promise, resolve, reject, rateTries, mismatchTries, retryTimer}
 	#counts = new Map(); // hash -> viewers
 	#haveQueue = new Set();
+	#files = new Map(); // manifest -> the file's plain SHA-256 it declares (announceFile)
 	#haveTimer = 0;
-	#lists = []; // have/drop messages waiting for the pace above, in order
+	#lists = []; // have/drop (and file) messages waiting for the pace above, in order
 	#listRate = DEFAULT_MSG_RATE / 2; // tokens a second for lists, from the welcome
 	#listBurst = DEFAULT_MSG_BURST / 2;
 	#listTokens = this.#listBurst;
@@ -182,8 +183,23 @@ export class EphemeralClient extends EventTarget {
 
 	release(hashes) {
 		const gone = hashes.filter((h) => this.#held.delete(h));
-		for (const h of gone) this.#haveQueue.delete(h);
+		for (const h of gone) {
+			this.#haveQueue.delete(h);
+			this.#files.delete(h);
+		}
 		if (this.connected) this.#sendHashes('drop', gone);
+	}
+
+	// Makes a held manifest findable by its file's plain SHA-256 (`file`): sent after the
+	// manifest's `have` (the server checks that we hold it, and reads it from us), and again on
+	// every new connection.
+	announceFile(sha256, manifest) {
+		if (!HASH_RE.test(sha256) || !HASH_RE.test(manifest)) throw new Error('not a hash');
+		this.#files.set(manifest, sha256);
+		if (!this.connected) return; // the welcome announces it
+		this.#flushHaves();
+		this.#lists.push({ type: 'file', sha256, manifest });
+		this.#pumpLists();
 	}
 
 	#flushHaves() {
@@ -292,7 +308,8 @@ export class EphemeralClient extends EventTarget {
 		this.#listTokens = Math.min(this.#listBurst, this.#listTokens + ((now - this.#listAt) * this.#listRate) / 1000);
 		this.#listAt = now;
 		while (this.#lists.length) {
-			const cost = 1 + Math.floor(this.#lists[0].hashes.length / LIST_HASHES_PER_TOKEN);
+			const listed = this.#lists[0].hashes;
+			const cost = 1 + Math.floor((listed ? listed.length : 0) / LIST_HASHES_PER_TOKEN);
 			if (this.#listTokens < cost) {
 				this.#listTimer = setTimeout(() => this.#pumpLists(), Math.ceil(((cost - this.#listTokens) * 1000) / this.#listRate));
 				return;
@@ -333,6 +350,8 @@ export class EphemeralClient extends EventTarget {
 		this.#haveQueue.clear();
 		this.#lists = []; // a new connection holds nothing yet: announce what is held now
 		this.#sendHashes('have', [...this.#held.keys()]);
+		for (const [manifest, sha256] of this.#files) this.#lists.push({ type: 'file', sha256, manifest });
+		this.#pumpLists();
 		for (const hash of this.#wants.keys()) this.#sendWant(hash);
 		this.#emit('state', { state: 'open', attempt: 0 });
 		this.#emit('welcome', { max_blob: this.maxBlob });

@@ -8,6 +8,7 @@
 // here: the pages show what these functions report.
 
 import { HASH_RE, sha256Hex } from './ephemeral.js';
+import { fileHasher } from './sha256.js';
 
 export const MIN_PIECE_SIZE = 16 * 1024;
 export const DEFAULT_PIECE_SIZE = 256 * 1024;
@@ -37,7 +38,7 @@ function utf8Length(text) {
 // Bytes of the manifest JSON for `count` pieces, without hashing anything: each piece adds a
 // quoted 64-digit hash, and every piece but the first a comma.
 export function manifestLength(name, type, size, pieceSize, count) {
-	const empty = manifestJson({ name, type, size, pieceSize, pieces: [] });
+	const empty = manifestJson({ name, type, size, sha256: '0'.repeat(64), pieceSize, pieces: [] });
 	return utf8Length(empty) + 66 * count + Math.max(0, count - 1);
 }
 
@@ -54,8 +55,9 @@ export function choosePieceSize(size, name, type, maxBlob) {
 	throw new ManifestError(`this file is too large to share here (${formatBytes(size)})`);
 }
 
-export function manifestJson({ name, type, size, pieceSize, pieces }) {
-	return JSON.stringify({ ephemeral: 'manifest', version: 1, name, type, size, piece_size: pieceSize, pieces });
+// Key order as the terminal client writes it (cli/manifest.c); sha256 is left out when unknown.
+export function manifestJson({ name, type, size, sha256, pieceSize, pieces }) {
+	return JSON.stringify({ ephemeral: 'manifest', version: 1, name, type, size, sha256, piece_size: pieceSize, pieces });
 }
 
 // Reads bytes [start, start + target.length) of a Blob into `target` and resolves with the view
@@ -174,8 +176,9 @@ export class ChunkedReader {
 // Hashes a File (or Blob) piece by piece, reading it in chunks into one reused buffer: each
 // piece's digest takes a copy of its bytes when it starts, so the next chunk is read into the
 // same buffer while the last one's pieces are hashed. Memory: one chunk, whatever the size.
+// The whole file's plain SHA-256 (what sha256sum prints) is computed in the same pass.
 // onProgress(bytesHashed, size) after each chunk. Resolves with {manifest: Uint8Array, hash,
-// pieces: [hash...], pieceSize, sources: [[hash, read(target)]...], reader} where each source
+// sha256, pieces: [hash...], pieceSize, sources: [[hash, read(target)]...], reader} where each source
 // reads its piece from the file only when someone requests it.
 export async function hashFile(file, maxBlob, onProgress = () => {}, signal) {
 	const name = file.name || 'file';
@@ -187,10 +190,12 @@ export async function hashFile(file, maxBlob, onProgress = () => {}, signal) {
 	const chunkSize = Math.max(pieceSize, Math.floor(READ_CHUNK_BYTES / pieceSize) * pieceSize);
 	let buffer = new ArrayBuffer(chunkSize);
 	let hashing = Promise.resolve();
+	const whole = await fileHasher(); // the plain SHA-256 of the file, in the same pass
 	for (let start = 0; start < size; start += chunkSize) {
 		if (signal && signal.aborted) throw new DOMException('hashing stopped', 'AbortError');
 		const bytes = await readBlobInto(file, start, new Uint8Array(buffer, 0, Math.min(chunkSize, size - start)));
 		buffer = bytes.buffer;
+		whole.update(bytes); // before the buffer is read into again
 		await hashing; // the previous chunk's digests (their copies are taken: the buffer is free)
 		const first = start / pieceSize;
 		const digests = [];
@@ -202,11 +207,12 @@ export async function hashFile(file, maxBlob, onProgress = () => {}, signal) {
 	}
 	await hashing;
 	onProgress(size, size);
-	const manifest = new TextEncoder().encode(manifestJson({ name, type, size, pieceSize, pieces }));
+	const sha256 = whole.hex();
+	const manifest = new TextEncoder().encode(manifestJson({ name, type, size, sha256, pieceSize, pieces }));
 	const hash = await sha256Hex(manifest);
 	const reader = new ChunkedReader(file, pieceSize);
 	const sources = pieces.map((h, i) => [h, (target) => reader.readInto(i, target)]);
-	return { manifest, hash, pieces, pieceSize, sources, reader, name, type, size };
+	return { manifest, hash, sha256, pieces, pieceSize, sources, reader, name, type, size };
 }
 
 // Tells a manifest from a page. Returns null for a page (anything that is not a JSON object
@@ -244,10 +250,14 @@ export function validateManifest(obj, maxBlob) {
 		if (typeof piece !== 'string' || !HASH_RE.test(piece))
 			throw new ManifestError(`the address of piece ${i + 1} (${describe(piece)}) is not 64 lowercase hexadecimal digits`);
 	});
+	// Optional (older manifests lack it); when given, the finished file is checked against it.
+	if (obj.sha256 !== undefined && (typeof obj.sha256 !== 'string' || !HASH_RE.test(obj.sha256)))
+		throw new ManifestError(`the file's SHA-256 (${describe(obj.sha256)}) is not 64 lowercase hexadecimal digits`);
 	return {
 		name,
 		type: type || 'application/octet-stream',
 		size,
+		sha256: obj.sha256 || null,
 		pieceSize,
 		pieces: pieces.slice(),
 	};
@@ -317,6 +327,7 @@ const PROGRESS_EVERY_MS = 250; // the page repaints its progress at most 4 times
 // gateway for a moment learns its holdings again within seconds), and while its holders are
 // there but none answered in time (12 tries: the server gives up on each after 10 s).
 const PIECE_RETRIES = 5;
+const WHOLE_EARLY_MAX = 64; // pieces kept for the running whole-file hash before it gives up
 const SHARED_RETRIES = 8;
 const SLOW_RETRIES = 12;
 const RETRY_BASE_MS = 250;
@@ -352,6 +363,9 @@ export class Download extends EventTarget {
 	#speedSamples = [];
 	#lastProgress = 0;
 	#reportTimer = 0;
+	#whole = null; // the whole file's SHA-256 as pieces arrive in order, or null (see #feedWhole)
+	#wholeNext = 0; // the next piece index it needs
+	#wholeEarly = new Map(); // index -> bytes that came before their turn (at most WHOLE_EARLY_MAX)
 
 	// othersHold(): whether someone besides us still holds the manifest (its viewer count).
 	constructor(client, manifest, store, { othersHold = () => false } = {}) {
@@ -376,6 +390,31 @@ export class Download extends EventTarget {
 
 	get complete() {
 		return this.piecesDone === this.manifest.pieces.length;
+	}
+
+	// The whole file's SHA-256 (hex) when it could be computed as the pieces arrived, else null:
+	// then the finished file is read once more to check it (view.js).
+	wholeSha256() {
+		if (!this.#whole || !this.complete || this.#wholeNext !== this.manifest.pieces.length) return null;
+		const hex = this.#whole.hex();
+		this.#whole = null;
+		return hex;
+	}
+
+	// Pieces go through the whole-file hash in file order; one that arrives early waits here
+	// (a copy). Too many waiting (a slow piece early in the file) and the running hash is given
+	// up for one pass over the finished file, so memory stays bounded.
+	#feedWhole(indices, bytes) {
+		if (!this.#whole) return;
+		for (const i of indices) if (i >= this.#wholeNext) this.#wholeEarly.set(i, i === this.#wholeNext ? bytes : bytes.slice());
+		while (this.#wholeEarly.has(this.#wholeNext)) {
+			this.#whole.update(this.#wholeEarly.get(this.#wholeNext));
+			this.#wholeEarly.delete(this.#wholeNext++);
+		}
+		if (this.#wholeEarly.size > WHOLE_EARLY_MAX) {
+			this.#whole = null;
+			this.#wholeEarly.clear();
+		}
 	}
 
 	#length(i) {
@@ -411,6 +450,8 @@ export class Download extends EventTarget {
 		}
 		this.resumed = this.bytes;
 		this.stats.heldFromStore = held.length;
+		// A fresh download hashes the whole file as it goes; a resumed one checks it at the end.
+		if (this.manifest.sha256 && !stored.length) this.#whole = await fileHasher().catch(() => null);
 		if (held.length) this.#client.holdMany(held);
 	}
 
@@ -497,6 +538,7 @@ export class Download extends EventTarget {
 			return;
 		}
 		this.#writes--;
+		this.#feedWhole(indices, bytes);
 		this.#client.hold(hash, this.#source(indices[0]));
 		this.bytes += indices.reduce((n, i) => n + this.#length(i), 0);
 		this.piecesDone += indices.length;

@@ -1,6 +1,7 @@
 // home.js — the home page: share typed HTML as a page, or a dropped/picked file as a manifest
 // of pieces, then keep holding it (serving `request`s) for as long as the tab stays open.
-// Shows the link and the live viewer count of the latest share, and lists earlier ones.
+// Shows the link and the live viewer count of the latest share (for a file also its SHA-256 and
+// the /sha256/ link that finds it, announced with `file`), and lists earlier ones.
 
 import { EphemeralClient, sha256Hex, formatViewers, canHash, InsecureContextError } from './ephemeral.js';
 import { hashFile, formatBytes } from './files.js';
@@ -80,6 +81,14 @@ function showShare(share) {
 	link.textContent = absoluteUrl(share.hash);
 	setText('share-what', share.what);
 	setText('viewers', countText(share.hash));
+	// A file is also found by its plain SHA-256, the hash people publish beside downloads.
+	$('share-sha256').hidden = !share.sha256;
+	if (share.sha256) {
+		setText('sha256-value', share.sha256);
+		const byHash = $('sha256-link');
+		byHash.href = `/sha256/${share.sha256}`;
+		byHash.textContent = `${location.origin}/sha256/${share.sha256}`;
+	}
 	$('share-result').hidden = false;
 }
 
@@ -95,11 +104,12 @@ client.addEventListener('lost', (event) => {
 	if (share) status(`${share.what} can no longer be read from this computer.`);
 });
 
-async function publish(hash, what, entries) {
+async function publish(hash, what, entries, sha256 = null) {
 	client.holdMany(entries);
+	if (sha256) client.announceFile(sha256, hash);
 	let share = shares.get(hash);
 	if (!share) {
-		share = { hash, what, countEl: null };
+		share = { hash, what, sha256, countEl: null };
 		shares.set(hash, share);
 	}
 	await registered(hash);
@@ -162,7 +172,7 @@ async function shareFile(file) {
 	const n = result.pieces.length;
 	const what = `${result.name} (${formatBytes(result.size)}, ${n} ${n === 1 ? 'piece' : 'pieces'})`;
 	// Pieces first, manifest last: by the time anyone can learn the link, the pieces are known.
-	await publish(result.hash, what, [...result.sources, [result.hash, result.manifest]]);
+	await publish(result.hash, what, [...result.sources, [result.hash, result.manifest]], result.sha256);
 	status(`Shared ${result.name}. Anyone with the link can download it while this tab stays open.`);
 }
 
@@ -173,6 +183,10 @@ function shareFiles(files) {
 
 function copyLink() {
 	if (current) copyText(absoluteUrl(current.hash), $('share-link'), status);
+}
+
+function copySha256() {
+	if (current && current.sha256) copyText(current.sha256, $('sha256-value'), status, 'SHA-256');
 }
 
 // What this tab has sent to others, all shares together.
@@ -194,6 +208,7 @@ $('html-input').addEventListener('keydown', (event) => {
 	}
 });
 $('copy-button').addEventListener('click', copyLink);
+$('copy-sha256-button').addEventListener('click', copySha256);
 
 const fileInput = $('file-input');
 fileInput.addEventListener('change', () => {

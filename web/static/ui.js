@@ -50,18 +50,19 @@ export function watchConnection(client, el) {
 }
 
 // Copies text to the clipboard; where the browser refuses (no permission, plain http), selects
-// `fallbackEl`'s text so that the person can press the copy keys. `say` reports the outcome.
-export async function copyText(text, fallbackEl, say) {
+// `fallbackEl`'s text so that the person can press the copy keys. `say` reports the outcome,
+// naming `what` was copied.
+export async function copyText(text, fallbackEl, say, what = 'link') {
 	try {
 		await navigator.clipboard.writeText(text);
-		say('Link copied.');
+		say(`${what[0].toUpperCase()}${what.slice(1)} copied.`);
 	} catch {
 		const range = document.createRange();
 		range.selectNodeContents(fallbackEl);
 		const selection = getSelection();
 		selection.removeAllRanges();
 		selection.addRange(range);
-		say('Press Ctrl+C (⌘C) to copy the selected link.');
+		say(`Press Ctrl+C (⌘C) to copy the selected ${what}.`);
 	}
 }
 

@@ -4,12 +4,16 @@
 // as long as it stays open; a file's pieces are served from the moment each one is verified.
 // Shared HTML is never put into this document: it goes, as a string, to /sandbox in an iframe
 // with sandbox="allow-scripts" (opaque origin, no allow-same-origin). File previews are media
-// elements on blob: URLs, or text and PDF handed to that same kind of sandboxed frame.
+// elements on blob: URLs, or text and PDF handed to that same kind of sandboxed frame. A file
+// whose manifest gives its SHA-256 is checked whole before it is offered ("SHA-256 verified");
+// one that does not match is called out and never offered, and a page reached through
+// /sha256/{hash} then moves on to the next manifest the site lists for that hash.
 
 import { EphemeralClient, HASH_RE, formatViewers, canHash, InsecureContextError } from './ephemeral.js';
 import { parseManifest, downloadName, formatBytes, formatDuration, ManifestError, Download, PieceGoneError } from './files.js';
 import { openStore, cleanStale } from './store.js';
 import { $, setText, watchConnection, copyText, testMode } from './ui.js';
+import { blobSha256 } from './sha256.js';
 
 const GONE_TEXT = 'Sorry, this content is gone: nobody who had it open is here any more.';
 const MEDIA_TYPES = /^(image\/(png|jpeg|gif|webp|avif|bmp|svg\+xml|x-icon|vnd\.microsoft\.icon)|video\/(mp4|webm|ogg|quicktime)|audio\/(mpeg|mp3|ogg|wav|x-wav|webm|flac|mp4|aac|x-m4a))$/;
@@ -74,6 +78,7 @@ function showFacts(manifest) {
 	document.title = `${manifest.name} — Ephemeral`;
 	setText('file-name', manifest.name || '(no name)');
 	setText('file-type', manifest.type);
+	setText('file-sha256', manifest.sha256 ? `${manifest.sha256} (checked once the file is here)` : 'not given by this manifest');
 	setText('file-size', manifest.size < 1024 ? formatBytes(manifest.size) : `${formatBytes(manifest.size)} (${manifest.size} bytes)`);
 	$('file-view').hidden = false;
 }
@@ -170,6 +175,7 @@ async function showPreview(manifest, file) {
 
 async function showFile(client, hash, manifest, manifestBytes) {
 	client.hold(hash, manifestBytes);
+	viewing = { client, hash };
 	showFacts(manifest);
 	showServed(client);
 	cleanStale(hash);
@@ -238,10 +244,78 @@ async function fetchAll(manifest, store, download) {
 		status(`The download finished but cannot be read back from this browser's storage: ${err.message}`, 'error');
 		return;
 	}
+	if (manifest.sha256 && !(await checkWhole(manifest, file, download.wholeSha256()))) return;
 	offerDownload(manifest, file);
 	if (test) window.ephemeralTest.file = file;
-	status('Complete and verified. Keep this tab open and others can download it from you too.', 'done');
+	status(`Complete and verified${manifest.sha256 ? ': SHA-256 verified' : ''}. Keep this tab open and others can download it from you too.`, 'done');
 	showPreview(manifest, file).catch((err) => console.warn('ephemeral: no preview:', err));
+}
+
+// ---------------------------------------------------------------------------------------------
+// the whole file against the manifest's "sha256"
+
+// Reached through /sha256/{hash}: the server redirected here (or an earlier copy that did not
+// match sent us on). Then a mismatch moves on to the next manifest that declares that hash.
+const VIA_KEY = (manifestHash) => `ephemeral-sha256-via:${manifestHash}`;
+const TRIED_KEY = (sha256) => `ephemeral-sha256-tried:${sha256}`;
+let viewing = null; // {client, hash}: what this page holds, set by showFile
+
+function reachedBySha256(manifest) {
+	const nav = performance.getEntriesByType('navigation')[0];
+	if (nav && nav.redirectCount > 0) return true;
+	try {
+		return sessionStorage.getItem(VIA_KEY(viewing.hash)) === manifest.sha256;
+	} catch {
+		return false; // storage refused: only the redirect tells
+	}
+}
+
+// True if the finished file has the manifest's SHA-256; else says so plainly, offers nothing,
+// stops serving the manifest (it lies about its file) and, when this page was reached by the
+// file's SHA-256, goes on to the next manifest that declares it.
+async function checkWhole(manifest, file, computed) {
+	let got = computed; // hashed as the pieces arrived, in order; else one pass over the file
+	try {
+		if (!got) status('Checking the whole file against its SHA-256…');
+		got = got || await blobSha256(file, (done, size) => status(`Checking the whole file against its SHA-256… ${size ? Math.floor((100 * done) / size) : 100}%`));
+	} catch (err) {
+		status(`The file is here but its SHA-256 could not be checked (${err.message}), so it is not offered.`, 'error');
+		return false;
+	}
+	if (got === manifest.sha256) {
+		setText('file-sha256', `${manifest.sha256} — SHA-256 verified`);
+		return true;
+	}
+	setText('file-sha256', `${manifest.sha256} — the file does not match`);
+	health('The pieces matched their addresses, but together they are another file.', 'bad');
+	status(`This file does not match the SHA-256 its manifest gives (${manifest.sha256}): it is not the file it claims to be, and nothing was saved.`, 'error');
+	if (test) window.ephemeralTest.mismatch = got;
+	viewing.client.release([viewing.hash]);
+	if (reachedBySha256(manifest)) await tryNextManifest(manifest.sha256);
+	return false;
+}
+
+async function tryNextManifest(sha256) {
+	let tried = [];
+	let next = null;
+	try {
+		tried = JSON.parse(sessionStorage.getItem(TRIED_KEY(sha256)) || '[]');
+		if (!tried.includes(viewing.hash)) tried.push(viewing.hash);
+		const res = await fetch(`/api/v1/files/${sha256}`, { cache: 'no-store' });
+		const { manifests } = await res.json();
+		next = manifests.map((m) => m.hash).find((h) => HASH_RE.test(h) && !tried.includes(h));
+		sessionStorage.setItem(TRIED_KEY(sha256), JSON.stringify(tried));
+		if (next) sessionStorage.setItem(VIA_KEY(next), sha256);
+	} catch (err) {
+		console.warn('ephemeral: cannot look for another copy:', err);
+	}
+	const el = $('status');
+	if (!next) {
+		el.textContent += ' No other copy of this file is here right now.';
+		return;
+	}
+	el.textContent += ' Trying another copy of this file…';
+	setTimeout(() => location.replace(`/${next}${location.search}`), 1500);
 }
 
 async function main() {
