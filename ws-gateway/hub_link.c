@@ -61,9 +61,10 @@ int hub_link_send(struct gateway *gw, const struct hubproto_out *o)
 	return hub_link_post(gw, o, 0);
 }
 
-void hub_link_hello(struct gateway *gw)
+/* HELLO: its data is the name, NUL, the peer endpoint other gateways send our waiters' blobs to.
+ * Sent at start and as the first message of every re-announcement (one builder for both). */
+static int hub_link_post_hello(struct gateway *gw, int retried)
 {
-	/* data: name, NUL, the peer endpoint other gateways send our waiters' blobs to */
 	char data[HUBPROTO_MAX_NAME + 1 + HUBPROTO_MAX_ENDPOINT];
 	size_t name_len = strnlen(gw->name, HUBPROTO_MAX_NAME);
 	size_t ep_len = strnlen(gw->peer_endpoint, HUBPROTO_MAX_ENDPOINT);
@@ -75,7 +76,12 @@ void hub_link_hello(struct gateway *gw)
 				 .value = gw->nsessions,
 				 .data = data,
 				 .data_len = name_len + 1 + ep_len};
-	hub_link_send(gw, &o);
+	return hub_link_post(gw, &o, retried);
+}
+
+void hub_link_hello(struct gateway *gw)
+{
+	hub_link_post_hello(gw, 0);
 }
 
 /* Re-announces one connection: its open, its holdings, its wants. -1 if the hub socket refused
@@ -124,12 +130,7 @@ static void hub_link_resync_step(struct gateway *gw)
 	size_t it = 0;
 	struct session *s;
 	if (!gw->resync_hello) {
-		struct hubproto_out o = {.cmd = HUB_HELLO,
-					 .id = gw->instance,
-					 .value = gw->nsessions,
-					 .data = gw->name,
-					 .data_len = strlen(gw->name)};
-		if (hub_link_post(gw, &o, 1) < 0)
+		if (hub_link_post_hello(gw, 1) < 0)
 			return;
 		gw->resync_hello = 1;
 	}
