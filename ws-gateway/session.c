@@ -7,7 +7,7 @@
  * hash (one SHA-256 pass as the bytes arrive, checked before the blob goes anywhere; peer.c
  * takes it from there), and what is sent to the client: session_deliver() decides whether a
  * blob is queued now or deferred, and the queue itself (outq.c) is written only in
- * LWS_CALLBACK_SERVER_WRITEABLE, one chunk a call.
+ * LWS_CALLBACK_SERVER_WRITEABLE, up to GW_TX_CHUNK bytes a call.
  */
 #include "gateway.h"
 #include "log.h"
@@ -110,14 +110,23 @@ static int session_writable(struct session *s)
 		}
 		return 0;
 	}
-	size_t blob_len;
-	int rc = outq_write(&s->out, s->wsi, gw->tx_scratch, &blob_len);
-	if (rc < 0)
-		return -1;
-	if (rc == 1) {
-		gw->stats.blobs_out++;
-		gw->stats.bytes_out += blob_len;
-	}
+	/*
+	 * Several frames a call (a count and the blob it goes with, a burst of small blobs), up to
+	 * GW_TX_CHUNK bytes so one connection does not hold up the others, and only while lws took
+	 * every byte so far: one wake-up of the loop per message cost as much as its send().
+	 */
+	size_t start = outq_pending(&s->out);
+	do {
+		size_t blob_len;
+		int rc = outq_write(&s->out, s->wsi, gw->tx_scratch, &blob_len);
+		if (rc < 0)
+			return -1;
+		if (rc == 1) {
+			gw->stats.blobs_out++;
+			gw->stats.bytes_out += blob_len;
+		}
+	} while (!outq_empty(&s->out) && start - outq_pending(&s->out) < GW_TX_CHUNK &&
+		 !lws_partial_buffered(s->wsi));
 	if (outq_may_resume(&s->out, gw->max_blob)) {
 		if (s->paused_out) {
 			s->paused_out = 0;
