@@ -257,6 +257,10 @@ void peer_tick(struct gateway *gw);
 int peer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		  size_t len);
 
+/* rxbuf.c — lws's per-connection receive buffers, resident only where lws writes */
+int rxbuf_init(size_t conns); /* before the lws context; -1: malloc serves them */
+void rxbuf_free(void);	      /* after it is destroyed */
+
 /* limits.c — admission (address, Origin) and per-connection budgets */
 void limits_init(struct gateway *gw, const char *trusted, const char *origins);
 void limits_free(struct gateway *gw);

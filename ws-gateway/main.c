@@ -213,6 +213,7 @@ int main(int argc, char **argv)
 		loop = ev_default_loop(0);
 	if (loop == NULL)
 		fatalx("no event loop (libev)");
+	rxbuf_init((size_t)gw.max_conns);
 	void *foreign_loops[] = {loop};
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof(info));
@@ -286,6 +287,7 @@ int main(int argc, char **argv)
 	ev_signal_stop(loop, &sigint);
 	ev_signal_stop(loop, &sigterm);
 	lws_context_destroy(gw.ctx);
+	rxbuf_free();
 	hub_link_close(&gw);
 	peer_close(&gw);
 	zmq_ctx_term(gw.zctx);
