@@ -24,9 +24,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define RXBUF_REASON	 "rx_ubuf" /* lws 4.1's name for the allocation */
-#define RXBUF_MAX_SLOTS	 (1u << 20)
-#define RXBUF_LWS_EXTRA	 4 /* lws asks for rx_buffer_size + LWS_PRE + 4 */
+#define RXBUF_REASON	"rx_ubuf" /* lws 4.1's name for the allocation */
+#define RXBUF_MAX_SLOTS (1u << 20)
+#define RXBUF_LWS_EXTRA 4 /* lws asks for rx_buffer_size + LWS_PRE + 4 */
 
 static struct {
 	uint8_t *base;
@@ -119,7 +119,7 @@ int rxbuf_init(size_t conns)
 	return 0;
 }
 
-/* After lws_context_destroy(): every buffer is back (else the region stays, as lws may hold one). */
+/* After lws_context_destroy(): with every buffer back (else the region stays: lws holds one). */
 void rxbuf_free(void)
 {
 	if (rxbuf.base == NULL || rxbuf.in_use)
