@@ -220,8 +220,9 @@ int main(int argc, char **argv)
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.user = &gw;
 	info.pt_serv_buf_size = 64 * 1024;
+	/* lws 4.1 reads VALIDATE_UTF8 from the context's options, not the vhost's (ops-ws.c) */
 	info.options = LWS_SERVER_OPTION_LIBEV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
-		       LWS_SERVER_OPTION_DISABLE_IPV6;
+		       LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_VALIDATE_UTF8;
 	if (*config_str("gateway.tls_cert"))
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.foreign_loops = foreign_loops;
