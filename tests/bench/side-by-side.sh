@@ -11,6 +11,7 @@
 #
 #   SIDE_SECONDS (5)  SIDE_GATEWAYS (2)  KEEP=1 keeps the logs
 #   SIDE_MODES ("node lighttpd apache direct")  SIDE_FIGURES ("relay small latency")
+#   SIDE_LAT_DUMP=DIR: every latency sample of each mode to DIR/latency-MODE.txt
 #   GATEWAY_BIN, HUB_BIN: other builds to measure (default: $BUILD's)
 #   LIGHTTPD_EXTRA: lines appended to lighttpd's configuration (for trying its settings)
 set -euo pipefail
@@ -150,7 +151,8 @@ done
 done
 [[ $figures != *" latency "* ]] || for mode in "${modes[@]}"; do
 	run "$mode" latency bench rate --holders 8 --requesters 32 --rate 5000 --blob-size 4096 \
-		--blobs 4096 --warmup 1 --duration "$((SECS + 3))"
+		--blobs 4096 --warmup 1 --duration "$((SECS + 3))" \
+		${SIDE_LAT_DUMP:+--lat-dump "$SIDE_LAT_DUMP/latency-$mode.txt"}
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "-" }'; }
