@@ -238,6 +238,7 @@ void outq_init(struct outq *q);
 int outq_push(struct outq *q, struct outbuf *b); /* adds a reference; 0 or -1 */
 int outq_empty(const struct outq *q);
 size_t outq_pending(const struct outq *q); /* bytes not yet written, all frames */
+int outq_several(const struct outq *q);	   /* more than one frame queued */
 int outq_has_room(const struct outq *q, size_t frame_len, size_t max_blob);
 int outq_should_pause(const struct outq *q, size_t max_blob);
 int outq_may_resume(const struct outq *q, size_t max_blob);

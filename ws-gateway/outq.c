@@ -84,6 +84,11 @@ int outq_empty(const struct outq *q)
 	return STAILQ_EMPTY(&q->head);
 }
 
+int outq_several(const struct outq *q)
+{
+	return !STAILQ_EMPTY(&q->head) && STAILQ_NEXT(STAILQ_FIRST(&q->head), entry) != NULL;
+}
+
 size_t outq_pending(const struct outq *q)
 {
 	return q->bytes - q->off;

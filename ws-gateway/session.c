@@ -12,9 +12,12 @@
 #include "gateway.h"
 #include "log.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #define SESSION_CLOSE_GRACE_MS 300
 #define SESSION_CLOSE_CODE_MAX 4999 /* RFC 6455 §7.4.2: 3000-4999 are the applications' */
@@ -116,6 +119,14 @@ static int session_writable(struct session *s)
 	 * every byte so far: one wake-up of the loop per message cost as much as its send().
 	 */
 	size_t start = outq_pending(&s->out);
+	/*
+	 * The sockets have TCP_NODELAY (a blob must not wait for an ACK of the count before it),
+	 * so several frames written in one call are corked into as few segments as they fill:
+	 * each segment costs both ends a wake-up and the loopback a pass through the stack.
+	 */
+	int fd = outq_several(&s->out) ? (int)lws_get_socket_fd(s->wsi) : -1, on = 1, off = 0;
+	if (fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)) < 0)
+		fd = -1;
 	do {
 		size_t blob_len;
 		int rc = outq_write(&s->out, s->wsi, gw->tx_scratch, &blob_len);
@@ -127,6 +138,8 @@ static int session_writable(struct session *s)
 		}
 	} while (!outq_empty(&s->out) && start - outq_pending(&s->out) < GW_TX_CHUNK &&
 		 !lws_partial_buffered(s->wsi));
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof(off));
 	if (outq_may_resume(&s->out, gw->max_blob)) {
 		if (s->paused_out) {
 			s->paused_out = 0;
