@@ -11,7 +11,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
+
+#define WSMSG_FIXED_MAX 160 /* the longest request or count, with room to spare */
 
 enum wsmsg_shape { SHAPE_HASHES, SHAPE_HASH, SHAPE_FILE, SHAPE_WELCOME, SHAPE_COUNT, SHAPE_ERROR };
 
@@ -239,19 +242,39 @@ char *wsmsg_welcome(const struct wsmsg_welcome *w)
 	return wsmsg_dump(o);
 }
 
+/*
+ * request and count go with every want: they hold no string to escape (a hash in hex, a
+ * number), so they are written directly, in the order and compact form jansson writes, without
+ * building a tree first (a sixth of the gateway's CPU per small want went to jansson here).
+ */
+static char *wsmsg_format(const char *fmt, ...)
+{
+	char line[WSMSG_FIXED_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return NULL;
+	char *text = malloc((size_t)n + 1);
+	if (text)
+		memcpy(text, line, (size_t)n + 1);
+	return text;
+}
+
 char *wsmsg_request(const uint8_t hash[HASH_LEN])
 {
 	char hex[HASH_HEX_LEN + 1];
 	hash_to_hex(hash, hex);
-	return wsmsg_dump(json_pack("{s:s, s:s}", "type", "request", "hash", hex));
+	return wsmsg_format("{\"type\":\"request\",\"hash\":\"%s\"}", hex);
 }
 
 char *wsmsg_count(const uint8_t hash[HASH_LEN], uint32_t viewers)
 {
 	char hex[HASH_HEX_LEN + 1];
 	hash_to_hex(hash, hex);
-	return wsmsg_dump(json_pack("{s:s, s:s, s:I}", "type", "count", "hash", hex, "viewers",
-				    (json_int_t)viewers));
+	return wsmsg_format("{\"type\":\"count\",\"hash\":\"%s\",\"viewers\":%lu}", hex,
+			    (unsigned long)viewers);
 }
 
 char *wsmsg_error(const char *code, const uint8_t *hash, const char *message)

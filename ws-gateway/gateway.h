@@ -258,6 +258,8 @@ void outbuf_release(struct outbuf *b);
 void outq_init(struct outq *q);
 int outq_push(struct outq *q, struct outbuf *b); /* adds a reference; 0 or -1 */
 int outq_empty(const struct outq *q);
+size_t outq_pending(const struct outq *q); /* bytes not yet written, all frames */
+int outq_several(const struct outq *q);	   /* more than one frame queued */
 int outq_has_room(const struct outq *q, size_t frame_len, size_t max_blob);
 int outq_should_pause(const struct outq *q, size_t max_blob);
 int outq_may_resume(const struct outq *q, size_t max_blob);
@@ -301,6 +303,10 @@ void filecheck_session_closed(struct gateway *gw, struct session *s);
 /* 1 with out filled when fc is listed and its manifest still held: a FILE entry for a new hub. */
 int filecheck_entry(struct gateway *gw, struct session *s, const struct file_claim *fc,
 		    uint8_t out[HUBPROTO_FILE_ENTRY]);
+
+/* rxbuf.c — lws's per-connection receive buffers, resident only where lws writes */
+int rxbuf_init(size_t conns); /* before the lws context; -1: malloc serves them */
+void rxbuf_free(void);	      /* after it is destroyed */
 
 /* limits.c — admission (address, Origin) and per-connection budgets */
 void limits_init(struct gateway *gw, const char *trusted, const char *origins);

@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <ev.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -140,6 +141,14 @@ static void direct_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			}
 			return; /* EAGAIN, or a connection that went away before we took it */
 		}
+		/*
+		 * lws sets TCP_NODELAY on what its own listener accepts (ops-listen.c), not on
+		 * what it adopts: without it Nagle held a blob behind the count before it until the
+		 * client's delayed ACK, 5 ms and more on every want in direct mode.
+		 */
+		int one = 1;
+		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+			log_debug("%s: TCP_NODELAY: %s", __func__, strerror(errno));
 		if (lws_adopt_socket_vhost(dl->vhost, fd) == NULL)
 			log_warnx("%s: lws could not adopt a connection", __func__);
 	}
@@ -212,6 +221,7 @@ int main(int argc, char **argv)
 		loop = ev_default_loop(0);
 	if (loop == NULL)
 		fatalx("no event loop (libev)");
+	rxbuf_init((size_t)gw.max_conns);
 	void *foreign_loops[] = {loop};
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof(info));
@@ -288,6 +298,7 @@ int main(int argc, char **argv)
 	ev_signal_stop(loop, &sigint);
 	ev_signal_stop(loop, &sigterm);
 	lws_context_destroy(gw.ctx);
+	rxbuf_free();
 	hub_link_close(&gw);
 	peer_close(&gw);
 	zmq_ctx_term(gw.zctx);

@@ -4,8 +4,9 @@
  *
  * Owns outbuf (one frame, shared by every connection it goes to, refcounted) and outmsg (its
  * place in one queue). session.c asks the questions (outq_has_room, outq_should_pause,
- * outq_may_resume) and writes only from LWS_CALLBACK_SERVER_WRITEABLE, one outq_write() per
- * callback, at most GW_TX_CHUNK bytes, so one large blob never holds up other connections.
+ * outq_may_resume) and writes only from LWS_CALLBACK_SERVER_WRITEABLE: outq_write() writes one
+ * chunk of at most GW_TX_CHUNK bytes, and session.c stops a callback's writes at that many, so
+ * one large blob never holds up other connections.
  *
  * A blob frame is written straight from its buffer when it may be: lws writes its frame header
  * into the LWS_PRE bytes before what it sends, and past the frame's first LWS_PRE bytes those
@@ -81,6 +82,16 @@ int outq_push(struct outq *q, struct outbuf *b)
 int outq_empty(const struct outq *q)
 {
 	return STAILQ_EMPTY(&q->head);
+}
+
+int outq_several(const struct outq *q)
+{
+	return !STAILQ_EMPTY(&q->head) && STAILQ_NEXT(STAILQ_FIRST(&q->head), entry) != NULL;
+}
+
+size_t outq_pending(const struct outq *q)
+{
+	return q->bytes - q->off;
 }
 
 int outq_has_room(const struct outq *q, size_t frame_len, size_t max_blob)

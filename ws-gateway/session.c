@@ -7,14 +7,18 @@
  * hash (one SHA-256 pass as the bytes arrive, checked before the blob goes anywhere; peer.c
  * takes it from there), the hub's REQUEST for a blob (session_request), and what is sent to
  * the client: session_deliver() decides whether a blob is queued now or deferred, and the queue
- * itself (outq.c) is written only in LWS_CALLBACK_SERVER_WRITEABLE, one chunk a call.
+ * itself (outq.c) is written only in LWS_CALLBACK_SERVER_WRITEABLE, up to GW_TX_CHUNK bytes a
+ * call.
  */
 #include "gateway.h"
 #include "log.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #define SESSION_CLOSE_GRACE_MS 300
 #define SESSION_CLOSE_CODE_MAX 4999 /* RFC 6455 §7.4.2: 3000-4999 are the applications' */
@@ -130,9 +134,28 @@ static int session_writable(struct session *s)
 		}
 		return 0;
 	}
-	size_t blob_len;
-	if (outq_write(&s->out, s->wsi, gw->tx_scratch, &blob_len) < 0)
-		return -1;
+	/*
+	 * Several frames a call (a count and the blob it goes with, a burst of small blobs), up to
+	 * GW_TX_CHUNK bytes so one connection does not hold up the others, and only while lws took
+	 * every byte so far: one wake-up of the loop per message cost as much as its send().
+	 */
+	size_t start = outq_pending(&s->out);
+	/*
+	 * The sockets have TCP_NODELAY (a blob must not wait for an ACK of the count before it),
+	 * so several frames written in one call are corked into as few segments as they fill:
+	 * each segment costs both ends a wake-up and the loopback a pass through the stack.
+	 */
+	int fd = outq_several(&s->out) ? (int)lws_get_socket_fd(s->wsi) : -1, on = 1, off = 0;
+	if (fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)) < 0)
+		fd = -1;
+	do {
+		size_t blob_len;
+		if (outq_write(&s->out, s->wsi, gw->tx_scratch, &blob_len) < 0)
+			return -1;
+	} while (!outq_empty(&s->out) && start - outq_pending(&s->out) < GW_TX_CHUNK &&
+		 !lws_partial_buffered(s->wsi));
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof(off));
 	if (outq_may_resume(&s->out, gw->max_blob)) {
 		if (s->paused_out) {
 			s->paused_out = 0;

@@ -11,6 +11,8 @@
 # lighttpd's /ws instead, to find its ceiling. Prints key=value lines; stops all it started.
 #
 #   IDLE_TOTAL (100000)  IDLE_GATEWAYS (7)  IDLE_CLIENTS (6)  THROUGH (direct | lighttpd)
+#   IDLE_MAX_CONNS (19000): each gateway's gateway.max_conns (its default, 9,000, would cap 7
+#   gateways at 63,000; the kernel spreads connections unevenly, 14,100-14,500 each here)
 #   IDLE_WAIT (240): seconds to wait for the clients; then what they hold is what is counted
 #   LIGHTTPD_MAX_FDS (20000): lighttpd's server.max-fds here (its default, 4096, caps it at
 #   1,365 connections: max-fds / 3); server.max-connections is set to half of it (two
@@ -22,6 +24,7 @@ TOTAL=${IDLE_TOTAL:-100000}
 NGW=${IDLE_GATEWAYS:-7}
 NCL=${IDLE_CLIENTS:-6}
 THROUGH=${THROUGH:-direct}
+MAX_CONNS=${IDLE_MAX_CONNS:-19000}
 CTL=$BUILD/ephemeral-ctl
 CLIENT=$BUILD/bench/idle-clients
 make --no-print-directory -s -C tests/bench BUILD="$BUILD" >/dev/null
@@ -53,7 +56,8 @@ gw_list=()
 for ((i = 1; i <= NGW; i++)); do
 	p=$(free_port)
 	"$BUILD/ephemeral-gateway" -o log.level=warn -o hub.endpoint="$hub_ep" -o gateway.port="$p" \
-		-o gateway.name="gw$i" -o gateway.direct_port="$direct_port" >"$work/gw$i.log" 2>&1 &
+		-o gateway.name="gw$i" -o gateway.direct_port="$direct_port" \
+		-o gateway.max_conns="$MAX_CONNS" >"$work/gw$i.log" 2>&1 &
 	pids+=($!)
 	servers+=($!)
 	gw_list+=("127.0.0.1:$p")

@@ -10,7 +10,9 @@
 # ratios of one run, not figures across runs.
 #
 #   SIDE_SECONDS (5)  SIDE_GATEWAYS (2)  KEEP=1 keeps the logs
-#   SIDE_MODES ("node lighttpd apache direct")
+#   SIDE_MODES ("node lighttpd apache direct")  SIDE_FIGURES ("relay small latency")
+#   SIDE_LAT_DUMP=DIR: every latency sample of each mode to DIR/latency-MODE.txt
+#   GATEWAY_BIN, HUB_BIN: other builds to measure (default: $BUILD's)
 #   LIGHTTPD_EXTRA: lines appended to lighttpd's configuration (for trying its settings)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,6 +20,7 @@ BUILD=${BUILD:-build}
 SECS=${SIDE_SECONDS:-5}
 NGW=${SIDE_GATEWAYS:-2}
 read -r -a modes <<<"${SIDE_MODES:-node lighttpd apache direct}"
+figures=" ${SIDE_FIGURES:-relay small latency} "
 CTL=$BUILD/ephemeral-ctl
 CLIENT=$BUILD/bench/ephemeral-bench
 make --no-print-directory -s -C tests/bench BUILD="$BUILD" >/dev/null
@@ -43,14 +46,14 @@ op_ep=tcp://127.0.0.1:$(free_port)
 direct_port=$(free_port)
 web_port=$(free_port)
 node_port=$(free_port)
-"$BUILD/ephemeral-hub" -o log.level=warn -o hub.endpoint="$hub_ep" -o hub.operator_endpoint="$op_ep" \
+"${HUB_BIN:-$BUILD/ephemeral-hub}" -o log.level=warn -o hub.endpoint="$hub_ep" -o hub.operator_endpoint="$op_ep" \
 	>"$work/hub.log" 2>&1 &
 pids+=($!)
 hub_pid=$!
 gw_pids=() gw_list=()
 for ((i = 1; i <= NGW; i++)); do
 	p=$(free_port)
-	"$BUILD/ephemeral-gateway" -o log.level=warn -o hub.endpoint="$hub_ep" -o gateway.port="$p" \
+	"${GATEWAY_BIN:-$BUILD/ephemeral-gateway}" -o log.level=warn -o hub.endpoint="$hub_ep" -o gateway.port="$p" \
 		-o gateway.name="gw$i" -o gateway.direct_port="$direct_port" >"$work/gw$i.log" 2>&1 &
 	pids+=($!)
 	gw_pids+=($!)
@@ -115,24 +118,25 @@ run() { # mode figure client args...: client "relay" is relay-client (--target),
 		${watch[$mode]} >"$work/$fig-$mode.out" 2>"$work/$fig-$mode.err" ||
 		echo "side-by-side.sh: $fig $mode failed: $(tail -n 2 "$work/$fig-$mode.err")" >&2
 }
-get() { sed -n "s/^$3=//p" "$work/$2-$1.out" 2>/dev/null | head -n 1; }
+get() { sed -n "s/^$3=//p" "$work/$2-$1.out" 2>/dev/null | head -n 1 || true; }
 server_us() { # mode figure: CPU us per want summed over the mode's server processes
-	grep -v '^cpu_client_' "$work/$2-$1.out" 2>/dev/null |
+	{ grep -v '^cpu_client_' "$work/$2-$1.out" 2>/dev/null || true; } |
 		sed -n 's/^cpu_\([a-z0-9]*\)_us_per_want=//p' |
 		awk '{ s += $1 } END { if (NR) printf "%.1f", s }'
 }
 # Interleaved, so that a burst of load from elsewhere hits every mode alike.
-for mode in "${modes[@]}"; do
+[[ $figures != *" relay "* ]] || for mode in "${modes[@]}"; do
 	run "$mode" relay relay --holders 8 --requesters 8 --window 2 --blob-size 1048576 --blobs 64 \
 		--warmup 1 --duration "$SECS"
 done
-for mode in "${modes[@]}"; do
+[[ $figures != *" small "* ]] || for mode in "${modes[@]}"; do
 	run "$mode" small relay --holders 8 --requesters 32 --window 32 --blob-size 4096 \
 		--blobs 16384 --warmup 1 --duration "$SECS"
 done
-for mode in "${modes[@]}"; do
+[[ $figures != *" latency "* ]] || for mode in "${modes[@]}"; do
 	run "$mode" latency bench rate --holders 8 --requesters 32 --rate 5000 --blob-size 4096 \
-		--blobs 4096 --warmup 1 --duration "$((SECS + 3))"
+		--blobs 4096 --warmup 1 --duration "$((SECS + 3))" \
+		${SIDE_LAT_DUMP:+--lat-dump "$SIDE_LAT_DUMP/latency-$mode.txt"}
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "-" }'; }
@@ -176,9 +180,11 @@ echo
 echo "Server CPU counts: node = the node process; lighttpd = hub + $NGW gateways + lighttpd;"
 echo "apache = hub + $NGW gateways + Apache's processes; direct = hub + $NGW gateways (one shared"
 echo "port). Ratios: mode / node (for CPU and latency, lower is better)."
-echo "Per process (us per want), relay / small:"
+echo "Per process (us per want), relay / small / latency:"
 for mode in "${modes[@]}"; do
-	printf '  %-9s relay: %s\n' "$mode" "$(sed -n 's/^cpu_\([a-z0-9]*\)_us_per_want=/\1=/p' "$work/relay-$mode.out" | tr '\n' ' ')"
-	printf '  %-9s small: %s\n' "$mode" "$(sed -n 's/^cpu_\([a-z0-9]*\)_us_per_want=/\1=/p' "$work/small-$mode.out" | tr '\n' ' ')"
+	for fig in relay small latency; do
+		[[ -f $work/$fig-$mode.out ]] || continue
+		printf '  %-9s %-8s %s\n' "$mode" "$fig:" "$(sed -n 's/^cpu_\([a-z0-9]*\)_us_per_want=/\1=/p' "$work/$fig-$mode.out" | tr '\n' ' ')"
+	done
 done
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

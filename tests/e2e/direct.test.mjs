@@ -63,6 +63,27 @@ test('one port, three gateways: the kernel spreads connections, the hub counts t
 	for (const c of [...clients, proxied]) await c.close();
 }));
 
+test('on the shared port a small want is answered in a few ms, not after a delayed ACK', T(async () => {
+	// The gateway writes a count and then the blob: with Nagle on (lws does not set TCP_NODELAY
+	// on the sockets it adopts) the blob waited for the client's delayed ACK, >= 6 ms every time.
+	const holder = await connectUrl(stack.pagesWsUrl, { label: 'direct holder' });
+	const wanter = await connectUrl(stack.pagesWsUrl, { label: 'direct wanter' });
+	const blob = makeBlob(2048, 'nodelay');
+	await holder.hold(blob);
+	const took = [];
+	for (let i = 0; i < 25; i++) {
+		const t0 = process.hrtime.bigint();
+		wanter.want(blob.hash);
+		await wanter.nextBinary(blob.hash);
+		took.push(Number(process.hrtime.bigint() - t0) / 1e6);
+	}
+	took.sort((a, b) => a - b);
+	const median = took[Math.floor(took.length / 2)];
+	assert.ok(median < 4, `median want -> blob ${median.toFixed(2)} ms on the shared port (all: ${took.map((t) => t.toFixed(1)).join(' ')})`);
+	await holder.close();
+	await wanter.close();
+}));
+
 test('Origin on the shared port: the site\'s own is let in, another is refused, as through /ws', T(async () => {
 	assert.equal(await tryOrigin(stack.pagesWsUrl, stack.baseUrl), 'open');
 	assert.notEqual(await tryOrigin(stack.pagesWsUrl, 'http://evil.example'), 'open', 'a foreign Origin opened a socket on the shared port');

@@ -273,6 +273,18 @@ static void test_server_builders(void **state)
 	assert_int_equal(m.number, 0);
 	parse_server_ok(wsmsg_count(h, UINT32_MAX), &m);
 	assert_int_equal(m.number, UINT32_MAX);
+	/* Written without jansson: byte for byte what jansson wrote (compact, in this order). */
+	char hex[HASH_HEX_LEN + 1], want[200];
+	hash_to_hex(h, hex);
+	text = wsmsg_request(h);
+	snprintf(want, sizeof(want), "{\"type\":\"request\",\"hash\":\"%s\"}", hex);
+	assert_string_equal(text, want);
+	free(text);
+	text = wsmsg_count(h, UINT32_MAX);
+	snprintf(want, sizeof(want), "{\"type\":\"count\",\"hash\":\"%s\",\"viewers\":4294967295}",
+		 hex);
+	assert_string_equal(text, want);
+	free(text);
 
 	parse_server_ok(wsmsg_error("not_found", h, "nobody holds this"), &m);
 	assert_int_equal(m.type, WSMSG_ERROR);
