@@ -218,36 +218,47 @@ next_due_in() {
 	echo $((soonest > now ? soonest - now : 0))
 }
 
+# A program that died without `wait -n` seeing it: bash reaps a child whenever it likes, and once
+# it has said "Killed" for it the job is gone from the table `wait -n` reads (it would wait on the
+# others for ever). `wait PID` still has its status. Sets done_pid and rc; 1 if none died.
+reap_dead() {
+	local pid
+	for pid in "${!alive[@]}"; do
+		if ! kill -0 "$pid" 2>/dev/null ||
+			[[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]]; then
+			wait "$pid" 2>/dev/null
+			rc=$?
+			done_pid=$pid
+			return 0
+		fi
+	done
+	return 1
+}
+
 # TERM to everyone still alive, KILL after 12 s (or at once on a second Ctrl-C), wait for all,
 # and sweep what each left in its process group.
 # (Apache may take 10 s to stop workers busy with WebSockets; killed sooner, it would leave
 # them running.)
 stop_all() {
-	local pid done_pid timer
+	local pid deadline
 	local -a groups=("${!alive[@]}")
 	stopping=1
 	due_ms=()
 	((${#alive[@]})) || return 0
 	kill -TERM "${!alive[@]}" 2>/dev/null
-	sleep 12 &
-	timer=$!
-	while ((${#alive[@]})); do
-		done_pid=
-		wait -n -p done_pid "${!alive[@]}" "$timer"
-		if [[ ${done_pid:-} == "$timer" ]] || ((hurry)); then
-			[[ ${done_pid:-} == "$timer" ]] && timer=
+	deadline=$((SECONDS + 12))
+	while :; do
+		while reap_dead; do unset "alive[$done_pid]"; done
+		((${#alive[@]})) || break
+		if ((SECONDS >= deadline || hurry)); then
 			say "still running after TERM, killing: ${alive[*]}"
 			kill -KILL "${!alive[@]}" 2>/dev/null
 			for pid in "${!alive[@]}"; do wait "$pid" 2>/dev/null; done
 			alive=()
-		elif [[ -n ${done_pid:-} ]]; then
-			unset "alive[$done_pid]"
+			break
 		fi
+		sleep 0.05
 	done
-	if [[ -n $timer ]]; then
-		kill "$timer" 2>/dev/null
-		wait "$timer" 2>/dev/null
-	fi
 	for pid in "${groups[@]}"; do sweep_group "$pid"; done
 	return 0
 }
@@ -394,24 +405,30 @@ if ((ready)); then
 BANNER
 fi
 
-# Supervise until Ctrl-C: wait for a program to die, or for the next restart to be due.
+# Supervise until Ctrl-C: wait for a program to die, or for the next restart to be due (at most
+# SUPERVISE_POLL_MS, after which reap_dead looks for a death `wait -n` did not report).
+readonly SUPERVISE_POLL_MS=1000
 status=0
 while ((!stopping)); do
 	restart_due
-	wait_ms=$(next_due_in)
-	timer=
-	if [[ -n $wait_ms ]]; then
+	done_pid=
+	if ! reap_dead; then
+		wait_ms=$(next_due_in)
+		[[ -n $wait_ms ]] && ((wait_ms < SUPERVISE_POLL_MS)) || wait_ms=$SUPERVISE_POLL_MS
 		sleep "$((wait_ms / 1000)).$(printf '%03d' $((wait_ms % 1000)))" &
 		timer=$!
+		wait -n -p done_pid "${!alive[@]}" "$timer" 2>/dev/null # (no "Killed" notice: on_death says it)
+		rc=$?
+		if [[ ${done_pid:-} != "$timer" ]]; then
+			kill "$timer" 2>/dev/null
+			wait "$timer" 2>/dev/null
+		fi
+		if [[ -z ${done_pid:-} || ${done_pid:-} == "$timer" ]]; then
+			done_pid=
+			reap_dead || continue
+		fi
 	fi
-	done_pid=
-	wait -n -p done_pid "${!alive[@]}" $timer 2>/dev/null # (no "Killed" notice: on_death says it)
-	rc=$?
-	if [[ -n $timer && ${done_pid:-} != "$timer" ]]; then
-		kill "$timer" 2>/dev/null
-		wait "$timer" 2>/dev/null
-	fi
-	[[ -n ${done_pid:-} && -n ${alive[$done_pid]+set} ]] || continue
+	[[ -n ${alive[$done_pid]+set} ]] || continue
 	if ((stopping)); then
 		unset "alive[$done_pid]"
 		break
