@@ -101,17 +101,25 @@ int url_parse_server(const char *url, struct url_server *out, char *err, size_t 
 	return 0;
 }
 
+/* What a person pasted, without the spaces around it: its start, and its length in *len. */
+static const char *url_trim(const char *s, size_t *len)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	size_t n = strlen(s);
+	while (n && isspace((unsigned char)s[n - 1]))
+		n--;
+	*len = n;
+	return s;
+}
+
 int url_parse_link(const char *link, uint8_t hash[HASH_LEN], struct url_server *server,
 		   int *has_server, char *err, size_t errlen)
 {
 	char hex[HASH_HEX_LEN + 1];
-	const char *p = link;
+	size_t len;
+	const char *p = url_trim(link, &len);
 	*has_server = 0;
-	while (isspace((unsigned char)*p))
-		p++;
-	size_t len = strlen(p);
-	while (len && isspace((unsigned char)p[len - 1]))
-		len--;
 
 	const char *seg = p;
 	size_t seglen = len;
@@ -150,13 +158,9 @@ int url_parse_sha256(const char *arg, uint8_t hash[HASH_LEN], struct url_server 
 {
 	static const char scheme[] = "sha256:", seg[] = "/sha256/";
 	char hex[HASH_HEX_LEN + 1];
-	const char *p = arg;
+	size_t len;
+	const char *p = url_trim(arg, &len);
 	*has_server = 0;
-	while (isspace((unsigned char)*p))
-		p++;
-	size_t len = strlen(p);
-	while (len && isspace((unsigned char)p[len - 1]))
-		len--;
 	size_t end = strcspn(p, "?#");
 	if (end > len)
 		end = len;

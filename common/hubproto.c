@@ -8,6 +8,7 @@
 #include "hubproto.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -402,4 +403,17 @@ int hubproto_count_put(uint8_t **list, size_t *len, size_t *cap, const uint8_t h
 	put_u32(*list + *len + HASH_LEN, viewers);
 	*len += HUBPROTO_COUNT_ENTRY;
 	return 0;
+}
+
+json_t *hubproto_manifests_json(const uint8_t *list, size_t n)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; arr && i < n; i++) {
+		char hex[HASH_HEX_LEN + 1];
+		const uint8_t *e = list + i * HUBPROTO_COUNT_ENTRY;
+		hash_to_hex(e, hex);
+		json_array_append_new(arr, json_pack("{s:s, s:I}", "hash", hex, "viewers",
+						     (json_int_t)get_u32(e + HASH_LEN)));
+	}
+	return arr;
 }

@@ -40,6 +40,11 @@
 #define HUBPROTO_FILE_ENTRY	  (2 * HASH_LEN) /* FILE list element: manifest, file's SHA-256 */
 #define HUBPROTO_MAX_MANIFESTS	  64 /* FILES_REPLY lists at most this many manifests of one file */
 
+/* A FILES_REPLY list (n entries of HUBPROTO_COUNT_ENTRY: manifest, viewers) as the public
+ * "manifests" array ([{"hash", "viewers"}], PROTOCOL.md): operator lookup and the HTTP API. */
+struct json_t;
+struct json_t *hubproto_manifests_json(const uint8_t *list, size_t n);
+
 enum hubproto_cmd {
 	/* gateway -> hub: membership and liveness */
 	HUB_HELLO = 1,	   /* id: gateway instance, value: connections,

@@ -199,14 +199,9 @@ static void on_api_files(struct frontend *fe, const struct route_match *m, struc
 		frontend_json_error(r, 503, "the hub did not answer in time");
 		return;
 	}
-	json_t *arr = json_array();
-	for (size_t i = 0; arr && i < n; i++) {
-		char hex[HASH_HEX_LEN + 1];
-		hash_to_hex(list[i], hex);
-		json_array_append_new(arr, json_pack("{s:s, s:I}", "hash", hex, "viewers",
-						     (json_int_t)get_u32(list[i] + HASH_LEN)));
-	}
-	frontend_json_body(r, 200, json_pack("{s:s, s:o}", "sha256", m->hash, "manifests", arr));
+	frontend_json_body(r, 200,
+			   json_pack("{s:s, s:o}", "sha256", m->hash, "manifests",
+				     hubproto_manifests_json(list[0], n)));
 }
 
 static void on_sandbox(struct frontend *fe, const struct route_match *m, struct response *r)

@@ -50,15 +50,7 @@ static json_t *operator_gateways(struct hub *hub)
 static json_t *operator_manifests(struct hub *hub, const uint8_t sha256[HASH_LEN])
 {
 	uint8_t list[HUBPROTO_MAX_MANIFESTS][HUBPROTO_COUNT_ENTRY];
-	size_t n = files_lookup(hub, sha256, list);
-	json_t *arr = json_array();
-	for (size_t i = 0; arr && i < n; i++) {
-		char hex[HASH_HEX_LEN + 1];
-		hash_to_hex(list[i], hex);
-		json_array_append_new(arr, json_pack("{s:s, s:I}", "hash", hex, "viewers",
-						     (json_int_t)get_u32(list[i] + HASH_LEN)));
-	}
-	return arr;
+	return hubproto_manifests_json(list[0], files_lookup(hub, sha256, list));
 }
 
 static char *operator_answer(struct hub *hub, const char *req, size_t len)
