@@ -202,6 +202,8 @@ struct gateway {
 	char peer_bind[HUBPROTO_MAX_ENDPOINT + 1];
 	char peer_endpoint[HUBPROTO_MAX_ENDPOINT + 1]; /* announced in HELLO */
 	void *peer_sock;			       /* ROUTER: blobs from other gateways */
+	void *peer_monitor;    /* PAIR: peer_sock's lost connections and refused handshakes */
+	uint32_t peer_refused; /* refused handshakes whose disconnection is yet to be read */
 	struct lws *peer_wsi;
 	int peer_curve;	       /* CurveZMQ on every peer socket (the gateway has keys to the hub) */
 	struct zsec_keys keys; /* gateway.secret_key: server of peer_sock, client of the links */
@@ -339,6 +341,9 @@ struct interest *interest_get(struct gateway *gw, struct session *s, const uint8
 void interest_settle(struct gateway *gw, struct interest *in);
 void interest_want_open(struct gateway *gw, struct interest *in); /* and tells the hub */
 void interest_want_close(struct gateway *gw, struct interest *in);
+/* Sends the hub every open want again (not the deferred ones; their deadlines kept): a blob
+ * routed to them may have been lost with a peer link. Returns how many went. */
+size_t interest_want_resend(struct gateway *gw);
 void interest_count(struct gateway *gw, const uint8_t *hash, uint32_t viewers);
 void interest_session_closed(struct gateway *gw, struct session *s);
 /* The hub found no holder for connection id's want of hash: its client hears not_found. */
