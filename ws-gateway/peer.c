@@ -128,14 +128,17 @@ static void peer_report_undelivered(struct gateway *gw, const uint8_t *hash, con
 	hub_link_send(gw, &o);
 }
 
-/* Gives the frame to each listed connection of this gateway that still wants it. */
-static uint32_t peer_deliver_here(struct gateway *gw, const uint8_t *hash, zmq_msg_t *frame,
-				  int shared, const uint8_t *conns, size_t n)
+/* Gives the frame to each listed connection of this gateway that still wants it; -1 if it could
+ * give it to none (out of memory), which the caller answers. */
+static int64_t peer_deliver_here(struct gateway *gw, const uint8_t *hash, zmq_msg_t *frame,
+				 int shared, const uint8_t *conns, size_t n)
 {
 	struct outbuf *b = outbuf_blob(frame, shared);
 	uint32_t delivered = 0;
-	if (b == NULL)
-		return 0;
+	if (b == NULL) {
+		log_warnx("%s: out of memory: %zu waiters told not_found", __func__, n);
+		return -1;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct session *s = session_find(gw, get_u64(conns + 8 * i));
 		if (s && session_deliver(s, hash, b))
@@ -412,8 +415,12 @@ void peer_route(struct gateway *gw, struct hubmsg *m)
 		k->had_waiters = 1;
 	if (usable && m->list_count && a.endpoint[0] == '\0') {
 		int shared = k->shared || !TAILQ_EMPTY(&k->parked);
-		k->delivered +=
+		int64_t n =
 		    peer_deliver_here(gw, k->hash, &k->frame, shared, m->list, m->list_count);
+		if (n < 0) /* the hub answers them (NOT_FOUND), and counts them failed */
+			peer_report_undelivered(gw, k->hash, "", m->list, m->list_count);
+		else
+			k->delivered += (uint32_t)n;
 		if (!shared)
 			k->given_here = 1;
 	} else if (usable && m->list_count) {
@@ -486,7 +493,9 @@ static void peer_on_deliver(struct gateway *gw, struct hubmsg *m)
 		log_warnx("%s: a DELIVER whose frame does not start with its hash", __func__);
 		return;
 	}
-	peer_deliver_here(gw, m->hash, m->data_frame, 0, m->list, m->list_count);
+	if (peer_deliver_here(gw, m->hash, m->data_frame, 0, m->list, m->list_count) < 0)
+		for (size_t i = 0; i < m->list_count; i++) /* (the sender counted them served) */
+			interest_not_found(gw, get_u64(m->list + 8 * i), m->hash);
 }
 
 /*

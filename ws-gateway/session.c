@@ -259,8 +259,10 @@ static void on_want(struct gateway *gw, struct session *s, struct wsmsg *m)
 		return;
 	}
 	in = interest_get(gw, s, m->hash, 1);
-	if (in == NULL)
+	if (in == NULL) { /* out of memory: answered at once, never left waiting */
+		session_send_error(s, "not_found", m->hash, "the gateway is out of memory");
 		return;
+	}
 	interest_want_open(gw, in);
 }
 
