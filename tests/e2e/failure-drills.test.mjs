@@ -283,6 +283,13 @@ test('a peer link breaks under a DELIVER, both gateways alive: the waiter is ser
 		assert.ok(again.bytes.equals(silent.bytes));
 		assert.ok(ms2 < 5000, `served again after ${ms2} ms`);
 		console.log(`silent link: served again ${ms2} ms after the want`);
+
+		// Nobody was told not_found, and the figures still add up: each want sent again counts
+		// as a want, served again (requests_total = served + failed + open).
+		const s = await stack.stats();
+		assert.equal(s.requests_failed, 0);
+		assert.equal(s.requests_total, s.requests_served + s.requests_failed);
+		assert.doesNotMatch(stack.gateways[0].tail(4000), /cannot be reached|not reached in/);
 	} finally {
 		await relay.close();
 	}
