@@ -724,6 +724,29 @@ static void test_oom_want(void **state)
 	router_conn_close(hub, a1);
 }
 
+/* A WANT from a connection the hub must first make (a gateway re-announcing), out of memory
+ * for it: NOT_FOUND at once, counted as a want that failed. */
+static void test_oom_want_new_conn(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	registry_add_holder(hub, conn(fx, 0, 1), X);
+	struct hubmsg m = {.cmd = HUB_WANT, .id = 5, .peer_len = 4};
+	memcpy(m.peer, gw_peer[1], 4);
+	memcpy(m.hash, X, HASH_LEN);
+	oom_fail_after(1);
+	link_handle(hub, &m);
+	oom_fail_after(0);
+	expect_msg(fx, 1, HUB_NOT_FOUND, 5, X);
+	assert_null(registry_conn(hub, fx->gw[1], 5, 0));
+	assert_int_equal(hub->stats.requests_total, 1);
+	assert_int_equal(hub->stats.requests_failed, 1);
+	expect_quiet(fx, 0);
+	link_handle(hub, &m); /* with memory: the holder is asked */
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	assert_int_equal(hub->stats.requests_total, 2);
+}
+
 /* A gateway is removed whole even when memory is short: none of its connections may be left
  * behind pointing at it (the scratch array's realloc used to fail and leave them). */
 static void test_oom_gateway_remove(void **state)
@@ -924,6 +947,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_oom_add_holder, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_oom_gateway_remove, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_oom_want, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_oom_want_new_conn, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
