@@ -279,8 +279,9 @@ int zadopt_readable(void *sock); /* 1 while a message waits: drain until 0 (edge
 void *peer_socket(struct gateway *gw, int type, const char *server_z85);
 int peer_open(struct gateway *gw);
 void peer_close(struct gateway *gw);
-/* Keeps a verified frame (hash, blob; malloc'd, taken) and announces it to the hub in BLOB. */
-void peer_keep(struct gateway *gw, uint8_t *frame, size_t len);
+/* Keeps a verified frame (hash, blob; malloc'd, taken) and announces it to the hub in BLOB; -1
+ * if it could not be kept (out of memory: the frame is freed). */
+int peer_keep(struct gateway *gw, uint8_t *frame, size_t len);
 void peer_route(struct gateway *gw, struct hubmsg *m);
 /* PEER_KEYS: the only client keys the peer endpoint lets in from now on (replace), or more of
  * them (CurveZMQ). */

@@ -374,13 +374,14 @@ static void kept_finish_if_done(struct gateway *gw, struct kept_blob *k)
 	kept_free(gw, k);
 }
 
-void peer_keep(struct gateway *gw, uint8_t *frame, size_t len)
+int peer_keep(struct gateway *gw, uint8_t *frame, size_t len)
 {
 	struct kept_blob *k = calloc(1, sizeof(*k));
 	if (k == NULL || zmq_msg_init_data(&k->frame, frame, len, peer_free_frame, NULL) < 0) {
+		log_warnx("%s: out of memory: a verified blob dropped", __func__);
 		free(k);
 		free(frame);
-		return;
+		return -1;
 	}
 	TAILQ_INIT(&k->parked);
 	k->token = ++gw->next_token;
@@ -390,7 +391,8 @@ void peer_keep(struct gateway *gw, uint8_t *frame, size_t len)
 	struct hubproto_out o = {
 	    .cmd = HUB_BLOB, .id = k->token, .hash = k->hash, .value = (uint32_t)(len - HASH_LEN)};
 	if (hub_link_send(gw, &o) < 0)
-		kept_free(gw, k);
+		kept_free(gw, k); /* (the hub is away: its wants are announced again) */
+	return 0;
 }
 
 void peer_route(struct gateway *gw, struct hubmsg *m)
