@@ -290,7 +290,13 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 		free(list);
 		free(gws);
 		free(t);
-		return; /* the fetch stays; its holder timeout moves it on */
+		/* Out of memory: the gateway lets the blob go, and the fetch moves on now rather
+		 * than at its holder timeout (the next holder, or NOT_FOUND). */
+		log_warnx("%s: out of memory: a blob not routed", __func__);
+		struct hubproto_out o = {.cmd = HUB_ROUTE, .id = token, .hash = hash};
+		link_send(hub, gw, &o);
+		fetch_ask_next(hub, f);
+		return;
 	}
 	t->gw = gw;
 	t->token = token;

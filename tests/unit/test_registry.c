@@ -747,6 +747,27 @@ static void test_oom_want_new_conn(void **state)
 	assert_int_equal(hub->stats.requests_total, 2);
 }
 
+/* A BLOB the hub has no memory to route: the gateway is told to let it go, and the fetch moves
+ * on at once (here: no other holder, so NOT_FOUND), not at its holder timeout. */
+static void test_oom_blob(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1), *b1 = conn(fx, 1, 1);
+	registry_add_holder(hub, a1, X);
+	router_want(hub, b1, X);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	oom_fail_after(1);
+	router_blob(hub, fx->gw[0], 9, X, 100);
+	oom_fail_after(0);
+	size_t n;
+	assert_int_equal(expect_route(fx, 0, 9, X, 0, "", &n), 0);
+	assert_int_equal(n, 0);
+	expect_msg(fx, 1, HUB_NOT_FOUND, 1, X);
+	assert_null(registry_hash(hub, X, 0)->fetch);
+	assert_int_equal(hub->stats.requests_total, hub->stats.requests_failed);
+}
+
 /* A gateway is removed whole even when memory is short: none of its connections may be left
  * behind pointing at it (the scratch array's realloc used to fail and leave them). */
 static void test_oom_gateway_remove(void **state)
@@ -948,6 +969,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_oom_gateway_remove, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_oom_want, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_oom_want_new_conn, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_oom_blob, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
