@@ -187,10 +187,11 @@ static int peer_monitor_next(void *monitor)
 	zmq_msg_init(&event);
 	zmq_msg_init(&addr);
 	if (zmq_msg_recv(&event, monitor, ZMQ_DONTWAIT) >= 0) {
-		id = UINT16_MAX; /* (a malformed event still counts as one) */
+		/* The frame is (event u16, value u32) in host order; a malformed one still counts.
+		 */
+		id = UINT16_MAX;
 		if (zmq_msg_size(&event) >= sizeof(id))
-			memcpy(&id, zmq_msg_data(&event),
-			       sizeof(id)); /* (event, value), host order */
+			memcpy(&id, zmq_msg_data(&event), sizeof(id));
 		if (zmq_msg_more(&event))
 			zmq_msg_recv(&addr, monitor, 0); /* then the address */
 	}
