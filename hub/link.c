@@ -60,7 +60,8 @@ static struct conn *conn_of(struct hub *hub, struct gateway *gw, struct hubmsg *
 {
 	struct conn *c = registry_conn(hub, gw, m->id, create);
 	if (c == NULL && create)
-		log_warnx("%s: gateway %s: bad connection id %llu", __func__, gw->name,
+		log_warnx("%s: gateway %s: %s connection id %llu", __func__, gw->name,
+			  m->id != 0 && m->id <= HUB_CONN_ID_MAX ? "out of memory for" : "bad",
 			  (unsigned long long)m->id);
 	return c;
 }
@@ -102,8 +103,15 @@ static void on_drop(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 static void on_want(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 {
 	struct conn *c = conn_of(hub, gw, m, 1);
-	if (c)
+	if (c) {
 		router_want(hub, c, m->hash);
+	} else if (m->id != 0 && m->id <= HUB_CONN_ID_MAX) {
+		/* Out of memory: answered at once, and counted, like any want nobody can serve. */
+		struct hubproto_out o = {.cmd = HUB_NOT_FOUND, .id = m->id, .hash = m->hash};
+		link_send(hub, gw, &o);
+		hub->stats.requests_total++;
+		hub->stats.requests_failed++;
+	}
 }
 
 static void on_blob(struct hub *hub, struct gateway *gw, struct hubmsg *m)

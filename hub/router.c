@@ -51,19 +51,20 @@ static int fetch_tried(const struct fetch *f, uint64_t key)
 	return 0;
 }
 
-static void fetch_mark_tried(struct fetch *f, uint64_t key)
+static int fetch_mark_tried(struct fetch *f, uint64_t key)
 {
 	if (fetch_tried(f, key))
-		return;
+		return 0;
 	if (f->ntried == f->captried) {
 		size_t ncap = f->captried ? f->captried * 2 : 4;
 		uint64_t *n = realloc(f->tried, ncap * sizeof(*n));
 		if (n == NULL)
-			return;
+			return -1;
 		f->tried = n;
 		f->captried = ncap;
 	}
 	f->tried[f->ntried++] = key;
+	return 0;
 }
 
 static struct waiter *fetch_waiter_of(const struct fetch *f, const struct conn *c)
@@ -196,7 +197,13 @@ static void fetch_ask_next(struct hub *hub, struct fetch *f)
 	tq_remove(hub, f);
 	while ((hd = fetch_pick_holder(f))) {
 		struct conn *c = hd->c;
-		fetch_mark_tried(f, c->key);
+		if (fetch_mark_tried(f, c->key) < 0) {
+			/* An unmarked holder would be picked again for ever: out of memory, the
+			 * waiters hear NOT_FOUND now. */
+			log_warnx("%s: out of memory: %u waiters answered not_found", __func__,
+				  (unsigned)f->nwaiters);
+			break;
+		}
 		struct hubproto_out o = {.cmd = HUB_REQUEST, .id = c->id, .hash = h->hash};
 		if (link_send(hub, c->gw, &o) < 0)
 			continue;
@@ -215,32 +222,33 @@ static void router_wait(struct hub *hub, struct conn *c, const uint8_t hash[HASH
 	struct hashent *h = registry_hash(hub, hash, 0);
 	if (h && h->fetch && fetch_waiter_of(h->fetch, c))
 		return; /* a second want of the same hash on one connection gets no second answer */
-	if (h == NULL || h->viewers == 0 || (h->viewers == 1 && registry_holds(hub, c, hash))) {
+	int nobody =
+	    h == NULL || h->viewers == 0 || (h->viewers == 1 && registry_holds(hub, c, hash));
+	struct waiter *w = nobody ? NULL : calloc(1, sizeof(*w));
+	struct fetch *f = w == NULL ? NULL : h->fetch ? h->fetch : calloc(1, sizeof(*f));
+	/* Out of memory is answered like nobody holding it: at once, and counted failed
+	 * (requests_total = served + failed + open), never left to the want timeout. */
+	if (f == NULL || registry_gw_ref(h, c->gw->slot, 1) < 0) {
+		if (f != NULL && f != h->fetch)
+			free(f);
+		free(w);
+		if (!nobody)
+			log_warnx("%s: out of memory: a want answered not_found", __func__);
 		struct hubproto_out o = {.cmd = HUB_NOT_FOUND, .id = c->id, .hash = hash};
 		link_send(hub, c->gw, &o);
 		hub->stats.requests_failed++;
 		return;
 	}
-	struct waiter *w = calloc(1, sizeof(*w));
-	if (w == NULL)
-		return;
-	int fresh = 0;
-	if (h->fetch == NULL) {
-		h->fetch = calloc(1, sizeof(*h->fetch));
-		if (h->fetch == NULL) {
-			free(w);
-			return;
-		}
-		h->fetch->h = h;
-		fresh = 1;
+	int fresh = h->fetch == NULL;
+	if (fresh) {
+		f->h = h;
+		h->fetch = f;
 	}
-	struct fetch *f = h->fetch;
 	w->f = f;
 	w->c = c;
 	LIST_INSERT_HEAD(&f->waiters, w, fentry);
 	LIST_INSERT_HEAD(&c->waits, w, centry);
 	f->nwaiters++;
-	registry_gw_ref(h, c->gw->slot, 1);
 	counts_queue(c->gw, h);
 	if (fresh)
 		fetch_ask_next(hub, f);
@@ -282,7 +290,13 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 		free(list);
 		free(gws);
 		free(t);
-		return; /* the fetch stays; its holder timeout moves it on */
+		/* Out of memory: the gateway lets the blob go, and the fetch moves on now rather
+		 * than at its holder timeout (the next holder, or NOT_FOUND). */
+		log_warnx("%s: out of memory: a blob not routed", __func__);
+		struct hubproto_out o = {.cmd = HUB_ROUTE, .id = token, .hash = hash};
+		link_send(hub, gw, &o);
+		fetch_ask_next(hub, f);
+		return;
 	}
 	t->gw = gw;
 	t->token = token;

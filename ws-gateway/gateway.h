@@ -202,6 +202,8 @@ struct gateway {
 	char peer_bind[HUBPROTO_MAX_ENDPOINT + 1];
 	char peer_endpoint[HUBPROTO_MAX_ENDPOINT + 1]; /* announced in HELLO */
 	void *peer_sock;			       /* ROUTER: blobs from other gateways */
+	void *peer_monitor;    /* PAIR: peer_sock's lost connections and refused handshakes */
+	uint32_t peer_refused; /* refused handshakes whose disconnection is yet to be read */
 	struct lws *peer_wsi;
 	int peer_curve;	       /* CurveZMQ on every peer socket (the gateway has keys to the hub) */
 	struct zsec_keys keys; /* gateway.secret_key: server of peer_sock, client of the links */
@@ -277,8 +279,9 @@ int zadopt_readable(void *sock); /* 1 while a message waits: drain until 0 (edge
 void *peer_socket(struct gateway *gw, int type, const char *server_z85);
 int peer_open(struct gateway *gw);
 void peer_close(struct gateway *gw);
-/* Keeps a verified frame (hash, blob; malloc'd, taken) and announces it to the hub in BLOB. */
-void peer_keep(struct gateway *gw, uint8_t *frame, size_t len);
+/* Keeps a verified frame (hash, blob; malloc'd, taken) and announces it to the hub in BLOB; -1
+ * if it could not be kept (out of memory: the frame is freed). */
+int peer_keep(struct gateway *gw, uint8_t *frame, size_t len);
 void peer_route(struct gateway *gw, struct hubmsg *m);
 /* PEER_KEYS: the only client keys the peer endpoint lets in from now on (replace), or more of
  * them (CurveZMQ). */
@@ -339,6 +342,9 @@ struct interest *interest_get(struct gateway *gw, struct session *s, const uint8
 void interest_settle(struct gateway *gw, struct interest *in);
 void interest_want_open(struct gateway *gw, struct interest *in); /* and tells the hub */
 void interest_want_close(struct gateway *gw, struct interest *in);
+/* Sends the hub every open want again (not the deferred ones; their deadlines kept): a blob
+ * routed to them may have been lost with a peer link. Returns how many went. */
+size_t interest_want_resend(struct gateway *gw);
 void interest_count(struct gateway *gw, const uint8_t *hash, uint32_t viewers);
 void interest_session_closed(struct gateway *gw, struct session *s);
 /* The hub found no holder for connection id's want of hash: its client hears not_found. */

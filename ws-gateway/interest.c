@@ -88,6 +88,22 @@ void interest_want_open(struct gateway *gw, struct interest *in)
 	hub_link_send(gw, &o);
 }
 
+size_t interest_want_resend(struct gateway *gw)
+{
+	size_t n = 0;
+	struct interest *in;
+	TAILQ_FOREACH(in, &gw->wants, wentry)
+	{
+		if (in->deferred)
+			continue; /* goes to the hub again when its connection's queue drains */
+		struct hubproto_out o = {
+		    .cmd = HUB_WANT, .id = in->s->id, .hash = HUBPROTO_CONN_KEY_HASH(in->key)};
+		if (hub_link_send(gw, &o) == 0)
+			n++;
+	}
+	return n;
+}
+
 void interest_want_close(struct gateway *gw, struct interest *in)
 {
 	if (!in->wants)

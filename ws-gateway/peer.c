@@ -19,6 +19,11 @@
  * after PEER_KEEP_MS; a link unused for PEER_IDLE_MS is closed. Received DELIVERs are not hashed
  * again: only gateways speak on these links, and the holder's gateway verified the bytes.
  *
+ * ZeroMQ has no receipts, so a DELIVER on a link that breaks is lost unseen. Monitors say when a
+ * connection is lost (ZMTP heartbeats, PEER_PING_MS, close one that goes silent): the receiving
+ * gateway then sends the hub its open wants again (peer_endpoint_events), and the sending one
+ * counts the link as new while ZeroMQ dials it again (peer_link_failed_handshake).
+ *
  * That holds because of CurveZMQ: a gateway with keys to the hub (hub.public_key,
  * gateway.secret_key) makes every peer socket with its own key pair (peer_socket): the ROUTER a
  * CURVE server whose ZAP handler lets in only the keys the hub names in PEER_KEYS (the gateways
@@ -39,7 +44,9 @@
 #define PEER_KEEP_MS	10000 /* a kept blob with no (last) ROUTE by then is freed */
 #define PEER_IDLE_MS	60000 /* a link unused this long is closed */
 #define PEER_SNDHWM	1000  /* DELIVERs queued to one gateway before it counts as unreachable */
-#define PEER_REDIAL_MS	100 /* a link whose handshake failed is dialled again at most this often */
+#define PEER_REDIAL_MS	100  /* a link whose handshake failed is dialled again at most this often */
+#define PEER_PING_MS	500  /* ZMTP heartbeats on every peer connection, both ways */
+#define PEER_DEAD_MS	2000 /* a connection that answers no heartbeat this long is closed */
 
 struct peer_link {
 	TAILQ_ENTRY(peer_link) entry;
@@ -86,7 +93,17 @@ static void peer_free_frame(void *data, void *hint)
 void *peer_socket(struct gateway *gw, int type, const char *server_z85)
 {
 	char err[256];
+	int ivl = PEER_PING_MS, timeout = PEER_DEAD_MS;
 	void *sock = hubproto_socket(gw->zctx, type);
+	/* A peer that stops answering (stopped, or the network between drops everything) closes
+	 * the connection like a reset one: the DEALER stops queueing for it (ZMQ_IMMEDIATE) and
+	 * the receiving end learns that DELIVERs may be lost (peer_endpoint_events). */
+	if (sock && (zmq_setsockopt(sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof(ivl)) < 0 ||
+		     zmq_setsockopt(sock, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof(timeout)) < 0)) {
+		log_warnx("%s: %s", __func__, zmq_strerror(zmq_errno()));
+		zmq_close(sock);
+		return NULL;
+	}
 	if (sock == NULL || !gw->peer_curve)
 		return sock;
 	if ((server_z85 ? zsec_client_socket(sock, &gw->keys, server_z85, err, sizeof(err))
@@ -111,14 +128,17 @@ static void peer_report_undelivered(struct gateway *gw, const uint8_t *hash, con
 	hub_link_send(gw, &o);
 }
 
-/* Gives the frame to each listed connection of this gateway that still wants it. */
-static uint32_t peer_deliver_here(struct gateway *gw, const uint8_t *hash, zmq_msg_t *frame,
-				  int shared, const uint8_t *conns, size_t n)
+/* Gives the frame to each listed connection of this gateway that still wants it; -1 if it could
+ * give it to none (out of memory), which the caller answers. */
+static int64_t peer_deliver_here(struct gateway *gw, const uint8_t *hash, zmq_msg_t *frame,
+				 int shared, const uint8_t *conns, size_t n)
 {
 	struct outbuf *b = outbuf_blob(frame, shared);
 	uint32_t delivered = 0;
-	if (b == NULL)
-		return 0;
+	if (b == NULL) {
+		log_warnx("%s: out of memory: %zu waiters told not_found", __func__, n);
+		return -1;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct session *s = session_find(gw, get_u64(conns + 8 * i));
 		if (s && session_deliver(s, hash, b))
@@ -139,44 +159,71 @@ static void peer_link_close(struct gateway *gw, struct peer_link *l)
 	free(l);
 }
 
-/* Watches the link's handshakes: ZeroMQ reconnects a broken connection by itself, but gives up
- * on one whose handshake failed (peer_link_redial dials again). */
-static void peer_link_watch(struct gateway *gw, struct peer_link *l)
+#define PEER_MONITORED                                                                             \
+	(ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |                           \
+	 ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+
+/* A PAIR socket that receives sock's lost connections and failed handshakes, or NULL. */
+static void *peer_monitor_open(struct gateway *gw, void *sock)
 {
 	char addr[64];
 	snprintf(addr, sizeof(addr), "inproc://peer-link-%llu",
 		 (unsigned long long)++gw->next_link);
-	l->monitor = zmq_socket(gw->zctx, ZMQ_PAIR);
-	if (l->monitor == NULL ||
-	    zmq_socket_monitor(l->sock, addr,
-			       ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-				   ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-				   ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) < 0 ||
-	    zmq_connect(l->monitor, addr) < 0) {
-		log_warnx("%s: %s: a refused handshake will not be retried", __func__,
-			  zmq_strerror(zmq_errno()));
-		if (l->monitor)
-			zmq_close(l->monitor);
-		l->monitor = NULL;
+	void *monitor = zmq_socket(gw->zctx, ZMQ_PAIR);
+	if (monitor == NULL || zmq_socket_monitor(sock, addr, PEER_MONITORED) < 0 ||
+	    zmq_connect(monitor, addr) < 0) {
+		if (monitor)
+			zmq_close(monitor);
+		return NULL;
 	}
+	return monitor;
 }
 
-/* 1 if the link's monitor reported a failed handshake since last asked. */
+/* The next event a monitor reported (ZMQ_EVENT_*), or 0 when none is waiting. */
+static int peer_monitor_next(void *monitor)
+{
+	zmq_msg_t event, addr;
+	uint16_t id = 0;
+	zmq_msg_init(&event);
+	zmq_msg_init(&addr);
+	if (zmq_msg_recv(&event, monitor, ZMQ_DONTWAIT) >= 0) {
+		/* The frame is (event u16, value u32) in host order; a malformed one still counts.
+		 */
+		id = UINT16_MAX;
+		if (zmq_msg_size(&event) >= sizeof(id))
+			memcpy(&id, zmq_msg_data(&event), sizeof(id));
+		if (zmq_msg_more(&event))
+			zmq_msg_recv(&addr, monitor, 0); /* then the address */
+	}
+	zmq_msg_close(&event);
+	zmq_msg_close(&addr);
+	return id;
+}
+
+/* Watches the link: ZeroMQ reconnects a broken connection by itself, but gives up on one whose
+ * handshake failed (peer_link_redial dials again). */
+static void peer_link_watch(struct gateway *gw, struct peer_link *l)
+{
+	l->monitor = peer_monitor_open(gw, l->sock);
+	if (l->monitor == NULL)
+		log_warnx("%s: %s: a refused handshake will not be retried", __func__,
+			  zmq_strerror(zmq_errno()));
+}
+
+/*
+ * Reads the link's monitor: 1 if a handshake failed since last asked. A lost connection, which
+ * ZeroMQ dials again by itself, makes the link count as new: a route waits PEER_CONNECT_MS for
+ * it to come back (the other gateway restarted, a blip) instead of failing its waiters at once.
+ */
 static int peer_link_failed_handshake(struct peer_link *l)
 {
-	int failed = 0;
-	for (int budget = 64; l->monitor && budget > 0; budget--) {
-		zmq_msg_t event, addr;
-		zmq_msg_init(&event);
-		zmq_msg_init(&addr);
-		int got = zmq_msg_recv(&event, l->monitor, ZMQ_DONTWAIT) >= 0;
-		if (got && zmq_msg_more(&event))
-			zmq_msg_recv(&addr, l->monitor, 0); /* (event, value), then the address */
-		zmq_msg_close(&event);
-		zmq_msg_close(&addr);
-		if (!got)
-			break;
-		failed = 1;
+	int failed = 0, e;
+	for (int budget = 64; l->monitor && budget > 0 && (e = peer_monitor_next(l->monitor));
+	     budget--) {
+		if (e == ZMQ_EVENT_DISCONNECTED)
+			l->since_ms = now_ms();
+		else
+			failed = 1;
 	}
 	return failed;
 }
@@ -328,13 +375,14 @@ static void kept_finish_if_done(struct gateway *gw, struct kept_blob *k)
 	kept_free(gw, k);
 }
 
-void peer_keep(struct gateway *gw, uint8_t *frame, size_t len)
+int peer_keep(struct gateway *gw, uint8_t *frame, size_t len)
 {
 	struct kept_blob *k = calloc(1, sizeof(*k));
 	if (k == NULL || zmq_msg_init_data(&k->frame, frame, len, peer_free_frame, NULL) < 0) {
+		log_warnx("%s: out of memory: a verified blob dropped", __func__);
 		free(k);
 		free(frame);
-		return;
+		return -1;
 	}
 	TAILQ_INIT(&k->parked);
 	k->token = ++gw->next_token;
@@ -344,7 +392,8 @@ void peer_keep(struct gateway *gw, uint8_t *frame, size_t len)
 	struct hubproto_out o = {
 	    .cmd = HUB_BLOB, .id = k->token, .hash = k->hash, .value = (uint32_t)(len - HASH_LEN)};
 	if (hub_link_send(gw, &o) < 0)
-		kept_free(gw, k);
+		kept_free(gw, k); /* (the hub is away: its wants are announced again) */
+	return 0;
 }
 
 void peer_route(struct gateway *gw, struct hubmsg *m)
@@ -369,8 +418,12 @@ void peer_route(struct gateway *gw, struct hubmsg *m)
 		k->had_waiters = 1;
 	if (usable && m->list_count && a.endpoint[0] == '\0') {
 		int shared = k->shared || !TAILQ_EMPTY(&k->parked);
-		k->delivered +=
+		int64_t n =
 		    peer_deliver_here(gw, k->hash, &k->frame, shared, m->list, m->list_count);
+		if (n < 0) /* the hub answers them (NOT_FOUND), and counts them failed */
+			peer_report_undelivered(gw, k->hash, "", m->list, m->list_count);
+		else
+			k->delivered += (uint32_t)n;
 		if (!shared)
 			k->given_here = 1;
 	} else if (usable && m->list_count) {
@@ -443,7 +496,38 @@ static void peer_on_deliver(struct gateway *gw, struct hubmsg *m)
 		log_warnx("%s: a DELIVER whose frame does not start with its hash", __func__);
 		return;
 	}
-	peer_deliver_here(gw, m->hash, m->data_frame, 0, m->list, m->list_count);
+	if (peer_deliver_here(gw, m->hash, m->data_frame, 0, m->list, m->list_count) < 0)
+		for (size_t i = 0; i < m->list_count; i++) /* (the sender counted them served) */
+			interest_not_found(gw, get_u64(m->list + 8 * i), m->hash);
+}
+
+/*
+ * A connection into the peer endpoint was lost (its gateway closed it, or it stopped answering
+ * ZMTP heartbeats): a DELIVER on it may have gone with it, and the hub counted it delivered. So
+ * every open want of this gateway goes to the hub again: one still being routed there changes
+ * nothing, one already routed (its blob maybe lost) is fetched again. A refused handshake's
+ * disconnection is not a loss: nothing was carried.
+ */
+static void peer_endpoint_events(struct gateway *gw)
+{
+	int e, lost = 0;
+	for (int budget = 64;
+	     gw->peer_monitor && budget > 0 && (e = peer_monitor_next(gw->peer_monitor));
+	     budget--) {
+		if (e != ZMQ_EVENT_DISCONNECTED)
+			gw->peer_refused++;
+		else if (gw->peer_refused > 0)
+			gw->peer_refused--;
+		else
+			lost++;
+	}
+	if (lost == 0)
+		return;
+	size_t n = interest_want_resend(gw);
+	if (n)
+		log_info("%d connection%s from other gateways lost: %zu open wants sent to the hub "
+			 "again",
+			 lost, lost == 1 ? "" : "s", n);
 }
 
 /* Answers the handshakes waiting on the ZAP handler; its replies are sends, after which only
@@ -527,7 +611,8 @@ void peer_tick(struct gateway *gw)
 		if (!parked)
 			peer_link_close(gw, l);
 	}
-	peer_drain(gw); /* in case an edge was missed */
+	peer_drain(gw);		  /* in case an edge was missed */
+	peer_endpoint_events(gw); /* after the drain: what did arrive serves its wants first */
 }
 
 int peer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -593,6 +678,10 @@ int peer_open(struct gateway *gw)
 			   zmq_strerror(zmq_errno()));
 		return -1;
 	}
+	gw->peer_monitor = peer_monitor_open(gw, gw->peer_sock);
+	if (gw->peer_monitor == NULL)
+		log_warnx("%s: %s: a blob lost with a broken peer link waits for its want timeout",
+			  __func__, zmq_strerror(zmq_errno()));
 	if (gw->peer_endpoint[0] == '\0') {
 		size_t sz = sizeof(gw->peer_endpoint);
 		zmq_getsockopt(gw->peer_sock, ZMQ_LAST_ENDPOINT, gw->peer_endpoint, &sz);
@@ -622,6 +711,11 @@ void peer_close(struct gateway *gw)
 		peer_link_close(gw, l);
 	peer_unadopt(&gw->peer_wsi);
 	peer_unadopt(&gw->zap_wsi);
+	if (gw->peer_monitor) {
+		zmq_socket_monitor(gw->peer_sock, NULL, 0);
+		zmq_close(gw->peer_monitor);
+		gw->peer_monitor = NULL;
+	}
 	if (gw->peer_sock) {
 		zmq_close(gw->peer_sock);
 		gw->peer_sock = NULL;

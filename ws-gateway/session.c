@@ -259,8 +259,10 @@ static void on_want(struct gateway *gw, struct session *s, struct wsmsg *m)
 		return;
 	}
 	in = interest_get(gw, s, m->hash, 1);
-	if (in == NULL)
+	if (in == NULL) { /* out of memory: answered at once, never left waiting */
+		session_send_error(s, "not_found", m->hash, "the gateway is out of memory");
 		return;
+	}
 	interest_want_open(gw, in);
 }
 
@@ -371,7 +373,13 @@ static void session_binary(struct gateway *gw, struct session *s)
 	uint8_t *frame = s->rx;
 	s->rx = NULL;
 	s->rx_len = s->rx_cap = 0;
-	peer_keep(gw, frame, HASH_LEN + len);
+	if (peer_keep(gw, frame, HASH_LEN + len) < 0) {
+		/* Not kept (out of memory): the hub asks the next holder now, not after its
+		 * holder timeout; the claim stays. */
+		struct hubproto_out o = {
+		    .cmd = HUB_FAIL, .id = s->id, .hash = hash, .value = HUB_FAIL_GONE};
+		hub_link_send(gw, &o);
+	}
 }
 
 /* Closes now: the client broke the protocol, and nothing it sends after counts. */

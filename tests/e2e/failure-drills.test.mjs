@@ -1,7 +1,8 @@
 // Failure drills: a gateway dies, the hub dies and comes back. Each drill gets its own stack.
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, withLogs, makeBlob, waitFor, sleep } from '../lib/stack.mjs';
+import net from 'node:net';
+import { startStack, withLogs, makeBlob, waitFor, sleep, freePorts } from '../lib/stack.mjs';
 
 let stack;
 const T = (fn) => withLogs(() => stack, fn);
@@ -199,4 +200,97 @@ test('a gateway no other can reach: its waiters get not_found at once, not at th
 	assert.equal(s1.requests_failed - s0.requests_failed, 2);
 	assert.equal(s1.bytes_relayed - s0.bytes_relayed, 5000);
 	assert.match(stack.gateways[0].tail(1000), /cannot be reached|not reached in \d+ ms/);
+}));
+
+/*
+ * A TCP relay in front of a gateway's peer endpoint, so that a test can break a peer link while
+ * both gateways live (a network blip): swallow() drops every byte both ways on the connections
+ * already made, cut() then closes them; connections made afterwards are relayed as usual.
+ */
+async function linkRelay(port, target) {
+	const pairs = new Set();
+	let swallowing = false;
+	const server = net.createServer((a) => {
+		const b = net.connect(target, '127.0.0.1');
+		const pair = { a, b, swallow: false };
+		pairs.add(pair);
+		a.on('data', (d) => pair.swallow || b.write(d));
+		b.on('data', (d) => pair.swallow || a.write(d));
+		const end = () => { a.destroy(); b.destroy(); pairs.delete(pair); };
+		a.on('error', end).on('close', end);
+		b.on('error', end).on('close', end);
+	});
+	await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+	return {
+		get connections() { return pairs.size; },
+		swallow() { swallowing = true; for (const p of pairs) p.swallow = true; },
+		cut() { for (const p of pairs) { p.a.resetAndDestroy(); p.b.resetAndDestroy(); } swallowing = false; },
+		get swallowing() { return swallowing; },
+		close: () => new Promise((resolve) => { for (const p of pairs) { p.a.destroy(); p.b.destroy(); } server.close(resolve); }),
+	};
+}
+
+test('a peer link breaks under a DELIVER, both gateways alive: the waiter is served again within seconds, not at its want timeout', T(async () => {
+	// gw2 binds its peer endpoint behind a relay the test controls; gw1 reaches it through it.
+	const [bindPort, relayPort] = await freePorts(2);
+	stack = await startStack({ gateways: 2, lighttpd: false, gateway: { 'gateway.want_timeout_ms': 30000 } });
+	const relay = await linkRelay(relayPort, bindPort);
+	try {
+		await stack.killGateway(1, 'SIGTERM');
+		stack.gateways[1].argv.push('-o', `gateway.peer_bind=tcp://127.0.0.1:${bindPort}`,
+			'-o', `gateway.peer_endpoint=tcp://127.0.0.1:${relayPort}`);
+		await stack.startGateway(1);
+		await stack.waitGateways(2);
+		const first = makeBlob(3000, 'over the link');
+		const lost = makeBlob(200000, 'lost with the link');
+		const holder = await stack.wsConnect({ index: 0, label: 'holder' });
+		const far = await stack.wsConnect({ index: 1, label: 'far' });
+		await holder.hold(first, lost);
+		await stack.waitLookup(lost.hash, 1);
+
+		far.want(first.hash); // the link is up and carries blobs
+		assert.ok((await far.nextBinary(first.hash)).bytes.equals(first.bytes));
+		assert.equal(relay.connections, 1);
+
+		// The next DELIVER goes into the link and never comes out; then the link breaks.
+		relay.swallow();
+		const t0 = Date.now();
+		far.want(lost.hash);
+		await waitFor(async () => (await stack.stats()).requests_served >= 2, { timeoutMs: 5000, what: 'the DELIVER to be sent' });
+		await sleep(200);
+		relay.cut();
+		const cutAt = Date.now() - t0;
+		const got = await far.nextBinary(lost.hash, 8000);
+		const ms = Date.now() - t0;
+		assert.ok(got.bytes.equals(lost.bytes));
+		assert.ok(ms < 5000, `served again after ${ms} ms`);
+		console.log(`served again ${ms} ms after the want (the link cut at ${cutAt} ms)`);
+		// The receiving gateway heard the link go (ZeroMQ's monitor) and asked the hub again.
+		assert.match(stack.gateways[1].tail(2000), /1 connection from other gateways lost: 1 open wants sent to the hub again/);
+
+		// A link that goes silent without breaking (a black hole, or a stopped process):
+		// ZeroMQ's heartbeats close it (PEER_DEAD_MS, 2 s), and the same happens.
+		const silent = makeBlob(100000, 'into the silence');
+		await holder.hold(silent);
+		await stack.waitLookup(silent.hash, 1);
+		const served = (await stack.stats()).requests_served;
+		relay.swallow();
+		const t1 = Date.now();
+		far.want(silent.hash);
+		await waitFor(async () => (await stack.stats()).requests_served > served, { timeoutMs: 5000, what: 'the DELIVER to be sent' });
+		const again = await far.nextBinary(silent.hash, 8000);
+		const ms2 = Date.now() - t1;
+		assert.ok(again.bytes.equals(silent.bytes));
+		assert.ok(ms2 < 5000, `served again after ${ms2} ms`);
+		console.log(`silent link: served again ${ms2} ms after the want`);
+
+		// Nobody was told not_found, and the figures still add up: each want sent again counts
+		// as a want, served again (requests_total = served + failed + open).
+		const s = await stack.stats();
+		assert.equal(s.requests_failed, 0);
+		assert.equal(s.requests_total, s.requests_served + s.requests_failed);
+		assert.doesNotMatch(stack.gateways[0].tail(4000), /cannot be reached|not reached in/);
+	} finally {
+		await relay.close();
+	}
 }));

@@ -690,6 +690,84 @@ static void test_oom_add_holder(void **state)
 	assert_null(registry_hash(hub, X, 0));
 }
 
+/* Out of memory at any allocation of a want (its waiter, its fetch, the gateway's reference,
+ * the holder's mark): the requester hears NOT_FOUND at once, counted failed, or the holder is
+ * asked; never a want dropped without an answer (it used to wait for its 60 s timeout). */
+static void test_oom_want(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1), *b1 = conn(fx, 1, 1);
+	registry_add_holder(hub, a1, X);
+	long n, failed = 0;
+	for (n = 1; n < 100; n++) {
+		oom_fail_after(n);
+		router_want(hub, b1, X);
+		oom_fail_after(0);
+		struct hashent *h = registry_hash(hub, X, 0);
+		if (h->fetch != NULL) {
+			expect_msg(fx, 0, HUB_REQUEST, 1, X);
+			assert_int_equal(h->fetch->nwaiters, 1);
+			break;
+		}
+		failed++;
+		expect_msg(fx, 1, HUB_NOT_FOUND, 1, X);
+		expect_quiet(fx, 1);
+		assert_true(LIST_EMPTY(&b1->waits));
+		assert_int_equal(hub->stats.requests_failed, failed);
+		assert_int_equal(hub->stats.requests_total, failed);
+	}
+	assert_true(failed >= 2); /* the waiter, the fetch (and whatever else allocates) */
+	assert_int_equal(hub->stats.requests_total, failed + 1); /* + the one open */
+	expect_quiet(fx, 1);
+	router_conn_close(hub, b1);
+	router_conn_close(hub, a1);
+}
+
+/* A WANT from a connection the hub must first make (a gateway re-announcing), out of memory
+ * for it: NOT_FOUND at once, counted as a want that failed. */
+static void test_oom_want_new_conn(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	registry_add_holder(hub, conn(fx, 0, 1), X);
+	struct hubmsg m = {.cmd = HUB_WANT, .id = 5, .peer_len = 4};
+	memcpy(m.peer, gw_peer[1], 4);
+	memcpy(m.hash, X, HASH_LEN);
+	oom_fail_after(1);
+	link_handle(hub, &m);
+	oom_fail_after(0);
+	expect_msg(fx, 1, HUB_NOT_FOUND, 5, X);
+	assert_null(registry_conn(hub, fx->gw[1], 5, 0));
+	assert_int_equal(hub->stats.requests_total, 1);
+	assert_int_equal(hub->stats.requests_failed, 1);
+	expect_quiet(fx, 0);
+	link_handle(hub, &m); /* with memory: the holder is asked */
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	assert_int_equal(hub->stats.requests_total, 2);
+}
+
+/* A BLOB the hub has no memory to route: the gateway is told to let it go, and the fetch moves
+ * on at once (here: no other holder, so NOT_FOUND), not at its holder timeout. */
+static void test_oom_blob(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1), *b1 = conn(fx, 1, 1);
+	registry_add_holder(hub, a1, X);
+	router_want(hub, b1, X);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	oom_fail_after(1);
+	router_blob(hub, fx->gw[0], 9, X, 100);
+	oom_fail_after(0);
+	size_t n;
+	assert_int_equal(expect_route(fx, 0, 9, X, 0, "", &n), 0);
+	assert_int_equal(n, 0);
+	expect_msg(fx, 1, HUB_NOT_FOUND, 1, X);
+	assert_null(registry_hash(hub, X, 0)->fetch);
+	assert_int_equal(hub->stats.requests_total, hub->stats.requests_failed);
+}
+
 /* A gateway is removed whole even when memory is short: none of its connections may be left
  * behind pointing at it (the scratch array's realloc used to fail and leave them). */
 static void test_oom_gateway_remove(void **state)
@@ -889,6 +967,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_requesters_and_holders_leave, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_oom_add_holder, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_oom_gateway_remove, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_oom_want, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_oom_want_new_conn, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_oom_blob, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
