@@ -108,6 +108,7 @@ struct fetch {
 
 /* A blob routed to the gateway that holds it, until that gateway reports it sent (router.c). */
 struct transfer {
+	uint64_t key[2]; /* the gateway's token, its slot: hub->transfer_keys */
 	LIST_ENTRY(transfer) entry;
 	struct gateway *gw; /* the holder's gateway: it sends the bytes */
 	uint64_t token;	    /* its name for the blob */
@@ -142,6 +143,7 @@ struct hub {
 	SLIST_HEAD(, hashent) dirty;
 	TAILQ_HEAD(, fetch) timeouts;
 	LIST_HEAD(, transfer) transfers; /* routed, not yet reported sent */
+	struct map transfer_keys;	 /* (token, gateway slot) -> transfer: DELIVERED's lookup */
 	struct hub_stats stats;
 	struct map watches;	       /* hash -> watch: hashes frontends looked up recently */
 	LIST_HEAD(, watcher) watchers; /* the frontends that did */
