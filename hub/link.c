@@ -113,7 +113,10 @@ static void on_blob(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 
 static void on_delivered(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 {
-	router_delivered(hub, gw, m->id, m->value);
+	for (size_t i = 0; i < m->list_count; i++) {
+		const uint8_t *e = m->list + i * HUBPROTO_DELIVERED_ENTRY;
+		router_delivered(hub, gw, get_u64(e), get_u32(e + 8));
+	}
 }
 
 static void on_undelivered(struct hub *hub, struct gateway *gw, struct hubmsg *m)

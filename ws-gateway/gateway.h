@@ -210,6 +210,8 @@ struct gateway {
 	TAILQ_HEAD(, peer_link) peer_links; /* DEALERs to other gateways, by endpoint */
 	TAILQ_HEAD(, kept_blob) kept;	    /* verified blobs waiting for their ROUTEs */
 	uint64_t next_token;
+	uint8_t *delivered; /* DELIVERED entries of this turn of the loop (peer_flush_delivered) */
+	size_t delivered_len, delivered_cap;
 	uint64_t next_link; /* names each link's monitor (inproc://peer-link-N) */
 	int peer_retry_scheduled;
 	lws_sorted_usec_list_t sul_peer;
@@ -285,6 +287,9 @@ void peer_route(struct gateway *gw, struct hubmsg *m);
 void peer_allow(struct gateway *gw, const uint8_t *keys, size_t n, int replace);
 void peer_forget_kept(struct gateway *gw);
 void peer_tick(struct gateway *gw);
+/* Sends the hub the DELIVERED entries gathered in this turn of the loop, in one message. Every
+ * function that may finish a blob calls it before it returns to the loop. */
+void peer_flush_delivered(struct gateway *gw);
 int peer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		  size_t len);
 

@@ -265,8 +265,10 @@ static void hub_link_drain(struct gateway *gw)
 	for (int budget = HUBPROTO_DRAIN_BUDGET; gw->zsock && budget > 0; budget--) {
 		struct hubmsg m;
 		int rc = hubproto_recv(gw->zsock, &m, 0);
-		if (rc == 0)
+		if (rc == 0) {
+			peer_flush_delivered(gw); /* the ROUTEs of this turn, in one message */
 			return;
+		}
 		if (rc < 0) {
 			log_warnx("%s: malformed message from hub: %s", __func__, m.error);
 			continue;
@@ -292,6 +294,7 @@ static void hub_link_drain(struct gateway *gw)
 				  hubproto_cmd_name(m.cmd));
 		hubmsg_close(&m);
 	}
+	peer_flush_delivered(gw);
 	hub_link_schedule_kick(gw); /* budget spent: come back after serving the clients */
 }
 

@@ -457,6 +457,49 @@ static void test_want_shared_fetch(void **state)
 	assert_int_equal(hub->stats.requests_served, 2);
 }
 
+/* One DELIVERED lists the transfers a gateway finished in one turn of its loop: each is counted
+ * once, by the gateway that reported it (tokens are per gateway), and unknown tokens are skipped.
+ */
+static void test_delivered_list(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1), *a2 = conn(fx, 0, 2), *b1 = conn(fx, 1, 1),
+		    *b2 = conn(fx, 1, 2);
+	registry_add_holder(hub, a1, X);
+	registry_add_holder(hub, b1, Y);
+	router_want(hub, b2, X);
+	router_want(hub, a2, Y);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	expect_msg(fx, 1, HUB_REQUEST, 1, Y);
+	router_blob(hub, fx->gw[0], 5, X, 100); /* the same token on both gateways */
+	router_blob(hub, fx->gw[1], 5, Y, 200);
+
+	uint8_t *list = NULL;
+	size_t len = 0, cap = 0;
+	assert_int_equal(hubproto_delivered_put(&list, &len, &cap, 99, 7), 0); /* unknown */
+	assert_int_equal(hubproto_delivered_put(&list, &len, &cap, 5, 1), 0);
+	assert_int_equal(len, 2 * HUBPROTO_DELIVERED_ENTRY);
+	struct hubmsg m = {.cmd = HUB_DELIVERED,
+			   .peer_len = 4,
+			   .list = list,
+			   .list_count = len / HUBPROTO_DELIVERED_ENTRY};
+	memcpy(m.peer, gw_peer[1], 4);
+	link_handle(hub, &m);
+	assert_int_equal(hub->stats.requests_served, 1);
+	assert_int_equal(hub->stats.bytes_relayed, 200);
+	link_handle(hub, &m); /* once only */
+	assert_int_equal(hub->stats.requests_served, 1);
+	memcpy(m.peer, gw_peer[0], 4);
+	link_handle(hub, &m);
+	assert_int_equal(hub->stats.requests_served, 2);
+	assert_int_equal(hub->stats.bytes_relayed, 300);
+	assert_int_equal(hub->stats.requests_total,
+			 hub->stats.requests_served + hub->stats.requests_failed);
+	assert_true(LIST_EMPTY(&hub->transfers));
+	free(list);
+}
+
 /* Wants of one hash are spread over its holders, and never land on the requester. */
 static void test_holder_rotation(void **state)
 {
@@ -877,6 +920,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_counts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_want_unknown, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_want_shared_fetch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_delivered_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_holder_rotation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fail_mismatch_and_decline, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
