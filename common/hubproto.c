@@ -35,7 +35,7 @@ static const struct hubproto_shape hubproto_shapes[] = {
     {HUB_WELCOME, "WELCOME", 0, 0, 0},
     {HUB_PING, "PING", 0, 0, 0},
     {HUB_RESET, "RESET", 0, 0, 0},
-    {HUB_REQUEST, "REQUEST", 0, 0, 0},
+    {HUB_REQUEST, "REQUEST", HUBPROTO_CONN_KEY_LEN, 0, 0},
     {HUB_NOT_FOUND, "NOT_FOUND", 0, 0, 0},
     {HUB_COUNT, "COUNT", HUBPROTO_COUNT_ENTRY, 0, 0},
     {HUB_ROUTE, "ROUTE", 8, 1, HUBPROTO_MAX_PEER_ADDRESS},
@@ -398,6 +398,15 @@ static int hubproto_list_room(uint8_t **list, size_t len, size_t *cap, size_t el
 		return -1;
 	*list = n;
 	*cap = ncap;
+	return 0;
+}
+
+int hubproto_list_put(uint8_t **list, size_t *len, size_t *cap, const void *entry, size_t elem)
+{
+	if (hubproto_list_room(list, *len, cap, elem) < 0)
+		return -1;
+	memcpy(*list + *len, entry, elem);
+	*len += elem;
 	return 0;
 }
 

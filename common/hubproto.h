@@ -23,7 +23,7 @@
 #include "zsec.h"
 
 /* 2: blob bytes go gateway to gateway, never through the hub; 3: one DELIVERED lists several
- * transfers */
+ * transfers, one REQUEST several holders */
 #define HUBPROTO_VERSION      3
 #define HUBPROTO_HEADER_LEN   48
 #define HUBPROTO_MAX_PEER     255
@@ -70,7 +70,8 @@ enum hubproto_cmd {
 	HUB_WELCOME = 32,   /* id: hub instance; answers HELLO */
 	HUB_PING = 33,	    /* id: hub instance; heartbeat */
 	HUB_RESET = 34,	    /* id: hub instance; "I do not know you": send HELLO and your state */
-	HUB_REQUEST = 35,   /* id: holder connection, hash: send me this blob */
+	HUB_REQUEST = 35,   /* list: (holder connection u64 LE, hash) entries,
+			     * HUBPROTO_CONN_KEY_LEN bytes each: send me these blobs */
 	HUB_NOT_FOUND = 37, /* id: requester connection, hash */
 	HUB_COUNT = 38,	    /* list: (hash, viewers) entries, HUBPROTO_COUNT_ENTRY bytes each */
 	HUB_ROUTE = 39,	    /* answers BLOB: id: blob token, hash, value: ROUTEs still to follow
@@ -180,6 +181,8 @@ void *hubproto_socket(void *ctx, int type);
  * out of memory (the entry is lost; the list is unchanged). */
 int hubproto_count_put(uint8_t **list, size_t *len, size_t *cap, const uint8_t hash[HASH_LEN],
 		       uint32_t viewers);
+/* Appends an entry of elem bytes to a growing list (as hubproto_count_put). */
+int hubproto_list_put(uint8_t **list, size_t *len, size_t *cap, const void *entry, size_t elem);
 /* Appends a DELIVERED list entry (token, deliveries); as hubproto_count_put. */
 int hubproto_delivered_put(uint8_t **list, size_t *len, size_t *cap, uint64_t token,
 			   uint32_t deliveries);

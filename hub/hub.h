@@ -47,6 +47,8 @@ struct gateway {
 	uint64_t holdings;
 	uint8_t *counts; /* COUNT entries batched for the next flush */
 	size_t counts_len, counts_cap;
+	uint8_t *requests; /* REQUEST entries of this turn (link_request, link_flush) */
+	size_t requests_len, requests_cap;
 	uint64_t unsent; /* messages dropped since sending to it began to fail (logged once) */
 };
 
@@ -198,6 +200,8 @@ void router_undelivered(struct hub *hub, struct gateway *from, const uint8_t has
 void router_fail(struct hub *hub, struct conn *holder, const uint8_t hash[HASH_LEN],
 		 uint32_t reason);
 void router_expire(struct hub *hub, int64_t now);
+/* A REQUEST to gw (entries as its list) could not be sent: those fetches ask the next holder. */
+void router_unrequested(struct hub *hub, struct gateway *gw, const uint8_t *entries, size_t n);
 int64_t router_next_deadline(struct hub *hub);
 
 /* counts.c — viewer counts batched per gateway */
@@ -230,6 +234,12 @@ size_t files_lookup(struct hub *hub, const uint8_t sha256[HASH_LEN],
 
 /* link.c — sending to gateways and frontends */
 int link_send(struct hub *hub, struct gateway *gw, const struct hubproto_out *o);
+/* Queues a REQUEST entry for gw: one REQUEST per gateway and turn of the loop carries them all
+ * (link_flush; other messages to gw may go before it, which nothing depends on). -1 when gw is
+ * known not to take messages, or out of memory: ask another holder. */
+int link_request(struct gateway *gw, uint64_t conn, const uint8_t hash[HASH_LEN]);
+/* Sends every gateway its queued REQUEST entries; once per turn of the loop, before counts. */
+void link_flush(struct hub *hub);
 /* Logs how many messages to gw were dropped since sending to it began to fail; resets it. */
 void link_forget_unsent(struct gateway *gw, const char *why);
 void link_handle(struct hub *hub, struct hubmsg *m);

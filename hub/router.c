@@ -207,8 +207,7 @@ static void fetch_ask_next(struct hub *hub, struct fetch *f)
 	while ((hd = fetch_pick_holder(f))) {
 		struct conn *c = hd->c;
 		fetch_mark_tried(f, c->key);
-		struct hubproto_out o = {.cmd = HUB_REQUEST, .id = c->id, .hash = h->hash};
-		if (link_send(hub, c->gw, &o) < 0)
+		if (link_request(c->gw, c->id, h->hash) < 0)
 			continue;
 		registry_holder_asked(h, hd);
 		fetch_set_holder(f, c);
@@ -486,6 +485,17 @@ void router_fail(struct hub *hub, struct conn *holder, const uint8_t hash[HASH_L
 	struct hashent *h = registry_hash(hub, hash, 0);
 	if (h && h->fetch && h->fetch->holder == holder)
 		fetch_ask_next(hub, h->fetch);
+}
+
+void router_unrequested(struct hub *hub, struct gateway *gw, const uint8_t *entries, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *e = entries + i * HUBPROTO_CONN_KEY_LEN;
+		struct conn *c = registry_conn(hub, gw, get_u64(e), 0);
+		struct hashent *h = registry_hash(hub, HUBPROTO_CONN_KEY_HASH(e), 0);
+		if (c && h && h->fetch && h->fetch->holder == c)
+			fetch_ask_next(hub, h->fetch);
+	}
 }
 
 void router_expire(struct hub *hub, int64_t now)

@@ -42,7 +42,7 @@ static const struct {
     {HUB_WELCOME, 0, 0},
     {HUB_PING, 0, 0},
     {HUB_RESET, 0, 0},
-    {HUB_REQUEST, 0, 0},
+    {HUB_REQUEST, HUBPROTO_CONN_KEY_LEN, 0},
     {HUB_NOT_FOUND, 0, 0},
     {HUB_COUNT, HUBPROTO_COUNT_ENTRY, 0},
     {HUB_ROUTE, 8, 1},
