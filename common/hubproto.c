@@ -26,7 +26,7 @@ static const struct hubproto_shape hubproto_shapes[] = {
     {HUB_CONN_CLOSE, "CONN_CLOSE", 0, 0, 0},
     {HUB_HAVE, "HAVE", HASH_LEN, 0, 0},
     {HUB_DROP, "DROP", HASH_LEN, 0, 0},
-    {HUB_WANT, "WANT", 0, 0, 0},
+    {HUB_WANT, "WANT", HUBPROTO_CONN_KEY_LEN, 0, 0},
     {HUB_BLOB, "BLOB", 0, 0, 0},
     {HUB_FAIL, "FAIL", 0, 0, 0},
     {HUB_DELIVERED, "DELIVERED", HUBPROTO_DELIVERED_ENTRY, 0, 0},

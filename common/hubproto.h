@@ -23,7 +23,7 @@
 #include "zsec.h"
 
 /* 2: blob bytes go gateway to gateway, never through the hub; 3: one DELIVERED lists several
- * transfers, one REQUEST several holders */
+ * transfers, one REQUEST several holders, one WANT several wants */
 #define HUBPROTO_VERSION      3
 #define HUBPROTO_HEADER_LEN   48
 #define HUBPROTO_MAX_PEER     255
@@ -54,7 +54,8 @@ enum hubproto_cmd {
 	HUB_CONN_CLOSE = 4, /* id: connection; forgets its holdings and wants */
 	HUB_HAVE = 5,	    /* id: connection, list: hashes (32 bytes each) */
 	HUB_DROP = 6,	    /* id: connection, list: hashes */
-	HUB_WANT = 7,	    /* id: connection, hash */
+	HUB_WANT = 7,	    /* list: (connection u64 LE, wanted hash) entries,
+			     * HUBPROTO_CONN_KEY_LEN bytes each (one turn of the gateway's loop) */
 	/* gateway -> hub: a holder's answer to HUB_REQUEST, and what became of the blob */
 	HUB_BLOB = 8,	    /* id: blob token, hash, value: size; the verified blob stays behind */
 	HUB_FAIL = 9,	    /* id: holder connection, hash, value: enum hubproto_fail */

@@ -137,9 +137,15 @@ static void on_drop(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 
 static void on_want(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 {
-	struct conn *c = conn_of(hub, gw, m, 1);
-	if (c)
-		router_want(hub, c, m->hash);
+	for (size_t i = 0; i < m->list_count; i++) {
+		const uint8_t *e = m->list + i * HUBPROTO_CONN_KEY_LEN;
+		struct conn *c = registry_conn(hub, gw, get_u64(e), 1);
+		if (c)
+			router_want(hub, c, HUBPROTO_CONN_KEY_HASH(e));
+		else
+			log_warnx("%s: gateway %s: bad connection id %llu", __func__, gw->name,
+				  (unsigned long long)get_u64(e));
+	}
 }
 
 static void on_blob(struct hub *hub, struct gateway *gw, struct hubmsg *m)

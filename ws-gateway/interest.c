@@ -83,9 +83,7 @@ void interest_want_open(struct gateway *gw, struct interest *in)
 	in->s->nwants++;
 	in->want_deadline = now_ms() + gw->want_timeout_ms;
 	TAILQ_INSERT_TAIL(&gw->wants, in, wentry);
-	struct hubproto_out o = {
-	    .cmd = HUB_WANT, .id = in->s->id, .hash = HUBPROTO_CONN_KEY_HASH(in->key)};
-	hub_link_send(gw, &o);
+	hub_link_want(gw, in->s->id, HUBPROTO_CONN_KEY_HASH(in->key));
 }
 
 void interest_want_close(struct gateway *gw, struct interest *in)

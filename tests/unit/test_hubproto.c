@@ -34,7 +34,7 @@ static const struct {
     {HUB_CONN_CLOSE, 0, 0},
     {HUB_HAVE, HASH_LEN, 0},
     {HUB_DROP, HASH_LEN, 0},
-    {HUB_WANT, 0, 0},
+    {HUB_WANT, HUBPROTO_CONN_KEY_LEN, 0},
     {HUB_BLOB, 0, 0},
     {HUB_FAIL, 0, 0},
     {HUB_DELIVERED, HUBPROTO_DELIVERED_ENTRY, 0},

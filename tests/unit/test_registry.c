@@ -528,6 +528,27 @@ static void test_delivered_list(void **state)
 	free(list);
 }
 
+/* One WANT lists the wants of one turn of a gateway's loop: each joins its fetch. */
+static void test_want_list(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1);
+	registry_add_holder(hub, a1, X);
+	uint8_t list[2][HUBPROTO_CONN_KEY_LEN];
+	put_u64(list[0], 1);
+	memcpy(HUBPROTO_CONN_KEY_HASH(list[0]), X, HASH_LEN);
+	put_u64(list[1], 2);
+	memcpy(HUBPROTO_CONN_KEY_HASH(list[1]), X, HASH_LEN);
+	struct hubmsg m = {.cmd = HUB_WANT, .peer_len = 4, .list = list[0], .list_count = 2};
+	memcpy(m.peer, gw_peer[1], 4);
+	link_handle(hub, &m);
+	assert_int_equal(hub->stats.requests_total, 2);
+	assert_int_equal(registry_hash(hub, X, 0)->fetch->nwaiters, 2);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	expect_quiet(fx, 0);
+}
+
 /* The REQUESTs of one turn of the hub's loop go to a gateway as one message listing them all. */
 static void test_requests_one_per_turn(void **state)
 {
@@ -973,6 +994,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_want_shared_fetch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_delivered_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_requests_one_per_turn, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_want_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_holder_rotation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fail_mismatch_and_decline, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
