@@ -290,7 +290,8 @@ void peer_allow(struct gateway *gw, const uint8_t *keys, size_t n, int replace);
 void peer_forget_kept(struct gateway *gw);
 void peer_tick(struct gateway *gw);
 /* Sends the hub the DELIVERED entries gathered in this turn of the loop, in one message. Every
- * function that may finish a blob calls it before it returns to the loop. */
+ * function that may finish a blob calls it before it returns to the loop, and main.c's
+ * end-of-turn watcher calls it too. */
 void peer_flush_delivered(struct gateway *gw);
 int peer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		  size_t len);

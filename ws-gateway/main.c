@@ -52,6 +52,7 @@ static void gateway_on_turn_end(struct ev_loop *loop, ev_prepare *w, int revents
 	(void)loop;
 	(void)revents;
 	hub_link_flush(w->data);
+	peer_flush_delivered(w->data); /* (the handlers flush it already; this catches any other) */
 }
 
 static void gateway_on_signal(struct ev_loop *loop, ev_signal *w, int revents)
