@@ -27,16 +27,16 @@ static const struct hubproto_shape hubproto_shapes[] = {
     {HUB_CONN_CLOSE, "CONN_CLOSE", 0, 0, 0},
     {HUB_HAVE, "HAVE", HASH_LEN, 0, 0},
     {HUB_DROP, "DROP", HASH_LEN, 0, 0},
-    {HUB_WANT, "WANT", 0, 0, 0},
+    {HUB_WANT, "WANT", HUBPROTO_CONN_KEY_LEN, 0, 0},
     {HUB_BLOB, "BLOB", 0, 0, 0},
     {HUB_FAIL, "FAIL", 0, 0, 0},
-    {HUB_DELIVERED, "DELIVERED", 0, 0, 0},
+    {HUB_DELIVERED, "DELIVERED", HUBPROTO_DELIVERED_ENTRY, 0, 0},
     {HUB_UNDELIVERED, "UNDELIVERED", 8, 1, HUBPROTO_MAX_ENDPOINT},
     {HUB_FILE, "FILE", HUBPROTO_FILE_ENTRY, 0, 0},
     {HUB_WELCOME, "WELCOME", 0, 0, 0},
     {HUB_PING, "PING", 0, 0, 0},
     {HUB_RESET, "RESET", 0, 0, 0},
-    {HUB_REQUEST, "REQUEST", 0, 0, 0},
+    {HUB_REQUEST, "REQUEST", HUBPROTO_CONN_KEY_LEN, 0, 0},
     {HUB_NOT_FOUND, "NOT_FOUND", 0, 0, 0},
     {HUB_COUNT, "COUNT", HUBPROTO_COUNT_ENTRY, 0, 0},
     {HUB_ROUTE, "ROUTE", 8, 1, HUBPROTO_MAX_PEER_ADDRESS},
@@ -388,17 +388,34 @@ void hubproto_conn_key(uint8_t key[HUBPROTO_CONN_KEY_LEN], uint64_t conn,
 	memcpy(HUBPROTO_CONN_KEY_HASH(key), hash, HASH_LEN);
 }
 
+/* Makes room for one more entry of elem bytes in a growing list; -1 when out of memory. */
+static int hubproto_list_room(uint8_t **list, size_t len, size_t *cap, size_t elem)
+{
+	if (len + elem <= *cap)
+		return 0;
+	size_t ncap = *cap ? *cap * 2 : 64 * elem;
+	uint8_t *n = realloc(*list, ncap);
+	if (n == NULL)
+		return -1;
+	*list = n;
+	*cap = ncap;
+	return 0;
+}
+
+int hubproto_list_put(uint8_t **list, size_t *len, size_t *cap, const void *entry, size_t elem)
+{
+	if (hubproto_list_room(list, *len, cap, elem) < 0)
+		return -1;
+	memcpy(*list + *len, entry, elem);
+	*len += elem;
+	return 0;
+}
+
 int hubproto_count_put(uint8_t **list, size_t *len, size_t *cap, const uint8_t hash[HASH_LEN],
 		       uint32_t viewers)
 {
-	if (*len + HUBPROTO_COUNT_ENTRY > *cap) {
-		size_t ncap = *cap ? *cap * 2 : 64 * HUBPROTO_COUNT_ENTRY;
-		uint8_t *n = realloc(*list, ncap);
-		if (n == NULL)
-			return -1;
-		*list = n;
-		*cap = ncap;
-	}
+	if (hubproto_list_room(list, *len, cap, HUBPROTO_COUNT_ENTRY) < 0)
+		return -1;
 	memcpy(*list + *len, hash, HASH_LEN);
 	put_u32(*list + *len + HASH_LEN, viewers);
 	*len += HUBPROTO_COUNT_ENTRY;
@@ -416,4 +433,15 @@ json_t *hubproto_manifests_json(const uint8_t *list, size_t n)
 						     (json_int_t)get_u32(e + HASH_LEN)));
 	}
 	return arr;
+}
+
+int hubproto_delivered_put(uint8_t **list, size_t *len, size_t *cap, uint64_t token,
+			   uint32_t deliveries)
+{
+	if (hubproto_list_room(list, *len, cap, HUBPROTO_DELIVERED_ENTRY) < 0)
+		return -1;
+	put_u64(*list + *len, token);
+	put_u32(*list + *len + 8, deliveries);
+	*len += HUBPROTO_DELIVERED_ENTRY;
+	return 0;
 }

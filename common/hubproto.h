@@ -22,7 +22,9 @@
 #include "util.h"
 #include "zsec.h"
 
-#define HUBPROTO_VERSION      2 /* 2: blob bytes go gateway to gateway, never through the hub */
+/* 2: blob bytes go gateway to gateway, never through the hub; 3: one DELIVERED lists several
+ * transfers, one REQUEST several holders, one WANT several wants */
+#define HUBPROTO_VERSION      3
 #define HUBPROTO_HEADER_LEN   48
 #define HUBPROTO_MAX_PEER     255
 #define HUBPROTO_MAX_NAME     64  /* a gateway's name in HELLO */
@@ -38,7 +40,9 @@
 /* ROUTE's data: a peer endpoint, then (CurveZMQ) NUL and that gateway's public key in Z85. */
 #define HUBPROTO_MAX_PEER_ADDRESS (HUBPROTO_MAX_ENDPOINT + 1 + ZSEC_Z85_LEN)
 #define HUBPROTO_FILE_ENTRY	  (2 * HASH_LEN) /* FILE list element: manifest, file's SHA-256 */
-#define HUBPROTO_MAX_MANIFESTS	  64 /* FILES_REPLY lists at most this many manifests of one file */
+#define HUBPROTO_DELIVERED_ENTRY                                                                   \
+	12			  /* DELIVERED list element: token (u64 LE), deliveries (u32 LE) */
+#define HUBPROTO_MAX_MANIFESTS 64 /* FILES_REPLY lists at most this many manifests of one file */
 
 /* A FILES_REPLY list (n entries of HUBPROTO_COUNT_ENTRY: manifest, viewers) as the public
  * "manifests" array ([{"hash", "viewers"}], PROTOCOL.md): operator lookup and the HTTP API. */
@@ -55,11 +59,13 @@ enum hubproto_cmd {
 	HUB_CONN_CLOSE = 4, /* id: connection; forgets its holdings and wants */
 	HUB_HAVE = 5,	    /* id: connection, list: hashes (32 bytes each) */
 	HUB_DROP = 6,	    /* id: connection, list: hashes */
-	HUB_WANT = 7,	    /* id: connection, hash */
+	HUB_WANT = 7,	    /* list: (connection u64 LE, wanted hash) entries,
+			     * HUBPROTO_CONN_KEY_LEN bytes each (one turn of the gateway's loop) */
 	/* gateway -> hub: a holder's answer to HUB_REQUEST, and what became of the blob */
 	HUB_BLOB = 8,	    /* id: blob token, hash, value: size; the verified blob stays behind */
 	HUB_FAIL = 9,	    /* id: holder connection, hash, value: enum hubproto_fail */
-	HUB_DELIVERED = 10, /* id: blob token, hash, value: deliveries made; after the last ROUTE */
+	HUB_DELIVERED = 10, /* list: (token, deliveries made) entries, HUBPROTO_DELIVERED_ENTRY
+			     * bytes each: blobs whose last ROUTE came (one per loop turn) */
 	HUB_UNDELIVERED = 11, /* hash, list: requester connections that did not get it,
 			       * data: the peer endpoint of their gateway (empty: the sender's) */
 	/* gateway -> hub: files findable by their plain SHA-256 */
@@ -70,7 +76,8 @@ enum hubproto_cmd {
 	HUB_WELCOME = 32,   /* id: hub instance; answers HELLO */
 	HUB_PING = 33,	    /* id: hub instance; heartbeat */
 	HUB_RESET = 34,	    /* id: hub instance; "I do not know you": send HELLO and your state */
-	HUB_REQUEST = 35,   /* id: holder connection, hash: send me this blob */
+	HUB_REQUEST = 35,   /* list: (holder connection u64 LE, hash) entries,
+			     * HUBPROTO_CONN_KEY_LEN bytes each: send me these blobs */
 	HUB_NOT_FOUND = 37, /* id: requester connection, hash */
 	HUB_COUNT = 38,	    /* list: (hash, viewers) entries, HUBPROTO_COUNT_ENTRY bytes each */
 	HUB_ROUTE = 39,	    /* answers BLOB: id: blob token, hash, value: ROUTEs still to follow
@@ -180,6 +187,11 @@ void *hubproto_socket(void *ctx, int type);
  * out of memory (the entry is lost; the list is unchanged). */
 int hubproto_count_put(uint8_t **list, size_t *len, size_t *cap, const uint8_t hash[HASH_LEN],
 		       uint32_t viewers);
+/* Appends an entry of elem bytes to a growing list (as hubproto_count_put). */
+int hubproto_list_put(uint8_t **list, size_t *len, size_t *cap, const void *entry, size_t elem);
+/* Appends a DELIVERED list entry (token, deliveries); as hubproto_count_put. */
+int hubproto_delivered_put(uint8_t **list, size_t *len, size_t *cap, uint64_t token,
+			   uint32_t deliveries);
 void hubproto_conn_key(uint8_t key[HUBPROTO_CONN_KEY_LEN], uint64_t conn,
 		       const uint8_t hash[HASH_LEN]);
 

@@ -47,6 +47,8 @@ struct gateway {
 	uint64_t holdings;
 	uint8_t *counts; /* COUNT entries batched for the next flush */
 	size_t counts_len, counts_cap;
+	uint8_t *requests; /* REQUEST entries of this turn (link_request, link_flush) */
+	size_t requests_len, requests_cap;
 	uint64_t unsent; /* messages dropped since sending to it began to fail (logged once) */
 };
 
@@ -108,6 +110,7 @@ struct fetch {
 
 /* A blob routed to the gateway that holds it, until that gateway reports it sent (router.c). */
 struct transfer {
+	uint64_t key[2]; /* the gateway's token, its slot: hub->transfer_keys */
 	LIST_ENTRY(transfer) entry;
 	struct gateway *gw; /* the holder's gateway: it sends the bytes */
 	uint64_t token;	    /* its name for the blob */
@@ -142,6 +145,7 @@ struct hub {
 	SLIST_HEAD(, hashent) dirty;
 	TAILQ_HEAD(, fetch) timeouts;
 	LIST_HEAD(, transfer) transfers; /* routed, not yet reported sent */
+	struct map transfer_keys;	 /* (token, gateway slot) -> transfer: DELIVERED's lookup */
 	struct hub_stats stats;
 	struct map watches;	       /* hash -> watch: hashes frontends looked up recently */
 	LIST_HEAD(, watcher) watchers; /* the frontends that did */
@@ -196,6 +200,8 @@ void router_undelivered(struct hub *hub, struct gateway *from, const uint8_t has
 void router_fail(struct hub *hub, struct conn *holder, const uint8_t hash[HASH_LEN],
 		 uint32_t reason);
 void router_expire(struct hub *hub, int64_t now);
+/* A REQUEST to gw (entries as its list) could not be sent: those fetches ask the next holder. */
+void router_unrequested(struct hub *hub, struct gateway *gw, const uint8_t *entries, size_t n);
 int64_t router_next_deadline(struct hub *hub);
 
 /* counts.c — viewer counts batched per gateway */
@@ -228,6 +234,12 @@ size_t files_lookup(struct hub *hub, const uint8_t sha256[HASH_LEN],
 
 /* link.c — sending to gateways and frontends */
 int link_send(struct hub *hub, struct gateway *gw, const struct hubproto_out *o);
+/* Queues a REQUEST entry for gw: one REQUEST per gateway and turn of the loop carries them all
+ * (link_flush; other messages to gw may go before it, which nothing depends on). -1 when gw is
+ * known not to take messages, or out of memory: ask another holder. */
+int link_request(struct gateway *gw, uint64_t conn, const uint8_t hash[HASH_LEN]);
+/* Sends every gateway its queued REQUEST entries; once per turn of the loop, before counts. */
+void link_flush(struct hub *hub);
 /* Logs how many messages to gw were dropped since sending to it began to fail; resets it. */
 void link_forget_unsent(struct gateway *gw, const char *why);
 void link_handle(struct hub *hub, struct hubmsg *m);

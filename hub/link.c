@@ -32,6 +32,42 @@ int link_send(struct hub *hub, struct gateway *gw, const struct hubproto_out *o)
 	return 0;
 }
 
+int link_request(struct gateway *gw, uint64_t conn, const uint8_t hash[HASH_LEN])
+{
+	uint8_t entry[HUBPROTO_CONN_KEY_LEN];
+	if (gw->unsent)
+		return -1;
+	put_u64(entry, conn);
+	memcpy(HUBPROTO_CONN_KEY_HASH(entry), hash, HASH_LEN);
+	return hubproto_list_put(&gw->requests, &gw->requests_len, &gw->requests_cap, entry,
+				 sizeof(entry));
+}
+
+/*
+ * A REQUEST that cannot be sent (the gateway is gone or its queue is full) moves its fetches on
+ * at once, as a failed send always did; the holders asked next may be on gateways already
+ * flushed in this pass, hence the passes until nothing is left.
+ */
+void link_flush(struct hub *hub)
+{
+	for (int again = 1; again;) {
+		again = 0;
+		for (uint32_t i = 0; i < hub->ngateways; i++) {
+			struct gateway *gw = hub->active[i];
+			if (gw->requests_len == 0)
+				continue;
+			size_t n = gw->requests_len / HUBPROTO_CONN_KEY_LEN;
+			struct hubproto_out o = {
+			    .cmd = HUB_REQUEST, .list = gw->requests, .list_count = n};
+			gw->requests_len = 0;
+			if (link_send(hub, gw, &o) == 0)
+				continue;
+			router_unrequested(hub, gw, gw->requests, n);
+			again = 1;
+		}
+	}
+}
+
 void link_forget_unsent(struct gateway *gw, const char *why)
 {
 	if (gw->unsent == 0)
@@ -102,15 +138,24 @@ static void on_drop(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 
 static void on_want(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 {
-	struct conn *c = conn_of(hub, gw, m, 1);
-	if (c) {
-		router_want(hub, c, m->hash);
-	} else if (m->id != 0 && m->id <= HUB_CONN_ID_MAX) {
-		/* Out of memory: answered at once, and counted, like any want nobody can serve. */
-		struct hubproto_out o = {.cmd = HUB_NOT_FOUND, .id = m->id, .hash = m->hash};
-		link_send(hub, gw, &o);
-		hub->stats.requests_total++;
-		hub->stats.requests_failed++;
+	for (size_t i = 0; i < m->list_count; i++) {
+		const uint8_t *e = m->list + i * HUBPROTO_CONN_KEY_LEN;
+		uint64_t id = get_u64(e);
+		struct conn *c = registry_conn(hub, gw, id, 1);
+		if (c) {
+			router_want(hub, c, HUBPROTO_CONN_KEY_HASH(e));
+		} else if (id != 0 && id <= HUB_CONN_ID_MAX) {
+			/* Out of memory: answered at once, and counted, like any want nobody can
+			 * serve. */
+			struct hubproto_out o = {
+			    .cmd = HUB_NOT_FOUND, .id = id, .hash = HUBPROTO_CONN_KEY_HASH(e)};
+			link_send(hub, gw, &o);
+			hub->stats.requests_total++;
+			hub->stats.requests_failed++;
+		} else {
+			log_warnx("%s: gateway %s: bad connection id %llu", __func__, gw->name,
+				  (unsigned long long)id);
+		}
 	}
 }
 
@@ -121,7 +166,10 @@ static void on_blob(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 
 static void on_delivered(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 {
-	router_delivered(hub, gw, m->id, m->value);
+	for (size_t i = 0; i < m->list_count; i++) {
+		const uint8_t *e = m->list + i * HUBPROTO_DELIVERED_ENTRY;
+		router_delivered(hub, gw, get_u64(e), get_u32(e + 8));
+	}
 }
 
 static void on_undelivered(struct hub *hub, struct gateway *gw, struct hubmsg *m)

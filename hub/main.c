@@ -131,6 +131,7 @@ int main(int argc, char **argv)
 			link_heartbeat(&hub, now);
 			next_beat = now + hub.heartbeat_ms;
 		}
+		link_flush(&hub);
 		counts_flush(&hub);
 	}
 

@@ -129,6 +129,7 @@ void registry_gateway_remove(struct hub *hub, struct gateway *gw)
 	hub->active[gw->active_index] = last;
 	last->active_index = gw->active_index;
 	free(gw->counts);
+	free(gw->requests);
 	free(gw);
 }
 

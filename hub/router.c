@@ -19,6 +19,7 @@
 #include "hub.h"
 #include "log.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,15 @@ void router_init(struct hub *hub)
 {
 	TAILQ_INIT(&hub->timeouts);
 	LIST_INIT(&hub->transfers);
+	map_init(&hub->transfer_keys, offsetof(struct transfer, key),
+		 sizeof(((struct transfer *)0)->key));
+}
+
+static void transfer_free(struct hub *hub, struct transfer *t)
+{
+	LIST_REMOVE(t, entry);
+	map_del(&hub->transfer_keys, t->key);
+	free(t);
 }
 
 static void tq_remove(struct hub *hub, struct fetch *f)
@@ -204,8 +214,7 @@ static void fetch_ask_next(struct hub *hub, struct fetch *f)
 				  (unsigned)f->nwaiters);
 			break;
 		}
-		struct hubproto_out o = {.cmd = HUB_REQUEST, .id = c->id, .hash = h->hash};
-		if (link_send(hub, c->gw, &o) < 0)
+		if (link_request(c->gw, c->id, h->hash) < 0)
 			continue;
 		registry_holder_asked(h, hd);
 		fetch_set_holder(f, c);
@@ -298,6 +307,8 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 		fetch_ask_next(hub, f);
 		return;
 	}
+	t->key[0] = token;
+	t->key[1] = gw->slot;
 	t->gw = gw;
 	t->token = token;
 	memcpy(t->hash, hash, HASH_LEN);
@@ -361,10 +372,16 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 	}
 	free(list);
 	free(gws);
-	if (t->nconns)
+	if (t->nconns && map_get(&hub->transfer_keys, t->key) == NULL &&
+	    map_put(&hub->transfer_keys, t) == 0) {
 		LIST_INSERT_HEAD(&hub->transfers, t, entry);
-	else
+	} else {
+		if (t->nconns) /* out of memory, or a token the gateway used twice */
+			log_warnx(
+			    "%s: transfer %llu of gateway %s not followed: its figures are lost",
+			    __func__, (unsigned long long)token, gw->name);
 		free(t);
+	}
 	if (f->nwaiters == 0)
 		fetch_destroy(hub, f);
 	else
@@ -373,16 +390,13 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 
 void router_delivered(struct hub *hub, struct gateway *gw, uint64_t token, uint32_t deliveries)
 {
-	struct transfer *t;
-	LIST_FOREACH(t, &hub->transfers, entry)
-	if (t->gw == gw && t->token == token)
-		break;
+	uint64_t key[2] = {token, gw->slot};
+	struct transfer *t = map_get(&hub->transfer_keys, key);
 	if (t == NULL)
 		return; /* routed by a hub before this one */
 	hub->stats.requests_served += deliveries;
 	hub->stats.bytes_relayed += (uint64_t)t->size * deliveries;
-	LIST_REMOVE(t, entry);
-	free(t);
+	transfer_free(hub, t);
 }
 
 /* c is going: it waits for nothing, and the fetches that asked it ask the next holder. */
@@ -431,14 +445,13 @@ void router_gateway_remove(struct hub *hub, struct gateway *gw)
 		next = LIST_NEXT(t, entry);
 		if (t->gw != gw)
 			continue;
-		LIST_REMOVE(t, entry);
 		for (size_t i = 0; i < t->nconns; i++) {
 			c = map_get(&hub->conns, &t->conns[i]);
 			struct hashent *h = registry_hash(hub, t->hash, 0);
 			if (c && c->gw != gw && !(h && h->fetch && fetch_waiter_of(h->fetch, c)))
 				router_wait(hub, c, t->hash);
 		}
-		free(t);
+		transfer_free(hub, t);
 	}
 	registry_gateway_remove(hub, gw);
 }
@@ -447,6 +460,7 @@ void router_free(struct hub *hub)
 {
 	while (hub->ngateways)
 		router_gateway_remove(hub, hub->active[hub->ngateways - 1]);
+	map_free(&hub->transfer_keys);
 }
 
 void router_undelivered(struct hub *hub, struct gateway *from, const uint8_t hash[HASH_LEN],
@@ -485,6 +499,17 @@ void router_fail(struct hub *hub, struct conn *holder, const uint8_t hash[HASH_L
 	struct hashent *h = registry_hash(hub, hash, 0);
 	if (h && h->fetch && h->fetch->holder == holder)
 		fetch_ask_next(hub, h->fetch);
+}
+
+void router_unrequested(struct hub *hub, struct gateway *gw, const uint8_t *entries, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *e = entries + i * HUBPROTO_CONN_KEY_LEN;
+		struct conn *c = registry_conn(hub, gw, get_u64(e), 0);
+		struct hashent *h = registry_hash(hub, HUBPROTO_CONN_KEY_HASH(e), 0);
+		if (c && h && h->fetch && h->fetch->holder == c)
+			fetch_ask_next(hub, h->fetch);
+	}
 }
 
 void router_expire(struct hub *hub, int64_t now)

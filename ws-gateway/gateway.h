@@ -212,6 +212,10 @@ struct gateway {
 	TAILQ_HEAD(, peer_link) peer_links; /* DEALERs to other gateways, by endpoint */
 	TAILQ_HEAD(, kept_blob) kept;	    /* verified blobs waiting for their ROUTEs */
 	uint64_t next_token;
+	uint8_t *wants_out; /* WANT entries of this turn of the loop (hub_link_want) */
+	size_t wants_out_len, wants_out_cap;
+	uint8_t *delivered; /* DELIVERED entries of this turn of the loop (peer_flush_delivered) */
+	size_t delivered_len, delivered_cap;
 	uint64_t next_link; /* names each link's monitor (inproc://peer-link-N) */
 	int peer_retry_scheduled;
 	lws_sorted_usec_list_t sul_peer;
@@ -288,6 +292,10 @@ void peer_route(struct gateway *gw, struct hubmsg *m);
 void peer_allow(struct gateway *gw, const uint8_t *keys, size_t n, int replace);
 void peer_forget_kept(struct gateway *gw);
 void peer_tick(struct gateway *gw);
+/* Sends the hub the DELIVERED entries gathered in this turn of the loop, in one message. Every
+ * function that may finish a blob calls it before it returns to the loop, and main.c's
+ * end-of-turn watcher calls it too. */
+void peer_flush_delivered(struct gateway *gw);
 int peer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		  size_t len);
 
@@ -355,7 +363,12 @@ void interest_start_timers(struct gateway *gw);
 int hub_link_open(struct gateway *gw);
 void hub_link_close(struct gateway *gw);
 void hub_link_hello(struct gateway *gw);
+/* Sends o to the hub, after the WANT entries queued in this turn (the order of messages holds). */
 int hub_link_send(struct gateway *gw, const struct hubproto_out *o);
+/* Queues a WANT entry: the wants of one turn of the loop go in one WANT (hub_link_flush). */
+void hub_link_want(struct gateway *gw, uint64_t conn, const uint8_t hash[HASH_LEN]);
+/* Sends the queued WANT entries; at the end of every turn of the loop (main.c's ev_prepare). */
+void hub_link_flush(struct gateway *gw);
 int hub_link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		      size_t len);
 void hub_link_start_timers(struct gateway *gw);

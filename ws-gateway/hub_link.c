@@ -34,9 +34,35 @@ static void hub_link_schedule_kick(struct gateway *gw)
 	lws_sul_schedule(gw->ctx, 0, &gw->sul_kick, hub_link_kick, 1);
 }
 
+static int hub_link_post(struct gateway *gw, const struct hubproto_out *o, int retried);
+
+void hub_link_flush(struct gateway *gw)
+{
+	if (gw->wants_out_len == 0)
+		return;
+	struct hubproto_out o = {.cmd = HUB_WANT,
+				 .list = gw->wants_out,
+				 .list_count = gw->wants_out_len / HUBPROTO_CONN_KEY_LEN};
+	gw->wants_out_len = 0;	  /* first: hub_link_post flushes before it sends */
+	hub_link_post(gw, &o, 0); /* a WANT lost is ended by gateway.want_timeout_ms */
+}
+
+void hub_link_want(struct gateway *gw, uint64_t conn, const uint8_t hash[HASH_LEN])
+{
+	uint8_t entry[HUBPROTO_CONN_KEY_LEN];
+	put_u64(entry, conn);
+	memcpy(HUBPROTO_CONN_KEY_HASH(entry), hash, HASH_LEN);
+	if (hubproto_list_put(&gw->wants_out, &gw->wants_out_len, &gw->wants_out_cap, entry,
+			      sizeof(entry)) < 0) {
+		struct hubproto_out o = {.cmd = HUB_WANT, .list = entry, .list_count = 1};
+		hub_link_post(gw, &o, 0); /* out of memory: this one goes alone */
+	}
+}
+
 /* Sends o. A refusal is a loss unless `retried` (the re-announcement sends it again later). */
 static int hub_link_post(struct gateway *gw, const struct hubproto_out *o, int retried)
 {
+	hub_link_flush(gw); /* wants queued before o go before it */
 	int rc = gw->zsock ? hubproto_send(gw->zsock, NULL, 0, o) : -1;
 	if (rc < 0 && retried)
 		return -1;
@@ -130,8 +156,10 @@ static int hub_link_resync_session(struct gateway *gw, struct session *s)
 	{
 		if (!in->wants)
 			continue;
-		struct hubproto_out want = {
-		    .cmd = HUB_WANT, .id = s->id, .hash = HUBPROTO_CONN_KEY_HASH(in->key)};
+		uint8_t entry[HUBPROTO_CONN_KEY_LEN];
+		put_u64(entry, s->id);
+		memcpy(HUBPROTO_CONN_KEY_HASH(entry), HUBPROTO_CONN_KEY_HASH(in->key), HASH_LEN);
+		struct hubproto_out want = {.cmd = HUB_WANT, .list = entry, .list_count = 1};
 		if (hub_link_post(gw, &want, 1) < 0)
 			return -1;
 		wants++;
@@ -220,7 +248,10 @@ static void on_reset(struct gateway *gw, struct hubmsg *m)
 
 static void on_request(struct gateway *gw, struct hubmsg *m)
 {
-	session_request(gw, m->id, m->hash);
+	for (size_t i = 0; i < m->list_count; i++) {
+		const uint8_t *e = m->list + i * HUBPROTO_CONN_KEY_LEN;
+		session_request(gw, get_u64(e), HUBPROTO_CONN_KEY_HASH(e));
+	}
 }
 
 static void on_route(struct gateway *gw, struct hubmsg *m)
@@ -265,8 +296,10 @@ static void hub_link_drain(struct gateway *gw)
 	for (int budget = HUBPROTO_DRAIN_BUDGET; gw->zsock && budget > 0; budget--) {
 		struct hubmsg m;
 		int rc = hubproto_recv(gw->zsock, &m, 0);
-		if (rc == 0)
+		if (rc == 0) {
+			peer_flush_delivered(gw); /* the ROUTEs of this turn, in one message */
 			return;
+		}
 		if (rc < 0) {
 			log_warnx("%s: malformed message from hub: %s", __func__, m.error);
 			continue;
@@ -292,6 +325,7 @@ static void hub_link_drain(struct gateway *gw)
 				  hubproto_cmd_name(m.cmd));
 		hubmsg_close(&m);
 	}
+	peer_flush_delivered(gw);
 	hub_link_schedule_kick(gw); /* budget spent: come back after serving the clients */
 }
 
@@ -359,6 +393,9 @@ void hub_link_close(struct gateway *gw)
 		zmq_close(gw->zsock);
 		gw->zsock = NULL;
 	}
+	free(gw->wants_out); /* the wants still open are re-announced to the next socket */
+	gw->wants_out = NULL;
+	gw->wants_out_len = gw->wants_out_cap = 0;
 }
 
 static void hub_link_beat(lws_sorted_usec_list_t *sul)

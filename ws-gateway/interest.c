@@ -83,9 +83,7 @@ void interest_want_open(struct gateway *gw, struct interest *in)
 	in->s->nwants++;
 	in->want_deadline = now_ms() + gw->want_timeout_ms;
 	TAILQ_INSERT_TAIL(&gw->wants, in, wentry);
-	struct hubproto_out o = {
-	    .cmd = HUB_WANT, .id = in->s->id, .hash = HUBPROTO_CONN_KEY_HASH(in->key)};
-	hub_link_send(gw, &o);
+	hub_link_want(gw, in->s->id, HUBPROTO_CONN_KEY_HASH(in->key));
 }
 
 size_t interest_want_resend(struct gateway *gw)
@@ -96,10 +94,9 @@ size_t interest_want_resend(struct gateway *gw)
 	{
 		if (in->deferred)
 			continue; /* goes to the hub again when its connection's queue drains */
-		struct hubproto_out o = {
-		    .cmd = HUB_WANT, .id = in->s->id, .hash = HUBPROTO_CONN_KEY_HASH(in->key)};
-		if (hub_link_send(gw, &o) == 0)
-			n++;
+		hub_link_want(gw, in->s->id,
+			      HUBPROTO_CONN_KEY_HASH(in->key)); /* this turn's list */
+		n++;
 	}
 	return n;
 }

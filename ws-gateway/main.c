@@ -47,6 +47,14 @@ struct direct_listener {
 
 static struct gateway *gateway_running;
 
+static void gateway_on_turn_end(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	hub_link_flush(w->data);
+	peer_flush_delivered(w->data); /* (the handlers flush it already; this catches any other) */
+}
+
 static void gateway_on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	(void)w;
@@ -278,6 +286,12 @@ int main(int argc, char **argv)
 	interest_start_timers(&gw);
 
 	gateway_running = &gw;
+	/* Runs when a turn of the loop has handled every event, before it waits again: what was
+	 * batched for the hub in that turn goes now. */
+	ev_prepare turn_end;
+	ev_prepare_init(&turn_end, gateway_on_turn_end);
+	turn_end.data = &gw;
+	ev_prepare_start(loop, &turn_end);
 	ev_signal sigint, sigterm;
 	ev_signal_init(&sigint, gateway_on_signal, SIGINT);
 	ev_signal_init(&sigterm, gateway_on_signal, SIGTERM);
@@ -295,6 +309,7 @@ int main(int argc, char **argv)
 		ev_timer_stop(loop, &direct.pause);
 		close(direct.fd);
 	}
+	ev_prepare_stop(loop, &turn_end);
 	ev_signal_stop(loop, &sigint);
 	ev_signal_stop(loop, &sigterm);
 	lws_context_destroy(gw.ctx);

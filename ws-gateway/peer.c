@@ -39,14 +39,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#define PEER_CONNECT_MS 1000  /* a new link may take this long to connect */
-#define PEER_RETRY_MS	5     /* parked routes are tried again this often */
-#define PEER_KEEP_MS	10000 /* a kept blob with no (last) ROUTE by then is freed */
-#define PEER_IDLE_MS	60000 /* a link unused this long is closed */
-#define PEER_SNDHWM	1000  /* DELIVERs queued to one gateway before it counts as unreachable */
-#define PEER_REDIAL_MS	100  /* a link whose handshake failed is dialled again at most this often */
-#define PEER_PING_MS	500  /* ZMTP heartbeats on every peer connection, both ways */
-#define PEER_DEAD_MS	2000 /* a connection that answers no heartbeat this long is closed */
+#define PEER_CONNECT_MS	     1000  /* a new link may take this long to connect */
+#define PEER_RETRY_MS	     5	   /* parked routes are tried again this often */
+#define PEER_KEEP_MS	     10000 /* a kept blob with no (last) ROUTE by then is freed */
+#define PEER_IDLE_MS	     60000 /* a link unused this long is closed */
+#define PEER_SNDHWM	     1000 /* DELIVERs queued to one gateway before it counts as unreachable */
+#define PEER_REDIAL_MS	     100 /* a link whose handshake failed is dialled again at most this often */
+#define PEER_PING_MS	     500  /* ZMTP heartbeats on every peer connection, both ways */
+#define PEER_DEAD_MS	     2000 /* a connection that answers no heartbeat this long is closed */
+#define PEER_DELIVERED_BATCH 1024 /* DELIVERED entries sent at once, even within one turn */
 
 struct peer_link {
 	TAILQ_ENTRY(peer_link) entry;
@@ -362,16 +363,34 @@ static void kept_free(struct gateway *gw, struct kept_blob *k)
 	free(k);
 }
 
-/* Once every route is done, tells the hub what was delivered and lets the blob go. */
+void peer_flush_delivered(struct gateway *gw)
+{
+	if (gw->delivered_len == 0)
+		return;
+	struct hubproto_out o = {.cmd = HUB_DELIVERED,
+				 .list = gw->delivered,
+				 .list_count = gw->delivered_len / HUBPROTO_DELIVERED_ENTRY};
+	hub_link_send(gw, &o);
+	gw->delivered_len = 0;
+}
+
+/* Once every route is done, tells the hub what was delivered (in this turn's DELIVERED) and lets
+ * the blob go. */
 static void kept_finish_if_done(struct gateway *gw, struct kept_blob *k)
 {
 	if (!k->routed || !TAILQ_EMPTY(&k->parked))
 		return;
-	if (k->had_waiters) {
-		struct hubproto_out o = {
-		    .cmd = HUB_DELIVERED, .id = k->token, .hash = k->hash, .value = k->delivered};
+	if (k->had_waiters &&
+	    hubproto_delivered_put(&gw->delivered, &gw->delivered_len, &gw->delivered_cap, k->token,
+				   k->delivered) < 0) {
+		uint8_t e[HUBPROTO_DELIVERED_ENTRY]; /* out of memory: this one goes alone */
+		put_u64(e, k->token);
+		put_u32(e + 8, k->delivered);
+		struct hubproto_out o = {.cmd = HUB_DELIVERED, .list = e, .list_count = 1};
 		hub_link_send(gw, &o);
 	}
+	if (gw->delivered_len >= PEER_DELIVERED_BATCH * HUBPROTO_DELIVERED_ENTRY)
+		peer_flush_delivered(gw);
 	kept_free(gw, k);
 }
 
@@ -480,6 +499,7 @@ static void peer_retry(lws_sorted_usec_list_t *sul)
 	gw->peer_retry_scheduled = 0;
 	if (peer_retry_parked(gw))
 		peer_schedule_retry(gw);
+	peer_flush_delivered(gw);
 }
 
 static void peer_schedule_retry(struct gateway *gw)
@@ -598,6 +618,7 @@ void peer_tick(struct gateway *gw)
 		}
 		kept_finish_if_done(gw, k);
 	}
+	peer_flush_delivered(gw);
 	struct peer_link *l, *ltmp;
 	TAILQ_FOREACH_SAFE(l, &gw->peer_links, entry, ltmp)
 	if (now - l->used_ms > PEER_IDLE_MS) {
@@ -706,6 +727,9 @@ static void peer_unadopt(struct lws **wsi)
 void peer_close(struct gateway *gw)
 {
 	peer_forget_kept(gw);
+	free(gw->delivered);
+	gw->delivered = NULL;
+	gw->delivered_len = gw->delivered_cap = 0;
 	struct peer_link *l;
 	while ((l = TAILQ_FIRST(&gw->peer_links)))
 		peer_link_close(gw, l);

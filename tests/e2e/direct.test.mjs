@@ -84,6 +84,27 @@ test('on the shared port a small want is answered in a few ms, not after a delay
 	await wanter.close();
 }));
 
+test('through the web server\'s /ws a small want is answered in a few ms, not after a delayed ACK', T(async () => {
+	// The same measure one hop further: the web server proxies both sockets. A socket on the path
+	// without TCP_NODELAY holds the blob behind the count written before it until an ACK comes.
+	const holder = await stack.wsConnect({ via: 'proxy', label: 'proxied holder' });
+	const wanter = await stack.wsConnect({ via: 'proxy', label: 'proxied wanter' });
+	const blob = makeBlob(2048, 'nodelay proxied');
+	await holder.hold(blob);
+	const took = [];
+	for (let i = 0; i < 25; i++) {
+		const t0 = process.hrtime.bigint();
+		wanter.want(blob.hash);
+		await wanter.nextBinary(blob.hash);
+		took.push(Number(process.hrtime.bigint() - t0) / 1e6);
+	}
+	took.sort((a, b) => a - b);
+	const median = took[Math.floor(took.length / 2)];
+	assert.ok(median < 4, `median want -> blob ${median.toFixed(2)} ms through /ws (all: ${took.map((t) => t.toFixed(1)).join(' ')})`);
+	await holder.close();
+	await wanter.close();
+}));
+
 test('Origin on the shared port: the site\'s own is let in, another is refused, as through /ws', T(async () => {
 	assert.equal(await tryOrigin(stack.pagesWsUrl, stack.baseUrl), 'open');
 	assert.notEqual(await tryOrigin(stack.pagesWsUrl, 'http://evil.example'), 'open', 'a foreign Origin opened a socket on the shared port');

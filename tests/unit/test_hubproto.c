@@ -34,15 +34,15 @@ static const struct {
     {HUB_CONN_CLOSE, 0, 0},
     {HUB_HAVE, HASH_LEN, 0},
     {HUB_DROP, HASH_LEN, 0},
-    {HUB_WANT, 0, 0},
+    {HUB_WANT, HUBPROTO_CONN_KEY_LEN, 0},
     {HUB_BLOB, 0, 0},
     {HUB_FAIL, 0, 0},
-    {HUB_DELIVERED, 0, 0},
+    {HUB_DELIVERED, HUBPROTO_DELIVERED_ENTRY, 0},
     {HUB_UNDELIVERED, 8, 1},
     {HUB_WELCOME, 0, 0},
     {HUB_PING, 0, 0},
     {HUB_RESET, 0, 0},
-    {HUB_REQUEST, 0, 0},
+    {HUB_REQUEST, HUBPROTO_CONN_KEY_LEN, 0},
     {HUB_NOT_FOUND, 0, 0},
     {HUB_COUNT, HUBPROTO_COUNT_ENTRY, 0},
     {HUB_ROUTE, 8, 1},
@@ -208,6 +208,31 @@ static void test_hello_data(void **state)
 	m.data = (const uint8_t *)longname;
 	m.data_len = sizeof(longname);
 	assert_int_equal(hubproto_hello_parse(&m, &name, &name_len, ep), -1);
+}
+
+/* DELIVERED's list: (token, deliveries) entries that grow as a gateway's turn finishes blobs,
+ * and arrive as they were put. */
+static void test_delivered_list(void **state)
+{
+	struct pair *p = *state;
+	uint8_t *list = NULL;
+	size_t len = 0, cap = 0;
+	for (uint64_t i = 0; i < 100; i++)
+		assert_int_equal(
+		    hubproto_delivered_put(&list, &len, &cap, UINT64_MAX - i, (uint32_t)i), 0);
+	assert_int_equal(len, 100 * HUBPROTO_DELIVERED_ENTRY);
+	struct hubproto_out o = {.cmd = HUB_DELIVERED, .list = list, .list_count = 100};
+	send_ok(p->dealer, NULL, 0, &o);
+	struct hubmsg m;
+	assert_int_equal(recv_wait(p->router, &m, 1), 1);
+	assert_int_equal(m.cmd, HUB_DELIVERED);
+	assert_int_equal(m.list_count, 100);
+	for (uint64_t i = 0; i < 100; i++) {
+		assert_true(get_u64(m.list + i * HUBPROTO_DELIVERED_ENTRY) == UINT64_MAX - i);
+		assert_int_equal(get_u32(m.list + i * HUBPROTO_DELIVERED_ENTRY + 8), i);
+	}
+	hubmsg_close(&m);
+	free(list);
 }
 
 static void test_round_trip_dealer_to_router(void **state)
@@ -748,6 +773,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_hello_data),
+	    cmocka_unit_test_setup_teardown(test_delivered_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_round_trip_dealer_to_router, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_round_trip_router_to_dealer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_empty_and_large, setup, teardown),

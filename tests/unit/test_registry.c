@@ -29,6 +29,8 @@ struct fx {
 	struct hub hub;
 	void *sock[NGW];
 	struct gateway *gw[NGW];
+	uint8_t requests[NGW][64 * HUBPROTO_CONN_KEY_LEN]; /* REQUEST entries not yet expected */
+	size_t nrequests[NGW], next_request[NGW];
 };
 
 static uint8_t X[HASH_LEN], Y[HASH_LEN], Z[HASH_LEN];
@@ -114,15 +116,38 @@ static struct conn *conn(struct fx *fx, int g, uint64_t id)
 	return c;
 }
 
-/* The next message gateway g receives must be cmd for connection id about hash. */
+/*
+ * The next message gateway g receives must be cmd for connection id about hash. The hub sends
+ * the REQUEST entries of one turn of its loop in one REQUEST (link_flush, which ends a turn
+ * here): each expected REQUEST is the next entry of such a list.
+ */
 static void expect_msg(struct fx *fx, int g, uint8_t cmd, uint64_t id, const uint8_t *hash)
 {
 	struct hubmsg m;
+	if (fx->next_request[g] < fx->nrequests[g]) {
+		if (cmd != HUB_REQUEST)
+			fail_msg("gateway %s: got REQUEST, expected %s", gw_peer[g],
+				 hubproto_cmd_name(cmd));
+		const uint8_t *e = fx->requests[g] + fx->next_request[g]++ * HUBPROTO_CONN_KEY_LEN;
+		assert_true(get_u64(e) == id);
+		assert_memory_equal(HUBPROTO_CONN_KEY_HASH(e), hash, HASH_LEN);
+		return;
+	}
+	link_flush(&fx->hub);
 	if (recv_wait(fx->sock[g], &m, 2000) != 1)
 		fail_msg("gateway %s: no %s", gw_peer[g], hubproto_cmd_name(cmd));
 	if (m.cmd != cmd)
 		fail_msg("gateway %s: got %s, expected %s", gw_peer[g], hubproto_cmd_name(m.cmd),
 			 hubproto_cmd_name(cmd));
+	if (cmd == HUB_REQUEST) {
+		assert_true(m.list_count >= 1 && m.list_count <= 64);
+		memcpy(fx->requests[g], m.list, m.list_count * HUBPROTO_CONN_KEY_LEN);
+		fx->nrequests[g] = m.list_count;
+		fx->next_request[g] = 0;
+		hubmsg_close(&m);
+		expect_msg(fx, g, cmd, id, hash);
+		return;
+	}
 	assert_true(m.id == id);
 	assert_memory_equal(m.hash, hash, HASH_LEN);
 	hubmsg_close(&m);
@@ -131,6 +156,9 @@ static void expect_msg(struct fx *fx, int g, uint8_t cmd, uint64_t id, const uin
 static void expect_quiet(struct fx *fx, int g)
 {
 	struct hubmsg m;
+	if (fx->next_request[g] < fx->nrequests[g])
+		fail_msg("gateway %s: unexpected REQUEST", gw_peer[g]);
+	link_flush(&fx->hub);
 	if (recv_wait(fx->sock[g], &m, 30) != 0) {
 		const char *name = hubproto_cmd_name(m.cmd);
 		hubmsg_close(&m);
@@ -457,6 +485,93 @@ static void test_want_shared_fetch(void **state)
 	assert_int_equal(hub->stats.requests_served, 2);
 }
 
+/* One DELIVERED lists the transfers a gateway finished in one turn of its loop: each is counted
+ * once, by the gateway that reported it (tokens are per gateway), and unknown tokens are skipped.
+ */
+static void test_delivered_list(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1), *a2 = conn(fx, 0, 2), *b1 = conn(fx, 1, 1),
+		    *b2 = conn(fx, 1, 2);
+	registry_add_holder(hub, a1, X);
+	registry_add_holder(hub, b1, Y);
+	router_want(hub, b2, X);
+	router_want(hub, a2, Y);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	expect_msg(fx, 1, HUB_REQUEST, 1, Y);
+	router_blob(hub, fx->gw[0], 5, X, 100); /* the same token on both gateways */
+	router_blob(hub, fx->gw[1], 5, Y, 200);
+
+	uint8_t *list = NULL;
+	size_t len = 0, cap = 0;
+	assert_int_equal(hubproto_delivered_put(&list, &len, &cap, 99, 7), 0); /* unknown */
+	assert_int_equal(hubproto_delivered_put(&list, &len, &cap, 5, 1), 0);
+	assert_int_equal(len, 2 * HUBPROTO_DELIVERED_ENTRY);
+	struct hubmsg m = {.cmd = HUB_DELIVERED,
+			   .peer_len = 4,
+			   .list = list,
+			   .list_count = len / HUBPROTO_DELIVERED_ENTRY};
+	memcpy(m.peer, gw_peer[1], 4);
+	link_handle(hub, &m);
+	assert_int_equal(hub->stats.requests_served, 1);
+	assert_int_equal(hub->stats.bytes_relayed, 200);
+	link_handle(hub, &m); /* once only */
+	assert_int_equal(hub->stats.requests_served, 1);
+	memcpy(m.peer, gw_peer[0], 4);
+	link_handle(hub, &m);
+	assert_int_equal(hub->stats.requests_served, 2);
+	assert_int_equal(hub->stats.bytes_relayed, 300);
+	assert_int_equal(hub->stats.requests_total,
+			 hub->stats.requests_served + hub->stats.requests_failed);
+	assert_true(LIST_EMPTY(&hub->transfers));
+	free(list);
+}
+
+/* One WANT lists the wants of one turn of a gateway's loop: each joins its fetch. */
+static void test_want_list(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1);
+	registry_add_holder(hub, a1, X);
+	uint8_t list[2][HUBPROTO_CONN_KEY_LEN];
+	put_u64(list[0], 1);
+	memcpy(HUBPROTO_CONN_KEY_HASH(list[0]), X, HASH_LEN);
+	put_u64(list[1], 2);
+	memcpy(HUBPROTO_CONN_KEY_HASH(list[1]), X, HASH_LEN);
+	struct hubmsg m = {.cmd = HUB_WANT, .peer_len = 4, .list = list[0], .list_count = 2};
+	memcpy(m.peer, gw_peer[1], 4);
+	link_handle(hub, &m);
+	assert_int_equal(hub->stats.requests_total, 2);
+	assert_int_equal(registry_hash(hub, X, 0)->fetch->nwaiters, 2);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	expect_quiet(fx, 0);
+}
+
+/* The REQUESTs of one turn of the hub's loop go to a gateway as one message listing them all. */
+static void test_requests_one_per_turn(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1), *a2 = conn(fx, 0, 2), *b1 = conn(fx, 1, 1);
+	registry_add_holder(hub, a1, X);
+	registry_add_holder(hub, a2, Y);
+	router_want(hub, b1, X);
+	router_want(hub, b1, Y);
+	link_flush(hub);
+	struct hubmsg m;
+	assert_int_equal(recv_wait(fx->sock[0], &m, 2000), 1);
+	assert_int_equal(m.cmd, HUB_REQUEST);
+	assert_int_equal(m.list_count, 2);
+	assert_true(get_u64(m.list) == 1);
+	assert_memory_equal(HUBPROTO_CONN_KEY_HASH(m.list), X, HASH_LEN);
+	assert_true(get_u64(m.list + HUBPROTO_CONN_KEY_LEN) == 2);
+	assert_memory_equal(HUBPROTO_CONN_KEY_HASH(m.list + HUBPROTO_CONN_KEY_LEN), Y, HASH_LEN);
+	hubmsg_close(&m);
+	expect_quiet(fx, 0);
+}
+
 /* Wants of one hash are spread over its holders, and never land on the requester. */
 static void test_holder_rotation(void **state)
 {
@@ -480,9 +595,7 @@ static void test_holder_rotation(void **state)
 		f = registry_hash(hub, X, 0)->fetch;
 		assert_non_null(f);
 		assert_ptr_not_equal(f->holder, NULL);
-		struct hubmsg m;
-		assert_int_equal(recv_wait(fx->sock[0], &m, 2000), 1);
-		hubmsg_close(&m);
+		expect_msg(fx, 0, HUB_REQUEST, f->holder->id, X);
 		router_cancel_waiter(hub, LIST_FIRST(&b1->waits));
 		assert_null(registry_hash(hub, X, 0)->fetch);
 	}
@@ -607,9 +720,11 @@ static void test_unreachable_holder(void **state)
 	registry_add_holder(hub, a1, X);
 	registry_add_holder(hub, g1, X);
 	router_want(hub, b1, X);
+	link_flush(hub); /* the turn's REQUESTs go out: the ghost's fails, a1 is asked */
 	assert_ptr_equal(registry_hash(hub, X, 0)->fetch->holder, a1);
 	expect_msg(fx, 0, HUB_REQUEST, 1, X);
 
+	/* a gateway known to take no messages is asked nothing: not_found at once */
 	registry_add_holder(hub, g1, Y);
 	router_want(hub, b1, Y);
 	assert_null(registry_hash(hub, Y, 0)->fetch);
@@ -731,9 +846,10 @@ static void test_oom_want_new_conn(void **state)
 	struct fx *fx = *state;
 	struct hub *hub = &fx->hub;
 	registry_add_holder(hub, conn(fx, 0, 1), X);
-	struct hubmsg m = {.cmd = HUB_WANT, .id = 5, .peer_len = 4};
+	uint8_t entry[HUBPROTO_CONN_KEY_LEN];
+	hubproto_conn_key(entry, 5, X);
+	struct hubmsg m = {.cmd = HUB_WANT, .peer_len = 4, .list = entry, .list_count = 1};
 	memcpy(m.peer, gw_peer[1], 4);
-	memcpy(m.hash, X, HASH_LEN);
 	oom_fail_after(1);
 	link_handle(hub, &m);
 	oom_fail_after(0);
@@ -955,6 +1071,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_counts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_want_unknown, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_want_shared_fetch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_delivered_list, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_requests_one_per_turn, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_want_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_holder_rotation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fail_mismatch_and_decline, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
