@@ -4,7 +4,7 @@
 // passes on. Each case is a row: what the client sends, what it must see.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, withLogs, randomHash, sleep, httpRequest, MAX_BLOB } from '../lib/stack.mjs';
+import { startStack, withLogs, randomHash, waitFor, httpRequest, MAX_BLOB } from '../lib/stack.mjs';
 import { rawConnect, frame, closePayload, OP } from '../lib/rawws.mjs';
 
 const MAX_CONNS = 6; // gateway.max_conns of this stack's one gateway
@@ -200,7 +200,8 @@ test('a subprotocol the gateway does not speak: refused at once with an HTTP sta
 }));
 
 test(`gateway.max_conns (${MAX_CONNS}): the next handshake gets 503 at once; a freed place is taken again`, T(async () => {
-	await sleep(300); // connections of the cases before: let the gateway see them all go
+	// Connections of the cases before: let the gateway see them all go (it tells the hub).
+	await waitFor(async () => (await stack.stats()).connections === 0, { timeoutMs: 5000, what: 'the earlier connections to close' });
 	const held = [];
 	for (let i = 0; i < MAX_CONNS; i++) held.push(await open(i % 2 ? stack.httpPort : stack.gatewayPorts[0], `connection ${i + 1}`));
 	for (const [route, port] of routes()) {
@@ -215,7 +216,7 @@ test(`gateway.max_conns (${MAX_CONNS}): the next handshake gets 503 at once; a f
 		assert.equal(r.status, 503, `${route}: GET /ws while full answered ${r.status} ${r.body.slice(0, 200)}`);
 	}
 	held.pop().send(frame(OP.CLOSE, closePayload(1000)));
-	await sleep(300);
+	await waitFor(async () => (await stack.stats()).connections === MAX_CONNS - 1, { timeoutMs: 5000, what: 'the freed place' });
 	const again = await open(stack.httpPort, 'after one left');
 	await stillServes(again, 'after one left');
 	for (const ws of [...held, again]) ws.destroy();
