@@ -16,20 +16,38 @@ export const BIN = path.resolve(ROOT, process.env.BUILD || 'build');
 // Ports that `make run` uses: never hand them to a test stack.
 const RESERVED_PORTS = new Set([8080, 8081, 8082, 5556, 5557]);
 
-/** n distinct free loopback ports, avoiding the ones `make run` uses. */
+/*
+ * Below the kernel's ephemeral range (ip_local_port_range): a port handed out here is never the
+ * one a program of the stack gets when it binds "any free port" itself (a gateway's peer
+ * endpoint, tcp://127.0.0.1:*) or a connection's source port, between the moment it is chosen
+ * and the moment its own program binds it.
+ */
+const PORT_LOW = 10000;
+const PORT_HIGH = (() => {
+	try {
+		const low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+		return low > PORT_LOW + 1000 ? low - 1 : 32767;
+	} catch {
+		return 32767;
+	}
+})();
+
+/** n distinct free loopback ports below the ephemeral range, avoiding the ones `make run` uses. */
 export async function freePorts(n) {
 	const servers = [];
 	const ports = [];
 	try {
 		while (ports.length < n) {
+			const port = PORT_LOW + Math.floor(Math.random() * (PORT_HIGH - PORT_LOW + 1));
+			if (RESERVED_PORTS.has(port) || ports.includes(port)) continue;
 			const srv = net.createServer();
-			await new Promise((resolve, reject) => {
-				srv.once('error', reject);
-				srv.listen(0, '127.0.0.1', resolve);
+			const ok = await new Promise((resolve) => {
+				srv.once('error', () => resolve(false));
+				srv.listen(port, '127.0.0.1', () => resolve(true));
 			});
+			if (!ok) continue;
 			servers.push(srv);
-			const { port } = srv.address();
-			if (!RESERVED_PORTS.has(port)) ports.push(port);
+			ports.push(port);
 		}
 	} finally {
 		await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
