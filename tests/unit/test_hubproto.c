@@ -123,7 +123,9 @@ static void round_trip(void *from, void *to, int to_is_router, const uint8_t *pe
 		       uint64_t id, uint32_t value, int null_hash)
 {
 	for (size_t i = 0; i < NSHAPES; i++) {
-		uint8_t hash[HASH_LEN], list[3 * HUBPROTO_COUNT_ENTRY], data[64];
+		/* list: three elements of any shape's size (at most 64 bytes) */
+		uint8_t hash[HASH_LEN], list[3 * 64], data[64];
+		assert_true(shapes[i].list_elem <= 64);
 		size_t list_count = shapes[i].list_elem ? 3 : 0;
 		size_t data_len = shapes[i].has_data ? sizeof(data) : 0;
 		fill(hash, sizeof(hash), (uint8_t)(shapes[i].cmd + 1));
