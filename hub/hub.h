@@ -18,8 +18,9 @@
 #include "map.h"
 #include "zsec.h"
 
-#define HUB_MAX_GATEWAYS 1024
-#define HUB_CONN_ID_MAX	 ((1ull << 48) - 1)
+#define HUB_MAX_GATEWAYS      1024
+#define HUB_CONN_ID_MAX	      ((1ull << 48) - 1)
+#define HUB_CONN_ID_VALID(id) ((id) != 0 && (id) <= HUB_CONN_ID_MAX)
 /* Frontends' watches (watch.c): the longest a LOOKUP may ask to hear of changes, how many
  * frontend processes are followed at once, how often expired watches are swept. */
 #define WATCH_MAX_MS	    10000

@@ -92,31 +92,31 @@ static void on_heartbeat(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 	(void)m;
 }
 
-static struct conn *conn_of(struct hub *hub, struct gateway *gw, struct hubmsg *m, int create)
+static struct conn *conn_of(struct hub *hub, struct gateway *gw, uint64_t id, int create)
 {
-	struct conn *c = registry_conn(hub, gw, m->id, create);
+	struct conn *c = registry_conn(hub, gw, id, create);
 	if (c == NULL && create)
 		log_warnx("%s: gateway %s: %s connection id %llu", __func__, gw->name,
-			  m->id != 0 && m->id <= HUB_CONN_ID_MAX ? "out of memory for" : "bad",
-			  (unsigned long long)m->id);
+			  HUB_CONN_ID_VALID(id) ? "out of memory for" : "bad",
+			  (unsigned long long)id);
 	return c;
 }
 
 static void on_conn_open(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 {
-	conn_of(hub, gw, m, 1);
+	conn_of(hub, gw, m->id, 1);
 }
 
 static void on_conn_close(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 {
-	struct conn *c = conn_of(hub, gw, m, 0);
+	struct conn *c = conn_of(hub, gw, m->id, 0);
 	if (c)
 		router_conn_close(hub, c);
 }
 
 static void on_have(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 {
-	struct conn *c = conn_of(hub, gw, m, 1);
+	struct conn *c = conn_of(hub, gw, m->id, 1);
 	if (c == NULL)
 		return;
 	for (size_t i = 0; i < m->list_count; i++) {
@@ -131,7 +131,7 @@ static void on_have(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 
 static void on_drop(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 {
-	struct conn *c = conn_of(hub, gw, m, 0);
+	struct conn *c = conn_of(hub, gw, m->id, 0);
 	for (size_t i = 0; c && i < m->list_count; i++)
 		router_drop(hub, c, m->list + i * HASH_LEN);
 }
@@ -141,10 +141,10 @@ static void on_want(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 	for (size_t i = 0; i < m->list_count; i++) {
 		const uint8_t *e = m->list + i * HUBPROTO_CONN_KEY_LEN;
 		uint64_t id = get_u64(e);
-		struct conn *c = registry_conn(hub, gw, id, 1);
+		struct conn *c = conn_of(hub, gw, id, 1);
 		if (c) {
 			router_want(hub, c, HUBPROTO_CONN_KEY_HASH(e));
-		} else if (id != 0 && id <= HUB_CONN_ID_MAX) {
+		} else if (HUB_CONN_ID_VALID(id)) {
 			/* Out of memory: answered at once, and counted, like any want nobody can
 			 * serve. */
 			struct hubproto_out o = {
@@ -152,9 +152,6 @@ static void on_want(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 			link_send(hub, gw, &o);
 			hub->stats.requests_total++;
 			hub->stats.requests_failed++;
-		} else {
-			log_warnx("%s: gateway %s: bad connection id %llu", __func__, gw->name,
-				  (unsigned long long)id);
 		}
 	}
 }
@@ -182,14 +179,14 @@ static void on_undelivered(struct hub *hub, struct gateway *gw, struct hubmsg *m
 
 static void on_fail(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 {
-	struct conn *c = conn_of(hub, gw, m, 0);
+	struct conn *c = conn_of(hub, gw, m->id, 0);
 	if (c)
 		router_fail(hub, c, m->hash, m->value);
 }
 
 static void on_file(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 {
-	struct conn *c = conn_of(hub, gw, m, 0);
+	struct conn *c = conn_of(hub, gw, m->id, 0);
 	for (size_t i = 0; c && i < m->list_count; i++) {
 		const uint8_t *e = m->list + i * HUBPROTO_FILE_ENTRY;
 		files_confirm(hub, c, e, e + HASH_LEN);

@@ -135,7 +135,7 @@ void registry_gateway_remove(struct hub *hub, struct gateway *gw)
 
 struct conn *registry_conn(struct hub *hub, struct gateway *gw, uint64_t id, int create)
 {
-	if (id == 0 || id > HUB_CONN_ID_MAX)
+	if (!HUB_CONN_ID_VALID(id))
 		return NULL;
 	uint64_t key = (uint64_t)gw->slot << 48 | id;
 	struct conn *c = map_get(&hub->conns, &key);
