@@ -269,8 +269,8 @@ int outq_several(const struct outq *q);	   /* more than one frame queued */
 int outq_has_room(const struct outq *q, size_t frame_len, size_t max_blob);
 int outq_should_pause(const struct outq *q, size_t max_blob);
 int outq_may_resume(const struct outq *q, size_t max_blob);
-/* Writes one chunk: -1 on error, 1 when a blob frame was finished (*blob_len: its blob), else 0. */
-int outq_write(struct outq *q, struct lws *wsi, uint8_t *scratch, size_t *blob_len);
+/* Writes one chunk of the head frame (at most GW_TX_CHUNK bytes): 0, or -1 on error. */
+int outq_write(struct outq *q, struct lws *wsi, uint8_t *scratch);
 void outq_clear(struct outq *q);
 
 /* zadopt.c — ZeroMQ sockets in the lws loop (a duplicate of ZMQ_FD adopted as a raw file) */

@@ -114,10 +114,9 @@ static const uint8_t *outbuf_data(const struct outbuf *b)
 	return b->binary ? zmq_msg_data((zmq_msg_t *)&b->msg) : (const uint8_t *)b->text;
 }
 
-int outq_write(struct outq *q, struct lws *wsi, uint8_t *scratch, size_t *blob_len)
+int outq_write(struct outq *q, struct lws *wsi, uint8_t *scratch)
 {
 	struct outmsg *m = STAILQ_FIRST(&q->head);
-	int rc = 0;
 	if (m == NULL)
 		return 0;
 	struct outbuf *b = m->buf;
@@ -146,14 +145,10 @@ int outq_write(struct outq *q, struct lws *wsi, uint8_t *scratch, size_t *blob_l
 		STAILQ_REMOVE_HEAD(&q->head, entry);
 		q->bytes -= b->len;
 		q->off = 0;
-		if (b->binary) {
-			*blob_len = b->len - HASH_LEN;
-			rc = 1;
-		}
 		outbuf_release(b);
 		free(m);
 	}
-	return rc;
+	return 0;
 }
 
 void outq_clear(struct outq *q)

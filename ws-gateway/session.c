@@ -149,8 +149,7 @@ static int session_writable(struct session *s)
 	if (fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)) < 0)
 		fd = -1;
 	do {
-		size_t blob_len;
-		if (outq_write(&s->out, s->wsi, gw->tx_scratch, &blob_len) < 0)
+		if (outq_write(&s->out, s->wsi, gw->tx_scratch) < 0)
 			return -1;
 	} while (!outq_empty(&s->out) && start - outq_pending(&s->out) < GW_TX_CHUNK &&
 		 !lws_partial_buffered(s->wsi));
