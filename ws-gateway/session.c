@@ -265,18 +265,25 @@ static void on_want(struct gateway *gw, struct session *s, struct wsmsg *m)
 	interest_want_open(gw, in);
 }
 
-static void on_decline(struct gateway *gw, struct session *s, struct wsmsg *m)
+/* s no longer holds what in names, nor owes it (a decline, or bytes that do not hash to it): the
+ * claim, a pending request and a manifest check of it end; in may be freed. */
+static void session_unclaim(struct gateway *gw, struct session *s, struct interest *in)
 {
-	struct interest *in = interest_get(gw, s, m->hash, 0);
-	if (in == NULL || (!in->holds && !in->requested && !in->verifying))
-		return;
 	if (in->holds)
 		s->nholds--;
 	in->holds = in->requested = 0;
 	if (in->verifying)
 		filecheck_answered(gw, s, in, NULL, 0);
-	filecheck_forget(gw, s, m->hash);
+	filecheck_forget(gw, s, HUBPROTO_CONN_KEY_HASH(in->key));
 	interest_settle(gw, in);
+}
+
+static void on_decline(struct gateway *gw, struct session *s, struct wsmsg *m)
+{
+	struct interest *in = interest_get(gw, s, m->hash, 0);
+	if (in == NULL || (!in->holds && !in->requested && !in->verifying))
+		return;
+	session_unclaim(gw, s, in);
 	struct hubproto_out o = {
 	    .cmd = HUB_FAIL, .id = s->id, .hash = m->hash, .value = HUB_FAIL_DECLINED};
 	hub_link_send(gw, &o);
@@ -346,13 +353,7 @@ static void session_binary(struct gateway *gw, struct session *s)
 	if (s->rx_sha_failed || hash_stream_end(s->rx_sha, got) < 0 ||
 	    memcmp(got, hash, HASH_LEN) != 0) {
 		s->lies++;
-		if (in->holds)
-			s->nholds--;
-		in->holds = 0;
-		if (in->verifying)
-			filecheck_answered(gw, s, in, NULL, 0);
-		filecheck_forget(gw, s, hash);
-		interest_settle(gw, in);
+		session_unclaim(gw, s, in);
 		session_send_error(s, "hash_mismatch", hash,
 				   "the bytes sent do not hash to this address: claim dropped");
 		struct hubproto_out o = {
