@@ -134,17 +134,28 @@ static void on_page(struct frontend *fe, const struct route_match *m, struct res
 	pages_render(&fe->pages, viewers > 0 ? PAGE_VIEW : PAGE_GONE, m->hash, r);
 }
 
+/*
+ * A redirect to path (prefix and hash), with a short page naming it for clients that do not
+ * follow. A 301 is the lowercase form of an address, which never changes: it may be cached.
+ */
+static void frontend_redirect(struct response *r, int status, const char *title, const char *what,
+			      const char *prefix, const char *hash)
+{
+	response_html(r, status);
+	if (status == 301)
+		r->cache_control = NULL;
+	snprintf(r->location, sizeof(r->location), "%s%s", prefix, hash);
+	response_appendf(r,
+			 "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+			 "<title>%s</title></head>\n<body><p>%s "
+			 "<a href=\"%s%s\">%s%s</a>.</p></body></html>\n",
+			 title, what, prefix, hash, prefix, hash);
+}
+
 static void on_page_redirect(struct frontend *fe, const struct route_match *m, struct response *r)
 {
 	(void)fe;
-	response_html(r, 301);
-	r->cache_control = NULL; /* the lowercase address never changes: let it be cached */
-	snprintf(r->location, sizeof(r->location), "/%s", m->hash);
-	response_appendf(r,
-			 "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-			 "<title>Moved</title></head>\n<body><p>This page lives at "
-			 "<a href=\"/%s\">/%s</a>.</p></body></html>\n",
-			 m->hash, m->hash);
+	frontend_redirect(r, 301, "Moved", "This page lives at", "/", m->hash);
 }
 
 static void on_sha256(struct frontend *fe, const struct route_match *m, struct response *r)
@@ -167,27 +178,13 @@ static void on_sha256(struct frontend *fe, const struct route_match *m, struct r
 		memcpy(target, m->hash, sizeof(target));
 	else
 		hash_to_hex(list[0], target);
-	response_html(r, 302);
-	snprintf(r->location, sizeof(r->location), "/%s", target);
-	response_appendf(r,
-			 "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-			 "<title>Found</title></head>\n<body><p>This file is at "
-			 "<a href=\"/%s\">/%s</a>.</p></body></html>\n",
-			 target, target);
+	frontend_redirect(r, 302, "Found", "This file is at", "/", target);
 }
 
 static void on_sha256_redirect(struct frontend *fe, const struct route_match *m, struct response *r)
 {
 	(void)fe;
-	response_html(r, 301);
-	r->cache_control = NULL; /* the lowercase address never changes: let it be cached */
-	snprintf(r->location, sizeof(r->location), ROUTER_SHA256 "%s", m->hash);
-	response_appendf(r,
-			 "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-			 "<title>Moved</title></head>\n<body><p>This lookup lives at "
-			 "<a href=\"" ROUTER_SHA256 "%s\">" ROUTER_SHA256
-			 "%s</a>.</p></body></html>\n",
-			 m->hash, m->hash);
+	frontend_redirect(r, 301, "Moved", "This lookup lives at", ROUTER_SHA256, m->hash);
 }
 
 static void on_api_files(struct frontend *fe, const struct route_match *m, struct response *r)
