@@ -91,7 +91,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) $(OOM_OBJ) $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Ihub -Iws-gateway -Ifrontend-fcgi -Itests/unit $(LDFLAGS) \
 		$(OOM_WRAP) -o $@ \
-		$^ $(PKG_LIBS) -lfcgi -lcmocka
+		$^ $(PKG_LIBS) -lfcgi -lcmocka -lev
 
 deps:
 	@scripts/deps.sh

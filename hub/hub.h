@@ -248,7 +248,9 @@ void link_handle(struct hub *hub, struct hubmsg *m);
  * (PEER_KEYS). The gateway that joined gets the whole list, the others its key if it is new to
  * them; after gateways went (joined NULL), every gateway gets the whole list. */
 void link_peer_keys(struct hub *hub, struct gateway *joined);
-void link_heartbeat(struct hub *hub, int64_t now);
+/* PINGs every gateway; forgets those silent for hub.peer_expiry_ms, unless `behind` (this turn
+ * left messages unread: a sign of life may be among them). */
+void link_heartbeat(struct hub *hub, int64_t now, int behind);
 
 /* operator.c — the operator endpoint and the stats every surface shows */
 char *operator_stats_json(struct hub *hub);

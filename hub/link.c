@@ -344,12 +344,14 @@ void link_peer_keys(struct hub *hub, struct gateway *joined)
 	free(keys);
 }
 
-void link_heartbeat(struct hub *hub, int64_t now)
+void link_heartbeat(struct hub *hub, int64_t now, int behind)
 {
 	uint32_t before = hub->ngateways;
 	for (uint32_t i = hub->ngateways; i-- > 0;) {
 		struct gateway *gw = hub->active[i]; /* backwards: removal reorders the tail only */
-		if (now - gw->last_seen_ms > hub->expiry_ms) {
+		/* Behind (messages left unread this turn), a gateway's sign of life may be among
+		 * them: judge nobody until they are read. */
+		if (!behind && now - gw->last_seen_ms > hub->expiry_ms) {
 			log_warnx("gateway %s silent for %lld ms: forgetting its %llu holdings",
 				  gw->name, (long long)(now - gw->last_seen_ms),
 				  (unsigned long long)gw->holdings);

@@ -109,11 +109,14 @@ int main(int argc, char **argv)
 			fatalx("zmq_poll: %s", zmq_strerror(zmq_errno()));
 		}
 		/* Bounded batches keep operators and timers served under a flood. */
+		int behind = 1;
 		for (int i = 0; i < HUBPROTO_DRAIN_BUDGET; i++) {
 			struct hubmsg m;
 			int rc = hubproto_recv(hub.router, &m, 1);
-			if (rc == 0)
+			if (rc == 0) {
+				behind = 0;
 				break;
+			}
 			if (rc < 0) {
 				log_warnx("dropped a malformed message: %s", m.error);
 				continue;
@@ -128,7 +131,7 @@ int main(int argc, char **argv)
 		now = now_ms();
 		router_expire(&hub, now);
 		if (now >= next_beat) {
-			link_heartbeat(&hub, now);
+			link_heartbeat(&hub, now, behind);
 			next_beat = now + hub.heartbeat_ms;
 		}
 		link_flush(&hub);

@@ -10,6 +10,7 @@
 #ifndef EPH_GATEWAY_H
 #define EPH_GATEWAY_H
 
+#include <ev.h>
 #include <libwebsockets.h>
 #include <stdint.h>
 #include <sys/queue.h>
@@ -126,15 +127,22 @@ struct session {
 	int closing;	  /* a close code to send once the queue is out, or 0 */
 	int64_t close_at; /* not before this: see session_close_soon() */
 	char close_reason[64];
-	lws_sorted_usec_list_t sul_close;
+	ev_timer close_timer;
 	/* limits.c */
 	char addr[GW_ADDR_LEN];
 	double msg_tokens, byte_tokens;
 	int64_t bucket_ms;
 	double violations; /* rate_limited and bad_request answers; one forgiven a second */
 	int paused_bytes, paused_out, rx_paused;
-	lws_sorted_usec_list_t sul_resume;
+	ev_timer resume_timer;
+	/* keepalive.c */
+	TAILQ_ENTRY(session) ka_entry;
+	uint32_t ka_last, ka_pinged; /* seconds: its last frame, our ping */
+	uint8_t ka_list;	     /* enum ka_list: which list ka_entry is on */
+	uint8_t ka_ping;	     /* a ping to send when it is next writable */
 };
+
+enum ka_list { KA_NONE, KA_QUIET, KA_PINGED };
 
 /* What one connection does with one hash: holds it, wants it, was asked for it. */
 struct interest {
@@ -167,6 +175,7 @@ struct gateway_stats {
 
 struct gateway {
 	struct lws_context *ctx;
+	struct ev_loop *loop;
 	struct lws_vhost *vhost;
 	char name[HUBPROTO_MAX_NAME + 1];
 	uint64_t instance;
@@ -180,6 +189,9 @@ struct gateway {
 	struct map addrs; /* client address -> connections */
 	int want_timeout_ms;
 	int heartbeat_ms, expiry_ms;
+	int idle_ping_s, idle_close_s; /* keepalive.c */
+	TAILQ_HEAD(, session) ka_quiet, ka_pinged;
+	ev_timer keepalive_timer;
 	/* hub link */
 	void *zctx;
 	void *zsock;
@@ -195,9 +207,10 @@ struct gateway {
 	int hub_lost;		  /* the hub went silent and has not answered since (logged once) */
 	size_t resync_conns, resync_holds, resync_wants;
 	int64_t hub_last_seen;
+	int64_t beat_sent_ms; /* the last HEARTBEAT */
 	int kick_scheduled;
-	lws_sorted_usec_list_t sul_beat, sul_kick, sul_tick;
-	lws_sorted_usec_list_t sul_interest; /* interest.c's timer */
+	ev_timer beat_timer, kick_timer, tick_timer;
+	ev_timer interest_timer; /* interest.c's */
 	/* peer links (peer.c) */
 	char peer_bind[HUBPROTO_MAX_ENDPOINT + 1];
 	char peer_endpoint[HUBPROTO_MAX_ENDPOINT + 1]; /* announced in HELLO */
@@ -218,7 +231,7 @@ struct gateway {
 	size_t delivered_len, delivered_cap;
 	uint64_t next_link; /* names each link's monitor (inproc://peer-link-N) */
 	int peer_retry_scheduled;
-	lws_sorted_usec_list_t sul_peer;
+	ev_timer peer_timer;
 	/* connections and interests */
 	uint64_t next_id;
 	uint32_t nsessions;
@@ -319,6 +332,18 @@ int filecheck_entry(struct gateway *gw, struct session *s, const struct file_cla
 int rxbuf_init(size_t conns); /* before the lws context; -1: malloc serves them */
 void rxbuf_free(void);	      /* after it is destroyed */
 
+/* timer.c — the gateway's timers, on libev (see why there) */
+typedef void (*timer_cb)(struct ev_loop *loop, ev_timer *t, int revents);
+void timer_arm(struct gateway *gw, ev_timer *t, timer_cb cb, int64_t ms);
+void timer_stop(struct gateway *gw, ev_timer *t);
+
+/* keepalive.c — pings quiet connections, closes silent ones */
+void keepalive_start(struct gateway *gw);
+void keepalive_open(struct gateway *gw, struct session *s);
+void keepalive_seen(struct gateway *gw, struct session *s);
+void keepalive_close(struct gateway *gw, struct session *s);
+int keepalive_ping_due(struct session *s);
+
 /* limits.c — admission (address, Origin) and per-connection budgets */
 void limits_init(struct gateway *gw, const char *trusted, const char *origins);
 void limits_free(struct gateway *gw);
@@ -372,5 +397,9 @@ void hub_link_flush(struct gateway *gw);
 int hub_link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		      size_t len);
 void hub_link_start_timers(struct gateway *gw);
+/* A HEARTBEAT now if hub.heartbeat_ms passed since the last: called as connections are served,
+ * so that a turn of the loop long with work (thousands of handshakes at once on a loaded
+ * machine) does not look like silence to the hub. */
+void hub_link_beat_if_due(struct gateway *gw);
 
 #endif

@@ -24,14 +24,14 @@
 /* The re-announcement's resumption, the peer links' retries and a drain run this often. */
 #define HUB_LINK_TICK_MS 50
 
-static void hub_link_kick(lws_sorted_usec_list_t *sul);
+static void hub_link_kick(struct ev_loop *loop, ev_timer *t, int revents);
 
 static void hub_link_schedule_kick(struct gateway *gw)
 {
 	if (gw->kick_scheduled)
 		return;
 	gw->kick_scheduled = 1;
-	lws_sul_schedule(gw->ctx, 0, &gw->sul_kick, hub_link_kick, 1);
+	timer_arm(gw, &gw->kick_timer, hub_link_kick, 0);
 }
 
 static int hub_link_post(struct gateway *gw, const struct hubproto_out *o, int retried);
@@ -329,9 +329,11 @@ static void hub_link_drain(struct gateway *gw)
 	hub_link_schedule_kick(gw); /* budget spent: come back after serving the clients */
 }
 
-static void hub_link_kick(lws_sorted_usec_list_t *sul)
+static void hub_link_kick(struct ev_loop *loop, ev_timer *t, int revents)
 {
-	struct gateway *gw = lws_container_of(sul, struct gateway, sul_kick);
+	(void)loop;
+	(void)revents;
+	struct gateway *gw = lws_container_of(t, struct gateway, kick_timer);
 	gw->kick_scheduled = 0;
 	hub_link_drain(gw);
 }
@@ -398,10 +400,23 @@ void hub_link_close(struct gateway *gw)
 	gw->wants_out_len = gw->wants_out_cap = 0;
 }
 
-static void hub_link_beat(lws_sorted_usec_list_t *sul)
+static void hub_link_send_beat(struct gateway *gw, int64_t now)
 {
-	struct gateway *gw = lws_container_of(sul, struct gateway, sul_beat);
+	struct hubproto_out o = {.cmd = HUB_HEARTBEAT, .id = gw->instance, .value = gw->nsessions};
+	hub_link_send(gw, &o);
+	gw->beat_sent_ms = now;
+}
+
+/* Every hub.heartbeat_ms: a HEARTBEAT, or, when the hub has been silent for
+ * hub.peer_expiry_ms, a new socket and a re-announcement. */
+static void hub_link_beat(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct gateway *gw = lws_container_of(t, struct gateway, beat_timer);
 	int64_t now = now_ms();
+	if (now - gw->hub_last_seen > gw->expiry_ms)
+		hub_link_drain(gw); /* what waits unread is no silence */
 	if (now - gw->hub_last_seen > gw->expiry_ms) {
 		/* Said once per outage: while the hub stays away this repeats every expiry. */
 		if (!gw->hub_lost)
@@ -413,29 +428,32 @@ static void hub_link_beat(lws_sorted_usec_list_t *sul)
 		if (hub_link_open(gw) == 0)
 			hub_link_resync(gw, 0);
 	} else {
-		struct hubproto_out o = {
-		    .cmd = HUB_HEARTBEAT, .id = gw->instance, .value = gw->nsessions};
-		hub_link_send(gw, &o);
+		hub_link_send_beat(gw, now);
 	}
-	lws_sul_schedule(gw->ctx, 0, &gw->sul_beat, hub_link_beat,
-			 (lws_usec_t)gw->heartbeat_ms * LWS_US_PER_MS);
+	timer_arm(gw, &gw->beat_timer, hub_link_beat, gw->heartbeat_ms);
 }
 
-static void hub_link_tick(lws_sorted_usec_list_t *sul)
+void hub_link_beat_if_due(struct gateway *gw)
 {
-	struct gateway *gw = lws_container_of(sul, struct gateway, sul_tick);
+	int64_t now = now_ms();
+	if (now - gw->beat_sent_ms >= gw->heartbeat_ms && gw->zsock)
+		hub_link_send_beat(gw, now);
+}
+
+static void hub_link_tick(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct gateway *gw = lws_container_of(t, struct gateway, tick_timer);
 	if (gw->resyncing)
 		hub_link_resync_step(gw);
 	peer_tick(gw);
 	hub_link_drain(gw);
-	lws_sul_schedule(gw->ctx, 0, &gw->sul_tick, hub_link_tick,
-			 HUB_LINK_TICK_MS * LWS_US_PER_MS);
+	timer_arm(gw, &gw->tick_timer, hub_link_tick, HUB_LINK_TICK_MS);
 }
 
 void hub_link_start_timers(struct gateway *gw)
 {
-	lws_sul_schedule(gw->ctx, 0, &gw->sul_beat, hub_link_beat,
-			 (lws_usec_t)gw->heartbeat_ms * LWS_US_PER_MS);
-	lws_sul_schedule(gw->ctx, 0, &gw->sul_tick, hub_link_tick,
-			 HUB_LINK_TICK_MS * LWS_US_PER_MS);
+	timer_arm(gw, &gw->beat_timer, hub_link_beat, gw->heartbeat_ms);
+	timer_arm(gw, &gw->tick_timer, hub_link_tick, HUB_LINK_TICK_MS);
 }

@@ -200,19 +200,19 @@ void interest_not_found(struct gateway *gw, uint64_t id, const uint8_t *hash)
 	session_send_error(s, "not_found", hash, "no viewer holds this content");
 }
 
-static void interest_tick(lws_sorted_usec_list_t *sul)
+static void interest_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
-	struct gateway *gw = lws_container_of(sul, struct gateway, sul_interest);
+	(void)loop;
+	(void)revents;
+	struct gateway *gw = lws_container_of(t, struct gateway, interest_timer);
 	interest_flush_throttled(gw);
 	interest_expire_wants(gw);
-	lws_sul_schedule(gw->ctx, 0, &gw->sul_interest, interest_tick,
-			 INTEREST_TICK_MS * LWS_US_PER_MS);
+	timer_arm(gw, &gw->interest_timer, interest_tick, INTEREST_TICK_MS);
 }
 
 void interest_start_timers(struct gateway *gw)
 {
-	lws_sul_schedule(gw->ctx, 0, &gw->sul_interest, interest_tick,
-			 INTEREST_TICK_MS * LWS_US_PER_MS);
+	timer_arm(gw, &gw->interest_timer, interest_tick, INTEREST_TICK_MS);
 }
 
 void interest_session_closed(struct gateway *gw, struct session *s)

@@ -196,7 +196,7 @@ void limits_session_close(struct gateway *gw, struct session *s)
 		map_del(&gw->addrs, a->addr);
 		free(a);
 	}
-	lws_sul_cancel(&s->sul_resume);
+	timer_stop(gw, &s->resume_timer);
 }
 
 static void limits_refill(struct gateway *gw, struct session *s)
@@ -246,9 +246,11 @@ void limits_bad_message(struct gateway *gw, struct session *s)
 	limits_count_violation(gw, s, "too many bad messages");
 }
 
-static void limits_resume(lws_sorted_usec_list_t *sul)
+static void limits_resume(struct ev_loop *loop, ev_timer *t, int revents)
 {
-	struct session *s = lws_container_of(sul, struct session, sul_resume);
+	(void)loop;
+	(void)revents;
+	struct session *s = lws_container_of(t, struct session, resume_timer);
 	s->paused_bytes = 0;
 	session_update_flow(s);
 }
@@ -263,6 +265,5 @@ void limits_take_bytes(struct gateway *gw, struct session *s, size_t n)
 	double wait_s = -s->byte_tokens / (double)gw->byte_rate;
 	s->paused_bytes = 1;
 	session_update_flow(s);
-	lws_sul_schedule(gw->ctx, 0, &s->sul_resume, limits_resume,
-			 (lws_usec_t)(wait_s * 1e6) + 1000);
+	timer_arm(gw, &s->resume_timer, limits_resume, (int64_t)(wait_s * 1e3) + 1);
 }

@@ -49,8 +49,8 @@ static struct gateway *gateway_running;
 
 static void gateway_on_turn_end(struct ev_loop *loop, ev_prepare *w, int revents)
 {
-	(void)loop;
 	(void)revents;
+	(void)loop;
 	hub_link_flush(w->data);
 	peer_flush_delivered(w->data); /* (the handlers flush it already; this catches any other) */
 }
@@ -77,8 +77,7 @@ static void gateway_lws_log(int level, const char *line)
 
 /* A vhost: listening on port, or (port CONTEXT_PORT_NO_LISTEN_SERVER) fed by adoption. */
 static struct lws_vhost *gateway_vhost(struct gateway *gw, const struct lws_protocols *protocols,
-				       const lws_retry_bo_t *idle_policy, const char *name,
-				       const char *iface, int port)
+				       const char *name, const char *iface, int port)
 {
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof(info));
@@ -87,7 +86,12 @@ static struct lws_vhost *gateway_vhost(struct gateway *gw, const struct lws_prot
 	info.iface = iface;
 	info.protocols = protocols;
 	info.user = gw;
-	info.retry_and_idle_policy = idle_policy;
+	/* keepalive.c pings quiet connections (see why there). Without a policy of its own a
+	 * vhost gets lws's default one (ping after 300 s), and its per-connection timer: a
+	 * hangup of 0 turns that off. */
+	static const lws_retry_bo_t no_idle_policy = {.secs_since_valid_ping = 0,
+						      .secs_since_valid_hangup = 0};
+	info.retry_and_idle_policy = &no_idle_policy;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
 	if (port == CONTEXT_PORT_NO_LISTEN_SERVER && *config_str("gateway.tls_cert")) {
 		info.ssl_cert_filepath = config_str("gateway.tls_cert");
@@ -191,6 +195,11 @@ int main(int argc, char **argv)
 	limits_init(&gw, config_str("gateway.trusted_proxies"),
 		    config_str("gateway.allowed_origins"));
 	gw.heartbeat_ms = (int)config_int("hub.heartbeat_ms");
+	gw.idle_ping_s = (int)config_int("gateway.idle_ping_s");
+	gw.idle_close_s = (int)config_int("gateway.idle_close_s");
+	if (gw.idle_close_s <= gw.idle_ping_s)
+		fatalx("gateway.idle_close_s (%d) must be more than gateway.idle_ping_s (%d)",
+		       gw.idle_close_s, gw.idle_ping_s);
 	gw.expiry_ms = (int)config_int("hub.peer_expiry_ms");
 	int port = (int)config_int("gateway.port");
 	if (*config_str("gateway.name"))
@@ -221,9 +230,6 @@ int main(int argc, char **argv)
 						   : LLL_ERR | LLL_WARN,
 			  gateway_lws_log);
 
-	/* Ping quiet connections so that proxies keep them open and dead peers are noticed. */
-	static const lws_retry_bo_t idle_policy = {.secs_since_valid_ping = 30,
-						   .secs_since_valid_hangup = 75};
 	struct ev_loop *loop = ev_default_loop(EVBACKEND_EPOLL);
 	if (loop == NULL)
 		loop = ev_default_loop(0);
@@ -243,19 +249,19 @@ int main(int argc, char **argv)
 	if (*config_str("gateway.tls_cert"))
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.foreign_loops = foreign_loops;
+	gw.loop = loop;
 	gw.ctx = lws_create_context(&info);
 	if (gw.ctx == NULL)
 		fatalx("cannot create the lws context");
-	gw.vhost = gateway_vhost(&gw, protocols, &idle_policy, "default",
-				 config_str("gateway.listen"), port);
+	gw.vhost = gateway_vhost(&gw, protocols, "default", config_str("gateway.listen"), port);
 	if (gw.vhost == NULL)
 		fatalx("cannot listen on %s:%d", config_str("gateway.listen"), port);
 	static struct direct_listener direct = {.fd = -1};
 	int direct_port = (int)config_int("gateway.direct_port");
 	if (direct_port) {
 		const char *addr = config_str("gateway.direct_listen");
-		direct.vhost = gateway_vhost(&gw, protocols, &idle_policy, "direct", NULL,
-					     CONTEXT_PORT_NO_LISTEN_SERVER);
+		direct.vhost =
+		    gateway_vhost(&gw, protocols, "direct", NULL, CONTEXT_PORT_NO_LISTEN_SERVER);
 		if (direct.vhost == NULL)
 			fatalx("cannot set up gateway.direct_port (gateway.tls_cert, "
 			       "gateway.tls_key?)");
@@ -284,6 +290,7 @@ int main(int argc, char **argv)
 	hub_link_hello(&gw);
 	hub_link_start_timers(&gw);
 	interest_start_timers(&gw);
+	keepalive_start(&gw);
 
 	gateway_running = &gw;
 	/* Runs when a turn of the loop has handled every event, before it waits again: what was

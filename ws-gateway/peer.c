@@ -493,9 +493,11 @@ static int peer_retry_parked(struct gateway *gw)
 	return left;
 }
 
-static void peer_retry(lws_sorted_usec_list_t *sul)
+static void peer_retry(struct ev_loop *loop, ev_timer *t, int revents)
 {
-	struct gateway *gw = lws_container_of(sul, struct gateway, sul_peer);
+	(void)loop;
+	(void)revents;
+	struct gateway *gw = lws_container_of(t, struct gateway, peer_timer);
 	gw->peer_retry_scheduled = 0;
 	if (peer_retry_parked(gw))
 		peer_schedule_retry(gw);
@@ -507,7 +509,7 @@ static void peer_schedule_retry(struct gateway *gw)
 	if (gw->peer_retry_scheduled)
 		return;
 	gw->peer_retry_scheduled = 1;
-	lws_sul_schedule(gw->ctx, 0, &gw->sul_peer, peer_retry, PEER_RETRY_MS * LWS_US_PER_MS);
+	timer_arm(gw, &gw->peer_timer, peer_retry, PEER_RETRY_MS);
 }
 
 static void peer_on_deliver(struct gateway *gw, struct hubmsg *m)

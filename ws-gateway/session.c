@@ -126,6 +126,15 @@ void session_request(struct gateway *gw, uint64_t id, const uint8_t *hash)
 static int session_writable(struct session *s)
 {
 	struct gateway *gw = s->gw;
+	if (keepalive_ping_due(s)) {
+		/* Between frames (lws calls this only when what it had is out): a control frame
+		 * may go here even inside a fragmented message (RFC 6455 5.4). With a payload:
+		 * lws 4.1 passes an empty pong to no callback. */
+		uint8_t ping[LWS_PRE + 8];
+		memcpy(ping + LWS_PRE, "ephemera", 8);
+		if (lws_write(s->wsi, ping + LWS_PRE, 8, LWS_WRITE_PING) < 0)
+			return -1;
+	}
 	if (outq_empty(&s->out)) {
 		if (s->closing && now_ms() >= s->close_at) {
 			lws_close_reason(s->wsi, (enum lws_close_status)s->closing,
@@ -168,9 +177,11 @@ static int session_writable(struct session *s)
 	return 0;
 }
 
-static void session_close_due(lws_sorted_usec_list_t *sul)
+static void session_close_due(struct ev_loop *loop, ev_timer *t, int revents)
 {
-	struct session *s = lws_container_of(sul, struct session, sul_close);
+	(void)loop;
+	(void)revents;
+	struct session *s = lws_container_of(t, struct session, close_timer);
 	lws_callback_on_writable(s->wsi);
 }
 
@@ -186,8 +197,7 @@ void session_close_soon(struct session *s, int code, const char *reason)
 	s->closing = code;
 	s->close_at = now_ms() + SESSION_CLOSE_GRACE_MS;
 	snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
-	lws_sul_schedule(s->gw->ctx, 0, &s->sul_close, session_close_due,
-			 SESSION_CLOSE_GRACE_MS * LWS_US_PER_MS);
+	timer_arm(s->gw, &s->close_timer, session_close_due, SESSION_CLOSE_GRACE_MS);
 	lws_callback_on_writable(s->wsi);
 }
 
@@ -586,6 +596,7 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 	struct session *s = user;
 	struct gateway *gw = session_gateway(wsi);
 
+	hub_link_beat_if_due(gw);
 	switch (reason) {
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		return session_confirm_upgrade(gw, wsi, in);
@@ -602,6 +613,7 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		framewatch_start(s);
 		gw->nsessions++;
 		limits_session_open(gw, s);
+		keepalive_open(gw, s);
 		struct hubproto_out o = {.cmd = HUB_CONN_OPEN, .id = s->id};
 		hub_link_send(gw, &o);
 		struct wsmsg_welcome w = {.max_blob = gw->max_blob,
@@ -613,7 +625,11 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		return 0;
 	}
 	case LWS_CALLBACK_RECEIVE:
+		keepalive_seen(gw, s);
 		return session_receive(gw, s, in, len);
+	case LWS_CALLBACK_RECEIVE_PONG:
+		keepalive_seen(gw, s);
+		return 0;
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		return session_peer_close(s, in, len);
 	case LWS_CALLBACK_SERVER_WRITEABLE:
@@ -637,7 +653,8 @@ int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		map_del(&gw->sessions, &s->id);
 		gw->nsessions--;
 		limits_session_close(gw, s);
-		lws_sul_cancel(&s->sul_close);
+		keepalive_close(gw, s);
+		timer_stop(gw, &s->close_timer);
 		s->id = 0;
 		return 0;
 	}

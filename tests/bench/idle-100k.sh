@@ -14,6 +14,8 @@
 #   IDLE_MAX_CONNS (19000): each gateway's gateway.max_conns (its default, 9,000, would cap 7
 #   gateways at 63,000; the kernel spreads connections unevenly, 14,100-14,500 each here)
 #   IDLE_WAIT (240): seconds to wait for the clients; then what they hold is what is counted
+#   IDLE_HOLD (35): seconds to hold them all afterwards, measuring the servers' CPU (/proc/PID/stat)
+#   while nothing happens but keepalive: a ping to every connection quiet for 30 s
 #   LIGHTTPD_MAX_FDS (20000): lighttpd's server.max-fds here (its default, 4096, caps it at
 #   1,365 connections: max-fds / 3), passed to gen-lighttpd-conf.sh --max-fds, which sets
 #   server.max-connections to match (two descriptors per proxied WebSocket)
@@ -129,8 +131,17 @@ for ((k = 0; k < NCL; k++)); do
 done
 open_s=$((SECONDS - start))
 sleep 3 # the gateways report to the hub every heartbeat
-counted=$("$CTL" --endpoint "$op_ep" --json stats | sed -n 's/.*"connections": *\([0-9]*\).*/\1/p')
-per_gw=$("$CTL" --endpoint "$op_ep" --json gateways | grep -o '"connections": *[0-9]*' | grep -o '[0-9]*$' | tr '\n' ' ')
+ctl() { # ephemeral-ctl, asked up to 5 times: a hub busy with 100,000 openings may answer late
+	local i out
+	for i in 1 2 3 4 5; do
+		out=$("$CTL" --endpoint "$op_ep" --json --timeout 3000 "$@") && { echo "$out"; return 0; }
+		sleep 1
+	done
+	echo "idle-100k.sh: ephemeral-ctl $* got no answer from the hub in 5 tries" >&2
+	return 1
+}
+counted=$(ctl stats | sed -n 's/.*"connections": *\([0-9]*\).*/\1/p' || true)
+per_gw=$(ctl gateways | grep -o '"connections": *[0-9]*' | grep -o '[0-9]*$' | tr '\n' ' ' || true)
 pss1=$(pss_kb)
 rss1=$(rss_kb)
 echo "through=$THROUGH"
@@ -147,6 +158,27 @@ echo "servers_pss_kb=$pss0->$pss1"
 echo "servers_rss_kb=$rss0->$rss1"
 ((ready > 0)) && echo "pss_bytes_per_conn=$(((pss1 - pss0) * 1024 / ready))"
 ((ready > 0)) && echo "rss_bytes_per_conn=$(((rss1 - rss0) * 1024 / ready))"
+# CPU while holding: utime + stime of every server, in clock ticks, over IDLE_HOLD seconds.
+cpu_ticks() {
+	local p s=0 v
+	for p in "${servers[@]}"; do
+		v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)
+		s=$((s + ${v:-0}))
+	done
+	echo "$s"
+}
+hold=${IDLE_HOLD:-35}
+if ((hold > 0 && ready > 0)); then
+	t0=$(cpu_ticks)
+	sleep "$hold"
+	t1=$(cpu_ticks)
+	hz=$(getconf CLK_TCK)
+	echo "hold_seconds=$hold"
+	echo "hold_servers_cpu_ms=$(((t1 - t0) * 1000 / hz))"
+	echo "hold_cpu_percent_of_a_core=$(((t1 - t0) * 100 / hz / hold))"
+	after=$(ctl stats | sed -n 's/.*"connections": *\([0-9]*\).*/\1/p' || true)
+	echo "hub_connections_after_hold=$after"
+fi
 if [[ $THROUGH == lighttpd ]]; then
 	echo "lighttpd_errors=$(grep -c -i 'error\|too many\|fd' "$work/lighttpd.log" || true)"
 	# (none is no failure: set -o pipefail would end the script on grep's status 1)
