@@ -137,9 +137,9 @@ struct session {
 	ev_timer resume_timer;
 	/* keepalive.c */
 	TAILQ_ENTRY(session) ka_entry;
-	uint32_t ka_last, ka_pinged; /* seconds: its last frame, our ping */
-	uint8_t ka_list;	     /* enum ka_list: which list ka_entry is on */
-	uint8_t ka_ping;	     /* a ping to send when it is next writable */
+	int64_t ka_last, ka_pinged; /* ms: its last frame, our ping */
+	uint8_t ka_list;	    /* enum ka_list: which list ka_entry is on */
+	uint8_t ka_ping;	    /* a ping to send when it is next writable */
 };
 
 enum ka_list { KA_NONE, KA_QUIET, KA_PINGED };

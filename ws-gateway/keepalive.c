@@ -9,9 +9,10 @@
  * timer, being the furthest, walks all of it: with 14,000 connections on a gateway that walk
  * took 71% of its CPU while they were opening, turns of its loop lasted up to 19 s, and the hub
  * took the silent gateways for dead. Here every connection is in one of two lists, each in the
- * order of the time that matters for it: `quiet` (by the second of its last frame; a frame moves
- * it to the tail, at most once a second) and `pinged` (by the second of its ping). A tick once a
- * second takes from their heads only what is due: O(1) per frame and per connection due.
+ * order of the time that matters for it: `quiet` (by its last frame; a frame moves it to the
+ * tail, at most every KEEPALIVE_SLACK_MS) and `pinged` (by its ping). A tick every
+ * KEEPALIVE_TICK_MS takes from their heads only what is due: O(1) per frame and per connection
+ * due.
  * Owns both lists and the tick; session.c calls keepalive_open/seen/close and sends the ping
  * when keepalive_ping_due() says so.
  */
@@ -19,14 +20,14 @@
 #include "log.h"
 #include "util.h"
 
-static uint32_t keepalive_now(void)
-{
-	return (uint32_t)(now_ms() / 1000);
-}
+/* A frame within this long of the last one leaves the connection where it is in its list: it
+ * may be pinged that much early, and a busy connection costs a list move a quarter second. */
+#define KEEPALIVE_SLACK_MS 250
+#define KEEPALIVE_TICK_MS  250
 
 void keepalive_open(struct gateway *gw, struct session *s)
 {
-	s->ka_last = keepalive_now();
+	s->ka_last = now_ms();
 	s->ka_list = KA_QUIET;
 	TAILQ_INSERT_TAIL(&gw->ka_quiet, s, ka_entry);
 }
@@ -42,9 +43,9 @@ static void keepalive_unlist(struct gateway *gw, struct session *s)
 
 void keepalive_seen(struct gateway *gw, struct session *s)
 {
-	uint32_t now = keepalive_now();
-	if (s->ka_list == KA_QUIET && s->ka_last == now)
-		return; /* already at the tail's second: the order holds */
+	int64_t now = now_ms();
+	if (s->ka_list == KA_QUIET && now - s->ka_last < KEEPALIVE_SLACK_MS)
+		return; /* left as it was, the order holds */
 	keepalive_unlist(gw, s);
 	s->ka_last = now;
 	s->ka_list = KA_QUIET;
@@ -69,10 +70,10 @@ static void keepalive_tick(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)loop;
 	(void)revents;
 	struct gateway *gw = lws_container_of(t, struct gateway, keepalive_timer);
-	uint32_t now = keepalive_now();
+	int64_t now = now_ms();
 	struct session *s;
 	while ((s = TAILQ_FIRST(&gw->ka_quiet)) != NULL &&
-	       now - s->ka_last >= (uint32_t)gw->idle_ping_s) {
+	       now - s->ka_last >= (int64_t)gw->idle_ping_s * 1000) {
 		TAILQ_REMOVE(&gw->ka_quiet, s, ka_entry);
 		s->ka_pinged = now;
 		s->ka_list = KA_PINGED;
@@ -80,7 +81,7 @@ static void keepalive_tick(struct ev_loop *loop, ev_timer *t, int revents)
 		s->ka_ping = 1;
 		lws_callback_on_writable(s->wsi);
 	}
-	uint32_t grace = (uint32_t)(gw->idle_close_s - gw->idle_ping_s);
+	int64_t grace = (int64_t)(gw->idle_close_s - gw->idle_ping_s) * 1000;
 	while ((s = TAILQ_FIRST(&gw->ka_pinged)) != NULL && now - s->ka_pinged >= grace) {
 		if (s->rx_paused) {
 			/* We stopped reading it (limits.c): its pong waits unread, not missing. */
@@ -88,16 +89,16 @@ static void keepalive_tick(struct ev_loop *loop, ev_timer *t, int revents)
 			continue;
 		}
 		keepalive_unlist(gw, s);
-		log_debug("connection %llu silent for %u s: closed", (unsigned long long)s->id,
-			  now - s->ka_last);
+		log_debug("connection %llu silent for %lld ms: closed", (unsigned long long)s->id,
+			  (long long)(now - s->ka_last));
 		lws_set_timeout(s->wsi, PENDING_TIMEOUT_WS_PONG_CHECK_GET_PONG, LWS_TO_KILL_ASYNC);
 	}
-	timer_arm(gw, &gw->keepalive_timer, keepalive_tick, 1000);
+	timer_arm(gw, &gw->keepalive_timer, keepalive_tick, KEEPALIVE_TICK_MS);
 }
 
 void keepalive_start(struct gateway *gw)
 {
 	TAILQ_INIT(&gw->ka_quiet);
 	TAILQ_INIT(&gw->ka_pinged);
-	timer_arm(gw, &gw->keepalive_timer, keepalive_tick, 1000);
+	timer_arm(gw, &gw->keepalive_timer, keepalive_tick, KEEPALIVE_TICK_MS);
 }
