@@ -16,6 +16,8 @@
 #   IDLE_WAIT (240): seconds to wait for the clients; then what they hold is what is counted
 #   IDLE_HOLD (35): seconds to hold them all afterwards, measuring the servers' CPU (/proc/PID/stat)
 #   while nothing happens but keepalive: a ping to every connection quiet for 30 s
+#   IDLE_HUB_RESTART (1): then kill -9 the hub, start a new one on the same endpoints, and time
+#   how long until it counts every connection again (the gateways re-announce them all)
 #   LIGHTTPD_MAX_FDS (20000): lighttpd's server.max-fds here (its default, 4096, caps it at
 #   1,365 connections: max-fds / 3), passed to gen-lighttpd-conf.sh --max-fds, which sets
 #   server.max-connections to match (two descriptors per proxied WebSocket)
@@ -178,6 +180,23 @@ if ((hold > 0 && ready > 0)); then
 	echo "hold_cpu_percent_of_a_core=$(((t1 - t0) * 100 / hz / hold))"
 	after=$(ctl stats | sed -n 's/.*"connections": *\([0-9]*\).*/\1/p' || true)
 	echo "hub_connections_after_hold=$after"
+fi
+if [[ ${IDLE_HUB_RESTART:-1} == 1 && $ready -gt 0 ]]; then
+	kill -9 "${servers[0]}" 2>/dev/null || true
+	wait "${servers[0]}" 2>/dev/null || true
+	"$BUILD/ephemeral-hub" -o log.level=warn -o hub.endpoint="$hub_ep" \
+		-o hub.operator_endpoint="$op_ep" >>"$work/hub.log" 2>&1 &
+	pids+=($!)
+	servers[0]=$!
+	t0=$(date +%s%N)
+	again=
+	for _ in $(seq 600); do
+		n=$("$CTL" --endpoint "$op_ep" --json --timeout 1000 stats 2>/dev/null |
+			sed -n 's/.*"connections": *\([0-9]*\).*/\1/p' || true)
+		[[ $n == "$ready" ]] && again=$((($(date +%s%N) - t0) / 1000000)) && break
+		sleep 0.1
+	done
+	echo "hub_restart_counts_exact_ms=${again:-"not within 60 s (last count ${n:-none})"}"
 fi
 if [[ $THROUGH == lighttpd ]]; then
 	echo "lighttpd_errors=$(grep -c -i 'error\|too many\|fd' "$work/lighttpd.log" || true)"
