@@ -36,8 +36,11 @@ usage: gen-lighttpd-conf.sh [options] > lighttpd.conf
   --hub-timeout-ms N    how long the frontend waits for the hub before a 503 (default 1000)
   --log-level LEVEL     the frontend's log.level (default: its own setting)
   --ws-url URL          the frontend's frontend.ws_url: the pages connect there (direct mode)
+  --hub-public-key FILE the hub's public key (hub.public_key): the frontends reach the hub
+                        over CurveZMQ ...
+  --frontend-key FILE   ... with this key pair (frontend.secret_key); both or neither
   --frontends LIST      do not spawn the frontend: use these, already listening on their own
-                        (ephemeral-fcgi ... HOST:PORT), host:port[,host:port...]; the four
+                        (ephemeral-fcgi ... HOST:PORT), host:port[,host:port...]; the six
                         options above then do not apply (the frontends have their own settings)
   --tls-cert FILE       serve HTTPS with this certificate chain (PEM) ...
   --tls-key FILE        ... and this private key (PEM); both or neither
@@ -65,12 +68,15 @@ hub_timeout_ms=1000
 log_level=
 ws_url=
 frontends=
+hub_public_key=
+frontend_key=
 tls_cert=
 tls_key=
 
 orig_args=("$@")
 value_options=(--port --bind --gateways --hub-endpoint --root --bin --state-dir --fcgi-procs
-	--workers --max-fds --hub-timeout-ms --log-level --ws-url --frontends --tls-cert --tls-key)
+	--workers --max-fds --hub-timeout-ms --log-level --ws-url --hub-public-key --frontend-key
+	--frontends --tls-cert --tls-key)
 flag_options=()
 parse_options "$@"
 
@@ -98,6 +104,14 @@ ws_url_re='^wss?://[][0-9A-Za-z.:_/~%-]+$'
 [[ -z $ws_url || $ws_url =~ $ws_url_re ]] ||
 	die "--ws-url: \"$ws_url\" is not a ws:// or wss:// URL"
 check_tls_and_paths "in a lighttpd string" root bin state_dir tls_cert tls_key
+[[ -n $hub_public_key && -n $frontend_key || -z $hub_public_key && -z $frontend_key ]] ||
+	die "--hub-public-key and --frontend-key go together"
+for key in hub_public_key frontend_key; do
+	v=${!key}
+	[[ -z $v ]] && continue
+	safe_string "$v" || die "--${key//_/-}: \"$v\" cannot be used in a lighttpd string"
+	[[ $v == /* ]] || die "--${key//_/-}: \"$v\" is not an absolute path"
+done
 
 IFS=, read -r -a gateway_list <<<"$gateways"
 ((${#gateway_list[@]})) || die "--gateways: no gateway given"
@@ -281,6 +295,10 @@ if [[ -n $log_level ]]; then
 fi
 if [[ -n $ws_url ]]; then
 	printf '\t\t\t"EPHEMERAL_FRONTEND_WS_URL"         => "%s",\n' "$ws_url"
+fi
+if [[ -n $hub_public_key ]]; then
+	printf '\t\t\t"EPHEMERAL_HUB_PUBLIC_KEY"          => "%s",\n' "$hub_public_key"
+	printf '\t\t\t"EPHEMERAL_FRONTEND_SECRET_KEY"     => "%s",\n' "$frontend_key"
 fi
 cat <<CONF
 		),

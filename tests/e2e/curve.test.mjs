@@ -1,6 +1,6 @@
 // CurveZMQ between the hub and the programs that reach it (docs/OPERATIONS.md, "Two machines"):
 // a hub on 127.0.0.2 with a key pair and an allow-list, gateways and ephemeral-ctl with their
-// own keys, a frontend with its key behind the web server. Blobs travel; a gateway or operator with an unknown key is refused, logged once by
+// own keys, a frontend with its key behind the web server (lighttpd's spawned by lighttpd). Blobs travel; a gateway or operator with an unknown key is refused, logged once by
 // the hub, and changes nothing; a hub without keys will not bind beyond loopback.
 // Between gateways too (docs/HUB-PROTOCOL.md, "Security: CurveZMQ"): a blob goes gw1 -> gw2 over
 // CurveZMQ with the keys the hub handed over, a gateway with a key of its own joins and leaves
@@ -36,7 +36,8 @@ before(async () => {
 	for (const name of ['gw', 'op', 'gw3']) fs.copyFileSync(keys[name].public, path.join(allowed, `${name}.pub`));
 	stack = await startStack({
 		gateways: 2,
-		ownFrontends: true, // started by the stack, so that they get their key
+		// lighttpd spawns its frontend and hands it its key (gen-lighttpd-conf.sh
+		// --hub-public-key, --frontend-key); Apache's are started by the stack, with theirs.
 		frontends: 1,
 		hubHost: '127.0.0.2',
 		// Quick re-joins: a refused gateway tries again every second.

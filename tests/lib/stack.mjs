@@ -53,7 +53,8 @@ if (!['proxy', 'direct'].includes(WS)) throw new Error(`WS=${WS}: not proxy or d
  *                 as under systemd (then a reload keeps its WebSockets: see reloadWebServer)
  *   hub: extra hub settings {key: value}, e.g. {'hub.holder_timeout_ms': 1000}
  *   gateway: extra gateway settings
- *   frontend: extra settings of the frontends the stack starts itself (ownFrontends, Apache)
+ *   frontend: extra settings of the frontends the stack starts itself (ownFrontends, Apache);
+ *             of lighttpd's own, only their CurveZMQ keys (frontend.secret_key, hub.public_key)
  *   hubTimeoutMs: the frontend's hub timeout (frontend.hub_timeout_ms)
  *   hubHost: the loopback address the hub binds (default 127.0.0.1; e.g. 127.0.0.2 with keys)
  *   ctlArgs: extra ephemeral-ctl arguments for every ctl call (e.g. its key, for CurveZMQ)
@@ -292,6 +293,11 @@ export class Stack {
 			];
 			if (this.hubTimeoutMs) args.push('--hub-timeout-ms', String(this.hubTimeoutMs));
 			if (this.direct) args.push('--ws-url', this.pagesWsUrl);
+			// Frontends lighttpd spawns get their CurveZMQ keys through its bin-environment.
+			const fe = this.frontendSettings;
+			if (!this.ownFrontends && fe['frontend.secret_key']) {
+				args.push('--hub-public-key', fe['hub.public_key'], '--frontend-key', fe['frontend.secret_key']);
+			}
 		}
 		const gen = await run(path.join(ROOT, 'scripts', script), args, { timeoutMs: 10000 });
 		if (gen.code !== 0) throw new Error(`${script} failed (${gen.code}): ${gen.stderr}`);
