@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -771,6 +772,56 @@ static void test_send_out_of_memory(void **state)
 	zmq_msg_close(&shared);
 }
 
+/*
+ * The fuzz corpus speaks this version: every valid seed (tests/fuzz/corpus/fuzz_hubproto/v-*,
+ * written by build/test-tools/hubproto-seeds) parses. When the protocol changes, regenerate them:
+ * `build/test-tools/hubproto-seeds tests/fuzz/corpus/fuzz_hubproto` (seeds of an old version
+ * are all refused at the version byte, and the fuzzer replays nothing past it).
+ */
+static void test_fuzz_corpus_current(void **state)
+{
+	(void)state;
+	static const char *const names[] = {
+	    "hello",	   "heartbeat",	  "conn-open", "conn-close", "have",	    "drop",
+	    "want",	   "blob",	  "fail",      "delivered",  "undelivered", "file",
+	    "welcome",	   "ping",	  "reset",     "request",    "not-found",   "count",
+	    "route",	   "peer-keys",	  "lookup",    "stats",	     "files",	    "lookup-reply",
+	    "stats-reply", "files-reply", "deliver",   "routed-want"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char path[256];
+		snprintf(path, sizeof(path), "tests/fuzz/corpus/fuzz_hubproto/v-%s", names[i]);
+		FILE *f = fopen(path, "rb"); /* scripts/test.sh runs from the top */
+		if (f == NULL)
+			fail_msg("%s is missing: run build/test-tools/hubproto-seeds", path);
+		uint8_t buf[4096];
+		size_t size = fread(buf, 1, sizeof(buf), f);
+		fclose(f);
+		/* the fuzz target's input: flags, then frames (2-byte LE length, bytes) */
+		const uint8_t *frame[4];
+		size_t len[4], off = 1;
+		int n = 0;
+		while (n < 4 && off + 2 <= size) {
+			len[n] = (size_t)buf[off] | (size_t)buf[off + 1] << 8;
+			frame[n++] = buf + off + 2;
+			off += 2 + len[n - 1];
+		}
+		int first = (buf[0] & 4) ? 1 : 0; /* a routing frame first */
+		int has_list = buf[0] & 1, has_data = (buf[0] & 2) != 0;
+		assert_true(n > first);
+		struct hubmsg m;
+		memset(&m, 0, sizeof(m));
+		int rc =
+		    hubproto_parse(&m, frame[first], len[first], has_list ? frame[first + 1] : NULL,
+				   has_list ? len[first + 1] : 0, has_list,
+				   has_data ? frame[first + 1 + has_list] : NULL,
+				   has_data ? len[first + 1 + has_list] : 0, has_data);
+		if (rc != 0)
+			fail_msg("%s: %s (regenerate the seeds: build/test-tools/hubproto-seeds "
+				 "tests/fuzz/corpus/fuzz_hubproto)",
+				 path, m.error);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -788,6 +839,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_recv_garbage, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_recv_missing_routing_frame, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_send_out_of_memory, setup, teardown),
+	    cmocka_unit_test(test_fuzz_corpus_current),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
