@@ -22,7 +22,7 @@ struct hubproto_shape {
 
 static const struct hubproto_shape hubproto_shapes[] = {
     {HUB_HELLO, "HELLO", 0, 1, HUBPROTO_MAX_NAME + 1 + HUBPROTO_MAX_ENDPOINT},
-    {HUB_HEARTBEAT, "HEARTBEAT", 0, 0, 0},
+    {HUB_HEARTBEAT, "HEARTBEAT", 8, 0, 0},
     {HUB_CONN_OPEN, "CONN_OPEN", 0, 0, 0},
     {HUB_CONN_CLOSE, "CONN_CLOSE", 0, 0, 0},
     {HUB_HAVE, "HAVE", HASH_LEN, 0, 0},

@@ -23,8 +23,9 @@
 #include "zsec.h"
 
 /* 2: blob bytes go gateway to gateway, never through the hub; 3: one DELIVERED lists several
- * transfers, one REQUEST several holders, one WANT several wants */
-#define HUBPROTO_VERSION      3
+ * transfers, one REQUEST several holders, one WANT several wants; 4: HEARTBEAT carries the
+ * gateway's counters */
+#define HUBPROTO_VERSION      4
 #define HUBPROTO_HEADER_LEN   48
 #define HUBPROTO_MAX_PEER     255
 #define HUBPROTO_MAX_NAME     64  /* a gateway's name in HELLO */
@@ -53,7 +54,8 @@ enum hubproto_cmd {
 	/* gateway -> hub: membership and liveness */
 	HUB_HELLO = 1,	   /* id: gateway instance, value: connections,
 			    * data: gateway name, NUL, its peer endpoint */
-	HUB_HEARTBEAT = 2, /* id: gateway instance, value: connections */
+	HUB_HEARTBEAT = 2, /* id: gateway instance, value: connections, list: the gateway's
+			    * counters since it started (u64 LE each, enum hubproto_gw_counter) */
 	/* gateway -> hub: what the gateway's connections hold and want */
 	HUB_CONN_OPEN = 3,  /* id: connection */
 	HUB_CONN_CLOSE = 4, /* id: connection; forgets its holdings and wants */
@@ -109,6 +111,15 @@ enum hubproto_fail {
 	HUB_FAIL_GONE = 3,     /* the holder connection closed before answering */
 };
 
+/* HEARTBEAT's list, in this order; a hub reads the ones it knows (a list may be shorter). */
+enum hubproto_gw_counter {
+	HUB_GWC_REFUSED_FULL,	     /* handshakes refused 503: gateway.max_conns held */
+	HUB_GWC_REFUSED_PER_ADDRESS, /* 429: gateway.max_conns_per_addr from one address */
+	HUB_GWC_REFUSED_ORIGIN,	     /* 403: an Origin not allowed */
+	HUB_GWC_REFUSED_SUBPROTOCOL, /* 400: only subprotocols not ours */
+	HUB_GWC_CLOSED_SILENT,	     /* closed by keepalive: nothing for gateway.idle_close_s */
+	HUB_GWC_COUNT
+};
 enum hubproto_peer_keys {
 	HUB_PEER_KEYS_ALL = 0, /* every such key: replaces the list before */
 	HUB_PEER_KEYS_ADD = 1, /* keys to add to it (a gateway joined) */

@@ -38,6 +38,16 @@ static const struct metric_def {
      "Requests a holder declined because it no longer held the blob."},
     {"files", "files", METRIC_GAUGE,
      "Distinct plain file SHA-256s findable at /sha256/ (a confirmed manifest is held)."},
+    {"refused_full", "refused_full", METRIC_COUNTER,
+     "WebSocket handshakes refused with 503: the gateway held gateway.max_conns."},
+    {"refused_per_address", "refused_per_address", METRIC_COUNTER,
+     "WebSocket handshakes refused with 429: gateway.max_conns_per_addr from one address."},
+    {"refused_origin", "refused_origin", METRIC_COUNTER,
+     "WebSocket handshakes refused with 403: an Origin not allowed."},
+    {"refused_subprotocol", "refused_subprotocol", METRIC_COUNTER,
+     "WebSocket handshakes refused with 400: only subprotocols other than ephemeral.v1."},
+    {"closed_silent", "closed_silent", METRIC_COUNTER,
+     "Connections closed because nothing came from them for gateway.idle_close_s."},
 };
 
 #define METRIC_NAME_MAX 160

@@ -51,6 +51,7 @@ struct gateway {
 	uint8_t *requests; /* REQUEST entries of this turn (link_request, link_flush) */
 	size_t requests_len, requests_cap;
 	uint64_t unsent; /* messages dropped since sending to it began to fail (logged once) */
+	uint64_t counters[HUB_GWC_COUNT]; /* as its last HEARTBEAT said (link.c on_heartbeat) */
 };
 
 /* A client connection on a gateway; key = slot << 48 | gateway's connection id. */
@@ -124,6 +125,7 @@ struct transfer {
 struct hub_stats {
 	uint64_t requests_total, requests_served, requests_failed;
 	uint64_t hash_mismatches, bytes_relayed, holder_timeouts, declines;
+	uint64_t gateway[HUB_GWC_COUNT]; /* the gateways' counters, summed as they grow */
 };
 
 struct hub {

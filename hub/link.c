@@ -85,11 +85,16 @@ static void link_reply(struct hub *hub, const struct hubmsg *m, const struct hub
 
 typedef void (*link_gw_handler)(struct hub *, struct gateway *, struct hubmsg *);
 
+/* The gateway's counters since it started: what grew since its last HEARTBEAT is added to the
+ * hub's sums (a gateway this hub has not heard before adds all it counted). */
 static void on_heartbeat(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 {
-	(void)hub;
-	(void)gw;
-	(void)m;
+	for (size_t i = 0; i < m->list_count && i < HUB_GWC_COUNT; i++) {
+		uint64_t v = get_u64(m->list + 8 * i);
+		if (v > gw->counters[i])
+			hub->stats.gateway[i] += v - gw->counters[i];
+		gw->counters[i] = v;
+	}
 }
 
 static struct conn *conn_of(struct hub *hub, struct gateway *gw, uint64_t id, int create)

@@ -26,6 +26,15 @@ char *operator_stats_json(struct hub *hub)
 	    (json_int_t)s->hash_mismatches, "bytes_relayed", (json_int_t)s->bytes_relayed,
 	    "holder_timeouts", (json_int_t)s->holder_timeouts, "declines", (json_int_t)s->declines,
 	    "files", (json_int_t)map_len(&hub->files));
+	/* The gateways' own counters (HEARTBEAT): why handshakes were refused, and keepalive. */
+	static const char *const gateway_names[HUB_GWC_COUNT] = {
+	    [HUB_GWC_REFUSED_FULL] = "refused_full",
+	    [HUB_GWC_REFUSED_PER_ADDRESS] = "refused_per_address",
+	    [HUB_GWC_REFUSED_ORIGIN] = "refused_origin",
+	    [HUB_GWC_REFUSED_SUBPROTOCOL] = "refused_subprotocol",
+	    [HUB_GWC_CLOSED_SILENT] = "closed_silent"};
+	for (int i = 0; o && i < HUB_GWC_COUNT; i++)
+		json_object_set_new(o, gateway_names[i], json_integer((json_int_t)s->gateway[i]));
 	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	return text;

@@ -171,6 +171,7 @@ struct hashsub {
 /* Connections refused since start, by cause: each refusal's log line counts them. */
 struct gateway_stats {
 	uint64_t refused_origin, refused_addr, refused_full, refused_protocol;
+	uint64_t closed_silent; /* keepalive.c */
 };
 
 struct gateway {

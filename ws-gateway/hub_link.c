@@ -402,7 +402,17 @@ void hub_link_close(struct gateway *gw)
 
 static void hub_link_send_beat(struct gateway *gw, int64_t now)
 {
-	struct hubproto_out o = {.cmd = HUB_HEARTBEAT, .id = gw->instance, .value = gw->nsessions};
+	uint8_t counters[HUB_GWC_COUNT * 8];
+	put_u64(counters + 8 * HUB_GWC_REFUSED_FULL, gw->stats.refused_full);
+	put_u64(counters + 8 * HUB_GWC_REFUSED_PER_ADDRESS, gw->stats.refused_addr);
+	put_u64(counters + 8 * HUB_GWC_REFUSED_ORIGIN, gw->stats.refused_origin);
+	put_u64(counters + 8 * HUB_GWC_REFUSED_SUBPROTOCOL, gw->stats.refused_protocol);
+	put_u64(counters + 8 * HUB_GWC_CLOSED_SILENT, gw->stats.closed_silent);
+	struct hubproto_out o = {.cmd = HUB_HEARTBEAT,
+				 .id = gw->instance,
+				 .value = gw->nsessions,
+				 .list = counters,
+				 .list_count = HUB_GWC_COUNT};
 	hub_link_send(gw, &o);
 	gw->beat_sent_ms = now;
 }

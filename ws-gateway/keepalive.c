@@ -89,6 +89,7 @@ static void keepalive_tick(struct ev_loop *loop, ev_timer *t, int revents)
 			continue;
 		}
 		keepalive_unlist(gw, s);
+		gw->stats.closed_silent++;
 		log_debug("connection %llu silent for %lld ms: closed", (unsigned long long)s->id,
 			  (long long)(now - s->ka_last));
 		lws_set_timeout(s->wsi, PENDING_TIMEOUT_WS_PONG_CHECK_GET_PONG, LWS_TO_KILL_ASYNC);

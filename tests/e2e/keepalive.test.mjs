@@ -5,7 +5,7 @@
 // (whose proxy must pass the ping and the pong).
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, withLogs, randomHash, sleep } from '../lib/stack.mjs';
+import { startStack, withLogs, randomHash, sleep, waitFor } from '../lib/stack.mjs';
 import { rawConnect, frame, OP } from '../lib/rawws.mjs';
 
 const PING_S = 1;
@@ -67,6 +67,8 @@ for (const [via, port] of [['gateway'], ['web server']].map(([v], i) => [v, () =
 		const took = closed.at - start;
 		assert.ok(took >= (CLOSE_S - 0.5) * 1000, `closed after ${took} ms, before idle_close_s`);
 		await stack.waitLookup(hash, 0); // what it held is gone with it
+		// and the hub counts it (the gateway's next heartbeat)
+		await waitFor(async () => (await stack.stats()).closed_silent >= 1, { timeoutMs: 3000, what: 'closed_silent in stats' });
 	}));
 
 	test(`${via}: a connection that keeps talking is not pinged`, T(async () => {

@@ -221,3 +221,26 @@ test(`gateway.max_conns (${MAX_CONNS}): the next handshake gets 503 at once; a f
 	await stillServes(again, 'after one left');
 	for (const ws of [...held, again]) ws.destroy();
 }));
+
+test('the hub counts the refusals, by cause, in stats and /metrics (the gateways report them with their heartbeat)', T(async () => {
+	const before = await stack.stats();
+	for (const [, port] of routes()) {
+		assert.equal((await rawConnect(port, { headers: { Origin: 'http://evil.example' } })).status, 403);
+		assert.ok((await rawConnect(port, { protocols: ['chat'] })).status >= 400);
+	}
+	let now;
+	await waitFor(async () => {
+		now = await stack.stats();
+		return now.refused_origin >= before.refused_origin + 2 && now.refused_subprotocol >= before.refused_subprotocol + 2;
+	}, { timeoutMs: 3000, what: 'the refusals in stats' });
+	// The 503s of the max_conns case above, one per route.
+	assert.ok(now.refused_full >= 2, `refused_full ${now.refused_full}`);
+	assert.equal(typeof now.refused_per_address, 'number');
+	const metrics = await httpRequest(stack.httpPort, '/metrics');
+	assert.equal(metrics.status, 200);
+	for (const name of ['refused_full', 'refused_origin', 'refused_subprotocol', 'refused_per_address', 'closed_silent']) {
+		const m = metrics.body.match(new RegExp(`^ephemeral_${name}_total (\\d+)$`, 'm'));
+		assert.ok(m, `/metrics has no ephemeral_${name}_total`);
+		assert.ok(Number(m[1]) >= (name === 'refused_origin' ? before.refused_origin + 2 : 0));
+	}
+}));

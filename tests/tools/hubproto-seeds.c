@@ -23,8 +23,7 @@
 static void *seeds_tx, *seeds_rx;
 
 /* Sends o, reads its frames back and writes them as the seed DIR/v-NAME. */
-static int seeds_write(const char *dir, const char *name, const struct hubproto_out *o,
-		       int routed)
+static int seeds_write(const char *dir, const char *name, const struct hubproto_out *o, int routed)
 {
 	if (hubproto_send(seeds_tx, NULL, 0, o) != 0) {
 		fprintf(stderr, "hubproto-seeds: %s: hubproto_send: %s\n", name, strerror(errno));
@@ -102,11 +101,14 @@ int main(int argc, char **argv)
 	}
 	memcpy(files, hashes, sizeof(files));
 	memset(key, 0x5a, sizeof(key));
+	uint8_t counters[HUB_GWC_COUNT * 8];
+	for (size_t i = 0; i < HUB_GWC_COUNT; i++)
+		put_u64(counters + 8 * i, i * 3);
 	char hello[HUBPROTO_HELLO_DATA_MAX];
 	size_t hello_len = hubproto_hello_data(hello, "gw1", "tcp://127.0.0.1:5555");
 	uint8_t route[HUBPROTO_MAX_PEER_ADDRESS];
-	size_t route_len = hubproto_peer_address(
-	    route, "tcp://127.0.0.1:5556", "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7");
+	size_t route_len = hubproto_peer_address(route, "tcp://127.0.0.1:5556",
+						 "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7");
 	static const char stats[] = "{\"connections\": 2, \"gateways\": 1}";
 	uint8_t frame[HASH_LEN + 5];
 	memcpy(frame, hash, HASH_LEN);
@@ -117,8 +119,14 @@ int main(int argc, char **argv)
 		const char *name;
 		struct hubproto_out o;
 	} seeds[] = {
-	    {"hello", {.cmd = HUB_HELLO, .id = 1, .value = 2, .data = hello, .data_len = hello_len}},
-	    {"heartbeat", {.cmd = HUB_HEARTBEAT, .id = 1, .value = 2}},
+	    {"hello",
+	     {.cmd = HUB_HELLO, .id = 1, .value = 2, .data = hello, .data_len = hello_len}},
+	    {"heartbeat",
+	     {.cmd = HUB_HEARTBEAT,
+	      .id = 1,
+	      .value = 2,
+	      .list = counters,
+	      .list_count = HUB_GWC_COUNT}},
 	    {"conn-open", {.cmd = HUB_CONN_OPEN, .id = 7}},
 	    {"conn-close", {.cmd = HUB_CONN_CLOSE, .id = 7}},
 	    {"have", {.cmd = HUB_HAVE, .id = 7, .list = hashes, .list_count = 2}},

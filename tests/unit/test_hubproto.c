@@ -30,7 +30,7 @@ static const struct {
 	int has_data;
 } shapes[] = {
     {HUB_HELLO, 0, 1},
-    {HUB_HEARTBEAT, 0, 0},
+    {HUB_HEARTBEAT, 8, 0},
     {HUB_CONN_OPEN, 0, 0},
     {HUB_CONN_CLOSE, 0, 0},
     {HUB_HAVE, HASH_LEN, 0},
