@@ -139,10 +139,11 @@ struct session {
 	TAILQ_ENTRY(session) ka_entry;
 	int64_t ka_last, ka_pinged; /* ms: its last frame, our ping */
 	uint8_t ka_list;	    /* enum ka_list: which list ka_entry is on */
-	uint8_t ka_ping;	    /* a ping to send when it is next writable */
+	uint8_t ka_ping;	    /* enum ka_due: what to do when it is next writable */
 };
 
 enum ka_list { KA_NONE, KA_QUIET, KA_PINGED };
+enum ka_due { KA_DUE_NONE, KA_DUE_PING, KA_DUE_CLOSE };
 
 /* What one connection does with one hash: holds it, wants it, was asked for it. */
 struct interest {
@@ -343,7 +344,8 @@ void keepalive_start(struct gateway *gw);
 void keepalive_open(struct gateway *gw, struct session *s);
 void keepalive_seen(struct gateway *gw, struct session *s);
 void keepalive_close(struct gateway *gw, struct session *s);
-int keepalive_ping_due(struct session *s);
+/* What keepalive wants of the connection's writable callback (once: the answer resets it). */
+enum ka_due keepalive_due(struct session *s);
 
 /* limits.c — admission (address, Origin) and per-connection budgets */
 void limits_init(struct gateway *gw, const char *trusted, const char *origins);

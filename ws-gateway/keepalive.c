@@ -13,8 +13,8 @@
  * tail, at most every KEEPALIVE_SLACK_MS) and `pinged` (by its ping). A tick every
  * KEEPALIVE_TICK_MS takes from their heads only what is due: O(1) per frame and per connection
  * due.
- * Owns both lists and the tick; session.c calls keepalive_open/seen/close and sends the ping
- * when keepalive_ping_due() says so.
+ * Owns both lists and the tick; session.c calls keepalive_open/seen/close, and sends the ping
+ * or closes when keepalive_due() says so.
  */
 #include "gateway.h"
 #include "log.h"
@@ -58,10 +58,10 @@ void keepalive_close(struct gateway *gw, struct session *s)
 	s->ka_ping = 0;
 }
 
-int keepalive_ping_due(struct session *s)
+enum ka_due keepalive_due(struct session *s)
 {
-	int due = s->ka_ping;
-	s->ka_ping = 0;
+	enum ka_due due = (enum ka_due)s->ka_ping;
+	s->ka_ping = KA_DUE_NONE;
 	return due;
 }
 
@@ -78,7 +78,7 @@ static void keepalive_tick(struct ev_loop *loop, ev_timer *t, int revents)
 		s->ka_pinged = now;
 		s->ka_list = KA_PINGED;
 		TAILQ_INSERT_TAIL(&gw->ka_pinged, s, ka_entry);
-		s->ka_ping = 1;
+		s->ka_ping = KA_DUE_PING;
 		lws_callback_on_writable(s->wsi);
 	}
 	int64_t grace = (int64_t)(gw->idle_close_s - gw->idle_ping_s) * 1000;
@@ -92,7 +92,11 @@ static void keepalive_tick(struct ev_loop *loop, ev_timer *t, int revents)
 		gw->stats.closed_silent++;
 		log_debug("connection %llu silent for %lld ms: closed", (unsigned long long)s->id,
 			  (long long)(now - s->ka_last));
-		lws_set_timeout(s->wsi, PENDING_TIMEOUT_WS_PONG_CHECK_GET_PONG, LWS_TO_KILL_ASYNC);
+		/* Closed from its next writable callback, at once for a peer that vanished (its
+		 * socket takes bytes); lws's timeout is for one whose socket takes none. */
+		s->ka_ping = KA_DUE_CLOSE;
+		lws_callback_on_writable(s->wsi);
+		lws_set_timeout(s->wsi, PENDING_TIMEOUT_WS_PONG_CHECK_GET_PONG, 2);
 	}
 	timer_arm(gw, &gw->keepalive_timer, keepalive_tick, KEEPALIVE_TICK_MS);
 }

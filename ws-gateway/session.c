@@ -126,7 +126,10 @@ void session_request(struct gateway *gw, uint64_t id, const uint8_t *hash)
 static int session_writable(struct session *s)
 {
 	struct gateway *gw = s->gw;
-	if (keepalive_ping_due(s)) {
+	enum ka_due due = keepalive_due(s);
+	if (due == KA_DUE_CLOSE)
+		return -1; /* silent for gateway.idle_close_s */
+	if (due == KA_DUE_PING) {
 		/* Between frames (lws calls this only when what it had is out): a control frame
 		 * may go here even inside a fragmented message (RFC 6455 5.4). With a payload:
 		 * lws 4.1 passes an empty pong to no callback. */
