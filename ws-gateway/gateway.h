@@ -167,6 +167,7 @@ struct interest {
 struct hashsub {
 	uint8_t hash[HASH_LEN];
 	LIST_HEAD(, interest) interests;
+	uint32_t ninterests;
 };
 
 /* Connections refused since start, by cause: each refusal's log line counts them. */
