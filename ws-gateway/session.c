@@ -123,6 +123,8 @@ void session_request(struct gateway *gw, uint64_t id, const uint8_t *hash)
 		session_send_text(s, wsmsg_request(hash));
 }
 
+static void session_close_due(struct ev_loop *loop, ev_timer *t, int revents);
+
 static int session_writable(struct session *s)
 {
 	struct gateway *gw = s->gw;
@@ -139,11 +141,14 @@ static int session_writable(struct session *s)
 			return -1;
 	}
 	if (outq_empty(&s->out)) {
-		if (s->closing && now_ms() >= s->close_at) {
+		int64_t left = s->closing ? s->close_at - now_ms() : 0;
+		if (s->closing && left <= 0) {
 			lws_close_reason(s->wsi, (enum lws_close_status)s->closing,
 					 (unsigned char *)s->close_reason, strlen(s->close_reason));
 			return -1;
 		}
+		if (s->closing) /* called before the grace is over: come back when it is */
+			timer_arm(gw, &s->close_timer, session_close_due, left);
 		return 0;
 	}
 	/*
@@ -177,6 +182,9 @@ static int session_writable(struct session *s)
 	}
 	if (!outq_empty(&s->out))
 		lws_callback_on_writable(s->wsi);
+	else if (s->closing && now_ms() >= s->close_at)
+		lws_callback_on_writable(
+		    s->wsi); /* the queue is out, the grace over: the close next */
 	return 0;
 }
 

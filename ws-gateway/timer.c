@@ -13,6 +13,10 @@
 
 void timer_arm(struct gateway *gw, ev_timer *t, timer_cb cb, int64_t ms)
 {
+	/* libev counts from the time its turn began, which under load is many ms ago: a timer
+	 * would fire before what the caller computed from now_ms() (a close due "300 ms from
+	 * now" was found not yet due, and never looked at again). */
+	ev_now_update(gw->loop);
 	ev_timer_stop(gw->loop, t);
 	ev_timer_init(t, cb, (ev_tstamp)ms / 1000.0, 0.0);
 	ev_timer_start(gw->loop, t);
