@@ -338,7 +338,7 @@ struct share_options {
 
 int share_run(const struct share_options *o);
 
-/* get.c — `ephemeral get LINK|HASH|sha256:HASH` */
+/* get.c — `ephemeral get LINK|HASH|sha256:HASH`, and `get -o DIR LINK` for a collection */
 
 struct get_options {
 	struct client_config client;
@@ -346,7 +346,9 @@ struct get_options {
 	int by_sha256; /* hash is a file's plain SHA-256: try the manifests that declare it */
 	int expect;    /* the file must have this plain SHA-256 (else CLI_EXIT_MISMATCH) */
 	uint8_t expect_sha256[HASH_LEN];
-	const char *output; /* NULL: the manifest's name (a page goes to standard output); "-" */
+	const char *output; /* NULL: the manifest's name (a page goes to standard output); "-";
+			     * for a collection, the folder to recreate it in (required) */
+	const char *only;   /* a collection's one file to fetch (its path), or NULL for all */
 	int seed;
 	int force;
 	int quiet, verbose;

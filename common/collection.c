@@ -164,8 +164,8 @@ int collection_check_tree(struct collection *c, char *err, size_t errlen)
 			char *folder = strndup(path, (size_t)(slash - path));
 			if (folder == NULL)
 				return error_set(err, errlen, "out of memory");
-			const struct collection_file *f = bsearch(folder, c->files, c->nfiles,
-								  sizeof(*c->files), collection_cmp_key);
+			const struct collection_file *f = bsearch(
+			    folder, c->files, c->nfiles, sizeof(*c->files), collection_cmp_key);
 			free(folder);
 			if (f) {
 				collection_quote(f->path, strlen(f->path), q, sizeof(q));
@@ -185,8 +185,8 @@ int collection_check(struct collection *c, char *err, size_t errlen)
 	if (c->nfiles == 0)
 		return error_set(err, errlen, "refused: the collection lists no files");
 	for (size_t i = 0; i < c->nfiles; i++)
-		if (collection_check_path(c->files[i].path, strlen(c->files[i].path), err,
-					  errlen) < 0)
+		if (collection_check_path(c->files[i].path, strlen(c->files[i].path), err, errlen) <
+		    0)
 			return -1;
 	return collection_check_tree(c, err, errlen);
 }
@@ -247,7 +247,7 @@ static int collection_json_size(json_t *v, uint64_t *out)
 static int collection_json_hash(json_t *v, uint8_t out[HASH_LEN])
 {
 	return json_is_string(v) &&
-			   hash_from_hex(json_string_value(v), json_string_length(v), out) == 0
+		       hash_from_hex(json_string_value(v), json_string_length(v), out) == 0
 		   ? 0
 		   : -1;
 }
@@ -346,8 +346,8 @@ int collection_parse(const uint8_t *data, size_t len, struct collection *c, char
 	return 1;
 }
 
-int collection_check_manifest(const struct collection_file *f, uint64_t size,
-			      const uint8_t *sha256, char *err, size_t errlen)
+int collection_check_manifest(const struct collection_file *f, uint64_t size, const uint8_t *sha256,
+			      char *err, size_t errlen)
 {
 	char q[COLLECTION_QUOTE_MAX * 6 + 8], a[HASH_HEX_LEN + 1], b[HASH_HEX_LEN + 1];
 	collection_quote(f->path, strlen(f->path), q, sizeof(q));

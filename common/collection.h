@@ -58,8 +58,8 @@ int collection_parse(const uint8_t *data, size_t len, struct collection *c, char
 		     size_t errlen);
 /* A fetched manifest against its entry: its size and its sha256 (NULL if it names none) must be
  * the entry's. 0, or -1 with a reason. */
-int collection_check_manifest(const struct collection_file *f, uint64_t size,
-			      const uint8_t *sha256, char *err, size_t errlen);
+int collection_check_manifest(const struct collection_file *f, uint64_t size, const uint8_t *sha256,
+			      char *err, size_t errlen);
 /* The file with this path, or NULL. */
 const struct collection_file *collection_find(const struct collection *c, const char *path);
 /* Sum of the files' sizes. */

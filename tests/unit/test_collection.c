@@ -18,8 +18,9 @@
 #define H "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 #define S "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
 /* One entry of a collection with the given path (a JSON string literal's inside) and size. */
-#define E(path, size) "{\"path\":\"" path "\",\"manifest\":\"" H "\",\"size\":" size ",\"sha256\":\"" S "\"}"
-#define C(files)      "{\"ephemeral\":\"collection\",\"version\":1,\"name\":\"n\",\"files\":[" files "]}"
+#define E(path, size)                                                                              \
+	"{\"path\":\"" path "\",\"manifest\":\"" H "\",\"size\":" size ",\"sha256\":\"" S "\"}"
+#define C(files) "{\"ephemeral\":\"collection\",\"version\":1,\"name\":\"n\",\"files\":[" files "]}"
 
 struct parse_case {
 	const char *text;
@@ -31,7 +32,7 @@ static const struct parse_case parse_cases[] = {
     {C(E("a.txt", "1")), 1, NULL},
     {C(E("photos/beach.jpg", "2212345") "," E("notes.txt", "0")), 1, NULL},
     {C(E("caf\xc3\xa9/\xe2\x9c\x93.txt", "5")), 1, NULL}, /* UTF-8 is fine */
-    {C(E("a", "5.0")), 1, NULL},			  /* a whole number, as JavaScript reads it */
+    {C(E("a", "5.0")), 1, NULL}, /* a whole number, as JavaScript reads it */
     {C(E("a", "1e3")), 1, NULL},
     {"<html>{}</html>", 0, NULL},
     {"{\"ephemeral\":\"manifest\",\"version\":1}", 0, NULL},
@@ -87,8 +88,8 @@ static const struct parse_case parse_cases[] = {
      "has no list of files"},
     {"{\"ephemeral\":\"collection\",\"version\":1,\"files\":[" E("a", "1") "]}", -1,
      "refused: the collection has no name"},
-    {"{\"ephemeral\":\"collection\",\"version\":2,\"name\":\"n\",\"files\":[" E("a", "1") "]}",
-     -1, "refused: a collection of version 2, which this client does not read"},
+    {"{\"ephemeral\":\"collection\",\"version\":2,\"name\":\"n\",\"files\":[" E("a", "1") "]}", -1,
+     "refused: a collection of version 2, which this client does not read"},
     {"{\"ephemeral\":\"collection\",\"name\":\"n\",\"files\":[" E("a", "1") "]}", -1,
      "refused: the collection has no version"},
 };
@@ -130,9 +131,10 @@ static void test_build_canonical(void **state)
 	size_t len;
 	char *text = collection_build(&c, &len);
 	assert_non_null(text);
-	const char *want = "{\"ephemeral\":\"collection\",\"version\":1,\"name\":\"holiday\","
-			   "\"files\":[" E("notes.txt", "812") "," E("photos-2/a b.txt", "0") "," E(
-			       "photos/beach.jpg", "2212345") "," E("\xc3\xa9t\xc3\xa9.txt", "3") "]}";
+	const char *want =
+	    "{\"ephemeral\":\"collection\",\"version\":1,\"name\":\"holiday\","
+	    "\"files\":[" E("notes.txt", "812") "," E("photos-2/a b.txt", "0") "," E(
+		"photos/beach.jpg", "2212345") "," E("\xc3\xa9t\xc3\xa9.txt", "3") "]}";
 	assert_string_equal(text, want);
 	assert_int_equal(len, strlen(want));
 	/* It reads back as itself. */
@@ -180,10 +182,11 @@ static void test_manifest_agrees(void **state)
 	hash_from_hex(H, HASH_HEX_LEN, other);
 	assert_int_equal(collection_check_manifest(&f, 10, f.sha256, err, sizeof(err)), 0);
 	assert_int_equal(collection_check_manifest(&f, 12, f.sha256, err, sizeof(err)), -1);
-	assert_string_equal(err,
-			    "refused: \"a/b.txt\" is 10 bytes in the collection but 12 in its manifest");
+	assert_string_equal(
+	    err, "refused: \"a/b.txt\" is 10 bytes in the collection but 12 in its manifest");
 	assert_int_equal(collection_check_manifest(&f, 10, other, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "has sha256 " S " in the collection but " H " in its manifest"));
+	assert_non_null(
+	    strstr(err, "has sha256 " S " in the collection but " H " in its manifest"));
 	assert_int_equal(collection_check_manifest(&f, 10, NULL, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "names no sha256"));
 }
@@ -206,8 +209,10 @@ static void test_quote(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse),	     cmocka_unit_test(test_build_canonical),
-	    cmocka_unit_test(test_check_share_side), cmocka_unit_test(test_manifest_agrees),
+	    cmocka_unit_test(test_parse),
+	    cmocka_unit_test(test_build_canonical),
+	    cmocka_unit_test(test_check_share_side),
+	    cmocka_unit_test(test_manifest_agrees),
 	    cmocka_unit_test(test_quote),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
