@@ -39,6 +39,7 @@
 #define GET_PIECE_RETRIES   5 /* not_found: 0.5 + 1 + 2 + 4 + 8 s of patience, then give up */
 #define GET_RATE_RETRIES    8
 #define GET_ROOT_MISMATCHES 3
+#define GET_NAME_MAX	    255 /* bytes of one name in a folder (NAME_MAX on Linux) */
 
 enum get_phase { GET_ROOT, GET_MANIFESTS, GET_CHECKING, GET_PIECES, GET_DONE };
 enum get_state { PIECE_MISSING, PIECE_WANTED, PIECE_RETRY, PIECE_DONE };
@@ -631,7 +632,13 @@ static int get_walk(struct get *g, const char *path, int create, const char **la
 	if (dir < 0)
 		return error_set(err, errlen, "%s", strerror(errno));
 	for (const char *slash; (slash = strchr(start, '/')) != NULL; start = slash + 1) {
-		char name[4096];
+		char name[GET_NAME_MAX + 1];
+		if ((size_t)(slash - start) > GET_NAME_MAX) {
+			close(dir);
+			return error_set(err, errlen,
+					 "refused: a folder name in %s is longer than %d bytes",
+					 path, GET_NAME_MAX);
+		}
 		snprintf(name, sizeof(name), "%.*s", (int)(slash - start), start);
 		int next = get_open_folder(dir, name, create);
 		int saved = errno;
@@ -663,8 +670,18 @@ static int get_coll_check_targets(struct get *g)
 	char err[1024];
 	for (size_t i = 0; i < g->ntodo; i++) {
 		const char *path = g->todo[i]->path, *last;
+		const char *base = strrchr(path, '/');
 		struct stat st;
 		int missing;
+		/* NAME.part must fit in a directory entry too: refuse now, not half-way. */
+		if (strlen(base ? base + 1 : path) + strlen(".part") > GET_NAME_MAX) {
+			get_fail(
+			    g, CLI_EXIT_ERROR,
+			    "refused: the name of %s is longer than this system allows (%d bytes "
+			    "with .part); nothing saved",
+			    path, GET_NAME_MAX);
+			return -1;
+		}
 		int dir = get_walk(g, path, 0, &last, &missing, err, sizeof(err));
 		if (dir < 0 && missing)
 			continue;
