@@ -998,9 +998,12 @@ static void get_error(struct client *c, const struct wsmsg *m)
 			get_fail(g, CLI_EXIT_GONE,
 				 "piece %zu of %s cannot be found: nobody online holds it now%s",
 				 it->first + 1, g->display,
-				 g->part ? "; what arrived is kept, run the same command again to "
-					   "resume"
-					 : "");
+				 !g->part ? ""
+				 : g->is_coll
+				     ? "; what arrived is kept, run the same command "
+				       "with --force to resume"
+				     : "; what arrived is kept, run the same command again "
+				       "to resume");
 			return;
 		}
 		it->retry_at = now + (500 << (it->tries - 1));
@@ -1087,8 +1090,8 @@ static int get_one(const struct get_options *o)
 		if (rc == CLI_EXIT_INTERRUPTED && g.phase == GET_PIECES && g.part)
 			progress_note(&g.out,
 				      "stopped; %s keeps what arrived: run the same command "
-				      "again to resume",
-				      g.part);
+				      "again%s to resume",
+				      g.part, g.is_coll ? " with --force" : "");
 	}
 	worker_stop(&g.checker); /* before the .part it reads is closed */
 	client_destroy(&g.c);

@@ -223,3 +223,41 @@ test('a symbolic link already inside DIR is never followed', T(async () => {
 	assert.deepEqual(fs.readdirSync(out).sort(), ['a.txt', 'photos']);
 	await holder.close();
 }));
+
+test('share FILE FILE DIR: each keeps its own name, the list is "N files"; bad inputs refused before connecting', T(async () => {
+	const src = fresh('mix');
+	fs.mkdirSync(path.join(src, 'docs', 'sub'), { recursive: true });
+	const files = { 'a.txt': Buffer.from('a\n'), 'b.bin': randomBytes(100), 'docs/sub/c.txt': Buffer.from('c\n') };
+	for (const [rel, bytes] of Object.entries(files)) fs.writeFileSync(path.join(src, rel), bytes);
+	const sharer = await startShare([path.join(src, 'b.bin'), path.join(src, 'a.txt'), path.join(src, 'docs') + '/', '--url', url()]);
+	try {
+		const entries = Object.entries(files).map(([rel, bytes]) => ({
+			path: rel,
+			manifest: buildManifest(bytes, { name: rel.split('/').pop(), type: typeOf(rel) }).hash,
+			size: bytes.length,
+			sha256: sha256hex(bytes),
+		}));
+		assert.equal(hashOf(sharer.links[0]), sha256hex(collectionJson('3 files', entries)));
+	} finally {
+		await sharer.stop();
+	}
+
+	const twins = fresh('twins');
+	for (const d of ['x', 'y']) {
+		fs.mkdirSync(path.join(twins, d));
+		fs.writeFileSync(path.join(twins, d, 'same.txt'), d);
+	}
+	fs.mkdirSync(path.join(twins, 'empty'));
+	fs.writeFileSync(path.join(twins, 'x', 'back\\slash'), 'x');
+	const cases = [
+		[[path.join(twins, 'x', 'same.txt'), path.join(twins, 'y', 'same.txt')], 'refused: path "same.txt" is listed twice'],
+		[[path.join(twins, 'x')], 'refused: path "back\\\\slash" holds a backslash'],
+		[[path.join(twins, 'empty')], 'refused: no files to share'],
+	];
+	for (const [args, says] of cases) {
+		const r = await runCli(['share', ...args, '--url', 'http://127.0.0.1:9']); // never reached
+		assert.equal(r.code, 1, r.stderr);
+		assert.ok(r.stderr.includes(says), `${args}: ${r.stderr}`);
+		assert.equal(r.stdout.length, 0);
+	}
+}));
