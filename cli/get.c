@@ -82,8 +82,8 @@ struct get {
 	size_t root_len;
 	char *path, *part; /* NULL when the file goes to standard output */
 	int dirfd; /* what path and part are relative to: AT_FDCWD, or a collection's folder */
-	uint8_t
-	    mhash[HASH_LEN]; /* the manifest being fetched: the link's, or a collection file's */
+	/* the manifest being written: the link's, or a collection file's */
+	uint8_t mhash[HASH_LEN];
 	char display[256];
 	/* a collection: the list, then each file's manifest, then each file in turn */
 	int is_coll;
@@ -92,7 +92,13 @@ struct get {
 	size_t coll_len;
 	const struct collection_file **todo; /* the files to fetch (all, or --only's) */
 	size_t ntodo, cur;
-	struct manifest *mans; /* per todo file, once fetched and checked */
+	/* their manifests, a window of wants at a time (GET_WINDOW_MAX, as pieces) */
+	uint8_t *mstate; /* per todo file: enum get_state */
+	int64_t *mretry_at;
+	int *mtries;
+	size_t mlow, mnext, mdone, mflight, mwindow; /* before mlow: all done; from mnext: not
+							wanted yet; distinct wants in flight */
+	struct manifest *mans;			     /* per todo file, once fetched and checked */
 	uint8_t **man_data;
 	size_t *man_len;
 	int outdir; /* -o DIR, once opened */
@@ -553,11 +559,40 @@ static void get_piece_arrived(struct get *g, struct get_piece *it, const uint8_t
 
 /* ---- a collection ------------------------------------------------------------------------ */
 
-static void get_want_manifest(struct get *g)
+/* 1 if a file of the window already wants this manifest (a second want would get no answer:
+ * two files of the same content and name share one manifest). */
+static int get_man_wanted(struct get *g, const uint8_t hash[HASH_LEN], size_t before)
 {
-	memcpy(g->mhash, g->todo[g->cur]->manifest, HASH_LEN);
-	g->root_wanted = 1;
-	client_want(&g->c, g->mhash);
+	for (size_t i = g->mlow; i < before; i++)
+		if (g->mstate[i] == PIECE_WANTED &&
+		    memcmp(g->todo[i]->manifest, hash, HASH_LEN) == 0)
+			return 1;
+	return 0;
+}
+
+static void get_man_want(struct get *g, size_t i)
+{
+	int shared = get_man_wanted(g, g->todo[i]->manifest, g->mnext);
+	g->mstate[i] = PIECE_WANTED;
+	if (!shared) {
+		g->mflight++;
+		client_want(&g->c, g->todo[i]->manifest);
+	}
+}
+
+/* Keeps `mwindow` manifest wants in flight: retries that are due first, then in list order. */
+static void get_man_fill(struct get *g)
+{
+	if (g->phase != GET_MANIFESTS || !g->c.welcomed)
+		return;
+	int64_t now = now_ms();
+	for (size_t i = g->mlow; i < g->mnext && g->mflight < g->mwindow; i++)
+		if (g->mstate[i] == PIECE_RETRY && g->mretry_at[i] <= now)
+			get_man_want(g, i);
+	while (g->mflight < g->mwindow && g->mnext < g->ntodo) {
+		size_t i = g->mnext++;
+		get_man_want(g, i);
+	}
 }
 
 /* The list arrived and keeps every rule: choose the files, then fetch their manifests. */
@@ -578,8 +613,12 @@ static void get_coll(struct get *g, const uint8_t *data, size_t len)
 	g->man_data = calloc(g->coll.nfiles, sizeof(*g->man_data));
 	g->man_len = calloc(g->coll.nfiles, sizeof(*g->man_len));
 	g->kept = calloc(g->coll.nfiles, sizeof(*g->kept));
+	g->mstate = calloc(g->coll.nfiles, sizeof(*g->mstate));
+	g->mretry_at = calloc(g->coll.nfiles, sizeof(*g->mretry_at));
+	g->mtries = calloc(g->coll.nfiles, sizeof(*g->mtries));
 	if (g->coll_data == NULL || g->todo == NULL || g->mans == NULL || g->man_data == NULL ||
-	    g->man_len == NULL || g->kept == NULL) {
+	    g->man_len == NULL || g->kept == NULL || g->mstate == NULL || g->mretry_at == NULL ||
+	    g->mtries == NULL) {
 		get_fail(g, CLI_EXIT_ERROR, "out of memory");
 		return;
 	}
@@ -602,8 +641,11 @@ static void get_coll(struct get *g, const uint8_t *data, size_t len)
 	progress_note(&g->out, "collection \"%s\": %zu %s, %s", g->coll.name, g->coll.nfiles,
 		      g->coll.nfiles == 1 ? "file" : "files", sz);
 	g->phase = GET_MANIFESTS;
-	g->cur = 0;
-	get_want_manifest(g);
+	g->mwindow =
+	    GET_WINDOW_MAX < g->c.budget.max_wants ? GET_WINDOW_MAX : g->c.budget.max_wants;
+	if (g->mwindow == 0)
+		g->mwindow = 1;
+	get_man_fill(g);
 }
 
 /*
@@ -770,37 +812,94 @@ static void get_coll_write(struct get *g)
 	get_coll_start(g);
 }
 
-/* A file's manifest arrived: it must be a manifest, and agree with its entry. */
-static void get_coll_manifest(struct get *g, const uint8_t *data, size_t len)
+/* File i's manifest arrived: it must be a manifest, and agree with its entry. 0, or -1 (the
+ * command ends). */
+static int get_coll_manifest(struct get *g, size_t i, const uint8_t *data, size_t len)
 {
-	const struct collection_file *f = g->todo[g->cur];
-	struct manifest *m = &g->mans[g->cur];
+	const struct collection_file *f = g->todo[i];
+	struct manifest *m = &g->mans[i];
 	char err[1024], q[COLLECTION_QUOTE_MAX * 6 + 8];
-	g->root_wanted = 0;
 	int kind = manifest_parse(data, len, g->c.max_blob, m, err, sizeof(err));
 	if (kind <= 0) {
 		collection_quote(f->path, strlen(f->path), q, sizeof(q));
 		get_fail(g, CLI_EXIT_ERROR, "refused: the manifest of \"%s\" %s%s: nothing saved",
 			 q, kind < 0 ? "is malformed: " : "is not a manifest", kind < 0 ? err : "");
-		return;
+		return -1;
 	}
 	if (collection_check_manifest(f, m->size, m->has_sha256 ? m->sha256 : NULL, err,
 				      sizeof(err)) < 0) {
 		get_fail(g, CLI_EXIT_MISMATCH, "%s: nothing saved", err);
-		return;
+		return -1;
 	}
-	g->man_data[g->cur] = malloc(len ? len : 1);
-	if (g->man_data[g->cur] == NULL) {
+	g->man_data[i] = malloc(len ? len : 1);
+	if (g->man_data[i] == NULL) {
 		get_fail(g, CLI_EXIT_ERROR, "out of memory");
-		return;
+		return -1;
 	}
-	memcpy(g->man_data[g->cur], data, len);
-	g->man_len[g->cur] = len;
-	if (++g->cur < g->ntodo) {
-		get_want_manifest(g);
-		return;
+	memcpy(g->man_data[i], data, len);
+	g->man_len[i] = len;
+	return 0;
+}
+
+/* A manifest arrived: every file of the window that wants it takes it; when all are here and
+ * agree with the list, the writing starts. */
+static void get_man_arrived(struct get *g, const uint8_t hash[HASH_LEN], const uint8_t *data,
+			    size_t len)
+{
+	int wanted = 0;
+	for (size_t i = g->mlow; i < g->mnext; i++) {
+		if ((g->mstate[i] != PIECE_WANTED && g->mstate[i] != PIECE_RETRY) ||
+		    memcmp(g->todo[i]->manifest, hash, HASH_LEN) != 0)
+			continue;
+		wanted |= g->mstate[i] == PIECE_WANTED;
+		if (get_coll_manifest(g, i, data, len) < 0)
+			return;
+		g->mstate[i] = PIECE_DONE;
+		g->mdone++;
 	}
-	get_coll_write(g);
+	if (wanted)
+		g->mflight--;
+	while (g->mlow < g->ntodo && g->mstate[g->mlow] == PIECE_DONE)
+		g->mlow++;
+	if (g->mdone == g->ntodo)
+		get_coll_write(g);
+	else
+		get_man_fill(g);
+}
+
+/* An error for a manifest of the window. */
+static void get_man_error(struct get *g, const struct wsmsg *m)
+{
+	size_t first = SIZE_MAX;
+	for (size_t i = g->mlow; i < g->mnext && first == SIZE_MAX; i++)
+		if (g->mstate[i] == PIECE_WANTED &&
+		    memcmp(g->todo[i]->manifest, m->hash, HASH_LEN) == 0)
+			first = i;
+	if (first == SIZE_MAX)
+		return;
+	const char *path = g->todo[first]->path;
+	if (strcmp(m->code, "not_found") == 0) {
+		/* The sharer held every manifest before it linked the list. */
+		get_fail(g, CLI_EXIT_GONE,
+			 "%s of this collection is gone: nobody holds its manifest now; nothing "
+			 "saved",
+			 path);
+	} else if (strcmp(m->code, "hash_mismatch") == 0 &&
+		   ++g->root_mismatches < GET_ROOT_MISMATCHES) {
+		client_want(&g->c, m->hash); /* still in flight */
+	} else if (strcmp(m->code, "rate_limited") == 0 && g->mtries[first] < GET_RATE_RETRIES) {
+		g->mflight--;
+		int64_t at = now_ms() + (250 << ++g->mtries[first]);
+		for (size_t i = first; i < g->mnext; i++)
+			if (g->mstate[i] == PIECE_WANTED &&
+			    memcmp(g->todo[i]->manifest, m->hash, HASH_LEN) == 0) {
+				g->mstate[i] = PIECE_RETRY;
+				g->mretry_at[i] = at;
+			}
+	} else {
+		get_fail(g, CLI_EXIT_ERROR, "cannot fetch the manifest of %s: %s (%s)", path,
+			 m->message, m->code);
+	}
 }
 
 /* One file of the collection is saved: keep serving it, forget the rest of it, go on. */
@@ -915,8 +1014,15 @@ static void get_welcome(struct client *c, int first)
 		return;
 	}
 	/* Wants do not outlive a connection: ask again for everything in flight. */
-	if (g->phase == GET_MANIFESTS && g->root_wanted)
-		client_want(c, g->mhash);
+	if (g->phase == GET_MANIFESTS) {
+		g->mflight = 0;
+		for (size_t i = g->mlow; i < g->mnext; i++)
+			if (g->mstate[i] == PIECE_WANTED &&
+			    !get_man_wanted(g, g->todo[i]->manifest, i)) {
+				g->mflight++;
+				client_want(c, g->todo[i]->manifest);
+			}
+	}
 	for (size_t k = 0; g->phase == GET_PIECES && k < g->nitems; k++)
 		if (g->items[k].state == PIECE_WANTED)
 			client_want(c, g->items[k].hash);
@@ -932,8 +1038,7 @@ static void get_blob(struct client *c, const uint8_t hash[HASH_LEN], const uint8
 		return;
 	}
 	if (g->phase == GET_MANIFESTS) {
-		if (g->root_wanted && memcmp(hash, g->mhash, HASH_LEN) == 0)
-			get_coll_manifest(g, data, len);
+		get_man_arrived(g, hash, data, len);
 		return;
 	}
 	if (g->phase != GET_PIECES)
@@ -950,38 +1055,32 @@ static void get_count(struct client *c, const uint8_t hash[HASH_LEN], uint64_t v
 		g->viewers = viewers;
 }
 
-/* An error about the blob wanted before any piece: the link itself, or a collection file's
- * manifest (g->mhash). */
 static void get_root_error(struct get *g, const struct wsmsg *m)
 {
-	const char *path = g->phase == GET_MANIFESTS ? g->todo[g->cur]->path : NULL;
 	if (strcmp(m->code, "not_found") == 0) {
-		if (path)
-			get_fail(g, CLI_EXIT_GONE,
-				 "%s of this collection is gone: nobody holds its manifest now; "
-				 "nothing saved",
-				 path);
-		else
-			get_fail(g, CLI_EXIT_GONE, "this content is gone: nobody holds %s now",
-				 g->hex);
+		get_fail(g, CLI_EXIT_GONE, "this content is gone: nobody holds %s now", g->hex);
 	} else if (strcmp(m->code, "rate_limited") == 0 && g->root_rate_tries < GET_RATE_RETRIES) {
 		g->root_retry_at = now_ms() + (250 << ++g->root_rate_tries);
 		g->root_wanted = 0;
 	} else if (strcmp(m->code, "hash_mismatch") == 0 &&
 		   ++g->root_mismatches < GET_ROOT_MISMATCHES) {
-		client_want(&g->c, g->mhash);
+		client_want(&g->c, g->o->hash);
 	} else {
-		get_fail(g, CLI_EXIT_ERROR, "cannot fetch %s: %s (%s)", path ? path : g->hex,
-			 m->message, m->code);
+		get_fail(g, CLI_EXIT_ERROR, "cannot fetch %s: %s (%s)", g->hex, m->message,
+			 m->code);
 	}
 }
 
 static void get_error(struct client *c, const struct wsmsg *m)
 {
 	struct get *g = c->user;
-	if (g->phase == GET_ROOT || g->phase == GET_MANIFESTS) {
-		if (memcmp(m->hash, g->mhash, HASH_LEN) == 0)
+	if (g->phase == GET_ROOT) {
+		if (memcmp(m->hash, g->o->hash, HASH_LEN) == 0)
 			get_root_error(g, m);
+		return;
+	}
+	if (g->phase == GET_MANIFESTS) {
+		get_man_error(g, m);
 		return;
 	}
 	struct get_piece *it = g->phase == GET_PIECES ? map_get(&g->by_hash, m->hash) : NULL;
@@ -1034,17 +1133,19 @@ static void get_tick(struct client *c)
 					   : 100);
 		return;
 	}
-	if (g->phase == GET_ROOT || g->phase == GET_MANIFESTS) {
+	if (g->phase == GET_ROOT) {
 		if (!g->root_wanted && g->root_retry_at && now_ms() >= g->root_retry_at &&
 		    c->welcomed) {
 			g->root_wanted = 1;
-			client_want(c, g->mhash);
+			client_want(c, g->o->hash);
 		}
-		if (g->phase == GET_ROOT)
-			progress_live(&g->out, "looking for %.12s…", g->hex);
-		else
-			progress_live(&g->out, "checking the collection: manifest %zu of %zu",
-				      g->cur + 1, g->ntodo);
+		progress_live(&g->out, "looking for %.12s…", g->hex);
+		return;
+	}
+	if (g->phase == GET_MANIFESTS) {
+		get_man_fill(g);
+		progress_live(&g->out, "checking the collection: %zu of %zu manifests", g->mdone,
+			      g->ntodo);
 		return;
 	}
 	if (g->phase == GET_PIECES) {
@@ -1116,6 +1217,9 @@ static int get_one(const struct get_options *o)
 		free(g.man_data[i]);
 	}
 	free(g.kept);
+	free(g.mstate);
+	free(g.mretry_at);
+	free(g.mtries);
 	free(g.mans);
 	free(g.man_data);
 	free(g.man_len);

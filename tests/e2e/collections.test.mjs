@@ -58,6 +58,7 @@ function makeHoliday() {
 		'photos/beach.jpg': randomBytes(PIECE_SIZE + 1000), // two pieces
 		'photos/2024/été.bin': randomBytes(3000),
 		'empty.bin': Buffer.alloc(0),
+		'old/notes.txt': Buffer.from('sun, sea\n'), // the same manifest as notes.txt: wanted once
 	};
 	for (const [rel, bytes] of Object.entries(files)) {
 		fs.mkdirSync(path.dirname(path.join(src, rel)), { recursive: true });
@@ -83,14 +84,14 @@ test('share DIR gives the canonical list; get -o DIR recreates the tree, byte fo
 		const want = collectionJson('holiday', entries);
 		assert.equal(hash, sha256hex(want), 'the collection is not the canonical form');
 		await stack.waitLookup(hash, 1);
-		assert.match(sharer.stderr, /holiday — 4 files, 260 KiB\n/);
+		assert.match(sharer.stderr, /holiday — 5 files, 260 KiB\n/);
 		assert.match(sharer.stderr, /skipping .*photos\/link: a symbolic link/);
 
 		// Without -o: a clear error naming it, nothing written.
 		const cwd = fresh('cwd');
 		const noDir = await runCli(['get', hash, '--url', url()], { cwd });
 		assert.equal(noDir.code, 64, noDir.stderr);
-		assert.match(noDir.stderr, /collection of 4 files: name the folder to save them in with -o DIR/);
+		assert.match(noDir.stderr, /collection of 5 files: name the folder to save them in with -o DIR/);
 		assert.deepEqual(fs.readdirSync(cwd), []);
 
 		const out = path.join(fresh('get'), 'new-dir');
