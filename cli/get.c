@@ -12,7 +12,7 @@
  * renamed. With --seed the client goes on serving until Ctrl-C.
  *
  * A collection (-o DIR) is checked whole before anything is written: its list against every
- * rule (common/collection.c), then each file's manifest, fetched one after the other, against
+ * rule (common/collection.c), then each file's manifest (a window of wants, as pieces) against
  * its entry, then every place it would write (a symbolic link or a file where a folder should be
  * is refused; an existing file needs --force). Then the files are fetched one after the other
  * as above, each into NAME.part beside it, renamed when verified; every folder and file is
