@@ -14,7 +14,8 @@
  * A collection (-o DIR) is checked whole before anything is written: its list against every
  * rule (common/collection.c), then each file's manifest (a window of wants, as pieces) against
  * its entry, then every place it would write (a symbolic link or a file where a folder should be
- * is refused; an existing file needs --force). Then the files are fetched one after the other
+ * is refused; a file already there is kept if it has the right SHA-256, compared on a worker
+ * thread, and needs --force otherwise). Then the files are fetched one after the other
  * as above, each into NAME.part beside it, renamed when verified; every folder and file is
  * opened relative to its parent with O_NOFOLLOW, so nothing inside DIR can redirect a write.
  */
@@ -39,9 +40,10 @@
 #define GET_PIECE_RETRIES   5 /* not_found: 0.5 + 1 + 2 + 4 + 8 s of patience, then give up */
 #define GET_RATE_RETRIES    8
 #define GET_ROOT_MISMATCHES 3
-#define GET_NAME_MAX	    255 /* bytes of one name in a folder (NAME_MAX on Linux) */
+enum get_present { GET_ABSENT, GET_THERE, GET_SAME };
+#define GET_NAME_MAX 255 /* bytes of one name in a folder (NAME_MAX on Linux) */
 
-enum get_phase { GET_ROOT, GET_MANIFESTS, GET_CHECKING, GET_PIECES, GET_DONE };
+enum get_phase { GET_ROOT, GET_MANIFESTS, GET_EXISTING, GET_CHECKING, GET_PIECES, GET_DONE };
 enum get_state { PIECE_MISSING, PIECE_WANTED, PIECE_RETRY, PIECE_DONE };
 
 /* One distinct piece address; identical pieces of a file are fetched once. */
@@ -102,7 +104,12 @@ struct get {
 	uint8_t **man_data;
 	size_t *man_len;
 	int outdir; /* -o DIR, once opened */
-	int *kept;  /* descriptors of the files done: their pieces are still served */
+	/* per todo file: GET_THERE a file of its size is in DIR already, GET_SAME and it has the
+	 * file's SHA-256 (compared on the verifier's thread): kept, not fetched again */
+	uint8_t *present;
+	size_t nsame;
+	struct worker verifier;
+	int *kept; /* descriptors of the files done: their pieces are still served */
 	size_t nkept;
 	uint64_t coll_bytes;
 	int advancing, advance_again;
@@ -340,30 +347,36 @@ static int get_resume(struct get *g)
 
 /* The whole file against the manifest's "sha256", one pass over what was written: 0 matches
  * (or the manifest names none), 1 differs, -1 unreadable. */
+/* The plain SHA-256 of fd's first size bytes (pread: any thread). 0, or -1 (unreadable, or
+ * shorter than size). */
+static int get_hash_fd(int fd, uint64_t size, uint8_t out[HASH_LEN])
+{
+	const size_t chunk = 256 * 1024;
+	uint8_t *buf = malloc(chunk);
+	struct hash_stream *h = hash_stream_new();
+	int rc = buf && h && hash_stream_begin(h) == 0 ? 0 : -1;
+	for (uint64_t off = 0; rc == 0 && off < size;) {
+		ssize_t n = pread(fd, buf, chunk, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || hash_stream_update(h, buf, (size_t)n) < 0)
+			rc = -1;
+		else
+			off += (uint64_t)n;
+	}
+	if (rc == 0)
+		rc = hash_stream_end(h, out);
+	hash_stream_free(h);
+	free(buf);
+	return rc;
+}
+
 static int get_check_whole(struct get *g)
 {
-	static uint8_t buf[256 * 1024];
 	uint8_t got[HASH_LEN];
 	if (!g->m.has_sha256)
 		return 0;
-	struct hash_stream *h = hash_stream_new();
-	if (h == NULL || hash_stream_begin(h) < 0) {
-		hash_stream_free(h);
-		return -1;
-	}
-	for (uint64_t off = 0; off < g->m.size;) {
-		ssize_t n = pread(g->fd, buf, sizeof(buf), (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0 || hash_stream_update(h, buf, (size_t)n) < 0) {
-			hash_stream_free(h);
-			return -1;
-		}
-		off += (uint64_t)n;
-	}
-	int rc = hash_stream_end(h, got);
-	hash_stream_free(h);
-	if (rc < 0)
+	if (get_hash_fd(g->fd, g->m.size, got) < 0)
 		return -1;
 	return memcmp(got, g->m.sha256, HASH_LEN) != 0;
 }
@@ -616,9 +629,10 @@ static void get_coll(struct get *g, const uint8_t *data, size_t len)
 	g->mstate = calloc(g->coll.nfiles, sizeof(*g->mstate));
 	g->mretry_at = calloc(g->coll.nfiles, sizeof(*g->mretry_at));
 	g->mtries = calloc(g->coll.nfiles, sizeof(*g->mtries));
-	if (g->coll_data == NULL || g->todo == NULL || g->mans == NULL || g->man_data == NULL ||
-	    g->man_len == NULL || g->kept == NULL || g->mstate == NULL || g->mretry_at == NULL ||
-	    g->mtries == NULL) {
+	g->present = calloc(g->coll.nfiles, sizeof(*g->present));
+	if (g->present == NULL || g->coll_data == NULL || g->todo == NULL || g->mans == NULL ||
+	    g->man_data == NULL || g->man_len == NULL || g->kept == NULL || g->mstate == NULL ||
+	    g->mretry_at == NULL || g->mtries == NULL) {
 		get_fail(g, CLI_EXIT_ERROR, "out of memory");
 		return;
 	}
@@ -743,15 +757,46 @@ static int get_coll_check_targets(struct get *g)
 				 S_ISLNK(st.st_mode) ? "symbolic link" : "folder");
 			return -1;
 		}
+		if (S_ISREG(st.st_mode) && (uint64_t)st.st_size == g->todo[i]->size) {
+			g->present[i] = GET_THERE; /* the same file, perhaps: compared next */
+			continue;
+		}
 		if (!g->o->force) {
-			get_fail(
-			    g, CLI_EXIT_ERROR,
-			    "%s already exists in %s; overwrite it with --force (nothing saved)",
-			    path, g->o->output);
+			get_fail(g, CLI_EXIT_ERROR,
+				 "%s already exists in %s and is not this file; overwrite it with "
+				 "--force (nothing saved)",
+				 path, g->o->output);
 			return -1;
 		}
 	}
 	return 0;
+}
+
+/* On the verifier's thread: which files already in DIR are the collection's (their SHA-256).
+ * Reads only, through get_walk and O_NOFOLLOW like every other access to DIR. */
+static void get_verify_existing(struct worker *w)
+{
+	struct get *g = w->arg;
+	for (size_t i = 0; i < g->ntodo && !client_interrupted() && !atomic_load(&w->stop); i++) {
+		const char *last;
+		char err[256];
+		uint8_t got[HASH_LEN];
+		int missing;
+		if (g->present[i] != GET_THERE)
+			continue;
+		int dir = get_walk(g, g->todo[i]->path, 0, &last, &missing, err, sizeof(err));
+		int fd = dir < 0
+			     ? -1
+			     : openat(dir, last, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (dir >= 0)
+			close(dir);
+		if (fd >= 0 && get_hash_fd(fd, g->todo[i]->size, got) == 0 &&
+		    memcmp(got, g->todo[i]->sha256, HASH_LEN) == 0)
+			g->present[i] = GET_SAME;
+		if (fd >= 0)
+			close(fd);
+		atomic_store(&w->done, i + 1);
+	}
 }
 
 /* Opens the current file's NAME.part in its folder (made as needed) and starts fetching it. */
@@ -793,7 +838,59 @@ static void get_coll_start(struct get *g)
 	get_file_start(g);
 }
 
+static void get_coll_finish(struct get *g);
+
+/* The first file from i on that is not already in DIR, or ntodo. */
+static size_t get_coll_skip(struct get *g, size_t i)
+{
+	while (i < g->ntodo && g->present[i] == GET_SAME)
+		i++;
+	return i;
+}
+
+/* Every check is passed: hold the list and fetch what is not there yet. */
+static void get_coll_begin(struct get *g)
+{
+	/* We hold the list too, and so count as a viewer of it, as a browser does. */
+	client_hold_mem(&g->c, g->o->hash, g->coll_data, g->coll_len);
+	g->cur = get_coll_skip(g, 0);
+	if (g->cur < g->ntodo)
+		get_coll_start(g);
+	else
+		get_coll_finish(g);
+}
+
+/* On the loop, once the files already in DIR are compared: the same are kept, a different one
+ * needs --force. */
+static void get_verify_done(struct worker *w)
+{
+	struct get *g = w->arg;
+	progress_clear(&g->out);
+	if (client_interrupted() || g->c.done)
+		return;
+	for (size_t i = 0; i < g->ntodo; i++) {
+		if (g->present[i] == GET_THERE && !g->o->force) {
+			get_fail(g, CLI_EXIT_ERROR,
+				 "%s already exists in %s and is not this file; overwrite it with "
+				 "--force (nothing saved)",
+				 g->todo[i]->path, g->o->output);
+			return;
+		}
+		if (g->present[i] == GET_SAME) {
+			g->nsame++;
+			g->coll_bytes += g->todo[i]->size;
+		}
+	}
+	if (g->nsame)
+		progress_note(&g->out, "%zu of %zu files are in %s already (same SHA-256): kept",
+			      g->nsame, g->ntodo, g->o->output);
+	get_coll_begin(g);
+}
+
 /* Every manifest agrees with the list: check where it all goes, then write. */
+static void get_verify_done(struct worker *w);
+static void get_coll_begin(struct get *g);
+
 static void get_coll_write(struct get *g)
 {
 	g->outdir = open(g->o->output, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -806,10 +903,16 @@ static void get_coll_write(struct get *g)
 	}
 	if (get_coll_check_targets(g) < 0)
 		return;
-	/* We hold the list too, and so count as a viewer of it, as a browser does. */
-	client_hold_mem(&g->c, g->o->hash, g->coll_data, g->coll_len);
-	g->cur = 0;
-	get_coll_start(g);
+	for (size_t i = 0; i < g->ntodo; i++)
+		if (g->present[i] == GET_THERE) {
+			g->phase = GET_EXISTING;
+			if (worker_start(&g->verifier, g->c.ctx, get_verify_existing,
+					 get_verify_done, g) < 0)
+				get_fail(g, CLI_EXIT_ERROR, "cannot start a thread: %s",
+					 strerror(errno));
+			return;
+		}
+	get_coll_begin(g);
 }
 
 /* File i's manifest arrived: it must be a manifest, and agree with its entry. 0, or -1 (the
@@ -905,7 +1008,6 @@ static void get_man_error(struct get *g, const struct wsmsg *m)
 /* One file of the collection is saved: keep serving it, forget the rest of it, go on. */
 static void get_coll_advance(struct get *g)
 {
-	char sz[32];
 	g->kept[g->nkept++] = g->fd;
 	g->fd = -1;
 	if (g->dirfd != AT_FDCWD)
@@ -926,10 +1028,17 @@ static void get_coll_advance(struct get *g)
 	g->path = g->part = NULL;
 	g->nitems = g->next_new = g->nretry = g->in_flight = g->done_items = 0;
 	g->bytes_done = g->bytes_resumed = g->part_size = 0;
-	if (++g->cur < g->ntodo) {
+	g->cur = get_coll_skip(g, g->cur + 1);
+	if (g->cur < g->ntodo)
 		get_coll_start(g);
-		return;
-	}
+	else
+		get_coll_finish(g);
+}
+
+/* Every file is in DIR, verified. */
+static void get_coll_finish(struct get *g)
+{
+	char sz[32];
 	g->phase = GET_DONE;
 	progress_format_bytes(g->coll_bytes, sz, sizeof(sz));
 	progress_note(&g->out, "saved %zu %s (%s) in %s", g->ntodo,
@@ -1097,12 +1206,9 @@ static void get_error(struct client *c, const struct wsmsg *m)
 			get_fail(g, CLI_EXIT_GONE,
 				 "piece %zu of %s cannot be found: nobody online holds it now%s",
 				 it->first + 1, g->display,
-				 !g->part ? ""
-				 : g->is_coll
-				     ? "; what arrived is kept, run the same command "
-				       "with --force to resume"
-				     : "; what arrived is kept, run the same command again "
-				       "to resume");
+				 g->part ? "; what arrived is kept, run the same command again to "
+					   "resume"
+					 : "");
 			return;
 		}
 		it->retry_at = now + (500 << (it->tries - 1));
@@ -1120,6 +1226,7 @@ static void get_wake(struct client *c)
 {
 	struct get *g = c->user;
 	worker_reap(&g->checker);
+	worker_reap(&g->verifier);
 }
 
 static void get_tick(struct client *c)
@@ -1140,6 +1247,10 @@ static void get_tick(struct client *c)
 			client_want(c, g->o->hash);
 		}
 		progress_live(&g->out, "looking for %.12s…", g->hex);
+		return;
+	}
+	if (g->phase == GET_EXISTING) {
+		progress_live(&g->out, "comparing the files already in %s", g->o->output);
 		return;
 	}
 	if (g->phase == GET_MANIFESTS) {
@@ -1191,10 +1302,11 @@ static int get_one(const struct get_options *o)
 		if (rc == CLI_EXIT_INTERRUPTED && g.phase == GET_PIECES && g.part)
 			progress_note(&g.out,
 				      "stopped; %s keeps what arrived: run the same command "
-				      "again%s to resume",
-				      g.part, g.is_coll ? " with --force" : "");
+				      "again to resume",
+				      g.part);
 	}
-	worker_stop(&g.checker); /* before the .part it reads is closed */
+	worker_stop(&g.checker);  /* before the .part it reads is closed */
+	worker_stop(&g.verifier); /* before DIR is closed */
 	client_destroy(&g.c);
 	if (g.fd >= 0)
 		close(g.fd);
@@ -1220,6 +1332,7 @@ static int get_one(const struct get_options *o)
 	free(g.mstate);
 	free(g.mretry_at);
 	free(g.mtries);
+	free(g.present);
 	free(g.mans);
 	free(g.man_data);
 	free(g.man_len);

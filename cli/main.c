@@ -86,7 +86,7 @@ static const char main_get_help[] =
     "                         for a collection, the folder to recreate it in\n"
     "      --only PATH        of a collection, fetch only the file at PATH\n"
     "  -f, --force            overwrite a file of the same name (only needed without -o;\n"
-    "                         for a collection, any file already in DIR)\n"
+    "                         for a collection, files in DIR that differ from its own)\n"
     "  -s, --seed             keep serving after the download, until Ctrl-C\n";
 
 enum main_opt { OPT_CACERT = 256, OPT_ONLY };

@@ -99,10 +99,18 @@ test('share DIR gives the canonical list; get -o DIR recreates the tree, byte fo
 		assert.equal(r.code, 0, r.stderr);
 		assert.deepEqual(tree(out), files);
 
-		// Again into the same folder: the files exist, refused unless --force.
-		const again = await runCli(['get', hash, '-o', out, '--url', url()]);
-		assert.equal(again.code, 1);
-		assert.match(again.stderr, /already exists in .*--force/);
+		// Again into the same folder (a rerun after an interruption): what is there with the
+		// right SHA-256 is kept, not fetched; a file that differs is refused unless --force.
+		const before = (await stack.stats()).requests_total;
+		const again = await runCli(['get', hash, '-o', out, '--url', url(), '-v']);
+		assert.equal(again.code, 0, again.stderr);
+		assert.match(again.stderr, /5 of 5 files are in .* already \(same SHA-256\): kept/);
+		assert.equal((await stack.stats()).requests_total - before, 1 + 4, 'the list and the 4 distinct manifests only');
+		fs.writeFileSync(path.join(out, 'notes.txt'), 'SUN, SEA\n'); // same size, other bytes
+		const differs = await runCli(['get', hash, '-o', out, '--url', url()]);
+		assert.equal(differs.code, 1);
+		assert.match(differs.stderr, /notes\.txt already exists in .* and is not this file; overwrite it with --force \(nothing saved\)/);
+		assert.equal(fs.readFileSync(path.join(out, 'notes.txt'), 'utf8'), 'SUN, SEA\n');
 		const forced = await runCli(['get', hash, '-o', out, '--url', url(), '--force']);
 		assert.equal(forced.code, 0, forced.stderr);
 		assert.deepEqual(tree(out), files);
