@@ -324,14 +324,14 @@ int client_announce_file(struct client *c, const uint8_t sha256[HASH_LEN],
 int api_get(const struct client_config *cfg, const char *path, int *status, char **body, char *err,
 	    size_t errlen);
 
-/* share.c — `ephemeral share FILE…` */
+/* share.c — `ephemeral share FILE…`: one file, or a collection of several files or folders */
 
 struct share_options {
 	struct client_config client;
-	char **files; /* "-" is standard input */
+	char **files; /* "-" is standard input; several, or a folder: a collection */
 	size_t nfiles;
 	int page;	  /* share the single file's bytes as a page */
-	const char *name; /* manifest name instead of the file's */
+	const char *name; /* manifest name instead of the file's; a collection's name */
 	const char *type;
 	int quiet, verbose;
 };

@@ -1,12 +1,12 @@
 /*
- * share.c — `ephemeral share FILE…`: offer files (or one page) until Ctrl-C.
+ * share.c — `ephemeral share FILE|DIR…`: offer a file, a collection or a page until Ctrl-C.
  *
  * Owns the sharer's side: opening the inputs (standard input and other pipes are first spooled
  * to an unlinked temporary file, so that every piece can be read again with pread), choosing
  * the piece size from the server's max_blob once the welcome arrives, hashing each file piece
  * by piece on a worker thread (the event loop keeps answering the server meanwhile, and serves
- * what is ready), printing one link per input on standard output, and then showing the live viewer
- * count of each link while the client answers requests from the store. With --page the single
+ * what is ready), printing the link on standard output, and then showing the live viewer
+ * count while the client answers requests from the store. With --page the single
  * input's bytes are one blob, the same address the home page's text box gives for the same
  * bytes. Never holds a file in memory: the store reads pieces from disk when asked.
  *
@@ -592,7 +592,7 @@ static void share_wake(struct client *c)
 			      s->o->page ? ", as a page" : "", link);
 		if (!s->o->page && it->m.has_sha256) {
 			/* The hash people publish beside downloads, and the link that finds it
-			 * (standard output stays one link per input, for scripts). */
+			 * (standard output stays the one link, for scripts). */
 			char hex[HASH_HEX_LEN + 1];
 			hash_to_hex(it->m.sha256, hex);
 			progress_note(&s->out, "sha256 %s, also found at %ssha256/%s", hex,
@@ -653,8 +653,7 @@ static void share_count(struct client *c, const uint8_t hash[HASH_LEN], uint64_t
 static void share_tick(struct client *c)
 {
 	struct share *s = c->user;
-	char sent[32], counts[256] = "";
-	size_t used = 0;
+	char sent[32];
 	if (s->held < s->n) {
 		size_t i = atomic_load(&s->hasher.posted);
 		if (s->hasher.ctx && i < s->n && !s->o->page) {
@@ -669,27 +668,13 @@ static void share_tick(struct client *c)
 		}
 		return;
 	}
-	if (s->coll) {
-		progress_format_bytes(c->served_bytes, sent, sizeof(sent));
-		progress_live(&s->out, "%s: %llu %s · sent %llu blobs (%s) · Ctrl-C to stop",
-			      s->coll_name, (unsigned long long)s->coll_viewers,
-			      s->coll_viewers == 1 ? "viewer" : "viewers",
-			      (unsigned long long)c->served_blobs, sent);
-		return;
-	}
-	for (size_t i = 0; i < s->n && used < sizeof(counts) - 32; i++)
-		used += (size_t)snprintf(counts + used, sizeof(counts) - used, "%s%llu",
-					 i ? ", " : "", (unsigned long long)s->items[i].viewers);
+	/* One link: the collection's, or the single input's. */
+	const char *name = s->coll ? s->coll_name : s->items[0].name;
+	uint64_t viewers = s->coll ? s->coll_viewers : s->items[0].viewers;
 	progress_format_bytes(c->served_bytes, sent, sizeof(sent));
-	if (s->n == 1)
-		progress_live(&s->out, "%s: %s %s · sent %llu blobs (%s) · Ctrl-C to stop",
-			      s->items[0].name, counts,
-			      s->items[0].viewers == 1 ? "viewer" : "viewers",
-			      (unsigned long long)c->served_blobs, sent);
-	else
-		progress_live(&s->out,
-			      "%zu files, viewers %s · sent %llu blobs (%s) · Ctrl-C to stop", s->n,
-			      counts, (unsigned long long)c->served_blobs, sent);
+	progress_live(&s->out, "%s: %llu %s · sent %llu blobs (%s) · Ctrl-C to stop", name,
+		      (unsigned long long)viewers, viewers == 1 ? "viewer" : "viewers",
+		      (unsigned long long)c->served_blobs, sent);
 }
 
 static const struct client_ops share_ops = {
