@@ -99,6 +99,13 @@ test('share DIR gives the canonical list; get -o DIR recreates the tree, byte fo
 		assert.equal(r.code, 0, r.stderr);
 		assert.deepEqual(tree(out), files);
 
+		// Every file of the collection is a file of its own: found by its SHA-256 too.
+		const beach = files['photos/beach.jpg'];
+		const one = path.join(fresh('one'), 'beach.jpg');
+		const bySha = await runCli(['get', `${url()}/sha256/${sha256hex(beach)}`, '-o', one]);
+		assert.equal(bySha.code, 0, bySha.stderr);
+		assert.ok(fs.readFileSync(one).equals(beach));
+
 		// Again into the same folder (a rerun after an interruption): what is there with the
 		// right SHA-256 is kept, not fetched; a file that differs is refused unless --force.
 		const before = (await stack.stats()).requests_total;
