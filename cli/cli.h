@@ -324,21 +324,21 @@ int client_announce_file(struct client *c, const uint8_t sha256[HASH_LEN],
 int api_get(const struct client_config *cfg, const char *path, int *status, char **body, char *err,
 	    size_t errlen);
 
-/* share.c — `ephemeral share FILE…` */
+/* share.c — `ephemeral share FILE…`: one file, or a collection of several files or folders */
 
 struct share_options {
 	struct client_config client;
-	char **files; /* "-" is standard input */
+	char **files; /* "-" is standard input; several, or a folder: a collection */
 	size_t nfiles;
 	int page;	  /* share the single file's bytes as a page */
-	const char *name; /* manifest name instead of the file's */
+	const char *name; /* manifest name instead of the file's; a collection's name */
 	const char *type;
 	int quiet, verbose;
 };
 
 int share_run(const struct share_options *o);
 
-/* get.c — `ephemeral get LINK|HASH|sha256:HASH` */
+/* get.c — `ephemeral get LINK|HASH|sha256:HASH`, and `get -o DIR LINK` for a collection */
 
 struct get_options {
 	struct client_config client;
@@ -346,7 +346,9 @@ struct get_options {
 	int by_sha256; /* hash is a file's plain SHA-256: try the manifests that declare it */
 	int expect;    /* the file must have this plain SHA-256 (else CLI_EXIT_MISMATCH) */
 	uint8_t expect_sha256[HASH_LEN];
-	const char *output; /* NULL: the manifest's name (a page goes to standard output); "-" */
+	const char *output; /* NULL: the manifest's name (a page goes to standard output); "-";
+			     * for a collection, the folder to recreate it in (required) */
+	const char *only;   /* a collection's one file to fetch (its path), or NULL for all */
 	int seed;
 	int force;
 	int quiet, verbose;

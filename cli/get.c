@@ -10,8 +10,17 @@
  * kept, so nothing but the missing pieces is fetched, and a .part from something else can never
  * be mistaken for progress. When every piece is there the .part is
  * renamed. With --seed the client goes on serving until Ctrl-C.
+ *
+ * A collection (-o DIR) is checked whole before anything is written: its list against every
+ * rule (common/collection.c), then each file's manifest (a window of wants, as pieces) against
+ * its entry, then every place it would write (a symbolic link or a file where a folder should be
+ * is refused; a file already there is kept if it has the right SHA-256, compared on a worker
+ * thread, and needs --force otherwise). Then the files are fetched one after the other
+ * as above, each into NAME.part beside it, renamed when verified; every folder and file is
+ * opened relative to its parent with O_NOFOLLOW, so nothing inside DIR can redirect a write.
  */
 #include "cli.h"
+#include "collection.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,8 +40,10 @@
 #define GET_PIECE_RETRIES   5 /* not_found: 0.5 + 1 + 2 + 4 + 8 s of patience, then give up */
 #define GET_RATE_RETRIES    8
 #define GET_ROOT_MISMATCHES 3
+enum get_present { GET_ABSENT, GET_THERE, GET_SAME };
+#define GET_NAME_MAX 255 /* bytes of one name in a folder (NAME_MAX on Linux) */
 
-enum get_phase { GET_ROOT, GET_CHECKING, GET_PIECES, GET_DONE };
+enum get_phase { GET_ROOT, GET_MANIFESTS, GET_EXISTING, GET_CHECKING, GET_PIECES, GET_DONE };
 enum get_state { PIECE_MISSING, PIECE_WANTED, PIECE_RETRY, PIECE_DONE };
 
 /* One distinct piece address; identical pieces of a file are fetched once. */
@@ -72,7 +83,36 @@ struct get {
 	uint8_t *root_data; /* the manifest, kept while the check runs */
 	size_t root_len;
 	char *path, *part; /* NULL when the file goes to standard output */
+	int dirfd; /* what path and part are relative to: AT_FDCWD, or a collection's folder */
+	/* the manifest being written: the link's, or a collection file's */
+	uint8_t mhash[HASH_LEN];
 	char display[256];
+	/* a collection: the list, then each file's manifest, then each file in turn */
+	int is_coll;
+	struct collection coll;
+	uint8_t *coll_data; /* the list's blob, held once writing starts */
+	size_t coll_len;
+	const struct collection_file **todo; /* the files to fetch (all, or --only's) */
+	size_t ntodo, cur;
+	/* their manifests, a window of wants at a time (GET_WINDOW_MAX, as pieces) */
+	uint8_t *mstate; /* per todo file: enum get_state */
+	int64_t *mretry_at;
+	int *mtries;
+	size_t mlow, mnext, mdone, mflight, mwindow; /* before mlow: all done; from mnext: not
+							wanted yet; distinct wants in flight */
+	struct manifest *mans;			     /* per todo file, once fetched and checked */
+	uint8_t **man_data;
+	size_t *man_len;
+	int outdir; /* -o DIR, once opened */
+	/* per todo file: GET_THERE a file of its size is in DIR already, GET_SAME and it has the
+	 * file's SHA-256 (compared on the verifier's thread): kept, not fetched again */
+	uint8_t *present;
+	size_t nsame;
+	struct worker verifier;
+	int *kept; /* descriptors of the files done: their pieces are still served */
+	size_t nkept;
+	uint64_t coll_bytes;
+	int advancing, advance_again;
 };
 
 static void get_fail(struct get *g, int code, const char *fmt, ...)
@@ -307,33 +347,41 @@ static int get_resume(struct get *g)
 
 /* The whole file against the manifest's "sha256", one pass over what was written: 0 matches
  * (or the manifest names none), 1 differs, -1 unreadable. */
+/* The plain SHA-256 of fd's first size bytes (pread: any thread). 0, or -1 (unreadable, or
+ * shorter than size). */
+static int get_hash_fd(int fd, uint64_t size, uint8_t out[HASH_LEN])
+{
+	const size_t chunk = 256 * 1024;
+	uint8_t *buf = malloc(chunk);
+	struct hash_stream *h = hash_stream_new();
+	int rc = buf && h && hash_stream_begin(h) == 0 ? 0 : -1;
+	for (uint64_t off = 0; rc == 0 && off < size;) {
+		ssize_t n = pread(fd, buf, chunk, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || hash_stream_update(h, buf, (size_t)n) < 0)
+			rc = -1;
+		else
+			off += (uint64_t)n;
+	}
+	if (rc == 0)
+		rc = hash_stream_end(h, out);
+	hash_stream_free(h);
+	free(buf);
+	return rc;
+}
+
 static int get_check_whole(struct get *g)
 {
-	static uint8_t buf[256 * 1024];
 	uint8_t got[HASH_LEN];
 	if (!g->m.has_sha256)
 		return 0;
-	struct hash_stream *h = hash_stream_new();
-	if (h == NULL || hash_stream_begin(h) < 0) {
-		hash_stream_free(h);
-		return -1;
-	}
-	for (uint64_t off = 0; off < g->m.size;) {
-		ssize_t n = pread(g->fd, buf, sizeof(buf), (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0 || hash_stream_update(h, buf, (size_t)n) < 0) {
-			hash_stream_free(h);
-			return -1;
-		}
-		off += (uint64_t)n;
-	}
-	int rc = hash_stream_end(h, got);
-	hash_stream_free(h);
-	if (rc < 0)
+	if (get_hash_fd(g->fd, g->m.size, got) < 0)
 		return -1;
 	return memcmp(got, g->m.sha256, HASH_LEN) != 0;
 }
+
+static void get_coll_next(struct get *g);
 
 static void get_complete(struct get *g)
 {
@@ -347,7 +395,7 @@ static void get_complete(struct get *g)
 		char want[HASH_HEX_LEN + 1];
 		hash_to_hex(g->m.sha256, want);
 		if (g->part)
-			unlink(g->part);
+			unlinkat(g->dirfd, g->part, 0);
 		if (whole < 0)
 			get_fail(g, CLI_EXIT_ERROR, "cannot read %s back to check it", g->display);
 		else
@@ -373,12 +421,17 @@ static void get_complete(struct get *g)
 			}
 			off += (uint64_t)n;
 		}
-	} else if (rename(g->part, g->path) < 0) {
+	} else if (renameat(g->dirfd, g->part, g->dirfd, g->path) < 0) {
 		get_fail(g, CLI_EXIT_ERROR, "cannot rename %s to %s: %s", g->part, g->path,
 			 strerror(errno));
 		return;
 	}
 	progress_format_bytes(g->m.size, sz, sizeof(sz));
+	if (g->is_coll) {
+		g->coll_bytes += g->m.size;
+		get_coll_next(g);
+		return;
+	}
 	if (!g->to_stdout)
 		progress_note(&g->out, "saved %s (%s)", g->path, sz);
 	if (!g->o->seed) {
@@ -417,23 +470,33 @@ static void get_fill(struct get *g)
 	}
 }
 
-static void get_file(struct get *g, const uint8_t *data, size_t len)
+/* The file's path is open (g->fd): its pieces, what an earlier run left, then fetching. */
+static void get_file_start(struct get *g)
 {
 	int checking;
-	/* The manifest is held once the .part is checked: keep a copy (data is the receive
-	 * buffer). */
-	g->root_data = malloc(len ? len : 1);
-	if (g->root_data)
-		memcpy(g->root_data, data, len);
-	g->root_len = len;
-	if (g->root_data == NULL || get_paths(g) < 0 || get_items(g) < 0 ||
-	    (checking = get_resume(g)) < 0) {
+	if (get_items(g) < 0 || (checking = get_resume(g)) < 0) {
 		if (!g->c.done)
 			get_fail(g, CLI_EXIT_ERROR, "out of memory");
 		return;
 	}
 	if (!checking)
 		get_file_ready(g);
+}
+
+static void get_file(struct get *g, const uint8_t *data, size_t len)
+{
+	/* The manifest is held once the .part is checked: keep a copy (data is the receive
+	 * buffer). */
+	g->root_data = malloc(len ? len : 1);
+	if (g->root_data)
+		memcpy(g->root_data, data, len);
+	g->root_len = len;
+	if (g->root_data == NULL || get_paths(g) < 0) {
+		if (!g->c.done)
+			get_fail(g, CLI_EXIT_ERROR, "out of memory");
+		return;
+	}
+	get_file_start(g);
 }
 
 /* The .part is checked (or there was none): make room, hold what is here, start fetching. */
@@ -453,7 +516,7 @@ static void get_file_ready(struct get *g)
 	if (g->window > g->c.budget.max_wants)
 		g->window = g->c.budget.max_wants; /* the server's welcome says how many it takes */
 	/* We hold the manifest, and so count as a viewer, as a browser does. */
-	client_hold_mem(&g->c, g->o->hash, g->root_data, g->root_len);
+	client_hold_mem(&g->c, g->mhash, g->root_data, g->root_len);
 	for (size_t k = 0; k < g->nitems; k++) {
 		struct get_piece *it = &g->items[k];
 		if (it->state == PIECE_DONE)
@@ -507,11 +570,510 @@ static void get_piece_arrived(struct get *g, struct get_piece *it, const uint8_t
 		get_fill(g);
 }
 
+/* ---- a collection ------------------------------------------------------------------------ */
+
+/* 1 if a file of the window already wants this manifest (a second want would get no answer:
+ * two files of the same content and name share one manifest). */
+static int get_man_wanted(struct get *g, const uint8_t hash[HASH_LEN], size_t before)
+{
+	for (size_t i = g->mlow; i < before; i++)
+		if (g->mstate[i] == PIECE_WANTED &&
+		    memcmp(g->todo[i]->manifest, hash, HASH_LEN) == 0)
+			return 1;
+	return 0;
+}
+
+static void get_man_want(struct get *g, size_t i)
+{
+	int shared = get_man_wanted(g, g->todo[i]->manifest, g->mnext);
+	g->mstate[i] = PIECE_WANTED;
+	if (!shared) {
+		g->mflight++;
+		client_want(&g->c, g->todo[i]->manifest);
+	}
+}
+
+/* Keeps `mwindow` manifest wants in flight: retries that are due first, then in list order. */
+static void get_man_fill(struct get *g)
+{
+	if (g->phase != GET_MANIFESTS || !g->c.welcomed)
+		return;
+	int64_t now = now_ms();
+	for (size_t i = g->mlow; i < g->mnext && g->mflight < g->mwindow; i++)
+		if (g->mstate[i] == PIECE_RETRY && g->mretry_at[i] <= now)
+			get_man_want(g, i);
+	while (g->mflight < g->mwindow && g->mnext < g->ntodo) {
+		size_t i = g->mnext++;
+		get_man_want(g, i);
+	}
+}
+
+/* The list arrived and keeps every rule: choose the files, then fetch their manifests. */
+static void get_coll(struct get *g, const uint8_t *data, size_t len)
+{
+	char sz[32];
+	const char *out = g->o->output;
+	if (out == NULL || strcmp(out, "-") == 0) {
+		get_fail(g, CLI_EXIT_USAGE,
+			 "%s is a collection of %zu files: name the folder to save them in with "
+			 "-o DIR",
+			 g->hex, g->coll.nfiles);
+		return;
+	}
+	g->coll_data = malloc(len ? len : 1);
+	g->todo = calloc(g->coll.nfiles, sizeof(*g->todo));
+	g->mans = calloc(g->coll.nfiles, sizeof(*g->mans));
+	g->man_data = calloc(g->coll.nfiles, sizeof(*g->man_data));
+	g->man_len = calloc(g->coll.nfiles, sizeof(*g->man_len));
+	g->kept = calloc(g->coll.nfiles, sizeof(*g->kept));
+	g->mstate = calloc(g->coll.nfiles, sizeof(*g->mstate));
+	g->mretry_at = calloc(g->coll.nfiles, sizeof(*g->mretry_at));
+	g->mtries = calloc(g->coll.nfiles, sizeof(*g->mtries));
+	g->present = calloc(g->coll.nfiles, sizeof(*g->present));
+	if (g->present == NULL || g->coll_data == NULL || g->todo == NULL || g->mans == NULL ||
+	    g->man_data == NULL || g->man_len == NULL || g->kept == NULL || g->mstate == NULL ||
+	    g->mretry_at == NULL || g->mtries == NULL) {
+		get_fail(g, CLI_EXIT_ERROR, "out of memory");
+		return;
+	}
+	memcpy(g->coll_data, data, len);
+	g->coll_len = len;
+	if (g->o->only) {
+		const struct collection_file *f = collection_find(&g->coll, g->o->only);
+		if (f == NULL) {
+			char q[COLLECTION_QUOTE_MAX * 6 + 8];
+			collection_quote(g->o->only, strlen(g->o->only), q, sizeof(q));
+			get_fail(g, CLI_EXIT_USAGE, "this collection has no file \"%s\"", q);
+			return;
+		}
+		g->todo[g->ntodo++] = f;
+	} else {
+		for (size_t i = 0; i < g->coll.nfiles; i++)
+			g->todo[g->ntodo++] = &g->coll.files[i];
+	}
+	progress_format_bytes(collection_total(&g->coll), sz, sizeof(sz));
+	progress_note(&g->out, "collection \"%s\": %zu %s, %s", g->coll.name, g->coll.nfiles,
+		      g->coll.nfiles == 1 ? "file" : "files", sz);
+	g->phase = GET_MANIFESTS;
+	g->mwindow =
+	    GET_WINDOW_MAX < g->c.budget.max_wants ? GET_WINDOW_MAX : g->c.budget.max_wants;
+	if (g->mwindow == 0)
+		g->mwindow = 1;
+	get_man_fill(g);
+}
+
+/*
+ * Opens folder `name` inside dir without following a link; with create, makes it first if it is
+ * not there. The descriptor, or -1 with errno (ENOENT: not there and not created).
+ */
+static int get_open_folder(int dir, const char *name, int create)
+{
+	if (create && mkdirat(dir, name, 0777) < 0 && errno != EEXIST)
+		return -1;
+	return openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/*
+ * Walks a collection path inside DIR, folder by folder, with openat and O_NOFOLLOW. Returns
+ * the descriptor of the file's folder and points *last at the file's name; with create, makes
+ * the folders that are missing. -1 with a reason: a link or a file where a folder should be
+ * (refused, never followed), or ENOENT without create (*missing set: nothing there yet).
+ */
+static int get_walk(struct get *g, const char *path, int create, const char **last, int *missing,
+		    char *err, size_t errlen)
+{
+	int dir = dup(g->outdir);
+	const char *start = path;
+	*missing = 0;
+	if (dir < 0)
+		return error_set(err, errlen, "%s", strerror(errno));
+	for (const char *slash; (slash = strchr(start, '/')) != NULL; start = slash + 1) {
+		char name[GET_NAME_MAX + 1];
+		if ((size_t)(slash - start) > GET_NAME_MAX) {
+			close(dir);
+			return error_set(err, errlen,
+					 "refused: a folder name in %s is longer than %d bytes",
+					 path, GET_NAME_MAX);
+		}
+		snprintf(name, sizeof(name), "%.*s", (int)(slash - start), start);
+		int next = get_open_folder(dir, name, create);
+		int saved = errno;
+		close(dir);
+		if (next < 0 && saved == ENOENT && !create) {
+			*missing = 1;
+			*last = slash + 1;
+			return -1;
+		}
+		if (next < 0) {
+			if (saved == ELOOP || saved == ENOTDIR || saved == EEXIST)
+				return error_set(
+				    err, errlen,
+				    "refused: %.*s in %s is a symbolic link or a file, "
+				    "where the collection has a folder: not followed",
+				    (int)(slash - path), path, g->o->output);
+			return error_set(err, errlen, "cannot open the folder %.*s in %s: %s",
+					 (int)(slash - path), path, g->o->output, strerror(saved));
+		}
+		dir = next;
+	}
+	*last = start;
+	return dir;
+}
+
+/* Every place the collection would write, before anything is: 0, or -1 (said). */
+static int get_coll_check_targets(struct get *g)
+{
+	char err[1024];
+	for (size_t i = 0; i < g->ntodo; i++) {
+		const char *path = g->todo[i]->path, *last;
+		const char *base = strrchr(path, '/');
+		struct stat st;
+		int missing;
+		/* NAME.part must fit in a directory entry too: refuse now, not half-way. */
+		if (strlen(base ? base + 1 : path) + strlen(".part") > GET_NAME_MAX) {
+			get_fail(
+			    g, CLI_EXIT_ERROR,
+			    "refused: the name of %s is longer than this system allows (%d bytes "
+			    "with .part); nothing saved",
+			    path, GET_NAME_MAX);
+			return -1;
+		}
+		int dir = get_walk(g, path, 0, &last, &missing, err, sizeof(err));
+		if (dir < 0 && missing)
+			continue;
+		if (dir < 0) {
+			get_fail(g, CLI_EXIT_ERROR, "%s", err);
+			return -1;
+		}
+		int rc = fstatat(dir, last, &st, AT_SYMLINK_NOFOLLOW);
+		close(dir);
+		if (rc < 0)
+			continue;
+		if (S_ISLNK(st.st_mode) || S_ISDIR(st.st_mode)) {
+			get_fail(g, CLI_EXIT_ERROR,
+				 "refused: %s in %s is a %s, where the collection has a file: "
+				 "nothing saved",
+				 path, g->o->output,
+				 S_ISLNK(st.st_mode) ? "symbolic link" : "folder");
+			return -1;
+		}
+		if (S_ISREG(st.st_mode) && (uint64_t)st.st_size == g->todo[i]->size) {
+			g->present[i] = GET_THERE; /* the same file, perhaps: compared next */
+			continue;
+		}
+		if (!g->o->force) {
+			get_fail(g, CLI_EXIT_ERROR,
+				 "%s already exists in %s and is not this file; overwrite it with "
+				 "--force (nothing saved)",
+				 path, g->o->output);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* On the verifier's thread: which files already in DIR are the collection's (their SHA-256).
+ * Reads only, through get_walk and O_NOFOLLOW like every other access to DIR. */
+static void get_verify_existing(struct worker *w)
+{
+	struct get *g = w->arg;
+	for (size_t i = 0; i < g->ntodo && !client_interrupted() && !atomic_load(&w->stop); i++) {
+		const char *last;
+		char err[256];
+		uint8_t got[HASH_LEN];
+		int missing;
+		if (g->present[i] != GET_THERE)
+			continue;
+		int dir = get_walk(g, g->todo[i]->path, 0, &last, &missing, err, sizeof(err));
+		int fd = dir < 0
+			     ? -1
+			     : openat(dir, last, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (dir >= 0)
+			close(dir);
+		if (fd >= 0 && get_hash_fd(fd, g->todo[i]->size, got) == 0 &&
+		    memcmp(got, g->todo[i]->sha256, HASH_LEN) == 0)
+			g->present[i] = GET_SAME;
+		if (fd >= 0)
+			close(fd);
+		atomic_store(&w->done, i + 1);
+	}
+}
+
+/* Opens the current file's NAME.part in its folder (made as needed) and starts fetching it. */
+static void get_coll_start(struct get *g)
+{
+	const struct collection_file *f = g->todo[g->cur];
+	const char *last;
+	char err[1024];
+	int missing;
+	g->dirfd = get_walk(g, f->path, 1, &last, &missing, err, sizeof(err));
+	if (g->dirfd < 0) {
+		g->dirfd = AT_FDCWD;
+		get_fail(g, CLI_EXIT_ERROR, "%s", err);
+		return;
+	}
+	g->m = g->mans[g->cur];
+	memset(&g->mans[g->cur], 0, sizeof(g->mans[g->cur]));
+	g->root_data = g->man_data[g->cur];
+	g->root_len = g->man_len[g->cur];
+	g->man_data[g->cur] = NULL;
+	memcpy(g->mhash, f->manifest, HASH_LEN);
+	snprintf(g->display, sizeof(g->display), "%s", f->path);
+	size_t n = strlen(last) + sizeof(".part");
+	g->path = strdup(last);
+	g->part = malloc(n);
+	if (g->path == NULL || g->part == NULL) {
+		get_fail(g, CLI_EXIT_ERROR, "out of memory");
+		return;
+	}
+	snprintf(g->part, n, "%s.part", last);
+	g->fd = openat(g->dirfd, g->part, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0666);
+	if (g->fd < 0) {
+		get_fail(g, CLI_EXIT_ERROR, "cannot create %s.part in %s: %s", f->path,
+			 g->o->output, errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+		return;
+	}
+	if (g->ntodo > 1)
+		progress_note(&g->out, "%zu/%zu %s", g->cur + 1, g->ntodo, f->path);
+	get_file_start(g);
+}
+
+static void get_coll_finish(struct get *g);
+
+/* The first file from i on that is not already in DIR, or ntodo. */
+static size_t get_coll_skip(struct get *g, size_t i)
+{
+	while (i < g->ntodo && g->present[i] == GET_SAME)
+		i++;
+	return i;
+}
+
+/* Every check is passed: hold the list and fetch what is not there yet. */
+static void get_coll_begin(struct get *g)
+{
+	/* We hold the list too, and so count as a viewer of it, as a browser does. */
+	client_hold_mem(&g->c, g->o->hash, g->coll_data, g->coll_len);
+	g->cur = get_coll_skip(g, 0);
+	if (g->cur < g->ntodo)
+		get_coll_start(g);
+	else
+		get_coll_finish(g);
+}
+
+/* On the loop, once the files already in DIR are compared: the same are kept, a different one
+ * needs --force. */
+static void get_verify_done(struct worker *w)
+{
+	struct get *g = w->arg;
+	progress_clear(&g->out);
+	if (client_interrupted() || g->c.done)
+		return;
+	for (size_t i = 0; i < g->ntodo; i++) {
+		if (g->present[i] == GET_THERE && !g->o->force) {
+			get_fail(g, CLI_EXIT_ERROR,
+				 "%s already exists in %s and is not this file; overwrite it with "
+				 "--force (nothing saved)",
+				 g->todo[i]->path, g->o->output);
+			return;
+		}
+		if (g->present[i] == GET_SAME) {
+			g->nsame++;
+			g->coll_bytes += g->todo[i]->size;
+		}
+	}
+	if (g->nsame)
+		progress_note(&g->out, "%zu of %zu files are in %s already (same SHA-256): kept",
+			      g->nsame, g->ntodo, g->o->output);
+	get_coll_begin(g);
+}
+
+/* Every manifest agrees with the list: check where it all goes, then write. */
+static void get_verify_done(struct worker *w);
+static void get_coll_begin(struct get *g);
+
+static void get_coll_write(struct get *g)
+{
+	g->outdir = open(g->o->output, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (g->outdir < 0 && errno == ENOENT && mkdir(g->o->output, 0777) == 0)
+		g->outdir = open(g->o->output, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (g->outdir < 0) {
+		get_fail(g, CLI_EXIT_ERROR, "cannot open the folder %s: %s", g->o->output,
+			 strerror(errno));
+		return;
+	}
+	if (get_coll_check_targets(g) < 0)
+		return;
+	for (size_t i = 0; i < g->ntodo; i++)
+		if (g->present[i] == GET_THERE) {
+			g->phase = GET_EXISTING;
+			if (worker_start(&g->verifier, g->c.ctx, get_verify_existing,
+					 get_verify_done, g) < 0)
+				get_fail(g, CLI_EXIT_ERROR, "cannot start a thread: %s",
+					 strerror(errno));
+			return;
+		}
+	get_coll_begin(g);
+}
+
+/* File i's manifest arrived: it must be a manifest, and agree with its entry. 0, or -1 (the
+ * command ends). */
+static int get_coll_manifest(struct get *g, size_t i, const uint8_t *data, size_t len)
+{
+	const struct collection_file *f = g->todo[i];
+	struct manifest *m = &g->mans[i];
+	char err[1024], q[COLLECTION_QUOTE_MAX * 6 + 8];
+	int kind = manifest_parse(data, len, g->c.max_blob, m, err, sizeof(err));
+	if (kind <= 0) {
+		collection_quote(f->path, strlen(f->path), q, sizeof(q));
+		get_fail(g, CLI_EXIT_ERROR, "refused: the manifest of \"%s\" %s%s: nothing saved",
+			 q, kind < 0 ? "is malformed: " : "is not a manifest", kind < 0 ? err : "");
+		return -1;
+	}
+	if (collection_check_manifest(f, m->size, m->has_sha256 ? m->sha256 : NULL, err,
+				      sizeof(err)) < 0) {
+		get_fail(g, CLI_EXIT_MISMATCH, "%s: nothing saved", err);
+		return -1;
+	}
+	g->man_data[i] = malloc(len ? len : 1);
+	if (g->man_data[i] == NULL) {
+		get_fail(g, CLI_EXIT_ERROR, "out of memory");
+		return -1;
+	}
+	memcpy(g->man_data[i], data, len);
+	g->man_len[i] = len;
+	return 0;
+}
+
+/* A manifest arrived: every file of the window that wants it takes it; when all are here and
+ * agree with the list, the writing starts. */
+static void get_man_arrived(struct get *g, const uint8_t hash[HASH_LEN], const uint8_t *data,
+			    size_t len)
+{
+	int wanted = 0;
+	for (size_t i = g->mlow; i < g->mnext; i++) {
+		if ((g->mstate[i] != PIECE_WANTED && g->mstate[i] != PIECE_RETRY) ||
+		    memcmp(g->todo[i]->manifest, hash, HASH_LEN) != 0)
+			continue;
+		wanted |= g->mstate[i] == PIECE_WANTED;
+		if (get_coll_manifest(g, i, data, len) < 0)
+			return;
+		g->mstate[i] = PIECE_DONE;
+		g->mdone++;
+	}
+	if (wanted)
+		g->mflight--;
+	while (g->mlow < g->ntodo && g->mstate[g->mlow] == PIECE_DONE)
+		g->mlow++;
+	if (g->mdone == g->ntodo)
+		get_coll_write(g);
+	else
+		get_man_fill(g);
+}
+
+/* An error for a manifest of the window. */
+static void get_man_error(struct get *g, const struct wsmsg *m)
+{
+	size_t first = SIZE_MAX;
+	for (size_t i = g->mlow; i < g->mnext && first == SIZE_MAX; i++)
+		if (g->mstate[i] == PIECE_WANTED &&
+		    memcmp(g->todo[i]->manifest, m->hash, HASH_LEN) == 0)
+			first = i;
+	if (first == SIZE_MAX)
+		return;
+	const char *path = g->todo[first]->path;
+	if (strcmp(m->code, "not_found") == 0) {
+		/* The sharer held every manifest before it linked the list. */
+		get_fail(g, CLI_EXIT_GONE,
+			 "%s of this collection is gone: nobody holds its manifest now; nothing "
+			 "saved",
+			 path);
+	} else if (strcmp(m->code, "hash_mismatch") == 0 &&
+		   ++g->root_mismatches < GET_ROOT_MISMATCHES) {
+		client_want(&g->c, m->hash); /* still in flight */
+	} else if (strcmp(m->code, "rate_limited") == 0 && g->mtries[first] < GET_RATE_RETRIES) {
+		g->mflight--;
+		int64_t at = now_ms() + (250 << ++g->mtries[first]);
+		for (size_t i = first; i < g->mnext; i++)
+			if (g->mstate[i] == PIECE_WANTED &&
+			    memcmp(g->todo[i]->manifest, m->hash, HASH_LEN) == 0) {
+				g->mstate[i] = PIECE_RETRY;
+				g->mretry_at[i] = at;
+			}
+	} else {
+		get_fail(g, CLI_EXIT_ERROR, "cannot fetch the manifest of %s: %s (%s)", path,
+			 m->message, m->code);
+	}
+}
+
+/* One file of the collection is saved: keep serving it, forget the rest of it, go on. */
+static void get_coll_advance(struct get *g)
+{
+	g->kept[g->nkept++] = g->fd;
+	g->fd = -1;
+	if (g->dirfd != AT_FDCWD)
+		close(g->dirfd);
+	g->dirfd = AT_FDCWD;
+	manifest_free(&g->m);
+	map_free(&g->by_hash);
+	free(g->items);
+	free(g->next_same);
+	free(g->part_ok);
+	free(g->root_data);
+	free(g->path);
+	free(g->part);
+	g->items = NULL;
+	g->next_same = NULL;
+	g->part_ok = NULL;
+	g->root_data = NULL;
+	g->path = g->part = NULL;
+	g->nitems = g->next_new = g->nretry = g->in_flight = g->done_items = 0;
+	g->bytes_done = g->bytes_resumed = g->part_size = 0;
+	g->cur = get_coll_skip(g, g->cur + 1);
+	if (g->cur < g->ntodo)
+		get_coll_start(g);
+	else
+		get_coll_finish(g);
+}
+
+/* Every file is in DIR, verified. */
+static void get_coll_finish(struct get *g)
+{
+	char sz[32];
+	g->phase = GET_DONE;
+	progress_format_bytes(g->coll_bytes, sz, sizeof(sz));
+	progress_note(&g->out, "saved %zu %s (%s) in %s", g->ntodo,
+		      g->ntodo == 1 ? "file" : "files", sz, g->o->output);
+	if (!g->o->seed) {
+		client_finish(&g->c, CLI_EXIT_OK);
+		return;
+	}
+	g->c.interrupt_code = CLI_EXIT_OK;
+	g->c.cfg.persistent = 1;
+	snprintf(g->display, sizeof(g->display), "%s", g->coll.name);
+	progress_note(&g->out, "seeding %s; Ctrl-C stops", g->display);
+}
+
+/* Goes on to the next file; a file that completes at once (empty, or already in its .part)
+ * comes back here from inside: a loop, not a recursion as deep as the list. */
+static void get_coll_next(struct get *g)
+{
+	if (g->advancing) {
+		g->advance_again = 1;
+		return;
+	}
+	g->advancing = 1;
+	do {
+		g->advance_again = 0;
+		get_coll_advance(g);
+	} while (g->advance_again && !g->c.done);
+	g->advancing = 0;
+}
+
 /* ---- the client's events ----------------------------------------------------------------- */
 
 static void get_root(struct get *g, const uint8_t *data, size_t len)
 {
-	char err[256];
+	char err[1024];
 	int kind = manifest_parse(data, len, g->c.max_blob, &g->m, err, sizeof(err));
 	if (kind < 0) {
 		get_fail(g, CLI_EXIT_ERROR, "%s is a malformed manifest: %s", g->hex, err);
@@ -524,6 +1086,25 @@ static void get_root(struct get *g, const uint8_t *data, size_t len)
 		return;
 	}
 	g->root_wanted = 0;
+	if (kind == 0) {
+		/* A collection is refused whole, before anything is written, if it breaks a rule.
+		 */
+		int coll = collection_parse(data, len, &g->coll, err, sizeof(err));
+		if (coll < 0) {
+			get_fail(g, CLI_EXIT_ERROR, "%s; nothing saved", err);
+			return;
+		}
+		if (coll == 1) {
+			g->is_coll = 1;
+			get_coll(g, data, len);
+			return;
+		}
+	}
+	if (g->o->only) {
+		get_fail(g, CLI_EXIT_USAGE, "--only is for collections, and %s is a %s", g->hex,
+			 kind == 0 ? "page" : "file");
+		return;
+	}
 	if (kind == 0)
 		get_page(g, data, len);
 	else
@@ -542,6 +1123,15 @@ static void get_welcome(struct client *c, int first)
 		return;
 	}
 	/* Wants do not outlive a connection: ask again for everything in flight. */
+	if (g->phase == GET_MANIFESTS) {
+		g->mflight = 0;
+		for (size_t i = g->mlow; i < g->mnext; i++)
+			if (g->mstate[i] == PIECE_WANTED &&
+			    !get_man_wanted(g, g->todo[i]->manifest, i)) {
+				g->mflight++;
+				client_want(c, g->todo[i]->manifest);
+			}
+	}
 	for (size_t k = 0; g->phase == GET_PIECES && k < g->nitems; k++)
 		if (g->items[k].state == PIECE_WANTED)
 			client_want(c, g->items[k].hash);
@@ -554,6 +1144,10 @@ static void get_blob(struct client *c, const uint8_t hash[HASH_LEN], const uint8
 	if (g->phase == GET_ROOT) {
 		if (memcmp(hash, g->o->hash, HASH_LEN) == 0)
 			get_root(g, data, len);
+		return;
+	}
+	if (g->phase == GET_MANIFESTS) {
+		get_man_arrived(g, hash, data, len);
 		return;
 	}
 	if (g->phase != GET_PIECES)
@@ -594,6 +1188,10 @@ static void get_error(struct client *c, const struct wsmsg *m)
 			get_root_error(g, m);
 		return;
 	}
+	if (g->phase == GET_MANIFESTS) {
+		get_man_error(g, m);
+		return;
+	}
 	struct get_piece *it = g->phase == GET_PIECES ? map_get(&g->by_hash, m->hash) : NULL;
 	if (it == NULL || it->state != PIECE_WANTED)
 		return;
@@ -628,6 +1226,7 @@ static void get_wake(struct client *c)
 {
 	struct get *g = c->user;
 	worker_reap(&g->checker);
+	worker_reap(&g->verifier);
 }
 
 static void get_tick(struct client *c)
@@ -648,6 +1247,16 @@ static void get_tick(struct client *c)
 			client_want(c, g->o->hash);
 		}
 		progress_live(&g->out, "looking for %.12s…", g->hex);
+		return;
+	}
+	if (g->phase == GET_EXISTING) {
+		progress_live(&g->out, "comparing the files already in %s", g->o->output);
+		return;
+	}
+	if (g->phase == GET_MANIFESTS) {
+		get_man_fill(g);
+		progress_live(&g->out, "checking the collection: %zu of %zu manifests", g->mdone,
+			      g->ntodo);
 		return;
 	}
 	if (g->phase == GET_PIECES) {
@@ -682,6 +1291,9 @@ static int get_one(const struct get_options *o)
 	memset(&g, 0, sizeof(g));
 	g.o = o;
 	g.fd = -1;
+	g.dirfd = AT_FDCWD;
+	g.outdir = -1;
+	memcpy(g.mhash, o->hash, HASH_LEN);
 	hash_to_hex(o->hash, g.hex);
 	progress_init(&g.out, o->quiet, o->verbose);
 	if (client_init(&g.c, &o->client, &get_ops, &g, &g.out) == 0) {
@@ -693,7 +1305,8 @@ static int get_one(const struct get_options *o)
 				      "again to resume",
 				      g.part);
 	}
-	worker_stop(&g.checker); /* before the .part it reads is closed */
+	worker_stop(&g.checker);  /* before the .part it reads is closed */
+	worker_stop(&g.verifier); /* before DIR is closed */
 	client_destroy(&g.c);
 	if (g.fd >= 0)
 		close(g.fd);
@@ -705,6 +1318,27 @@ static int get_one(const struct get_options *o)
 	free(g.next_same);
 	free(g.path);
 	free(g.part);
+	if (g.dirfd != AT_FDCWD)
+		close(g.dirfd);
+	if (g.outdir >= 0)
+		close(g.outdir);
+	for (size_t i = 0; i < g.nkept; i++)
+		close(g.kept[i]);
+	for (size_t i = 0; g.mans && i < g.ntodo; i++) {
+		manifest_free(&g.mans[i]);
+		free(g.man_data[i]);
+	}
+	free(g.kept);
+	free(g.mstate);
+	free(g.mretry_at);
+	free(g.mtries);
+	free(g.present);
+	free(g.mans);
+	free(g.man_data);
+	free(g.man_len);
+	free(g.todo);
+	free(g.coll_data);
+	collection_free(&g.coll);
 	return rc;
 }
 

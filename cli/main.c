@@ -18,8 +18,10 @@
 #define MAIN_VERSION "1.0"
 
 static const char main_usage[] =
-    "usage: ephemeral share [options] FILE...   share files (\"-\" is standard input)\n"
+    "usage: ephemeral share [options] FILE...   share a file (\"-\" is standard input)\n"
+    "       ephemeral share [options] DIR | FILE FILE...   share a collection\n"
     "       ephemeral get [options] LINK|HASH   fetch a page or a file\n"
+    "       ephemeral get [options] -o DIR LINK   fetch a collection into DIR\n"
     "       ephemeral get [options] URL/sha256/HASH | sha256:HASH   a file by its sha256sum\n"
     "       ephemeral help [share|get]          more about a command\n"
     "       ephemeral --version\n"
@@ -44,20 +46,26 @@ static const char main_common_help[] =
 static const char main_share_help[] =
     "usage: ephemeral share [options] FILE...\n"
     "\n"
-    "Shares each FILE (\"-\" for standard input) as a file: SHA-256 pieces listed in a\n"
-    "manifest, read from disk only when someone asks for them. Prints one link per FILE on\n"
-    "standard output, then keeps serving, with a live viewer count on a terminal, until\n"
-    "Ctrl-C (exit status 0). The content is gone when the last holder stops.\n"
+    "       ephemeral share [options] DIR | FILE FILE...\n"
+    "\n"
+    "Shares FILE (\"-\" for standard input) as a file: SHA-256 pieces listed in a manifest,\n"
+    "read from disk only when someone asks for them. Several FILEs, or a folder, are one\n"
+    "collection: each file its own manifest, listed under one link (symbolic links inside a\n"
+    "folder are skipped, never followed). Prints the link on standard output, then keeps\n"
+    "serving, with a live viewer count on a terminal, until Ctrl-C (exit status 0). The\n"
+    "content is gone when the last holder stops.\n"
     "\n"
     "  -p, --page             share the single FILE's bytes as a page (one blob: HTML that\n"
     "                         viewers see in their browser), the same address the home page\n"
     "                         gives for the same text\n"
-    "  -n, --name NAME        the name in the manifest (default: the file's name; \"stdin\")\n"
+    "  -n, --name NAME        the name in the manifest (default: the file's name; \"stdin\");\n"
+    "                         of a collection: its name (default: the folder's, or \"N files\")\n"
     "  -t, --type TYPE        the MIME type in the manifest (default: from the name)\n";
 
 static const char main_get_help[] =
     "usage: ephemeral get [options] LINK|HASH\n"
     "       ephemeral get [options] URL/sha256/HASH | sha256:HASH\n"
+    "       ephemeral get [options] -o DIR [--only PATH] LINK   a collection\n"
     "\n"
     "Fetches a page (its bytes go to standard output, or to -o FILE) or a file (saved under\n"
     "its name in the current directory, or -o FILE). A file's pieces come from every holder\n"
@@ -70,12 +78,18 @@ static const char main_get_help[] =
     "the default server) the file whose plain SHA-256 (what sha256sum prints) is HASH is\n"
     "fetched from whichever manifest declares it, most viewed first, trying the next on a\n"
     "mismatch.\n"
+    "A collection (several files or a folder under one link) needs -o DIR: the whole list is\n"
+    "checked first (no path may leave DIR, nor follow a symbolic link inside it), then each\n"
+    "file's manifest against it, before anything is written; each file is saved verified.\n"
     "\n"
-    "  -o, --output FILE      where to save: a file, a directory, or \"-\" for standard output\n"
-    "  -f, --force            overwrite a file of the same name (only needed without -o)\n"
+    "  -o, --output FILE      where to save: a file, a directory, or \"-\" for standard output;\n"
+    "                         for a collection, the folder to recreate it in\n"
+    "      --only PATH        of a collection, fetch only the file at PATH\n"
+    "  -f, --force            overwrite a file of the same name (only needed without -o;\n"
+    "                         for a collection, files in DIR that differ from its own)\n"
     "  -s, --seed             keep serving after the download, until Ctrl-C\n";
 
-enum main_opt { OPT_CACERT = 256 };
+enum main_opt { OPT_CACERT = 256, OPT_ONLY };
 
 struct main_common {
 	const char *url;
@@ -249,8 +263,6 @@ static int main_share(int argc, char **argv)
 					"input)");
 	if (o.page && o.nfiles > 1)
 		return main_usage_error("share", "%s", "--page shares exactly one FILE");
-	if (o.name && o.nfiles > 1)
-		return main_usage_error("share", "%s", "--name needs exactly one FILE");
 	size_t stdin_uses = 0;
 	for (size_t i = 0; i < o.nfiles; i++)
 		stdin_uses += strcmp(o.files[i], "-") == 0;
@@ -274,6 +286,7 @@ static int main_get(int argc, char **argv)
 	    {"output", required_argument, NULL, 'o'},
 	    {"force", no_argument, NULL, 'f'},
 	    {"seed", no_argument, NULL, 's'},
+	    {"only", required_argument, NULL, OPT_ONLY},
 	    {NULL, 0, NULL, 0},
 	};
 	struct main_common mc = {0};
@@ -297,6 +310,9 @@ static int main_get(int argc, char **argv)
 		case 's':
 			o.seed = 1;
 			break;
+		case OPT_ONLY:
+			o.only = optarg;
+			break;
 		case ':':
 			return main_usage_error("get", "%s needs a value", argv[optind - 1]);
 		default:
@@ -307,6 +323,8 @@ static int main_get(int argc, char **argv)
 		return main_usage_error("get", "%s", "name exactly one LINK or HASH");
 	if (o.output && *o.output == '\0')
 		return main_usage_error("get", "%s", "-o needs a file name");
+	if (o.only && (!o.output || strcmp(o.output, "-") == 0))
+		return main_usage_error("get", "%s", "--only needs -o DIR, the folder to save in");
 	int by_sha =
 	    url_parse_sha256(argv[optind], o.hash, &link_server, &has_server, err, sizeof(err));
 	if (by_sha < 0 || (by_sha == 0 && url_parse_link(argv[optind], o.hash, &link_server,
