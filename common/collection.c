@@ -252,22 +252,18 @@ static int collection_json_hash(json_t *v, uint8_t out[HASH_LEN])
 		   : -1;
 }
 
-/* The header: a collection of a version this client reads, with a name and files. 1, 0 (not a
- * collection) or -1. */
+/* The header: a collection (version 1), with a name and files. 1, 0 (not a collection: a page)
+ * or -1. */
 static int collection_check_header(json_t *root, char *err, size_t errlen)
 {
 	json_t *kind = json_object_get(root, "ephemeral");
 	json_t *version = json_object_get(root, "version");
 	if (!json_is_string(kind) || strcmp(json_string_value(kind), "collection") != 0)
 		return 0;
-	if (!json_is_number(version) || json_number_value(version) != COLLECTION_VERSION) {
-		if (json_is_number(version))
-			return error_set(err, errlen,
-					 "refused: a collection of version %g, which this client "
-					 "does not read (version %d)",
-					 json_number_value(version), COLLECTION_VERSION);
-		return error_set(err, errlen, "refused: the collection has no version");
-	}
+	/* PROTOCOL.md: "ephemeral": "collection" with "version": 1 is a collection, anything else
+	 * a page (as a manifest of another version is). */
+	if (!json_is_number(version) || json_number_value(version) != COLLECTION_VERSION)
+		return 0;
 	if (!json_is_string(json_object_get(root, "name")))
 		return error_set(err, errlen, "refused: the collection has no name");
 	json_t *files = json_object_get(root, "files");
