@@ -84,22 +84,19 @@ if [[ $THROUGH == lighttpd ]]; then
 	target=127.0.0.1:$web_port
 fi
 
-pss_kb() { # summed Pss of the servers, kB
+# servers_sum FILE AWK: the sum over the servers of what AWK prints from /proc/PID/FILE.
+servers_sum() {
 	local p s=0 v
 	for p in "${servers[@]}"; do
-		v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)
+		v=$(awk "$2" "/proc/$p/$1" 2>/dev/null || echo 0)
 		s=$((s + ${v:-0}))
 	done
 	echo "$s"
 }
-rss_kb() {
-	local p s=0 v
-	for p in "${servers[@]}"; do
-		v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
-		s=$((s + ${v:-0}))
-	done
-	echo "$s"
-}
+pss_kb() { servers_sum smaps_rollup '/^Pss:/ {print $2}'; }
+rss_kb() { servers_sum status '/^VmRSS:/ {print $2}'; }
+# utime + stime, in clock ticks
+cpu_ticks() { servers_sum stat '{print $14 + $15}'; }
 pss0=$(pss_kb)
 rss0=$(rss_kb)
 start=$SECONDS
@@ -160,15 +157,7 @@ echo "servers_pss_kb=$pss0->$pss1"
 echo "servers_rss_kb=$rss0->$rss1"
 ((ready > 0)) && echo "pss_bytes_per_conn=$(((pss1 - pss0) * 1024 / ready))"
 ((ready > 0)) && echo "rss_bytes_per_conn=$(((rss1 - rss0) * 1024 / ready))"
-# CPU while holding: utime + stime of every server, in clock ticks, over IDLE_HOLD seconds.
-cpu_ticks() {
-	local p s=0 v
-	for p in "${servers[@]}"; do
-		v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)
-		s=$((s + ${v:-0}))
-	done
-	echo "$s"
-}
+# CPU while holding, over IDLE_HOLD seconds.
 hold=${IDLE_HOLD:-35}
 if ((hold > 0 && ready > 0)); then
 	t0=$(cpu_ticks)

@@ -6,7 +6,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack, withLogs, randomHash, sleep, waitFor } from '../lib/stack.mjs';
-import { rawConnect, frame, OP } from '../lib/rawws.mjs';
+import { rawOpen, frame, OP } from '../lib/rawws.mjs';
 
 const PING_S = 1;
 const CLOSE_S = 3;
@@ -26,12 +26,7 @@ const routes = () => [
 	[stack.server, stack.httpPort],
 ];
 
-async function open(port, what) {
-	const r = await rawConnect(port);
-	assert.equal(r.status, 101, `${what}: handshake answered ${r.statusLine} ${r.body}`);
-	assert.ok(await r.ws.nextJson('welcome'), `${what}: no welcome`);
-	return r.ws;
-}
+const open = rawOpen; // an upgraded raw connection that has had its welcome
 
 const isPing = (f) => f.opcode === OP.PING;
 

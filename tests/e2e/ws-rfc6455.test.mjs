@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack, withLogs, randomHash, waitFor, httpRequest, MAX_BLOB } from '../lib/stack.mjs';
-import { rawConnect, frame, closePayload, OP } from '../lib/rawws.mjs';
+import { rawConnect, rawOpen, frame, closePayload, OP } from '../lib/rawws.mjs';
 
 const MAX_CONNS = 6; // gateway.max_conns of this stack's one gateway
 const TEXT_LIMIT = 64 * 1024;
@@ -25,14 +25,7 @@ const routes = () => [
 	[stack.server, stack.httpPort],
 ];
 
-/** An upgraded raw connection that has had its welcome. */
-async function open(port, what) {
-	const r = await rawConnect(port);
-	assert.equal(r.status, 101, `${what}: handshake answered ${r.statusLine} ${r.body}`);
-	const welcome = await r.ws.nextJson('welcome');
-	assert.ok(welcome, `${what}: no welcome`);
-	return r.ws;
-}
+const open = rawOpen; // an upgraded raw connection that has had its welcome
 
 const text = (obj, opts) => frame(OP.TEXT, typeof obj === 'string' ? obj : JSON.stringify(obj), opts);
 const have = () => JSON.stringify({ type: 'have', hashes: [randomHash()] });

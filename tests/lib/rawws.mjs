@@ -109,6 +109,14 @@ export function rawConnect(port, { path = '/ws', headers = {}, protocols = ['eph
 	});
 }
 
+/** An upgraded connection on port that has had its `welcome` (throws, naming `what`, if not). */
+export async function rawOpen(port, what = 'connection') {
+	const r = await rawConnect(port);
+	if (r.status !== 101) throw new Error(`${what}: handshake answered ${r.statusLine} ${r.body}`);
+	if (!(await r.ws.nextJson('welcome'))) throw new Error(`${what}: no welcome`);
+	return r.ws;
+}
+
 /** An upgraded connection: send raw bytes or frames; the server's frames queue up as they come. */
 export class RawWs {
 	constructor(sock, rest) {
