@@ -183,8 +183,7 @@ static int session_writable(struct session *s)
 	if (!outq_empty(&s->out))
 		lws_callback_on_writable(s->wsi);
 	else if (s->closing && now_ms() >= s->close_at)
-		lws_callback_on_writable(
-		    s->wsi); /* the queue is out, the grace over: the close next */
+		lws_callback_on_writable(s->wsi); /* the queue is out, the grace over: close */
 	return 0;
 }
 
