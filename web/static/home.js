@@ -169,6 +169,7 @@ async function shareFile(file) {
 		return;
 	}
 	hashing.hidden = true;
+	if (window.ephemeralTest) window.ephemeralTest.hashed = { ms: performance.now() - started, wholeInWorker: result.wholeInWorker };
 	const n = result.pieces.length;
 	const what = `${result.name} (${formatBytes(result.size)}, ${n} ${n === 1 ? 'piece' : 'pieces'})`;
 	// Pieces first, manifest last: by the time anyone can learn the link, the pieces are known.

@@ -238,15 +238,18 @@ async function fetchAll(manifest, store, download) {
 	health('Complete: you hold every piece and serve them to others.');
 	setText('announce', 'Download complete.');
 	let file;
+	let computed = null; // the whole file's SHA-256 as the pieces landed, asked before complete()
 	try {
+		if (manifest.sha256 && download.resumed) status('Checking the whole file against its SHA-256…');
+		if (manifest.sha256) computed = await download.wholeSha256();
 		file = await store.complete();
 	} catch (err) {
 		status(`The download finished but cannot be read back from this browser's storage: ${err.message}`, 'error');
 		return;
 	}
-	if (manifest.sha256 && !(await checkWhole(manifest, file, download.wholeSha256()))) return;
+	if (manifest.sha256 && !(await checkWhole(manifest, file, computed))) return;
 	offerDownload(manifest, file);
-	if (test) window.ephemeralTest.file = file;
+	if (test) Object.assign(window.ephemeralTest, { file, verifiedAt: performance.now() });
 	status(`Complete and verified${manifest.sha256 ? ': SHA-256 verified' : ''}. Keep this tab open and others can download it from you too.`, 'done');
 	showPreview(manifest, file).catch((err) => console.warn('ephemeral: no preview:', err));
 }
