@@ -17,6 +17,17 @@ const READ_CHUNK_BYTES = 8 * 1024 * 1024;
 const READ_CACHE_CHUNKS = 4;
 const HASH_BUFFERS = 3; // chunks being read, hashed by the pieces' digests, hashed whole
 
+// How the pages move a file's bytes. The defaults are the fast ones; files-speed.test.mjs
+// opens pages with `?test&pipeline=…` to compare them with the slower ones in one run:
+// "page" hashes the whole file on the page's main thread and sends the storage worker one piece
+// per message (the pipeline before issue 12, part 2), "unbatched" only the latter.
+export const pipeline = { wholeInWorker: true, batchWrites: true };
+export function pickPipeline(params) {
+	const name = params && params.get('pipeline');
+	if (name === 'page') Object.assign(pipeline, { wholeInWorker: false, batchWrites: false });
+	if (name === 'unbatched') pipeline.batchWrites = false;
+}
+
 export class ManifestError extends Error {
 	constructor(message) {
 		super(message);
@@ -190,7 +201,7 @@ export async function hashFile(file, maxBlob, onProgress = () => {}, signal) {
 	const count = pieceCount(size, pieceSize);
 	const pieces = new Array(count);
 	const chunkSize = Math.max(pieceSize, Math.floor(READ_CHUNK_BYTES / pieceSize) * pieceSize);
-	const whole = await wholeHasher(); // the plain SHA-256 of the file, in the same pass
+	const whole = await wholeHasher({ inWorker: pipeline.wholeInWorker }); // the plain SHA-256 of the file, in the same pass
 	const atWorker = []; // promises of the buffers the whole-file hash still has, oldest first
 	let buffers = 0;
 	let hashing = Promise.resolve();
@@ -322,7 +333,10 @@ const WINDOW_START = 8; // wants in flight before anything is measured
 const WINDOW_MIN = 4;
 const WINDOW_MAX = 48; // under the gateway's default of 64 wants open per connection
 const WINDOW_MAX_BYTES = 48 * 1024 * 1024;
-const WRITES_MAX = 16; // pieces received and waiting for the disk: stop wanting past this
+// Bytes of pieces received and waiting for the disk: past this no new want goes out. Three of the
+// store's 4 MiB batches (store.js): one at the worker, one filling, one to spare, so that a
+// batch being written never stops the wants.
+const WRITES_MAX_BYTES = 12 * 1024 * 1024;
 const RTT_WINDOW_MS = 5000;
 const RATE_BIN_MS = 250;
 const RATE_BINS = 8; // the best of the last 2 s of 250 ms bins is the rate the window follows
@@ -384,6 +398,7 @@ export class Download extends EventTarget {
 		this.manifest = manifest;
 		this.window = WINDOW_START;
 		this.windowCap = Math.max(WINDOW_MIN, Math.min(WINDOW_MAX, Math.floor(WINDOW_MAX_BYTES / manifest.pieceSize)));
+		this.writesMax = Math.max(4, Math.floor(WRITES_MAX_BYTES / manifest.pieceSize));
 		this.bytes = 0; // stored, including what a previous visit left
 		this.resumed = 0; // bytes found in the store at the start
 		this.piecesDone = 0;
@@ -463,7 +478,7 @@ export class Download extends EventTarget {
 		this.stats.heldFromStore = held.length;
 		// The whole file is hashed as it goes: by the store's worker where it can (also over
 		// what a previous visit stored), else here for a fresh download; else checked at the end.
-		if (this.manifest.sha256 && this.#store.startWhole) this.wholeInStore = await this.#store.startWhole().catch(() => false);
+		if (this.manifest.sha256 && this.#store.startWhole && pipeline.wholeInWorker) this.wholeInStore = await this.#store.startWhole().catch(() => false);
 		if (this.manifest.sha256 && !this.wholeInStore && !stored.length) this.#whole = await fileHasher().catch(() => null);
 		if (held.length) this.#client.holdMany(held);
 	}
@@ -508,7 +523,7 @@ export class Download extends EventTarget {
 
 	#pump() {
 		if (this.#done) return;
-		while (this.#queue.length && this.#inFlight.size < this.window && this.#writes < WRITES_MAX) this.#want(this.#queue.shift());
+		while (this.#queue.length && this.#inFlight.size < this.window && this.#writes < this.writesMax) this.#want(this.#queue.shift());
 		if (this.complete) {
 			this.#done = true;
 			this.timing.finished = performance.now();

@@ -51,11 +51,12 @@ export async function blobSha256(blob, onProgress = () => {}) {
 // `buffer` to the worker (the caller must not touch it meanwhile) and resolves with it once its
 // first `length` bytes are hashed; hex() resolves with the result after every update; close()
 // drops it unfinished. inWorker says where it runs. Where no
-// worker starts (or it fails to load the library), the same calls hash on this thread.
-export async function wholeHasher() {
+// worker starts (or it fails to load the library), or with inWorker false, the same calls hash
+// on this thread.
+export async function wholeHasher({ inWorker = true } = {}) {
 	let worker = null;
 	try {
-		worker = new Worker('/static/sha256-worker.js', { type: 'module' });
+		if (inWorker) worker = new Worker('/static/sha256-worker.js', { type: 'module' });
 	} catch {
 		worker = null;
 	}

@@ -16,7 +16,7 @@
 // Promise<hex | null> (call before complete()); the others lack these two.
 
 import { sha256Hex } from './ephemeral.js';
-import { ChunkedReader, readBlobInto } from './files.js';
+import { ChunkedReader, readBlobInto, pipeline } from './files.js';
 
 const DB_NAME = 'ephemeral';
 const DB_VERSION = 1;
@@ -129,7 +129,7 @@ class OpfsStore extends BaseStore {
 			batch.pieces.push([i, batch.used, bytes.length]);
 			batch.used += bytes.length;
 			batch.waiters.push({ resolve, reject });
-			if (!this.#writing || batch.used + this.layout.pieceSize > batch.buffer.byteLength) this.#sendBatch();
+			if (!this.#writing || !pipeline.batchWrites || batch.used + this.layout.pieceSize > batch.buffer.byteLength) this.#sendBatch();
 		});
 	}
 

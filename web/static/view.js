@@ -10,7 +10,7 @@
 // /sha256/{hash} then moves on to the next manifest the site lists for that hash.
 
 import { EphemeralClient, HASH_RE, formatViewers, canHash, InsecureContextError } from './ephemeral.js';
-import { parseManifest, downloadName, formatBytes, formatDuration, ManifestError, Download, PieceGoneError } from './files.js';
+import { parseManifest, downloadName, formatBytes, formatDuration, ManifestError, Download, PieceGoneError, pickPipeline } from './files.js';
 import { openStore, cleanStale } from './store.js';
 import { $, setText, watchConnection, copyText, testMode } from './ui.js';
 import { blobSha256 } from './sha256.js';
@@ -24,6 +24,7 @@ const TEXT_PREVIEW_BYTES = 256 * 1024;
 const ANNOUNCE_STEPS = [25, 50, 75];
 
 const test = testMode(); // ?test: expose counters to the test suite on window.ephemeralTest
+pickPipeline(test);
 
 function status(text, kind = '') {
 	const el = setText('status', text);
