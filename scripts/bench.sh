@@ -18,6 +18,8 @@
 #                      ratios (tests/bench/side-by-side.sh)
 #       idle-100k      100,000 idle WebSockets in direct mode (tests/bench/idle-100k.sh)
 #       idle-lighttpd  the same through lighttpd's /ws, to find its ceiling (20,000 asked)
+#       browser-files  sharing and downloading a 200 MB file in Chromium, the pages' previous
+#                      pipeline and today's interleaved (tests/bench/browser-files.sh)
 #
 # concurrency (scripts/bench.sh --only concurrency): WebSockets at once through lighttpd and
 # Apache as `make run` sets them up (tests/bench/concurrency.mjs runs the real scripts/run.sh).
@@ -411,6 +413,7 @@ public() { # section file command...
 }
 public side-by-side side.txt tests/bench/side-by-side.sh
 public idle-100k idle100k.txt tests/bench/idle-100k.sh
+public browser-files browser-files.txt tests/bench/browser-files.sh
 public idle-lighttpd idle-lighttpd.txt env THROUGH=lighttpd IDLE_TOTAL=20000 IDLE_GATEWAYS=4 IDLE_WAIT=60 \
 	IDLE_CLIENTS=2 tests/bench/idle-100k.sh
 
@@ -444,7 +447,7 @@ if ((write_doc)); then
 			http_cpu
 		fi
 		echo '```'
-		for f in side.txt idle100k.txt idle-lighttpd.txt; do
+		for f in side.txt idle100k.txt browser-files.txt idle-lighttpd.txt; do
 			[[ -s $workdir/$f ]] || continue
 			echo
 			echo "${f%.txt}:"
