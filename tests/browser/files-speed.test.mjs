@@ -165,7 +165,7 @@ const mb = (n) => `${(n / MB).toFixed(0)} MB`;
 // interleaved; the time is the page's own (hashFile, performance.now()), the CPU that of every
 // process of that browser. (A fresh browser each time: in one tab navigated from share to
 // share, the same 48 MB file's hashing stalled in 2 of 16 shares with the code before issue 12
-// part 2 and 3 of about 30 with today's — a read of the File that never completes; not understood.)
+// part 2 and 3 of about 30 with today's; not understood.)
 test('speed of sharing: hashing the file', { skip: !ON && 'set FILES_MEASURE=1 to measure' }, async () => {
 	const file = bigFile(SIZE);
 	for (let run = 1; run <= RUNS; run++) {
