@@ -20,6 +20,8 @@
 #       idle-lighttpd  the same through lighttpd's /ws, to find its ceiling (20,000 asked)
 #       popular        one page held by 10,000 viewers while its count keeps changing: the
 #                      count messages it costs (tests/bench/popular.mjs)
+#       browser-files  sharing and downloading a 200 MB file in Chromium, the pages' previous
+#                      pipeline and today's interleaved (tests/bench/browser-files.sh)
 #
 # concurrency (scripts/bench.sh --only concurrency): WebSockets at once through lighttpd and
 # Apache as `make run` sets them up (tests/bench/concurrency.mjs runs the real scripts/run.sh).
@@ -413,6 +415,7 @@ public() { # section file command...
 }
 public side-by-side side.txt tests/bench/side-by-side.sh
 public idle-100k idle100k.txt tests/bench/idle-100k.sh
+public browser-files browser-files.txt tests/bench/browser-files.sh
 public idle-lighttpd idle-lighttpd.txt env THROUGH=lighttpd IDLE_TOTAL=20000 IDLE_GATEWAYS=4 IDLE_WAIT=60 \
 	IDLE_CLIENTS=2 tests/bench/idle-100k.sh
 public popular popular.txt node tests/bench/popular.mjs
@@ -447,7 +450,7 @@ if ((write_doc)); then
 			http_cpu
 		fi
 		echo '```'
-		for f in side.txt idle100k.txt idle-lighttpd.txt popular.txt; do
+		for f in side.txt idle100k.txt browser-files.txt idle-lighttpd.txt popular.txt; do
 			[[ -s $workdir/$f ]] || continue
 			echo
 			echo "${f%.txt}:"

@@ -271,7 +271,7 @@ ProxyPass "/static/" "!"
 	Header always set Cache-Control "public, max-age=3600"
 	Header always set X-Content-Type-Options "nosniff"
 	Header always set Referrer-Policy "no-referrer"
-	Header always set Content-Security-Policy "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+	Header always set Content-Security-Policy "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 </Location>
 
 # /ws: WebSocket to one of the gateways. A holder's socket may stay quiet for long (the

@@ -246,7 +246,7 @@ mimetype.assign = (
 		"Cache-Control"           => "public, max-age=3600",
 		"X-Content-Type-Options"  => "nosniff",
 		"Referrer-Policy"         => "no-referrer",
-		"Content-Security-Policy" => "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+		"Content-Security-Policy" => "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
 	)
 }
 else \$HTTP["url"] == "/ws" {

@@ -59,6 +59,10 @@ test('a 20 MiB file: shared from the home page, downloaded whole in another brow
 	assert.match(await text(bob, '#file-size'), /20 MiB \(20971520 bytes\)/);
 	assert.match(await text(bob, '#progress-text'), /^20 MiB of 20 MiB · 80 of 80 pieces/);
 	assert.match(await text(bob, '#health'), /Complete/);
+	assert.equal(await text(bob, '#file-sha256'), `${f.sha256} — SHA-256 verified`);
+	// The whole-file SHA-256 was computed by the storage worker as the pieces reached the disk
+	// (issue 12, part 2), not on the page's main thread nor in a pass at the end.
+	assert.equal(await bob.evaluate(() => window.ephemeralTest.download.wholeInStore), true, 'the download did not hash the whole file in its storage worker');
 	const bobCounters = await testCounters(bob);
 	assert.equal(bobCounters.storeKind, 'opfs', 'the pieces are not kept in the Origin Private File System');
 	assert.equal(bobCounters.download.received, 80);

@@ -55,6 +55,8 @@ test('share a file; another browser opens /sha256/<sha256sum> and saves the iden
 	assert.equal(await alice.locator('#sha256-link').getAttribute('href'), `/sha256/${f.sha256}`);
 	assert.equal(await text(alice, '#sha256-link'), `${base()}/sha256/${f.sha256}`);
 	assert.ok(await alice.locator('#copy-sha256-button').isVisible(), 'no copy button for the SHA-256');
+	// The whole-file hash ran in a worker, not on the page's main thread (issue 12, part 2).
+	assert.equal(await alice.evaluate(() => window.ephemeralTest.hashed && window.ephemeralTest.hashed.wholeInWorker), true, 'the sharing page hashed the whole file on its main thread');
 	// The page said `file`: the hub lists its manifest under the file's hash.
 	await waitListed(f.sha256, [href.slice(1)]);
 

@@ -8,13 +8,25 @@
 // here: the pages show what these functions report.
 
 import { HASH_RE, sha256Hex } from './ephemeral.js';
-import { fileHasher } from './sha256.js';
+import { fileHasher, wholeHasher } from './sha256.js';
 
 export const MIN_PIECE_SIZE = 16 * 1024;
 export const DEFAULT_PIECE_SIZE = 256 * 1024;
 export const MAX_PIECES = 100000;
 const READ_CHUNK_BYTES = 8 * 1024 * 1024;
 const READ_CACHE_CHUNKS = 4;
+const HASH_BUFFERS = 3; // chunks being read, hashed by the pieces' digests, hashed whole
+
+// How the pages move a file's bytes. The defaults are the fast ones; files-speed.test.mjs
+// opens pages with `?test&pipeline=…` to compare them with the slower ones in one run:
+// "page" hashes the whole file on the page's main thread and sends the storage worker one piece
+// per message (the pipeline before issue 12, part 2), "unbatched" only the latter.
+export const pipeline = { wholeInWorker: true, batchWrites: true };
+export function pickPipeline(params) {
+	const name = params && params.get('pipeline');
+	if (name === 'page') Object.assign(pipeline, { wholeInWorker: false, batchWrites: false });
+	if (name === 'unbatched') pipeline.batchWrites = false;
+}
 
 export class ManifestError extends Error {
 	constructor(message) {
@@ -173,10 +185,11 @@ export class ChunkedReader {
 	}
 }
 
-// Hashes a File (or Blob) piece by piece, reading it in chunks into one reused buffer: each
-// piece's digest takes a copy of its bytes when it starts, so the next chunk is read into the
-// same buffer while the last one's pieces are hashed. Memory: one chunk, whatever the size.
-// The whole file's plain SHA-256 (what sha256sum prints) is computed in the same pass.
+// Hashes a File (or Blob) piece by piece, reading it in chunks into a few reused buffers: each
+// piece's digest takes a copy of its bytes when it starts, and the whole file's plain SHA-256
+// (what sha256sum prints) is computed in the same pass by a worker (sha256.js wholeHasher) to
+// which each chunk's buffer is transferred and from which it comes back. So the next chunk is
+// read while the last one is hashed both ways. Memory: HASH_BUFFERS chunks, whatever the size.
 // onProgress(bytesHashed, size) after each chunk. Resolves with {manifest: Uint8Array, hash,
 // sha256, pieces: [hash...], pieceSize, sources: [[hash, read(target)]...], reader} where each source
 // reads its piece from the file only when someone requests it.
@@ -188,31 +201,37 @@ export async function hashFile(file, maxBlob, onProgress = () => {}, signal) {
 	const count = pieceCount(size, pieceSize);
 	const pieces = new Array(count);
 	const chunkSize = Math.max(pieceSize, Math.floor(READ_CHUNK_BYTES / pieceSize) * pieceSize);
-	let buffer = new ArrayBuffer(chunkSize);
+	const whole = await wholeHasher({ inWorker: pipeline.wholeInWorker }); // the plain SHA-256 of the file, in the same pass
+	const atWorker = []; // promises of the buffers the whole-file hash still has, oldest first
+	let buffers = 0;
 	let hashing = Promise.resolve();
-	const whole = await fileHasher(); // the plain SHA-256 of the file, in the same pass
-	for (let start = 0; start < size; start += chunkSize) {
-		if (signal && signal.aborted) throw new DOMException('hashing stopped', 'AbortError');
-		const bytes = await readBlobInto(file, start, new Uint8Array(buffer, 0, Math.min(chunkSize, size - start)));
-		buffer = bytes.buffer;
-		whole.update(bytes); // before the buffer is read into again
-		await hashing; // the previous chunk's digests (their copies are taken: the buffer is free)
-		const first = start / pieceSize;
-		const digests = [];
-		for (let from = 0; from < bytes.length; from += pieceSize) digests.push(sha256Hex(bytes.subarray(from, Math.min(bytes.length, from + pieceSize))));
-		hashing = Promise.all(digests).then((hashes) => {
-			hashes.forEach((h, k) => (pieces[first + k] = h));
-			onProgress(Math.min(size, start + chunkSize), size);
-		});
+	try {
+		for (let start = 0; start < size; start += chunkSize) {
+			if (signal && signal.aborted) throw new DOMException('hashing stopped', 'AbortError');
+			const buffer = buffers < HASH_BUFFERS ? (buffers++, new ArrayBuffer(chunkSize)) : await atWorker.shift();
+			const bytes = await readBlobInto(file, start, new Uint8Array(buffer, 0, Math.min(chunkSize, size - start)));
+			await hashing; // the previous chunk's digests: at most one chunk's copies at a time
+			const first = start / pieceSize;
+			const digests = [];
+			for (let from = 0; from < bytes.length; from += pieceSize) digests.push(sha256Hex(bytes.subarray(from, Math.min(bytes.length, from + pieceSize))));
+			atWorker.push(whole.update(bytes.buffer, bytes.length)); // after the digests took their copies
+			hashing = Promise.all(digests).then((hashes) => {
+				hashes.forEach((h, k) => (pieces[first + k] = h));
+				onProgress(Math.min(size, start + chunkSize), size);
+			});
+		}
+		await hashing;
+	} catch (err) {
+		whole.close();
+		throw err;
 	}
-	await hashing;
 	onProgress(size, size);
-	const sha256 = whole.hex();
+	const sha256 = await whole.hex();
 	const manifest = new TextEncoder().encode(manifestJson({ name, type, size, sha256, pieceSize, pieces }));
 	const hash = await sha256Hex(manifest);
 	const reader = new ChunkedReader(file, pieceSize);
 	const sources = pieces.map((h, i) => [h, (target) => reader.readInto(i, target)]);
-	return { manifest, hash, sha256, pieces, pieceSize, sources, reader, name, type, size };
+	return { manifest, hash, sha256, pieces, pieceSize, sources, reader, name, type, size, wholeInWorker: whole.inWorker };
 }
 
 // Tells a manifest from a page. Returns null for a page (anything that is not a JSON object
@@ -314,7 +333,10 @@ const WINDOW_START = 8; // wants in flight before anything is measured
 const WINDOW_MIN = 4;
 const WINDOW_MAX = 48; // under the gateway's default of 64 wants open per connection
 const WINDOW_MAX_BYTES = 48 * 1024 * 1024;
-const WRITES_MAX = 16; // pieces received and waiting for the disk: stop wanting past this
+// Bytes of pieces received and waiting for the disk: past this no new want goes out. Three of the
+// store's 4 MiB batches (store.js): one at the worker, one filling, one to spare, so that a
+// batch being written never stops the wants.
+const WRITES_MAX_BYTES = 12 * 1024 * 1024;
 const RTT_WINDOW_MS = 5000;
 const RATE_BIN_MS = 250;
 const RATE_BINS = 8; // the best of the last 2 s of 250 ms bins is the rate the window follows
@@ -376,11 +398,13 @@ export class Download extends EventTarget {
 		this.manifest = manifest;
 		this.window = WINDOW_START;
 		this.windowCap = Math.max(WINDOW_MIN, Math.min(WINDOW_MAX, Math.floor(WINDOW_MAX_BYTES / manifest.pieceSize)));
+		this.writesMax = Math.max(4, Math.floor(WRITES_MAX_BYTES / manifest.pieceSize));
 		this.bytes = 0; // stored, including what a previous visit left
 		this.resumed = 0; // bytes found in the store at the start
 		this.piecesDone = 0;
 		this.stats = { wanted: 0, received: 0, notFound: 0, retried: 0, heldFromStore: 0 };
 		this.timing = { started: 0, finished: 0 }; // performance.now() of the first want and of the last piece stored
+		this.wholeInStore = false; // the store hashes the whole file as pieces land (else #whole)
 		manifest.pieces.forEach((hash, i) => {
 			const list = this.#byHash.get(hash);
 			if (list) list.push(i);
@@ -392,9 +416,11 @@ export class Download extends EventTarget {
 		return this.piecesDone === this.manifest.pieces.length;
 	}
 
-	// The whole file's SHA-256 (hex) when it could be computed as the pieces arrived, else null:
-	// then the finished file is read once more to check it (view.js).
-	wholeSha256() {
+	// Resolves with the whole file's SHA-256 (hex) when it could be computed as the pieces
+	// arrived, else null: then the finished file is read once more to check it (view.js). Call
+	// it before store.complete(): the store may let go of its worker then.
+	async wholeSha256() {
+		if (this.wholeInStore) return this.#store.wholeSha256().catch(() => null);
 		if (!this.#whole || !this.complete || this.#wholeNext !== this.manifest.pieces.length) return null;
 		const hex = this.#whole.hex();
 		this.#whole = null;
@@ -450,8 +476,10 @@ export class Download extends EventTarget {
 		}
 		this.resumed = this.bytes;
 		this.stats.heldFromStore = held.length;
-		// A fresh download hashes the whole file as it goes; a resumed one checks it at the end.
-		if (this.manifest.sha256 && !stored.length) this.#whole = await fileHasher().catch(() => null);
+		// The whole file is hashed as it goes: by the store's worker where it can (also over
+		// what a previous visit stored), else here for a fresh download; else checked at the end.
+		if (this.manifest.sha256 && this.#store.startWhole && pipeline.wholeInWorker) this.wholeInStore = await this.#store.startWhole().catch(() => false);
+		if (this.manifest.sha256 && !this.wholeInStore && !stored.length) this.#whole = await fileHasher().catch(() => null);
 		if (held.length) this.#client.holdMany(held);
 	}
 
@@ -495,7 +523,7 @@ export class Download extends EventTarget {
 
 	#pump() {
 		if (this.#done) return;
-		while (this.#queue.length && this.#inFlight.size < this.window && this.#writes < WRITES_MAX) this.#want(this.#queue.shift());
+		while (this.#queue.length && this.#inFlight.size < this.window && this.#writes < this.writesMax) this.#want(this.#queue.shift());
 		if (this.complete) {
 			this.#done = true;
 			this.timing.finished = performance.now();

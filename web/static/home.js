@@ -4,13 +4,14 @@
 // the /sha256/ link that finds it, announced with `file`), and lists earlier ones.
 
 import { EphemeralClient, sha256Hex, formatViewers, canHash, InsecureContextError } from './ephemeral.js';
-import { hashFile, formatBytes } from './files.js';
+import { hashFile, formatBytes, pickPipeline } from './files.js';
 import { $, setText, watchConnection, copyText, testMode } from './ui.js';
 
 const REGISTER_WAIT_MS = 3000;
 
 const client = new EphemeralClient();
 if (testMode()) window.ephemeralTest = { client, stats: client.stats };
+pickPipeline(testMode());
 watchConnection(client, $('connection'));
 client.start();
 if (!canHash()) status(`Sharing will not work here: ${new InsecureContextError().message}.`);
@@ -169,6 +170,7 @@ async function shareFile(file) {
 		return;
 	}
 	hashing.hidden = true;
+	if (window.ephemeralTest) window.ephemeralTest.hashed = { ms: performance.now() - started, wholeInWorker: result.wholeInWorker };
 	const n = result.pieces.length;
 	const what = `${result.name} (${formatBytes(result.size)}, ${n} ${n === 1 ? 'piece' : 'pieces'})`;
 	// Pieces first, manifest last: by the time anyone can learn the link, the pieces are known.

@@ -6,7 +6,14 @@
 // download in the folder "downloads": KEY.data (the file itself, pieces at their offsets) and
 // KEY.have (one bit per piece, set only after that piece's bytes are written). It never checks a
 // piece's hash on write: store.js hands it only verified bytes. It hashes on "check", to vet
-// what a previous visit left behind. Messages: {id, op, ...} in, {id, ok, result | error} out.
+// what a previous visit left behind. Pieces come in batches (one buffer, one message, one write
+// per run of neighbouring pieces). Once asked ("whole"), it also computes the whole file's plain
+// SHA-256 as the pieces reach the disk, in file order: a piece whose turn it is is hashed from
+// the batch it came in, and the ones that came early are read back from the file when their
+// turn comes, so nothing waits in memory and the page's main thread does none of it.
+// Messages: {id, op, ...} in, {id, ok, result | error} out.
+
+import { fileHasher } from './sha256.js';
 
 const DIR = 'downloads';
 const LOCK_RETRY_MS = 100;
@@ -16,6 +23,8 @@ let data = null; // FileSystemSyncAccessHandle of KEY.data
 let have = null; // FileSystemSyncAccessHandle of KEY.have
 let bits = null; // KEY.have's bytes, as last written
 let layout = null; // {key, size, pieceSize, count}
+let whole = null; // {hasher, next}: the whole file's SHA-256 over pieces 0 .. next-1, or null
+const WHOLE_READS_PER_BATCH = 16; // early pieces read back per batch; "wholeHex" reads the rest
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -59,6 +68,31 @@ function setBit(index, on) {
 	have.write(bits.subarray(at, at + 1), { at });
 }
 
+const isSet = (index) => (bits[index >> 3] & (1 << (index & 7))) !== 0;
+
+function writeExactly(offset, bytes) {
+	let done = 0;
+	while (done < bytes.length) done += data.write(bytes.subarray(done), { at: offset + done });
+}
+
+// Feeds the whole-file hash every stored piece from whole.next on: from `fresh` (index -> the
+// bytes just written) where it can, else read back from the file, at most `reads` of those.
+function advanceWhole(fresh, reads) {
+	let scratch = null;
+	while (whole && whole.next < layout.count && isSet(whole.next)) {
+		let bytes = fresh.get(whole.next);
+		if (!bytes) {
+			if (reads-- <= 0) return;
+			const [start, length] = pieceRange(whole.next);
+			scratch = scratch || new Uint8Array(layout.pieceSize);
+			bytes = scratch.subarray(0, length);
+			readExactly(start, bytes);
+		}
+		whole.hasher.update(bytes);
+		whole.next++;
+	}
+}
+
 function closeHandles() {
 	for (const h of [data, have]) {
 		if (!h) continue;
@@ -77,6 +111,7 @@ const OPS = {
 	// the wrong length, means a different or damaged download under this key: start afresh.
 	async open({ key, size, pieceSize, count }) {
 		closeHandles();
+		whole = null;
 		layout = { key, size, pieceSize, count };
 		const root = await navigator.storage.getDirectory();
 		const dir = await root.getDirectoryHandle(DIR, { create: true });
@@ -97,14 +132,55 @@ const OPS = {
 		return bitmap;
 	},
 
-	write({ index, buffer, offset, length, giveBack }) {
-		const [start, expected] = pieceRange(index);
-		if (length !== expected) throw new RangeError(`piece ${index} is ${length} bytes, not ${expected}`);
-		const bytes = new Uint8Array(buffer, offset, length);
-		let done = 0;
-		while (done < length) done += data.write(bytes.subarray(done), { at: start + done });
-		setBit(index, true); // after the bytes: a set bit never names a piece not written
-		return giveBack ? { result: buffer, transfer: [buffer] } : true;
+	// Writes pieces [[index, offset, length]...] from one buffer (in order; neighbours in one
+	// write) and sends the buffer back. A piece's bit is set only after its bytes are written.
+	writeMany({ buffer, pieces }) {
+		const fresh = new Map();
+		for (const [index, offset, length] of pieces) {
+			const expected = pieceRange(index)[1];
+			if (length !== expected) throw new RangeError(`piece ${index} is ${length} bytes, not ${expected}`);
+			fresh.set(index, new Uint8Array(buffer, offset, length));
+		}
+		for (let k = 0; k < pieces.length; ) {
+			let end = k + 1; // pieces[k .. end) are neighbours in the file and in the buffer
+			while (end < pieces.length && pieces[end][0] === pieces[end - 1][0] + 1 && pieces[end][1] === pieces[end - 1][1] + pieces[end - 1][2]) end++;
+			const [index, offset] = pieces[k];
+			const length = pieces.slice(k, end).reduce((n, p) => n + p[2], 0);
+			writeExactly(pieceRange(index)[0], new Uint8Array(buffer, offset, length));
+			k = end;
+		}
+		let low = Infinity;
+		let high = -1;
+		for (const [index] of pieces) {
+			bits[index >> 3] |= 1 << (index & 7);
+			low = Math.min(low, index >> 3);
+			high = Math.max(high, index >> 3);
+		}
+		if (high >= 0) have.write(bits.subarray(low, high + 1), { at: low }); // one write for the batch's bits
+		advanceWhole(fresh, WHOLE_READS_PER_BATCH);
+		return { result: buffer, transfer: [buffer] };
+	},
+
+	// Starts the whole file's SHA-256 over the pieces stored (after "check"), and from now on as
+	// pieces are written. False when the hash cannot run here: the page checks the file itself.
+	async whole() {
+		try {
+			whole = { hasher: await fileHasher(), next: 0 };
+		} catch {
+			whole = null;
+			return false;
+		}
+		advanceWhole(new Map(), WHOLE_READS_PER_BATCH);
+		return true;
+	},
+
+	// The whole file's SHA-256 (hex) once every piece is stored, or null.
+	wholeHex() {
+		advanceWhole(new Map(), Infinity);
+		if (!whole || whole.next !== layout.count) return null;
+		const hex = whole.hasher.hex();
+		whole = null;
+		return hex;
 	},
 
 	// Reads the piece into `buffer` at `offset` and sends the buffer back: the page's frame

@@ -11,16 +11,19 @@
 // Interface: kind; stored(i) → bool; storedCount; write(i, bytes: Uint8Array) → Promise;
 // read(i, target: Uint8Array) → Promise<Uint8Array> (the piece, in target where the store can);
 // check(pieces, onProgress) → Promise<bad indices>; complete() → Promise<Blob> (the whole file,
-// disk-backed where the store allows); close(); remove().
+// disk-backed where the store allows); close(); remove(). The OPFS store also hashes the whole
+// file as pieces land: startWhole() → Promise<bool> (false: it cannot), wholeSha256() →
+// Promise<hex | null> (call before complete()); the others lack these two.
 
 import { sha256Hex } from './ephemeral.js';
-import { ChunkedReader, readBlobInto } from './files.js';
+import { ChunkedReader, readBlobInto, pipeline } from './files.js';
 
 const DB_NAME = 'ephemeral';
 const DB_VERSION = 1;
 const STALE_MS = 7 * 24 * 3600 * 1000; // downloads left untouched this long are removed
 const MEMORY_LIMIT = 512 * 1024 * 1024; // the most a "memory" store takes on
-const WRITE_BUFFERS = 16; // as many as pieces may wait for the disk (files.js WRITES_MAX)
+const BATCH_BYTES = 4 * 1024 * 1024; // pieces gathered into one buffer for one message to the worker
+const BATCH_SPARES = 2; // batch buffers kept for reuse
 
 export class StoreError extends Error {
 	constructor(message) {
@@ -68,7 +71,9 @@ class OpfsStore extends BaseStore {
 	#nextId = 1;
 	#file = null; // the finished data file, once complete() has run
 	#fileReader = null; // reads pieces from #file where the worker had to let go of the file
-	#buffers = []; // piece buffers on their way to the worker and back
+	#batch = null; // {buffer, used, pieces: [[index, offset, length]], waiters}: pieces not yet sent
+	#writing = 0; // batches at the worker
+	#spare = []; // batch buffers back from the worker
 
 	static available() {
 		// Sync access handles exist only in workers: whether they work here, the worker finds out.
@@ -109,16 +114,50 @@ class OpfsStore extends BaseStore {
 		else call.reject(Object.assign(new StoreError(msg.error.message), { cause: msg.error.name }));
 	}
 
-	// The bytes are copied into one of a few buffers that go to the worker and come back, and
-	// the caller's buffer stays here: handing over the received buffers themselves left them to
-	// die in the worker, whose collector hardly ever runs (a 2 GiB download peaked at 240 MB of
-	// dead buffers there; the page's own collector keeps up).
-	async write(i, bytes) {
-		const buffer = this.#buffers.pop() || new ArrayBuffer(this.layout.pieceSize);
-		new Uint8Array(buffer, 0, bytes.length).set(bytes);
-		const back = await this.#call({ op: 'write', index: i, buffer, offset: 0, length: bytes.length, giveBack: true }, [buffer]);
-		if (this.#buffers.length < WRITE_BUFFERS) this.#buffers.push(back);
-		this.mark(i, true);
+	// The bytes are copied into a batch buffer, and a batch goes to the worker (one message, one
+	// write per run of neighbouring pieces) when the worker has nothing else to write or the
+	// batch is full: while the disk is busy, pieces gather instead of queueing one by one. The
+	// caller's buffer stays here: handing over the received buffers themselves left them to die
+	// in the worker, whose collector hardly ever runs (a 2 GiB download peaked at 240 MB of dead
+	// buffers there; the page's own collector keeps up). Batch buffers travel there and back.
+	write(i, bytes) {
+		return new Promise((resolve, reject) => {
+			const capacity = Math.max(1, Math.floor(BATCH_BYTES / this.layout.pieceSize)) * this.layout.pieceSize;
+			if (!this.#batch) this.#batch = { buffer: this.#spare.pop() || new ArrayBuffer(capacity), used: 0, pieces: [], waiters: [] };
+			const batch = this.#batch;
+			new Uint8Array(batch.buffer, batch.used, bytes.length).set(bytes);
+			batch.pieces.push([i, batch.used, bytes.length]);
+			batch.used += bytes.length;
+			batch.waiters.push({ resolve, reject });
+			if (!this.#writing || !pipeline.batchWrites || batch.used + this.layout.pieceSize > batch.buffer.byteLength) this.#sendBatch();
+		});
+	}
+
+	#sendBatch() {
+		const batch = this.#batch;
+		this.#batch = null;
+		this.#writing++;
+		this.#call({ op: 'writeMany', buffer: batch.buffer, pieces: batch.pieces }, [batch.buffer]).then(
+			(back) => {
+				for (const [i] of batch.pieces) this.mark(i, true);
+				if (this.#spare.length < BATCH_SPARES) this.#spare.push(back);
+				for (const w of batch.waiters) w.resolve();
+			},
+			(err) => {
+				for (const w of batch.waiters) w.reject(err);
+			},
+		).finally(() => {
+			this.#writing--;
+			if (this.#batch && !this.#writing) this.#sendBatch();
+		});
+	}
+
+	startWhole() {
+		return this.#call({ op: 'whole' });
+	}
+
+	wholeSha256() {
+		return this.#call({ op: 'wholeHex' });
 	}
 
 	// Reads piece i into `target` (its buffer goes to the worker and comes back): no new buffer.

@@ -10,7 +10,7 @@
 // /sha256/{hash} then moves on to the next manifest the site lists for that hash.
 
 import { EphemeralClient, HASH_RE, formatViewers, canHash, InsecureContextError } from './ephemeral.js';
-import { parseManifest, downloadName, formatBytes, formatDuration, ManifestError, Download, PieceGoneError } from './files.js';
+import { parseManifest, downloadName, formatBytes, formatDuration, ManifestError, Download, PieceGoneError, pickPipeline } from './files.js';
 import { openStore, cleanStale } from './store.js';
 import { $, setText, watchConnection, copyText, testMode } from './ui.js';
 import { blobSha256 } from './sha256.js';
@@ -24,6 +24,7 @@ const TEXT_PREVIEW_BYTES = 256 * 1024;
 const ANNOUNCE_STEPS = [25, 50, 75];
 
 const test = testMode(); // ?test: expose counters to the test suite on window.ephemeralTest
+pickPipeline(test);
 
 function status(text, kind = '') {
 	const el = setText('status', text);
@@ -238,15 +239,18 @@ async function fetchAll(manifest, store, download) {
 	health('Complete: you hold every piece and serve them to others.');
 	setText('announce', 'Download complete.');
 	let file;
+	let computed = null; // the whole file's SHA-256 as the pieces landed, asked before complete()
 	try {
+		if (manifest.sha256 && download.resumed) status('Checking the whole file against its SHA-256…');
+		if (manifest.sha256) computed = await download.wholeSha256();
 		file = await store.complete();
 	} catch (err) {
 		status(`The download finished but cannot be read back from this browser's storage: ${err.message}`, 'error');
 		return;
 	}
-	if (manifest.sha256 && !(await checkWhole(manifest, file, download.wholeSha256()))) return;
+	if (manifest.sha256 && !(await checkWhole(manifest, file, computed))) return;
 	offerDownload(manifest, file);
-	if (test) window.ephemeralTest.file = file;
+	if (test) Object.assign(window.ephemeralTest, { file, verifiedAt: performance.now() });
 	status(`Complete and verified${manifest.sha256 ? ': SHA-256 verified' : ''}. Keep this tab open and others can download it from you too.`, 'done');
 	showPreview(manifest, file).catch((err) => console.warn('ephemeral: no preview:', err));
 }
