@@ -74,7 +74,9 @@ test('a folder shared from one browser: the list, one file and the ZIP in anothe
 		{ rel: 'photos/beach', bytes: randomBytes(600 * 1024) }, // 3 pieces
 		{ rel: 'photos/empty', bytes: Buffer.alloc(0) },
 		{ rel: 'photos/deep/sea', bytes: randomBytes(40 * 1024) },
-		{ rel: 'photos-2023', bytes: randomBytes(1000) }, // sorts between "photos" and "photos/": bytes, not folders first
+		{ rel: 'photos-2023', bytes: randomBytes(1000) }, // sorts before "photos/": bytes, not folders first
+		{ rel: '\u{1F600}', bytes: randomBytes(10) }, // after U+FF21 as UTF-8 bytes, before it as UTF-16
+		{ rel: '\uFF21', bytes: randomBytes(20) },
 	];
 	for (const f of files) {
 		fs.mkdirSync(path.dirname(path.join(root, f.rel)), { recursive: true });
@@ -89,15 +91,15 @@ test('a folder shared from one browser: the list, one file and the ZIP in anothe
 	const link = alice.locator('a#share-link');
 	await link.waitFor({ state: 'visible', timeout: 15000 });
 	assert.equal(await link.getAttribute('href'), `/${expected.hash}`, 'the page wrote another collection than the format gives');
-	assert.match(await text(alice, '#share-what'), /^holiday — 5 files, 64\d\.\d KiB|^holiday — 5 files, 6\d\d KiB/);
+	assert.match(await text(alice, '#share-what'), /^holiday — 7 files, 641 KiB$/);
 
 	const bob = await newPage(browser);
 	await bob.goto(`${base()}/${expected.hash}?test`);
-	await waitStatus(bob, /A collection of 5 files, verified/);
+	await waitStatus(bob, /A collection of 7 files, verified/);
 	assert.equal(await text(bob, '#collection-name'), 'holiday');
 	const rows = await bob.locator('#collection-list li').evaluateAll((lis) => lis.map((li) => `${li.className}:${li.querySelector('.name') ? li.querySelector('.name').textContent : li.textContent}`));
-	assert.deepEqual(rows, ['file:notes', 'file:photos-2023', 'folder:photos/', 'file:beach', 'folder:deep/', 'file:sea', 'file:empty']);
-	assert.equal(await bob.locator('#collection-list button', { hasText: /^Download$/ }).count(), 5, 'not one Download per file');
+	assert.deepEqual(rows, ['file:notes', 'file:photos-2023', 'folder:photos/', 'file:beach', 'folder:deep/', 'file:sea', 'file:empty', 'file:\uFF21', 'file:\u{1F600}']);
+	assert.equal(await bob.locator('#collection-list button', { hasText: /^Download$/ }).count(), 7, 'not one Download per file');
 
 	// One file: only its manifest and pieces are fetched.
 	const wantsBefore = await bob.evaluate(() => window.ephemeralTest.client.stats.wantsSent);
@@ -123,17 +125,21 @@ test('a folder shared from one browser: the list, one file and the ZIP in anothe
 test('hostile collections are refused with the reason, and offer no Download', T(async () => {
 	const good = buildManifest(Buffer.from('x'), { name: 'x' });
 	const entry = (p, over = {}) => ({ path: p, manifest: good.hash, size: 1, sha256: sha256hex(Buffer.from('x')), ...over });
-	const collection = (entries) => Buffer.from(JSON.stringify({ ephemeral: 'collection', version: 1, name: 'bad', files: entries }));
+	const collection = (entries) => Buffer.from(JSON.stringify({ ephemeral: 'collection', version: 1, name: 'bad', ...(Array.isArray(entries) ? { files: entries } : { files: [entry('a')], ...entries }) }));
 	const cases = [
 		[[entry('../x')], /path "\.\.\/x" leaves the folder/],
 		[[entry('/etc/passwd')], /path "\/etc\/passwd" is absolute/],
 		[[entry('a\\b')], /path "a\\\\b" holds a backslash/],
-		[[entry('a\u0000b')], /holds a control character/],
+		[[entry('a\u0000b')], /path "a\\u0000b" holds NUL/],
+		[[entry('a\u001bb')], /holds a control character/],
+		[[entry('a\u0085b')], /holds a control character/],
+		[[entry('a/')], /path "a\/" ends with "\/"/],
 		[[entry('a//b')], /path "a\/\/b" has an empty component/],
 		[[entry('a/./b')], /has a "\." component/],
 		[[entry('a'), entry('a')], /path "a" is listed twice/],
-		[[entry('a'), entry('a/b')], /"a" is both a file and a folder/],
+		[[entry('a'), entry('a-b'), entry('a/b')], /path "a" is a file and also a folder \(of "a\/b"\)/],
 		[[], /it lists no files/],
+		[{ name: 7 }, /it has no name/],
 		[[entry('a', { size: -1 })], /size of "a" \(-1\) is not a whole number/],
 		[[entry('a', { manifest: 'AB'.repeat(32) })], /manifest of "a" .* is not 64 lowercase hexadecimal/],
 	];

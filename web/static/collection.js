@@ -35,14 +35,18 @@ function quote(value) {
 
 // Why `path` breaks the rules, or null when it keeps them. Also used at share time, so the
 // messages speak of what a person can fix.
+// The same rules, in the same order and words, as the terminal client's (common/collection.c).
 export function pathProblem(path) {
 	if (typeof path !== 'string') return `a path (${quote(path)}) is not text`;
 	if (path === '') return 'a path is empty';
-	if (path.startsWith('/')) return `path ${quote(path)} is absolute`;
-	// eslint-disable-next-line no-control-regex
-	if (/[\u0000-\u001f\u007f]/.test(path)) return `path ${quote(path)} holds a control character`;
+	if (path.includes('\u0000')) return `path ${quote(path)} holds NUL`;
 	if (path.includes('\\')) return `path ${quote(path)} holds a backslash`;
+	// C0, DEL and C1 (a terminal obeys C1 too)
+	// eslint-disable-next-line no-control-regex
+	if (/[\u0000-\u001f\u007f-\u009f]/.test(path)) return `path ${quote(path)} holds a control character`;
 	if (/[\ud800-\udfff]/.test(path.replace(/[\ud800-\udbff][\udc00-\udfff]/g, ''))) return `path ${quote(path)} is not valid UTF-8`;
+	if (path.startsWith('/')) return `path ${quote(path)} is absolute`;
+	if (path.endsWith('/')) return `path ${quote(path)} ends with "/"`;
 	for (const part of path.split('/')) {
 		if (part === '..') return `path ${quote(path)} leaves the folder`;
 		if (part === '.') return `path ${quote(path)} has a "." component`;
@@ -62,7 +66,7 @@ function treeProblem(paths) {
 	for (const p of paths) {
 		for (let at = p.indexOf('/'); at !== -1; at = p.indexOf('/', at + 1)) {
 			const folder = p.slice(0, at);
-			if (files.has(folder)) return `${quote(folder)} is both a file and a folder (of ${quote(p)})`;
+			if (files.has(folder)) return `path ${quote(folder)} is a file and also a folder (of ${quote(p)})`;
 		}
 	}
 	return null;
@@ -116,8 +120,10 @@ export function parseCollection(bytes) {
 		return null;
 	}
 	if (!obj || typeof obj !== 'object' || Array.isArray(obj) || obj.ephemeral !== 'collection' || obj.version !== 1) return null;
-	const name = typeof obj.name === 'string' ? obj.name : '';
-	if (!Array.isArray(obj.files) || !obj.files.length) throw new CollectionError('it lists no files');
+	if (typeof obj.name !== 'string') throw new CollectionError('it has no name');
+	const name = obj.name;
+	if (!Array.isArray(obj.files)) throw new CollectionError('it has no list of files');
+	if (!obj.files.length) throw new CollectionError('it lists no files');
 	const files = obj.files.map((f, i) => {
 		if (!f || typeof f !== 'object' || Array.isArray(f)) throw new CollectionError(`entry ${i + 1} is not an object`);
 		const problem = pathProblem(f.path);
@@ -138,6 +144,7 @@ export function parseCollection(bytes) {
 export function checkEntry(entry, manifest) {
 	if (manifest.size !== entry.size)
 		throw new CollectionError(`${quote(entry.path)} is listed as ${entry.size} bytes, but its manifest says ${manifest.size}`);
+	if (!manifest.sha256) throw new CollectionError(`the manifest of ${quote(entry.path)} names no SHA-256 to check against the collection's`);
 	if (manifest.sha256 !== entry.sha256)
 		throw new CollectionError(`${quote(entry.path)} is listed with SHA-256 ${entry.sha256}, but its manifest says ${manifest.sha256 || 'none'}`);
 }
