@@ -122,6 +122,27 @@ test('a folder shared from one browser: the list, one file and the ZIP in anothe
 	for (const p of [alice, bob]) await p.context().close();
 }));
 
+test('several files picked at once are one collection named "N files"; one file alone stays a file', T(async () => {
+	const files = [
+		{ rel: 'zeta.dat', bytes: randomBytes(3000) },
+		{ rel: 'alpha.dat', bytes: randomBytes(5000) },
+	];
+	for (const f of files) fs.writeFileSync(path.join(dir, f.rel), f.bytes);
+	const expected = expectedCollection('2 files', files);
+	const page = await newPage(browser);
+	await page.goto(`${base()}/?test`);
+	await page.setInputFiles('input#file-input', files.map((f) => path.join(dir, f.rel)));
+	const link = page.locator('a#share-link');
+	await link.waitFor({ state: 'visible', timeout: 15000 });
+	assert.equal(await link.getAttribute('href'), `/${expected.hash}`);
+	assert.equal(await text(page, '#share-what'), '2 files — 2 files, 7.8 KiB');
+	await page.setInputFiles('input#file-input', [path.join(dir, files[0].rel)]);
+	const single = buildManifest(files[0].bytes, { name: files[0].rel });
+	await waitFor(async () => (await link.getAttribute('href')) === `/${single.hash}`, { timeoutMs: 10000, what: 'the single file to be shared as its manifest' });
+	assert.deepEqual(page.errorsSeen, []);
+	await page.context().close();
+}));
+
 test('hostile collections are refused with the reason, and offer no Download', T(async () => {
 	const good = buildManifest(Buffer.from('x'), { name: 'x' });
 	const entry = (p, over = {}) => ({ path: p, manifest: good.hash, size: 1, sha256: sha256hex(Buffer.from('x')), ...over });

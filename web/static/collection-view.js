@@ -111,7 +111,7 @@ export class CollectionView {
 		}
 		$('download-all-button').addEventListener('click', () => this.#downloadAll());
 		$('collection-view').hidden = false;
-		this.#status(`A collection of ${files.length} ${files.length === 1 ? 'file' : 'files'}, verified. Download any of them, or all as one ZIP archive.`);
+		this.#status(`A collection of ${files.length} ${files.length === 1 ? 'file' : 'files'}, verified. Download ${files.length === 1 ? 'it' : 'any of them'}, or all as one ZIP archive.`);
 	}
 
 	// Says the collection is refused and takes every download control away.
