@@ -15,7 +15,6 @@ export const DEFAULT_PIECE_SIZE = 256 * 1024;
 export const MAX_PIECES = 100000;
 const READ_CHUNK_BYTES = 8 * 1024 * 1024;
 const READ_CACHE_CHUNKS = 4;
-const READ_IDLE_MS = 10000; // a reader nobody asked for this long lets go of its buffers
 
 export class ManifestError extends Error {
 	constructor(message) {
@@ -103,8 +102,7 @@ export async function readBlobInto(blob, start, target) {
 // as much for 256 KiB as for 4 MiB) and get slower, not faster, with reads in parallel; holders
 // are asked for neighbouring pieces (downloads go in order), so one read serves a run of
 // requests, and the next chunk is read ahead while they are answered. Memory: cacheChunks
-// buffers of chunkBytes, whatever the file's size, and none once nobody has asked for a piece
-// for READ_IDLE_MS (a collection holds a reader per file: only those being read cost memory).
+// buffers of chunkBytes, whatever the file's size.
 export class ChunkedReader {
 	#file;
 	#pieceSize;
@@ -113,8 +111,6 @@ export class ChunkedReader {
 	#entries = new Map(); // chunk index -> {promise, buffer, users, evicted}, oldest use first
 	#spare = []; // buffers of evicted chunks that nobody reads any more
 	#queue = Promise.resolve(); // reads, one after the other
-	#idleTimer = 0;
-	#reading = 0; // readInto calls under way
 
 	constructor(file, pieceSize, { chunkBytes = READ_CHUNK_BYTES, cacheChunks = READ_CACHE_CHUNKS } = {}) {
 		this.#file = file;
@@ -157,26 +153,8 @@ export class ChunkedReader {
 		}
 	}
 
-	// Idle: the cached chunks and spare buffers go (reads in flight keep what they use).
-	#forget() {
-		this.#idleTimer = 0;
-		if (this.#reading) return;
-		this.#entries.clear();
-		this.#spare = [];
-	}
-
 	// Copies piece i into `target` and resolves with the view of target that holds it.
 	async readInto(i, target) {
-		clearTimeout(this.#idleTimer);
-		this.#reading++;
-		try {
-			return await this.#readInto(i, target);
-		} finally {
-			if (--this.#reading === 0) this.#idleTimer = setTimeout(() => this.#forget(), READ_IDLE_MS);
-		}
-	}
-
-	async #readInto(i, target) {
 		const offset = i * this.#pieceSize;
 		const c = Math.floor(offset / this.#chunkSize);
 		const e = this.#entry(c);

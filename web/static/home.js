@@ -5,11 +5,12 @@
 // the /sha256/ link that finds it, announced with `file`), and lists earlier ones.
 
 import { EphemeralClient, sha256Hex, formatViewers, canHash, InsecureContextError } from './ephemeral.js';
-import { hashFile, formatBytes } from './files.js';
+import { hashFile, formatBytes, ChunkedReader } from './files.js';
 import { planCollection, collectionJson, describeCollection } from './collection.js';
 import { $, setText, watchConnection, copyText, testMode } from './ui.js';
 
 const REGISTER_WAIT_MS = 3000;
+const READER_IDLE_MS = 10000; // a collection's file nobody read for this long lets go of its buffers
 
 const client = new EphemeralClient();
 if (testMode()) window.ephemeralTest = { client, stats: client.stats };
@@ -185,6 +186,28 @@ async function shareFile(file) {
 	status(`Shared ${result.name}. Anyone with the link can download it while this tab stays open.`);
 }
 
+// Serving a collection's file: a ChunkedReader (up to four 8 MiB chunks) while someone reads
+// it, dropped whole once nobody has for READER_IDLE_MS (reads under way keep the one they use),
+// so that a collection of many files costs memory only for the files being downloaded.
+function idleReader(file, pieceSize) {
+	let reader = null;
+	let busy = 0;
+	let timer = 0;
+	return async (i, target) => {
+		clearTimeout(timer);
+		busy++;
+		reader = reader || new ChunkedReader(file, pieceSize);
+		try {
+			return await reader.readInto(i, target);
+		} finally {
+			if (--busy === 0)
+				timer = setTimeout(() => {
+					if (!busy) reader = null;
+				}, READER_IDLE_MS);
+		}
+	};
+}
+
 // Several files or a folder: each file hashed exactly as it would be alone (its own manifest,
 // its own address), one progress bar for them all, then the collection that lists them.
 // items: [{path, file}], path as the browser gives it ("holiday/photos/beach.jpg", "notes.txt").
@@ -208,6 +231,8 @@ async function shareCollection(items) {
 	try {
 		for (const it of plan.items) {
 			const result = await hashFile(it.file, client.maxBlob, (done) => report(before + done));
+			const read = idleReader(it.file, result.pieceSize);
+			result.sources = result.pieces.map((h, i) => [h, (target) => read(i, target)]);
 			files.push({ path: it.path, manifest: result.hash, size: result.size, sha256: result.sha256, result });
 			before += result.size;
 		}
