@@ -303,7 +303,15 @@ export class CollectionView {
 					yield { name: entry.path, input: job.file, size: entry.size };
 				}
 			}
-			await makeZip(entries(), { buffersAreUTF8: true }).pipeTo(target.writable);
+			let zipped = 0;
+			const count = new TransformStream({
+				transform: (chunk, controller) => {
+					zipped += chunk.length;
+					if (this.#test) window.ephemeralTest.zipped = zipped;
+					controller.enqueue(chunk);
+				},
+			});
+			await makeZip(entries(), { buffersAreUTF8: true }).pipeThrough(count).pipeTo(target.writable);
 			await target.finish();
 		} catch (err) {
 			button.disabled = false;
