@@ -46,9 +46,11 @@ if [[ ${1:-} != --no-npm && -f tests/package.json && ! -d tests/node_modules ]];
 	echo "deps: npm install in tests/"
 	(cd tests && npm install --no-audit --no-fund --loglevel=error)
 fi
-# The pages' own npm modules (hash-wasm: the streaming SHA-256 of whole files), served by the web
-# server from web/static/vendor/node_modules (never committed).
-if [[ ${1:-} != --no-npm && -f web/static/vendor/package.json && ! -d web/static/vendor/node_modules ]]; then
+# The pages' own npm modules (hash-wasm: the streaming SHA-256 of whole files; client-zip: the
+# streaming ZIP of a collection), served by the web server from web/static/vendor/node_modules
+# (never committed). Installed again when the lock file is newer than what npm last installed.
+vendor=web/static/vendor
+if [[ ${1:-} != --no-npm && -f $vendor/package.json && ( ! -f $vendor/node_modules/.package-lock.json || $vendor/package-lock.json -nt $vendor/node_modules/.package-lock.json ) ]]; then
 	echo "deps: npm install in web/static/vendor/"
 	(cd web/static/vendor && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -1,13 +1,16 @@
-// home.js — the home page: share typed HTML as a page, or a dropped/picked file as a manifest
-// of pieces, then keep holding it (serving `request`s) for as long as the tab stays open.
+// home.js — the home page: share typed HTML as a page, a dropped/picked file as a manifest
+// of pieces, or several files or a folder as a collection of manifests (collection.js), then
+// keep holding it (serving `request`s) for as long as the tab stays open.
 // Shows the link and the live viewer count of the latest share (for a file also its SHA-256 and
 // the /sha256/ link that finds it, announced with `file`), and lists earlier ones.
 
 import { EphemeralClient, sha256Hex, formatViewers, canHash, InsecureContextError } from './ephemeral.js';
-import { hashFile, formatBytes, pickPipeline } from './files.js';
+import { hashFile, formatBytes, pickPipeline, ChunkedReader } from './files.js';
+import { planCollection, collectionJson, describeCollection } from './collection.js';
 import { $, setText, watchConnection, copyText, testMode } from './ui.js';
 
 const REGISTER_WAIT_MS = 3000;
+const READER_IDLE_MS = 10000; // a collection's file nobody read for this long lets go of its buffers
 
 const client = new EphemeralClient();
 if (testMode()) window.ephemeralTest = { client, stats: client.stats };
@@ -143,27 +146,34 @@ async function sharePage() {
 	status('Shared. Anyone with the link sees it while this tab stays open.');
 }
 
-async function shareFile(file) {
-	const hashing = $('hashing');
+// One progress bar for whatever is being hashed (a file, or every file of a collection):
+// report(done) with the bytes hashed so far of `size`.
+function hashProgress(what, size) {
 	const progress = $('hash-progress');
-	if (!client.connected) status('Waiting for the server…');
-	await client.ready;
-	hashing.hidden = false;
+	$('hashing').hidden = false;
 	progress.value = 0;
-	status(`Preparing ${file.name}: reading it piece by piece to compute its address…`);
-	let result;
 	const started = performance.now();
 	let shown = 0;
+	return (done) => {
+		const now = performance.now();
+		if (done < size && now - shown < 100) return; // the DOM needs no more than 10 updates a second
+		shown = now;
+		const seconds = (now - started) / 1000;
+		const speed = seconds > 0.3 ? ` at ${formatBytes(Math.round(done / seconds))}/s` : '';
+		progress.value = size ? done / size : 1;
+		setText('hash-text', `Hashing ${what}: ${size ? Math.floor((100 * done) / size) : 100}% of ${formatBytes(size)}${speed}`);
+	};
+}
+
+async function shareFile(file) {
+	const hashing = $('hashing');
+	if (!client.connected) status('Waiting for the server…');
+	await client.ready;
+	status(`Preparing ${file.name}: reading it piece by piece to compute its address…`);
+	let result;
+	const report = hashProgress(file.name, file.size);
 	try {
-		result = await hashFile(file, client.maxBlob, (done, size) => {
-			const now = performance.now();
-			if (done < size && now - shown < 100) return; // the DOM needs no more than 10 updates a second
-			shown = now;
-			const seconds = (now - started) / 1000;
-			const speed = seconds > 0.3 ? ` at ${formatBytes(Math.round(done / seconds))}/s` : '';
-			progress.value = size ? done / size : 1;
-			setText('hash-text', `Hashing ${file.name}: ${size ? Math.floor((100 * done) / size) : 100}% of ${formatBytes(size)}${speed}`);
-		});
+		result = await hashFile(file, client.maxBlob, report);
 	} catch (err) {
 		hashing.hidden = true;
 		status(`Could not share ${file.name}: ${err.message}`);
@@ -178,9 +188,104 @@ async function shareFile(file) {
 	status(`Shared ${result.name}. Anyone with the link can download it while this tab stays open.`);
 }
 
-function shareFiles(files) {
-	for (const file of files) fileQueue = fileQueue.then(() => shareFile(file));
+// Serving a collection's file: a ChunkedReader (up to four 8 MiB chunks) while someone reads
+// it, dropped whole once nobody has for READER_IDLE_MS (reads under way keep the one they use),
+// so that a collection of many files costs memory only for the files being downloaded.
+function idleReader(file, pieceSize) {
+	let reader = null;
+	let busy = 0;
+	let timer = 0;
+	return async (i, target) => {
+		clearTimeout(timer);
+		busy++;
+		reader = reader || new ChunkedReader(file, pieceSize);
+		try {
+			return await reader.readInto(i, target);
+		} finally {
+			if (--busy === 0)
+				timer = setTimeout(() => {
+					if (!busy) reader = null;
+				}, READER_IDLE_MS);
+		}
+	};
+}
+
+// Several files or a folder: each file hashed exactly as it would be alone (its own manifest,
+// its own address), one progress bar for them all, then the collection that lists them.
+// items: [{path, file}], path as the browser gives it ("holiday/photos/beach.jpg", "notes.txt").
+async function shareCollection(items) {
+	let plan;
+	try {
+		plan = planCollection(items);
+	} catch (err) {
+		status(`Could not share these files: ${err.message}.`);
+		return;
+	}
+	const hashing = $('hashing');
+	if (!client.connected) status('Waiting for the server…');
+	await client.ready;
+	const total = plan.items.reduce((n, it) => n + it.file.size, 0);
+	const n = plan.items.length;
+	status(`Preparing ${plan.name}: reading ${n} files piece by piece to compute their addresses…`);
+	const report = hashProgress(`${plan.name} (${n} files)`, total);
+	const files = [];
+	let before = 0;
+	try {
+		for (const it of plan.items) {
+			const result = await hashFile(it.file, client.maxBlob, (done) => report(before + done));
+			const read = idleReader(it.file, result.pieceSize);
+			result.sources = result.pieces.map((h, i) => [h, (target) => read(i, target)]);
+			files.push({ path: it.path, manifest: result.hash, size: result.size, sha256: result.sha256, result });
+			before += result.size;
+		}
+	} catch (err) {
+		hashing.hidden = true;
+		status(`Could not share ${plan.name}: ${files.length < n ? `${plan.items[files.length].path}: ` : ''}${err.message}`);
+		return;
+	}
+	report(total);
+	hashing.hidden = true;
+	const bytes = new TextEncoder().encode(collectionJson(plan.name, files));
+	if (bytes.length > client.maxBlob) {
+		status(`Could not share ${plan.name}: the list of its ${n} files takes ${formatBytes(bytes.length)}, more than the ${formatBytes(client.maxBlob)} a collection can hold here. Share fewer files at once, or a folder inside it.`);
+		return;
+	}
+	const hash = await sha256Hex(bytes);
+	// Every file's pieces and manifest first, the collection last (as for one file).
+	const entries = [];
+	for (const f of files) entries.push(...f.result.sources, [f.manifest, f.result.manifest]);
+	client.holdMany(entries);
+	for (const f of files) client.announceFile(f.sha256, f.manifest);
+	await publish(hash, describeCollection(plan.name, files), [[hash, bytes]]);
+	status(`Shared ${plan.name} (${n} files). Anyone with the link can download them while this tab stays open.`);
+}
+
+// A single file is shared as a file (a manifest), as it always was; more make a collection.
+function shareItems(items) {
+	if (!items.length) return fileQueue;
+	fileQueue = fileQueue.then(() => (items.length === 1 && !items[0].path.includes('/') ? shareFile(items[0].file) : shareCollection(items)));
 	return fileQueue;
+}
+
+// Everything under the entries of a drop, as {path, file}; folders read to the end
+// (readEntries answers in batches until it answers nothing).
+async function walkEntries(entries) {
+	const items = [];
+	const walk = async (entry) => {
+		if (entry.isFile) {
+			const file = await new Promise((resolve, reject) => entry.file(resolve, reject));
+			items.push({ path: entry.fullPath.replace(/^\//, ''), file });
+		} else if (entry.isDirectory) {
+			const reader = entry.createReader();
+			for (;;) {
+				const batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+				if (!batch.length) break;
+				for (const child of batch) await walk(child);
+			}
+		}
+	};
+	for (const entry of entries) await walk(entry);
+	return items;
 }
 
 function copyLink() {
@@ -216,7 +321,14 @@ const fileInput = $('file-input');
 fileInput.addEventListener('change', () => {
 	const files = [...fileInput.files];
 	fileInput.value = '';
-	shareFiles(files);
+	shareItems(files.map((file) => ({ path: file.name, file })));
+});
+const folderInput = $('folder-input');
+folderInput.addEventListener('change', () => {
+	const files = [...folderInput.files];
+	folderInput.value = '';
+	if (!files.length) status('This folder holds no files (empty folders are not shared).');
+	else shareItems(files.map((file) => ({ path: file.webkitRelativePath || file.name, file })));
 });
 
 // Files dropped anywhere on the page are shared (and never opened in place of this page,
@@ -236,5 +348,14 @@ document.addEventListener('drop', (event) => {
 	dropZone.classList.remove('over');
 	if (!carriesFiles(event)) return;
 	event.preventDefault();
-	shareFiles([...event.dataTransfer.files]);
+	// Entries must be taken while the drop event runs; they are read afterwards.
+	const entries = [...event.dataTransfer.items].map((item) => (item.kind === 'file' && item.webkitGetAsEntry ? item.webkitGetAsEntry() : null));
+	if (!entries.length || entries.some((e) => !e)) {
+		shareItems([...event.dataTransfer.files].map((file) => ({ path: file.name, file })));
+		return;
+	}
+	walkEntries(entries).then(
+		(items) => (items.length ? shareItems(items) : status('Nothing to share: the folder holds no files (empty folders are not shared).')),
+		(err) => status(`Could not read what was dropped: ${err.message}.`),
+	);
 });

@@ -11,9 +11,10 @@
 // Interface: kind; stored(i) → bool; storedCount; write(i, bytes: Uint8Array) → Promise;
 // read(i, target: Uint8Array) → Promise<Uint8Array> (the piece, in target where the store can);
 // check(pieces, onProgress) → Promise<bad indices>; complete() → Promise<Blob> (the whole file,
-// disk-backed where the store allows); close(); remove(). The OPFS store also hashes the whole
-// file as pieces land: startWhole() → Promise<bool> (false: it cannot), wholeSha256() →
-// Promise<hex | null> (call before complete()); the others lack these two.
+// disk-backed where the store allows); settle() → the same, once nothing more will be written,
+// holding as little as the store can while it keeps serving pieces; close(); remove(). The OPFS
+// store also hashes the whole file as pieces land: startWhole() → Promise<bool> (false: it
+// cannot), wholeSha256() → Promise<hex | null> (call before complete()); the others lack these two.
 
 import { sha256Hex } from './ephemeral.js';
 import { ChunkedReader, readBlobInto, pipeline } from './files.js';
@@ -58,6 +59,10 @@ class BaseStore {
 	pieceLength(i) {
 		const { size, pieceSize } = this.layout;
 		return Math.min(pieceSize, size - i * pieceSize);
+	}
+
+	settle() {
+		return this.complete();
 	}
 }
 
@@ -191,6 +196,21 @@ class OpfsStore extends BaseStore {
 			this.#fileReader = new ChunkedReader(this.#file, this.layout.pieceSize);
 			this.#worker.terminate();
 		}
+		return this.#file;
+	}
+
+	// A finished file of a collection: the worker goes (a collection of many files would keep a
+	// worker and two open files per file) and pieces are served from the File, a piece per read
+	// and two kept, so that many files held at once cost little memory.
+	async settle() {
+		if (this.#fileReader) return this.#file;
+		await this.#call({ op: 'finish' });
+		this.#worker.terminate();
+		const root = await navigator.storage.getDirectory();
+		const dir = await root.getDirectoryHandle('downloads');
+		this.#file = await (await dir.getFileHandle(`${this.layout.key}.data`)).getFile();
+		const pieceSize = this.layout.pieceSize;
+		this.#fileReader = new ChunkedReader(this.#file, pieceSize, { chunkBytes: pieceSize, cacheChunks: 2 });
 		return this.#file;
 	}
 

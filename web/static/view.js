@@ -7,13 +7,16 @@
 // elements on blob: URLs, or text and PDF handed to that same kind of sandboxed frame. A file
 // whose manifest gives its SHA-256 is checked whole before it is offered ("SHA-256 verified");
 // one that does not match is called out and never offered, and a page reached through
-// /sha256/{hash} then moves on to the next manifest the site lists for that hash.
+// /sha256/{hash} then moves on to the next manifest the site lists for that hash. A collection
+// (several files under one address) is shown by collection-view.js, or refused with the reason.
 
 import { EphemeralClient, HASH_RE, formatViewers, canHash, InsecureContextError } from './ephemeral.js';
 import { parseManifest, downloadName, formatBytes, formatDuration, ManifestError, Download, PieceGoneError, pickPipeline } from './files.js';
 import { openStore, cleanStale } from './store.js';
 import { $, setText, watchConnection, copyText, testMode } from './ui.js';
 import { blobSha256 } from './sha256.js';
+import { parseCollection, CollectionError } from './collection.js';
+import { CollectionView, REFUSED } from './collection-view.js';
 
 const GONE_TEXT = 'Sorry, this content is gone: nobody who had it open is here any more.';
 const MEDIA_TYPES = /^(image\/(png|jpeg|gif|webp|avif|bmp|svg\+xml|x-icon|vnd\.microsoft\.icon)|video\/(mp4|webm|ogg|quicktime)|audio\/(mpeg|mp3|ogg|wav|x-wav|webm|flac|mp4|aac|x-m4a))$/;
@@ -354,6 +357,19 @@ async function main() {
 			const help = $('gone-help');
 			if (help) help.hidden = false;
 		} else status(`Could not load this content: ${err.message}`, 'error');
+		return;
+	}
+	let collection;
+	try {
+		collection = parseCollection(bytes);
+	} catch (err) {
+		if (!(err instanceof CollectionError)) throw err;
+		status(`${REFUSED}: ${err.message}. Nothing can be downloaded from it.`, 'error');
+		return;
+	}
+	if (collection) {
+		client.hold(hash, bytes);
+		new CollectionView(client, hash, collection, { status, test }).show();
 		return;
 	}
 	let manifest;
