@@ -172,6 +172,7 @@ async function shareFile(file) {
 	status(`Preparing ${file.name}: reading it piece by piece to compute its address…`);
 	let result;
 	const report = hashProgress(file.name, file.size);
+	const started = performance.now();
 	try {
 		result = await hashFile(file, client.maxBlob, report);
 	} catch (err) {
