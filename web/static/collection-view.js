@@ -16,7 +16,7 @@ import { CollectionError, checkEntry, baseName, describeCollection } from './col
 import { parseManifest, downloadName, formatBytes, Download, PieceGoneError, ManifestError } from './files.js';
 import { openStore } from './store.js';
 import { blobSha256 } from './sha256.js';
-import { $, setText } from './ui.js';
+import { $, setText, clickDownload } from './ui.js';
 
 const PROGRESS_EVERY_MS = 200;
 const URL_KEEP_MS = 60 * 1000; // a download's blob: URL outlives the click that starts it
@@ -27,13 +27,7 @@ export const REFUSED = 'This collection is refused';
 // (without one the browser guesses from the bytes, and may add an extension of its own).
 function saveBlob(blob, name, type) {
 	const url = URL.createObjectURL(new Blob([blob], { type })); // a reference, not a copy
-	const a = document.createElement('a');
-	a.href = url;
-	a.download = name;
-	a.hidden = true;
-	document.body.append(a);
-	a.click();
-	a.remove();
+	clickDownload(url, name);
 	setTimeout(() => URL.revokeObjectURL(url), URL_KEEP_MS);
 }
 

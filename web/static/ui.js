@@ -72,3 +72,14 @@ export function testMode() {
 	const params = new URLSearchParams(location.search);
 	return params.has('test') ? params : null;
 }
+
+// Saves what url points to as a download named `name` (the click of a hidden link).
+export function clickDownload(url, name) {
+	const a = document.createElement('a');
+	a.href = url;
+	a.download = name;
+	a.hidden = true;
+	document.body.append(a);
+	a.click();
+	a.remove();
+}

@@ -13,7 +13,7 @@
 import { EphemeralClient, HASH_RE, formatViewers, canHash, InsecureContextError } from './ephemeral.js';
 import { parseManifest, downloadName, formatBytes, formatDuration, ManifestError, Download, PieceGoneError, pickPipeline } from './files.js';
 import { openStore, cleanStale } from './store.js';
-import { $, setText, watchConnection, copyText, testMode } from './ui.js';
+import { $, setText, watchConnection, copyText, testMode, clickDownload } from './ui.js';
 import { blobSha256 } from './sha256.js';
 import { parseCollection, CollectionError } from './collection.js';
 import { CollectionView, REFUSED } from './collection-view.js';
@@ -131,15 +131,7 @@ function offerDownload(manifest, file) {
 	const url = URL.createObjectURL(file); // on disk where the store allows: never built in memory
 	const name = downloadName(manifest.name);
 	const button = $('download-button');
-	button.onclick = () => {
-		const a = document.createElement('a');
-		a.href = url;
-		a.download = name;
-		a.hidden = true;
-		document.body.append(a);
-		a.click();
-		a.remove();
-	};
+	button.onclick = () => clickDownload(url, name);
 	button.hidden = false;
 	button.disabled = false;
 	button.setAttribute('aria-label', `Download ${name} (${formatBytes(manifest.size)})`);
