@@ -49,8 +49,8 @@ static struct gateway *gateway_running;
 
 static void gateway_on_turn_end(struct ev_loop *loop, ev_prepare *w, int revents)
 {
-	(void)revents;
 	(void)loop;
+	(void)revents;
 	hub_link_flush(w->data);
 	peer_flush_delivered(w->data); /* (the handlers flush it already; this catches any other) */
 }
