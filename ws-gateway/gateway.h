@@ -170,12 +170,6 @@ struct hashsub {
 	uint32_t ninterests;
 };
 
-/* Connections refused since start, by cause: each refusal's log line counts them. */
-struct gateway_stats {
-	uint64_t refused_origin, refused_addr, refused_full, refused_protocol;
-	uint64_t closed_silent; /* keepalive.c */
-};
-
 struct gateway {
 	struct lws_context *ctx;
 	struct ev_loop *loop;
@@ -245,7 +239,9 @@ struct gateway {
 	TAILQ_HEAD(, interest) wants;	 /* open, oldest first */
 	LIST_HEAD(, interest) throttled; /* counts held back */
 	int stopping;
-	struct gateway_stats stats;
+	/* Since start, in HEARTBEAT's order (enum hubproto_gw_counter): handshakes refused by
+	 * cause (each refusal's log line counts them), connections closed silent (keepalive.c). */
+	uint64_t counters[HUB_GWC_COUNT];
 	struct wsmsg scratch_msg; /* large: parsed messages land here, not on the stack */
 	uint8_t *tx_scratch;	  /* LWS_PRE + GW_TX_CHUNK */
 };

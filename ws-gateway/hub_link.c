@@ -403,11 +403,8 @@ void hub_link_close(struct gateway *gw)
 static void hub_link_send_beat(struct gateway *gw, int64_t now)
 {
 	uint8_t counters[HUB_GWC_COUNT * 8];
-	put_u64(counters + 8 * HUB_GWC_REFUSED_FULL, gw->stats.refused_full);
-	put_u64(counters + 8 * HUB_GWC_REFUSED_PER_ADDRESS, gw->stats.refused_addr);
-	put_u64(counters + 8 * HUB_GWC_REFUSED_ORIGIN, gw->stats.refused_origin);
-	put_u64(counters + 8 * HUB_GWC_REFUSED_SUBPROTOCOL, gw->stats.refused_protocol);
-	put_u64(counters + 8 * HUB_GWC_CLOSED_SILENT, gw->stats.closed_silent);
+	for (int i = 0; i < HUB_GWC_COUNT; i++)
+		put_u64(counters + 8 * i, gw->counters[i]);
 	struct hubproto_out o = {.cmd = HUB_HEARTBEAT,
 				 .id = gw->instance,
 				 .value = gw->nsessions,

@@ -89,7 +89,7 @@ static void keepalive_tick(struct ev_loop *loop, ev_timer *t, int revents)
 			continue;
 		}
 		keepalive_unlist(gw, s);
-		gw->stats.closed_silent++;
+		gw->counters[HUB_GWC_CLOSED_SILENT]++;
 		log_debug("connection %llu silent for %lld ms: closed", (unsigned long long)s->id,
 			  (long long)(now - s->ka_last));
 		/* Closed from its next writable callback, at once for a peer that vanished (its

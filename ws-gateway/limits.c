@@ -148,21 +148,22 @@ int limits_admit(struct gateway *gw, struct lws *wsi, const char **why)
 	if (!limits_origin_ok(gw, wsi)) {
 		*why = "this site's pages only: Origin not allowed";
 		log_info("refused a WebSocket from %s: Origin not allowed (%llu so far)", addr,
-			 (unsigned long long)++gw->stats.refused_origin);
+			 (unsigned long long)++gw->counters[HUB_GWC_REFUSED_ORIGIN]);
 		return HTTP_STATUS_FORBIDDEN;
 	}
 	if (gw->nsessions >= (uint32_t)gw->max_conns) {
 		*why = LIMITS_FULL;
 		log_info("refused a WebSocket from %s: %u connections, the most this gateway holds "
 			 "(%llu so far)",
-			 addr, gw->nsessions, (unsigned long long)++gw->stats.refused_full);
+			 addr, gw->nsessions,
+			 (unsigned long long)++gw->counters[HUB_GWC_REFUSED_FULL]);
 		return HTTP_STATUS_SERVICE_UNAVAILABLE;
 	}
 	struct addr_count *a = map_get(&gw->addrs, addr);
 	if (a && a->n >= (uint32_t)gw->max_conns_per_addr) {
 		*why = "too many connections from your address";
 		log_info("refused a WebSocket from %s: %u connections already (%llu so far)", addr,
-			 a->n, (unsigned long long)++gw->stats.refused_addr);
+			 a->n, (unsigned long long)++gw->counters[HUB_GWC_REFUSED_PER_ADDRESS]);
 		return LIMITS_HTTP_TOO_MANY;
 	}
 	return 0;

@@ -590,7 +590,7 @@ static int session_confirm_upgrade(struct gateway *gw, struct lws *wsi, const ch
 		char addr[GW_ADDR_LEN];
 		limits_client_addr(gw, wsi, addr);
 		log_info("refused a WebSocket from %s: no subprotocol of ours (%llu so far)", addr,
-			 (unsigned long long)++gw->stats.refused_protocol);
+			 (unsigned long long)++gw->counters[HUB_GWC_REFUSED_SUBPROTOCOL]);
 	} else {
 		status = limits_admit(gw, wsi, &why);
 	}
