@@ -125,6 +125,13 @@ void session_request(struct gateway *gw, uint64_t id, const uint8_t *hash)
 
 static void session_close_due(struct ev_loop *loop, ev_timer *t, int revents);
 
+/* A closing connection is looked at again when its grace is over (at once if it is). */
+static void session_close_when_due(struct session *s)
+{
+	int64_t left = s->close_at - now_ms();
+	timer_arm(s->gw, &s->close_timer, session_close_due, left > 0 ? left : 0);
+}
+
 static int session_writable(struct session *s)
 {
 	struct gateway *gw = s->gw;
@@ -141,14 +148,13 @@ static int session_writable(struct session *s)
 			return -1;
 	}
 	if (outq_empty(&s->out)) {
-		int64_t left = s->closing ? s->close_at - now_ms() : 0;
-		if (s->closing && left <= 0) {
+		if (s->closing && now_ms() >= s->close_at) {
 			lws_close_reason(s->wsi, (enum lws_close_status)s->closing,
 					 (unsigned char *)s->close_reason, strlen(s->close_reason));
 			return -1;
 		}
-		if (s->closing) /* called before the grace is over: come back when it is */
-			timer_arm(gw, &s->close_timer, session_close_due, left);
+		if (s->closing) /* called before the grace is over */
+			session_close_when_due(s);
 		return 0;
 	}
 	/*
@@ -182,8 +188,8 @@ static int session_writable(struct session *s)
 	}
 	if (!outq_empty(&s->out))
 		lws_callback_on_writable(s->wsi);
-	else if (s->closing && now_ms() >= s->close_at)
-		lws_callback_on_writable(s->wsi); /* the queue is out, the grace over: close */
+	else if (s->closing) /* the queue is out: the close goes when the grace is over */
+		session_close_when_due(s);
 	return 0;
 }
 
@@ -207,7 +213,7 @@ void session_close_soon(struct session *s, int code, const char *reason)
 	s->closing = code;
 	s->close_at = now_ms() + SESSION_CLOSE_GRACE_MS;
 	snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
-	timer_arm(s->gw, &s->close_timer, session_close_due, SESSION_CLOSE_GRACE_MS);
+	session_close_when_due(s);
 	lws_callback_on_writable(s->wsi);
 }
 
