@@ -9,6 +9,7 @@
  * a safe name to save under and a type guessed from a name. No network, no terminal here.
  */
 #include "cli.h"
+#include "collection.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -166,28 +167,6 @@ void manifest_free(struct manifest *m)
 	memset(m, 0, sizeof(*m));
 }
 
-/* A JSON number that is a whole number of bytes a double can hold exactly (as JavaScript's
- * Number.isSafeInteger): 0 with *out, or -1. */
-static int manifest_safe_uint(json_t *v, uint64_t *out)
-{
-	const double max_safe = 9007199254740991.0;
-	if (json_is_integer(v)) {
-		json_int_t n = json_integer_value(v);
-		if (n < 0 || (double)n > max_safe)
-			return -1;
-		*out = (uint64_t)n;
-		return 0;
-	}
-	if (json_is_real(v)) {
-		double d = json_real_value(v);
-		if (!(d >= 0 && d <= max_safe) || d != (double)(uint64_t)d)
-			return -1;
-		*out = (uint64_t)d;
-		return 0;
-	}
-	return -1;
-}
-
 static int manifest_is_ws(uint8_t c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
@@ -229,11 +208,11 @@ int manifest_parse(const uint8_t *data, size_t len, uint64_t max_blob, struct ma
 		error_set(err, errlen, "the file type is not text");
 		goto out;
 	}
-	if (manifest_safe_uint(json_object_get(root, "size"), &size) < 0) {
+	if (collection_json_size(json_object_get(root, "size"), &size) < 0) {
 		error_set(err, errlen, "the file size is not a valid number of bytes");
 		goto out;
 	}
-	if (manifest_safe_uint(json_object_get(root, "piece_size"), &ps) < 0 || ps == 0 ||
+	if (collection_json_size(json_object_get(root, "piece_size"), &ps) < 0 || ps == 0 ||
 	    (ps & (ps - 1)) != 0 || ps < MANIFEST_MIN_PIECE || ps > max_blob ||
 	    ps > MANIFEST_MAX_PIECE) {
 		error_set(err, errlen, "the piece size is not a power of two from %d to %llu bytes",

@@ -224,8 +224,7 @@ char *collection_build(struct collection *c, size_t *len)
 
 /* ---- reading an untrusted collection ----------------------------------------------------- */
 
-/* A whole number of bytes a JavaScript number holds exactly (1e3 and 5.0 are; 1.5, -1 not). */
-static int collection_json_size(json_t *v, uint64_t *out)
+int collection_json_size(const json_t *v, uint64_t *out)
 {
 	if (json_is_integer(v)) {
 		json_int_t n = json_integer_value(v);

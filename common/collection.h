@@ -17,6 +17,11 @@
 #define COLLECTION_VERSION 1
 /* A file's size must be exact in a JavaScript number, as the pages read it. */
 #define COLLECTION_MAX_SIZE 9007199254740991ULL
+/* A whole number of bytes a JavaScript number holds exactly (1e3 and 5.0 are; 1.5, -1 and more
+ * than COLLECTION_MAX_SIZE not): a file's size, as the pages read it, in a collection and in a
+ * manifest (cli/manifest.c) alike. 0 with *out, or -1. */
+struct json_t;
+int collection_json_size(const struct json_t *v, uint64_t *out);
 /* How much of an untrusted path an error message quotes. */
 #define COLLECTION_QUOTE_MAX 200
 
