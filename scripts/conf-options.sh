@@ -54,7 +54,8 @@ is_uint() { [[ $1 =~ ^[0-9]+$ ]] && ((10#$1 >= $2 && 10#$1 <= $3)); }
 
 # check_tls_and_paths WHERE NAME... — --tls-cert and --tls-key come together or not at all, and
 # each variable NAME that is set holds an absolute path that safe_string accepts (WHERE says
-# where it would not fit, for the message). Directories lose a trailing slash ("/" stays).
+# where it would not fit, for the message). Directories lose a trailing slash ("/" stays); files
+# (tls_*, *_key) are left as given.
 check_tls_and_paths() {
 	local where=$1 d v
 	shift
@@ -63,9 +64,9 @@ check_tls_and_paths() {
 	for d in "$@"; do
 		v=${!d}
 		[[ -z $v ]] && continue
-		safe_string "$v" || die "--${d/_/-}: \"$v\" cannot be used $where"
-		[[ $v == /* ]] || die "--${d/_/-}: \"$v\" is not an absolute path"
-		[[ $d == tls_* ]] && continue
+		safe_string "$v" || die "--${d//_/-}: \"$v\" cannot be used $where"
+		[[ $v == /* ]] || die "--${d//_/-}: \"$v\" is not an absolute path"
+		[[ $d == tls_* || $d == *_key ]] && continue
 		v=${v%/}
 		printf -v "$d" '%s' "${v:-/}"
 	done

@@ -103,15 +103,10 @@ safe_string "$hub_endpoint" || die "--hub-endpoint: \"$hub_endpoint\" cannot be 
 ws_url_re='^wss?://[][0-9A-Za-z.:_/~%-]+$'
 [[ -z $ws_url || $ws_url =~ $ws_url_re ]] ||
 	die "--ws-url: \"$ws_url\" is not a ws:// or wss:// URL"
-check_tls_and_paths "in a lighttpd string" root bin state_dir tls_cert tls_key
+check_tls_and_paths "in a lighttpd string" root bin state_dir tls_cert tls_key hub_public_key \
+	frontend_key
 [[ -n $hub_public_key && -n $frontend_key || -z $hub_public_key && -z $frontend_key ]] ||
 	die "--hub-public-key and --frontend-key go together"
-for key in hub_public_key frontend_key; do
-	v=${!key}
-	[[ -z $v ]] && continue
-	safe_string "$v" || die "--${key//_/-}: \"$v\" cannot be used in a lighttpd string"
-	[[ $v == /* ]] || die "--${key//_/-}: \"$v\" is not an absolute path"
-done
 
 IFS=, read -r -a gateway_list <<<"$gateways"
 ((${#gateway_list[@]})) || die "--gateways: no gateway given"
