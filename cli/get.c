@@ -355,14 +355,10 @@ static int get_hash_fd(int fd, uint64_t size, uint8_t out[HASH_LEN])
 	uint8_t *buf = malloc(chunk);
 	struct hash_stream *h = hash_stream_new();
 	int rc = buf && h && hash_stream_begin(h) == 0 ? 0 : -1;
-	for (uint64_t off = 0; rc == 0 && off < size;) {
-		ssize_t n = pread(fd, buf, chunk, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0 || hash_stream_update(h, buf, (size_t)n) < 0)
+	for (uint64_t off = 0; rc == 0 && off < size; off += chunk) {
+		size_t n = size - off < chunk ? (size_t)(size - off) : chunk;
+		if (pread_full(fd, buf, n, off) < 0 || hash_stream_update(h, buf, n) < 0)
 			rc = -1;
-		else
-			off += (uint64_t)n;
 	}
 	if (rc == 0)
 		rc = hash_stream_end(h, out);
