@@ -126,18 +126,35 @@ static int share_read_page(struct share *s, struct share_item *it)
 	return 0;
 }
 
-/* The manifest name: the file's own name, made valid UTF-8 if it is not (JSON needs it). */
-static char *share_name(const char *arg, const char *given)
+/* The name a command-line argument goes by in a collection: its last component ("photos/" and
+ * "a/photos" give "photos"), or the real folder's name for "." and the like. malloc'd. */
+static char *share_base(const char *arg)
 {
-	if (given)
-		return strdup(given);
 	if (strcmp(arg, "-") == 0)
 		return strdup("stdin");
 	char *copy = strdup(arg);
 	if (copy == NULL)
 		return NULL;
-	char *name = strdup(basename(copy));
+	size_t n = strlen(copy);
+	while (n > 1 && copy[n - 1] == '/')
+		copy[--n] = '\0';
+	char *base = strdup(basename(copy));
 	free(copy);
+	if (base && (strcmp(base, ".") == 0 || strcmp(base, "..") == 0 || strcmp(base, "/") == 0)) {
+		char *real = realpath(arg, NULL);
+		free(base);
+		base = real ? strdup(strcmp(real, "/") == 0 ? "root" : basename(real)) : NULL;
+		free(real);
+	}
+	return base;
+}
+
+/* The manifest name: the file's own name, made valid UTF-8 if it is not (JSON needs it). */
+static char *share_name(const char *arg, const char *given)
+{
+	if (given)
+		return strdup(given);
+	char *name = share_base(arg);
 	json_t *probe = name ? json_string(name) : NULL;
 	if (name && probe == NULL)
 		for (char *p = name; *p; p++)
@@ -209,29 +226,6 @@ static struct share_item *share_add(struct share *s)
 	memset(it, 0, sizeof(*it));
 	it->fd = -1;
 	return it;
-}
-
-/* The name a command-line argument goes by in a collection: its last component ("photos/" and
- * "a/photos" give "photos"), or the real folder's name for "." and the like. malloc'd. */
-static char *share_base(const char *arg)
-{
-	if (strcmp(arg, "-") == 0)
-		return strdup("stdin");
-	char *copy = strdup(arg);
-	if (copy == NULL)
-		return NULL;
-	size_t n = strlen(copy);
-	while (n > 1 && copy[n - 1] == '/')
-		copy[--n] = '\0';
-	char *base = strdup(basename(copy));
-	free(copy);
-	if (base && (strcmp(base, ".") == 0 || strcmp(base, "..") == 0 || strcmp(base, "/") == 0)) {
-		char *real = realpath(arg, NULL);
-		free(base);
-		base = real ? strdup(strcmp(real, "/") == 0 ? "root" : basename(real)) : NULL;
-		free(real);
-	}
-	return base;
 }
 
 static char *share_join(const char *a, const char *b)
