@@ -179,15 +179,22 @@ class OpfsStore extends BaseStore {
 		return bad;
 	}
 
+	// The folder of the downloads' files in OPFS (the worker's `downloads`, store-worker.js).
+	static async #folder() {
+		return (await navigator.storage.getDirectory()).getDirectoryHandle('downloads');
+	}
+
+	async #dataHandle() {
+		return (await OpfsStore.#folder()).getFileHandle(`${this.layout.key}.data`);
+	}
+
 	// The finished file as a File backed by the disk, not by this tab's memory. The worker keeps
 	// serving pieces (its reads are much faster than a File's); where the browser will not give
 	// out the File while the worker has it open, the worker lets go and pieces come from the File.
 	async complete() {
 		if (this.#file) return this.#file;
 		await this.#call({ op: 'flush' });
-		const root = await navigator.storage.getDirectory();
-		const dir = await root.getDirectoryHandle('downloads');
-		const handle = await dir.getFileHandle(`${this.layout.key}.data`);
+		const handle = await this.#dataHandle();
 		try {
 			this.#file = await handle.getFile();
 		} catch {
@@ -206,9 +213,7 @@ class OpfsStore extends BaseStore {
 		if (this.#fileReader) return this.#file;
 		await this.#call({ op: 'finish' });
 		this.#worker.terminate();
-		const root = await navigator.storage.getDirectory();
-		const dir = await root.getDirectoryHandle('downloads');
-		this.#file = await (await dir.getFileHandle(`${this.layout.key}.data`)).getFile();
+		this.#file = await (await this.#dataHandle()).getFile();
 		const pieceSize = this.layout.pieceSize;
 		this.#fileReader = new ChunkedReader(this.#file, pieceSize, { chunkBytes: pieceSize, cacheChunks: 2 });
 		return this.#file;
@@ -220,8 +225,7 @@ class OpfsStore extends BaseStore {
 
 	async remove() {
 		if (this.#file) {
-			const root = await navigator.storage.getDirectory();
-			const dir = await root.getDirectoryHandle('downloads');
+			const dir = await OpfsStore.#folder();
 			for (const name of [`${this.layout.key}.data`, `${this.layout.key}.have`]) await dir.removeEntry(name).catch(() => {});
 		} else {
 			await this.#call({ op: 'remove', key: this.layout.key });
