@@ -28,7 +28,7 @@ static const struct hubproto_shape hubproto_shapes[] = {
     {HUB_HAVE, "HAVE", HASH_LEN, 0, 0},
     {HUB_DROP, "DROP", HASH_LEN, 0, 0},
     {HUB_WANT, "WANT", HUBPROTO_CONN_KEY_LEN, 0, 0},
-    {HUB_BLOB, "BLOB", 0, 0, 0},
+    {HUB_BLOB, "BLOB", HUBPROTO_BLOB_ENTRY, 0, 0},
     {HUB_FAIL, "FAIL", 0, 0, 0},
     {HUB_DELIVERED, "DELIVERED", HUBPROTO_DELIVERED_ENTRY, 0, 0},
     {HUB_UNDELIVERED, "UNDELIVERED", 8, 1, HUBPROTO_MAX_ENDPOINT},
@@ -39,7 +39,7 @@ static const struct hubproto_shape hubproto_shapes[] = {
     {HUB_REQUEST, "REQUEST", HUBPROTO_CONN_KEY_LEN, 0, 0},
     {HUB_NOT_FOUND, "NOT_FOUND", 0, 0, 0},
     {HUB_COUNT, "COUNT", HUBPROTO_COUNT_ENTRY, 0, 0},
-    {HUB_ROUTE, "ROUTE", 8, 1, HUBPROTO_MAX_PEER_ADDRESS},
+    {HUB_ROUTE, "ROUTE", HUBPROTO_ROUTE_ENTRY, 1, HUBPROTO_MAX_ROUTE_DATA},
     {HUB_PEER_KEYS, "PEER_KEYS", ZSEC_KEY_LEN, 0, 0},
     {HUB_LOOKUP, "LOOKUP", 0, 0, 0},
     {HUB_STATS, "STATS", 0, 0, 0},
@@ -444,4 +444,121 @@ int hubproto_delivered_put(uint8_t **list, size_t *len, size_t *cap, uint64_t to
 	put_u32(*list + *len + 8, deliveries);
 	*len += HUBPROTO_DELIVERED_ENTRY;
 	return 0;
+}
+
+int hubproto_blob_put(uint8_t **list, size_t *len, size_t *cap, uint64_t token,
+		      const uint8_t hash[HASH_LEN], uint32_t size)
+{
+	if (hubproto_list_room(list, *len, cap, HUBPROTO_BLOB_ENTRY) < 0)
+		return -1;
+	put_u64(*list + *len, token);
+	memcpy(*list + *len + 8, hash, HASH_LEN);
+	put_u32(*list + *len + 8 + HASH_LEN, size);
+	*len += HUBPROTO_BLOB_ENTRY;
+	return 0;
+}
+
+int hubproto_routes_peer(struct hubproto_routes *r, const uint8_t *addr, size_t addr_len)
+{
+	if (addr_len == 0)
+		return 0;
+	size_t off = 0;
+	for (size_t i = 0; i < r->npeers; i++) {
+		size_t n = (size_t)r->peers[off] | (size_t)r->peers[off + 1] << 8;
+		if (n == addr_len && memcmp(r->peers + off + 2, addr, n) == 0)
+			return (int)i + 1;
+		off += 2 + n;
+	}
+	if (addr_len > HUBPROTO_MAX_PEER_ADDRESS ||
+	    r->peers_len + 2 + addr_len > HUBPROTO_MAX_ROUTE_DATA || r->npeers >= 0xffff)
+		return -1;
+	uint8_t entry[2 + HUBPROTO_MAX_PEER_ADDRESS];
+	entry[0] = (uint8_t)(addr_len & 0xff);
+	entry[1] = (uint8_t)(addr_len >> 8);
+	memcpy(entry + 2, addr, addr_len);
+	if (hubproto_list_put(&r->peers, &r->peers_len, &r->peers_cap, entry, 2 + addr_len) < 0)
+		return -1;
+	return (int)++r->npeers;
+}
+
+int hubproto_routes_put(struct hubproto_routes *r, uint64_t token, const uint8_t hash[HASH_LEN],
+			uint64_t conn, int peer)
+{
+	if (hubproto_list_room(&r->list, r->list_len, &r->list_cap, HUBPROTO_ROUTE_ENTRY) < 0)
+		return -1;
+	uint8_t *e = r->list + r->list_len;
+	put_u64(e, token);
+	memcpy(e + 8, hash, HASH_LEN);
+	put_u64(e + 8 + HASH_LEN, conn);
+	e[16 + HASH_LEN] = (uint8_t)(peer & 0xff);
+	e[17 + HASH_LEN] = (uint8_t)((peer >> 8) & 0xff);
+	r->list_len += HUBPROTO_ROUTE_ENTRY;
+	return 0;
+}
+
+void hubproto_routes_clear(struct hubproto_routes *r)
+{
+	r->list_len = r->peers_len = r->npeers = 0;
+}
+
+void hubproto_routes_free(struct hubproto_routes *r)
+{
+	free(r->list);
+	free(r->peers);
+	memset(r, 0, sizeof(*r));
+}
+
+static unsigned hubproto_route_peer_of(const uint8_t *e)
+{
+	return (unsigned)e[16 + HASH_LEN] | (unsigned)e[17 + HASH_LEN] << 8;
+}
+
+/* The peer address numbered peer (1: the first) in ROUTE's table; -1 when there is none. */
+static int hubproto_route_peer_find(const struct hubmsg *m, unsigned peer, const uint8_t **addr,
+				    size_t *len)
+{
+	size_t off = 0;
+	for (unsigned i = 1; off + 2 <= m->data_len; i++) {
+		size_t n = (size_t)m->data[off] | (size_t)m->data[off + 1] << 8;
+		if (off + 2 + n > m->data_len)
+			return -1;
+		if (i == peer) {
+			*addr = m->data + off + 2;
+			*len = n;
+			return 0;
+		}
+		off += 2 + n;
+	}
+	return -1;
+}
+
+int hubproto_route_next(const struct hubmsg *m, size_t *it, struct hubproto_route *r,
+			uint8_t *conns, const char **why)
+{
+	if (*it >= m->list_count)
+		return 0;
+	const uint8_t *first = m->list + *it * HUBPROTO_ROUTE_ENTRY;
+	unsigned peer = hubproto_route_peer_of(first);
+	memset(r, 0, sizeof(*r));
+	r->token = get_u64(first);
+	r->hash = first + 8;
+	if (peer != 0 && hubproto_route_peer_find(m, peer, &r->addr, &r->addr_len) < 0) {
+		*why = "a route names a peer its table does not have";
+		return -1;
+	}
+	size_t i = *it;
+	for (; i < m->list_count; i++) {
+		const uint8_t *e = m->list + i * HUBPROTO_ROUTE_ENTRY;
+		if (get_u64(e) != r->token || memcmp(e + 8, r->hash, HASH_LEN) != 0 ||
+		    hubproto_route_peer_of(e) != peer)
+			break;
+		uint64_t conn = get_u64(e + 8 + HASH_LEN);
+		if (conn != 0)
+			memcpy(conns + 8 * r->nconns++, e + 8 + HASH_LEN, 8);
+	}
+	*it = i;
+	const uint8_t *next = i < m->list_count ? m->list + i * HUBPROTO_ROUTE_ENTRY : NULL;
+	r->last =
+	    next == NULL || get_u64(next) != r->token || memcmp(next + 8, r->hash, HASH_LEN) != 0;
+	return 1;
 }

@@ -24,8 +24,8 @@
 
 /* 2: blob bytes go gateway to gateway, never through the hub; 3: one DELIVERED lists several
  * transfers, one REQUEST several holders, one WANT several wants; 4: HEARTBEAT carries the
- * gateway's counters */
-#define HUBPROTO_VERSION      4
+ * gateway's counters; 5: one BLOB lists the blobs of a turn, one ROUTE the routes of a turn */
+#define HUBPROTO_VERSION      5
 #define HUBPROTO_HEADER_LEN   48
 #define HUBPROTO_MAX_PEER     255
 #define HUBPROTO_MAX_NAME     64  /* a gateway's name in HELLO */
@@ -42,8 +42,14 @@
 #define HUBPROTO_MAX_PEER_ADDRESS (HUBPROTO_MAX_ENDPOINT + 1 + ZSEC_Z85_LEN)
 #define HUBPROTO_FILE_ENTRY	  (2 * HASH_LEN) /* FILE list element: manifest, file's SHA-256 */
 #define HUBPROTO_DELIVERED_ENTRY                                                                   \
-	12			  /* DELIVERED list element: token (u64 LE), deliveries (u32 LE) */
-#define HUBPROTO_MAX_MANIFESTS 64 /* FILES_REPLY lists at most this many manifests of one file */
+	12 /* DELIVERED list element: token (u64 LE), deliveries (u32 LE) */
+/* BLOB list element: token (u64 LE), hash, size (u32 LE) */
+#define HUBPROTO_BLOB_ENTRY (8 + HASH_LEN + 4)
+/* ROUTE list element: token (u64 LE), hash, requester connection (u64 LE; 0: nobody waits any
+ * more), peer (u16 LE: an index into ROUTE's table of peer addresses, 1 the first; 0: yours) */
+#define HUBPROTO_ROUTE_ENTRY	(8 + HASH_LEN + 8 + 2)
+#define HUBPROTO_MAX_ROUTE_DATA (1024 * 1024) /* ROUTE's table of peer addresses, at most */
+#define HUBPROTO_MAX_MANIFESTS	64 /* FILES_REPLY lists at most this many manifests of one file */
 
 /* A FILES_REPLY list (n entries of HUBPROTO_COUNT_ENTRY: manifest, viewers) as the public
  * "manifests" array ([{"hash", "viewers"}], PROTOCOL.md): operator lookup and the HTTP API. */
@@ -64,10 +70,11 @@ enum hubproto_cmd {
 	HUB_WANT = 7,	    /* list: (connection u64 LE, wanted hash) entries,
 			     * HUBPROTO_CONN_KEY_LEN bytes each (one turn of the gateway's loop) */
 	/* gateway -> hub: a holder's answer to HUB_REQUEST, and what became of the blob */
-	HUB_BLOB = 8,	    /* id: blob token, hash, value: size; the verified blob stays behind */
-	HUB_FAIL = 9,	    /* id: holder connection, hash, value: enum hubproto_fail */
-	HUB_DELIVERED = 10, /* list: (token, deliveries made) entries, HUBPROTO_DELIVERED_ENTRY
-			     * bytes each: blobs whose last ROUTE came (one per loop turn) */
+	HUB_BLOB = 8, /* list: (token, hash, size) entries, HUBPROTO_BLOB_ENTRY bytes each: blobs
+		       * verified in one turn of the gateway's loop, which stay behind */
+	HUB_FAIL = 9, /* id: holder connection, hash, value: enum hubproto_fail */
+	HUB_DELIVERED = 10,   /* list: (token, deliveries made) entries, HUBPROTO_DELIVERED_ENTRY
+			       * bytes each: blobs whose last ROUTE came (one per loop turn) */
 	HUB_UNDELIVERED = 11, /* hash, list: requester connections that did not get it,
 			       * data: the peer endpoint of their gateway (empty: the sender's) */
 	/* gateway -> hub: files findable by their plain SHA-256 */
@@ -82,9 +89,9 @@ enum hubproto_cmd {
 			     * HUBPROTO_CONN_KEY_LEN bytes each: send me these blobs */
 	HUB_NOT_FOUND = 37, /* id: requester connection, hash */
 	HUB_COUNT = 38,	    /* list: (hash, viewers) entries, HUBPROTO_COUNT_ENTRY bytes each */
-	HUB_ROUTE = 39,	    /* answers BLOB: id: blob token, hash, value: ROUTEs still to follow
-			     * (0: the last), list: requester connections (u64 LE each), data:
-			     * their gateway's peer address (hubproto_peer_address; empty: yours) */
+	HUB_ROUTE = 39,	    /* answers BLOB: list: (token, hash, requester, peer) entries,
+			     * HUBPROTO_ROUTE_ENTRY bytes each, every route of a blob together,
+			     * data: the peer addresses the entries name (hubproto_route_next) */
 	HUB_PEER_KEYS = 40, /* list: raw public keys (ZSEC_KEY_LEN each) of gateways the hub
 			     * admitted, the only ones your peer endpoint lets in (CurveZMQ);
 			     * value: enum hubproto_peer_keys */
@@ -205,6 +212,47 @@ int hubproto_delivered_put(uint8_t **list, size_t *len, size_t *cap, uint64_t to
 			   uint32_t deliveries);
 void hubproto_conn_key(uint8_t key[HUBPROTO_CONN_KEY_LEN], uint64_t conn,
 		       const uint8_t hash[HASH_LEN]);
+/* Appends a BLOB list entry (token, hash, size); as hubproto_count_put. */
+int hubproto_blob_put(uint8_t **list, size_t *len, size_t *cap, uint64_t token,
+		      const uint8_t hash[HASH_LEN], uint32_t size);
+
+/*
+ * ROUTE, as the hub builds it over one turn: entries, and the table of the peer addresses they
+ * name (each u16 LE length, then the address as hubproto_peer_address writes it; entries name
+ * them 1, 2, ... in that order, 0 the receiver itself). Every entry of one blob (token) is put
+ * in a row, those of one peer in a row, the receiver's own last.
+ */
+struct hubproto_routes {
+	uint8_t *list, *peers;
+	size_t list_len, list_cap, peers_len, peers_cap;
+	size_t npeers;
+};
+/* The index of peer address addr (addr_len bytes, as hubproto_peer_address writes it) in r's
+ * table, appended if new; 0 for addr_len 0 (the receiver itself). -1 when out of memory or the
+ * table is full (HUBPROTO_MAX_ROUTE_DATA). */
+int hubproto_routes_peer(struct hubproto_routes *r, const uint8_t *addr, size_t addr_len);
+/* Appends an entry; 0, or -1 when out of memory (the entry is lost). */
+int hubproto_routes_put(struct hubproto_routes *r, uint64_t token, const uint8_t hash[HASH_LEN],
+			uint64_t conn, int peer);
+void hubproto_routes_clear(struct hubproto_routes *r); /* empty, keeping the buffers */
+void hubproto_routes_free(struct hubproto_routes *r);
+
+/* One route of a received ROUTE: a blob's waiters on one gateway. */
+struct hubproto_route {
+	uint64_t token;
+	const uint8_t *hash;
+	const uint8_t *addr; /* their gateway's peer address (hubproto_peer_address_parse) */
+	size_t addr_len;     /* 0: the receiver's own connections */
+	size_t nconns;	     /* requester connections, copied to conns (u64 LE each); 0: none */
+	int last;	     /* the blob's last route */
+};
+/*
+ * Reads the next route of ROUTE m from entry *it on, its connections into conns (room for
+ * m->list_count of them). 1 and *it moved on; 0 at the end; -1 (why set) when an entry names a
+ * peer the table does not have (the rest of m is then unread).
+ */
+int hubproto_route_next(const struct hubmsg *m, size_t *it, struct hubproto_route *r,
+			uint8_t *conns, const char **why);
 
 /* The CurveZMQ public key (Z85) of m's sender, as the receiver's ZAP handler named it (User-Id);
  * NULL on a plain socket. The hub hands it to other gateways with the sender's endpoint. */

@@ -50,6 +50,7 @@ struct gateway {
 	size_t counts_len, counts_cap;
 	uint8_t *requests; /* REQUEST entries of this turn (link_request, link_flush) */
 	size_t requests_len, requests_cap;
+	struct hubproto_routes routes; /* ROUTE of this turn (link_route, link_flush) */
 	uint64_t unsent; /* messages dropped since sending to it began to fail (logged once) */
 	uint64_t counters[HUB_GWC_COUNT]; /* as its last HEARTBEAT said (link.c on_heartbeat) */
 };
@@ -205,6 +206,8 @@ void router_fail(struct hub *hub, struct conn *holder, const uint8_t hash[HASH_L
 void router_expire(struct hub *hub, int64_t now);
 /* A REQUEST to gw (entries as its list) could not be sent: those fetches ask the next holder. */
 void router_unrequested(struct hub *hub, struct gateway *gw, const uint8_t *entries, size_t n);
+/* A ROUTE to gw (n entries) could not be sent: the waiters it named wait again. */
+void router_unrouted(struct hub *hub, struct gateway *gw, const uint8_t *entries, size_t n);
 int64_t router_next_deadline(struct hub *hub);
 
 /* counts.c — viewer counts batched per gateway */
@@ -241,6 +244,12 @@ int link_send(struct hub *hub, struct gateway *gw, const struct hubproto_out *o)
  * (link_flush; other messages to gw may go before it, which nothing depends on). -1 when gw is
  * known not to take messages, or out of memory: ask another holder. */
 int link_request(struct gateway *gw, uint64_t conn, const uint8_t hash[HASH_LEN]);
+/* Queues, for this turn's ROUTE to gw (the holder's gateway), one of the blob token's waiters
+ * (conn on the gateway at peer, link_route_peer; conn 0: nobody waits, let the blob go). -1
+ * when gw is failing or out of memory: nothing is queued. */
+int link_route_peer(struct gateway *gw, struct gateway *to);
+int link_route(struct gateway *gw, uint64_t token, const uint8_t hash[HASH_LEN], uint64_t conn,
+	       int peer);
 /* Sends every gateway its queued REQUEST entries; once per turn of the loop, before counts. */
 void link_flush(struct hub *hub);
 /* Logs how many messages to gw were dropped since sending to it began to fail; resets it. */

@@ -43,10 +43,55 @@ int link_request(struct gateway *gw, uint64_t conn, const uint8_t hash[HASH_LEN]
 				 sizeof(entry));
 }
 
+int link_route_peer(struct gateway *gw, struct gateway *to)
+{
+	uint8_t addr[HUBPROTO_MAX_PEER_ADDRESS];
+	size_t len = to == gw ? 0 : hubproto_peer_address(addr, to->endpoint, to->public_key);
+	if (gw->unsent || (to != gw && len == 0))
+		return -1;
+	return hubproto_routes_peer(&gw->routes, addr, len);
+}
+
+int link_route(struct gateway *gw, uint64_t token, const uint8_t hash[HASH_LEN], uint64_t conn,
+	       int peer)
+{
+	if (gw->unsent)
+		return -1;
+	return hubproto_routes_put(&gw->routes, token, hash, conn, peer);
+}
+
+/* This turn's ROUTE to gw; one that cannot be sent lets its waiters wait again (router.c): -1. */
+static int link_flush_routes(struct hub *hub, struct gateway *gw)
+{
+	struct hubproto_routes *r = &gw->routes;
+	if (r->list_len == 0)
+		return 0;
+	struct hubproto_out o = {.cmd = HUB_ROUTE,
+				 .list = r->list,
+				 .list_count = r->list_len / HUBPROTO_ROUTE_ENTRY,
+				 .data = r->peers,
+				 .data_len = r->peers_len};
+	int rc = link_send(hub, gw, &o);
+	size_t n = o.list_count;
+	uint8_t *list = r->list;
+	if (rc < 0) {
+		/* The entries are handed over: waiting again may queue routes to gw anew. */
+		r->list = NULL;
+		r->list_cap = 0;
+	}
+	hubproto_routes_clear(r);
+	if (rc < 0) {
+		router_unrouted(hub, gw, list, n);
+		free(list);
+	}
+	return rc;
+}
+
 /*
- * A REQUEST that cannot be sent (the gateway is gone or its queue is full) moves its fetches on
- * at once, as a failed send always did; the holders asked next may be on gateways already
- * flushed in this pass, hence the passes until nothing is left.
+ * This turn's ROUTEs and REQUESTs. A REQUEST that cannot be sent (the gateway is gone or its
+ * queue is full) moves its fetches on at once, as a failed send always did, and the waiters of a
+ * ROUTE that cannot be sent wait again; the holders asked next may be on gateways already flushed
+ * in this pass, hence the passes until nothing is left.
  */
 void link_flush(struct hub *hub)
 {
@@ -54,6 +99,8 @@ void link_flush(struct hub *hub)
 		again = 0;
 		for (uint32_t i = 0; i < hub->ngateways; i++) {
 			struct gateway *gw = hub->active[i];
+			if (link_flush_routes(hub, gw) < 0)
+				again = 1;
 			if (gw->requests_len == 0)
 				continue;
 			size_t n = gw->requests_len / HUBPROTO_CONN_KEY_LEN;
@@ -163,7 +210,10 @@ static void on_want(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 
 static void on_blob(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 {
-	router_blob(hub, gw, m->id, m->hash, m->value);
+	for (size_t i = 0; i < m->list_count; i++) {
+		const uint8_t *e = m->list + i * HUBPROTO_BLOB_ENTRY;
+		router_blob(hub, gw, get_u64(e), e + 8, get_u32(e + 8 + HASH_LEN));
+	}
 }
 
 static void on_delivered(struct hub *hub, struct gateway *gw, struct hubmsg *m)

@@ -130,6 +130,7 @@ void registry_gateway_remove(struct hub *hub, struct gateway *gw)
 	last->active_index = gw->active_index;
 	free(gw->counts);
 	free(gw->requests);
+	hubproto_routes_free(&gw->routes);
 	free(gw);
 }
 

@@ -273,12 +273,14 @@ void router_want(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
 }
 
 /*
- * Routes a blob that a holder's gateway verified and keeps (as token): one ROUTE per gateway with
- * waiters, naming its waiting connections and its peer address (its endpoint and, with CurveZMQ,
- * its key; empty for the holder's own gateway), the last one with value 0. The gateway sends the
- * bytes itself and reports what it delivered (DELIVERED) and whom it could not reach (UNDELIVERED).
- * Nobody waiting any more (a late answer): one empty ROUTE lets the gateway free the blob. Waiters
- * whose ROUTE cannot be sent stay in the fetch, which asks the next holder.
+ * Routes a blob that a holder's gateway verified and keeps (as token): for each gateway with
+ * waiters, ROUTE entries naming its waiting connections and its peer address (its endpoint and,
+ * with CurveZMQ, its key; none for the holder's own gateway, whose come last), all in this turn's
+ * ROUTE to the holder's gateway (link_route). The gateway sends the bytes itself and reports what
+ * it delivered (DELIVERED) and whom it could not reach (UNDELIVERED). Nobody waiting any more (a
+ * late answer): an entry with no connection lets the gateway free the blob. Waiters whose entry
+ * cannot be queued stay in the fetch, which asks the next holder; those of a ROUTE that cannot be
+ * sent wait again (router_unrouted).
  */
 void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint8_t hash[HASH_LEN],
 		 uint32_t size)
@@ -287,23 +289,19 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 	struct fetch *f = h ? h->fetch : NULL;
 	struct waiter *w;
 	if (f == NULL) {
-		struct hubproto_out o = {.cmd = HUB_ROUTE, .id = token, .hash = hash};
-		link_send(hub, gw, &o);
+		link_route(gw, token, hash, 0, 0);
 		return;
 	}
-	uint8_t *list = malloc((size_t)f->nwaiters * 8);
 	struct gateway **gws = malloc((size_t)f->nwaiters * sizeof(*gws));
 	struct transfer *t = malloc(sizeof(*t) + (size_t)f->nwaiters * sizeof(t->conns[0]));
 	size_t ngws = 0;
-	if (list == NULL || gws == NULL || t == NULL) {
-		free(list);
+	if (gws == NULL || t == NULL) {
 		free(gws);
 		free(t);
 		/* Out of memory: the gateway lets the blob go, and the fetch moves on now rather
 		 * than at its holder timeout (the next holder, or NOT_FOUND). */
 		log_warnx("%s: out of memory: a blob not routed", __func__);
-		struct hubproto_out o = {.cmd = HUB_ROUTE, .id = token, .hash = hash};
-		link_send(hub, gw, &o);
+		link_route(gw, token, hash, 0, 0);
 		fetch_ask_next(hub, f);
 		return;
 	}
@@ -342,35 +340,28 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 			break;
 		}
 	}
-	if (ngws == 0) {
-		struct hubproto_out o = {.cmd = HUB_ROUTE, .id = token, .hash = hash};
-		link_send(hub, gw, &o);
-	}
+	if (ngws == 0)
+		link_route(gw, token, hash, 0, 0);
 	for (size_t g = 0; g < ngws; g++) {
-		size_t n = 0;
+		int peer = link_route_peer(gw, gws[g]), rc = peer < 0 ? -1 : 0;
+		size_t queued = gw->routes.list_len;
 		LIST_FOREACH(w, &f->waiters, fentry)
-		if (w->c->gw == gws[g])
-			put_u64(list + 8 * n++, w->c->id);
-		uint8_t addr[HUBPROTO_MAX_PEER_ADDRESS];
-		size_t addr_len = gws[g] == gw ? 0
-					       : hubproto_peer_address(addr, gws[g]->endpoint,
-								       gws[g]->public_key);
-		struct hubproto_out o = {.cmd = HUB_ROUTE,
-					 .id = token,
-					 .hash = hash,
-					 .value = (uint32_t)(ngws - 1 - g),
-					 .list = list,
-					 .list_count = n,
-					 .data = addr,
-					 .data_len = addr_len};
-		if (link_send(hub, gw, &o) < 0)
-			break; /* logged there; these waiters stay, the next holder is asked */
+		if (rc == 0 && w->c->gw == gws[g])
+			rc = link_route(gw, token, hash, w->c->id, peer);
+		if (rc < 0) {
+			/* These waiters stay, the next holder is asked; the entries of a blob
+			 * must be whole, so this gateway's go, and the routes queued before
+			 * are all the blob has. */
+			gw->routes.list_len = queued;
+			if (g == 0)
+				link_route(gw, token, hash, 0, 0);
+			break;
+		}
 		LIST_FOREACH(w, &f->waiters, fentry)
 		if (w->c->gw == gws[g])
 			t->conns[t->nconns++] = w->c->key;
 		fetch_release_gateway(f, gws[g]);
 	}
-	free(list);
 	free(gws);
 	if (t->nconns && map_get(&hub->transfer_keys, t->key) == NULL &&
 	    map_put(&hub->transfer_keys, t) == 0) {
@@ -396,6 +387,18 @@ void router_delivered(struct hub *hub, struct gateway *gw, uint64_t token, uint3
 		return; /* routed by a hub before this one */
 	hub->stats.requests_served += deliveries;
 	hub->stats.bytes_relayed += (uint64_t)t->size * deliveries;
+	transfer_free(hub, t);
+}
+
+/* The transfer's waiters (but those on skip, which is going) wait again, from the holders left. */
+static void transfer_rewait(struct hub *hub, struct transfer *t, const struct gateway *skip)
+{
+	for (size_t i = 0; i < t->nconns; i++) {
+		struct conn *c = map_get(&hub->conns, &t->conns[i]);
+		struct hashent *h = registry_hash(hub, t->hash, 0);
+		if (c && c->gw != skip && !(h && h->fetch && fetch_waiter_of(h->fetch, c)))
+			router_wait(hub, c, t->hash);
+	}
 	transfer_free(hub, t);
 }
 
@@ -443,15 +446,8 @@ void router_gateway_remove(struct hub *hub, struct gateway *gw)
 	struct transfer *t, *next;
 	for (t = LIST_FIRST(&hub->transfers); t; t = next) {
 		next = LIST_NEXT(t, entry);
-		if (t->gw != gw)
-			continue;
-		for (size_t i = 0; i < t->nconns; i++) {
-			c = map_get(&hub->conns, &t->conns[i]);
-			struct hashent *h = registry_hash(hub, t->hash, 0);
-			if (c && c->gw != gw && !(h && h->fetch && fetch_waiter_of(h->fetch, c)))
-				router_wait(hub, c, t->hash);
-		}
-		transfer_free(hub, t);
+		if (t->gw == gw)
+			transfer_rewait(hub, t, gw);
 	}
 	registry_gateway_remove(hub, gw);
 }
@@ -482,6 +478,17 @@ void router_undelivered(struct hub *hub, struct gateway *from, const uint8_t has
 		struct hubproto_out o = {.cmd = HUB_NOT_FOUND, .id = c->id, .hash = hash};
 		link_send(hub, gw, &o);
 		hub->stats.requests_failed++;
+	}
+}
+
+void router_unrouted(struct hub *hub, struct gateway *gw, const uint8_t *entries, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *e = entries + i * HUBPROTO_ROUTE_ENTRY;
+		uint64_t key[2] = {get_u64(e), gw->slot};
+		struct transfer *t = map_get(&hub->transfer_keys, key);
+		if (t)
+			transfer_rewait(hub, t, NULL);
 	}
 }
 

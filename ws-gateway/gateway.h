@@ -224,6 +224,9 @@ struct gateway {
 	uint64_t next_token;
 	uint8_t *wants_out; /* WANT entries of this turn of the loop (hub_link_want) */
 	size_t wants_out_len, wants_out_cap;
+	uint8_t
+	    *blobs_out; /* BLOB entries of this turn of the loop (peer_keep, peer_flush_blobs) */
+	size_t blobs_out_len, blobs_out_cap;
 	uint8_t *delivered; /* DELIVERED entries of this turn of the loop (peer_flush_delivered) */
 	size_t delivered_len, delivered_cap;
 	uint64_t next_link; /* names each link's monitor (inproc://peer-link-N) */
@@ -308,6 +311,8 @@ void peer_tick(struct gateway *gw);
  * function that may finish a blob calls it before it returns to the loop, and main.c's
  * end-of-turn watcher calls it too. */
 void peer_flush_delivered(struct gateway *gw);
+/* Sends this turn's BLOB; hub_link_flush calls it before any other message to the hub. */
+void peer_flush_blobs(struct gateway *gw);
 int peer_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		  size_t len);
 

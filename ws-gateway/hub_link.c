@@ -38,6 +38,7 @@ static int hub_link_post(struct gateway *gw, const struct hubproto_out *o, int r
 
 void hub_link_flush(struct gateway *gw)
 {
+	peer_flush_blobs(gw);
 	if (gw->wants_out_len == 0)
 		return;
 	struct hubproto_out o = {.cmd = HUB_WANT,
@@ -297,7 +298,7 @@ static void hub_link_drain(struct gateway *gw)
 		struct hubmsg m;
 		int rc = hubproto_recv(gw->zsock, &m, 0);
 		if (rc == 0) {
-			peer_flush_delivered(gw); /* the ROUTEs of this turn, in one message */
+			peer_flush_delivered(gw); /* the routes of this turn, in one message */
 			return;
 		}
 		if (rc < 0) {
@@ -431,7 +432,7 @@ static void hub_link_beat(struct ev_loop *loop, ev_timer *t, int revents)
 				  (long long)(now - gw->hub_last_seen));
 		gw->hub_lost = 1;
 		hub_link_close(gw);
-		peer_forget_kept(gw); /* their ROUTEs were for the old socket: never coming */
+		peer_forget_kept(gw); /* their routes were for the old socket: never coming */
 		if (hub_link_open(gw) == 0)
 			hub_link_resync(gw, 0);
 	} else {

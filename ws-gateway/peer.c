@@ -5,8 +5,8 @@
  *
  * Owns kept_blob, parked_route and peer_link, the peer ROUTER socket (bound at gateway.peer_bind,
  * announced to the hub in HELLO as gateway.peer_endpoint) and one DEALER per other gateway's
- * endpoint. A blob verified here (session.c) is kept under a token and announced to the hub in a
- * header-only BLOB. The hub answers with ROUTEs, one per gateway with waiters: this gateway's own
+ * endpoint. A blob verified here (session.c) is kept under a token and announced to the hub in
+ * this turn's BLOB. The hub answers with routes, one per gateway with waiters: this gateway's own
  * waiters get the blob in process; another gateway's get one DELIVER over its DEALER
  * (zmq_msg_copy shares the buffer, so one transfer serves everyone). What was delivered is
  * reported to the hub (DELIVERED, for the stats); waiters that cannot be reached are reported too
@@ -394,6 +394,34 @@ static void kept_finish_if_done(struct gateway *gw, struct kept_blob *k)
 	kept_free(gw, k);
 }
 
+static struct kept_blob *kept_find(struct gateway *gw, uint64_t token)
+{
+	struct kept_blob *k;
+	TAILQ_FOREACH(k, &gw->kept, entry)
+	if (k->token == token)
+		return k;
+	return NULL;
+}
+
+void peer_flush_blobs(struct gateway *gw)
+{
+	if (gw->blobs_out_len == 0)
+		return;
+	struct hubproto_out o = {.cmd = HUB_BLOB,
+				 .list = gw->blobs_out,
+				 .list_count = gw->blobs_out_len / HUBPROTO_BLOB_ENTRY};
+	gw->blobs_out_len = 0; /* first: hub_link_send flushes before it sends */
+	if (hub_link_send(gw, &o) == 0)
+		return;
+	/* The hub is away: its wants are announced again, and these blobs go. */
+	for (size_t i = 0; i < o.list_count; i++) {
+		struct kept_blob *k =
+		    kept_find(gw, get_u64(gw->blobs_out + i * HUBPROTO_BLOB_ENTRY));
+		if (k)
+			kept_free(gw, k);
+	}
+}
+
 int peer_keep(struct gateway *gw, uint8_t *frame, size_t len)
 {
 	struct kept_blob *k = calloc(1, sizeof(*k));
@@ -408,54 +436,79 @@ int peer_keep(struct gateway *gw, uint8_t *frame, size_t len)
 	memcpy(k->hash, frame, HASH_LEN);
 	k->expires_ms = now_ms() + PEER_KEEP_MS;
 	TAILQ_INSERT_TAIL(&gw->kept, k, entry);
-	struct hubproto_out o = {
-	    .cmd = HUB_BLOB, .id = k->token, .hash = k->hash, .value = (uint32_t)(len - HASH_LEN)};
+	uint32_t size = (uint32_t)(len - HASH_LEN);
+	if (hubproto_blob_put(&gw->blobs_out, &gw->blobs_out_len, &gw->blobs_out_cap, k->token,
+			      k->hash, size) == 0)
+		return 0;
+	uint8_t e[HUBPROTO_BLOB_ENTRY]; /* out of memory: this one goes alone */
+	put_u64(e, k->token);
+	memcpy(e + 8, k->hash, HASH_LEN);
+	put_u32(e + 8 + HASH_LEN, size);
+	struct hubproto_out o = {.cmd = HUB_BLOB, .list = e, .list_count = 1};
 	if (hub_link_send(gw, &o) < 0)
 		kept_free(gw, k); /* (the hub is away: its wants are announced again) */
 	return 0;
 }
 
-void peer_route(struct gateway *gw, struct hubmsg *m)
+/* One route of a ROUTE: the blob's waiters on one gateway (conns: r->nconns of them). */
+static void peer_route_one(struct gateway *gw, const struct hubproto_route *r, const uint8_t *conns)
 {
 	struct hubproto_peer_address a;
 	const char *why;
-	int usable = hubproto_peer_address_parse(m->data, m->data_len, &a, &why) == 0;
+	int usable = hubproto_peer_address_parse(r->addr, r->addr_len, &a, &why) == 0;
 	if (!usable)
 		log_warnx("%s: a ROUTE with a bad peer address: %s", __func__, why);
-	struct kept_blob *k;
-	TAILQ_FOREACH(k, &gw->kept, entry)
-	if (k->token == m->id)
-		break;
-	int kept = k != NULL && memcmp(k->hash, m->hash, HASH_LEN) == 0;
+	struct kept_blob *k = kept_find(gw, r->token);
+	int kept = k != NULL && memcmp(k->hash, r->hash, HASH_LEN) == 0;
 	/* Freed already (PEER_KEEP_MS), or nowhere to send it: its waiters must not wait for
 	 * nothing (unless whose they are is unknown: then their want timeout ends them). */
-	if ((!kept || !usable) && m->list_count && (usable || a.endpoint[0] != '\0'))
-		peer_report_undelivered(gw, m->hash, a.endpoint, m->list, m->list_count);
+	if ((!kept || !usable) && r->nconns && (usable || a.endpoint[0] != '\0'))
+		peer_report_undelivered(gw, r->hash, a.endpoint, conns, r->nconns);
 	if (!kept)
 		return;
-	if (m->list_count)
+	if (r->nconns)
 		k->had_waiters = 1;
-	if (usable && m->list_count && a.endpoint[0] == '\0') {
+	if (usable && r->nconns && a.endpoint[0] == '\0') {
 		int shared = k->shared || !TAILQ_EMPTY(&k->parked);
-		int64_t n =
-		    peer_deliver_here(gw, k->hash, &k->frame, shared, m->list, m->list_count);
+		int64_t n = peer_deliver_here(gw, k->hash, &k->frame, shared, conns, r->nconns);
 		if (n < 0) /* the hub answers them (NOT_FOUND), and counts them failed */
-			peer_report_undelivered(gw, k->hash, "", m->list, m->list_count);
+			peer_report_undelivered(gw, k->hash, "", conns, r->nconns);
 		else
 			k->delivered += (uint32_t)n;
 		if (!shared)
 			k->given_here = 1;
-	} else if (usable && m->list_count) {
-		peer_send_route(gw, k, &a, m->list, m->list_count);
+	} else if (usable && r->nconns) {
+		peer_send_route(gw, k, &a, conns, r->nconns);
 	}
-	if (m->value == 0) {
+	if (r->last) {
 		k->routed = 1;
 		kept_finish_if_done(gw, k);
 	}
 }
 
+void peer_route(struct gateway *gw, struct hubmsg *m)
+{
+	uint8_t *conns = malloc(8 * (m->list_count ? m->list_count : 1));
+	struct hubproto_route r;
+	const char *why = NULL;
+	size_t it = 0;
+	int rc;
+	if (conns == NULL) {
+		/* Their kept blobs go after PEER_KEEP_MS, their waiters at their want timeout. */
+		log_warnx("%s: out of memory: a ROUTE of %zu entries dropped", __func__,
+			  m->list_count);
+		return;
+	}
+	while ((rc = hubproto_route_next(m, &it, &r, conns, &why)) > 0)
+		peer_route_one(gw, &r, conns);
+	if (rc < 0)
+		log_warnx("%s: a ROUTE dropped from its entry %zu on: %s", __func__, it, why);
+	free(conns);
+}
+
 void peer_forget_kept(struct gateway *gw)
 {
+	gw->blobs_out_len = 0;
 	struct kept_blob *k;
 	while ((k = TAILQ_FIRST(&gw->kept)))
 		kept_free(gw, k);
@@ -729,6 +782,9 @@ static void peer_unadopt(struct lws **wsi)
 void peer_close(struct gateway *gw)
 {
 	peer_forget_kept(gw);
+	free(gw->blobs_out);
+	gw->blobs_out = NULL;
+	gw->blobs_out_cap = 0;
 	free(gw->delivered);
 	gw->delivered = NULL;
 	gw->delivered_len = gw->delivered_cap = 0;

@@ -8,7 +8,8 @@
  * The first three frames go to hubproto_parse directly; then up to five are sent as one
  * multipart message over an inproc PAIR and read with hubproto_recv, which must consume the
  * whole message whatever it is. Whatever it accepts must survive hubproto_send + hubproto_recv
- * unchanged, and a ROUTE's peer address that parses must build back into the same bytes.
+ * unchanged, and a ROUTE's routes must read within it, each peer address that parses building
+ * back into the same bytes.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -45,17 +46,34 @@ static void check_parsed(const struct hubmsg *m)
 		abort();
 }
 
-/* A ROUTE's peer address that parses builds back into the same bytes. */
-static void check_peer_address(const struct hubmsg *m)
+/* A ROUTE's routes read within the message, each with its connections and a peer address
+ * from its table; an address that parses builds back into the same bytes. */
+static void check_routes(const struct hubmsg *m)
 {
-	struct hubproto_peer_address a;
-	uint8_t back[HUBPROTO_MAX_PEER_ADDRESS];
-	const char *why;
-	if (m->cmd != HUB_ROUTE || hubproto_peer_address_parse(m->data, m->data_len, &a, &why) < 0)
+	if (m->cmd != HUB_ROUTE)
 		return;
-	size_t n = hubproto_peer_address(back, a.endpoint, a.public_z85);
-	if (n != m->data_len || (n && memcmp(back, m->data, n) != 0))
+	uint8_t *conns = malloc(8 * (m->list_count + 1));
+	struct hubproto_route r;
+	const char *why;
+	size_t it = 0, seen = 0;
+	int rc;
+	if (conns == NULL)
 		abort();
+	while ((rc = hubproto_route_next(m, &it, &r, conns, &why)) > 0) {
+		struct hubproto_peer_address a;
+		uint8_t back[HUBPROTO_MAX_PEER_ADDRESS];
+		seen += r.nconns;
+		if (seen > m->list_count || it > m->list_count ||
+		    (r.addr_len &&
+		     (r.addr < m->data || r.addr + r.addr_len > m->data + m->data_len)))
+			abort();
+		if (hubproto_peer_address_parse(r.addr, r.addr_len, &a, &why) < 0)
+			continue;
+		size_t n = hubproto_peer_address(back, a.endpoint, a.public_z85);
+		if (n != r.addr_len || (n && memcmp(back, r.addr, n) != 0))
+			abort();
+	}
+	free(conns);
 }
 
 static void check_round_trip(const struct hubmsg *m)
@@ -122,7 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				has_data ? len[data_idx] : 0, has_data);
 	if (rc == 0) {
 		check_parsed(&m);
-		check_peer_address(&m);
+		check_routes(&m);
 	} else if (rc != -1 || m.error == NULL)
 		abort();
 
@@ -134,7 +152,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = hubproto_recv(fuzz_rx, &m, (flags & 4) != 0);
 	if (rc == 1) {
 		check_parsed(&m);
-		check_peer_address(&m);
+		check_routes(&m);
 		check_round_trip(&m);
 		hubmsg_close(&m);
 	} else if (rc != -1 || m.error == NULL || m.nframes != 0) {

@@ -114,6 +114,20 @@ int main(int argc, char **argv)
 	memcpy(frame, hash, HASH_LEN);
 	memcpy(frame + HASH_LEN, "hello", 5);
 	static const char endpoint[] = "tcp://127.0.0.1:5557";
+	uint8_t blobs[2 * HUBPROTO_BLOB_ENTRY];
+	size_t blobs_len = 0, blobs_cap = sizeof(blobs);
+	uint8_t *blobs_list = blobs;
+	hubproto_blob_put(&blobs_list, &blobs_len, &blobs_cap, 900, hash, 5);
+	hubproto_blob_put(&blobs_list, &blobs_len, &blobs_cap, 901, hashes, 1 << 20);
+	struct hubproto_routes routes = {0}; /* a blob for a peer and here, one nobody waits for */
+	int peer = hubproto_routes_peer(&routes, route, route_len);
+	if (peer < 0 || hubproto_routes_put(&routes, 900, hash, 7, peer) < 0 ||
+	    hubproto_routes_put(&routes, 900, hash, 8, peer) < 0 ||
+	    hubproto_routes_put(&routes, 900, hash, 9, 0) < 0 ||
+	    hubproto_routes_put(&routes, 901, hashes, 0, 0) < 0) {
+		fprintf(stderr, "hubproto-seeds: out of memory\n");
+		return 1;
+	}
 
 	const struct {
 		const char *name;
@@ -132,7 +146,7 @@ int main(int argc, char **argv)
 	    {"have", {.cmd = HUB_HAVE, .id = 7, .list = hashes, .list_count = 2}},
 	    {"drop", {.cmd = HUB_DROP, .id = 7, .list = hashes, .list_count = 1}},
 	    {"want", {.cmd = HUB_WANT, .list = keys, .list_count = 2}},
-	    {"blob", {.cmd = HUB_BLOB, .id = 900, .hash = hash, .value = 5}},
+	    {"blob", {.cmd = HUB_BLOB, .list = blobs, .list_count = 2}},
 	    {"fail", {.cmd = HUB_FAIL, .id = 7, .hash = hash, .value = HUB_FAIL_MISMATCH}},
 	    {"delivered", {.cmd = HUB_DELIVERED, .list = delivered, .list_count = 2}},
 	    {"undelivered",
@@ -151,12 +165,10 @@ int main(int argc, char **argv)
 	    {"count", {.cmd = HUB_COUNT, .list = counts, .list_count = 2}},
 	    {"route",
 	     {.cmd = HUB_ROUTE,
-	      .id = 900,
-	      .hash = hash,
-	      .list = conns,
-	      .list_count = 2,
-	      .data = route,
-	      .data_len = route_len}},
+	      .list = routes.list,
+	      .list_count = routes.list_len / HUBPROTO_ROUTE_ENTRY,
+	      .data = routes.peers,
+	      .data_len = routes.peers_len}},
 	    {"peer-keys",
 	     {.cmd = HUB_PEER_KEYS, .value = HUB_PEER_KEYS_ALL, .list = key, .list_count = 1}},
 	    {"lookup", {.cmd = HUB_LOOKUP, .id = 11, .hash = hash}},

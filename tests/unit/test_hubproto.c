@@ -36,7 +36,7 @@ static const struct {
     {HUB_HAVE, HASH_LEN, 0},
     {HUB_DROP, HASH_LEN, 0},
     {HUB_WANT, HUBPROTO_CONN_KEY_LEN, 0},
-    {HUB_BLOB, 0, 0},
+    {HUB_BLOB, HUBPROTO_BLOB_ENTRY, 0},
     {HUB_FAIL, 0, 0},
     {HUB_DELIVERED, HUBPROTO_DELIVERED_ENTRY, 0},
     {HUB_UNDELIVERED, 8, 1},
@@ -46,7 +46,7 @@ static const struct {
     {HUB_REQUEST, HUBPROTO_CONN_KEY_LEN, 0},
     {HUB_NOT_FOUND, 0, 0},
     {HUB_COUNT, HUBPROTO_COUNT_ENTRY, 0},
-    {HUB_ROUTE, 8, 1},
+    {HUB_ROUTE, HUBPROTO_ROUTE_ENTRY, 1},
     {HUB_PEER_KEYS, ZSEC_KEY_LEN, 0},
     {HUB_LOOKUP, 0, 0},
     {HUB_STATS, 0, 0},
@@ -484,15 +484,26 @@ static void test_peer_address(void **state)
 	long_ep[HUBPROTO_MAX_ENDPOINT] = '\0';
 	n = hubproto_peer_address(buf, long_ep, pub);
 	assert_int_equal(n, HUBPROTO_MAX_PEER_ADDRESS);
-	uint8_t conn[8];
-	put_u64(conn, 7);
-	struct hubproto_out o = {
-	    .cmd = HUB_ROUTE, .id = 1, .list = conn, .list_count = 1, .data = buf, .data_len = n};
+	struct hubproto_routes r = {0};
+	uint8_t hash[HASH_LEN] = {1}, conns[8];
+	assert_int_equal(hubproto_routes_peer(&r, buf, n), 1);
+	assert_int_equal(hubproto_routes_put(&r, 1, hash, 7, 1), 0);
+	struct hubproto_out o = {.cmd = HUB_ROUTE,
+				 .list = r.list,
+				 .list_count = r.list_len / HUBPROTO_ROUTE_ENTRY,
+				 .data = r.peers,
+				 .data_len = r.peers_len};
 	assert_int_equal(hubproto_send(p->router, (const uint8_t *)GW_ID, strlen(GW_ID), &o), 0);
+	hubproto_routes_free(&r);
 	struct hubmsg m;
+	struct hubproto_route route;
+	size_t it = 0;
 	assert_int_equal(recv_wait(p->dealer, &m, 0), 1);
 	assert_null(hubmsg_user_id(&m)); /* no CurveZMQ here */
-	assert_int_equal(hubproto_peer_address_parse(m.data, m.data_len, &a, &why), 0);
+	assert_int_equal(hubproto_route_next(&m, &it, &route, conns, &why), 1);
+	assert_int_equal(route.nconns, 1);
+	assert_true(get_u64(conns) == 7);
+	assert_int_equal(hubproto_peer_address_parse(route.addr, route.addr_len, &a, &why), 0);
 	assert_string_equal(a.endpoint, long_ep);
 	assert_string_equal(a.public_z85, pub);
 	hubmsg_close(&m);
@@ -605,15 +616,21 @@ static void test_parse_malformed(void **state)
 	header(h, HUB_DELIVER);
 	expect_parse_error(h, HUBPROTO_HEADER_LEN, 7, 1, 0, 1,
 			   "list frame is not a whole number of elements");
+	header(h, HUB_BLOB);
+	expect_parse_error(h, HUBPROTO_HEADER_LEN, HUBPROTO_BLOB_ENTRY + 8, 1, 0, 0,
+			   "list frame is not a whole number of elements");
+	header(h, HUB_ROUTE);
+	expect_parse_error(h, HUBPROTO_HEADER_LEN, HUBPROTO_ROUTE_ENTRY - 2, 1, 0, 1,
+			   "list frame is not a whole number of elements");
 
 	/* data beyond each command's limit */
 	header(h, HUB_HELLO);
 	expect_parse_error(h, HUBPROTO_HEADER_LEN, 0, 0,
 			   HUBPROTO_MAX_NAME + 1 + HUBPROTO_MAX_ENDPOINT + 1, 1,
 			   "data frame too large");
-	header(h, HUB_ROUTE); /* endpoint, NUL, key */
-	expect_parse_error(h, HUBPROTO_HEADER_LEN, 8, 1,
-			   HUBPROTO_MAX_ENDPOINT + 1 + ZSEC_Z85_LEN + 1, 1, "data frame too large");
+	header(h, HUB_ROUTE); /* its table of peer addresses */
+	expect_parse_error(h, HUBPROTO_HEADER_LEN, HUBPROTO_ROUTE_ENTRY, 1,
+			   HUBPROTO_MAX_ROUTE_DATA + 1, 1, "data frame too large");
 	header(h, HUB_UNDELIVERED);
 	expect_parse_error(h, HUBPROTO_HEADER_LEN, 8, 1, HUBPROTO_MAX_ENDPOINT + 1, 1,
 			   "data frame too large");
@@ -623,6 +640,91 @@ static void test_parse_malformed(void **state)
 	header(h, HUB_STATS_REPLY);
 	expect_parse_error(h, HUBPROTO_HEADER_LEN, 0, 0, 1024 * 1024 + 1, 1,
 			   "data frame too large");
+}
+
+/*
+ * One ROUTE carries the routes of a turn: each blob's entries in a row (its waiters on each
+ * gateway, the receiver's own last), a table of the peer addresses they name, and an entry with
+ * no connection for a blob nobody waits for any more.
+ */
+static void test_routes(void **state)
+{
+	struct pair *p = *state;
+	struct hubproto_routes r = {0};
+	uint8_t x[HASH_LEN], y[HASH_LEN];
+	memset(x, 0x11, HASH_LEN);
+	memset(y, 0x22, HASH_LEN);
+	const char *a = "tcp://10.0.0.1:5560", *b = "tcp://10.0.0.2:5560";
+	int pa = hubproto_routes_peer(&r, (const uint8_t *)a, strlen(a));
+	int pb = hubproto_routes_peer(&r, (const uint8_t *)b, strlen(b));
+	assert_int_equal(pa, 1);
+	assert_int_equal(pb, 2);
+	assert_int_equal(hubproto_routes_peer(&r, (const uint8_t *)a, strlen(a)), 1); /* once */
+	assert_int_equal(hubproto_routes_peer(&r, NULL, 0), 0);			      /* yours */
+	assert_int_equal(hubproto_routes_put(&r, 5, x, 10, pa), 0);
+	assert_int_equal(hubproto_routes_put(&r, 5, x, 11, pa), 0);
+	assert_int_equal(hubproto_routes_put(&r, 5, x, 12, pb), 0);
+	assert_int_equal(hubproto_routes_put(&r, 5, x, 13, 0), 0);
+	assert_int_equal(hubproto_routes_put(&r, 6, y, 0, 0), 0); /* nobody waits */
+	assert_int_equal(hubproto_routes_put(&r, 7, y, 14, pb), 0);
+	struct hubproto_out o = {.cmd = HUB_ROUTE,
+				 .list = r.list,
+				 .list_count = r.list_len / HUBPROTO_ROUTE_ENTRY,
+				 .data = r.peers,
+				 .data_len = r.peers_len};
+	assert_int_equal(hubproto_send(p->router, (const uint8_t *)GW_ID, strlen(GW_ID), &o), 0);
+	struct hubmsg m;
+	assert_int_equal(recv_wait(p->dealer, &m, 0), 1);
+	assert_int_equal(m.list_count, 6);
+	struct {
+		uint64_t token;
+		const uint8_t *hash;
+		const char *addr;
+		size_t nconns;
+		uint64_t first;
+		int last;
+	} want[] = {{5, x, a, 2, 10, 0},
+		    {5, x, b, 1, 12, 0},
+		    {5, x, "", 1, 13, 1},
+		    {6, y, "", 0, 0, 1},
+		    {7, y, b, 1, 14, 1}};
+	struct hubproto_route route;
+	uint8_t conns[6 * 8];
+	const char *why = NULL;
+	size_t it = 0;
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		assert_int_equal(hubproto_route_next(&m, &it, &route, conns, &why), 1);
+		assert_true(route.token == want[i].token);
+		assert_memory_equal(route.hash, want[i].hash, HASH_LEN);
+		assert_int_equal(route.addr_len, strlen(want[i].addr));
+		assert_memory_equal(route.addr, want[i].addr, route.addr_len);
+		assert_int_equal(route.nconns, want[i].nconns);
+		if (route.nconns)
+			assert_true(get_u64(conns) == want[i].first);
+		assert_int_equal(route.last, want[i].last);
+	}
+	assert_int_equal(hubproto_route_next(&m, &it, &route, conns, &why), 0);
+	hubmsg_close(&m);
+
+	/* A peer the table does not have, and a table whose entry runs past its end. */
+	hubproto_routes_clear(&r);
+	assert_int_equal(hubproto_routes_peer(&r, (const uint8_t *)a, strlen(a)), 1);
+	assert_int_equal(hubproto_routes_put(&r, 8, x, 20, 2), 0);
+	struct hubmsg bad = {.cmd = HUB_ROUTE,
+			     .list = r.list,
+			     .list_count = 1,
+			     .data = r.peers,
+			     .data_len = r.peers_len};
+	it = 0;
+	assert_int_equal(hubproto_route_next(&bad, &it, &route, conns, &why), -1);
+	assert_string_equal(why, "a route names a peer its table does not have");
+	hubproto_routes_clear(&r);
+	assert_int_equal(hubproto_routes_peer(&r, (const uint8_t *)a, strlen(a)), 1);
+	assert_int_equal(hubproto_routes_put(&r, 8, x, 20, 1), 0);
+	bad.data_len = r.peers_len - 1;
+	it = 0;
+	assert_int_equal(hubproto_route_next(&bad, &it, &route, conns, &why), -1);
+	hubproto_routes_free(&r);
 }
 
 /* Sends raw frames (the last without SNDMORE). */
@@ -833,6 +935,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_zero_copy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_zero_copy_send_failure, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_shared_data_frame, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_routes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_peer_address, setup, teardown),
 	    cmocka_unit_test(test_parse_valid),
 	    cmocka_unit_test(test_parse_malformed),
