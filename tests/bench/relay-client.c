@@ -8,7 +8,9 @@
  * leaves the payload as it is); requesters keep --window wants open each and skip the bytes of
  * each blob they receive, reading only its first 32 bytes (the hash: the servers check every
  * blob already). Prints key=value lines like ephemeral-bench: wants_per_s, mb_per_s, errors,
- * cpu_NAME_us_per_want for every --watch NAME=PID and for itself (client).
+ * cpu_NAME_us_per_want for every --watch NAME=PID and for itself (client), and
+ * ctxsw_NAME_per_want: the times its threads were switched in (voluntary and not), which on a
+ * loaded path is the count of wake-ups a want costs.
  *
  * Closed loop by default (--window wants open per requester, a random blob each). With --rate R
  * it is open loop instead: a timerfd paces R wants a second, issued round-robin over the
@@ -18,10 +20,14 @@
  * a stall anywhere, client included, shows (no coordinated omission). Prints lat_p50/p90/p99/
  * p999/max_us, and the machine's noise meanwhile from a probe thread that sleeps 1 ms at a time
  * and records how late it wakes (noise_p99_us, noise_max_us). --lat-dump FILE writes every
- * want (ms into the window of its intended start, latency µs, µs from its write to its end) and
- * FILE.noise every probe sample (ms into the window, µs late).
+ * want (ms into the window of its intended start, latency µs, µs from its write to its end, µs
+ * from its write to the holder reading the request, µs from there to the end) and FILE.noise
+ * every probe sample (ms into the window, µs late). The split says which half of the path a
+ * tail is in: want → request (the requester's server finding a holder) or request → blob
+ * (the holder's answer travelling back).
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -92,7 +98,7 @@ static struct {
 	struct {
 		char name[32];
 		int pid;
-		double cpu0;
+		double cpu0, sw0;
 	} watch[RC_MAX_WATCH];
 	int nwatch;
 	/* open loop (--rate): pacing, the wants in flight per blob, the latency samples */
@@ -104,8 +110,9 @@ static struct {
 	size_t pend_head, pend_len, pend_cap;
 	size_t cursor;		   /* the next blob to want */
 	int64_t *t_sched, *t_sent; /* per blob: intended start and write time of its open want */
+	int64_t *t_req;		   /* per blob: when its holder read the request for it */
 	uint8_t *busy;		   /* per blob: a want of it is open */
-	int64_t *lat, *lat_at, *lat_sent;
+	int64_t *lat, *lat_at, *lat_sent, *lat_req, *lat_deliver;
 	size_t nlat, caplat;
 	long long skipped, deferred, window_open;
 	const char *lat_dump;
@@ -150,6 +157,31 @@ static double rc_cpu_us(int pid)
 	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
 		return 0;
 	return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Context switches of a process, all threads (/proc/PID/task/TID/status). */
+static double rc_ctxsw(int pid)
+{
+	char path[300], line[128];
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	DIR *d = opendir(path);
+	double sum = 0;
+	for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/status", pid, e->d_name);
+		FILE *f = fopen(path, "r");
+		unsigned long n;
+		while (f && fgets(line, sizeof(line), f))
+			if (sscanf(line, "voluntary_ctxt_switches: %lu", &n) == 1 ||
+			    sscanf(line, "nonvoluntary_ctxt_switches: %lu", &n) == 1)
+				sum += (double)n;
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return sum;
 }
 
 static void *rc_probe_main(void *arg)
@@ -350,6 +382,7 @@ static void rc_rate_issue(int64_t t_ref)
 		R.cursor = (b + 1) % R.nblobs;
 		R.busy[b] = 1;
 		R.t_sched[b] = t_ref;
+		R.t_req[b] = 0;
 		rc_send_want(c, b);
 		R.t_sent[b] = rc_ns();
 		if (t_ref >= R.win0 && t_ref < R.win1)
@@ -393,13 +426,18 @@ static void rc_record(size_t b, int64_t now)
 		R.lat = realloc(R.lat, R.caplat * sizeof(*R.lat));
 		R.lat_at = realloc(R.lat_at, R.caplat * sizeof(*R.lat_at));
 		R.lat_sent = realloc(R.lat_sent, R.caplat * sizeof(*R.lat_sent));
-		if (R.lat == NULL || R.lat_at == NULL || R.lat_sent == NULL) {
+		R.lat_req = realloc(R.lat_req, R.caplat * sizeof(*R.lat_req));
+		R.lat_deliver = realloc(R.lat_deliver, R.caplat * sizeof(*R.lat_deliver));
+		if (R.lat == NULL || R.lat_at == NULL || R.lat_sent == NULL || R.lat_req == NULL ||
+		    R.lat_deliver == NULL) {
 			fprintf(stderr, "relay-client: out of memory\n");
 			exit(1);
 		}
 	}
 	R.lat[R.nlat] = now - ref;
 	R.lat_at[R.nlat] = ref - R.win0;
+	R.lat_req[R.nlat] = R.t_req[b] ? R.t_req[b] - R.t_sent[b] : 0;
+	R.lat_deliver[R.nlat] = R.t_req[b] ? now - R.t_req[b] : 0;
 	R.lat_sent[R.nlat++] = now - R.t_sent[b];
 }
 
@@ -442,6 +480,8 @@ static void rc_on_text(struct rc_conn *c, char *t, size_t len)
 		long b = rc_blob_of(hash + 8);
 		if (b < 0)
 			return;
+		if (R.rate > 0 && R.busy[b] && R.t_req[b] == 0)
+			R.t_req[b] = rc_ns();
 		uint8_t *h = malloc(14 + 32);
 		size_t n = rc_header(h, 2, 32 + R.blob_size);
 		memcpy(h + n, R.hash[b], 32);
@@ -628,6 +668,7 @@ static void rc_run_rate(void)
 	R.busy = calloc(R.nblobs, 1);
 	R.t_sched = calloc(R.nblobs, sizeof(*R.t_sched));
 	R.t_sent = calloc(R.nblobs, sizeof(*R.t_sent));
+	R.t_req = calloc(R.nblobs, sizeof(*R.t_req));
 	R.pace_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
 	long per = (long)(1e9 / R.rate);
 	struct itimerspec its = {{per / 1000000000, per % 1000000000},
@@ -658,8 +699,9 @@ static void rc_report_rate(void)
 		char path[4096];
 		FILE *f = fopen(R.lat_dump, "w");
 		for (size_t i = 0; f && i < R.nlat; i++)
-			fprintf(f, "%.3f %.0f %.0f\n", (double)R.lat_at[i] / 1e6,
-				(double)R.lat[i] / 1e3, (double)R.lat_sent[i] / 1e3);
+			fprintf(f, "%.3f %.0f %.0f %.0f %.0f\n", (double)R.lat_at[i] / 1e6,
+				(double)R.lat[i] / 1e3, (double)R.lat_sent[i] / 1e3,
+				(double)R.lat_req[i] / 1e3, (double)R.lat_deliver[i] / 1e3);
 		if (f)
 			fclose(f);
 		snprintf(path, sizeof(path), "%s.noise", R.lat_dump);
@@ -672,6 +714,8 @@ static void rc_report_rate(void)
 	}
 	qsort(R.lat, R.nlat, sizeof(*R.lat), rc_cmp_i64);
 	qsort(R.lat_sent, R.nlat, sizeof(*R.lat_sent), rc_cmp_i64);
+	qsort(R.lat_req, R.nlat, sizeof(*R.lat_req), rc_cmp_i64);
+	qsort(R.lat_deliver, R.nlat, sizeof(*R.lat_deliver), rc_cmp_i64);
 	printf("lat_samples=%zu\n", R.nlat);
 	printf("lat_p50_us=%.0f\nlat_p90_us=%.0f\nlat_p99_us=%.0f\nlat_p999_us=%.0f\n"
 	       "lat_max_us=%.0f\n",
@@ -679,6 +723,10 @@ static void rc_report_rate(void)
 	       rc_pct(R.lat, R.nlat, 99.9), rc_pct(R.lat, R.nlat, 100));
 	printf("sent_p50_us=%.0f\nsent_p99_us=%.0f\n", rc_pct(R.lat_sent, R.nlat, 50),
 	       rc_pct(R.lat_sent, R.nlat, 99));
+	printf("want_to_request_p50_us=%.0f\nwant_to_request_p99_us=%.0f\n",
+	       rc_pct(R.lat_req, R.nlat, 50), rc_pct(R.lat_req, R.nlat, 99));
+	printf("request_to_blob_p50_us=%.0f\nrequest_to_blob_p99_us=%.0f\n",
+	       rc_pct(R.lat_deliver, R.nlat, 50), rc_pct(R.lat_deliver, R.nlat, 99));
 	qsort(probe.late, probe.n, sizeof(*probe.late), rc_cmp_i64);
 	printf("noise_p99_us=%.0f\nnoise_max_us=%.0f\n", rc_pct(probe.late, probe.n, 99),
 	       rc_pct(probe.late, probe.n, 100));
@@ -810,16 +858,20 @@ int main(int argc, char **argv)
 		rc_loop(rc_now() + R.warmup);
 		R.measuring = 1;
 	}
-	double t0 = rc_now(), self0 = rc_cpu_us(getpid());
-	for (int w = 0; w < R.nwatch; w++)
+	double t0 = rc_now(), self0 = rc_cpu_us(getpid()), selfsw0 = rc_ctxsw(getpid());
+	for (int w = 0; w < R.nwatch; w++) {
 		R.watch[w].cpu0 = rc_cpu_us(R.watch[w].pid);
+		R.watch[w].sw0 = rc_ctxsw(R.watch[w].pid);
+	}
 	rc_loop(t0 + R.duration);
 	double secs = rc_now() - t0;
 	R.measuring = 0;
-	double self1 = rc_cpu_us(getpid());
-	double cpu1[RC_MAX_WATCH];
-	for (int w = 0; w < R.nwatch; w++)
+	double self1 = rc_cpu_us(getpid()), selfsw1 = rc_ctxsw(getpid());
+	double cpu1[RC_MAX_WATCH], sw1[RC_MAX_WATCH];
+	for (int w = 0; w < R.nwatch; w++) {
 		cpu1[w] = rc_cpu_us(R.watch[w].pid);
+		sw1[w] = rc_ctxsw(R.watch[w].pid);
+	}
 	for (double end = rc_now() + 5; R.rate > 0 && R.window_open > 0 && rc_now() < end;)
 		rc_loop(rc_now() + 0.01);
 	long long done = R.done > 0 ? R.done : 1;
@@ -831,6 +883,10 @@ int main(int argc, char **argv)
 		printf("cpu_%s_us_per_want=%.1f\n", R.watch[w].name,
 		       (cpu1[w] - R.watch[w].cpu0) / (double)done);
 	printf("cpu_client_us_per_want=%.1f\n", (self1 - self0) / (double)done);
+	for (int w = 0; w < R.nwatch; w++)
+		printf("ctxsw_%s_per_want=%.2f\n", R.watch[w].name,
+		       (sw1[w] - R.watch[w].sw0) / (double)done);
+	printf("ctxsw_client_per_want=%.2f\n", (selfsw1 - selfsw0) / (double)done);
 	if (R.rate > 0)
 		rc_report_rate();
 	return 0;
