@@ -10,7 +10,8 @@
  * blob already). Prints key=value lines like ephemeral-bench: wants_per_s, mb_per_s, errors,
  * cpu_NAME_us_per_want for every --watch NAME=PID and for itself (client), and
  * ctxsw_NAME_per_want: the times its threads were switched in (voluntary and not), which on a
- * loaded path is the count of wake-ups a want costs.
+ * loaded path is the count of wake-ups a want costs, and rundelay_NAME_us_per_want: how long its
+ * threads waited, runnable, for a core (/proc/PID/task/TID/schedstat): the machine's share.
  *
  * Closed loop by default (--window wants open per requester, a random blob each). With --rate R
  * it is open loop instead: a timerfd paces R wants a second, issued round-robin over the
@@ -98,7 +99,7 @@ static struct {
 	struct {
 		char name[32];
 		int pid;
-		double cpu0, sw0;
+		double cpu0, sw0, wait0;
 	} watch[RC_MAX_WATCH];
 	int nwatch;
 	/* open loop (--rate): pacing, the wants in flight per blob, the latency samples */
@@ -159,8 +160,9 @@ static double rc_cpu_us(int pid)
 	return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
 }
 
-/* Context switches of a process, all threads (/proc/PID/task/TID/status). */
-static double rc_ctxsw(int pid)
+/* Context switches of a process, all threads (/proc/PID/task/TID/status), and in *wait the µs
+ * its threads spent runnable but waiting for a core (schedstat's run_delay). */
+static double rc_ctxsw(int pid, double *wait)
 {
 	char path[300], line[128];
 	snprintf(path, sizeof(path), "/proc/%d/task", pid);
@@ -176,6 +178,13 @@ static double rc_ctxsw(int pid)
 			if (sscanf(line, "voluntary_ctxt_switches: %lu", &n) == 1 ||
 			    sscanf(line, "nonvoluntary_ctxt_switches: %lu", &n) == 1)
 				sum += (double)n;
+		if (f)
+			fclose(f);
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/schedstat", pid, e->d_name);
+		f = fopen(path, "r");
+		unsigned long long run, delay;
+		if (f && fscanf(f, "%llu %llu", &run, &delay) == 2)
+			*wait += (double)delay / 1e3;
 		if (f)
 			fclose(f);
 	}
@@ -858,19 +867,22 @@ int main(int argc, char **argv)
 		rc_loop(rc_now() + R.warmup);
 		R.measuring = 1;
 	}
-	double t0 = rc_now(), self0 = rc_cpu_us(getpid()), selfsw0 = rc_ctxsw(getpid());
+	double t0 = rc_now(), self0 = rc_cpu_us(getpid()), selfwait0 = 0;
+	double selfsw0 = rc_ctxsw(getpid(), &selfwait0);
 	for (int w = 0; w < R.nwatch; w++) {
 		R.watch[w].cpu0 = rc_cpu_us(R.watch[w].pid);
-		R.watch[w].sw0 = rc_ctxsw(R.watch[w].pid);
+		R.watch[w].sw0 = rc_ctxsw(R.watch[w].pid, &R.watch[w].wait0);
 	}
 	rc_loop(t0 + R.duration);
 	double secs = rc_now() - t0;
 	R.measuring = 0;
-	double self1 = rc_cpu_us(getpid()), selfsw1 = rc_ctxsw(getpid());
-	double cpu1[RC_MAX_WATCH], sw1[RC_MAX_WATCH];
+	double self1 = rc_cpu_us(getpid()), selfwait1 = 0;
+	double selfsw1 = rc_ctxsw(getpid(), &selfwait1);
+	double cpu1[RC_MAX_WATCH], sw1[RC_MAX_WATCH], wait1[RC_MAX_WATCH];
 	for (int w = 0; w < R.nwatch; w++) {
 		cpu1[w] = rc_cpu_us(R.watch[w].pid);
-		sw1[w] = rc_ctxsw(R.watch[w].pid);
+		wait1[w] = 0;
+		sw1[w] = rc_ctxsw(R.watch[w].pid, &wait1[w]);
 	}
 	for (double end = rc_now() + 5; R.rate > 0 && R.window_open > 0 && rc_now() < end;)
 		rc_loop(rc_now() + 0.01);
@@ -887,6 +899,10 @@ int main(int argc, char **argv)
 		printf("ctxsw_%s_per_want=%.2f\n", R.watch[w].name,
 		       (sw1[w] - R.watch[w].sw0) / (double)done);
 	printf("ctxsw_client_per_want=%.2f\n", (selfsw1 - selfsw0) / (double)done);
+	for (int w = 0; w < R.nwatch; w++)
+		printf("rundelay_%s_us_per_want=%.1f\n", R.watch[w].name,
+		       (wait1[w] - R.watch[w].wait0) / (double)done);
+	printf("rundelay_client_us_per_want=%.1f\n", (selfwait1 - selfwait0) / (double)done);
 	if (R.rate > 0)
 		rc_report_rate();
 	return 0;
