@@ -117,11 +117,15 @@ run() { # mode figure relay-client-args...
 		echo "side-by-side.sh: $fig $mode failed: $(tail -n 2 "$work/$fig-$mode.err")" >&2
 }
 get() { sed -n "s/^$3=//p" "$work/$2-$1.out" 2>/dev/null | head -n 1 || true; }
-server_us() { # mode figure: CPU us per want summed over the mode's server processes
-	{ grep -v '^cpu_client_' "$work/$2-$1.out" 2>/dev/null || true; } |
-		sed -n 's/^cpu_\([a-z0-9]*\)_us_per_want=//p' |
+server_sum() { # mode figure key: KEY_NAME_SUFFIX summed over the mode's server processes
+	{ grep -v "^$3_client_" "$work/$2-$1.out" 2>/dev/null || true; } |
+		sed -n "s/^$3_\([a-z0-9]*\)_$4=//p" |
 		awk '{ s += $1 } END { if (NR) printf "%.1f", s }'
 }
+server_us() { server_sum "$1" "$2" cpu us_per_want; } # mode figure: CPU us per want, servers
+lat_us() { server_sum "$1" latency cpu us_per_want; }
+lat_wait() { server_sum "$1" latency rundelay us_per_want; }
+lat_sw() { server_sum "$1" latency ctxsw per_want; }
 # Interleaved, so that a burst of load from elsewhere hits every mode alike.
 [[ $figures != *" relay "* ]] || for mode in "${modes[@]}"; do
 	run "$mode" relay --holders 8 --requesters 8 --window 2 --blob-size 1048576 --blobs 64 \
@@ -180,6 +184,9 @@ line "  p50 us there" p50
 line "  p99.9 us there" p999
 line "  wants/s answered there" lat_wps
 line "  noise probe p99 us (machine)" noise
+line "  server CPU us per want there" lat_us
+line "  server context switches per want" lat_sw
+line "  server run-queue wait us per want" lat_wait
 line "  load client CPU us per want there" lat_client_us
 line "load client CPU us per small want" client_us
 echo
