@@ -730,7 +730,8 @@ static void rc_report_rate(void)
 	       "lat_max_us=%.0f\n",
 	       rc_pct(R.lat, R.nlat, 50), rc_pct(R.lat, R.nlat, 90), rc_pct(R.lat, R.nlat, 99),
 	       rc_pct(R.lat, R.nlat, 99.9), rc_pct(R.lat, R.nlat, 100));
-	printf("sent_p50_us=%.0f\nsent_p99_us=%.0f\n", rc_pct(R.lat_sent, R.nlat, 50),
+	printf("sent_p50_us=%.0f\nsent_p90_us=%.0f\nsent_p99_us=%.0f\n",
+	       rc_pct(R.lat_sent, R.nlat, 50), rc_pct(R.lat_sent, R.nlat, 90),
 	       rc_pct(R.lat_sent, R.nlat, 99));
 	printf("want_to_request_p50_us=%.0f\nwant_to_request_p99_us=%.0f\n",
 	       rc_pct(R.lat_req, R.nlat, 50), rc_pct(R.lat_req, R.nlat, 99));
