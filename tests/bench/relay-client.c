@@ -8,20 +8,40 @@
  * leaves the payload as it is); requesters keep --window wants open each and skip the bytes of
  * each blob they receive, reading only its first 32 bytes (the hash: the servers check every
  * blob already). Prints key=value lines like ephemeral-bench: wants_per_s, mb_per_s, errors,
- * cpu_NAME_us_per_want for every --watch NAME=PID and for itself (client).
+ * cpu_NAME_us_per_want for every --watch NAME=PID and for itself (client), and
+ * ctxsw_NAME_per_want: the times its threads were switched in (voluntary and not), which on a
+ * loaded path is the count of wake-ups a want costs, and rundelay_NAME_us_per_want: how long its
+ * threads waited, runnable, for a core (/proc/PID/task/TID/schedstat): the machine's share.
+ *
+ * Closed loop by default (--window wants open per requester, a random blob each). With --rate R
+ * it is open loop instead: a timerfd paces R wants a second, issued round-robin over the
+ * requesters (a requester with --max-inflight open wants is passed over; when all are, the want
+ * waits in the client), each for the next blob not already wanted (so the servers never coalesce
+ * two wants), and each want's latency runs from its intended start, not from when it was sent:
+ * a stall anywhere, client included, shows (no coordinated omission). Prints lat_p50/p90/p99/
+ * p999/max_us, and the machine's noise meanwhile from a probe thread that sleeps 1 ms at a time
+ * and records how late it wakes (noise_p99_us, noise_max_us). --lat-dump FILE writes every
+ * want (ms into the window of its intended start, latency µs, µs from its write to its end, µs
+ * from its write to the holder reading the request, µs from there to the end) and FILE.noise
+ * every probe sample (ms into the window, µs late). The split says which half of the path a
+ * tail is in: want → request (the requester's server finding a holder) or request → blob
+ * (the holder's answer travelling back).
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +49,7 @@
 #define RC_MAX_WATCH  16
 #define RC_RX_SCRATCH (256 * 1024)
 #define RC_TEXT_MAX   (64 * 1024)
+#define RC_PACE_EVENT UINT32_MAX /* epoll data of the pacing timerfd */
 
 struct rc_out {
 	struct rc_out *next;
@@ -56,6 +77,12 @@ struct rc_conn {
 	struct rc_out *out_head, *out_tail;
 };
 
+/* A blob's hash prefix and index, sorted by prefix: finds a blob from its hash in O(log n). */
+struct rc_key {
+	uint64_t prefix;
+	size_t idx;
+};
+
 static struct {
 	struct sockaddr_in target;
 	const char *path;
@@ -64,6 +91,7 @@ static struct {
 	double warmup, duration;
 	uint8_t *blobs;
 	uint8_t (*hash)[32];
+	struct rc_key *keys;
 	struct rc_conn *conns;
 	int nconns, ep;
 	long long done, bytes, errors;
@@ -71,16 +99,46 @@ static struct {
 	struct {
 		char name[32];
 		int pid;
-		double cpu0;
+		double cpu0, sw0, wait0;
 	} watch[RC_MAX_WATCH];
 	int nwatch;
+	/* open loop (--rate): pacing, the wants in flight per blob, the latency samples */
+	double rate;
+	int max_inflight, pace_fd, rr;
+	int64_t t_start, win0, win1; /* ns, monotonic; the window counts intended starts */
+	uint64_t offered;
+	int64_t *pend; /* intended starts of wants waiting for a requester with room (a ring) */
+	size_t pend_head, pend_len, pend_cap;
+	size_t cursor;		   /* the next blob to want */
+	int64_t *t_sched, *t_sent; /* per blob: intended start and write time of its open want */
+	int64_t *t_req;		   /* per blob: when its holder read the request for it */
+	uint8_t *busy;		   /* per blob: a want of it is open */
+	int64_t *lat, *lat_at, *lat_sent, *lat_req, *lat_deliver;
+	size_t nlat, caplat;
+	long long skipped, deferred, window_open;
+	const char *lat_dump;
 } R;
 
-static double rc_now(void)
+/* The noise probe: a thread that sleeps 1 ms at a time and records how late it wakes up (as
+ * ephemeral-bench's does). A latency tail that coincides with the probe's is the machine's. */
+static struct {
+	pthread_t thread;
+	volatile int stop;
+	volatile int64_t win0, win1;
+	int64_t *late, *at; /* ns late, ns into the window */
+	size_t n, cap;
+} probe;
+
+static int64_t rc_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static double rc_now(void)
+{
+	return (double)rc_ns() / 1e9;
 }
 
 /* utime + stime of a process, all threads, in microseconds. */
@@ -102,13 +160,103 @@ static double rc_cpu_us(int pid)
 	return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* Context switches of a process, all threads (/proc/PID/task/TID/status), and in *wait the µs
+ * its threads spent runnable but waiting for a core (schedstat's run_delay). */
+static double rc_ctxsw(int pid, double *wait)
+{
+	char path[300], line[128];
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	DIR *d = opendir(path);
+	double sum = 0;
+	for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/status", pid, e->d_name);
+		FILE *f = fopen(path, "r");
+		unsigned long n;
+		while (f && fgets(line, sizeof(line), f))
+			if (sscanf(line, "voluntary_ctxt_switches: %lu", &n) == 1 ||
+			    sscanf(line, "nonvoluntary_ctxt_switches: %lu", &n) == 1)
+				sum += (double)n;
+		if (f)
+			fclose(f);
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/schedstat", pid, e->d_name);
+		f = fopen(path, "r");
+		unsigned long long run, delay;
+		if (f && fscanf(f, "%llu %llu", &run, &delay) == 2)
+			*wait += (double)delay / 1e3;
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return sum;
+}
+
+static void *rc_probe_main(void *arg)
+{
+	(void)arg;
+	while (!probe.stop) {
+		struct timespec ts = {0, 1000000};
+		int64_t t0 = rc_ns();
+		clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+		int64_t late = rc_ns() - t0 - 1000000;
+		if (probe.win0 == 0 || t0 < probe.win0 || (probe.win1 && t0 >= probe.win1))
+			continue;
+		if (probe.n == probe.cap) {
+			size_t ncap = probe.cap ? probe.cap * 2 : 16384;
+			int64_t *nl = realloc(probe.late, ncap * sizeof(*nl));
+			int64_t *na = nl ? realloc(probe.at, ncap * sizeof(*na)) : NULL;
+			if (nl)
+				probe.late = nl;
+			if (na == NULL)
+				continue;
+			probe.at = na;
+			probe.cap = ncap;
+		}
+		probe.at[probe.n] = t0 - probe.win0;
+		probe.late[probe.n++] = late;
+	}
+	return NULL;
+}
+
+/* Writes what the socket takes of o; 1 when all of it went, 0 when the socket is full. */
+static int rc_write(struct rc_conn *c, struct rc_out *o)
+{
+	for (;;) {
+		struct iovec iov[2];
+		int k = 0;
+		if (o->off < o->buf_len)
+			iov[k++] = (struct iovec){o->buf + o->off, o->buf_len - o->off};
+		size_t doff = o->off > o->buf_len ? o->off - o->buf_len : 0;
+		if (o->data_len > doff)
+			iov[k++] = (struct iovec){(void *)(o->data + doff), o->data_len - doff};
+		if (k == 0)
+			return 1;
+		ssize_t w = writev(c->fd, iov, k);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN)
+			return 0;
+		if (w < 0) {
+			fprintf(stderr, "relay-client: write failed\n");
+			exit(1);
+		}
+		o->off += (size_t)w;
+	}
+}
+
+/* Sends at once when nothing waits before it (one system call, no epoll change); queues the
+ * rest and asks for EPOLLOUT. */
 static void rc_queue(struct rc_conn *c, uint8_t *buf, size_t len, const uint8_t *data, size_t dlen)
 {
-	struct rc_out *o = calloc(1, sizeof(*o));
-	o->buf = buf;
-	o->buf_len = len;
-	o->data = data;
-	o->data_len = dlen;
+	struct rc_out o1 = {.buf = buf, .buf_len = len, .data = data, .data_len = dlen};
+	if (c->out_head == NULL && rc_write(c, &o1)) {
+		free(buf);
+		return;
+	}
+	struct rc_out *o = malloc(sizeof(*o));
+	*o = o1;
 	if (c->out_tail)
 		c->out_tail->next = o;
 	else
@@ -151,8 +299,70 @@ static void rc_send_text(struct rc_conn *c, const char *text, size_t len)
 
 static void rc_hex(const uint8_t *h, char *out)
 {
-	for (int i = 0; i < 32; i++)
-		sprintf(out + 2 * i, "%02x", h[i]);
+	static const char digits[] = "0123456789abcdef";
+	for (int i = 0; i < 32; i++) {
+		out[2 * i] = digits[h[i] >> 4];
+		out[2 * i + 1] = digits[h[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+static uint64_t rc_prefix(const uint8_t *h)
+{
+	uint64_t p;
+	memcpy(&p, h, sizeof(p));
+	return p;
+}
+
+static int rc_key_cmp(const void *a, const void *b)
+{
+	uint64_t x = ((const struct rc_key *)a)->prefix, y = ((const struct rc_key *)b)->prefix;
+	return x < y ? -1 : x > y;
+}
+
+/* The index of the blob with this hash, or -1. */
+static long rc_find(const uint8_t *h)
+{
+	size_t lo = 0, hi = R.nblobs;
+	uint64_t p = rc_prefix(h);
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (R.keys[mid].prefix < p)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < R.nblobs && R.keys[lo].prefix == p; lo++)
+		if (memcmp(R.hash[R.keys[lo].idx], h, 32) == 0)
+			return (long)R.keys[lo].idx;
+	return -1;
+}
+
+static int rc_nibble(char x)
+{
+	return x >= '0' && x <= '9' ? x - '0' : x >= 'a' && x <= 'f' ? x - 'a' + 10 : -1;
+}
+
+static long rc_blob_of(const char *hex)
+{
+	uint8_t h[32];
+	for (int i = 0; i < 32; i++) {
+		int a = rc_nibble(hex[2 * i]), b = a < 0 ? -1 : rc_nibble(hex[2 * i + 1]);
+		if (b < 0)
+			return -1;
+		h[i] = (uint8_t)(a << 4 | b);
+	}
+	return rc_find(h);
+}
+
+static void rc_send_want(struct rc_conn *c, size_t b)
+{
+	char msg[128];
+	strcpy(msg, "{\"type\":\"want\",\"hash\":\"");
+	rc_hex(R.hash[b], msg + 23);
+	strcpy(msg + 23 + 64, "\"}");
+	rc_send_text(c, msg, 23 + 64 + 2);
+	c->open_wants++;
 }
 
 static void rc_want_next(struct rc_conn *c)
@@ -160,16 +370,88 @@ static void rc_want_next(struct rc_conn *c)
 	c->rng ^= c->rng << 13;
 	c->rng ^= c->rng >> 7;
 	c->rng ^= c->rng << 17;
-	size_t b = (size_t)(c->rng % R.nblobs);
-	char msg[128];
-	strcpy(msg, "{\"type\":\"want\",\"hash\":\"");
-	rc_hex(R.hash[b], msg + 23);
-	strcpy(msg + 23 + 64, "\"}");
-	rc_send_text(c, msg, strlen(msg));
-	c->open_wants++;
+	rc_send_want(c, (size_t)(c->rng % R.nblobs));
 }
 
-static void rc_want_done(struct rc_conn *c, size_t bytes, int ok)
+/* Open loop: one want with intended start t_ref, on the next requester with room. */
+static void rc_rate_issue(int64_t t_ref)
+{
+	for (int k = 0; k < R.requesters; k++) {
+		struct rc_conn *c = &R.conns[R.holders + R.rr];
+		R.rr = (R.rr + 1) % R.requesters;
+		if (c->open_wants >= R.max_inflight)
+			continue;
+		size_t b = R.cursor, n = 0;
+		while (R.busy[b] && n++ < R.nblobs)
+			b = (b + 1) % R.nblobs;
+		if (R.busy[b]) {
+			R.skipped++; /* every blob wanted already: far behind */
+			return;
+		}
+		R.cursor = (b + 1) % R.nblobs;
+		R.busy[b] = 1;
+		R.t_sched[b] = t_ref;
+		R.t_req[b] = 0;
+		rc_send_want(c, b);
+		R.t_sent[b] = rc_ns();
+		if (t_ref >= R.win0 && t_ref < R.win1)
+			R.window_open++;
+		return;
+	}
+	R.deferred++;
+	if (R.pend_len == R.pend_cap) {
+		size_t ncap = R.pend_cap ? R.pend_cap * 2 : 1024;
+		int64_t *np = malloc(ncap * sizeof(*np));
+		for (size_t i = 0; i < R.pend_len; i++)
+			np[i] = R.pend[(R.pend_head + i) % R.pend_cap];
+		free(R.pend);
+		R.pend = np;
+		R.pend_head = 0;
+		R.pend_cap = ncap;
+	}
+	R.pend[(R.pend_head + R.pend_len++) % R.pend_cap] = t_ref;
+}
+
+/* The pacing timer: issues every want due by now (all of them if the client woke late). */
+static void rc_rate_due(void)
+{
+	uint64_t ticks;
+	if (read(R.pace_fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		return;
+	double per = 1e9 / R.rate;
+	uint64_t due = (uint64_t)((double)(rc_ns() - R.t_start) / per) + 1;
+	while (R.offered < due)
+		rc_rate_issue(R.t_start + (int64_t)((double)R.offered++ * per));
+}
+
+static void rc_record(size_t b, int64_t now)
+{
+	int64_t ref = R.t_sched[b];
+	if (ref < R.win0 || ref >= R.win1)
+		return;
+	R.window_open--;
+	if (R.nlat == R.caplat) {
+		R.caplat = R.caplat ? R.caplat * 2 : 65536;
+		R.lat = realloc(R.lat, R.caplat * sizeof(*R.lat));
+		R.lat_at = realloc(R.lat_at, R.caplat * sizeof(*R.lat_at));
+		R.lat_sent = realloc(R.lat_sent, R.caplat * sizeof(*R.lat_sent));
+		R.lat_req = realloc(R.lat_req, R.caplat * sizeof(*R.lat_req));
+		R.lat_deliver = realloc(R.lat_deliver, R.caplat * sizeof(*R.lat_deliver));
+		if (R.lat == NULL || R.lat_at == NULL || R.lat_sent == NULL || R.lat_req == NULL ||
+		    R.lat_deliver == NULL) {
+			fprintf(stderr, "relay-client: out of memory\n");
+			exit(1);
+		}
+	}
+	R.lat[R.nlat] = now - ref;
+	R.lat_at[R.nlat] = ref - R.win0;
+	R.lat_req[R.nlat] = R.t_req[b] ? R.t_req[b] - R.t_sent[b] : 0;
+	R.lat_deliver[R.nlat] = R.t_req[b] ? now - R.t_req[b] : 0;
+	R.lat_sent[R.nlat++] = now - R.t_sent[b];
+}
+
+/* A want ended: b is its blob when known (open loop), ok whether the blob came. */
+static void rc_want_done(struct rc_conn *c, long b, size_t bytes, int ok)
 {
 	c->open_wants--;
 	if (R.measuring) {
@@ -180,23 +462,23 @@ static void rc_want_done(struct rc_conn *c, size_t bytes, int ok)
 			R.errors++;
 		}
 	}
-	rc_want_next(c);
-}
-
-static long rc_blob_of(const char *hex)
-{
-	uint8_t h[32];
-	for (int i = 0; i < 32; i++) {
-		unsigned v;
-		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-			return -1;
-		h[i] = (uint8_t)v;
+	if (R.rate <= 0) {
+		rc_want_next(c);
+		return;
 	}
-	/* Blob i's hash is hash[i]: holders hold i % holders, so scan only theirs is not needed. */
-	for (size_t i = 0; i < R.nblobs; i++)
-		if (memcmp(R.hash[i], h, 8) == 0 && memcmp(R.hash[i], h, 32) == 0)
-			return (long)i;
-	return -1;
+	if (b >= 0 && R.busy[b]) {
+		R.busy[b] = 0;
+		if (ok)
+			rc_record((size_t)b, rc_ns());
+		else if (R.t_sched[b] >= R.win0 && R.t_sched[b] < R.win1)
+			R.window_open--;
+	}
+	if (R.pend_len) {
+		int64_t t_ref = R.pend[R.pend_head];
+		R.pend_head = (R.pend_head + 1) % R.pend_cap;
+		R.pend_len--;
+		rc_rate_issue(t_ref);
+	}
 }
 
 static void rc_on_text(struct rc_conn *c, char *t, size_t len)
@@ -207,6 +489,8 @@ static void rc_on_text(struct rc_conn *c, char *t, size_t len)
 		long b = rc_blob_of(hash + 8);
 		if (b < 0)
 			return;
+		if (R.rate > 0 && R.busy[b] && R.t_req[b] == 0)
+			R.t_req[b] = rc_ns();
 		uint8_t *h = malloc(14 + 32);
 		size_t n = rc_header(h, 2, 32 + R.blob_size);
 		memcpy(h + n, R.hash[b], 32);
@@ -215,7 +499,7 @@ static void rc_on_text(struct rc_conn *c, char *t, size_t len)
 		c->counts++;
 	} else if (strstr(t, "\"type\":\"error\"")) {
 		if (!c->holder && hash)
-			rc_want_done(c, 0, 0);
+			rc_want_done(c, rc_blob_of(hash + 8), 0, 0);
 		else
 			R.errors++;
 	}
@@ -254,7 +538,7 @@ static void rc_on_bytes(struct rc_conn *c, const uint8_t *p, size_t n)
 			if (op == 9 || op == 8 || op == 10 || len == 0) {
 				c->remaining = len; /* pings are rare here: skipped */
 				if (len == 0 && op == 2)
-					rc_want_done(c, 0, 1);
+					rc_want_done(c, -1, 0, 1);
 				if (len == 0)
 					continue;
 			}
@@ -285,11 +569,10 @@ static void rc_on_bytes(struct rc_conn *c, const uint8_t *p, size_t n)
 			if (c->text)
 				rc_on_text(c, c->tbuf, c->tlen);
 			else if (blob)
-				rc_want_done(c, R.blob_size, 1);
+				rc_want_done(c, R.rate > 0 ? rc_find(c->hash) : -1, R.blob_size, 1);
 		}
 	}
 }
-
 static int rc_connect(struct rc_conn *c)
 {
 	c->fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -327,24 +610,13 @@ static int rc_connect(struct rc_conn *c)
 	return epoll_ctl(R.ep, EPOLL_CTL_ADD, c->fd, &ev);
 }
 
-/* Writes what the socket takes: header, then blob, by writev. */
-static int rc_flush(struct rc_conn *c)
+/* Writes the queue as far as the socket takes it. */
+static void rc_flush(struct rc_conn *c)
 {
 	while (c->out_head) {
 		struct rc_out *o = c->out_head;
-		struct iovec iov[2];
-		int k = 0;
-		if (o->off < o->buf_len)
-			iov[k++] = (struct iovec){o->buf + o->off, o->buf_len - o->off};
-		size_t doff = o->off > o->buf_len ? o->off - o->buf_len : 0;
-		if (o->data_len > doff)
-			iov[k++] = (struct iovec){(void *)(o->data + doff), o->data_len - doff};
-		ssize_t w = writev(c->fd, iov, k);
-		if (w < 0)
-			return errno == EAGAIN ? 0 : -1;
-		o->off += (size_t)w;
-		if (o->off < o->buf_len + o->data_len)
-			return 0;
+		if (!rc_write(c, o))
+			return;
 		c->out_head = o->next;
 		if (c->out_head == NULL)
 			c->out_tail = NULL;
@@ -353,7 +625,6 @@ static int rc_flush(struct rc_conn *c)
 	}
 	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)(c - R.conns)};
 	epoll_ctl(R.ep, EPOLL_CTL_MOD, c->fd, &ev);
-	return 0;
 }
 
 static void rc_loop(double until)
@@ -363,11 +634,13 @@ static void rc_loop(double until)
 	while (rc_now() < until) {
 		int n = epoll_wait(R.ep, evs, 64, 10);
 		for (int i = 0; i < n; i++) {
-			struct rc_conn *c = &R.conns[evs[i].data.u32];
-			if (evs[i].events & EPOLLOUT && rc_flush(c) < 0) {
-				fprintf(stderr, "relay-client: write failed\n");
-				exit(1);
+			if (evs[i].data.u32 == RC_PACE_EVENT) {
+				rc_rate_due();
+				continue;
 			}
+			struct rc_conn *c = &R.conns[evs[i].data.u32];
+			if (evs[i].events & EPOLLOUT)
+				rc_flush(c);
 			if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
 				ssize_t r = read(c->fd, scratch, sizeof(scratch));
 				if (r == 0 || (r < 0 && errno != EAGAIN)) {
@@ -380,6 +653,93 @@ static void rc_loop(double until)
 			}
 		}
 	}
+}
+
+static int rc_cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The p-th percentile of n sorted samples, in µs. */
+static double rc_pct(const int64_t *v, size_t n, double p)
+{
+	if (n == 0)
+		return 0;
+	size_t i = (size_t)(p / 100 * (double)n);
+	return (double)v[i < n ? i : n - 1] / 1e3;
+}
+
+/* Open loop: paces wants over warm-up and window, then lets the window's wants finish (still
+ * pacing, so that the last ones meet the same load) for at most 5 s. */
+static void rc_run_rate(void)
+{
+	R.busy = calloc(R.nblobs, 1);
+	R.t_sched = calloc(R.nblobs, sizeof(*R.t_sched));
+	R.t_sent = calloc(R.nblobs, sizeof(*R.t_sent));
+	R.t_req = calloc(R.nblobs, sizeof(*R.t_req));
+	R.pace_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+	long per = (long)(1e9 / R.rate);
+	struct itimerspec its = {{per / 1000000000, per % 1000000000},
+				 {per / 1000000000, per % 1000000000}};
+	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = RC_PACE_EVENT};
+	if (R.pace_fd < 0 || timerfd_settime(R.pace_fd, 0, &its, NULL) < 0 ||
+	    epoll_ctl(R.ep, EPOLL_CTL_ADD, R.pace_fd, &ev) < 0) {
+		fprintf(stderr, "relay-client: cannot start the pacing timer\n");
+		exit(1);
+	}
+	R.t_start = rc_ns();
+	R.win0 = R.t_start + (int64_t)(R.warmup * 1e9);
+	R.win1 = R.win0 + (int64_t)(R.duration * 1e9);
+	probe.win0 = R.win0;
+	probe.win1 = R.win1;
+	pthread_create(&probe.thread, NULL, rc_probe_main, NULL);
+	rc_loop((double)R.win0 / 1e9);
+	R.measuring = 1;
+}
+
+static void rc_report_rate(void)
+{
+	printf("offered_per_s=%.0f\nskipped=%lld\ndeferred=%lld\nunfinished=%lld\n", R.rate,
+	       R.skipped, R.deferred, R.window_open);
+	probe.stop = 1;
+	pthread_join(probe.thread, NULL);
+	if (R.lat_dump) {
+		char path[4096];
+		FILE *f = fopen(R.lat_dump, "w");
+		for (size_t i = 0; f && i < R.nlat; i++)
+			fprintf(f, "%.3f %.0f %.0f %.0f %.0f\n", (double)R.lat_at[i] / 1e6,
+				(double)R.lat[i] / 1e3, (double)R.lat_sent[i] / 1e3,
+				(double)R.lat_req[i] / 1e3, (double)R.lat_deliver[i] / 1e3);
+		if (f)
+			fclose(f);
+		snprintf(path, sizeof(path), "%s.noise", R.lat_dump);
+		f = fopen(path, "w");
+		for (size_t i = 0; f && i < probe.n; i++)
+			fprintf(f, "%.3f %.0f\n", (double)probe.at[i] / 1e6,
+				(double)probe.late[i] / 1e3);
+		if (f)
+			fclose(f);
+	}
+	qsort(R.lat, R.nlat, sizeof(*R.lat), rc_cmp_i64);
+	qsort(R.lat_sent, R.nlat, sizeof(*R.lat_sent), rc_cmp_i64);
+	qsort(R.lat_req, R.nlat, sizeof(*R.lat_req), rc_cmp_i64);
+	qsort(R.lat_deliver, R.nlat, sizeof(*R.lat_deliver), rc_cmp_i64);
+	printf("lat_samples=%zu\n", R.nlat);
+	printf("lat_p50_us=%.0f\nlat_p90_us=%.0f\nlat_p99_us=%.0f\nlat_p999_us=%.0f\n"
+	       "lat_max_us=%.0f\n",
+	       rc_pct(R.lat, R.nlat, 50), rc_pct(R.lat, R.nlat, 90), rc_pct(R.lat, R.nlat, 99),
+	       rc_pct(R.lat, R.nlat, 99.9), rc_pct(R.lat, R.nlat, 100));
+	printf("sent_p50_us=%.0f\nsent_p90_us=%.0f\nsent_p99_us=%.0f\n",
+	       rc_pct(R.lat_sent, R.nlat, 50), rc_pct(R.lat_sent, R.nlat, 90),
+	       rc_pct(R.lat_sent, R.nlat, 99));
+	printf("want_to_request_p50_us=%.0f\nwant_to_request_p99_us=%.0f\n",
+	       rc_pct(R.lat_req, R.nlat, 50), rc_pct(R.lat_req, R.nlat, 99));
+	printf("request_to_blob_p50_us=%.0f\nrequest_to_blob_p99_us=%.0f\n",
+	       rc_pct(R.lat_deliver, R.nlat, 50), rc_pct(R.lat_deliver, R.nlat, 99));
+	qsort(probe.late, probe.n, sizeof(*probe.late), rc_cmp_i64);
+	printf("noise_p99_us=%.0f\nnoise_max_us=%.0f\n", rc_pct(probe.late, probe.n, 99),
+	       rc_pct(probe.late, probe.n, 100));
 }
 
 static int rc_opt(int argc, char **argv, int i, const char *name)
@@ -398,6 +758,7 @@ int main(int argc, char **argv)
 	R.nblobs = 64;
 	R.warmup = 1;
 	R.duration = 5;
+	R.max_inflight = 60;
 	for (int i = 1; i < argc; i++) {
 		if (rc_opt(argc, argv, i, "--target"))
 			target = argv[++i];
@@ -417,6 +778,12 @@ int main(int argc, char **argv)
 			R.warmup = atof(argv[++i]);
 		else if (rc_opt(argc, argv, i, "--duration"))
 			R.duration = atof(argv[++i]);
+		else if (rc_opt(argc, argv, i, "--rate"))
+			R.rate = atof(argv[++i]);
+		else if (rc_opt(argc, argv, i, "--max-inflight"))
+			R.max_inflight = atoi(argv[++i]);
+		else if (rc_opt(argc, argv, i, "--lat-dump"))
+			R.lat_dump = argv[++i];
 		else if (rc_opt(argc, argv, i, "--watch") && R.nwatch < RC_MAX_WATCH) {
 			const char *eq = strchr(argv[++i], '=');
 			if (eq == NULL || eq - argv[i] >= 31)
@@ -429,10 +796,12 @@ int main(int argc, char **argv)
 	int port;
 	if (target == NULL || sscanf(target, "%63[^:]:%d", host, &port) != 2 ||
 	    inet_pton(AF_INET, host, &R.target.sin_addr) != 1 || R.holders < 1 ||
-	    R.requesters < 1 || R.window < 1 || R.nblobs < 1) {
+	    R.requesters < 1 || R.window < 1 || R.nblobs < 1 || R.rate < 0 || R.max_inflight < 1) {
 		fprintf(stderr, "usage: relay-client --target IP:PORT [--path /ws] [--holders N] "
 				"[--requesters N] [--window K] [--blob-size B] [--blobs N] "
-				"[--warmup S] [--duration S] [--watch NAME=PID]...\n");
+				"[--warmup S] [--duration S] [--watch NAME=PID]...\n"
+				"       open loop: --rate WANTS_PER_S [--max-inflight N] "
+				"[--lat-dump FILE]\n");
 		return 2;
 	}
 	R.target.sin_family = AF_INET;
@@ -448,8 +817,12 @@ int main(int argc, char **argv)
 		x ^= x << 17;
 		memcpy(R.blobs + 8 * i, &x, 8);
 	}
-	for (size_t i = 0; i < R.nblobs; i++)
+	R.keys = malloc(R.nblobs * sizeof(*R.keys));
+	for (size_t i = 0; i < R.nblobs; i++) {
 		SHA256(R.blobs + i * R.blob_size, R.blob_size, R.hash[i]);
+		R.keys[i] = (struct rc_key){rc_prefix(R.hash[i]), i};
+	}
+	qsort(R.keys, R.nblobs, sizeof(*R.keys), rc_key_cmp);
 
 	R.ep = epoll_create1(0);
 	R.nconns = R.holders + R.requesters;
@@ -486,18 +859,34 @@ int main(int argc, char **argv)
 		while (R.conns[h].counts < held && rc_now() < deadline)
 			rc_loop(rc_now() + 0.01);
 	}
-	for (int r = R.holders; r < R.nconns; r++)
-		for (int k = 0; k < R.window; k++)
-			rc_want_next(&R.conns[r]);
-	rc_loop(rc_now() + R.warmup);
-	R.measuring = 1;
-	double t0 = rc_now(), self0 = rc_cpu_us(getpid());
-	for (int w = 0; w < R.nwatch; w++)
+	if (R.rate > 0) {
+		rc_run_rate();
+	} else {
+		for (int r = R.holders; r < R.nconns; r++)
+			for (int k = 0; k < R.window; k++)
+				rc_want_next(&R.conns[r]);
+		rc_loop(rc_now() + R.warmup);
+		R.measuring = 1;
+	}
+	double t0 = rc_now(), self0 = rc_cpu_us(getpid()), selfwait0 = 0;
+	double selfsw0 = rc_ctxsw(getpid(), &selfwait0);
+	for (int w = 0; w < R.nwatch; w++) {
 		R.watch[w].cpu0 = rc_cpu_us(R.watch[w].pid);
+		R.watch[w].sw0 = rc_ctxsw(R.watch[w].pid, &R.watch[w].wait0);
+	}
 	rc_loop(t0 + R.duration);
 	double secs = rc_now() - t0;
 	R.measuring = 0;
-	double self1 = rc_cpu_us(getpid());
+	double self1 = rc_cpu_us(getpid()), selfwait1 = 0;
+	double selfsw1 = rc_ctxsw(getpid(), &selfwait1);
+	double cpu1[RC_MAX_WATCH], sw1[RC_MAX_WATCH], wait1[RC_MAX_WATCH];
+	for (int w = 0; w < R.nwatch; w++) {
+		cpu1[w] = rc_cpu_us(R.watch[w].pid);
+		wait1[w] = 0;
+		sw1[w] = rc_ctxsw(R.watch[w].pid, &wait1[w]);
+	}
+	for (double end = rc_now() + 5; R.rate > 0 && R.window_open > 0 && rc_now() < end;)
+		rc_loop(rc_now() + 0.01);
 	long long done = R.done > 0 ? R.done : 1;
 	printf("wants=%lld\n", R.done);
 	printf("wants_per_s=%.0f\n", (double)R.done / secs);
@@ -505,7 +894,17 @@ int main(int argc, char **argv)
 	printf("errors=%lld\n", R.errors);
 	for (int w = 0; w < R.nwatch; w++)
 		printf("cpu_%s_us_per_want=%.1f\n", R.watch[w].name,
-		       (rc_cpu_us(R.watch[w].pid) - R.watch[w].cpu0) / (double)done);
+		       (cpu1[w] - R.watch[w].cpu0) / (double)done);
 	printf("cpu_client_us_per_want=%.1f\n", (self1 - self0) / (double)done);
+	for (int w = 0; w < R.nwatch; w++)
+		printf("ctxsw_%s_per_want=%.2f\n", R.watch[w].name,
+		       (sw1[w] - R.watch[w].sw0) / (double)done);
+	printf("ctxsw_client_per_want=%.2f\n", (selfsw1 - selfsw0) / (double)done);
+	for (int w = 0; w < R.nwatch; w++)
+		printf("rundelay_%s_us_per_want=%.1f\n", R.watch[w].name,
+		       (wait1[w] - R.watch[w].wait0) / (double)done);
+	printf("rundelay_client_us_per_want=%.1f\n", (selfwait1 - selfwait0) / (double)done);
+	if (R.rate > 0)
+		rc_report_rate();
 	return 0;
 }

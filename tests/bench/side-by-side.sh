@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # side-by-side.sh — Ephemeral through lighttpd, through Apache, in direct mode, and the
 # one-process Node.js reference relay (tests/bench/node-relay.mjs, `ws` + bufferutil), driven in
-# one run by the same load clients over the same loopback path (tests/bench/relay-client.c, raw
-# sockets and cheap, for the 1 MiB and 4 KiB relays; build/bench/ephemeral-bench for the
-# latency at 5,000 wants/s), with ratios against the reference (docs/BENCHMARKS.md, "Side by side"). Run by
+# one run by the same load client over the same loopback path (tests/bench/relay-client.c, raw
+# sockets and cheap: the 1 MiB and 4 KiB relays closed loop, the latency at 5,000 wants/s open
+# loop with --rate), with ratios against the reference (docs/BENCHMARKS.md, "Side by side"). Run by
 # scripts/bench.sh (--only side-by-side); runs alone too. Each figure counts the CPU of the
 # server processes of its mode only: node; or the hub + the gateways (+ lighttpd, or Apache's
 # parent and the children it has once started). The machine is shared and noisy: compare the
@@ -11,7 +11,9 @@
 #
 #   SIDE_SECONDS (5)  SIDE_GATEWAYS (2)  KEEP=1 keeps the logs
 #   SIDE_MODES ("node lighttpd apache direct")  SIDE_FIGURES ("relay small latency")
-#   SIDE_LAT_DUMP=DIR: every latency sample of each mode to DIR/latency-MODE.txt
+#   SIDE_LAT_DUMP=DIR: every latency sample of each mode to DIR/latency-MODE.txt (ms into the
+#     window, latency us, us from write to end), the noise probe's to DIR/latency-MODE.txt.noise
+#   SIDE_RATE (5000): the wants/s offered for the latency figure
 #   GATEWAY_BIN, HUB_BIN: other builds to measure (default: $BUILD's)
 #   LIGHTTPD_EXTRA: lines appended to lighttpd's configuration (for trying its settings)
 set -euo pipefail
@@ -22,7 +24,8 @@ NGW=${SIDE_GATEWAYS:-2}
 read -r -a modes <<<"${SIDE_MODES:-node lighttpd apache direct}"
 figures=" ${SIDE_FIGURES:-relay small latency} "
 CTL=$BUILD/ephemeral-ctl
-CLIENT=$BUILD/bench/ephemeral-bench
+CLIENT=$BUILD/bench/relay-client
+RATE=${SIDE_RATE:-5000}
 make --no-print-directory -s -C tests/bench BUILD="$BUILD" >/dev/null
 if [[ ! -d tests/bench/node_modules/ws || ! -d tests/bench/node_modules/bufferutil ]]; then
 	echo "side-by-side.sh: tests/bench/node_modules is missing: run scripts/deps.sh" >&2
@@ -104,38 +107,37 @@ if [[ -n ${apache_pid:-} ]]; then
 	target[apache]=127.0.0.1:$apache_port path[apache]=/ws
 fi
 
-run() { # mode figure client args...: client "relay" is relay-client (--target), else ephemeral-bench
-	local mode=$1 fig=$2 client=$3 where
-	shift 3
+run() { # mode figure relay-client-args...
+	local mode=$1 fig=$2
+	shift 2
 	echo "side-by-side: $fig $mode ..." >&2
-	if [[ $client == relay ]]; then
-		client=$BUILD/bench/relay-client where=--target
-	else
-		client=$CLIENT where=--holder-gw
-	fi
 	# shellcheck disable=SC2086 # watch[] is a list of options
-	timeout 90 "$client" "$@" "$where" "${target[$mode]}" --path "${path[$mode]}" \
+	timeout 90 "$CLIENT" "$@" --target "${target[$mode]}" --path "${path[$mode]}" \
 		${watch[$mode]} >"$work/$fig-$mode.out" 2>"$work/$fig-$mode.err" ||
 		echo "side-by-side.sh: $fig $mode failed: $(tail -n 2 "$work/$fig-$mode.err")" >&2
 }
 get() { sed -n "s/^$3=//p" "$work/$2-$1.out" 2>/dev/null | head -n 1 || true; }
-server_us() { # mode figure: CPU us per want summed over the mode's server processes
-	{ grep -v '^cpu_client_' "$work/$2-$1.out" 2>/dev/null || true; } |
-		sed -n 's/^cpu_\([a-z0-9]*\)_us_per_want=//p' |
+server_sum() { # mode figure key: KEY_NAME_SUFFIX summed over the mode's server processes
+	{ grep -v "^$3_client_" "$work/$2-$1.out" 2>/dev/null || true; } |
+		sed -n "s/^$3_\([a-z0-9]*\)_$4=//p" |
 		awk '{ s += $1 } END { if (NR) printf "%.1f", s }'
 }
+server_us() { server_sum "$1" "$2" cpu us_per_want; } # mode figure: CPU us per want, servers
+lat_us() { server_sum "$1" latency cpu us_per_want; }
+lat_wait() { server_sum "$1" latency rundelay us_per_want; }
+lat_sw() { server_sum "$1" latency ctxsw per_want; }
 # Interleaved, so that a burst of load from elsewhere hits every mode alike.
 [[ $figures != *" relay "* ]] || for mode in "${modes[@]}"; do
-	run "$mode" relay relay --holders 8 --requesters 8 --window 2 --blob-size 1048576 --blobs 64 \
+	run "$mode" relay --holders 8 --requesters 8 --window 2 --blob-size 1048576 --blobs 64 \
 		--warmup 1 --duration "$SECS"
 done
 [[ $figures != *" small "* ]] || for mode in "${modes[@]}"; do
-	run "$mode" small relay --holders 8 --requesters 32 --window 32 --blob-size 4096 \
+	run "$mode" small --holders 8 --requesters 32 --window 32 --blob-size 4096 \
 		--blobs 16384 --warmup 1 --duration "$SECS"
 done
 [[ $figures != *" latency "* ]] || for mode in "${modes[@]}"; do
-	run "$mode" latency bench rate --holders 8 --requesters 32 --rate 5000 --blob-size 4096 \
-		--blobs 4096 --warmup 1 --duration "$((SECS + 3))" \
+	run "$mode" latency --holders 8 --requesters 32 --rate "$RATE" --blob-size 4096 \
+		--blobs 4096 --warmup 2 --duration "$((SECS + 3))" \
 		${SIDE_LAT_DUMP:+--lat-dump "$SIDE_LAT_DUMP/latency-$mode.txt"}
 done
 
@@ -173,8 +175,19 @@ line "relay MB/s, 1 MiB blobs" relay_mbs
 line "server CPU ms per MB" per_mb
 line "small wants/s, 4 KiB" small_wps
 line "server CPU us per small want" small_us
-line "p99 us at 5,000 wants/s" p99
+p50() { get "$1" latency lat_p50_us; }
+p999() { get "$1" latency lat_p999_us; }
+noise() { get "$1" latency noise_p99_us; }
+lat_client_us() { get "$1" latency cpu_client_us_per_want; }
+line "p99 us at $RATE wants/s" p99
+line "  p50 us there" p50
+line "  p99.9 us there" p999
 line "  wants/s answered there" lat_wps
+line "  noise probe p99 us (machine)" noise
+line "  server CPU us per want there" lat_us
+line "  server context switches per want" lat_sw
+line "  server run-queue wait us per want" lat_wait
+line "  load client CPU us per want there" lat_client_us
 line "load client CPU us per small want" client_us
 echo
 echo "Server CPU counts: node = the node process; lighttpd = hub + $NGW gateways + lighttpd;"
