@@ -173,15 +173,27 @@ static void fetch_fail_all(struct hub *hub, struct fetch *f)
 
 /*
  * The holder to ask next: not tried for this fetch, not itself waiting, and the one with the
- * fewest requests already waiting on it, earliest in the hash's line on a tie. Counting what
- * each connection is already asked for spreads one downloader's pieces over every holder,
- * whatever order they announced them in. A gateway being removed is asked nothing. The scan stops
- * at an idle holder, or after ROUTER_SCAN eligible ones on very popular hashes.
+ * fewest requests already waiting on it; on a tie, one on the gateway of a waiter (the latest to
+ * join: its blob then never leaves that gateway, no DELIVER hop, no copy over the network), then
+ * the earliest in the hash's line. Counting what each connection is already asked
+ * for spreads one downloader's pieces over every holder, whatever order they announced them in
+ * and wherever they are. A gateway being removed is asked nothing. The scan stops at an idle
+ * holder on the waiter's gateway, or after ROUTER_SCAN eligible ones on very popular hashes.
  */
 #define ROUTER_SCAN 64
+static int fetch_better_holder(const struct holding *hd, const struct holding *best,
+			       const struct gateway *near)
+{
+	if (best == NULL || hd->c->asked < best->c->asked)
+		return 1;
+	return hd->c->asked == best->c->asked && hd->c->gw == near && best->c->gw != near;
+}
+
 static struct holding *fetch_pick_holder(struct fetch *f)
 {
 	struct holding *best = NULL, *hd;
+	const struct waiter *first = LIST_FIRST(&f->waiters);
+	const struct gateway *near = first ? first->c->gw : NULL;
 	int seen = 0;
 	TAILQ_FOREACH(hd, &f->h->holders, hentry)
 	{
@@ -190,9 +202,9 @@ static struct holding *fetch_pick_holder(struct fetch *f)
 		if (hd->c->gw->leaving || fetch_tried(f, hd->c->key) || fetch_waiter_of(f, hd->c))
 			continue;
 		seen++;
-		if (best == NULL || hd->c->asked < best->c->asked)
+		if (fetch_better_holder(hd, best, near))
 			best = hd;
-		if (best->c->asked == 0)
+		if (best->c->asked == 0 && best->c->gw == near)
 			break;
 	}
 	return best;

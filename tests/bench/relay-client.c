@@ -62,6 +62,7 @@ struct rc_out {
 
 struct rc_conn {
 	int fd, holder, ready, counts;
+	int held; /* blobs a holder announced */
 	uint64_t rng;
 	int open_wants;
 	/* receiving: the upgrade, then frames */
@@ -87,6 +88,7 @@ static struct {
 	struct sockaddr_in target;
 	const char *path;
 	int holders, requesters, window;
+	int copies; /* holders of each blob (--copies) */
 	size_t blob_size, nblobs;
 	double warmup, duration;
 	uint8_t *blobs;
@@ -747,11 +749,19 @@ static int rc_opt(int argc, char **argv, int i, const char *name)
 	return strcmp(argv[i], name) == 0 && i + 1 < argc;
 }
 
+/* Whether holder h holds blob b: the --copies holders b, b + 1, ... (mod --holders) do. */
+static int rc_holds(int h, size_t b)
+{
+	size_t first = b % (size_t)R.holders, hh = (size_t)h;
+	return (hh + (size_t)R.holders - first) % (size_t)R.holders < (size_t)R.copies;
+}
+
 int main(int argc, char **argv)
 {
 	const char *target = NULL;
 	R.path = "/";
 	R.holders = 8;
+	R.copies = 1;
 	R.requesters = 8;
 	R.window = 2;
 	R.blob_size = 1 << 20;
@@ -766,6 +776,8 @@ int main(int argc, char **argv)
 			R.path = argv[++i];
 		else if (rc_opt(argc, argv, i, "--holders"))
 			R.holders = atoi(argv[++i]);
+		else if (rc_opt(argc, argv, i, "--copies"))
+			R.copies = atoi(argv[++i]);
 		else if (rc_opt(argc, argv, i, "--requesters"))
 			R.requesters = atoi(argv[++i]);
 		else if (rc_opt(argc, argv, i, "--window"))
@@ -796,8 +808,8 @@ int main(int argc, char **argv)
 	int port;
 	if (target == NULL || sscanf(target, "%63[^:]:%d", host, &port) != 2 ||
 	    inet_pton(AF_INET, host, &R.target.sin_addr) != 1 || R.holders < 1 ||
-	    R.requesters < 1 || R.window < 1 || R.nblobs < 1 || R.rate < 0 || R.max_inflight < 1) {
-		fprintf(stderr, "usage: relay-client --target IP:PORT [--path /ws] [--holders N] "
+	    R.copies < 1 || R.copies > R.holders || R.requesters < 1 || R.window < 1 || R.nblobs < 1 || R.rate < 0 || R.max_inflight < 1) {
+		fprintf(stderr, "usage: relay-client --target IP:PORT [--path /ws] [--holders N] [--copies K] "
 				"[--requesters N] [--window K] [--blob-size B] [--blobs N] "
 				"[--warmup S] [--duration S] [--watch NAME=PID]...\n"
 				"       open loop: --rate WANTS_PER_S [--max-inflight N] "
@@ -835,30 +847,35 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	/* Holders announce theirs (lists of 512), then wait for a count of each. */
+	/* Holders announce theirs (lists of 512), then wait for a count of each. Blob b is held by
+	 * the --copies holders b, b + 1, ... (mod --holders). */
 	char *list = malloc(64 + 67 * 512);
 	for (int h = 0; h < R.holders; h++) {
-		size_t n = 0, len = 0;
-		for (size_t b = (size_t)h; b < R.nblobs; b += (size_t)R.holders) {
+		size_t n = 0, len = 0, held = 0, last = R.nblobs;
+		for (size_t b = 0; b < R.nblobs; b++)
+			if (rc_holds(h, b))
+				last = b;
+		for (size_t b = 0; b < R.nblobs; b++) {
+			if (!rc_holds(h, b))
+				continue;
 			len += (size_t)sprintf(list + len,
 					       n ? ",\"" : "{\"type\":\"have\",\"hashes\":[\"");
 			rc_hex(R.hash[b], list + len);
 			len += 64;
 			list[len++] = '"';
-			if (++n == 512 || b + (size_t)R.holders >= R.nblobs) {
+			held++;
+			if (++n == 512 || b == last) {
 				len += (size_t)sprintf(list + len, "]}");
 				rc_send_text(&R.conns[h], list, len);
 				n = len = 0;
 			}
 		}
+		R.conns[h].held = (int)held;
 	}
 	double deadline = rc_now() + 20;
-	for (int h = 0; h < R.holders; h++) {
-		int held =
-		    (int)((R.nblobs - (size_t)h + (size_t)R.holders - 1) / (size_t)R.holders);
-		while (R.conns[h].counts < held && rc_now() < deadline)
+	for (int h = 0; h < R.holders; h++)
+		while (R.conns[h].counts < R.conns[h].held && rc_now() < deadline)
 			rc_loop(rc_now() + 0.01);
-	}
 	if (R.rate > 0) {
 		rc_run_rate();
 	} else {

@@ -10,6 +10,7 @@
 # ratios of one run, not figures across runs.
 #
 #   SIDE_SECONDS (5)  SIDE_GATEWAYS (2)  KEEP=1 keeps the logs
+#   SIDE_COPIES (1): holders of each blob (a popular blob has several)
 #   SIDE_MODES ("node lighttpd apache direct")  SIDE_FIGURES ("relay small latency")
 #   SIDE_LAT_DUMP=DIR: every latency sample of each mode to DIR/latency-MODE.txt (ms into the
 #     window, latency us, us from write to end), the noise probe's to DIR/latency-MODE.txt.noise
@@ -20,6 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 SECS=${SIDE_SECONDS:-5}
+COPIES=${SIDE_COPIES:-1} # holders of each blob
 NGW=${SIDE_GATEWAYS:-2}
 read -r -a modes <<<"${SIDE_MODES:-node lighttpd apache direct}"
 figures=" ${SIDE_FIGURES:-relay small latency} "
@@ -128,15 +130,15 @@ lat_wait() { server_sum "$1" latency rundelay us_per_want; }
 lat_sw() { server_sum "$1" latency ctxsw per_want; }
 # Interleaved, so that a burst of load from elsewhere hits every mode alike.
 [[ $figures != *" relay "* ]] || for mode in "${modes[@]}"; do
-	run "$mode" relay --holders 8 --requesters 8 --window 2 --blob-size 1048576 --blobs 64 \
-		--warmup 1 --duration "$SECS"
+	run "$mode" relay --holders 8 --copies "$COPIES" --requesters 8 --window 2 \
+		--blob-size 1048576 --blobs 64 --warmup 1 --duration "$SECS"
 done
 [[ $figures != *" small "* ]] || for mode in "${modes[@]}"; do
-	run "$mode" small --holders 8 --requesters 32 --window 32 --blob-size 4096 \
-		--blobs 16384 --warmup 1 --duration "$SECS"
+	run "$mode" small --holders 8 --copies "$COPIES" --requesters 32 --window 32 \
+		--blob-size 4096 --blobs 16384 --warmup 1 --duration "$SECS"
 done
 [[ $figures != *" latency "* ]] || for mode in "${modes[@]}"; do
-	run "$mode" latency --holders 8 --requesters 32 --rate "$RATE" --blob-size 4096 \
+	run "$mode" latency --holders 8 --copies "$COPIES" --requesters 32 --rate "$RATE" --blob-size 4096 \
 		--blobs 4096 --warmup 2 --duration "$((SECS + 3))" \
 		${SIDE_LAT_DUMP:+--lat-dump "$SIDE_LAT_DUMP/latency-$mode.txt"}
 done

@@ -649,6 +649,30 @@ static void test_holder_rotation(void **state)
 	assert_int_equal(hub->stats.requests_served, 6);
 }
 
+/*
+ * Among holders asked as much as each other, one on the waiter's own gateway is asked first (the
+ * blob stays there); one already busy is not preferred for it, so pieces still spread.
+ */
+static void test_holder_near_waiter(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *b1 = conn(fx, 1, 1), *a1 = conn(fx, 0, 1), *b2 = conn(fx, 1, 2);
+	registry_add_holder(hub, b1, X); /* a1 joins after: first in the hash's line */
+	registry_add_holder(hub, a1, X);
+	registry_add_holder(hub, b1, Y);
+	registry_add_holder(hub, a1, Y);
+	router_want(hub, b2, X);
+	assert_ptr_equal(registry_hash(hub, X, 0)->fetch->holder, b1);
+	expect_msg(fx, 1, HUB_REQUEST, 1, X);
+	/* b1 is busy with X: Y goes to a1, though it is on the other gateway */
+	router_want(hub, b2, Y);
+	assert_ptr_equal(registry_hash(hub, Y, 0)->fetch->holder, a1);
+	expect_msg(fx, 0, HUB_REQUEST, 1, Y);
+	expect_quiet(fx, 0);
+	expect_quiet(fx, 1);
+}
+
 static void test_fail_mismatch_and_decline(void **state)
 {
 	struct fx *fx = *state;
@@ -1048,12 +1072,16 @@ static void test_holder_gateway_dies_mid_transfer(void **state)
 {
 	struct fx *fx = *state;
 	struct hub *hub = &fx->hub;
-	struct conn *c2 = conn(fx, 1, 2), *a1 = conn(fx, 0, 1), *b1 = conn(fx, 1, 1);
+	struct conn *c2 = conn(fx, 1, 2), *a1 = conn(fx, 0, 1), *b1 = conn(fx, 1, 1),
+		    *b3 = conn(fx, 1, 3);
 	registry_add_holder(hub, c2, X);
+	registry_add_holder(hub, c2, Z);
 	registry_add_holder(hub, a1, X);
 	registry_add_holder(hub, a1, Y);
+	router_want(hub, b3, Z); /* c2 is busy: X is asked of a1, on the other gateway */
 	router_want(hub, b1, X);
 	router_want(hub, b1, Y);
+	expect_msg(fx, 1, HUB_REQUEST, 2, Z);
 	expect_msg(fx, 0, HUB_REQUEST, 1, X);
 	expect_msg(fx, 0, HUB_REQUEST, 1, Y);
 	size_t n;
@@ -1072,7 +1100,7 @@ static void test_holder_gateway_dies_mid_transfer(void **state)
 	assert_ptr_equal(LIST_FIRST(&f->waiters)->c, b1);
 	expect_msg(fx, 1, HUB_NOT_FOUND, 1, Y);
 	expect_msg(fx, 1, HUB_REQUEST, 2, X);
-	assert_int_equal(hub->stats.requests_total, 2);
+	assert_int_equal(hub->stats.requests_total, 3);
 	assert_int_equal(hub->stats.requests_failed, 1);
 	assert_int_equal(hub->stats.requests_served, 0);
 }
@@ -1091,6 +1119,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_requests_one_per_turn, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_want_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_holder_rotation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_holder_near_waiter, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fail_mismatch_and_decline, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_routes_and_undelivered, setup, teardown),
