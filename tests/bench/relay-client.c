@@ -807,13 +807,16 @@ int main(int argc, char **argv)
 	char host[64];
 	int port;
 	if (target == NULL || sscanf(target, "%63[^:]:%d", host, &port) != 2 ||
-	    inet_pton(AF_INET, host, &R.target.sin_addr) != 1 || R.holders < 1 ||
-	    R.copies < 1 || R.copies > R.holders || R.requesters < 1 || R.window < 1 || R.nblobs < 1 || R.rate < 0 || R.max_inflight < 1) {
-		fprintf(stderr, "usage: relay-client --target IP:PORT [--path /ws] [--holders N] [--copies K] "
-				"[--requesters N] [--window K] [--blob-size B] [--blobs N] "
-				"[--warmup S] [--duration S] [--watch NAME=PID]...\n"
-				"       open loop: --rate WANTS_PER_S [--max-inflight N] "
-				"[--lat-dump FILE]\n");
+	    inet_pton(AF_INET, host, &R.target.sin_addr) != 1 || R.holders < 1 || R.copies < 1 ||
+	    R.copies > R.holders || R.requesters < 1 || R.window < 1 || R.nblobs < 1 ||
+	    R.rate < 0 || R.max_inflight < 1) {
+		fprintf(
+		    stderr,
+		    "usage: relay-client --target IP:PORT [--path /ws] [--holders N] [--copies K] "
+		    "[--requesters N] [--window K] [--blob-size B] [--blobs N] "
+		    "[--warmup S] [--duration S] [--watch NAME=PID]...\n"
+		    "       open loop: --rate WANTS_PER_S [--max-inflight N] "
+		    "[--lat-dump FILE]\n");
 		return 2;
 	}
 	R.target.sin_family = AF_INET;
