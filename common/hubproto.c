@@ -496,6 +496,16 @@ int hubproto_routes_put(struct hubproto_routes *r, uint64_t token, const uint8_t
 	return 0;
 }
 
+struct hubproto_out hubproto_routes_message(const struct hubproto_routes *r)
+{
+	struct hubproto_out o = {.cmd = HUB_ROUTE,
+				 .list = r->list,
+				 .list_count = r->list_len / HUBPROTO_ROUTE_ENTRY,
+				 .data = r->peers,
+				 .data_len = r->peers_len};
+	return o;
+}
+
 void hubproto_routes_clear(struct hubproto_routes *r)
 {
 	r->list_len = r->peers_len = r->npeers = 0;

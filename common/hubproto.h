@@ -234,6 +234,8 @@ int hubproto_routes_peer(struct hubproto_routes *r, const uint8_t *addr, size_t 
 /* Appends an entry; 0, or -1 when out of memory (the entry is lost). */
 int hubproto_routes_put(struct hubproto_routes *r, uint64_t token, const uint8_t hash[HASH_LEN],
 			uint64_t conn, int peer);
+/* The ROUTE message of r's entries and table (pointing into r). */
+struct hubproto_out hubproto_routes_message(const struct hubproto_routes *r);
 void hubproto_routes_clear(struct hubproto_routes *r); /* empty, keeping the buffers */
 void hubproto_routes_free(struct hubproto_routes *r);
 

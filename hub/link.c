@@ -66,11 +66,7 @@ static int link_flush_routes(struct hub *hub, struct gateway *gw)
 	struct hubproto_routes *r = &gw->routes;
 	if (r->list_len == 0)
 		return 0;
-	struct hubproto_out o = {.cmd = HUB_ROUTE,
-				 .list = r->list,
-				 .list_count = r->list_len / HUBPROTO_ROUTE_ENTRY,
-				 .data = r->peers,
-				 .data_len = r->peers_len};
+	struct hubproto_out o = hubproto_routes_message(r);
 	int rc = link_send(hub, gw, &o);
 	size_t n = o.list_count;
 	uint8_t *list = r->list;

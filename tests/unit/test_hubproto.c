@@ -488,11 +488,7 @@ static void test_peer_address(void **state)
 	uint8_t hash[HASH_LEN] = {1}, conns[8];
 	assert_int_equal(hubproto_routes_peer(&r, buf, n), 1);
 	assert_int_equal(hubproto_routes_put(&r, 1, hash, 7, 1), 0);
-	struct hubproto_out o = {.cmd = HUB_ROUTE,
-				 .list = r.list,
-				 .list_count = r.list_len / HUBPROTO_ROUTE_ENTRY,
-				 .data = r.peers,
-				 .data_len = r.peers_len};
+	struct hubproto_out o = hubproto_routes_message(&r);
 	assert_int_equal(hubproto_send(p->router, (const uint8_t *)GW_ID, strlen(GW_ID), &o), 0);
 	hubproto_routes_free(&r);
 	struct hubmsg m;
@@ -667,11 +663,7 @@ static void test_routes(void **state)
 	assert_int_equal(hubproto_routes_put(&r, 5, x, 13, 0), 0);
 	assert_int_equal(hubproto_routes_put(&r, 6, y, 0, 0), 0); /* nobody waits */
 	assert_int_equal(hubproto_routes_put(&r, 7, y, 14, pb), 0);
-	struct hubproto_out o = {.cmd = HUB_ROUTE,
-				 .list = r.list,
-				 .list_count = r.list_len / HUBPROTO_ROUTE_ENTRY,
-				 .data = r.peers,
-				 .data_len = r.peers_len};
+	struct hubproto_out o = hubproto_routes_message(&r);
 	assert_int_equal(hubproto_send(p->router, (const uint8_t *)GW_ID, strlen(GW_ID), &o), 0);
 	struct hubmsg m;
 	assert_int_equal(recv_wait(p->dealer, &m, 0), 1);
