@@ -224,6 +224,8 @@ struct gateway {
 	uint64_t next_token;
 	uint8_t *wants_out; /* WANT entries of this turn of the loop (hub_link_want) */
 	size_t wants_out_len, wants_out_cap;
+	uint8_t *wants_unsent; /* WANT entries the hub socket refused: sent again (hub_link.c) */
+	size_t wants_unsent_len, wants_unsent_cap;
 	uint8_t *delivered; /* DELIVERED entries of this turn of the loop (peer_flush_delivered) */
 	size_t delivered_len, delivered_cap;
 	uint64_t next_link; /* names each link's monitor (inproc://peer-link-N) */
