@@ -1,11 +1,12 @@
-// Forced service under load: bytes lws had already read past a pause (gateway.byte_rate) are
-// processed when the connection is resumed, not when the gateway's loop next has nothing to do.
-// lws 4.1 on libev runs its forced service from an idle watcher, which a busy loop does not run
-// for seconds (this file's load starves it: 0 runs in 2 s, against 6 in 2 s unloaded); what
-// serves a resumed connection's bytes is the writable callback lws asks for when it resumes one
-// with bytes buffered (ws-gateway/session.c, session_update_flow). Plain and TLS.
+// Nothing waits for a quiet moment. lws 4.1 on libev does part of its work from an idle watcher,
+// which a busy loop does not run for seconds (this file's load starves it: 0 runs in 2 s, against
+// 6 in 2 s unloaded). Bytes lws had already read past a pause (gateway.byte_rate) are not among
+// that work: it drains them on the writable callback it asks for when the connection is resumed
+// (ws-gateway/session.c, session_update_flow), plain and TLS. lws's own timeouts were: timer.c
+// keeps them on time.
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { startStack, withLogs, makeBlob, sleep } from '../lib/stack.mjs';
 import { frame, OP, rawOpen } from '../lib/rawws.mjs';
 
@@ -27,7 +28,7 @@ const LOAD_MS = 3000;
 const PAUSING = 12000; // with the two wants after it, one read of lws (GW_RX_CHUNK)
 
 /*
- * Keeps the gateway's loop busy for ms: connections that write pings as fast as the gateway reads
+ * Keeps the gateway's loop busy for ms (or until stop()): connections that write pings as fast as the gateway reads
  * them (control frames, which no message or byte budget counts), so that every turn of its loop
  * has a readable socket.
  */
@@ -41,12 +42,13 @@ async function busyLoad(port, n, ms) {
 			if (!ws.sock.write(chunk)) await new Promise((r) => ws.sock.once('drain', r));
 		}
 	});
-	const done = sleep(ms).then(async () => {
+	let end;
+	const done = Promise.race([sleep(ms), new Promise((r) => (end = r))]).then(async () => {
 		stop = true;
 		await Promise.all(pumps);
 		for (const ws of socks) ws.destroy();
 	});
-	return { done };
+	return { done, stop: () => end() };
 }
 
 /** A padded text message: JSON whitespace until it is `size` bytes. */
@@ -105,3 +107,24 @@ async function pipelinedAfterPause({ secure }) {
 test('a connection resumed after a byte_rate pause gets its already-read wants answered under load', T(() => pipelinedAfterPause({ secure: false })));
 
 test('the same over TLS (direct port with a certificate)', T(() => pipelinedAfterPause({ secure: true })));
+
+test("lws's own timeouts keep time under load: a connection that never sends its handshake is closed", T(async () => {
+	// lws closes it after 10 s. Its timeouts are suls served from its libev timer, armed for the
+	// earliest one it knew of, and from its idle watcher: under this load, without timer.c's
+	// tick, it was closed after 19 s.
+	stack = await startStack({ gateways: 1, lighttpd: false });
+	const port = stack.gatewayPorts[0];
+	const load = await busyLoad(port, 4, 14000);
+	await sleep(300);
+	const t0 = Date.now();
+	const silent = net.connect(port, '127.0.0.1');
+	silent.on('error', () => {});
+	const closed = await new Promise((resolve) => {
+		silent.on('close', () => resolve(Date.now() - t0));
+		setTimeout(() => resolve(null), 13000);
+	});
+	silent.destroy();
+	load.stop();
+	await load.done;
+	assert.ok(closed !== null && closed >= 9000, `a silent connection closed after ${closed} ms (lws: 10 s)`);
+}));
