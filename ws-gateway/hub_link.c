@@ -421,6 +421,10 @@ int hub_link_open(struct gateway *gw)
 			   zmq_strerror(zmq_errno()));
 		goto fail;
 	}
+	/* No HEARTBEAT before HELLO: lws calls session_callback (hub_link_beat_if_due) as it adopts
+	 * the descriptor, and a hub hearing of us first from a HEARTBEAT answers RESET, for a
+	 * second re-announcement of everything. */
+	gw->beat_sent_ms = now_ms();
 	gw->zwsi = zadopt(gw, gw->zsock, GW_HUB_LINK_PROTOCOL, "hub socket");
 	if (gw->zwsi == NULL)
 		goto fail;

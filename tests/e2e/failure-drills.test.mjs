@@ -13,6 +13,17 @@ afterEach(async () => {
 	if (s) await s.stopAndCheck();
 });
 
+test('a gateway joins with one HELLO: no RESET, no second re-announcement', T(async () => {
+	// A HEARTBEAT that went before HELLO (as lws adopted the hub socket's descriptor) made every
+	// hub answer RESET, and every gateway announce its whole state a second time.
+	stack = await startStack({ gateways: 2, lighttpd: false });
+	await sleep(600); // a heartbeat or more
+	for (const g of stack.gateways) assert.doesNotMatch(g.tail(50), /does not know us/, g.tail(50));
+	const hubLog = stack.hub.tail(50);
+	assert.doesNotMatch(hubLog, /re-joined/, hubLog);
+	assert.equal((hubLog.match(/gateway gw\d joined/g) || []).length, 2, hubLog);
+}));
+
 test('kill -9 a gateway: the hub forgets its viewers within a few seconds', T(async () => {
 	stack = await startStack({ gateways: 2, lighttpd: false });
 	const onlyDoomed = makeBlob(600, 'doomed-only');
