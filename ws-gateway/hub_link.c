@@ -88,6 +88,14 @@ void hub_link_want(struct gateway *gw, uint64_t conn, const uint8_t hash[HASH_LE
  * still refuses. The tick calls it while any wait. */
 static void hub_link_retry_wants(struct gateway *gw)
 {
+	/* Not while the queue is still full: walking a long list every tick would cost an
+	 * overloaded hub's gateway more than the wants are worth. (ZMQ_EVENTS may take in the
+	 * socket's pending commands: the tick drains the socket right after.) */
+	int events = 0;
+	size_t size = sizeof(events);
+	if (gw->zsock == NULL || zmq_getsockopt(gw->zsock, ZMQ_EVENTS, &events, &size) < 0 ||
+	    !(events & ZMQ_POLLOUT))
+		return;
 	hub_link_flush(gw); /* before: its refusals add to the list this sends */
 	size_t n = 0;
 	for (size_t off = 0; off < gw->wants_unsent_len; off += HUBPROTO_CONN_KEY_LEN) {
