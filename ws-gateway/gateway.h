@@ -209,6 +209,9 @@ struct gateway {
 	int kick_scheduled;
 	ev_timer beat_timer, kick_timer, tick_timer;
 	ev_timer interest_timer; /* interest.c's */
+	/* WANT entries the hub socket refused, to be sent again (hub_link.c) */
+	uint8_t *wants_unsent;
+	size_t wants_unsent_len, wants_unsent_cap;
 	/* peer links (peer.c) */
 	char peer_bind[HUBPROTO_MAX_ENDPOINT + 1];
 	char peer_endpoint[HUBPROTO_MAX_ENDPOINT + 1]; /* announced in HELLO */
@@ -225,8 +228,6 @@ struct gateway {
 	uint64_t next_token;
 	uint8_t *wants_out; /* WANT entries of this turn of the loop (hub_link_want) */
 	size_t wants_out_len, wants_out_cap;
-	uint8_t *wants_unsent; /* WANT entries the hub socket refused: sent again (hub_link.c) */
-	size_t wants_unsent_len, wants_unsent_cap;
 	uint8_t *delivered; /* DELIVERED entries of this turn of the loop (peer_flush_delivered) */
 	size_t delivered_len, delivered_cap;
 	uint64_t next_link; /* names each link's monitor (inproc://peer-link-N) */
