@@ -189,6 +189,7 @@ struct gateway {
 	int idle_ping_s, idle_close_s; /* keepalive.c */
 	TAILQ_HEAD(, session) ka_quiet, ka_pinged;
 	ev_timer keepalive_timer;
+	lws_sorted_usec_list_t lws_tick; /* timer.c */
 	/* hub link */
 	void *zctx;
 	void *zsock;
@@ -208,6 +209,9 @@ struct gateway {
 	int kick_scheduled;
 	ev_timer beat_timer, kick_timer, tick_timer;
 	ev_timer interest_timer; /* interest.c's */
+	/* WANT entries the hub socket refused, to be sent again (hub_link.c) */
+	uint8_t *wants_unsent;
+	size_t wants_unsent_len, wants_unsent_cap;
 	/* peer links (peer.c) */
 	char peer_bind[HUBPROTO_MAX_ENDPOINT + 1];
 	char peer_endpoint[HUBPROTO_MAX_ENDPOINT + 1]; /* announced in HELLO */
@@ -340,6 +344,9 @@ void rxbuf_free(void);	      /* after it is destroyed */
 typedef void (*timer_cb)(struct ev_loop *loop, ev_timer *t, int revents);
 void timer_arm(struct gateway *gw, ev_timer *t, timer_cb cb, int64_t ms);
 void timer_stop(struct gateway *gw, ev_timer *t);
+/* Keeps lws's own timeouts on time under load (see why there). */
+void timer_lws_tick_start(struct gateway *gw);
+void timer_lws_tick_stop(struct gateway *gw);
 
 /* keepalive.c — pings quiet connections, closes silent ones */
 void keepalive_start(struct gateway *gw);

@@ -9,8 +9,10 @@
  * rebuilt. A new hub instance (seen in PING/WELCOME/RESET) gets HELLO and the whole state again:
  * every connection, everything it holds, every open want; where the socket's queue
  * (gateway.hub_queue) is full, the re-announcement stops and the tick resumes it until it is
- * complete. A hub that takes no messages, or stays silent, is logged once per outage, not once
- * per message or reconnection.
+ * complete. A WANT the socket refuses (its queue full, the same hub still there) is kept and sent
+ * again by the tick, for the wants still open, until the socket takes it or a re-announcement
+ * carries them. A hub that takes no messages, or stays silent, is logged once per outage, not
+ * once per message or reconnection.
  */
 #include "gateway.h"
 #include "log.h"
@@ -36,16 +38,40 @@ static void hub_link_schedule_kick(struct gateway *gw)
 
 static int hub_link_post(struct gateway *gw, const struct hubproto_out *o, int retried);
 
+/*
+ * Keeps the entries of a WANT the hub socket refused (its queue full, or no socket), to be sent
+ * again once it takes messages: a client must not wait gateway.want_timeout_ms for nothing, nor
+ * hear not_found for a blob someone holds.
+ */
+static void hub_link_keep_unsent(struct gateway *gw, const uint8_t *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (hubproto_list_put(&gw->wants_unsent, &gw->wants_unsent_len,
+				      &gw->wants_unsent_cap, list + i * HUBPROTO_CONN_KEY_LEN,
+				      HUBPROTO_CONN_KEY_LEN) < 0) {
+			log_warnx("%s: out of memory: %zu wants left to gateway.want_timeout_ms",
+				  __func__, n - i);
+			return;
+		}
+	}
+}
+
+/* Sends a WANT; what the socket refuses is kept for hub_link_retry_wants. */
+static void hub_link_post_wants(struct gateway *gw, const uint8_t *list, size_t n)
+{
+	struct hubproto_out o = {.cmd = HUB_WANT, .list = list, .list_count = n};
+	if (hub_link_post(gw, &o, 0) < 0)
+		hub_link_keep_unsent(gw, list, n);
+}
+
 void hub_link_flush(struct gateway *gw)
 {
 	peer_flush_blobs(gw);
 	if (gw->wants_out_len == 0)
 		return;
-	struct hubproto_out o = {.cmd = HUB_WANT,
-				 .list = gw->wants_out,
-				 .list_count = gw->wants_out_len / HUBPROTO_CONN_KEY_LEN};
-	gw->wants_out_len = 0;	  /* first: hub_link_post flushes before it sends */
-	hub_link_post(gw, &o, 0); /* a WANT lost is ended by gateway.want_timeout_ms */
+	size_t n = gw->wants_out_len / HUBPROTO_CONN_KEY_LEN;
+	gw->wants_out_len = 0; /* first: hub_link_post flushes before it sends */
+	hub_link_post_wants(gw, gw->wants_out, n);
 }
 
 void hub_link_want(struct gateway *gw, uint64_t conn, const uint8_t hash[HASH_LEN])
@@ -55,9 +81,41 @@ void hub_link_want(struct gateway *gw, uint64_t conn, const uint8_t hash[HASH_LE
 	memcpy(HUBPROTO_CONN_KEY_HASH(entry), hash, HASH_LEN);
 	if (hubproto_list_put(&gw->wants_out, &gw->wants_out_len, &gw->wants_out_cap, entry,
 			      sizeof(entry)) < 0) {
-		struct hubproto_out o = {.cmd = HUB_WANT, .list = entry, .list_count = 1};
-		hub_link_post(gw, &o, 0); /* out of memory: this one goes alone */
+		hub_link_post_wants(gw, entry, 1); /* out of memory: this one goes alone */
 	}
+}
+
+/* Sends again, in one WANT, the refused wants that are still open; keeps them if the socket
+ * still refuses. The tick calls it while any wait. */
+static void hub_link_retry_wants(struct gateway *gw)
+{
+	/* Not while the queue is still full: walking a long list every tick would cost an
+	 * overloaded hub's gateway more than the wants are worth. (ZMQ_EVENTS may take in the
+	 * socket's pending commands: the tick drains the socket right after.) */
+	int events = 0;
+	size_t size = sizeof(events);
+	if (gw->zsock == NULL || zmq_getsockopt(gw->zsock, ZMQ_EVENTS, &events, &size) < 0 ||
+	    !(events & ZMQ_POLLOUT))
+		return;
+	hub_link_flush(gw); /* before: its refusals add to the list this sends */
+	size_t n = 0;
+	for (size_t off = 0; off < gw->wants_unsent_len; off += HUBPROTO_CONN_KEY_LEN) {
+		const uint8_t *e = gw->wants_unsent + off;
+		struct session *s = session_find(gw, get_u64(e));
+		struct interest *in = s ? interest_get(gw, s, HUBPROTO_CONN_KEY_HASH(e), 0) : NULL;
+		if (in == NULL || !in->wants || in->deferred)
+			continue; /* ended meanwhile, or wanted again when its queue drains */
+		memmove(gw->wants_unsent + n * HUBPROTO_CONN_KEY_LEN, e, HUBPROTO_CONN_KEY_LEN);
+		n++;
+	}
+	gw->wants_unsent_len = n * HUBPROTO_CONN_KEY_LEN;
+	if (n == 0)
+		return;
+	struct hubproto_out o = {.cmd = HUB_WANT, .list = gw->wants_unsent, .list_count = n};
+	if (hub_link_post(gw, &o, 1) < 0)
+		return; /* still full: the next tick tries again */
+	log_debug("sent the hub %zu wants its socket had refused", n);
+	gw->wants_unsent_len = 0;
 }
 
 /* Sends o. A refusal is a loss unless `retried` (the re-announcement sends it again later). */
@@ -205,6 +263,7 @@ static void hub_link_resync_step(struct gateway *gw)
 static void hub_link_resync(struct gateway *gw, uint64_t hub_instance)
 {
 	gw->synced_instance = hub_instance;
+	gw->wants_unsent_len = 0; /* every open want goes in the re-announcement */
 	gw->resync_gen++;
 	gw->resyncing = 1;
 	gw->resync_hello = 0;
@@ -371,6 +430,10 @@ int hub_link_open(struct gateway *gw)
 			   zmq_strerror(zmq_errno()));
 		goto fail;
 	}
+	/* No HEARTBEAT before HELLO: lws calls session_callback (hub_link_beat_if_due) as it adopts
+	 * the descriptor, and a hub hearing of us first from a HEARTBEAT answers RESET, for a
+	 * second re-announcement of everything. */
+	gw->beat_sent_ms = now_ms();
 	gw->zwsi = zadopt(gw, gw->zsock, GW_HUB_LINK_PROTOCOL, "hub socket");
 	if (gw->zwsi == NULL)
 		goto fail;
@@ -399,6 +462,9 @@ void hub_link_close(struct gateway *gw)
 	free(gw->wants_out); /* the wants still open are re-announced to the next socket */
 	gw->wants_out = NULL;
 	gw->wants_out_len = gw->wants_out_cap = 0;
+	free(gw->wants_unsent);
+	gw->wants_unsent = NULL;
+	gw->wants_unsent_len = gw->wants_unsent_cap = 0;
 }
 
 static void hub_link_send_beat(struct gateway *gw, int64_t now)
@@ -455,6 +521,8 @@ static void hub_link_tick(struct ev_loop *loop, ev_timer *t, int revents)
 	struct gateway *gw = lws_container_of(t, struct gateway, tick_timer);
 	if (gw->resyncing)
 		hub_link_resync_step(gw);
+	else if (gw->wants_unsent_len)
+		hub_link_retry_wants(gw);
 	peer_tick(gw);
 	hub_link_drain(gw);
 	timer_arm(gw, &gw->tick_timer, hub_link_tick, HUB_LINK_TICK_MS);

@@ -291,6 +291,7 @@ int main(int argc, char **argv)
 	hub_link_start_timers(&gw);
 	interest_start_timers(&gw);
 	keepalive_start(&gw);
+	timer_lws_tick_start(&gw);
 
 	gateway_running = &gw;
 	/* Runs when a turn of the loop has handled every event, before it waits again: what was
@@ -316,6 +317,7 @@ int main(int argc, char **argv)
 		ev_timer_stop(loop, &direct.pause);
 		close(direct.fd);
 	}
+	timer_lws_tick_stop(&gw);
 	ev_prepare_stop(loop, &turn_end);
 	ev_signal_stop(loop, &sigint);
 	ev_signal_stop(loop, &sigterm);

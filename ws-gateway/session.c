@@ -15,6 +15,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/ssl3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -44,6 +45,17 @@ static void session_enqueue(struct session *s, struct outbuf *b)
 	}
 	lws_callback_on_writable(s->wsi);
 }
+
+/*
+ * Bytes lws read past the message that paused a connection wait in its buffer list. lws 4.1 on
+ * libev serves those lists from an idle watcher, which a busy loop does not run for seconds, but
+ * it also asks for a writable callback when reads resume with bytes buffered, and drains the list
+ * on that POLLOUT: a resumed connection's requests go on at once under load, no forced service of
+ * ours needed (tests/e2e/forced-service.test.mjs). Over TLS nothing is left inside OpenSSL, which
+ * lws would also serve from the idle watcher only: lws asks SSL_read for GW_RX_CHUNK + LWS_PRE
+ * bytes, more than a TLS record holds, and OpenSSL (no read-ahead) returns one record a call.
+ */
+_Static_assert(GW_RX_CHUNK >= SSL3_RT_MAX_PLAIN_LENGTH, "one read takes a whole TLS record");
 
 void session_update_flow(struct session *s)
 {

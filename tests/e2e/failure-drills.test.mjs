@@ -2,7 +2,7 @@
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { startStack, withLogs, makeBlob, waitFor, sleep, freePorts } from '../lib/stack.mjs';
+import { startStack, withLogs, makeBlob, waitFor, sleep, freePorts, randomHash } from '../lib/stack.mjs';
 
 let stack;
 const T = (fn) => withLogs(() => stack, fn);
@@ -12,6 +12,17 @@ afterEach(async () => {
 	stack = null;
 	if (s) await s.stopAndCheck();
 });
+
+test('a gateway joins with one HELLO: no RESET, no second re-announcement', T(async () => {
+	// A HEARTBEAT that went before HELLO (as lws adopted the hub socket's descriptor) made every
+	// hub answer RESET, and every gateway announce its whole state a second time.
+	stack = await startStack({ gateways: 2, lighttpd: false });
+	await sleep(600); // a heartbeat or more
+	for (const g of stack.gateways) assert.doesNotMatch(g.tail(50), /does not know us/, g.tail(50));
+	const hubLog = stack.hub.tail(50);
+	assert.doesNotMatch(hubLog, /re-joined/, hubLog);
+	assert.equal((hubLog.match(/gateway gw\d joined/g) || []).length, 2, hubLog);
+}));
 
 test('kill -9 a gateway: the hub forgets its viewers within a few seconds', T(async () => {
 	stack = await startStack({ gateways: 2, lighttpd: false });
@@ -127,6 +138,45 @@ test('while the hub is down, wants fail cleanly and connections stay open', T(as
 		await b2.close();
 	}
 	await Promise.all([a.close(), b.close()]);
+}));
+
+test('a want the hub socket refused (its queue full, the same hub) is sent again once it takes messages', T(async () => {
+	// The hub stops reading (SIGSTOP: the same instance when it goes on, so no re-announcement);
+	// gw2's queue to it, 10 messages past what TCP holds, fills with long `have` lists, and the
+	// socket refuses the want that comes next. The hub hears of it only if gw2 sends it again.
+	stack = await startStack({
+		gateways: 2,
+		lighttpd: false,
+		hub: { 'hub.peer_expiry_ms': 8000 }, // nobody is presumed gone while the hub is stopped
+		gateway: { 'gateway.hub_queue': 10, 'gateway.want_timeout_ms': 8000, 'gateway.msg_burst': 20000 },
+	});
+	const blob = makeBlob(800, 'refused want');
+	const holder = await stack.wsConnect({ index: 0, label: 'holder' });
+	await holder.hold(blob);
+	await stack.waitLookup(blob.hash, 1);
+	const wanter = await stack.wsConnect({ index: 1, label: 'wanter' });
+	const fillers = [];
+	for (let i = 0; i < 4; i++) fillers.push(await stack.wsConnect({ index: 1, label: `filler${i}` }));
+	process.kill(stack.hub.pid, 'SIGSTOP');
+	const full = () => /the hub takes no messages/.test(stack.gateways[1].tail(50));
+	try {
+		// TCP takes megabytes first: up to 400 HAVEs of 512 hashes (16 KiB each).
+		for (let i = 0; i < 100 && !full(); i++) {
+			for (const f of fillers) f.have(...Array.from({ length: 512 }, () => randomHash()));
+			await sleep(10);
+		}
+		await waitFor(full, { timeoutMs: 3000, what: 'gw2 to find its queue to the hub full' });
+		wanter.want(blob.hash);
+		await sleep(300);
+	} finally {
+		process.kill(stack.hub.pid, 'SIGCONT');
+	}
+	// Lost, it would end in not_found at gateway.want_timeout_ms ("this content is gone"), with
+	// its holder there all along.
+	const got = await wanter.nextBinary(blob.hash, 5000);
+	assert.ok(got.bytes.equals(blob.bytes));
+	assert.ok(!wanter.log.some((m) => m.type === 'error' && m.hash === blob.hash), 'the want was answered with an error');
+	await Promise.all([holder.close(), wanter.close(), ...fillers.map((f) => f.close())]);
 }));
 
 test('hub gone: the gateway says so once per outage, and its re-announcement completes past its queue', T(async () => {

@@ -6,6 +6,7 @@
 
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import tls from 'node:tls';
 
 export const OP = { CONT: 0x0, TEXT: 0x1, BINARY: 0x2, CLOSE: 0x8, PING: 0x9, PONG: 0xa };
 
@@ -41,14 +42,15 @@ export function closePayload(code, reason = '') {
 }
 
 /**
- * Opens a TCP connection and sends a WebSocket handshake. Resolves
+ * Opens a TCP connection (TLS with secure, any certificate accepted) and sends a WebSocket
+ * handshake. Resolves
  * {status, statusLine, headers, body, took, ws}: ws is a RawWs when the answer was 101, else null.
  * A connection closed with no answer resolves with status 0.
  */
-export function rawConnect(port, { path = '/ws', headers = {}, protocols = ['ephemeral.v1'], timeoutMs = 5000 } = {}) {
+export function rawConnect(port, { path = '/ws', headers = {}, protocols = ['ephemeral.v1'], timeoutMs = 5000, secure = false } = {}) {
 	return new Promise((resolve, reject) => {
 		const start = Date.now();
-		const sock = net.connect(port, '127.0.0.1');
+		const sock = secure ? tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false }) : net.connect(port, '127.0.0.1');
 		let buf = Buffer.alloc(0);
 		let head = null;
 		let done = false;
@@ -65,7 +67,7 @@ export function rawConnect(port, { path = '/ws', headers = {}, protocols = ['eph
 				reject(new Error(`handshake on port ${port}: no answer in ${timeoutMs} ms`));
 			}
 		}, timeoutMs);
-		sock.on('connect', () => {
+		sock.on(secure ? 'secureConnect' : 'connect', () => {
 			const h = {
 				Host: `127.0.0.1:${port}`,
 				Upgrade: 'websocket',
@@ -110,8 +112,8 @@ export function rawConnect(port, { path = '/ws', headers = {}, protocols = ['eph
 }
 
 /** An upgraded connection on port that has had its `welcome` (throws, naming `what`, if not). */
-export async function rawOpen(port, what = 'connection') {
-	const r = await rawConnect(port);
+export async function rawOpen(port, what = 'connection', options = {}) {
+	const r = await rawConnect(port, options);
 	if (r.status !== 101) throw new Error(`${what}: handshake answered ${r.statusLine} ${r.body}`);
 	if (!(await r.ws.nextJson('welcome'))) throw new Error(`${what}: no welcome`);
 	return r.ws;
