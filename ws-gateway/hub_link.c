@@ -11,7 +11,11 @@
  * (gateway.hub_queue) is full, the re-announcement stops and the tick resumes it until it is
  * complete. A WANT the socket refuses (its queue full, the same hub still there) is kept and sent
  * again by the tick, for the wants still open, until the socket takes it or a re-announcement
- * carries them. A hub that takes no messages, or stays silent, is logged once per outage, not
+ * carries them. A refused message that says what is held or connected (HAVE, DROP, CONN_OPEN,
+ * CONN_CLOSE, FILE) leaves the hub's registry wrong: once the socket takes messages again the
+ * gateway says HELLO and re-announces its state, which the hub takes in place of what it had
+ * (at most every HUB_LINK_RESTATE_MS, so a hub that stays overloaded is not flooded with them).
+ * A hub that takes no messages, or stays silent, is logged once per outage, not
  * once per message or reconnection.
  */
 #include "gateway.h"
@@ -25,6 +29,8 @@
 
 /* The re-announcement's resumption, the peer links' retries and a drain run this often. */
 #define HUB_LINK_TICK_MS 50
+/* A re-announcement for state messages the same hub's socket refused starts at most this often. */
+#define HUB_LINK_RESTATE_MS 2000
 
 static void hub_link_kick(struct ev_loop *loop, ev_timer *t, int revents);
 
@@ -118,6 +124,13 @@ static void hub_link_retry_wants(struct gateway *gw)
 	gw->wants_unsent_len = 0;
 }
 
+/* Whether cmd says what a connection holds or that it exists: the hub's registry. */
+static int hub_link_is_state(uint8_t cmd)
+{
+	return cmd == HUB_HAVE || cmd == HUB_DROP || cmd == HUB_CONN_OPEN || cmd == HUB_CONN_CLOSE ||
+	       cmd == HUB_FILE;
+}
+
 /* Sends o. A refusal is a loss unless `retried` (the re-announcement sends it again later). */
 static int hub_link_post(struct gateway *gw, const struct hubproto_out *o, int retried)
 {
@@ -125,6 +138,8 @@ static int hub_link_post(struct gateway *gw, const struct hubproto_out *o, int r
 	int rc = gw->zsock ? hubproto_send(gw->zsock, NULL, 0, o) : -1;
 	if (rc < 0 && retried)
 		return -1;
+	if (rc < 0 && gw->zsock && !gw->hub_lost && hub_link_is_state(o->cmd))
+		gw->state_unsent++; /* the tick re-announces everything once the socket takes it */
 	if (rc < 0) {
 		/* A hub that is gone refuses everything: say so once per outage, not per message.
 		 * Once it answers, the re-announcement fills the queue on purpose: what that
@@ -264,6 +279,7 @@ static void hub_link_resync(struct gateway *gw, uint64_t hub_instance)
 {
 	gw->synced_instance = hub_instance;
 	gw->wants_unsent_len = 0; /* every open want goes in the re-announcement */
+	gw->state_unsent = 0;	  /* and everything held */
 	gw->resync_gen++;
 	gw->resyncing = 1;
 	gw->resync_hello = 0;
@@ -514,6 +530,24 @@ void hub_link_beat_if_due(struct gateway *gw)
 		hub_link_send_beat(gw, now);
 }
 
+/* The same hub's socket refused state messages: once it takes messages again, HELLO and the
+ * whole state, which the hub takes in place of what it had (it forgets a gateway that says HELLO
+ * again), so holdings it never heard of appear and ones it was not told are gone disappear. */
+static void hub_link_restate(struct gateway *gw)
+{
+	int events = 0;
+	size_t size = sizeof(events);
+	int64_t now = now_ms();
+	if (gw->zsock == NULL || now - gw->state_resync_ms < HUB_LINK_RESTATE_MS ||
+	    zmq_getsockopt(gw->zsock, ZMQ_EVENTS, &events, &size) < 0 || !(events & ZMQ_POLLOUT))
+		return;
+	log_warnx("the hub's queue refused %llu messages about what is connected and held: "
+		  "announcing our state again",
+		  (unsigned long long)gw->state_unsent);
+	gw->state_resync_ms = now;
+	hub_link_resync(gw, gw->hub_instance);
+}
+
 static void hub_link_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	(void)loop;
@@ -521,6 +555,8 @@ static void hub_link_tick(struct ev_loop *loop, ev_timer *t, int revents)
 	struct gateway *gw = lws_container_of(t, struct gateway, tick_timer);
 	if (gw->resyncing)
 		hub_link_resync_step(gw);
+	else if (gw->state_unsent)
+		hub_link_restate(gw);
 	else if (gw->wants_unsent_len)
 		hub_link_retry_wants(gw);
 	peer_tick(gw);

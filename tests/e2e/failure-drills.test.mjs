@@ -179,6 +179,52 @@ test('a want the hub socket refused (its queue full, the same hub) is sent again
 	await Promise.all([holder.close(), wanter.close(), ...fillers.map((f) => f.close())]);
 }));
 
+test('holdings and closes the hub socket refused (its queue full, the same hub) are right again once it takes messages', T(async () => {
+	// As above: the hub stops reading and gw2's queue to it fills. Meanwhile a connection on gw2
+	// says `have` and another that held something closes: both messages are refused. Lost, the
+	// hub would never list the first and would keep counting the second: wrong health on both
+	// pages until the hub restarts. The gateway announces its state again instead.
+	stack = await startStack({
+		gateways: 2,
+		lighttpd: false,
+		hub: { 'hub.peer_expiry_ms': 8000 },
+		gateway: { 'gateway.hub_queue': 10, 'gateway.msg_burst': 20000 },
+	});
+	const gone = makeBlob(600, 'closes while refused');
+	const fresh = makeBlob(700, 'held while refused');
+	const leaver = await stack.wsConnect({ index: 1, label: 'leaver' });
+	await leaver.hold(gone);
+	await stack.waitLookup(gone.hash, 1);
+	const newcomer = await stack.wsConnect({ index: 1, label: 'newcomer' });
+	const fillers = [];
+	for (let i = 0; i < 4; i++) fillers.push(await stack.wsConnect({ index: 1, label: `filler${i}` }));
+	let announced = 0;
+	process.kill(stack.hub.pid, 'SIGSTOP');
+	const full = () => /the hub takes no messages/.test(stack.gateways[1].tail(50));
+	try {
+		for (let i = 0; i < 100 && !full(); i++) {
+			for (const f of fillers) f.have(...Array.from({ length: 512 }, () => randomHash()));
+			announced += 4 * 512;
+			await sleep(10);
+		}
+		await waitFor(full, { timeoutMs: 3000, what: 'gw2 to find its queue to the hub full' });
+		newcomer.have(fresh.hash);
+		await leaver.close();
+		await sleep(300);
+	} finally {
+		process.kill(stack.hub.pid, 'SIGCONT');
+	}
+	await stack.waitLookup(fresh.hash, 1, 8000);
+	await stack.waitLookup(gone.hash, 0, 8000);
+	let last;
+	await waitFor(async () => {
+		last = await stack.stats();
+		return last.holdings === announced + 1 && last.connections === fillers.length + 1;
+	}, { timeoutMs: 8000, what: `${announced + 1} holdings on ${fillers.length + 1} connections (last ${JSON.stringify(last)})` });
+	assert.match(stack.gateways[1].tail(200), /announcing our state again/);
+	await Promise.all([newcomer.close(), ...fillers.map((f) => f.close())]);
+}));
+
 test('hub gone: the gateway says so once per outage, and its re-announcement completes past its queue', T(async () => {
 	// A queue of 10 messages to the hub: re-announcing 40 connections (an open and a `have`
 	// each) must stop at the high-water mark many times and go on where it stopped.
