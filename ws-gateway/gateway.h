@@ -199,8 +199,8 @@ struct gateway {
 	uint64_t synced_instance; /* the hub instance our state was last sent to */
 	int hub_queue;		  /* ZMQ_SNDHWM of the hub socket */
 	uint64_t hub_unsent;	  /* messages the hub socket refused this outage (logged once) */
-	uint64_t state_unsent; /* HAVE, DROP, CONN_OPEN/CLOSE or FILE refused by the same hub */
-	int64_t state_resync_ms; /* when the last re-announcement for them began */
+	uint64_t state_unsent;	  /* HAVE, DROP, CONN_OPEN/CLOSE or FILE refused by the same hub */
+	int64_t state_resync_ms;  /* when the last re-announcement for them began */
 	uint64_t resync_gen;	  /* the re-announcement in progress; sessions carry the last */
 	int resyncing;		  /* it stopped at the high-water mark: the tick resumes it */
 	int resync_hello;	  /* its HELLO has gone out */

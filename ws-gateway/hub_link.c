@@ -127,8 +127,8 @@ static void hub_link_retry_wants(struct gateway *gw)
 /* Whether cmd says what a connection holds or that it exists: the hub's registry. */
 static int hub_link_is_state(uint8_t cmd)
 {
-	return cmd == HUB_HAVE || cmd == HUB_DROP || cmd == HUB_CONN_OPEN || cmd == HUB_CONN_CLOSE ||
-	       cmd == HUB_FILE;
+	return cmd == HUB_HAVE || cmd == HUB_DROP || cmd == HUB_CONN_OPEN ||
+	       cmd == HUB_CONN_CLOSE || cmd == HUB_FILE;
 }
 
 /* Sends o. A refusal is a loss unless `retried` (the re-announcement sends it again later). */
