@@ -201,10 +201,11 @@ struct gateway {
 	uint64_t hub_unsent;	  /* messages the hub socket refused this outage (logged once) */
 	uint64_t state_unsent;	  /* HAVE, DROP, CONN_OPEN/CLOSE or FILE refused by the same hub */
 	int64_t state_resync_ms;  /* when the last re-announcement for them began */
-	uint64_t resync_gen;	  /* the re-announcement in progress; sessions carry the last */
-	int resyncing;		  /* it stopped at the high-water mark: the tick resumes it */
-	int resync_hello;	  /* its HELLO has gone out */
-	int hub_lost;		  /* the hub went silent and has not answered since (logged once) */
+	int64_t state_resync_wait_ms; /* the wait before the next (backs off) */
+	uint64_t resync_gen;	      /* the re-announcement in progress; sessions carry the last */
+	int resyncing;		      /* it stopped at the high-water mark: the tick resumes it */
+	int resync_hello;	      /* its HELLO has gone out */
+	int hub_lost; /* the hub went silent and has not answered since (logged once) */
 	size_t resync_conns, resync_holds, resync_wants;
 	int64_t hub_last_seen;
 	int64_t beat_sent_ms; /* the last HEARTBEAT */

@@ -14,7 +14,8 @@
  * carries them. A refused message that says what is held or connected (HAVE, DROP, CONN_OPEN,
  * CONN_CLOSE, FILE) leaves the hub's registry wrong: once the socket takes messages again the
  * gateway says HELLO and re-announces its state, which the hub takes in place of what it had
- * (at most every HUB_LINK_RESTATE_MS, so a hub that stays overloaded is not flooded with them).
+ * (at most every HUB_LINK_RESTATE_MS, backing off to HUB_LINK_RESTATE_MAX_MS while refusals keep
+ * coming, so a hub that stays overloaded is not flooded with them).
  * A hub that takes no messages, or stays silent, is logged once per outage, not
  * once per message or reconnection.
  */
@@ -30,7 +31,8 @@
 /* The re-announcement's resumption, the peer links' retries and a drain run this often. */
 #define HUB_LINK_TICK_MS 50
 /* A re-announcement for state messages the same hub's socket refused starts at most this often. */
-#define HUB_LINK_RESTATE_MS 2000
+#define HUB_LINK_RESTATE_MS	2000
+#define HUB_LINK_RESTATE_MAX_MS 60000 /* ... and backs off to this while they keep coming */
 
 static void hub_link_kick(struct ev_loop *loop, ev_timer *t, int revents);
 
@@ -538,12 +540,19 @@ static void hub_link_restate(struct gateway *gw)
 	int events = 0;
 	size_t size = sizeof(events);
 	int64_t now = now_ms();
-	if (gw->zsock == NULL || now - gw->state_resync_ms < HUB_LINK_RESTATE_MS ||
+	int64_t wait = gw->state_resync_wait_ms ? gw->state_resync_wait_ms : HUB_LINK_RESTATE_MS;
+	if (gw->zsock == NULL || now - gw->state_resync_ms < wait ||
 	    zmq_getsockopt(gw->zsock, ZMQ_EVENTS, &events, &size) < 0 || !(events & ZMQ_POLLOUT))
 		return;
 	log_warnx("the hub's queue refused %llu messages about what is connected and held: "
 		  "announcing our state again",
 		  (unsigned long long)gw->state_unsent);
+	/* A hub that stays behind would get the whole state ever again: each time soon after the
+	 * last, the next waits twice as long (up to HUB_LINK_RESTATE_MAX_MS). */
+	gw->state_resync_wait_ms =
+	    now - gw->state_resync_ms < 2 * wait
+		? (wait * 2 < HUB_LINK_RESTATE_MAX_MS ? wait * 2 : HUB_LINK_RESTATE_MAX_MS)
+		: HUB_LINK_RESTATE_MS;
 	gw->state_resync_ms = now;
 	hub_link_resync(gw, gw->hub_instance);
 }
