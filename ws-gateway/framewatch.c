@@ -13,7 +13,9 @@
  * header; session.c sends that close at once. And where lws drops a connection without a close
  * frame (a control frame longer than 125 bytes, a length past 2^63, a close reason that is not
  * UTF-8), the code is given to lws before it parses the frame, so that it sends 1002 or 1007.
- * Smaller excesses are session.c's, which drains them so that the client reads the close.
+ * Smaller excesses are session.c's, which drains them so that the client reads the close. Pings
+ * and pongs, which lws answers or drops without telling session.c, are charged to the
+ * connection's message budget here (limits_take_control): a ping flood is closed like any flood.
  *
  * Only descriptors that session.c watches (from LWS_CALLBACK_ESTABLISHED to LWS_CALLBACK_CLOSED,
  * plain sockets) are parsed; every other recv() in the process, libzmq's I/O threads included,
@@ -112,7 +114,9 @@ static void framewatch_header(struct session *s)
 		/* lws drops these without a close frame: this gives it the code to send. */
 		if (len7 > FRAMEWATCH_MAX_CONTROL)
 			session_fail(s, LWS_CLOSE_STATUS_PROTOCOL_ERR, "control frame too long");
-		else if (opcode == FRAMEWATCH_CLOSE && len > 2) {
+		else if (opcode != FRAMEWATCH_CLOSE)
+			limits_take_control(s->gw, s); /* lws answers pings without telling us */
+		else if (len > 2) {
 			w->close_pos = 0;
 			w->close_check = 1;
 			memset(&w->utf8, 0, sizeof(w->utf8));

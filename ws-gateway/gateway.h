@@ -382,6 +382,8 @@ int limits_violation(struct gateway *gw, struct session *s);
 /* A malformed message or a binary frame that answers nothing: counts the same way. */
 void limits_bad_message(struct gateway *gw, struct session *s);
 void limits_take_bytes(struct gateway *gw, struct session *s, size_t n);
+/* A ping or pong from the client: a message token, or past the budget a violation. */
+void limits_take_control(struct gateway *gw, struct session *s);
 
 /* interest.c — per (connection, hash) state and viewer counts */
 void interest_init(struct gateway *gw);

@@ -9,8 +9,10 @@
  * the pages come from the web server's origin, not the gateways'); that keeps out other sites and
  * shared HTML running in the sandbox (Origin "null"). Budgets are token buckets: a text message
  * costs one token plus one per 8 hashes it lists, so a long have/drop list weighs what it costs
- * to handle; messages past gateway.msg_rate are answered rate_limited. Those answers and every
- * bad_request count as violations, forgiven at one a second; a connection that reaches
+ * to handle; messages past gateway.msg_rate are answered rate_limited, and pings and pongs
+ * (framewatch.c sees them; lws answers them) cost a token too, past the budget a violation.
+ * Those answers and every bad_request count as violations, forgiven at one a second; a
+ * connection that reaches
  * gateway.max_violations is closed with 1008. Malformed messages are charged like others, so a
  * garbage flood is refused and closed like any flood. Bytes past gateway.byte_rate are not
  * refused but slowed, by pausing reads from that connection. Never harms another connection.
@@ -245,6 +247,15 @@ int limits_violation(struct gateway *gw, struct session *s)
 void limits_bad_message(struct gateway *gw, struct session *s)
 {
 	limits_count_violation(gw, s, "too many bad messages");
+}
+
+void limits_take_control(struct gateway *gw, struct session *s)
+{
+	limits_refill(gw, s);
+	if (s->msg_tokens >= 1.0)
+		s->msg_tokens -= 1.0;
+	else
+		limits_count_violation(gw, s, "too many pings");
 }
 
 static void limits_resume(struct ev_loop *loop, ev_timer *t, int revents)

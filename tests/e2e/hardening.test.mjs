@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import WebSocket from 'ws';
 import { startStack, withLogs, makeBlob, randomHash, sleep, waitFor, Client, SUBPROTOCOL } from '../lib/stack.mjs';
+import { rawOpen, frame, OP } from '../lib/rawws.mjs';
 
 let stack;
 const T = (fn) => withLogs(() => stack, fn);
@@ -118,6 +119,25 @@ test('message rate: a long list costs one token per 8 hashes, so lists run out o
 	assert.ok(small.isOpen && big.isOpen);
 	await small.close();
 	await big.close();
+}));
+
+test('pings count toward the limit: a ping flood is closed with 1008, its neighbour served as usual', T(async () => {
+	// lws answers pings itself, so they reach no message handler: unmetered, four connections
+	// sending pings as fast as they can kept a gateway busy for everyone.
+	const flood = await rawOpen(stack.gatewayPorts[0], 'ping flood');
+	const calm = await stack.wsConnect({ index: 0, label: 'calm, same gateway' });
+	const pings = Buffer.concat(Array.from({ length: 500 }, (_, k) => frame(OP.PING, `p${k}`)));
+	for (let k = 0; k < 10 && !flood.ended; k++) {
+		flood.send(pings);
+		await sleep(20);
+	}
+	const closed = await flood.waitClosed(3000);
+	assert.ok(closed, 'the ping flood was not closed');
+	assert.equal(closed.code, 1008);
+	assert.match(closed.reason, /too many pings/);
+	await calm.hold(makeBlob(100, 'calm after pings'));
+	await calm.close();
+	flood.destroy();
 }));
 
 test('bad messages count toward the limit: garbage within the rate is answered, then closed with 1008', T(async () => {
