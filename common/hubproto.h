@@ -125,6 +125,8 @@ enum hubproto_gw_counter {
 	HUB_GWC_REFUSED_ORIGIN,	     /* 403: an Origin not allowed */
 	HUB_GWC_REFUSED_SUBPROTOCOL, /* 400: only subprotocols not ours */
 	HUB_GWC_CLOSED_SILENT,	     /* closed by keepalive: nothing for gateway.idle_close_s */
+	HUB_GWC_HUB_REFUSED, /* messages its socket to the hub refused: the hub behind, or away */
+	HUB_GWC_RESTATES,    /* whole-state announcements for state messages the same hub missed */
 	HUB_GWC_COUNT
 };
 enum hubproto_peer_keys {

@@ -48,6 +48,10 @@ static const struct metric_def {
      "WebSocket handshakes refused with 400: only subprotocols other than ephemeral.v1."},
     {"closed_silent", "closed_silent", METRIC_COUNTER,
      "Connections closed because nothing came from them for gateway.idle_close_s."},
+    {"hub_refused", "hub_refused", METRIC_COUNTER,
+     "Messages a gateway's full queue to the hub refused: the hub fell behind, or was away."},
+    {"gateway_restates", "gateway_restates", METRIC_COUNTER,
+     "Whole-state announcements a gateway made because the hub's queue refused state messages."},
 };
 
 #define METRIC_NAME_MAX 160

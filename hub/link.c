@@ -303,15 +303,18 @@ void link_handle(struct hub *hub, struct hubmsg *m)
 			return;
 		}
 		struct gateway *gw = registry_gateway_find(hub, m->peer, m->peer_len, m->id);
+		uint64_t counters[HUB_GWC_COUNT] = {0};
 		if (gw) {
-			/* A gateway that says HELLO again re-teaches us everything: forget the old.
-			 */
+			/* A gateway that says HELLO again re-teaches us everything: forget the old,
+			 * but not how far its counters were added (they count since it started). */
 			log_info("gateway %s re-joined", gw->name);
+			memcpy(counters, gw->counters, sizeof(counters));
 			router_gateway_remove(hub, gw);
 		}
 		gw = registry_gateway_join(hub, m->peer, m->peer_len, m->id, name, name_len);
 		if (gw == NULL)
 			return;
+		memcpy(gw->counters, counters, sizeof(counters));
 		snprintf(gw->endpoint, sizeof(gw->endpoint), "%s", endpoint);
 		for (uint32_t i = 0; i < hub->ngateways; i++)
 			if (hub->active[i] != gw && gw->endpoint[0] &&

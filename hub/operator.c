@@ -32,7 +32,9 @@ char *operator_stats_json(struct hub *hub)
 	    [HUB_GWC_REFUSED_PER_ADDRESS] = "refused_per_address",
 	    [HUB_GWC_REFUSED_ORIGIN] = "refused_origin",
 	    [HUB_GWC_REFUSED_SUBPROTOCOL] = "refused_subprotocol",
-	    [HUB_GWC_CLOSED_SILENT] = "closed_silent"};
+	    [HUB_GWC_CLOSED_SILENT] = "closed_silent",
+	    [HUB_GWC_HUB_REFUSED] = "hub_refused",
+	    [HUB_GWC_RESTATES] = "gateway_restates"};
 	for (int i = 0; o && i < HUB_GWC_COUNT; i++)
 		json_object_set_new(o, gateway_names[i], json_integer((json_int_t)s->gateway[i]));
 	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;

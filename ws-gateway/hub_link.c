@@ -140,6 +140,8 @@ static int hub_link_post(struct gateway *gw, const struct hubproto_out *o, int r
 	int rc = gw->zsock ? hubproto_send(gw->zsock, NULL, 0, o) : -1;
 	if (rc < 0 && retried)
 		return -1;
+	if (rc < 0)
+		gw->counters[HUB_GWC_HUB_REFUSED]++;
 	if (rc < 0 && gw->zsock && !gw->hub_lost && hub_link_is_state(o->cmd))
 		gw->state_unsent++; /* the tick re-announces everything once the socket takes it */
 	if (rc < 0) {
@@ -554,6 +556,7 @@ static void hub_link_restate(struct gateway *gw)
 		? (wait * 2 < HUB_LINK_RESTATE_MAX_MS ? wait * 2 : HUB_LINK_RESTATE_MAX_MS)
 		: HUB_LINK_RESTATE_MS;
 	gw->state_resync_ms = now;
+	gw->counters[HUB_GWC_RESTATES]++;
 	hub_link_resync(gw, gw->hub_instance);
 }
 

@@ -222,6 +222,11 @@ test('holdings and closes the hub socket refused (its queue full, the same hub) 
 		return last.holdings === announced + 1 && last.connections === fillers.length + 1;
 	}, { timeoutMs: 8000, what: `${announced + 1} holdings on ${fillers.length + 1} connections (last ${JSON.stringify(last)})` });
 	assert.match(stack.gateways[1].tail(200), /announcing our state again/);
+	// Operators see it: the refusals and the re-announcement, in stats (and /metrics).
+	await waitFor(async () => {
+		last = await stack.stats();
+		return last.hub_refused > 0 && last.gateway_restates >= 1;
+	}, { timeoutMs: 5000, what: `hub_refused and gateway_restates in stats (last ${JSON.stringify(last)})` });
 	await Promise.all([newcomer.close(), ...fillers.map((f) => f.close())]);
 }));
 

@@ -231,7 +231,7 @@ test('the hub counts the refusals, by cause, in stats and /metrics (the gateways
 	assert.equal(typeof now.refused_per_address, 'number');
 	const metrics = await httpRequest(stack.httpPort, '/metrics');
 	assert.equal(metrics.status, 200);
-	for (const name of ['refused_full', 'refused_origin', 'refused_subprotocol', 'refused_per_address', 'closed_silent']) {
+	for (const name of ['refused_full', 'refused_origin', 'refused_subprotocol', 'refused_per_address', 'closed_silent', 'hub_refused', 'gateway_restates']) {
 		const m = metrics.body.match(new RegExp(`^ephemeral_${name}_total (\\d+)$`, 'm'));
 		assert.ok(m, `/metrics has no ephemeral_${name}_total`);
 		assert.ok(Number(m[1]) >= (name === 'refused_origin' ? before.refused_origin + 2 : 0));
