@@ -1105,6 +1105,40 @@ static void test_holder_gateway_dies_mid_transfer(void **state)
 	assert_int_equal(hub->stats.requests_served, 0);
 }
 
+/*
+ * A gateway's HEARTBEAT counters count since it started: the hub adds what grew. A gateway that
+ * says HELLO again (a re-announcement to the same hub) is forgotten and joins anew, but what was
+ * added of its counters is not added a second time.
+ */
+static void test_counters_survive_rejoin(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	uint8_t list[HUB_GWC_COUNT * 8] = {0};
+	struct hubmsg beat = {.cmd = HUB_HEARTBEAT, .peer_len = 4, .id = 101};
+	memcpy(beat.peer, gw_peer[1], 4);
+	beat.list = list;
+	beat.list_count = HUB_GWC_COUNT;
+	put_u64(list + 8 * HUB_GWC_HUB_REFUSED, 7);
+	link_handle(hub, &beat);
+	assert_int_equal(hub->stats.gateway[HUB_GWC_HUB_REFUSED], 7);
+
+	char data[HUBPROTO_HELLO_DATA_MAX];
+	struct hubmsg hello = {.cmd = HUB_HELLO, .peer_len = 4, .id = 101};
+	memcpy(hello.peer, gw_peer[1], 4);
+	hello.data = (const uint8_t *)data;
+	hello.data_len = hubproto_hello_data(data, "gw-B", gw_endpoint[1]);
+	link_handle(hub, &hello);
+	fx->gw[1] = registry_gateway_find(hub, (const uint8_t *)gw_peer[1], 4, 101);
+	assert_non_null(fx->gw[1]);
+	expect_msg(fx, 1, HUB_WELCOME, hub->instance, (const uint8_t[HASH_LEN]){0});
+	link_handle(hub, &beat); /* the same figures: nothing new */
+	assert_int_equal(hub->stats.gateway[HUB_GWC_HUB_REFUSED], 7);
+	put_u64(list + 8 * HUB_GWC_HUB_REFUSED, 9);
+	link_handle(hub, &beat);
+	assert_int_equal(hub->stats.gateway[HUB_GWC_HUB_REFUSED], 9);
+}
+
 int main(void)
 {
 	log_init("test_registry", LOG_LEVEL_WARN);
@@ -1120,6 +1154,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_want_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_holder_rotation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_holder_near_waiter, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_counters_survive_rejoin, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fail_mismatch_and_decline, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_routes_and_undelivered, setup, teardown),
