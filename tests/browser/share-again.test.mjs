@@ -5,16 +5,22 @@
 // mid-file and never finished: in a tab that had shared before (more garbage, more collections)
 // about one share in 15–40 stopped hashing part-way, and with collections this frequent every
 // share did. Every share must now get its link, each within a bound.
+//
+// SHARE_AGAIN_MEASURE=N (skipped by default) counts stalls the natural way: N shares of a 48 MB
+// file in one tab with no forced collection, the pipelines "page" and "default" alternating as
+// in files-speed.test.mjs; a share whose progress text stays the same for 8 s is a stall.
+//   SHARE_AGAIN_MEASURE=80 SERVER=lighttpd node --test tests/browser/share-again.test.mjs
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startStack, withLogs, waitFor } from '../lib/stack.mjs';
+import { startStack, withLogs, waitFor, sleep } from '../lib/stack.mjs';
 import { launchChromium, newPage, randomFile } from '../lib/files-helpers.mjs';
 
 const SHARES = 4;
 const SIZE = 24 * 1024 * 1024; // three 8 MiB chunks: reads at the start, middle and end
 const SHARE_MS = 15000; // a share here takes about a second; a stalled one never ends
+const MEASURE = Number(process.env.SHARE_AGAIN_MEASURE || 0);
 
 let stack;
 let browser;
@@ -52,3 +58,33 @@ test('one tab shares the same file again and again, collecting garbage all along
 	assert.match(await page.locator('#share-what').textContent(), /again\.bin \(24 MiB, 96 pieces\)/);
 	assert.deepEqual(page.errorsSeen, [], 'the page threw');
 }, 90000));
+
+test('measure: stalls among many shares in one tab, no forced collection', { skip: !MEASURE && 'set SHARE_AGAIN_MEASURE=N to measure' }, T(async () => {
+	const f = randomFile(dir, 'again-48.bin', 48e6);
+	const page = await newPage(browser);
+	const stalls = [];
+	const ms = [];
+	for (let n = 1; n <= MEASURE; n++) {
+		const pipeline = n % 2 ? 'default' : 'page';
+		await page.goto(`${base()}/?test&pipeline=${pipeline}`);
+		const t0 = Date.now();
+		await page.setInputFiles('input#file-input', f.file);
+		let last = null;
+		let lastAt = Date.now();
+		for (;;) {
+			const [href, text] = await page.evaluate(() => [document.getElementById('share-link').getAttribute('href'), document.getElementById('hash-text').textContent]);
+			if (/^\/[0-9a-f]{64}$/.test(href || '')) {
+				ms.push(Date.now() - t0);
+				break;
+			}
+			if (text !== last) [last, lastAt] = [text, Date.now()];
+			else if (Date.now() - lastAt > 8000) {
+				stalls.push(`share ${n} (${pipeline}): ${JSON.stringify(text)}`);
+				break;
+			}
+			await sleep(100);
+		}
+	}
+	ms.sort((a, b) => a - b);
+	console.log(`# figures: ${stalls.length} of ${MEASURE} shares stalled${stalls.length ? ` (${stalls.join('; ')})` : ''}; the others linked in ${ms[0]}–${ms[ms.length - 1]} ms, median ${ms[ms.length >> 1]}`);
+}, 30 * 60000));
