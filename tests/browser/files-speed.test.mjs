@@ -163,9 +163,9 @@ const mb = (n) => `${(n / MB).toFixed(0)} MB`;
 
 // Sharing alone: a browser, already running and idle, shares the file; the pipelines
 // interleaved; the time is the page's own (hashFile, performance.now()), the CPU that of every
-// process of that browser. (A fresh browser each time: in one tab navigated from share to
-// share, the same 48 MB file's hashing stalled in 2 of 16 shares with the code before issue 12
-// part 2 and 3 of about 30 with today's; not understood.)
+// process of that browser. (A fresh browser each time. In one tab navigated from share to
+// share, hashing used to stall now and then: a Blob stream collected mid-read, fixed in
+// files.js readBlobInto; share-again.test.mjs.)
 test('speed of sharing: hashing the file', { skip: !ON && 'set FILES_MEASURE=1 to measure' }, async () => {
 	const file = bigFile(SIZE);
 	for (let run = 1; run <= RUNS; run++) {

@@ -27,10 +27,10 @@ export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic',
 export const INSECURE_HOST = 'ephemeral.test';
 
 /** Chromium through playwright-core; insecureHost: INSECURE_HOST resolves to 127.0.0.1. */
-export async function launchChromium({ insecureHost = true } = {}) {
+export async function launchChromium({ insecureHost = true, extraArgs = [] } = {}) {
 	const { chromium } = await import('playwright-core');
 	const hostArgs = insecureHost ? [`--host-resolver-rules=MAP ${INSECURE_HOST} 127.0.0.1`] : [];
-	return chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, ...hostArgs] });
+	return chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, ...hostArgs, ...extraArgs] });
 }
 
 /** A page in a fresh context (its own storage), with page errors and console errors collected. */

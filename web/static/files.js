@@ -77,6 +77,13 @@ export function manifestJson({ name, type, size, sha256, pieceSize, pieces }) {
 // the bytes land straight in our buffer: no new buffer per read, so nothing piles up between
 // garbage collections (reading a 2 GiB file through arrayBuffer() left hundreds of MiB of dead
 // buffers in a tab whose JavaScript heap was a few MiB). Elsewhere, arrayBuffer() and a copy.
+//
+// Each reader is kept in liveReads until its last read: in Chromium, a Blob stream that nothing
+// but its own pending read() promise reaches is garbage, and a collection during that read drops
+// it and the read never settles (a share that stopped hashing part-way, about one in 15–40 in a
+// tab that had shared before; every one when share-again.test.mjs collects every 5 ms).
+const liveReads = new Set();
+
 export async function readBlobInto(blob, start, target) {
 	const end = Math.min(blob.size, start + target.length);
 	const part = blob.slice(start, end);
@@ -95,6 +102,7 @@ export async function readBlobInto(blob, start, target) {
 	let buffer = target.buffer;
 	let filled = 0;
 	const want = end - start;
+	liveReads.add(reader);
 	try {
 		while (filled < want) {
 			const { done, value } = await reader.read(new Uint8Array(buffer, offset + filled, want - filled));
@@ -103,6 +111,7 @@ export async function readBlobInto(blob, start, target) {
 			filled += value.length;
 		}
 	} finally {
+		liveReads.delete(reader);
 		reader.releaseLock();
 	}
 	if (filled !== want) throw new DOMException(`read ${filled} of ${want} bytes`, 'NotReadableError');
