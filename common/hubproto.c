@@ -12,6 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Where a ROUTE entry (HUBPROTO_ROUTE_ENTRY) has its fields: token at 0, hash at 8. */
+#define HUBPROTO_ROUTE_CONN_AT (8 + HASH_LEN)
+#define HUBPROTO_ROUTE_PEER_AT (16 + HASH_LEN)
+
 struct hubproto_shape {
 	uint8_t cmd;
 	const char *name;
@@ -464,7 +468,7 @@ int hubproto_routes_peer(struct hubproto_routes *r, const uint8_t *addr, size_t 
 		return 0;
 	size_t off = 0;
 	for (size_t i = 0; i < r->npeers; i++) {
-		size_t n = (size_t)r->peers[off] | (size_t)r->peers[off + 1] << 8;
+		size_t n = get_u16(r->peers + off);
 		if (n == addr_len && memcmp(r->peers + off + 2, addr, n) == 0)
 			return (int)i + 1;
 		off += 2 + n;
@@ -473,8 +477,7 @@ int hubproto_routes_peer(struct hubproto_routes *r, const uint8_t *addr, size_t 
 	    r->peers_len + 2 + addr_len > HUBPROTO_MAX_ROUTE_DATA || r->npeers >= 0xffff)
 		return -1;
 	uint8_t entry[2 + HUBPROTO_MAX_PEER_ADDRESS];
-	entry[0] = (uint8_t)(addr_len & 0xff);
-	entry[1] = (uint8_t)(addr_len >> 8);
+	put_u16(entry, (uint16_t)addr_len);
 	memcpy(entry + 2, addr, addr_len);
 	if (hubproto_list_put(&r->peers, &r->peers_len, &r->peers_cap, entry, 2 + addr_len) < 0)
 		return -1;
@@ -489,9 +492,8 @@ int hubproto_routes_put(struct hubproto_routes *r, uint64_t token, const uint8_t
 	uint8_t *e = r->list + r->list_len;
 	put_u64(e, token);
 	memcpy(e + 8, hash, HASH_LEN);
-	put_u64(e + 8 + HASH_LEN, conn);
-	e[16 + HASH_LEN] = (uint8_t)(peer & 0xff);
-	e[17 + HASH_LEN] = (uint8_t)((peer >> 8) & 0xff);
+	put_u64(e + HUBPROTO_ROUTE_CONN_AT, conn);
+	put_u16(e + HUBPROTO_ROUTE_PEER_AT, (uint16_t)peer);
 	r->list_len += HUBPROTO_ROUTE_ENTRY;
 	return 0;
 }
@@ -518,9 +520,10 @@ void hubproto_routes_free(struct hubproto_routes *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static unsigned hubproto_route_peer_of(const uint8_t *e)
+/* Whether two ROUTE entries are of one blob (token and hash). */
+static int hubproto_route_same_blob(const uint8_t *a, const uint8_t *b)
 {
-	return (unsigned)e[16 + HASH_LEN] | (unsigned)e[17 + HASH_LEN] << 8;
+	return memcmp(a, b, 8 + HASH_LEN) == 0;
 }
 
 /* The peer address numbered peer (1: the first) in ROUTE's table; -1 when there is none. */
@@ -529,7 +532,7 @@ static int hubproto_route_peer_find(const struct hubmsg *m, unsigned peer, const
 {
 	size_t off = 0;
 	for (unsigned i = 1; off + 2 <= m->data_len; i++) {
-		size_t n = (size_t)m->data[off] | (size_t)m->data[off + 1] << 8;
+		size_t n = get_u16(m->data + off);
 		if (off + 2 + n > m->data_len)
 			return -1;
 		if (i == peer) {
@@ -548,7 +551,7 @@ int hubproto_route_next(const struct hubmsg *m, size_t *it, struct hubproto_rout
 	if (*it >= m->list_count)
 		return 0;
 	const uint8_t *first = m->list + *it * HUBPROTO_ROUTE_ENTRY;
-	unsigned peer = hubproto_route_peer_of(first);
+	unsigned peer = get_u16(first + HUBPROTO_ROUTE_PEER_AT);
 	memset(r, 0, sizeof(*r));
 	r->token = get_u64(first);
 	r->hash = first + 8;
@@ -559,16 +562,14 @@ int hubproto_route_next(const struct hubmsg *m, size_t *it, struct hubproto_rout
 	size_t i = *it;
 	for (; i < m->list_count; i++) {
 		const uint8_t *e = m->list + i * HUBPROTO_ROUTE_ENTRY;
-		if (get_u64(e) != r->token || memcmp(e + 8, r->hash, HASH_LEN) != 0 ||
-		    hubproto_route_peer_of(e) != peer)
+		if (!hubproto_route_same_blob(e, first) ||
+		    get_u16(e + HUBPROTO_ROUTE_PEER_AT) != peer)
 			break;
-		uint64_t conn = get_u64(e + 8 + HASH_LEN);
-		if (conn != 0)
-			memcpy(conns + 8 * r->nconns++, e + 8 + HASH_LEN, 8);
+		if (get_u64(e + HUBPROTO_ROUTE_CONN_AT) != 0)
+			memcpy(conns + 8 * r->nconns++, e + HUBPROTO_ROUTE_CONN_AT, 8);
 	}
 	*it = i;
-	const uint8_t *next = i < m->list_count ? m->list + i * HUBPROTO_ROUTE_ENTRY : NULL;
-	r->last =
-	    next == NULL || get_u64(next) != r->token || memcmp(next + 8, r->hash, HASH_LEN) != 0;
+	r->last = i == m->list_count ||
+		  !hubproto_route_same_blob(m->list + i * HUBPROTO_ROUTE_ENTRY, first);
 	return 1;
 }

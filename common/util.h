@@ -67,6 +67,11 @@ int error_vset(char *err, size_t errlen, const char *fmt, va_list ap)
 uint64_t random_u64(void);
 
 /* Little-endian fixed-width integers, for the hub protocol's binary headers. */
+static inline void put_u16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
 static inline void put_u32(uint8_t *p, uint32_t v)
 {
 	for (int i = 0; i < 4; i++)
@@ -76,6 +81,10 @@ static inline void put_u64(uint8_t *p, uint64_t v)
 {
 	for (int i = 0; i < 8; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint16_t get_u16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
 }
 static inline uint32_t get_u32(const uint8_t *p)
 {
