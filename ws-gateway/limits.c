@@ -12,12 +12,11 @@
  * to handle; messages past gateway.msg_rate are answered rate_limited, and pings and pongs
  * (framewatch.c sees them; lws answers them) cost a token too, past the budget a violation.
  * Those answers and every bad_request count as violations, forgiven at one a second; a
- * connection that reaches
- * gateway.max_violations is closed with 1008. Malformed messages are charged like others, so a
- * garbage flood is refused and closed like any flood. Bytes past gateway.byte_rate are not
- * refused but slowed, by pausing reads from that connection. Never harms another connection.
- * A refused handshake is answered with an HTTP status (403 Origin, 503 gateway.max_conns, 429
- * gateway.max_conns_per_addr) and counted; session.c writes the answer.
+ * connection that reaches gateway.max_violations is closed with 1008. Malformed messages are
+ * charged like others, so a garbage flood is refused and closed like any flood. Bytes past
+ * gateway.byte_rate are not refused but slowed, by pausing reads from that connection. Never harms
+ * another connection. A refused handshake is answered with an HTTP status (403 Origin, 503
+ * gateway.max_conns, 429 gateway.max_conns_per_addr) and counted; session.c writes the answer.
  */
 #include "gateway.h"
 #include "log.h"
@@ -218,17 +217,6 @@ static void limits_refill(struct gateway *gw, struct session *s)
 		s->violations = 0;
 }
 
-int limits_take_message(struct gateway *gw, struct session *s, size_t nhashes)
-{
-	double cost = 1.0 + (double)(nhashes / LIMITS_HASHES_PER_TOKEN);
-	limits_refill(gw, s);
-	if (s->msg_tokens >= cost) {
-		s->msg_tokens -= cost;
-		return 1;
-	}
-	return limits_violation(gw, s);
-}
-
 static int limits_count_violation(struct gateway *gw, struct session *s, const char *reason)
 {
 	limits_refill(gw, s);
@@ -237,6 +225,24 @@ static int limits_count_violation(struct gateway *gw, struct session *s, const c
 		return -1;
 	}
 	return 0;
+}
+
+/* Takes cost message tokens: 1, or past the budget a violation (0, or -1 once it closes). */
+static int limits_take_tokens(struct gateway *gw, struct session *s, double cost,
+			      const char *reason)
+{
+	limits_refill(gw, s);
+	if (s->msg_tokens >= cost) {
+		s->msg_tokens -= cost;
+		return 1;
+	}
+	return limits_count_violation(gw, s, reason);
+}
+
+int limits_take_message(struct gateway *gw, struct session *s, size_t nhashes)
+{
+	double cost = 1.0 + (double)(nhashes / LIMITS_HASHES_PER_TOKEN);
+	return limits_take_tokens(gw, s, cost, "rate limit exceeded");
 }
 
 int limits_violation(struct gateway *gw, struct session *s)
@@ -251,11 +257,7 @@ void limits_bad_message(struct gateway *gw, struct session *s)
 
 void limits_take_control(struct gateway *gw, struct session *s)
 {
-	limits_refill(gw, s);
-	if (s->msg_tokens >= 1.0)
-		s->msg_tokens -= 1.0;
-	else
-		limits_count_violation(gw, s, "too many pings");
+	limits_take_tokens(gw, s, 1.0, "too many pings");
 }
 
 static void limits_resume(struct ev_loop *loop, ev_timer *t, int revents)
