@@ -231,8 +231,7 @@ struct gateway {
 	uint64_t next_token;
 	uint8_t *wants_out; /* WANT entries of this turn of the loop (hub_link_want) */
 	size_t wants_out_len, wants_out_cap;
-	uint8_t
-	    *blobs_out; /* BLOB entries of this turn of the loop (peer_keep, peer_flush_blobs) */
+	uint8_t *blobs_out; /* BLOB entries of this turn of the loop (peer_keep, peer.c) */
 	size_t blobs_out_len, blobs_out_cap;
 	uint8_t *delivered; /* DELIVERED entries of this turn of the loop (peer_flush_delivered) */
 	size_t delivered_len, delivered_cap;

@@ -15,9 +15,8 @@
  * CONN_CLOSE, FILE) leaves the hub's registry wrong: once the socket takes messages again the
  * gateway says HELLO and re-announces its state, which the hub takes in place of what it had
  * (at most every HUB_LINK_RESTATE_MS, backing off to HUB_LINK_RESTATE_MAX_MS while refusals keep
- * coming, so a hub that stays overloaded is not flooded with them).
- * A hub that takes no messages, or stays silent, is logged once per outage, not
- * once per message or reconnection.
+ * coming, so a hub that stays overloaded is not flooded with them). A hub that takes no
+ * messages, or stays silent, is logged once per outage, not once per message or reconnection.
  */
 #include "gateway.h"
 #include "log.h"
@@ -93,17 +92,23 @@ void hub_link_want(struct gateway *gw, uint64_t conn, const uint8_t hash[HASH_LE
 	}
 }
 
+/* Whether the hub socket's queue has room again (ZMQ_EVENTS may take in the socket's pending
+ * commands: the tick drains the socket right after). */
+static int hub_link_takes_messages(struct gateway *gw)
+{
+	int events = 0;
+	size_t size = sizeof(events);
+	return gw->zsock && zmq_getsockopt(gw->zsock, ZMQ_EVENTS, &events, &size) == 0 &&
+	       (events & ZMQ_POLLOUT);
+}
+
 /* Sends again, in one WANT, the refused wants that are still open; keeps them if the socket
  * still refuses. The tick calls it while any wait. */
 static void hub_link_retry_wants(struct gateway *gw)
 {
 	/* Not while the queue is still full: walking a long list every tick would cost an
-	 * overloaded hub's gateway more than the wants are worth. (ZMQ_EVENTS may take in the
-	 * socket's pending commands: the tick drains the socket right after.) */
-	int events = 0;
-	size_t size = sizeof(events);
-	if (gw->zsock == NULL || zmq_getsockopt(gw->zsock, ZMQ_EVENTS, &events, &size) < 0 ||
-	    !(events & ZMQ_POLLOUT))
+	 * overloaded hub's gateway more than the wants are worth. */
+	if (!hub_link_takes_messages(gw))
 		return;
 	hub_link_flush(gw); /* before: its refusals add to the list this sends */
 	size_t n = 0;
@@ -140,11 +145,10 @@ static int hub_link_post(struct gateway *gw, const struct hubproto_out *o, int r
 	int rc = gw->zsock ? hubproto_send(gw->zsock, NULL, 0, o) : -1;
 	if (rc < 0 && retried)
 		return -1;
-	if (rc < 0)
-		gw->counters[HUB_GWC_HUB_REFUSED]++;
-	if (rc < 0 && gw->zsock && !gw->hub_lost && hub_link_is_state(o->cmd))
-		gw->state_unsent++; /* the tick re-announces everything once the socket takes it */
 	if (rc < 0) {
+		gw->counters[HUB_GWC_HUB_REFUSED]++;
+		if (gw->zsock && !gw->hub_lost && hub_link_is_state(o->cmd))
+			gw->state_unsent++; /* the tick re-announces everything once it can */
 		/* A hub that is gone refuses everything: say so once per outage, not per message.
 		 * Once it answers, the re-announcement fills the queue on purpose: what that
 		 * refuses meanwhile is counted, and said when the queue takes messages again. */
@@ -539,22 +543,17 @@ void hub_link_beat_if_due(struct gateway *gw)
  * again), so holdings it never heard of appear and ones it was not told are gone disappear. */
 static void hub_link_restate(struct gateway *gw)
 {
-	int events = 0;
-	size_t size = sizeof(events);
 	int64_t now = now_ms();
 	int64_t wait = gw->state_resync_wait_ms ? gw->state_resync_wait_ms : HUB_LINK_RESTATE_MS;
-	if (gw->zsock == NULL || now - gw->state_resync_ms < wait ||
-	    zmq_getsockopt(gw->zsock, ZMQ_EVENTS, &events, &size) < 0 || !(events & ZMQ_POLLOUT))
+	if (now - gw->state_resync_ms < wait || !hub_link_takes_messages(gw))
 		return;
 	log_warnx("the hub's queue refused %llu messages about what is connected and held: "
 		  "announcing our state again",
 		  (unsigned long long)gw->state_unsent);
 	/* A hub that stays behind would get the whole state ever again: each time soon after the
 	 * last, the next waits twice as long (up to HUB_LINK_RESTATE_MAX_MS). */
-	gw->state_resync_wait_ms =
-	    now - gw->state_resync_ms < 2 * wait
-		? (wait * 2 < HUB_LINK_RESTATE_MAX_MS ? wait * 2 : HUB_LINK_RESTATE_MAX_MS)
-		: HUB_LINK_RESTATE_MS;
+	int64_t next = now - gw->state_resync_ms < 2 * wait ? 2 * wait : HUB_LINK_RESTATE_MS;
+	gw->state_resync_wait_ms = next < HUB_LINK_RESTATE_MAX_MS ? next : HUB_LINK_RESTATE_MAX_MS;
 	gw->state_resync_ms = now;
 	gw->counters[HUB_GWC_RESTATES]++;
 	hub_link_resync(gw, gw->hub_instance);
