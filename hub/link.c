@@ -68,18 +68,9 @@ static int link_flush_routes(struct hub *hub, struct gateway *gw)
 		return 0;
 	struct hubproto_out o = hubproto_routes_message(r);
 	int rc = link_send(hub, gw, &o);
-	size_t n = o.list_count;
-	uint8_t *list = r->list;
-	if (rc < 0) {
-		/* The entries are handed over: waiting again may queue routes to gw anew. */
-		r->list = NULL;
-		r->list_cap = 0;
-	}
+	if (rc < 0) /* (link_send marked gw unsent: waiting again queues no route to it) */
+		router_unrouted(hub, gw, r->list, o.list_count);
 	hubproto_routes_clear(r);
-	if (rc < 0) {
-		router_unrouted(hub, gw, list, n);
-		free(list);
-	}
 	return rc;
 }
 
