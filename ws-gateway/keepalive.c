@@ -12,9 +12,8 @@
  * order of the time that matters for it: `quiet` (by its last frame; a frame moves it to the
  * tail, at most every KEEPALIVE_SLACK_MS) and `pinged` (by its ping). A tick every
  * KEEPALIVE_TICK_MS takes from their heads only what is due: O(1) per frame and per connection
- * due.
- * Owns both lists and the tick; session.c calls keepalive_open/seen/close, and sends the ping
- * or closes when keepalive_due() says so.
+ * due. Owns both lists and the tick; session.c calls keepalive_open/seen/close, and sends the
+ * ping or closes when keepalive_due() says so.
  */
 #include "gateway.h"
 #include "log.h"
