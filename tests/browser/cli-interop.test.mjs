@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startStack, withLogs, sha256hex, waitFor } from '../lib/stack.mjs';
+import { withLogs, sha256hex, waitFor } from '../lib/stack.mjs';
 import { runCli, startShare } from '../lib/cli-helpers.mjs';
-import { launchChromium, shareHtml, shareLinkPath } from '../lib/files-helpers.mjs';
+import { shareHtml, shareLinkPath, startBrowserStack, stopBrowserStack } from '../lib/files-helpers.mjs';
 
 let stack;
 let browser;
@@ -17,15 +17,10 @@ let dir;
 const T = (fn) => withLogs(() => stack, fn);
 
 before(async () => {
-	stack = await startStack({ gateways: 2 });
-	dir = fs.mkdtempSync(path.join(stack.stateDir, 'interop-'));
-	browser = await launchChromium({ insecureHost: false });
+	({ stack, browser, dir } = await startBrowserStack({ chromium: { insecureHost: false }, dirPrefix: 'interop-' }));
 	context = await browser.newContext({ acceptDownloads: true });
 });
-after(async () => {
-	if (browser) await browser.close();
-	if (stack) await stack.stopAndCheck();
-});
+after(() => stopBrowserStack(stack, browser));
 
 const base = () => `http://127.0.0.1:${stack.httpPort}`;
 

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startStack, withLogs, waitFor, sha256hex } from '../lib/stack.mjs';
-import { launchChromium, newPage, buildManifest, waitStatus, serveBlobs, digest } from '../lib/files-helpers.mjs';
+import { withLogs, waitFor, sha256hex } from '../lib/stack.mjs';
+import { newPage, buildManifest, waitStatus, serveBlobs, digest, startBrowserStack, stopBrowserStack } from '../lib/files-helpers.mjs';
 import { startShare, hashOf } from '../lib/cli-helpers.mjs';
 
 let stack;
@@ -20,15 +20,8 @@ const base = () => `http://127.0.0.1:${stack.httpPort}`;
 const shared = {}; // the folder of the first test and its address, for the terminal client's row
 const text = async (page, selector) => ((await page.locator(selector).textContent()) || '').trim();
 
-before(async () => {
-	stack = await startStack({ gateways: 1 });
-	browser = await launchChromium();
-	dir = fs.mkdtempSync(path.join(stack.stateDir, 'collections-'));
-});
-after(async () => {
-	if (browser) await browser.close();
-	if (stack) await stack.stopAndCheck();
-});
+before(async () => ({ stack, browser, dir } = await startBrowserStack({ stack: { gateways: 1 }, dirPrefix: 'collections-' })));
+after(() => stopBrowserStack(stack, browser));
 
 // The collection both clients write for these files (docs/FILES.md, "Collections"): each file's
 // manifest as if shared alone, entries sorted by the UTF-8 bytes of their paths, compact JSON.

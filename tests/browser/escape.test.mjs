@@ -11,21 +11,15 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { startStack, withLogs, sha256hex, waitFor, sleep } from '../lib/stack.mjs';
-import { launchChromium, shareHtml } from '../lib/files-helpers.mjs';
+import { withLogs, sha256hex, waitFor, sleep } from '../lib/stack.mjs';
+import { shareHtml, startBrowserStack, stopBrowserStack } from '../lib/files-helpers.mjs';
 
 let stack;
 let browser;
 const T = (fn) => withLogs(() => stack, fn, 90000);
 
-before(async () => {
-	stack = await startStack({ gateways: 2 });
-	browser = await launchChromium({ insecureHost: false });
-});
-after(async () => {
-	if (browser) await browser.close();
-	if (stack) await stack.stopAndCheck();
-});
+before(async () => ({ stack, browser } = await startBrowserStack({ chromium: { insecureHost: false } })));
+after(() => stopBrowserStack(stack, browser));
 
 const base = () => `http://127.0.0.1:${stack.httpPort}`;
 const SECRET = `secret-${randomBytes(8).toString('hex')}`;

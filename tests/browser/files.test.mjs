@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startStack, withLogs, waitFor, sha256hex } from '../lib/stack.mjs';
+import { withLogs, waitFor, sha256hex } from '../lib/stack.mjs';
 import {
-	launchChromium, newPage, randomFile, buildManifest, shareFileFrom, waitStatus, testCounters, saveDownload, digest, serveBlobs, PIECE_SIZE, INSECURE_HOST,
+	newPage, randomFile, buildManifest, shareFileFrom, waitStatus, testCounters, saveDownload, digest, serveBlobs, PIECE_SIZE, INSECURE_HOST, startBrowserStack, stopBrowserStack
 } from '../lib/files-helpers.mjs';
 
 let stack;
@@ -20,15 +20,8 @@ const T = (fn, timeoutMs = 60000) => withLogs(() => stack, fn, timeoutMs);
 const base = () => `http://127.0.0.1:${stack.httpPort}`;
 const MiB = 1024 * 1024;
 
-before(async () => {
-	stack = await startStack({ gateways: 2 });
-	browser = await launchChromium();
-	dir = fs.mkdtempSync(path.join(stack.stateDir, 'files-'));
-});
-after(async () => {
-	if (browser) await browser.close();
-	if (stack) await stack.stopAndCheck();
-});
+before(async () => ({ stack, browser, dir } = await startBrowserStack({ dirPrefix: 'files-' })));
+after(() => stopBrowserStack(stack, browser));
 
 const text = async (page, selector) => ((await page.locator(selector).textContent()) || '').trim();
 

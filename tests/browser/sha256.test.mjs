@@ -5,11 +5,9 @@
 // called out, nothing is offered, and the page moves on to an honest copy when there is one.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startStack, withLogs, waitFor, sha256hex } from '../lib/stack.mjs';
-import { launchChromium, newPage, randomFile, buildManifest, shareFileFrom, waitStatus, saveDownload, digest } from '../lib/files-helpers.mjs';
+import { withLogs, waitFor, sha256hex } from '../lib/stack.mjs';
+import { newPage, randomFile, buildManifest, shareFileFrom, waitStatus, saveDownload, digest, startBrowserStack, stopBrowserStack } from '../lib/files-helpers.mjs';
 
 let stack;
 let browser;
@@ -18,15 +16,8 @@ const T = (fn, timeoutMs = 60000) => withLogs(() => stack, fn, timeoutMs);
 const base = () => `http://127.0.0.1:${stack.httpPort}`;
 const MiB = 1024 * 1024;
 
-before(async () => {
-	stack = await startStack({ gateways: 2 });
-	browser = await launchChromium();
-	dir = fs.mkdtempSync(path.join(stack.stateDir, 'sha256-'));
-});
-after(async () => {
-	if (browser) await browser.close();
-	if (stack) await stack.stopAndCheck();
-});
+before(async () => ({ stack, browser, dir } = await startBrowserStack({ dirPrefix: 'sha256-' })));
+after(() => stopBrowserStack(stack, browser));
 
 const text = async (page, selector) => ((await page.locator(selector).textContent()) || '').trim();
 

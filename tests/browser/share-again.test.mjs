@@ -13,10 +13,8 @@
 //   SHARE_AGAIN_MEASURE=80 SERVER=lighttpd node --test tests/browser/share-again.test.mjs
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
-import { startStack, withLogs, waitFor, sleep } from '../lib/stack.mjs';
-import { launchChromium, newPage, randomFile, waitStatus } from '../lib/files-helpers.mjs';
+import { withLogs, waitFor, sleep } from '../lib/stack.mjs';
+import { newPage, randomFile, waitStatus, startBrowserStack, stopBrowserStack } from '../lib/files-helpers.mjs';
 
 const SHARES = 4;
 const SIZE = 24 * 1024 * 1024; // three 8 MiB chunks: reads at the start, middle and end
@@ -29,15 +27,8 @@ let dir;
 const T = (fn, timeoutMs) => withLogs(() => stack, fn, timeoutMs);
 const base = () => `http://127.0.0.1:${stack.httpPort}`;
 
-before(async () => {
-	stack = await startStack({ gateways: 1 });
-	browser = await launchChromium({ extraArgs: ['--js-flags=--expose-gc'] });
-	dir = fs.mkdtempSync(path.join(stack.stateDir, 'again-'));
-});
-after(async () => {
-	if (browser) await browser.close();
-	if (stack) await stack.stopAndCheck();
-});
+before(async () => ({ stack, browser, dir } = await startBrowserStack({ stack: { gateways: 1 }, chromium: { extraArgs: ['--js-flags=--expose-gc'] }, dirPrefix: 'again-' })));
+after(() => stopBrowserStack(stack, browser));
 
 test('one tab shares the same file again and again, collecting garbage all along: every share gets its link, a download from it completes', T(async () => {
 	const f = randomFile(dir, 'again.bin', SIZE);

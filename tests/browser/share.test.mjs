@@ -5,21 +5,15 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startStack, withLogs, sha256hex, connectUrl, waitFor, randomHash } from '../lib/stack.mjs';
-import { launchChromium, shareHtml, shareLinkPath } from '../lib/files-helpers.mjs';
+import { withLogs, sha256hex, connectUrl, waitFor, randomHash } from '../lib/stack.mjs';
+import { shareHtml, shareLinkPath, startBrowserStack, stopBrowserStack } from '../lib/files-helpers.mjs';
 
 let stack;
 let browser;
 const T = (fn) => withLogs(() => stack, fn);
 
-before(async () => {
-	stack = await startStack({ gateways: 2 });
-	browser = await launchChromium({ insecureHost: false });
-});
-after(async () => {
-	if (browser) await browser.close();
-	if (stack) await stack.stopAndCheck();
-});
+before(async () => ({ stack, browser } = await startBrowserStack({ chromium: { insecureHost: false } })));
+after(() => stopBrowserStack(stack, browser));
 
 const base = () => `http://127.0.0.1:${stack.httpPort}`;
 

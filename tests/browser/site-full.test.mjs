@@ -4,8 +4,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { BIN, run, startStack, withLogs, waitFor } from '../lib/stack.mjs';
-import { launchChromium, newPage } from '../lib/files-helpers.mjs';
+import { BIN, run, withLogs, waitFor } from '../lib/stack.mjs';
+import { newPage, startBrowserStack, stopBrowserStack } from '../lib/files-helpers.mjs';
 
 let stack;
 let browser;
@@ -15,14 +15,8 @@ const T = (fn) => withLogs(() => stack, fn);
 // client address (every client here is 127.0.0.1).
 const hasMaxConns = (await run(path.join(BIN, 'ephemeral-gateway'), ['-o', 'gateway.max_conns=1', '-d'])).code === 0;
 
-before(async () => {
-	stack = await startStack({ gateways: 1, gateway: hasMaxConns ? { 'gateway.max_conns': 1 } : { 'gateway.max_conns_per_addr': 1 } });
-	browser = await launchChromium({ insecureHost: false });
-});
-after(async () => {
-	if (browser) await browser.close();
-	if (stack) await stack.stopAndCheck();
-});
+before(async () => ({ stack, browser } = await startBrowserStack({ stack: { gateways: 1, gateway: hasMaxConns ? { 'gateway.max_conns': 1 } : { 'gateway.max_conns_per_addr': 1 } }, chromium: { insecureHost: false } })));
+after(() => stopBrowserStack(stack, browser));
 
 test('a full site: the page says so while the pages answer, and connects once a place is free', T(async () => {
 	const occupant = await stack.wsConnect({ via: 'web', label: 'occupant' });

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { waitFor } from './stack.mjs';
+import { startStack, waitFor } from './stack.mjs';
 import { sleep, sha256hex, buildManifest as buildManifestPieces, cpuMs, rssKiB, PIECE_SIZE } from './util.mjs';
 
 export { PIECE_SIZE, sha256hex as digest };
@@ -31,6 +31,23 @@ export async function launchChromium({ insecureHost = true, extraArgs = [] } = {
 	const { chromium } = await import('playwright-core');
 	const hostArgs = insecureHost ? [`--host-resolver-rules=MAP ${INSECURE_HOST} 127.0.0.1`] : [];
 	return chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, ...hostArgs, ...extraArgs] });
+}
+
+/**
+ * A browser suite's stack and Chromium, for its before hook: { stack, browser, dir }; dir is a
+ * fresh folder in the stack's state directory when dirPrefix is given. stopBrowserStack (the
+ * after hook) closes Chromium, then stops the stack and checks its logs.
+ */
+export async function startBrowserStack({ stack: stackOptions = { gateways: 2 }, chromium = {}, dirPrefix } = {}) {
+	const stack = await startStack(stackOptions);
+	const browser = await launchChromium(chromium);
+	const dir = dirPrefix ? fs.mkdtempSync(path.join(stack.stateDir, dirPrefix)) : undefined;
+	return { stack, browser, dir };
+}
+
+export async function stopBrowserStack(stack, browser) {
+	if (browser) await browser.close();
+	if (stack) await stack.stopAndCheck();
 }
 
 /** A page in a fresh context (its own storage), with page errors and console errors collected. */
