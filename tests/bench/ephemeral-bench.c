@@ -44,6 +44,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "pending.h"
 #include "util.h"
 #include "wsmsg.h"
 
@@ -147,8 +148,7 @@ struct bench {
 	uint64_t rate_skipped, rate_offered, rate_deferred;
 	int max_inflight; /* per requester: below the gateway's gateway.max_wants */
 	/* open loop: wants due while every requester had max_inflight open (intended starts) */
-	int64_t *pend;
-	size_t pend_head, pend_len, pend_cap;
+	struct pending pend;
 	/* latency samples (ns), kept for wants whose reference time falls in the window */
 	int64_t *lat, *lat_sent, *lat_at;
 	size_t nlat, caplat;
@@ -570,12 +570,10 @@ static void want_done(struct conn *c, size_t i, int ok)
 	B.owner[i] = -1;
 	c->inflight--;
 	fill_window(c);
-	if (B.mode == MODE_RATE && B.pend_len && (B.phase == PH_RUN || B.phase == PH_DRAIN)) {
-		int64_t t_ref = B.pend[B.pend_head];
-		B.pend_head = (B.pend_head + 1) % B.pend_cap;
-		B.pend_len--;
+	int64_t t_ref;
+	if (B.mode == MODE_RATE && (B.phase == PH_RUN || B.phase == PH_DRAIN) &&
+	    pending_pop(&B.pend, &t_ref))
 		rate_issue(t_ref);
-	}
 }
 
 /* --------------------------------------------------------------------------------------------- */
@@ -870,21 +868,6 @@ static int bench_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
 /* --------------------------------------------------------------------------------------------- */
 /* Open-loop pacing: a timerfd ticks at the want rate; each tick issues what is due by now. */
 
-static void pend_push(int64_t t_ref)
-{
-	if (B.pend_len == B.pend_cap) {
-		size_t ncap = B.pend_cap ? B.pend_cap * 2 : 1024;
-		int64_t *n = xcalloc(ncap, sizeof(*n));
-		for (size_t i = 0; i < B.pend_len; i++)
-			n[i] = B.pend[(B.pend_head + i) % B.pend_cap];
-		free(B.pend);
-		B.pend = n;
-		B.pend_head = 0;
-		B.pend_cap = ncap;
-	}
-	B.pend[(B.pend_head + B.pend_len++) % B.pend_cap] = t_ref;
-}
-
 /* Issues one open-loop want with its intended start, on the next requester with room (each
  * keeps fewer than max_inflight open, under the gateway's cap); when none has room the want
  * waits in the client, and the wait counts in its latency, as a real client's would. */
@@ -901,7 +884,7 @@ static void rate_issue(int64_t t_ref)
 		return;
 	}
 	B.rate_deferred++;
-	pend_push(t_ref);
+	pending_push(&B.pend, t_ref);
 }
 
 static void rate_issue_due(void)
@@ -1071,9 +1054,9 @@ static void tick(void)
 		uint64_t inflight = 0;
 		for (int r = 0; r < B.requesters; r++)
 			inflight += (uint64_t)B.conns[B.holders + r].inflight;
-		if ((inflight == 0 && B.pend_len == 0) ||
+		if ((inflight == 0 && B.pend.len == 0) ||
 		    now - B.t_phase > (int64_t)(B.drain_s * 1e9)) {
-			B.unfinished = inflight + B.pend_len;
+			B.unfinished = inflight + B.pend.len;
 			if (B.unfinished)
 				logf_("%" PRIu64 " wants unanswered after the drain", B.unfinished);
 			B.phase = PH_DONE;
@@ -1531,7 +1514,7 @@ int main(int argc, char **argv)
 	free(B.lat);
 	free(B.lat_sent);
 	free(B.lat_at);
-	free(B.pend);
+	pending_free(&B.pend);
 	free(probe.late);
 	free(B.tx_scratch);
 	if (B.failed) {

@@ -46,6 +46,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pending.h"
+
 #define RC_MAX_WATCH  16
 #define RC_RX_SCRATCH (256 * 1024)
 #define RC_TEXT_MAX   (64 * 1024)
@@ -109,8 +111,7 @@ static struct {
 	int max_inflight, pace_fd, rr;
 	int64_t t_start, win0, win1; /* ns, monotonic; the window counts intended starts */
 	uint64_t offered;
-	int64_t *pend; /* intended starts of wants waiting for a requester with room (a ring) */
-	size_t pend_head, pend_len, pend_cap;
+	struct pending pend;	   /* wants due while no requester has room */
 	size_t cursor;		   /* the next blob to want */
 	int64_t *t_sched, *t_sent; /* per blob: intended start and write time of its open want */
 	int64_t *t_req;		   /* per blob: when its holder read the request for it */
@@ -401,17 +402,7 @@ static void rc_rate_issue(int64_t t_ref)
 		return;
 	}
 	R.deferred++;
-	if (R.pend_len == R.pend_cap) {
-		size_t ncap = R.pend_cap ? R.pend_cap * 2 : 1024;
-		int64_t *np = malloc(ncap * sizeof(*np));
-		for (size_t i = 0; i < R.pend_len; i++)
-			np[i] = R.pend[(R.pend_head + i) % R.pend_cap];
-		free(R.pend);
-		R.pend = np;
-		R.pend_head = 0;
-		R.pend_cap = ncap;
-	}
-	R.pend[(R.pend_head + R.pend_len++) % R.pend_cap] = t_ref;
+	pending_push(&R.pend, t_ref);
 }
 
 /* The pacing timer: issues every want due by now (all of them if the client woke late). */
@@ -475,12 +466,9 @@ static void rc_want_done(struct rc_conn *c, long b, size_t bytes, int ok)
 		else if (R.t_sched[b] >= R.win0 && R.t_sched[b] < R.win1)
 			R.window_open--;
 	}
-	if (R.pend_len) {
-		int64_t t_ref = R.pend[R.pend_head];
-		R.pend_head = (R.pend_head + 1) % R.pend_cap;
-		R.pend_len--;
+	int64_t t_ref;
+	if (pending_pop(&R.pend, &t_ref))
 		rc_rate_issue(t_ref);
-	}
 }
 
 static void rc_on_text(struct rc_conn *c, char *t, size_t len)
