@@ -28,8 +28,8 @@
 	     (var) = (tvar))
 #endif
 
-#define GW_TX_CHUNK	     (64 * 1024) /* one lws_write at most: fair to other connections */
-#define GW_RX_CHUNK	     (16 * 1024) /* one recv() at most (lws rx_buffer_size); docs/BENCHMARKS.md */
+#define GW_TX_CHUNK	     (256 * 1024) /* one lws_write at most: fair to other connections */
+#define GW_RX_CHUNK	     (64 * 1024) /* one recv() at most (lws rx_buffer_size); docs/BENCHMARKS.md */
 #define GW_ADDR_LEN	     64
 #define GW_PROTOCOL	     "ephemeral.v1"	   /* the clients' subprotocol: protocols[0] */
 #define GW_HUB_LINK_PROTOCOL "ephemeral-hub-link"  /* lws's name for the hub socket's descriptor */

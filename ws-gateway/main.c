@@ -241,7 +241,7 @@ int main(int argc, char **argv)
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.user = &gw;
-	info.pt_serv_buf_size = 64 * 1024;
+	info.pt_serv_buf_size = GW_RX_CHUNK; /* lws reads into it: at most this much a recv() */
 	/* lws 4.1 reads VALIDATE_UTF8 from the context's options, not the vhost's: text that is not
 	 * UTF-8 is closed with 1007 (docs/LIMITS.md, "RFC 6455 frames"). */
 	info.options = LWS_SERVER_OPTION_LIBEV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |

@@ -7,7 +7,7 @@
  * per-thread buffer; data payload goes to our callback from there, and the connection's buffer
  * receives only control-frame payloads (at most 125 bytes). From malloc those buffers lie side by
  * side with the allocator's headers between them, so each one costs at least the page its header
- * is on: with 16 KiB reads (GW_RX_CHUNK) an idle connection cost 6.0 KB, 2 KB more than with
+ * is on: with 16 KiB reads (GW_RX_CHUNK then) an idle connection cost 6.0 KB, 2 KB more than with
  * 2 KiB reads (docs/BENCHMARKS.md, "Idle memory"). Here each such buffer is a page-aligned slot of
  * one region reserved at start (MAP_NORESERVE): a page of it is resident only once lws writes
  * into it, and a slot goes back to the kernel (MADV_DONTNEED) when its connection closes, so a

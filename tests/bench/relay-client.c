@@ -26,6 +26,11 @@
  * every probe sample (ms into the window, µs late). The split says which half of the path a
  * tail is in: want → request (the requester's server finding a holder) or request → blob
  * (the holder's answer travelling back).
+ *
+ * --perf-control FIFO writes "enable" to FIFO as the measured window starts and "disable" as it
+ * ends: the control FIFO of a `perf stat -D -1 --control fifo:FIFO` counting the servers' system
+ * calls (tests/bench/side-by-side.sh, SIDE_SYSCALLS), so that they cover the window the CPU
+ * figures cover. Counted, not timed: the figure does not move with the machine's other load.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -120,6 +125,7 @@ static struct {
 	size_t nlat, caplat;
 	long long skipped, deferred, window_open;
 	const char *lat_dump;
+	const char *perf_ctl; /* --perf-control FIFO, or NULL */
 } R;
 
 /* The noise probe: a thread that sleeps 1 ms at a time and records how late it wakes up (as
@@ -744,6 +750,19 @@ static int rc_holds(int h, size_t b)
 	return (hh + (size_t)R.holders - first) % (size_t)R.holders < (size_t)R.copies;
 }
 
+/* Tells the perf stat behind --perf-control FIFO to count ("enable") or stop ("disable"). */
+static void rc_perf_control(const char *cmd)
+{
+	if (R.perf_ctl == NULL)
+		return;
+	int fd = open(R.perf_ctl, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 || write(fd, cmd, strlen(cmd)) != (ssize_t)strlen(cmd))
+		fprintf(stderr, "relay-client: %s: cannot write to %s: %s\n", cmd, R.perf_ctl,
+			strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 int main(int argc, char **argv)
 {
 	const char *target = NULL;
@@ -784,6 +803,8 @@ int main(int argc, char **argv)
 			R.max_inflight = atoi(argv[++i]);
 		else if (rc_opt(argc, argv, i, "--lat-dump"))
 			R.lat_dump = argv[++i];
+		else if (rc_opt(argc, argv, i, "--perf-control"))
+			R.perf_ctl = argv[++i];
 		else if (rc_opt(argc, argv, i, "--watch") && R.nwatch < RC_MAX_WATCH) {
 			const char *eq = strchr(argv[++i], '=');
 			if (eq == NULL || eq - argv[i] >= 31)
@@ -802,7 +823,7 @@ int main(int argc, char **argv)
 		    stderr,
 		    "usage: relay-client --target IP:PORT [--path /ws] [--holders N] [--copies K] "
 		    "[--requesters N] [--window K] [--blob-size B] [--blobs N] "
-		    "[--warmup S] [--duration S] [--watch NAME=PID]...\n"
+		    "[--warmup S] [--duration S] [--watch NAME=PID]... [--perf-control FIFO]\n"
 		    "       open loop: --rate WANTS_PER_S [--max-inflight N] "
 		    "[--lat-dump FILE]\n");
 		return 2;
@@ -876,6 +897,7 @@ int main(int argc, char **argv)
 		rc_loop(rc_now() + R.warmup);
 		R.measuring = 1;
 	}
+	rc_perf_control("enable\n");
 	double t0 = rc_now(), self0 = rc_cpu_us(getpid()), selfwait0 = 0;
 	double selfsw0 = rc_ctxsw(getpid(), &selfwait0);
 	for (int w = 0; w < R.nwatch; w++) {
@@ -883,6 +905,7 @@ int main(int argc, char **argv)
 		R.watch[w].sw0 = rc_ctxsw(R.watch[w].pid, &R.watch[w].wait0);
 	}
 	rc_loop(t0 + R.duration);
+	rc_perf_control("disable\n");
 	double secs = rc_now() - t0;
 	R.measuring = 0;
 	double self1 = rc_cpu_us(getpid()), selfwait1 = 0;

@@ -17,6 +17,9 @@
 #   SIDE_RATE (5000): the wants/s offered for the latency figure
 #   GATEWAY_BIN, HUB_BIN: other builds to measure (default: $BUILD's)
 #   LIGHTTPD_EXTRA: lines appended to lighttpd's configuration (for trying its settings)
+#   SIDE_SYSCALLS=1: also the server processes' system calls per want over the measured window
+#     (perf stat on raw_syscalls:sys_enter, switched on and off by relay-client --perf-control):
+#     counted, not timed, so a change in them shows through the machine's noise
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -110,13 +113,25 @@ if [[ -n ${apache_pid:-} ]]; then
 fi
 
 run() { # mode figure relay-client-args...
-	local mode=$1 fig=$2
+	local mode=$1 fig=$2 perf_pid="" ctl=()
 	shift 2
 	echo "side-by-side: $fig $mode ..." >&2
+	if [[ -n ${SIDE_SYSCALLS:-} ]]; then
+		mkfifo "$work/$fig-$mode.ctl"
+		perf stat -x, -D -1 --control "fifo:$work/$fig-$mode.ctl" -e raw_syscalls:sys_enter \
+			-p "$(sed 's/--watch [a-z0-9]*=//g; s/ \{1,\}/,/g' <<<"${watch[$mode]}")" \
+			-o "$work/$fig-$mode.sys" >/dev/null 2>&1 &
+		perf_pid=$!
+		ctl=(--perf-control "$work/$fig-$mode.ctl")
+	fi
 	# shellcheck disable=SC2086 # watch[] is a list of options
 	timeout 90 "$CLIENT" "$@" --target "${target[$mode]}" --path "${path[$mode]}" \
-		${watch[$mode]} >"$work/$fig-$mode.out" 2>"$work/$fig-$mode.err" ||
+		${watch[$mode]} "${ctl[@]}" >"$work/$fig-$mode.out" 2>"$work/$fig-$mode.err" ||
 		echo "side-by-side.sh: $fig $mode failed: $(tail -n 2 "$work/$fig-$mode.err")" >&2
+	if [[ -n $perf_pid ]]; then
+		kill -INT "$perf_pid" 2>/dev/null || true
+		wait "$perf_pid" 2>/dev/null || true
+	fi
 }
 get() { sed -n "s/^$3=//p" "$work/$2-$1.out" 2>/dev/null | head -n 1 || true; }
 server_sum() { # mode figure key: KEY_NAME_SUFFIX summed over the mode's server processes
@@ -191,6 +206,17 @@ line "  server context switches per want" lat_sw
 line "  server run-queue wait us per want" lat_wait
 line "  load client CPU us per want there" lat_client_us
 line "load client CPU us per small want" client_us
+sys_per_want() { # mode figure: the server processes' system calls per want (SIDE_SYSCALLS)
+	local n
+	n=$(awk -F, '/raw_syscalls:sys_enter/ { print $1 }' "$work/$2-$1.sys" 2>/dev/null || true)
+	awk -v n="${n:-0}" -v w="$(get "$1" "$2" wants)" 'BEGIN { if (n > 0 && w > 0) printf "%.1f", n / w }'
+}
+relay_sys() { sys_per_want "$1" relay; }
+small_sys() { sys_per_want "$1" small; }
+if [[ -n ${SIDE_SYSCALLS:-} ]]; then
+	line "server system calls per MiB relayed" relay_sys
+	line "server system calls per small want" small_sys
+fi
 echo
 echo "Server CPU counts: node = the node process; lighttpd = hub + $NGW gateways + lighttpd;"
 echo "apache = hub + $NGW gateways + Apache's processes; direct = hub + $NGW gateways (one shared"

@@ -273,7 +273,8 @@ static void test_server_builders(void **state)
 	assert_int_equal(m.number, 0);
 	parse_server_ok(wsmsg_count(h, UINT32_MAX), &m);
 	assert_int_equal(m.number, UINT32_MAX);
-	/* Written without jansson: byte for byte what jansson wrote (compact, in this order). */
+	/* From the kept trees, reused: compact, keys in this order, the hash and number replaced.
+	 */
 	char hex[HASH_HEX_LEN + 1], want[200];
 	hash_to_hex(h, hex);
 	text = wsmsg_request(h);
