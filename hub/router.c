@@ -506,8 +506,9 @@ void router_delivered(struct hub *hub, struct gateway *gw, uint64_t token, uint3
 	uint64_t key[2] = {token, gw->slot};
 	struct transfer *t = map_get(&hub->transfer_keys, key);
 	if (t == NULL)
-		return;		    /* routed by a hub before this one */
-	if (deliveries > t->nconns) /* a named waiter that left, or one sent the blob twice */
+		return; /* routed by a hub before this one */
+	/* At most the waiters it holds: a named waiter that left may have been sent the blob. */
+	if (deliveries > t->nconns)
 		deliveries = (uint32_t)t->nconns;
 	hub->stats.requests_served += deliveries;
 	hub->stats.bytes_relayed += (uint64_t)t->size * deliveries;
