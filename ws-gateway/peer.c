@@ -75,8 +75,8 @@ struct parked_route {
  * gateway last, each (u16 LE address length, the address, u32 LE n, n connections u64 LE). */
 struct peer_named {
 	int64_t at_ms;
-	uint8_t *buf;
 	size_t len, cap;
+	uint8_t buf[]; /* cap bytes: one allocation per request */
 };
 
 struct kept_blob {
@@ -435,32 +435,34 @@ void peer_flush_blobs(struct gateway *gw)
 
 void peer_named_free(struct peer_named *pn)
 {
-	if (pn == NULL)
-		return;
-	free(pn->buf);
 	free(pn);
 }
 
-/* Adds a route of a REQUEST to *pn (made if NULL); -1 when out of memory. */
+/* Adds a route of a REQUEST to *pn (made if NULL); -1 when out of memory (*pn is kept). */
 static int peer_named_add(struct peer_named **pn, const struct hubproto_route *r,
 			  const uint8_t *conns)
 {
-	if (*pn == NULL) {
-		*pn = calloc(1, sizeof(**pn));
-		if (*pn == NULL)
-			return -1;
-		(*pn)->at_ms = now_ms();
-	}
 	struct peer_named *p = *pn;
-	uint8_t head[2 + HUBPROTO_MAX_PEER_ADDRESS + 4];
-	if (r->addr_len > HUBPROTO_MAX_PEER_ADDRESS)
-		return -1; /* (the table's entries are at most that: a u16 could say more) */
-	put_u16(head, (uint16_t)r->addr_len);
-	memcpy(head + 2, r->addr, r->addr_len);
-	put_u32(head + 2 + r->addr_len, (uint32_t)r->nconns);
-	if (hubproto_list_put(&p->buf, &p->len, &p->cap, head, 2 + r->addr_len + 4) < 0 ||
-	    hubproto_list_put(&p->buf, &p->len, &p->cap, conns, 8 * r->nconns) < 0)
-		return -1;
+	size_t need = 2 + r->addr_len + 4 + 8 * r->nconns, len = p ? p->len : 0;
+	if (p == NULL || len + need > p->cap) {
+		size_t cap = p ? 2 * (len + need) : need + 128; /* (one route, usually) */
+		p = realloc(p, sizeof(*p) + cap);
+		if (p == NULL)
+			return -1;
+		if (*pn == NULL) {
+			p->at_ms = now_ms();
+			p->len = 0;
+		}
+		p->cap = cap;
+		*pn = p;
+	}
+	uint8_t *e = p->buf + p->len;
+	put_u16(e, (uint16_t)r->addr_len);
+	if (r->addr_len) /* (none: the receiver's own, addr NULL) */
+		memcpy(e + 2, r->addr, r->addr_len);
+	put_u32(e + 2 + r->addr_len, (uint32_t)r->nconns);
+	memcpy(e + 2 + r->addr_len + 4, conns, 8 * r->nconns);
+	p->len += need;
 	return 0;
 }
 
@@ -488,7 +490,9 @@ static void peer_named_deliver(struct gateway *gw, struct kept_blob *k, struct p
 
 void peer_request(struct gateway *gw, struct hubmsg *m)
 {
-	uint8_t *conns = malloc(8 * (m->list_count ? m->list_count : 1));
+	uint8_t here[8 * HUBPROTO_REQUEST_WAITERS]; /* room for a REQUEST as the hub sends them */
+	uint8_t *conns =
+	    m->list_count <= HUBPROTO_REQUEST_WAITERS ? here : malloc(8 * m->list_count);
 	struct peer_named *named = NULL;
 	struct hubproto_route r;
 	const char *why = NULL;
@@ -522,7 +526,8 @@ void peer_request(struct gateway *gw, struct hubmsg *m)
 	if (rc < 0)
 		log_warnx("%s: a REQUEST dropped from its entry %zu on: %s", __func__, it, why);
 	peer_named_free(named);
-	free(conns);
+	if (conns != here)
+		free(conns);
 }
 
 int peer_keep(struct gateway *gw, uint64_t holder, uint8_t *frame, size_t len,
