@@ -466,7 +466,7 @@ static int peer_named_add(struct peer_named **pn, const struct hubproto_route *r
 	return 0;
 }
 
-static void peer_route_one(struct gateway *gw, const struct hubproto_route *r,
+static void peer_route_one(struct gateway *gw, struct kept_blob *k, const struct hubproto_route *r,
 			   const uint8_t *conns);
 
 /*
@@ -483,7 +483,7 @@ static void peer_named_deliver(struct gateway *gw, struct kept_blob *k, struct p
 		r.addr = pn->buf + off + 2;
 		r.nconns = get_u32(pn->buf + off + 2 + r.addr_len);
 		off += 2 + r.addr_len + 4;
-		peer_route_one(gw, &r, pn->buf + off);
+		peer_route_one(gw, k, &r, pn->buf + off);
 		off += 8 * r.nconns;
 	}
 }
@@ -568,15 +568,18 @@ int peer_keep(struct gateway *gw, uint64_t holder, uint8_t *frame, size_t len,
 	return 0;
 }
 
-/* One route of a ROUTE: the blob's waiters on one gateway (conns: r->nconns of them). */
-static void peer_route_one(struct gateway *gw, const struct hubproto_route *r, const uint8_t *conns)
+/* One route of a ROUTE, or of a REQUEST's named waiters: the blob's waiters on one gateway (conns:
+ * r->nconns of them); k is the blob r->token names, or NULL (looked for here). */
+static void peer_route_one(struct gateway *gw, struct kept_blob *k, const struct hubproto_route *r,
+			   const uint8_t *conns)
 {
 	struct hubproto_peer_address a;
 	const char *why;
 	int usable = hubproto_peer_address_parse(r->addr, r->addr_len, &a, &why) == 0;
 	if (!usable)
 		log_warnx("%s: a ROUTE with a bad peer address: %s", __func__, why);
-	struct kept_blob *k = kept_find(gw, r->token);
+	if (k == NULL)
+		k = kept_find(gw, r->token);
 	int kept = k != NULL && memcmp(k->hash, r->hash, HASH_LEN) == 0;
 	/* Freed already (PEER_KEEP_MS), or nowhere to send it: its waiters must not wait for
 	 * nothing (unless whose they are is unknown: then their want timeout ends them). */
@@ -618,7 +621,7 @@ void peer_route(struct gateway *gw, struct hubmsg *m)
 		return;
 	}
 	while ((rc = hubproto_route_next(m, &it, &r, conns, &why)) > 0)
-		peer_route_one(gw, &r, conns);
+		peer_route_one(gw, NULL, &r, conns);
 	if (rc < 0)
 		log_warnx("%s: a ROUTE dropped from its entry %zu on: %s", __func__, it, why);
 	free(conns);
