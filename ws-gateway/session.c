@@ -416,7 +416,8 @@ static void session_binary(struct gateway *gw, struct session *s)
 		peer_named_free(named); /* (none: nobody asked) */
 		return; /* asked by filecheck.c alone: read, and nobody waits for it */
 	}
-	/* The verified frame stays here, without a copy, until the hub says where it goes. */
+	/* The verified frame stays here, without a copy: the waiters the REQUEST named get it now,
+	 * the others when the hub says where they are. */
 	uint8_t *frame = s->rx;
 	s->rx = NULL;
 	s->rx_len = s->rx_cap = 0;
