@@ -40,7 +40,7 @@ static const struct hubproto_shape hubproto_shapes[] = {
     {HUB_WELCOME, "WELCOME", 0, 0, 0},
     {HUB_PING, "PING", 0, 0, 0},
     {HUB_RESET, "RESET", 0, 0, 0},
-    {HUB_REQUEST, "REQUEST", HUBPROTO_CONN_KEY_LEN, 0, 0},
+    {HUB_REQUEST, "REQUEST", HUBPROTO_ROUTE_ENTRY, 1, HUBPROTO_MAX_ROUTE_DATA},
     {HUB_NOT_FOUND, "NOT_FOUND", 0, 0, 0},
     {HUB_COUNT, "COUNT", HUBPROTO_COUNT_ENTRY, 0, 0},
     {HUB_ROUTE, "ROUTE", HUBPROTO_ROUTE_ENTRY, 1, HUBPROTO_MAX_ROUTE_DATA},
@@ -451,13 +451,14 @@ int hubproto_delivered_put(uint8_t **list, size_t *len, size_t *cap, uint64_t to
 }
 
 int hubproto_blob_put(uint8_t **list, size_t *len, size_t *cap, uint64_t token,
-		      const uint8_t hash[HASH_LEN], uint32_t size)
+		      const uint8_t hash[HASH_LEN], uint32_t size, uint64_t holder)
 {
 	if (hubproto_list_room(list, *len, cap, HUBPROTO_BLOB_ENTRY) < 0)
 		return -1;
 	put_u64(*list + *len, token);
 	memcpy(*list + *len + 8, hash, HASH_LEN);
 	put_u32(*list + *len + 8 + HASH_LEN, size);
+	put_u64(*list + *len + 12 + HASH_LEN, holder);
 	*len += HUBPROTO_BLOB_ENTRY;
 	return 0;
 }
@@ -498,9 +499,9 @@ int hubproto_routes_put(struct hubproto_routes *r, uint64_t token, const uint8_t
 	return 0;
 }
 
-struct hubproto_out hubproto_routes_message(const struct hubproto_routes *r)
+struct hubproto_out hubproto_routes_message(const struct hubproto_routes *r, uint8_t cmd)
 {
-	struct hubproto_out o = {.cmd = HUB_ROUTE,
+	struct hubproto_out o = {.cmd = cmd,
 				 .list = r->list,
 				 .list_count = r->list_len / HUBPROTO_ROUTE_ENTRY,
 				 .data = r->peers,

@@ -24,8 +24,9 @@
 
 /* 2: blob bytes go gateway to gateway, never through the hub; 3: one DELIVERED lists several
  * transfers, one REQUEST several holders, one WANT several wants; 4: HEARTBEAT carries the
- * gateway's counters; 5: one BLOB lists the blobs of a turn, one ROUTE the routes of a turn */
-#define HUBPROTO_VERSION      5
+ * gateway's counters; 5: one BLOB lists the blobs of a turn, one ROUTE the routes of a turn;
+ * 6: REQUEST names the fetch's waiters (as routes), BLOB the holder connection it answers */
+#define HUBPROTO_VERSION      6
 #define HUBPROTO_HEADER_LEN   48
 #define HUBPROTO_MAX_PEER     255
 #define HUBPROTO_MAX_NAME     64  /* a gateway's name in HELLO */
@@ -43,13 +44,17 @@
 #define HUBPROTO_FILE_ENTRY	  (2 * HASH_LEN) /* FILE list element: manifest, file's SHA-256 */
 #define HUBPROTO_DELIVERED_ENTRY                                                                   \
 	12 /* DELIVERED list element: token (u64 LE), deliveries (u32 LE) */
-/* BLOB list element: token (u64 LE), hash, size (u32 LE) */
-#define HUBPROTO_BLOB_ENTRY (8 + HASH_LEN + 4)
+/* BLOB list element: token (u64 LE), hash, size (u32 LE), the holder connection it answers
+ * (u64 LE) */
+#define HUBPROTO_BLOB_ENTRY (8 + HASH_LEN + 4 + 8)
 /* ROUTE list element: token (u64 LE), hash, requester connection (u64 LE; 0: nobody waits any
- * more), peer (u16 LE: an index into ROUTE's table of peer addresses, 1 the first; 0: yours) */
-#define HUBPROTO_ROUTE_ENTRY	(8 + HASH_LEN + 8 + 2)
-#define HUBPROTO_MAX_ROUTE_DATA (1024 * 1024) /* ROUTE's table of peer addresses, at most */
-#define HUBPROTO_MAX_MANIFESTS	64 /* FILES_REPLY lists at most this many manifests of one file */
+ * more), peer (u16 LE: an index into ROUTE's table of peer addresses, 1 the first; 0: yours).
+ * REQUEST's are the same with the holder connection in the token's place (0: nobody named). */
+#define HUBPROTO_ROUTE_ENTRY (8 + HASH_LEN + 8 + 2)
+/* The waiters one REQUEST entry names at most (the fetch's others come by ROUTE). */
+#define HUBPROTO_REQUEST_WAITERS 64
+#define HUBPROTO_MAX_ROUTE_DATA	 (1024 * 1024) /* ROUTE's table of peer addresses, at most */
+#define HUBPROTO_MAX_MANIFESTS	 64 /* FILES_REPLY lists at most this many manifests of one file */
 
 /* A FILES_REPLY list (n entries of HUBPROTO_COUNT_ENTRY: manifest, viewers) as the public
  * "manifests" array ([{"hash", "viewers"}], PROTOCOL.md): operator lookup and the HTTP API. */
@@ -70,9 +75,10 @@ enum hubproto_cmd {
 	HUB_WANT = 7,	    /* list: (connection u64 LE, wanted hash) entries,
 			     * HUBPROTO_CONN_KEY_LEN bytes each (one turn of the gateway's loop) */
 	/* gateway -> hub: a holder's answer to HUB_REQUEST, and what became of the blob */
-	HUB_BLOB = 8, /* list: (token, hash, size) entries, HUBPROTO_BLOB_ENTRY bytes each: blobs
-		       * verified in one turn of the gateway's loop, which stay behind */
-	HUB_FAIL = 9, /* id: holder connection, hash, value: enum hubproto_fail */
+	HUB_BLOB = 8,	      /* list: (token, hash, size, holder connection) entries,
+			       * HUBPROTO_BLOB_ENTRY bytes each: blobs verified in one turn of the
+			       * gateway's loop, which stay behind */
+	HUB_FAIL = 9,	      /* id: holder connection, hash, value: enum hubproto_fail */
 	HUB_DELIVERED = 10,   /* list: (token, deliveries made) entries, HUBPROTO_DELIVERED_ENTRY
 			       * bytes each: blobs whose last ROUTE came (one per loop turn) */
 	HUB_UNDELIVERED = 11, /* hash, list: requester connections that did not get it,
@@ -85,8 +91,10 @@ enum hubproto_cmd {
 	HUB_WELCOME = 32,   /* id: hub instance; answers HELLO */
 	HUB_PING = 33,	    /* id: hub instance; heartbeat */
 	HUB_RESET = 34,	    /* id: hub instance; "I do not know you": send HELLO and your state */
-	HUB_REQUEST = 35,   /* list: (holder connection u64 LE, hash) entries,
-			     * HUBPROTO_CONN_KEY_LEN bytes each: send me these blobs */
+	HUB_REQUEST = 35,   /* send me these blobs, and give each at once to the waiters named:
+			     * list: (holder connection, hash, requester, peer) entries as ROUTE's,
+			     * HUBPROTO_ROUTE_ENTRY bytes each, every waiter of one holder and hash
+			     * together (requester 0: none named), data: peer addresses as ROUTE's */
 	HUB_NOT_FOUND = 37, /* id: requester connection, hash */
 	HUB_COUNT = 38,	    /* list: (hash, viewers) entries, HUBPROTO_COUNT_ENTRY bytes each */
 	HUB_ROUTE = 39,	    /* answers BLOB: list: (token, hash, requester, peer) entries,
@@ -214,15 +222,16 @@ int hubproto_delivered_put(uint8_t **list, size_t *len, size_t *cap, uint64_t to
 			   uint32_t deliveries);
 void hubproto_conn_key(uint8_t key[HUBPROTO_CONN_KEY_LEN], uint64_t conn,
 		       const uint8_t hash[HASH_LEN]);
-/* Appends a BLOB list entry (token, hash, size); as hubproto_count_put. */
+/* Appends a BLOB list entry (token, hash, size, holder connection); as hubproto_count_put. */
 int hubproto_blob_put(uint8_t **list, size_t *len, size_t *cap, uint64_t token,
-		      const uint8_t hash[HASH_LEN], uint32_t size);
+		      const uint8_t hash[HASH_LEN], uint32_t size, uint64_t holder);
 
 /*
- * ROUTE, as the hub builds it over one turn: entries, and the table of the peer addresses they
- * name (each u16 LE length, then the address as hubproto_peer_address writes it; entries name
- * them 1, 2, ... in that order, 0 the receiver itself). Every entry of one blob (token) is put
- * in a row, those of one peer in a row, the receiver's own last.
+ * ROUTE or REQUEST, as the hub builds it over one turn: entries, and the table of the peer
+ * addresses they name (each u16 LE length, then the address as hubproto_peer_address writes it;
+ * entries name them 1, 2, ... in that order, 0 the receiver itself). Every entry of one blob
+ * (token; in a REQUEST, the holder connection asked) is put in a row, those of one peer in a
+ * row, the receiver's own last.
  */
 struct hubproto_routes {
 	uint8_t *list, *peers;
@@ -236,14 +245,14 @@ int hubproto_routes_peer(struct hubproto_routes *r, const uint8_t *addr, size_t 
 /* Appends an entry; 0, or -1 when out of memory (the entry is lost). */
 int hubproto_routes_put(struct hubproto_routes *r, uint64_t token, const uint8_t hash[HASH_LEN],
 			uint64_t conn, int peer);
-/* The ROUTE message of r's entries and table (pointing into r). */
-struct hubproto_out hubproto_routes_message(const struct hubproto_routes *r);
+/* The ROUTE or REQUEST (cmd) message of r's entries and table (pointing into r). */
+struct hubproto_out hubproto_routes_message(const struct hubproto_routes *r, uint8_t cmd);
 void hubproto_routes_clear(struct hubproto_routes *r); /* empty, keeping the buffers */
 void hubproto_routes_free(struct hubproto_routes *r);
 
-/* One route of a received ROUTE: a blob's waiters on one gateway. */
+/* One route of a received ROUTE or REQUEST: a blob's waiters on one gateway. */
 struct hubproto_route {
-	uint64_t token;
+	uint64_t token; /* in a REQUEST: the holder connection asked */
 	const uint8_t *hash;
 	const uint8_t *addr; /* their gateway's peer address (hubproto_peer_address_parse) */
 	size_t addr_len;     /* 0: the receiver's own connections */
@@ -251,8 +260,8 @@ struct hubproto_route {
 	int last;	     /* the blob's last route */
 };
 /*
- * Reads the next route of ROUTE m from entry *it on, its connections into conns (room for
- * m->list_count of them). 1 and *it moved on; 0 at the end; -1 (why set) when an entry names a
+ * Reads the next route of ROUTE or REQUEST m from entry *it on, its connections into conns (room
+ * for m->list_count of them). 1 and *it moved on; 0 at the end; -1 (why set) when an entry names a
  * peer the table does not have (the rest of m is then unread).
  */
 int hubproto_route_next(const struct hubmsg *m, size_t *it, struct hubproto_route *r,

@@ -48,9 +48,11 @@ struct gateway {
 	uint64_t holdings;
 	uint8_t *counts; /* COUNT entries batched for the next flush */
 	size_t counts_len, counts_cap;
-	uint8_t *requests; /* REQUEST entries of this turn (link_request, link_flush) */
-	size_t requests_len, requests_cap;
-	struct hubproto_routes routes; /* ROUTE of this turn (link_route, link_flush) */
+	uint8_t
+	    *asked; /* (holder, hash) entries asked in this turn (link_request), named at its end */
+	size_t asked_len, asked_cap;
+	struct hubproto_routes requests; /* the REQUEST they make (router_name_waiters) */
+	struct hubproto_routes routes;	 /* ROUTE of this turn (link_route, link_flush) */
 	uint64_t unsent; /* messages dropped since sending to it began to fail (logged once) */
 	uint64_t counters[HUB_GWC_COUNT]; /* as its last HEARTBEAT said (link.c on_heartbeat) */
 };
@@ -94,6 +96,10 @@ struct holding {
 struct waiter {
 	struct fetch *f;
 	struct conn *c;
+	uint64_t named; /* key of the holder whose REQUEST named it (0: none): its BLOB served it */
+	/* Its gateway wanted the hash again while it was named (to again_of): that holder's
+	 * gateway had served it by name, its BLOB not yet here. Counted as a second want. */
+	uint64_t again_of;
 	LIST_ENTRY(waiter) fentry; /* the fetch's waiters */
 	LIST_ENTRY(waiter) centry; /* the connection's waits */
 };
@@ -108,6 +114,7 @@ struct fetch {
 	size_t ntried, captried;
 	int64_t deadline_ms;
 	int queued;		   /* in the timeout queue */
+	int request_queued;	   /* its holder is asked in this turn's REQUEST, not yet named */
 	TAILQ_ENTRY(fetch) tentry; /* timeout queue, oldest deadline first */
 };
 
@@ -120,6 +127,7 @@ struct transfer {
 	uint8_t hash[HASH_LEN];
 	uint32_t size;
 	size_t nconns;
+	size_t npre;	  /* the first npre conns: named in the REQUEST, served before any ROUTE */
 	uint64_t conns[]; /* conn keys of the waiters it was told about */
 };
 
@@ -186,10 +194,12 @@ uint32_t registry_viewers(struct hub *hub, const uint8_t hash[HASH_LEN]);
 /* router.c — wants, holder selection, routes for verified blobs, timeouts */
 void router_init(struct hub *hub);
 void router_want(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN]);
-/* A gateway verified a blob (kept there as token): tells it, in ROUTEs, where the waiters are. */
+/* A gateway verified a blob (kept there as token) from its connection `holder`: those waiters
+ * the REQUEST to that holder named have it; the rest are told, in ROUTEs, where they are. */
 void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint8_t hash[HASH_LEN],
-		 uint32_t size);
-/* The holder's gateway sent the blob `token` (counted here, so the stats stay exact). */
+		 uint32_t size, uint64_t holder);
+/* The holder's gateway sent the blob `token` (counted here, at most once per waiter the
+ * transfer holds, so the stats stay exact). */
 void router_delivered(struct hub *hub, struct gateway *gw, uint64_t token, uint32_t deliveries);
 /* The way a connection, a holding or a gateway goes: the router lets go of it, then the
  * registry removes it. router_drop returns registry_remove_holder's answer. */
@@ -204,7 +214,11 @@ void router_undelivered(struct hub *hub, struct gateway *from, const uint8_t has
 void router_fail(struct hub *hub, struct conn *holder, const uint8_t hash[HASH_LEN],
 		 uint32_t reason);
 void router_expire(struct hub *hub, int64_t now);
-/* A REQUEST to gw (entries as its list) could not be sent: those fetches ask the next holder. */
+/* The end of a turn: each holder asked in it (gw->asked) gets its REQUEST entries in
+ * gw->requests, naming the waiters its fetch has now. */
+void router_name_waiters(struct hub *hub, struct gateway *gw);
+/* A REQUEST to gw (n entries, as its list) could not be sent: those fetches ask the next
+ * holder. */
 void router_unrequested(struct hub *hub, struct gateway *gw, const uint8_t *entries, size_t n);
 /* A ROUTE to gw (n entries) could not be sent: the waiters it named wait again. */
 void router_unrouted(struct hub *hub, struct gateway *gw, const uint8_t *entries, size_t n);
@@ -240,14 +254,22 @@ size_t files_lookup(struct hub *hub, const uint8_t sha256[HASH_LEN],
 
 /* link.c — sending to gateways and frontends */
 int link_send(struct hub *hub, struct gateway *gw, const struct hubproto_out *o);
-/* Queues a REQUEST entry for gw: one REQUEST per gateway and turn of the loop carries them all
- * (link_flush; other messages to gw may go before it, which nothing depends on). -1 when gw is
- * known not to take messages, or out of memory: ask another holder. */
-int link_request(struct gateway *gw, uint64_t conn, const uint8_t hash[HASH_LEN]);
+/* The index of gateway to's peer address in list (gw->routes or gw->requests: 0 when to is gw);
+ * -1 when gw is failing, to has no address or the table is full. */
+int link_route_peer(struct gateway *gw, struct hubproto_routes *list, struct gateway *to);
+/* Asks holder on gw for hash in this turn's REQUEST: one REQUEST per gateway and turn of the loop
+ * carries them all (link_flush, which has the router name their waiters first; other messages
+ * to gw may go before it, which nothing depends on). -1 when gw is known not to take messages,
+ * or out of memory: ask another holder. */
+int link_request(struct gateway *gw, uint64_t holder, const uint8_t hash[HASH_LEN]);
+/* Puts a REQUEST entry in gw->requests: holder is asked for hash, and one waiter is named (conn
+ * on the gateway at peer, link_route_peer on gw->requests; conn 0: none). -1 when gw is known
+ * not to take messages, or out of memory. */
+int link_request_waiter(struct gateway *gw, uint64_t holder, const uint8_t hash[HASH_LEN],
+			uint64_t conn, int peer);
 /* Queues, for this turn's ROUTE to gw (the holder's gateway), one of the blob token's waiters
- * (conn on the gateway at peer, link_route_peer; conn 0: nobody waits, let the blob go). -1
- * when gw is failing or out of memory: nothing is queued. */
-int link_route_peer(struct gateway *gw, struct gateway *to);
+ * (conn on the gateway at peer, link_route_peer on gw->routes; conn 0: nobody waits, let the
+ * blob go). -1 when gw is failing or out of memory: nothing is queued. */
 int link_route(struct gateway *gw, uint64_t token, const uint8_t hash[HASH_LEN], uint64_t conn,
 	       int peer);
 /* Sends every gateway its queued REQUEST entries; once per turn of the loop, before counts. */

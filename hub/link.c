@@ -32,24 +32,31 @@ int link_send(struct hub *hub, struct gateway *gw, const struct hubproto_out *o)
 	return 0;
 }
 
-int link_request(struct gateway *gw, uint64_t conn, const uint8_t hash[HASH_LEN])
+int link_request(struct gateway *gw, uint64_t holder, const uint8_t hash[HASH_LEN])
 {
 	uint8_t entry[HUBPROTO_CONN_KEY_LEN];
 	if (gw->unsent)
 		return -1;
-	put_u64(entry, conn);
-	memcpy(HUBPROTO_CONN_KEY_HASH(entry), hash, HASH_LEN);
-	return hubproto_list_put(&gw->requests, &gw->requests_len, &gw->requests_cap, entry,
-				 sizeof(entry));
+	hubproto_conn_key(entry, 0, hash);
+	put_u64(entry, holder);
+	return hubproto_list_put(&gw->asked, &gw->asked_len, &gw->asked_cap, entry, sizeof(entry));
 }
 
-int link_route_peer(struct gateway *gw, struct gateway *to)
+int link_request_waiter(struct gateway *gw, uint64_t holder, const uint8_t hash[HASH_LEN],
+			uint64_t conn, int peer)
+{
+	if (gw->unsent)
+		return -1;
+	return hubproto_routes_put(&gw->requests, holder, hash, conn, peer);
+}
+
+int link_route_peer(struct gateway *gw, struct hubproto_routes *list, struct gateway *to)
 {
 	uint8_t addr[HUBPROTO_MAX_PEER_ADDRESS];
 	size_t len = to == gw ? 0 : hubproto_peer_address(addr, to->endpoint, to->public_key);
 	if (gw->unsent || (to != gw && len == 0))
 		return -1;
-	return hubproto_routes_peer(&gw->routes, addr, len);
+	return hubproto_routes_peer(list, addr, len);
 }
 
 int link_route(struct gateway *gw, uint64_t token, const uint8_t hash[HASH_LEN], uint64_t conn,
@@ -66,10 +73,28 @@ static int link_flush_routes(struct hub *hub, struct gateway *gw)
 	struct hubproto_routes *r = &gw->routes;
 	if (r->list_len == 0)
 		return 0;
-	struct hubproto_out o = hubproto_routes_message(r);
+	struct hubproto_out o = hubproto_routes_message(r, HUB_ROUTE);
 	int rc = link_send(hub, gw, &o);
 	if (rc < 0) /* (link_send marked gw unsent: waiting again queues no route to it) */
 		router_unrouted(hub, gw, r->list, o.list_count);
+	hubproto_routes_clear(r);
+	return rc;
+}
+
+/* This turn's REQUEST to gw, naming the waiters each fetch has now; one that cannot be sent moves
+ * its fetches on (router.c): -1. */
+static int link_flush_requests(struct hub *hub, struct gateway *gw)
+{
+	struct hubproto_routes *r = &gw->requests;
+	if (gw->asked_len == 0)
+		return 0;
+	router_name_waiters(hub, gw);
+	if (r->list_len == 0)
+		return 0;
+	struct hubproto_out o = hubproto_routes_message(r, HUB_REQUEST);
+	int rc = link_send(hub, gw, &o);
+	if (rc < 0) /* (gw is marked unsent: the holders asked next are on other gateways) */
+		router_unrequested(hub, gw, r->list, o.list_count);
 	hubproto_routes_clear(r);
 	return rc;
 }
@@ -88,16 +113,8 @@ void link_flush(struct hub *hub)
 			struct gateway *gw = hub->active[i];
 			if (link_flush_routes(hub, gw) < 0)
 				again = 1;
-			if (gw->requests_len == 0)
-				continue;
-			size_t n = gw->requests_len / HUBPROTO_CONN_KEY_LEN;
-			struct hubproto_out o = {
-			    .cmd = HUB_REQUEST, .list = gw->requests, .list_count = n};
-			gw->requests_len = 0;
-			if (link_send(hub, gw, &o) == 0)
-				continue;
-			router_unrequested(hub, gw, gw->requests, n);
-			again = 1;
+			if (link_flush_requests(hub, gw) < 0)
+				again = 1;
 		}
 	}
 }
@@ -199,7 +216,8 @@ static void on_blob(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 {
 	for (size_t i = 0; i < m->list_count; i++) {
 		const uint8_t *e = m->list + i * HUBPROTO_BLOB_ENTRY;
-		router_blob(hub, gw, get_u64(e), e + 8, get_u32(e + 8 + HASH_LEN));
+		router_blob(hub, gw, get_u64(e), e + 8, get_u32(e + 8 + HASH_LEN),
+			    get_u64(e + 12 + HASH_LEN));
 	}
 }
 

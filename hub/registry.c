@@ -129,7 +129,8 @@ void registry_gateway_remove(struct hub *hub, struct gateway *gw)
 	hub->active[gw->active_index] = last;
 	last->active_index = gw->active_index;
 	free(gw->counts);
-	free(gw->requests);
+	free(gw->asked);
+	hubproto_routes_free(&gw->requests);
 	hubproto_routes_free(&gw->routes);
 	free(gw);
 }

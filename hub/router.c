@@ -4,7 +4,10 @@
  * the verified blob and is told, per gateway, which connections wait for it (router_blob).
  *
  * Owns fetch, waiter and transfer structs (a transfer: a blob routed to its holder's gateway, kept
- * until that gateway reports it sent, so that its waiters can wait again if the gateway dies). For
+ * until that gateway reports it sent, so that its waiters can wait again if the gateway dies). A
+ * REQUEST names the waiters the fetch has then (each marked with the holder asked, w->named), so
+ * the holder's gateway gives them the blob the moment it verifies; the BLOB that answers that
+ * holder serves them, and its ROUTEs carry only the waiters who joined since. For
  * each fetch it asks one holder at a time: never a connection that is itself waiting, never one
  * already asked for this fetch, and the holder asked least recently first (asked holders move to
  * the back of the hash's line). A holder that declines, lies, leaves or stays silent past
@@ -155,6 +158,7 @@ static void fetch_fail_gateway(struct hub *hub, struct fetch *f, struct gateway 
 		struct hubproto_out o = {.cmd = HUB_NOT_FOUND, .id = w->c->id, .hash = f->h->hash};
 		link_send(hub, gw, &o);
 		hub->stats.requests_failed++;
+		hub->stats.requests_served += w->again_of != 0;
 	}
 	fetch_release_gateway(f, gw);
 }
@@ -167,6 +171,7 @@ static void fetch_fail_all(struct hub *hub, struct fetch *f)
 		struct hubproto_out o = {.cmd = HUB_NOT_FOUND, .id = w->c->id, .hash = f->h->hash};
 		link_send(hub, w->c->gw, &o);
 		hub->stats.requests_failed++;
+		hub->stats.requests_served += w->again_of != 0; /* (its first, served by name) */
 	}
 	fetch_destroy(hub, f);
 }
@@ -210,6 +215,79 @@ static struct holding *fetch_pick_holder(struct fetch *f)
 	return best;
 }
 
+static int gateway_listed(struct gateway *const *gws, size_t n, const struct gateway *gw)
+{
+	for (size_t i = 0; i < n; i++)
+		if (gws[i] == gw)
+			return 1;
+	return 0;
+}
+
+/*
+ * At the end of the turn that asked holder c (so every waiter that joined in it is named too):
+ * puts the REQUEST entries asking c for f's hash, naming up to HUBPROTO_REQUEST_WAITERS of its
+ * waiters, those on one gateway in a row, c's own last (as ROUTE), and none on a gateway
+ * c's cannot reach. The named are marked with c, every other waiter unmarked: the BLOB that
+ * answers c serves the marked, ROUTEs the rest. -1 when not even an entry naming nobody could be
+ * queued.
+ */
+static int fetch_request(struct fetch *f, struct conn *c)
+{
+	struct gateway *gw = c->gw, *seen[2 * HUBPROTO_REQUEST_WAITERS];
+	struct hubproto_routes *r = &gw->requests;
+	size_t queued = r->list_len, named = 0, nseen = 0;
+	struct waiter *w;
+	LIST_FOREACH(w, &f->waiters, fentry)
+	w->named = 0;
+	while (named < HUBPROTO_REQUEST_WAITERS && nseen < sizeof(seen) / sizeof(seen[0])) {
+		struct gateway *next = NULL;
+		LIST_FOREACH(w, &f->waiters, fentry)
+		if (!gateway_listed(seen, nseen, w->c->gw) && (next == NULL || next == gw))
+			next = w->c->gw;
+		if (next == NULL)
+			break;
+		seen[nseen++] = next;
+		int peer = link_route_peer(gw, r, next);
+		LIST_FOREACH(w, &f->waiters, fentry)
+		{
+			if (peer < 0 || named == HUBPROTO_REQUEST_WAITERS)
+				break;
+			if (w->c->gw != next)
+				continue;
+			if (link_request_waiter(gw, c->id, f->h->hash, w->c->id, peer) < 0) {
+				/* Out of memory: nobody named, they all come by ROUTE. */
+				r->list_len = queued;
+				LIST_FOREACH(w, &f->waiters, fentry)
+				w->named = 0;
+				named = 0;
+				goto unnamed;
+			}
+			w->named = c->key;
+			named++;
+		}
+	}
+unnamed:
+	if (named == 0)
+		return link_request_waiter(gw, c->id, f->h->hash, 0, 0);
+	return 0;
+}
+
+void router_name_waiters(struct hub *hub, struct gateway *gw)
+{
+	for (size_t off = 0; off < gw->asked_len; off += HUBPROTO_CONN_KEY_LEN) {
+		const uint8_t *e = gw->asked + off;
+		struct conn *c = registry_conn(hub, gw, get_u64(e), 0);
+		struct hashent *h = registry_hash(hub, HUBPROTO_CONN_KEY_HASH(e), 0);
+		struct fetch *f = h ? h->fetch : NULL;
+		if (c == NULL || f == NULL || f->holder != c || !f->request_queued)
+			continue; /* moved on in this turn, or asked twice in it */
+		f->request_queued = 0;
+		if (fetch_request(f, c) < 0) /* (its holder timeout moves it on) */
+			log_warnx("%s: out of memory: a REQUEST entry lost", __func__);
+	}
+	gw->asked_len = 0;
+}
+
 /* Asks the next eligible holder; fails every waiter when there is none. */
 static void fetch_ask_next(struct hub *hub, struct fetch *f)
 {
@@ -228,6 +306,7 @@ static void fetch_ask_next(struct hub *hub, struct fetch *f)
 		}
 		if (link_request(c->gw, c->id, h->hash) < 0)
 			continue;
+		f->request_queued = 1;
 		registry_holder_asked(h, hd);
 		fetch_set_holder(f, c);
 		f->deadline_ms = now_ms() + hub->holder_timeout_ms;
@@ -278,34 +357,44 @@ static void router_wait(struct hub *hub, struct conn *c, const uint8_t hash[HASH
 void router_want(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
 {
 	struct hashent *h = registry_hash(hub, hash, 0);
-	if (h && h->fetch && fetch_waiter_of(h->fetch, c))
+	struct waiter *w = h && h->fetch ? fetch_waiter_of(h->fetch, c) : NULL;
+	if (w && w->named && !w->again_of) {
+		/* Named in a REQUEST: the holder's gateway may have given it the blob already (its
+		 * BLOB on the way here), and this is the next want of the same hash. It is counted,
+		 * and the BLOB that answers that holder leaves it waiting (router_blob). */
+		w->again_of = w->named;
+		hub->stats.requests_total++;
+	}
+	if (w)
 		return; /* counted once: requests_total = served + failed + open */
 	hub->stats.requests_total++;
 	router_wait(hub, c, hash);
 }
 
 /*
- * Routes a blob that a holder's gateway verified and keeps (as token): for each gateway with
- * waiters, ROUTE entries naming its waiting connections and its peer address (its endpoint and,
- * with CurveZMQ, its key; none for the holder's own gateway, whose come last), all in this turn's
- * ROUTE to the holder's gateway (link_route). The gateway sends the bytes itself and reports what
- * it delivered (DELIVERED) and whom it could not reach (UNDELIVERED). Nobody waiting any more (a
- * late answer): an entry with no connection lets the gateway free the blob. Waiters whose entry
- * cannot be queued stay in the fetch, which asks the next holder; those of a ROUTE that cannot be
- * sent wait again (router_unrouted).
+ * Routes a blob that a holder's gateway verified and keeps (as token), from its connection
+ * holder: the waiters the REQUEST to that holder named (marked with it) have it already, and
+ * join the transfer first; for each gateway with other waiters, ROUTE entries naming its waiting
+ * connections and its peer address (its endpoint and, with CurveZMQ, its key; none for the holder's
+ * own gateway, whose come last), all in this turn's ROUTE to the holder's gateway (link_route). The
+ * gateway sends the bytes itself and reports what it delivered (DELIVERED) and whom it could not
+ * reach (UNDELIVERED). Nobody waiting any more (a late answer): an entry with no connection lets
+ * the gateway free the blob. Waiters whose entry cannot be queued stay in the fetch, which asks the
+ * next holder; those of a ROUTE that cannot be sent wait again (router_unrouted).
  */
 void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint8_t hash[HASH_LEN],
-		 uint32_t size)
+		 uint32_t size, uint64_t holder)
 {
 	struct hashent *h = registry_hash(hub, hash, 0);
 	struct fetch *f = h ? h->fetch : NULL;
-	struct waiter *w;
+	struct conn *by = registry_conn(hub, gw, holder, 0);
+	struct waiter *w, *wnext;
 	if (f == NULL) {
 		link_route(gw, token, hash, 0, 0);
 		return;
 	}
 	struct gateway **gws = malloc((size_t)f->nwaiters * sizeof(*gws));
-	struct transfer *t = malloc(sizeof(*t) + (size_t)f->nwaiters * sizeof(t->conns[0]));
+	struct transfer *t = malloc(sizeof(*t) + 2 * (size_t)f->nwaiters * sizeof(t->conns[0]));
 	size_t ngws = 0;
 	if (gws == NULL || t == NULL) {
 		free(gws);
@@ -324,6 +413,22 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 	memcpy(t->hash, hash, HASH_LEN);
 	t->size = size;
 	t->nconns = 0;
+	for (w = LIST_FIRST(&f->waiters); by && w; w = wnext) {
+		wnext = LIST_NEXT(w, fentry);
+		if (w->named != by->key)
+			continue;
+		t->conns[t->nconns++] = w->c->key;
+		if (w->again_of == by->key) { /* served by name, and wants it again: routed below */
+			w->named = w->again_of = 0;
+			continue;
+		}
+		if (w->again_of) /* its first want served by another holder's name */
+			t->conns[t->nconns++] = w->c->key;
+		registry_gw_ref(f->h, w->c->gw->slot, -1);
+		waiter_unlink(w);
+		free(w);
+	}
+	t->npre = t->nconns;
 	LIST_FOREACH(w, &f->waiters, fentry)
 	{
 		size_t i = 0;
@@ -355,7 +460,7 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 	if (ngws == 0)
 		link_route(gw, token, hash, 0, 0);
 	for (size_t g = 0; g < ngws; g++) {
-		int peer = link_route_peer(gw, gws[g]), rc = peer < 0 ? -1 : 0;
+		int peer = link_route_peer(gw, &gw->routes, gws[g]), rc = peer < 0 ? -1 : 0;
 		size_t queued = gw->routes.list_len;
 		LIST_FOREACH(w, &f->waiters, fentry)
 		if (rc == 0 && w->c->gw == gws[g])
@@ -370,8 +475,13 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 			break;
 		}
 		LIST_FOREACH(w, &f->waiters, fentry)
-		if (w->c->gw == gws[g])
+		{
+			if (w->c->gw != gws[g])
+				continue;
 			t->conns[t->nconns++] = w->c->key;
+			if (w->again_of) /* its first want served by another holder's name */
+				t->conns[t->nconns++] = w->c->key;
+		}
 		fetch_release_gateway(f, gws[g]);
 	}
 	free(gws);
@@ -397,21 +507,28 @@ void router_delivered(struct hub *hub, struct gateway *gw, uint64_t token, uint3
 	struct transfer *t = map_get(&hub->transfer_keys, key);
 	if (t == NULL)
 		return; /* routed by a hub before this one */
+	/* At most the waiters it holds: a named waiter that left may have been sent the blob. */
+	if (deliveries > t->nconns)
+		deliveries = (uint32_t)t->nconns;
 	hub->stats.requests_served += deliveries;
 	hub->stats.bytes_relayed += (uint64_t)t->size * deliveries;
 	transfer_free(hub, t);
 }
 
-/* The transfer's waiters (but those on skip, which is going) wait again, from the holders left. */
-static void transfer_rewait(struct hub *hub, struct transfer *t, const struct gateway *skip)
+/* The transfer's waiters from its from-th on (but those on skip, which is going) wait again, from
+ * the holders left; it keeps the others, and is freed if none. */
+static void transfer_rewait(struct hub *hub, struct transfer *t, const struct gateway *skip,
+			    size_t from)
 {
-	for (size_t i = 0; i < t->nconns; i++) {
+	for (size_t i = from; i < t->nconns; i++) {
 		struct conn *c = map_get(&hub->conns, &t->conns[i]);
 		struct hashent *h = registry_hash(hub, t->hash, 0);
 		if (c && c->gw != skip && !(h && h->fetch && fetch_waiter_of(h->fetch, c)))
 			router_wait(hub, c, t->hash);
 	}
-	transfer_free(hub, t);
+	t->nconns = from;
+	if (from == 0)
+		transfer_free(hub, t);
 }
 
 /* c is going: it waits for nothing, and the fetches that asked it ask the next holder. */
@@ -459,7 +576,7 @@ void router_gateway_remove(struct hub *hub, struct gateway *gw)
 	for (t = LIST_FIRST(&hub->transfers); t; t = next) {
 		next = LIST_NEXT(t, entry);
 		if (t->gw == gw)
-			transfer_rewait(hub, t, gw);
+			transfer_rewait(hub, t, gw, 0);
 	}
 	registry_gateway_remove(hub, gw);
 }
@@ -499,8 +616,10 @@ void router_unrouted(struct hub *hub, struct gateway *gw, const uint8_t *entries
 		const uint8_t *e = entries + i * HUBPROTO_ROUTE_ENTRY;
 		uint64_t key[2] = {get_u64(e), gw->slot};
 		struct transfer *t = map_get(&hub->transfer_keys, key);
+		/* Those the REQUEST named have it: the gateway reports them when it lets the blob
+		 * go without its last route (after PEER_KEEP_MS). */
 		if (t)
-			transfer_rewait(hub, t, NULL);
+			transfer_rewait(hub, t, NULL, t->npre);
 	}
 }
 
@@ -523,9 +642,9 @@ void router_fail(struct hub *hub, struct conn *holder, const uint8_t hash[HASH_L
 void router_unrequested(struct hub *hub, struct gateway *gw, const uint8_t *entries, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		const uint8_t *e = entries + i * HUBPROTO_CONN_KEY_LEN;
+		const uint8_t *e = entries + i * HUBPROTO_ROUTE_ENTRY;
 		struct conn *c = registry_conn(hub, gw, get_u64(e), 0);
-		struct hashent *h = registry_hash(hub, HUBPROTO_CONN_KEY_HASH(e), 0);
+		struct hashent *h = registry_hash(hub, e + 8, 0);
 		if (c && h && h->fetch && h->fetch->holder == c)
 			fetch_ask_next(hub, h->fetch);
 	}

@@ -62,6 +62,7 @@ struct outq {
 };
 
 struct interest;
+struct peer_named;
 
 /* A `file` announcement of one connection (filecheck.c): its manifest and the file hash. */
 struct file_claim {
@@ -154,6 +155,7 @@ struct interest {
 	unsigned deferred : 1; /* delivered while the queue was full: to be wanted again */
 	unsigned
 	    verifying : 1; /* asked by the gateway itself, to read the manifest (filecheck.c) */
+	struct peer_named *named; /* while requested: the waiters the hub's REQUEST named */
 	int64_t want_deadline;
 	int64_t last_count; /* last viewers value sent; -1: none yet */
 	int64_t pending_count;
@@ -264,8 +266,10 @@ void session_send_error(struct session *s, const char *code, const uint8_t *hash
 			const char *message);
 /* Queues a blob for s if it still wants it: 1 queued; 0 not (no want, or deferred: queue full). */
 int session_deliver(struct session *s, const uint8_t *hash, struct outbuf *b);
-/* The hub asks connection id for hash: its client is asked, or the hub hears FAIL. */
-void session_request(struct gateway *gw, uint64_t id, const uint8_t *hash);
+/* The hub asks connection id for hash, naming waiters for it (named, taken; NULL: none): its
+ * client is asked, or the hub hears FAIL. */
+void session_request(struct gateway *gw, uint64_t id, const uint8_t *hash,
+		     struct peer_named *named);
 void session_close_soon(struct session *s, int code, const char *reason);
 
 void session_update_flow(struct session *s);
@@ -304,10 +308,16 @@ int zadopt_readable(void *sock); /* 1 while a message waits: drain until 0 (edge
 void *peer_socket(struct gateway *gw, int type, const char *server_z85);
 int peer_open(struct gateway *gw);
 void peer_close(struct gateway *gw);
-/* Keeps a verified frame (hash, blob; malloc'd, taken) and announces it to the hub in BLOB; -1
- * if it could not be kept (out of memory: the frame is freed). */
-int peer_keep(struct gateway *gw, uint8_t *frame, size_t len);
+/* Keeps a verified frame (hash, blob; malloc'd, taken) from connection holder, announces it to
+ * the hub in BLOB, and gives it at once to the waiters the hub's REQUEST named (named, taken;
+ * NULL: none); -1 if it could not be kept (out of memory: the frame is freed, named too). */
+int peer_keep(struct gateway *gw, uint64_t holder, uint8_t *frame, size_t len,
+	      struct peer_named *named);
 void peer_route(struct gateway *gw, struct hubmsg *m);
+/* The hub's REQUEST m: each holder's client is asked for its hash (session_request) with the
+ * waiters named for it. */
+void peer_request(struct gateway *gw, struct hubmsg *m);
+void peer_named_free(struct peer_named *pn);
 /* PEER_KEYS: the only client keys the peer endpoint lets in from now on (replace), or more of
  * them (CurveZMQ). */
 void peer_allow(struct gateway *gw, const uint8_t *keys, size_t n, int replace);

@@ -332,10 +332,7 @@ static void on_reset(struct gateway *gw, struct hubmsg *m)
 
 static void on_request(struct gateway *gw, struct hubmsg *m)
 {
-	for (size_t i = 0; i < m->list_count; i++) {
-		const uint8_t *e = m->list + i * HUBPROTO_CONN_KEY_LEN;
-		session_request(gw, get_u64(e), HUBPROTO_CONN_KEY_HASH(e));
-	}
+	peer_request(gw, m);
 }
 
 static void on_route(struct gateway *gw, struct hubmsg *m)

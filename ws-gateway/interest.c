@@ -121,6 +121,10 @@ void interest_want_close(struct gateway *gw, struct interest *in)
 
 void interest_settle(struct gateway *gw, struct interest *in)
 {
+	if (!in->requested && in->named) { /* answered, declined, or its holder closed */
+		peer_named_free(in->named);
+		in->named = NULL;
+	}
 	if (in->holds || in->wants || in->requested || in->verifying)
 		return;
 	throttle_remove(in);

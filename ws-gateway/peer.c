@@ -5,10 +5,12 @@
  *
  * Owns kept_blob, parked_route and peer_link, the peer ROUTER socket (bound at gateway.peer_bind,
  * announced to the hub in HELLO as gateway.peer_endpoint) and one DEALER per other gateway's
- * endpoint. A blob verified here (session.c) is kept under a token and announced to the hub in
- * this turn's BLOB. The hub answers with routes, one per gateway with waiters: this gateway's own
- * waiters get the blob in process; another gateway's get one DELIVER over its DEALER
- * (zmq_msg_copy shares the buffer, so one transfer serves everyone). What was delivered is
+ * endpoint. The hub's REQUEST names the waiters it knows of (peer_request): a blob verified here
+ * (session.c) is kept under a token, announced to the hub in this turn's BLOB, and given at once
+ * to those (peer_keep). The hub answers with routes for the waiters who came since, one per
+ * gateway with waiters, and the blob's last route: this gateway's own waiters get the blob in
+ * process; another gateway's get one DELIVER over its DEALER (zmq_msg_copy shares the buffer, so
+ * one transfer serves everyone). What was delivered is
  * reported to the hub (DELIVERED, for the stats); waiters that cannot be reached are reported too
  * (UNDELIVERED), and the hub fails them at once instead of letting them wait for their timeout.
  *
@@ -66,6 +68,15 @@ struct parked_route {
 	int64_t until_ms;
 	size_t nconns;
 	uint8_t conns[]; /* u64 LE each */
+};
+
+/* The waiters a REQUEST named for one holder and hash, kept until its answer (peer_keep), a
+ * decline or its close (interest_settle): routes as the REQUEST gave them, the holder's own
+ * gateway last, each (u16 LE address length, the address, u32 LE n, n connections u64 LE). */
+struct peer_named {
+	int64_t at_ms;
+	size_t len, cap;
+	uint8_t buf[]; /* cap bytes: one allocation per request */
 };
 
 struct kept_blob {
@@ -422,13 +433,112 @@ void peer_flush_blobs(struct gateway *gw)
 	}
 }
 
-int peer_keep(struct gateway *gw, uint8_t *frame, size_t len)
+void peer_named_free(struct peer_named *pn)
+{
+	free(pn);
+}
+
+/* Adds a route of a REQUEST to *pn (made if NULL); -1 when out of memory (*pn is kept). */
+static int peer_named_add(struct peer_named **pn, const struct hubproto_route *r,
+			  const uint8_t *conns)
+{
+	struct peer_named *p = *pn;
+	size_t need = 2 + r->addr_len + 4 + 8 * r->nconns, len = p ? p->len : 0;
+	if (p == NULL || len + need > p->cap) {
+		size_t cap = p ? 2 * (len + need) : need + 128; /* (one route, usually) */
+		p = realloc(p, sizeof(*p) + cap);
+		if (p == NULL)
+			return -1;
+		if (*pn == NULL) {
+			p->at_ms = now_ms();
+			p->len = 0;
+		}
+		p->cap = cap;
+		*pn = p;
+	}
+	uint8_t *e = p->buf + p->len;
+	put_u16(e, (uint16_t)r->addr_len);
+	if (r->addr_len) /* (none: the receiver's own, addr NULL) */
+		memcpy(e + 2, r->addr, r->addr_len);
+	put_u32(e + 2 + r->addr_len, (uint32_t)r->nconns);
+	memcpy(e + 2 + r->addr_len + 4, conns, 8 * r->nconns);
+	p->len += need;
+	return 0;
+}
+
+static void peer_route_one(struct gateway *gw, struct kept_blob *k, const struct hubproto_route *r,
+			   const uint8_t *conns);
+
+/*
+ * Gives kept blob k to the waiters a REQUEST named, as a ROUTE's routes (not its last: that ends
+ * the blob's life), unless they are older than gateway.want_timeout_ms (their wants ended).
+ */
+static void peer_named_deliver(struct gateway *gw, struct kept_blob *k, struct peer_named *pn)
+{
+	if (pn == NULL || now_ms() - pn->at_ms > gw->want_timeout_ms)
+		return;
+	for (size_t off = 0; off + 6 <= pn->len;) {
+		struct hubproto_route r = {.token = k->token, .hash = k->hash};
+		r.addr_len = get_u16(pn->buf + off);
+		r.addr = pn->buf + off + 2;
+		r.nconns = get_u32(pn->buf + off + 2 + r.addr_len);
+		off += 2 + r.addr_len + 4;
+		peer_route_one(gw, k, &r, pn->buf + off);
+		off += 8 * r.nconns;
+	}
+}
+
+void peer_request(struct gateway *gw, struct hubmsg *m)
+{
+	uint8_t here[8 * HUBPROTO_REQUEST_WAITERS]; /* room for a REQUEST as the hub sends them */
+	uint8_t *conns =
+	    m->list_count <= HUBPROTO_REQUEST_WAITERS ? here : malloc(8 * m->list_count);
+	struct peer_named *named = NULL;
+	struct hubproto_route r;
+	const char *why = NULL;
+	size_t it = 0;
+	int rc, oom = 0;
+	if (conns == NULL) {
+		/* The hub asks the next holders at their holder timeout. */
+		log_warnx("%s: out of memory: a REQUEST of %zu entries dropped", __func__,
+			  m->list_count);
+		return;
+	}
+	while ((rc = hubproto_route_next(m, &it, &r, conns, &why)) > 0) {
+		if (r.nconns && !oom && peer_named_add(&named, &r, conns) < 0)
+			oom = 1;
+		if (!r.last)
+			continue;
+		if (oom) {
+			/* The hub counts on this answer to serve them: it asks another holder
+			 * now, with a REQUEST it names them in again. */
+			log_warnx("%s: out of memory: a request passed on", __func__);
+			struct hubproto_out o = {
+			    .cmd = HUB_FAIL, .id = r.token, .hash = r.hash, .value = HUB_FAIL_GONE};
+			hub_link_send(gw, &o);
+			peer_named_free(named);
+		} else {
+			session_request(gw, r.token, r.hash, named);
+		}
+		named = NULL;
+		oom = 0;
+	}
+	if (rc < 0)
+		log_warnx("%s: a REQUEST dropped from its entry %zu on: %s", __func__, it, why);
+	peer_named_free(named);
+	if (conns != here)
+		free(conns);
+}
+
+int peer_keep(struct gateway *gw, uint64_t holder, uint8_t *frame, size_t len,
+	      struct peer_named *named)
 {
 	struct kept_blob *k = calloc(1, sizeof(*k));
 	if (k == NULL || zmq_msg_init_data(&k->frame, frame, len, peer_free_frame, NULL) < 0) {
 		log_warnx("%s: out of memory: a verified blob dropped", __func__);
 		free(k);
 		free(frame);
+		peer_named_free(named);
 		return -1;
 	}
 	TAILQ_INIT(&k->parked);
@@ -437,28 +547,39 @@ int peer_keep(struct gateway *gw, uint8_t *frame, size_t len)
 	k->expires_ms = now_ms() + PEER_KEEP_MS;
 	TAILQ_INSERT_TAIL(&gw->kept, k, entry);
 	uint32_t size = (uint32_t)(len - HASH_LEN);
+	/* The BLOB entry first: an UNDELIVERED about a named waiter must come after it (any
+	 * message to the hub sends this turn's BLOB before it). */
 	if (hubproto_blob_put(&gw->blobs_out, &gw->blobs_out_len, &gw->blobs_out_cap, k->token,
-			      k->hash, size) == 0)
-		return 0;
-	uint8_t e[HUBPROTO_BLOB_ENTRY]; /* out of memory: this one goes alone */
-	put_u64(e, k->token);
-	memcpy(e + 8, k->hash, HASH_LEN);
-	put_u32(e + 8 + HASH_LEN, size);
-	struct hubproto_out o = {.cmd = HUB_BLOB, .list = e, .list_count = 1};
-	if (hub_link_send(gw, &o) < 0)
-		kept_free(gw, k); /* (the hub is away: its wants are announced again) */
+			      k->hash, size, holder) < 0) {
+		uint8_t e[HUBPROTO_BLOB_ENTRY]; /* out of memory: this one goes alone */
+		put_u64(e, k->token);
+		memcpy(e + 8, k->hash, HASH_LEN);
+		put_u32(e + 8 + HASH_LEN, size);
+		put_u64(e + 12 + HASH_LEN, holder);
+		struct hubproto_out o = {.cmd = HUB_BLOB, .list = e, .list_count = 1};
+		if (hub_link_send(gw, &o) < 0) {
+			kept_free(gw, k); /* (the hub is away: its wants are announced again) */
+			k = NULL;
+		}
+	}
+	if (k)
+		peer_named_deliver(gw, k, named);
+	peer_named_free(named);
 	return 0;
 }
 
-/* One route of a ROUTE: the blob's waiters on one gateway (conns: r->nconns of them). */
-static void peer_route_one(struct gateway *gw, const struct hubproto_route *r, const uint8_t *conns)
+/* One route of a ROUTE, or of a REQUEST's named waiters: the blob's waiters on one gateway (conns:
+ * r->nconns of them); k is the blob r->token names, or NULL (looked for here). */
+static void peer_route_one(struct gateway *gw, struct kept_blob *k, const struct hubproto_route *r,
+			   const uint8_t *conns)
 {
 	struct hubproto_peer_address a;
 	const char *why;
 	int usable = hubproto_peer_address_parse(r->addr, r->addr_len, &a, &why) == 0;
 	if (!usable)
 		log_warnx("%s: a ROUTE with a bad peer address: %s", __func__, why);
-	struct kept_blob *k = kept_find(gw, r->token);
+	if (k == NULL)
+		k = kept_find(gw, r->token);
 	int kept = k != NULL && memcmp(k->hash, r->hash, HASH_LEN) == 0;
 	/* Freed already (PEER_KEEP_MS), or nowhere to send it: its waiters must not wait for
 	 * nothing (unless whose they are is unknown: then their want timeout ends them). */
@@ -500,7 +621,7 @@ void peer_route(struct gateway *gw, struct hubmsg *m)
 		return;
 	}
 	while ((rc = hubproto_route_next(m, &it, &r, conns, &why)) > 0)
-		peer_route_one(gw, &r, conns);
+		peer_route_one(gw, NULL, &r, conns);
 	if (rc < 0)
 		log_warnx("%s: a ROUTE dropped from its entry %zu on: %s", __func__, it, why);
 	free(conns);

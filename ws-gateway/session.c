@@ -114,7 +114,7 @@ int session_deliver(struct session *s, const uint8_t *hash, struct outbuf *b)
 	return 1;
 }
 
-void session_request(struct gateway *gw, uint64_t id, const uint8_t *hash)
+void session_request(struct gateway *gw, uint64_t id, const uint8_t *hash, struct peer_named *named)
 {
 	struct session *s = session_find(gw, id);
 	if (s && s->closing)
@@ -126,8 +126,12 @@ void session_request(struct gateway *gw, uint64_t id, const uint8_t *hash)
 					 .hash = hash,
 					 .value = s ? HUB_FAIL_DECLINED : HUB_FAIL_GONE};
 		hub_link_send(gw, &o);
+		peer_named_free(named);
 		return;
 	}
+	/* The newest REQUEST's waiters are those the hub counts on this answer to serve. */
+	peer_named_free(in->named);
+	in->named = named;
 	if (in->requested)
 		return; /* already asked and not yet answered: its answer serves this too */
 	in->requested = 1;
@@ -386,7 +390,9 @@ static void session_binary(struct gateway *gw, struct session *s)
 		return;
 	}
 	int requested = in->requested;
+	struct peer_named *named = in->named;
 	in->requested = 0;
+	in->named = NULL;
 	size_t len = s->rx_len - HASH_LEN;
 	if (s->rx_sha_failed || hash_stream_end(s->rx_sha, got) < 0 ||
 	    memcmp(got, hash, HASH_LEN) != 0) {
@@ -397,6 +403,7 @@ static void session_binary(struct gateway *gw, struct session *s)
 		struct hubproto_out o = {
 		    .cmd = HUB_FAIL, .id = s->id, .hash = hash, .value = HUB_FAIL_MISMATCH};
 		hub_link_send(gw, &o);
+		peer_named_free(named);
 		if (s->lies >= gw->max_lies)
 			session_close_soon(s, LWS_CLOSE_STATUS_POLICY_VIOLATION,
 					   "too many wrong blobs");
@@ -405,13 +412,16 @@ static void session_binary(struct gateway *gw, struct session *s)
 	if (in->verifying)
 		filecheck_answered(gw, s, in, s->rx + HASH_LEN, len);
 	interest_settle(gw, in);
-	if (!requested)
+	if (!requested) {
+		peer_named_free(named); /* (none: nobody asked) */
 		return; /* asked by filecheck.c alone: read, and nobody waits for it */
-	/* The verified frame stays here, without a copy, until the hub says where it goes. */
+	}
+	/* The verified frame stays here, without a copy: the waiters the REQUEST named get it now,
+	 * the others when the hub says where they are. */
 	uint8_t *frame = s->rx;
 	s->rx = NULL;
 	s->rx_len = s->rx_cap = 0;
-	if (peer_keep(gw, frame, HASH_LEN + len) < 0) {
+	if (peer_keep(gw, s->id, frame, HASH_LEN + len, named) < 0) {
 		/* Not kept (out of memory): the hub asks the next holder now, not after its
 		 * holder timeout; the claim stays. */
 		struct hubproto_out o = {

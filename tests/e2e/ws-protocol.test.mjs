@@ -2,7 +2,7 @@
 // viewer counts, errors. One stack for the file; every test uses fresh blobs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, withLogs, makeBlob, randomHash, rawUpgrade, sleep, MAX_BLOB, SUBPROTOCOL } from '../lib/stack.mjs';
+import { startStack, withLogs, makeBlob, randomHash, rawUpgrade, sleep, waitFor, MAX_BLOB, SUBPROTOCOL } from '../lib/stack.mjs';
 
 let stack;
 const T = (fn) => withLogs(() => stack, fn);
@@ -205,6 +205,34 @@ test('a requester is never asked for its own want', T(async () => {
 	assert.equal(a.requestsFor(solo.hash), 0, 'the sole holder was asked for its own want');
 	await a.close();
 	await b.close();
+}));
+
+test('wanting a blob again the moment it arrives, from both gateways: every want answered, the figures exact', T(async () => {
+	// The hub names the waiters it knows in REQUEST, and the holder's gateway gives them the blob
+	// as soon as it verifies, before its BLOB reaches the hub: a want sent again at once from
+	// another gateway may reach the hub first. It must be a new want, answered and counted once.
+	const s0 = await stack.stats();
+	const a = await gw(0, 'holder');
+	const near = await gw(0, 'near wanter');
+	const far = await gw(1, 'far wanter');
+	const blob = makeBlob(4096, 'want again at once');
+	await a.hold(blob);
+	const ROUNDS = 30;
+	for (let i = 0; i < ROUNDS; i++) {
+		near.want(blob.hash);
+		far.want(blob.hash);
+		const got = await Promise.all([near.nextBinary(blob.hash), far.nextBinary(blob.hash)]);
+		for (const g of got) assert.ok(g.bytes.equals(blob.bytes), `wrong bytes in round ${i}`);
+	}
+	const s1 = await waitFor(async () => {
+		const s = await stack.stats();
+		return s.requests_served - s0.requests_served >= 2 * ROUNDS ? s : null;
+	}, { timeoutMs: 5000, what: 'every delivery counted' }).catch(() => stack.stats());
+	assert.equal(s1.requests_total - s0.requests_total, 2 * ROUNDS, 'requests_total');
+	assert.equal(s1.requests_served - s0.requests_served, 2 * ROUNDS, 'requests_served');
+	assert.equal(s1.requests_failed - s0.requests_failed, 0, 'requests_failed');
+	assert.equal(s1.bytes_relayed - s0.bytes_relayed, 2 * ROUNDS * blob.bytes.length, 'bytes_relayed');
+	for (const c of [a, near, far]) await c.close();
 }));
 
 test('a lying holder gets hash_mismatch and loses its claim; the wanter gets the right bytes', T(async () => {

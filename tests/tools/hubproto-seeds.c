@@ -117,14 +117,19 @@ int main(int argc, char **argv)
 	uint8_t blobs[2 * HUBPROTO_BLOB_ENTRY];
 	size_t blobs_len = 0, blobs_cap = sizeof(blobs);
 	uint8_t *blobs_list = blobs;
-	hubproto_blob_put(&blobs_list, &blobs_len, &blobs_cap, 900, hash, 5);
-	hubproto_blob_put(&blobs_list, &blobs_len, &blobs_cap, 901, hashes, 1 << 20);
+	hubproto_blob_put(&blobs_list, &blobs_len, &blobs_cap, 900, hash, 5, 7);
+	hubproto_blob_put(&blobs_list, &blobs_len, &blobs_cap, 901, hashes, 1 << 20, 0);
 	struct hubproto_routes routes = {0}; /* a blob for a peer and here, one nobody waits for */
+	struct hubproto_routes requests = {0}; /* a holder asked with waiters named, one without */
 	int peer = hubproto_routes_peer(&routes, route, route_len);
 	if (peer < 0 || hubproto_routes_put(&routes, 900, hash, 7, peer) < 0 ||
 	    hubproto_routes_put(&routes, 900, hash, 8, peer) < 0 ||
 	    hubproto_routes_put(&routes, 900, hash, 9, 0) < 0 ||
-	    hubproto_routes_put(&routes, 901, hashes, 0, 0) < 0) {
+	    hubproto_routes_put(&routes, 901, hashes, 0, 0) < 0 ||
+	    hubproto_routes_peer(&requests, route, route_len) != peer ||
+	    hubproto_routes_put(&requests, 7, hash, 8, peer) < 0 ||
+	    hubproto_routes_put(&requests, 7, hash, 9, 0) < 0 ||
+	    hubproto_routes_put(&requests, 8, hashes, 0, 0) < 0) {
 		fprintf(stderr, "hubproto-seeds: out of memory\n");
 		return 1;
 	}
@@ -160,10 +165,10 @@ int main(int argc, char **argv)
 	    {"welcome", {.cmd = HUB_WELCOME, .id = 3}},
 	    {"ping", {.cmd = HUB_PING, .id = 3}},
 	    {"reset", {.cmd = HUB_RESET, .id = 3}},
-	    {"request", {.cmd = HUB_REQUEST, .list = keys, .list_count = 2}},
+	    {"request", hubproto_routes_message(&requests, HUB_REQUEST)},
 	    {"not-found", {.cmd = HUB_NOT_FOUND, .id = 8, .hash = hash}},
 	    {"count", {.cmd = HUB_COUNT, .list = counts, .list_count = 2}},
-	    {"route", hubproto_routes_message(&routes)},
+	    {"route", hubproto_routes_message(&routes, HUB_ROUTE)},
 	    {"peer-keys",
 	     {.cmd = HUB_PEER_KEYS, .value = HUB_PEER_KEYS_ALL, .list = key, .list_count = 1}},
 	    {"lookup", {.cmd = HUB_LOOKUP, .id = 11, .hash = hash}},

@@ -43,7 +43,7 @@ static const struct {
     {HUB_WELCOME, 0, 0},
     {HUB_PING, 0, 0},
     {HUB_RESET, 0, 0},
-    {HUB_REQUEST, HUBPROTO_CONN_KEY_LEN, 0},
+    {HUB_REQUEST, HUBPROTO_ROUTE_ENTRY, 1},
     {HUB_NOT_FOUND, 0, 0},
     {HUB_COUNT, HUBPROTO_COUNT_ENTRY, 0},
     {HUB_ROUTE, HUBPROTO_ROUTE_ENTRY, 1},
@@ -488,7 +488,7 @@ static void test_peer_address(void **state)
 	uint8_t hash[HASH_LEN] = {1}, conns[8];
 	assert_int_equal(hubproto_routes_peer(&r, buf, n), 1);
 	assert_int_equal(hubproto_routes_put(&r, 1, hash, 7, 1), 0);
-	struct hubproto_out o = hubproto_routes_message(&r);
+	struct hubproto_out o = hubproto_routes_message(&r, HUB_ROUTE);
 	assert_int_equal(hubproto_send(p->router, (const uint8_t *)GW_ID, strlen(GW_ID), &o), 0);
 	hubproto_routes_free(&r);
 	struct hubmsg m;
@@ -641,11 +641,11 @@ static void test_parse_malformed(void **state)
 /*
  * One ROUTE carries the routes of a turn: each blob's entries in a row (its waiters on each
  * gateway, the receiver's own last), a table of the peer addresses they name, and an entry with
- * no connection for a blob nobody waits for any more.
+ * no connection for a blob nobody waits for any more. One REQUEST is built and read the same way,
+ * the holder asked in the token's place, naming the waiters it knows (or nobody).
  */
-static void test_routes(void **state)
+static void routes_round_trip(struct pair *p, uint8_t cmd)
 {
-	struct pair *p = *state;
 	struct hubproto_routes r = {0};
 	uint8_t x[HASH_LEN], y[HASH_LEN];
 	memset(x, 0x11, HASH_LEN);
@@ -663,10 +663,11 @@ static void test_routes(void **state)
 	assert_int_equal(hubproto_routes_put(&r, 5, x, 13, 0), 0);
 	assert_int_equal(hubproto_routes_put(&r, 6, y, 0, 0), 0); /* nobody waits */
 	assert_int_equal(hubproto_routes_put(&r, 7, y, 14, pb), 0);
-	struct hubproto_out o = hubproto_routes_message(&r);
+	struct hubproto_out o = hubproto_routes_message(&r, cmd);
 	assert_int_equal(hubproto_send(p->router, (const uint8_t *)GW_ID, strlen(GW_ID), &o), 0);
 	struct hubmsg m;
 	assert_int_equal(recv_wait(p->dealer, &m, 0), 1);
+	assert_int_equal(m.cmd, cmd);
 	assert_int_equal(m.list_count, 6);
 	struct {
 		uint64_t token;
@@ -702,11 +703,8 @@ static void test_routes(void **state)
 	hubproto_routes_clear(&r);
 	assert_int_equal(hubproto_routes_peer(&r, (const uint8_t *)a, strlen(a)), 1);
 	assert_int_equal(hubproto_routes_put(&r, 8, x, 20, 2), 0);
-	struct hubmsg bad = {.cmd = HUB_ROUTE,
-			     .list = r.list,
-			     .list_count = 1,
-			     .data = r.peers,
-			     .data_len = r.peers_len};
+	struct hubmsg bad = {
+	    .cmd = cmd, .list = r.list, .list_count = 1, .data = r.peers, .data_len = r.peers_len};
 	it = 0;
 	assert_int_equal(hubproto_route_next(&bad, &it, &route, conns, &why), -1);
 	assert_string_equal(why, "a route names a peer its table does not have");
@@ -717,6 +715,42 @@ static void test_routes(void **state)
 	it = 0;
 	assert_int_equal(hubproto_route_next(&bad, &it, &route, conns, &why), -1);
 	hubproto_routes_free(&r);
+}
+
+static void test_routes(void **state)
+{
+	routes_round_trip(*state, HUB_ROUTE);
+}
+
+static void test_requests(void **state)
+{
+	routes_round_trip(*state, HUB_REQUEST);
+}
+
+/* A BLOB entry names the holder connection it answers, after the token, hash and size. */
+static void test_blob_entry(void **state)
+{
+	struct pair *p = *state;
+	uint8_t *list = NULL, x[HASH_LEN];
+	size_t len = 0, cap = 0;
+	memset(x, 0x44, HASH_LEN);
+	assert_int_equal(hubproto_blob_put(&list, &len, &cap, 9, x, 4096, 0x123456789aull), 0);
+	assert_int_equal(hubproto_blob_put(&list, &len, &cap, 10, x, 1, 0), 0);
+	assert_int_equal(len, 2 * HUBPROTO_BLOB_ENTRY);
+	struct hubproto_out o = {.cmd = HUB_BLOB, .list = list, .list_count = 2};
+	send_ok(p->dealer, NULL, 0, &o);
+	free(list);
+	struct hubmsg m;
+	assert_int_equal(recv_wait(p->router, &m, 1), 1);
+	assert_int_equal(m.cmd, HUB_BLOB);
+	assert_int_equal(m.list_count, 2);
+	assert_true(get_u64(m.list) == 9);
+	assert_memory_equal(m.list + 8, x, HASH_LEN);
+	assert_int_equal(get_u32(m.list + 8 + HASH_LEN), 4096);
+	assert_true(get_u64(m.list + 12 + HASH_LEN) == 0x123456789aull);
+	assert_true(get_u64(m.list + HUBPROTO_BLOB_ENTRY) == 10);
+	assert_true(get_u64(m.list + HUBPROTO_BLOB_ENTRY + 12 + HASH_LEN) == 0);
+	hubmsg_close(&m);
 }
 
 /* Sends raw frames (the last without SNDMORE). */
@@ -928,6 +962,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_zero_copy_send_failure, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_shared_data_frame, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_routes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_blob_entry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_peer_address, setup, teardown),
 	    cmocka_unit_test(test_parse_valid),
 	    cmocka_unit_test(test_parse_malformed),

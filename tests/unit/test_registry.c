@@ -29,10 +29,17 @@ struct fx {
 	struct hub hub;
 	void *sock[NGW];
 	struct gateway *gw[NGW];
-	uint8_t requests[NGW][64 * HUBPROTO_CONN_KEY_LEN]; /* REQUEST entries not yet expected */
+	struct request {
+		uint64_t holder;
+		uint8_t hash[HASH_LEN];
+		size_t nnamed;	   /* waiters it names */
+		uint64_t named[8]; /* the first of their connection ids */
+		char peer[64];	   /* the peer endpoint of the first route ("": the holder's own) */
+	} requests[NGW][64];	   /* requests of a REQUEST not yet expected */
 	size_t nrequests[NGW], next_request[NGW];
-	struct hubmsg route[NGW]; /* a ROUTE whose routes are not all expected yet */
-	size_t route_it[NGW];	  /* the next of them */
+	struct request last_request; /* the one expect_msg took last */
+	struct hubmsg route[NGW];    /* a ROUTE whose routes are not all expected yet */
+	size_t route_it[NGW];	     /* the next of them */
 	int has_route[NGW];
 };
 
@@ -134,9 +141,10 @@ static void expect_msg(struct fx *fx, int g, uint8_t cmd, uint64_t id, const uin
 		if (cmd != HUB_REQUEST)
 			fail_msg("gateway %s: got REQUEST, expected %s", gw_peer[g],
 				 hubproto_cmd_name(cmd));
-		const uint8_t *e = fx->requests[g] + fx->next_request[g]++ * HUBPROTO_CONN_KEY_LEN;
-		assert_true(get_u64(e) == id);
-		assert_memory_equal(HUBPROTO_CONN_KEY_HASH(e), hash, HASH_LEN);
+		const struct request *rq = &fx->requests[g][fx->next_request[g]++];
+		assert_true(rq->holder == id);
+		assert_memory_equal(rq->hash, hash, HASH_LEN);
+		fx->last_request = *rq;
 		return;
 	}
 	link_flush(&fx->hub);
@@ -147,8 +155,28 @@ static void expect_msg(struct fx *fx, int g, uint8_t cmd, uint64_t id, const uin
 			 hubproto_cmd_name(cmd));
 	if (cmd == HUB_REQUEST) {
 		assert_true(m.list_count >= 1 && m.list_count <= 64);
-		memcpy(fx->requests[g], m.list, m.list_count * HUBPROTO_CONN_KEY_LEN);
-		fx->nrequests[g] = m.list_count;
+		uint8_t conns[64 * 8];
+		struct hubproto_route r;
+		const char *why;
+		size_t it = 0, n = 0;
+		struct request *rq = NULL;
+		while (hubproto_route_next(&m, &it, &r, conns, &why) == 1) {
+			if (rq == NULL) {
+				rq = &fx->requests[g][n++];
+				memset(rq, 0, sizeof(*rq));
+				rq->holder = r.token;
+				memcpy(rq->hash, r.hash, HASH_LEN);
+				snprintf(rq->peer, sizeof(rq->peer), "%.*s", (int)r.addr_len,
+					 (const char *)r.addr);
+			}
+			for (size_t i = 0; i < r.nconns; i++, rq->nnamed++)
+				if (rq->nnamed < 8)
+					rq->named[rq->nnamed] = get_u64(conns + 8 * i);
+			if (r.last)
+				rq = NULL;
+		}
+		assert_int_equal(it, m.list_count);
+		fx->nrequests[g] = n;
 		fx->next_request[g] = 0;
 		hubmsg_close(&m);
 		expect_msg(fx, g, cmd, id, hash);
@@ -465,14 +493,13 @@ static void test_want_shared_fetch(void **state)
 	assert_int_equal(h->fetch->nwaiters, 1);
 	assert_ptr_equal(LIST_FIRST(&h->fetch->waiters)->c, b1);
 	assert_true(router_next_deadline(hub) >= before + 10000);
-	expect_msg(fx, 0, HUB_REQUEST, 1, X);
-	expect_quiet(fx, 1);
 
-	/* the same connection again: no second waiter, no second request, not a second want
-	 * in the figures (requests_total = served + failed + open) */
+	/* the same connection again (before a REQUEST named it): no second waiter, no second
+	 * request, not a second want in the figures (requests_total = served + failed + open) */
 	router_want(hub, b1, X);
 	assert_int_equal(hub->stats.requests_total, 1);
 	assert_int_equal(h->fetch->nwaiters, 1);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
 	expect_quiet(fx, 0);
 	expect_quiet(fx, 1);
 
@@ -489,7 +516,7 @@ static void test_want_shared_fetch(void **state)
 	/* the holder's gateway is told where both waiters are, in one ROUTE; the hub sees no
 	 * bytes, and counts what the gateway reports it delivered */
 	size_t n;
-	router_blob(hub, fx->gw[0], 7, X, 1234);
+	router_blob(hub, fx->gw[0], 7, X, 1234, 0);
 	assert_int_equal(expect_route(fx, 0, 7, X, 0, gw_endpoint[1], &n), 3);
 	assert_int_equal(n, 2);
 	expect_quiet(fx, 1);
@@ -506,7 +533,7 @@ static void test_want_shared_fetch(void **state)
 	assert_int_equal(router_next_deadline(hub), -1);
 
 	/* a late second answer finds nobody waiting: an empty ROUTE lets the blob go */
-	router_blob(hub, fx->gw[0], 8, X, 1234);
+	router_blob(hub, fx->gw[0], 8, X, 1234, 0);
 	assert_int_equal(expect_route(fx, 0, 8, X, 0, "", &n), 0);
 	assert_int_equal(n, 0);
 	expect_quiet(fx, 1);
@@ -528,8 +555,8 @@ static void test_delivered_list(void **state)
 	router_want(hub, a2, Y);
 	expect_msg(fx, 0, HUB_REQUEST, 1, X);
 	expect_msg(fx, 1, HUB_REQUEST, 1, Y);
-	router_blob(hub, fx->gw[0], 5, X, 100); /* the same token on both gateways */
-	router_blob(hub, fx->gw[1], 5, Y, 200);
+	router_blob(hub, fx->gw[0], 5, X, 100, 0); /* the same token on both gateways */
+	router_blob(hub, fx->gw[1], 5, Y, 200, 0);
 
 	uint8_t *list = NULL;
 	size_t len = 0, cap = 0;
@@ -591,11 +618,11 @@ static void test_requests_one_per_turn(void **state)
 	struct hubmsg m;
 	assert_int_equal(recv_wait(fx->sock[0], &m, 2000), 1);
 	assert_int_equal(m.cmd, HUB_REQUEST);
-	assert_int_equal(m.list_count, 2);
+	assert_int_equal(m.list_count, 2); /* each names its waiter */
 	assert_true(get_u64(m.list) == 1);
-	assert_memory_equal(HUBPROTO_CONN_KEY_HASH(m.list), X, HASH_LEN);
-	assert_true(get_u64(m.list + HUBPROTO_CONN_KEY_LEN) == 2);
-	assert_memory_equal(HUBPROTO_CONN_KEY_HASH(m.list + HUBPROTO_CONN_KEY_LEN), Y, HASH_LEN);
+	assert_memory_equal(m.list + 8, X, HASH_LEN);
+	assert_true(get_u64(m.list + HUBPROTO_ROUTE_ENTRY) == 2);
+	assert_memory_equal(m.list + HUBPROTO_ROUTE_ENTRY + 8, Y, HASH_LEN);
 	hubmsg_close(&m);
 	expect_quiet(fx, 0);
 }
@@ -640,7 +667,7 @@ static void test_holder_rotation(void **state)
 		assert_ptr_not_equal(f->holder, req);
 		expect_msg(fx, 0, HUB_REQUEST, f->holder->id, X);
 		size_t n;
-		router_blob(hub, fx->gw[0], (uint64_t)round + 1, X, 1234);
+		router_blob(hub, fx->gw[0], (uint64_t)round + 1, X, 1234, 0);
 		/* the waiter is on the holder's own gateway: no endpoint, in process */
 		assert_int_equal(expect_route(fx, 0, (uint64_t)round + 1, X, 0, "", &n), req->id);
 		assert_int_equal(n, 1);
@@ -750,7 +777,7 @@ static void test_expire(void **state)
 
 	/* a late answer from a slow holder is dropped: nobody waits */
 	size_t n;
-	router_blob(hub, fx->gw[0], 5, X, 1234);
+	router_blob(hub, fx->gw[0], 5, X, 1234, 0);
 	expect_route(fx, 0, 5, X, 0, "", &n);
 	assert_int_equal(n, 0);
 	expect_quiet(fx, 1);
@@ -926,7 +953,7 @@ static void test_oom_blob(void **state)
 	router_want(hub, b1, X);
 	expect_msg(fx, 0, HUB_REQUEST, 1, X);
 	oom_fail_after(1);
-	router_blob(hub, fx->gw[0], 9, X, 100);
+	router_blob(hub, fx->gw[0], 9, X, 100, 0);
 	oom_fail_after(0);
 	size_t n;
 	assert_int_equal(expect_route(fx, 0, 9, X, 0, "", &n), 0);
@@ -981,7 +1008,7 @@ static void test_routes_and_undelivered(void **state)
 	router_want(hub, b2, X);
 	struct hashent *h = registry_hash(hub, X, 0);
 
-	router_blob(hub, fx->gw[0], 9, X, 1234);
+	router_blob(hub, fx->gw[0], 9, X, 1234, 0);
 	size_t n;
 	assert_int_equal(expect_route(fx, 0, 9, X, 1, gw_endpoint[1], &n), 1 + 2);
 	assert_int_equal(n, 2);
@@ -1028,7 +1055,7 @@ static void test_route_to_gateway_without_endpoint(void **state)
 	registry_add_holder(hub, a1, X);
 	router_want(hub, b1, X);
 	expect_msg(fx, 0, HUB_REQUEST, 1, X);
-	router_blob(hub, fx->gw[0], 4, X, 1234);
+	router_blob(hub, fx->gw[0], 4, X, 1234, 0);
 	expect_msg(fx, 1, HUB_NOT_FOUND, 1, X);
 	size_t n;
 	expect_route(fx, 0, 4, X, 0, "", &n); /* nobody left: the blob may go */
@@ -1051,7 +1078,8 @@ static void test_route_unsendable(void **state)
 	registry_add_holder(hub, a2, X);
 	router_want(hub, b1, X);
 	expect_msg(fx, 0, HUB_REQUEST, 2, X);
-	router_blob(hub, ghost, 3, X, 1234); /* a late answer from a gateway that is going away */
+	router_blob(hub, ghost, 3, X, 1234,
+		    0);	 /* a late answer from a gateway that is going away */
 	link_flush(hub); /* the turn ends: its ROUTE cannot be sent, the waiter waits again */
 	struct fetch *f = registry_hash(hub, X, 0)->fetch;
 	assert_non_null(f);
@@ -1061,6 +1089,189 @@ static void test_route_unsendable(void **state)
 	expect_msg(fx, 0, HUB_REQUEST, f->holder->id, X);
 	assert_int_equal(hub->stats.requests_total, 1);
 	assert_int_equal(hub->stats.requests_served + hub->stats.requests_failed, 0);
+	expect_quiet(fx, 1);
+}
+
+/*
+ * A REQUEST names the waiters its fetch has (hub protocol 6), those on another gateway first and
+ * the holder's own last, so the holder's gateway serves them the moment the blob verifies. The
+ * BLOB that answers that holder counts them in the transfer: its ROUTE carries only who came
+ * since, and the figures count at most the waiters the transfer holds.
+ */
+static void test_request_names_waiters(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1), *a2 = conn(fx, 0, 2);
+	struct conn *b1 = conn(fx, 1, 1), *b2 = conn(fx, 1, 2), *b3 = conn(fx, 1, 3);
+	registry_add_holder(hub, a1, X);
+	router_want(hub, a2, X);
+	router_want(hub, b1, X);
+	router_want(hub, b2, X);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	assert_int_equal(fx->last_request.nnamed, 3);
+	assert_string_equal(fx->last_request.peer, gw_endpoint[1]);
+	assert_true(fx->last_request.named[0] + fx->last_request.named[1] == 1 + 2);
+	assert_true(fx->last_request.named[2] == 2); /* a2, on the holder's gateway, last */
+	expect_quiet(fx, 1);
+
+	/* b3 came after the REQUEST: the ROUTE answering the BLOB names it alone */
+	router_want(hub, b3, X);
+	router_blob(hub, fx->gw[0], 7, X, 1000, a1->id);
+	size_t n;
+	assert_int_equal(expect_route(fx, 0, 7, X, 0, gw_endpoint[1], &n), 3);
+	assert_int_equal(n, 1);
+	expect_quiet(fx, 0);
+	expect_quiet(fx, 1);
+	assert_null(registry_hash(hub, X, 0)->fetch);
+	assert_true(LIST_EMPTY(&b1->waits));
+
+	/* four waiters in the transfer: a fifth delivery is not counted */
+	router_delivered(hub, fx->gw[0], 7, 5);
+	assert_int_equal(hub->stats.requests_served, 4);
+	assert_int_equal(hub->stats.bytes_relayed, 4 * 1000);
+	assert_int_equal(hub->stats.requests_total,
+			 hub->stats.requests_served + hub->stats.requests_failed);
+}
+
+/*
+ * Named waiters that are gone by the BLOB, or that their holder's gateway cannot reach: the first
+ * may be sent the blob but are not counted; the others hear NOT_FOUND from the UNDELIVERED that
+ * follows the BLOB, as when a ROUTE named them.
+ */
+static void test_request_named_left_or_unreached(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1), *b1 = conn(fx, 1, 1), *b2 = conn(fx, 1, 2);
+	registry_add_holder(hub, a1, X);
+	router_want(hub, b1, X);
+	router_want(hub, b2, X);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	assert_int_equal(fx->last_request.nnamed, 2);
+	router_conn_close(hub, b2);
+
+	/* every waiter left was named: the ROUTE only lets the blob go when its time comes */
+	router_blob(hub, fx->gw[0], 3, X, 10, a1->id);
+	size_t n;
+	assert_int_equal(expect_route(fx, 0, 3, X, 0, "", &n), 0);
+	assert_int_equal(n, 0);
+	expect_quiet(fx, 1);
+	router_delivered(hub, fx->gw[0], 3, 2);
+	assert_int_equal(hub->stats.requests_served, 1);
+	assert_int_equal(hub->stats.bytes_relayed, 10);
+
+	/* again, and gw-A cannot reach gw-B */
+	router_want(hub, b1, X);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	assert_int_equal(fx->last_request.nnamed, 1);
+	router_blob(hub, fx->gw[0], 4, X, 10, a1->id);
+	expect_route(fx, 0, 4, X, 0, "", &n);
+	uint8_t ids[8];
+	put_u64(ids, 1);
+	router_undelivered(hub, fx->gw[0], X, gw_endpoint[1], ids, 1);
+	expect_msg(fx, 1, HUB_NOT_FOUND, 1, X);
+	assert_int_equal(hub->stats.requests_failed, 1);
+	router_delivered(hub, fx->gw[0], 4, 0);
+	assert_int_equal(hub->stats.requests_served, 1);
+}
+
+/*
+ * A holder that timed out: the next holder's REQUEST names the waiters again (they are marked
+ * with it now), so a late answer from the first serves none of them by name: its ROUTE names
+ * them, and the receivers drop what is already answered. The next holder's answer then finds
+ * nobody waiting.
+ */
+static void test_request_named_late_answer(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1), *a2 = conn(fx, 0, 2), *b1 = conn(fx, 1, 1);
+	registry_add_holder(hub, a1, X);
+	registry_add_holder(hub, a2, X);
+	router_want(hub, b1, X);
+	expect_msg(fx, 0, HUB_REQUEST, 2, X);
+	assert_int_equal(fx->last_request.nnamed, 1);
+	hub->holder_timeout_ms = 20000; /* the next deadline comes after this one */
+	router_expire(hub, router_next_deadline(hub));
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	assert_int_equal(fx->last_request.nnamed, 1);
+	assert_true(fx->last_request.named[0] == 1);
+
+	router_blob(hub, fx->gw[0], 5, X, 10, a2->id); /* the late answer */
+	size_t n;
+	assert_int_equal(expect_route(fx, 0, 5, X, 0, gw_endpoint[1], &n), 1);
+	assert_int_equal(n, 1);
+	router_delivered(hub, fx->gw[0], 5, 1);
+	router_blob(hub, fx->gw[0], 6, X, 10, a1->id);
+	assert_int_equal(expect_route(fx, 0, 6, X, 0, "", &n), 0);
+	router_delivered(hub, fx->gw[0], 6, 1); /* (its stale list: not a transfer) */
+	assert_int_equal(hub->stats.requests_served, 1);
+	assert_int_equal(hub->stats.requests_total, 1);
+	expect_quiet(fx, 1);
+}
+
+/*
+ * A ROUTE that cannot be sent: the waiters it named wait again, but not those the REQUEST named,
+ * who have the blob; the transfer keeps them until the gateway reports it (after PEER_KEEP_MS).
+ */
+static void test_request_named_route_unsendable(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1), *a2 = conn(fx, 0, 2);
+	struct conn *b1 = conn(fx, 1, 1), *b2 = conn(fx, 1, 2);
+	registry_add_holder(hub, a1, X);
+	registry_add_holder(hub, a2, X);
+	router_want(hub, b1, X);
+	expect_msg(fx, 0, HUB_REQUEST, 2, X);
+	router_want(hub, b2, X);
+	router_blob(hub, fx->gw[0], 8, X, 10, a2->id);
+	/* the turn's ROUTE (b2's) is lost, as link_flush_routes finds it */
+	uint8_t entry[HUBPROTO_ROUTE_ENTRY] = {0};
+	put_u64(entry, 8);
+	hubproto_routes_clear(&fx->gw[0]->routes);
+	router_unrouted(hub, fx->gw[0], entry, 1);
+	struct fetch *f = registry_hash(hub, X, 0)->fetch;
+	assert_non_null(f);
+	assert_int_equal(f->nwaiters, 1);
+	assert_ptr_equal(LIST_FIRST(&f->waiters)->c, b2);
+	assert_true(LIST_EMPTY(&b1->waits));
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	assert_int_equal(fx->last_request.nnamed, 1);
+	assert_true(fx->last_request.named[0] == 2);
+	router_delivered(hub, fx->gw[0], 8, 2);
+	assert_int_equal(hub->stats.requests_served, 1);
+	expect_quiet(fx, 1);
+	(void)a1;
+}
+
+/*
+ * A named waiter's gateway wants the hash again before the BLOB that served it by name reaches
+ * the hub (the holder's gateway and the waiter's race to the hub): a second want, counted; that
+ * BLOB leaves it waiting, and its ROUTE names it, so the second want is served too.
+ */
+static void test_request_named_wants_again(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1), *b1 = conn(fx, 1, 1);
+	registry_add_holder(hub, a1, X);
+	router_want(hub, b1, X);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	assert_int_equal(fx->last_request.nnamed, 1);
+	router_want(hub, b1, X); /* served by name already, and wanted again */
+	router_want(hub, b1, X); /* (once only) */
+	assert_int_equal(hub->stats.requests_total, 2);
+	expect_quiet(fx, 0);
+	router_blob(hub, fx->gw[0], 2, X, 10, a1->id);
+	size_t n;
+	assert_int_equal(expect_route(fx, 0, 2, X, 0, gw_endpoint[1], &n), 1);
+	assert_int_equal(n, 1);
+	assert_null(registry_hash(hub, X, 0)->fetch);
+	router_delivered(hub, fx->gw[0], 2, 2);
+	assert_int_equal(hub->stats.requests_served, 2);
+	assert_int_equal(hub->stats.bytes_relayed, 20);
 	expect_quiet(fx, 1);
 }
 
@@ -1085,8 +1296,8 @@ static void test_holder_gateway_dies_mid_transfer(void **state)
 	expect_msg(fx, 0, HUB_REQUEST, 1, X);
 	expect_msg(fx, 0, HUB_REQUEST, 1, Y);
 	size_t n;
-	router_blob(hub, fx->gw[0], 5, X, 100);
-	router_blob(hub, fx->gw[0], 6, Y, 100);
+	router_blob(hub, fx->gw[0], 5, X, 100, 0);
+	router_blob(hub, fx->gw[0], 6, Y, 100, 0);
 	expect_route(fx, 0, 5, X, 0, gw_endpoint[1], &n);
 	expect_route(fx, 0, 6, Y, 0, gw_endpoint[1], &n);
 	assert_null(registry_hash(hub, X, 0)->fetch);
@@ -1161,6 +1372,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_route_to_gateway_without_endpoint, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_route_unsendable, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_request_names_waiters, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_request_named_left_or_unreached, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_request_named_late_answer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_request_named_wants_again, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_request_named_route_unsendable, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_holder_gateway_dies_mid_transfer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unreachable_holder, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_requesters_and_holders_leave, setup, teardown),
