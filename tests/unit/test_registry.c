@@ -1177,10 +1177,11 @@ static void test_request_named_left_or_unreached(void **state)
 }
 
 /*
- * A holder that timed out: the next holder's REQUEST names the waiters again (they are marked
- * with it now), so a late answer from the first serves none of them by name: its ROUTE names
- * them, and the receivers drop what is already answered. The next holder's answer then finds
- * nobody waiting.
+ * A holder that timed out: the next holder's REQUEST names the waiters again, but a late answer
+ * from the first still reaches those its own REQUEST named (its gateway keeps that list), so it
+ * serves them by name: a second copy by ROUTE could answer their next want, which the hub would
+ * then count and serve again (seen in tests/e2e/named-waiters.test.mjs). The next holder's
+ * answer then finds nobody waiting.
  */
 static void test_request_named_late_answer(void **state)
 {
@@ -1200,8 +1201,7 @@ static void test_request_named_late_answer(void **state)
 
 	router_blob(hub, fx->gw[0], 5, X, 10, a2->id); /* the late answer */
 	size_t n;
-	assert_int_equal(expect_route(fx, 0, 5, X, 0, gw_endpoint[1], &n), 1);
-	assert_int_equal(n, 1);
+	assert_int_equal(expect_route(fx, 0, 5, X, 0, "", &n), 0); /* no second copy */
 	router_delivered(hub, fx->gw[0], 5, 1);
 	router_blob(hub, fx->gw[0], 6, X, 10, a1->id);
 	assert_int_equal(expect_route(fx, 0, 6, X, 0, "", &n), 0);
