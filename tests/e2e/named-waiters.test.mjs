@@ -234,3 +234,129 @@ test('a lying holder with named waiters: they get the next holder\'s blob, not t
 	await figures(s0, { total: 2, served: 2, size: blob.bytes.length, mismatches: 1 });
 	await Promise.all([h1.close(), h2.close(), w.close(), near.close()]);
 }));
+
+// ---------------------------------------------------------------------------------------------
+// deaths and restarts between REQUEST and BLOB: a stack of their own each
+
+/** Runs fn(own stack) on a fresh stack, stopped (and checked) after. */
+const own = (opts, fn) => async (t) => {
+	let s;
+	try {
+		s = await startStack({ gateways: 2, lighttpd: false, ...opts });
+		await withLogs(() => s, () => fn(s))(t);
+	} finally {
+		if (s) await s.stopAndCheck();
+	}
+};
+
+/** A holder on gateway `at` that records requests and answers when told (then every later one at once). */
+async function heldBy(s, at, blob, label) {
+	const h = await s.wsConnect({ index: at, label });
+	let asked, answered = false;
+	const first = new Promise((resolve) => (asked = resolve));
+	h.ws.on('message', (data, isBinary) => {
+		if (isBinary || JSON.parse(data.toString()).type !== 'request') return;
+		if (answered) h.sendBinary(blob.hash, blob.bytes);
+		asked();
+	});
+	h.have(blob.hash);
+	await h.nextType('count', blob.hash);
+	return {
+		h,
+		asked: first,
+		answer: () => {
+			answered = true;
+			h.sendBinary(blob.hash, blob.bytes);
+		},
+	};
+}
+
+for (const killed of [0, 1]) {
+	test(`the asked holder's gateway ${killed} is killed after the REQUEST: the waiter elsewhere gets the other holder's blob, once`, own({}, async (s) => {
+		const blob = makeBlob(1500, `holder gateway killed ${killed}`);
+		const first = await heldBy(s, killed, blob, 'doomed holder');
+		await s.waitLookup(blob.hash, 1);
+		const second = await heldBy(s, 1 - killed, blob, 'other holder');
+		second.answer(); // (it answers whenever asked)
+		await s.waitLookup(blob.hash, 2);
+		const s0 = await s.stats();
+		const dies = await s.wsConnect({ index: killed, label: 'waiter with it' });
+		const lives = await s.wsConnect({ index: 1 - killed, label: 'waiter elsewhere' });
+		dies.want(blob.hash); // first: the holder on its gateway is asked
+		await first.asked;
+		lives.want(blob.hash);
+		await sleep(50);
+		await s.killGateway(killed);
+		const t0 = Date.now();
+		const got = await lives.nextBinary(blob.hash, 8000);
+		assert.ok(got.bytes.equals(blob.bytes));
+		await sleep(500);
+		assert.equal(blobsOf(lives, blob.hash).length, 1, 'one blob');
+		assert.deepEqual(errorsOf(lives, blob.hash), []);
+		const s1 = await s.stats();
+		assert.equal(s1.requests_total - s0.requests_total, 2, 'requests_total');
+		assert.equal(s1.requests_served - s0.requests_served, 1, `requests_served (blob after ${Date.now() - t0} ms)`);
+		assert.equal(s1.requests_failed - s0.requests_failed, 0, 'requests_failed');
+		assert.equal(s1.bytes_relayed - s0.bytes_relayed, blob.bytes.length, 'bytes_relayed');
+		await Promise.all([lives.close(), second.h.close()]);
+	}));
+}
+
+test('the waiter\'s gateway is killed after the REQUEST: the holder\'s own waiter gets one blob, figures add up', own({}, async (s) => {
+	const blob = makeBlob(1700, 'waiter gateway killed');
+	const holder = await heldBy(s, 0, blob, 'holder');
+	await s.waitLookup(blob.hash, 1);
+	const s0 = await s.stats();
+	const far = await s.wsConnect({ index: 1, label: 'far waiter' });
+	const near = await s.wsConnect({ index: 0, label: 'near waiter' });
+	far.want(blob.hash); // named in the REQUEST
+	await holder.asked;
+	near.want(blob.hash);
+	await sleep(50);
+	await s.killGateway(1);
+	holder.answer();
+	const got = await near.nextBinary(blob.hash, 5000);
+	assert.ok(got.bytes.equals(blob.bytes));
+	await sleep(2500); // the hub forgets gateway 1 (hub.peer_expiry_ms)
+	assert.equal(blobsOf(near, blob.hash).length, 1, 'one blob');
+	assert.deepEqual(errorsOf(near, blob.hash), []);
+	const s1 = await s.stats();
+	const d = (k) => s1[k] - s0[k];
+	assert.equal(d('requests_total'), 2, 'requests_total');
+	// The far waiter died with its gateway: sent (served), reported undelivered (failed), or
+	// forgotten first (neither); the near one is served.
+	assert.ok(d('requests_served') >= 1 && d('requests_served') + d('requests_failed') <= 2, `served ${d('requests_served')} failed ${d('requests_failed')}`);
+	assert.equal(d('bytes_relayed'), d('requests_served') * blob.bytes.length, 'bytes_relayed');
+	// And the holder still serves.
+	const after = await s.wsConnect({ index: 0, label: 'after' });
+	after.want(blob.hash);
+	await after.nextBinary(blob.hash, 3000);
+	await Promise.all([after.close(), near.close(), holder.h.close()]);
+}));
+
+test('the hub restarts between REQUEST and BLOB: each waiter gets one blob, the new hub\'s figures exact', own({}, async (s) => {
+	const blob = makeBlob(1900, 'hub restart');
+	const holder = await heldBy(s, 0, blob, 'holder');
+	await s.waitLookup(blob.hash, 1);
+	const ws = [await s.wsConnect({ index: 1, label: 'far waiter' }), await s.wsConnect({ index: 0, label: 'near waiter' })];
+	ws[0].want(blob.hash);
+	await holder.asked;
+	ws[1].want(blob.hash);
+	await sleep(50);
+	await s.killHub();
+	await s.startHub();
+	await s.waitGateways(2);
+	await sleep(300);
+	holder.answer(); // the old hub's REQUEST, and whatever the new one asks
+	for (const w of ws) assert.ok((await w.nextBinary(blob.hash, 5000)).bytes.equals(blob.bytes), `${w.label}: wrong bytes`);
+	await sleep(500);
+	for (const w of ws) {
+		assert.equal(blobsOf(w, blob.hash).length, 1, `${w.label}: ${blobsOf(w, blob.hash).length} blobs`);
+		assert.deepEqual(errorsOf(w, blob.hash), [], `${w.label}: an error`);
+	}
+	const st = await s.stats();
+	assert.equal(st.requests_failed, 0, 'requests_failed');
+	assert.equal(st.requests_total, st.requests_served, `requests_total ${st.requests_total}, served ${st.requests_served}`);
+	assert.equal(st.bytes_relayed, st.requests_served * blob.bytes.length, 'bytes_relayed');
+	await Promise.all([...ws.map((w) => w.close()), holder.h.close()]);
+}));
