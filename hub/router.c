@@ -665,8 +665,15 @@ void router_unrequested(struct hub *hub, struct gateway *gw, const uint8_t *entr
 		const uint8_t *e = entries + i * HUBPROTO_ROUTE_ENTRY;
 		struct conn *c = registry_conn(hub, gw, get_u64(e), 0);
 		struct hashent *h = registry_hash(hub, e + 8, 0);
-		if (c && h && h->fetch && h->fetch->holder == c)
-			fetch_ask_next(hub, h->fetch);
+		if (c == NULL || h == NULL || h->fetch == NULL || h->fetch->holder != c)
+			continue;
+		/* Its gateway names nobody for it: a late BLOB of c (an earlier fetch's request)
+		 * serves none of these by name. */
+		uint64_t bit = fetch_tried_bit(h->fetch, c->key);
+		struct waiter *w;
+		LIST_FOREACH(w, &h->fetch->waiters, fentry)
+		w->named_by &= ~bit;
+		fetch_ask_next(hub, h->fetch);
 	}
 }
 
