@@ -7,7 +7,8 @@
  * until that gateway reports it sent, so that its waiters can wait again if the gateway dies). A
  * REQUEST names the waiters the fetch has then (each marked with the holder asked, w->named), so
  * the holder's gateway gives them the blob the moment it verifies; the BLOB that answers that
- * holder serves them, and its ROUTEs carry only the waiters who joined since. For
+ * holder serves them (after its timeout too: w->named_by), and its ROUTEs carry only the waiters
+ * who joined since. For
  * each fetch it asks one holder at a time: never a connection that is itself waiting, never one
  * already asked for this fetch, and the holder asked least recently first (asked holders move to
  * the back of the hash's line). A holder that declines, lies, leaves or stays silent past
