@@ -97,12 +97,19 @@ struct waiter {
 	struct fetch *f;
 	struct conn *c;
 	uint64_t named; /* key of the holder whose REQUEST named it (0: none): its BLOB served it */
-	/* Its gateway wanted the hash again while it was named (to again_of): that holder's
-	 * gateway had served it by name, its BLOB not yet here. Counted as a second want. */
+	/* Bit i: the REQUEST to the fetch's tried[i] (i < 64) named it. That holder's gateway
+	 * gives it the blob whenever it answers, even after its timeout (a stale list). */
+	uint64_t named_by;
+	/* Its gateway wanted the hash again while it was named (to again_of, or ROUTER_STALE when
+	 * only a holder that timed out had named it): a holder's gateway had served it by name,
+	 * its BLOB not yet here. Counted as a second want. */
 	uint64_t again_of;
 	LIST_ENTRY(waiter) fentry; /* the fetch's waiters */
 	LIST_ENTRY(waiter) centry; /* the connection's waits */
 };
+
+/* waiter.again_of when the holders that named it had all timed out (none names it now). */
+#define ROUTER_STALE UINT64_MAX
 
 /* One transfer in progress for a hash: everyone waiting for it shares it. */
 struct fetch {

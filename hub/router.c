@@ -7,7 +7,8 @@
  * until that gateway reports it sent, so that its waiters can wait again if the gateway dies). A
  * REQUEST names the waiters the fetch has then (each marked with the holder asked, w->named), so
  * the holder's gateway gives them the blob the moment it verifies; the BLOB that answers that
- * holder serves them, and its ROUTEs carry only the waiters who joined since. For
+ * holder serves them (after its timeout too: w->named_by), and its ROUTEs carry only the waiters
+ * who joined since. For
  * each fetch it asks one holder at a time: never a connection that is itself waiting, never one
  * already asked for this fetch, and the holder asked least recently first (asked holders move to
  * the back of the hash's line). A holder that declines, lies, leaves or stays silent past
@@ -77,6 +78,15 @@ static int fetch_mark_tried(struct fetch *f, uint64_t key)
 		f->captried = ncap;
 	}
 	f->tried[f->ntried++] = key;
+	return 0;
+}
+
+/* The bit of waiter.named_by for holder key (its place among those tried), or 0 past 64. */
+static uint64_t fetch_tried_bit(const struct fetch *f, uint64_t key)
+{
+	for (size_t i = 0; i < f->ntried && i < 64; i++)
+		if (f->tried[i] == key)
+			return 1ull << i;
 	return 0;
 }
 
@@ -236,6 +246,7 @@ static int fetch_request(struct fetch *f, struct conn *c)
 	struct gateway *gw = c->gw, *seen[2 * HUBPROTO_REQUEST_WAITERS];
 	struct hubproto_routes *r = &gw->requests;
 	size_t queued = r->list_len, named = 0, nseen = 0;
+	uint64_t bit = fetch_tried_bit(f, c->key);
 	struct waiter *w;
 	LIST_FOREACH(w, &f->waiters, fentry)
 	w->named = 0;
@@ -258,11 +269,15 @@ static int fetch_request(struct fetch *f, struct conn *c)
 				/* Out of memory: nobody named, they all come by ROUTE. */
 				r->list_len = queued;
 				LIST_FOREACH(w, &f->waiters, fentry)
-				w->named = 0;
+				{
+					w->named = 0;
+					w->named_by &= ~bit;
+				}
 				named = 0;
 				goto unnamed;
 			}
 			w->named = c->key;
+			w->named_by |= bit;
 			named++;
 		}
 	}
@@ -358,11 +373,12 @@ void router_want(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
 {
 	struct hashent *h = registry_hash(hub, hash, 0);
 	struct waiter *w = h && h->fetch ? fetch_waiter_of(h->fetch, c) : NULL;
-	if (w && w->named && !w->again_of) {
-		/* Named in a REQUEST: the holder's gateway may have given it the blob already (its
-		 * BLOB on the way here), and this is the next want of the same hash. It is counted,
-		 * and the BLOB that answers that holder leaves it waiting (router_blob). */
-		w->again_of = w->named;
+	if (w && (w->named || w->named_by) && !w->again_of) {
+		/* Named in a REQUEST (this fetch's latest, or one to a holder that timed out): that
+		 * holder's gateway may have given it the blob already (its BLOB on the way here),
+		 * and this is the next want of the same hash. It is counted, and the BLOB that
+		 * served it leaves it waiting (router_blob). */
+		w->again_of = w->named ? w->named : ROUTER_STALE;
 		hub->stats.requests_total++;
 	}
 	if (w)
@@ -413,13 +429,18 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 	memcpy(t->hash, hash, HASH_LEN);
 	t->size = size;
 	t->nconns = 0;
+	/* Named by any REQUEST to by, its latest or one that timed out: by's gateway gave them
+	 * the blob as it verified it (a second copy by ROUTE could answer their next want). */
+	uint64_t bit = by ? fetch_tried_bit(f, by->key) : 0;
 	for (w = LIST_FIRST(&f->waiters); by && w; w = wnext) {
 		wnext = LIST_NEXT(w, fentry);
-		if (w->named != by->key)
+		if (w->named != by->key && !(w->named_by & bit))
 			continue;
 		t->conns[t->nconns++] = w->c->key;
-		if (w->again_of == by->key) { /* served by name, and wants it again: routed below */
-			w->named = w->again_of = 0;
+		if (w->again_of == by->key || (w->again_of && w->named != by->key)) {
+			/* served by name (by by, as the timed-out one's stale list when it is not
+			 * the holder named now), and wants it again: routed below */
+			w->named = w->again_of = w->named_by = 0;
 			continue;
 		}
 		if (w->again_of) /* its first want served by another holder's name */
@@ -645,8 +666,15 @@ void router_unrequested(struct hub *hub, struct gateway *gw, const uint8_t *entr
 		const uint8_t *e = entries + i * HUBPROTO_ROUTE_ENTRY;
 		struct conn *c = registry_conn(hub, gw, get_u64(e), 0);
 		struct hashent *h = registry_hash(hub, e + 8, 0);
-		if (c && h && h->fetch && h->fetch->holder == c)
-			fetch_ask_next(hub, h->fetch);
+		if (c == NULL || h == NULL || h->fetch == NULL || h->fetch->holder != c)
+			continue;
+		/* Its gateway names nobody for it: a late BLOB of c (an earlier fetch's request)
+		 * serves none of these by name. */
+		uint64_t bit = fetch_tried_bit(h->fetch, c->key);
+		struct waiter *w;
+		LIST_FOREACH(w, &h->fetch->waiters, fentry)
+		w->named_by &= ~bit;
+		fetch_ask_next(hub, h->fetch);
 	}
 }
 
