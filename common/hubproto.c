@@ -455,12 +455,30 @@ int hubproto_blob_put(uint8_t **list, size_t *len, size_t *cap, uint64_t token,
 {
 	if (hubproto_list_room(list, *len, cap, HUBPROTO_BLOB_ENTRY) < 0)
 		return -1;
-	put_u64(*list + *len, token);
-	memcpy(*list + *len + 8, hash, HASH_LEN);
-	put_u32(*list + *len + 8 + HASH_LEN, size);
-	put_u64(*list + *len + 12 + HASH_LEN, holder);
+	hubproto_blob_entry(*list + *len, token, hash, size, holder);
 	*len += HUBPROTO_BLOB_ENTRY;
 	return 0;
+}
+
+#define HUBPROTO_BLOB_SIZE_AT	(8 + HASH_LEN)
+#define HUBPROTO_BLOB_HOLDER_AT (8 + HASH_LEN + 4)
+
+void hubproto_blob_entry(uint8_t e[HUBPROTO_BLOB_ENTRY], uint64_t token,
+			 const uint8_t hash[HASH_LEN], uint32_t size, uint64_t holder)
+{
+	put_u64(e, token);
+	memcpy(e + 8, hash, HASH_LEN);
+	put_u32(e + HUBPROTO_BLOB_SIZE_AT, size);
+	put_u64(e + HUBPROTO_BLOB_HOLDER_AT, holder);
+}
+
+struct hubproto_blob hubproto_blob_get(const struct hubmsg *m, size_t i)
+{
+	const uint8_t *e = m->list + i * HUBPROTO_BLOB_ENTRY;
+	return (struct hubproto_blob){.token = get_u64(e),
+				      .hash = e + 8,
+				      .size = get_u32(e + HUBPROTO_BLOB_SIZE_AT),
+				      .holder = get_u64(e + HUBPROTO_BLOB_HOLDER_AT)};
 }
 
 int hubproto_routes_peer(struct hubproto_routes *r, const uint8_t *addr, size_t addr_len)

@@ -225,6 +225,16 @@ void hubproto_conn_key(uint8_t key[HUBPROTO_CONN_KEY_LEN], uint64_t conn,
 /* Appends a BLOB list entry (token, hash, size, holder connection); as hubproto_count_put. */
 int hubproto_blob_put(uint8_t **list, size_t *len, size_t *cap, uint64_t token,
 		      const uint8_t hash[HASH_LEN], uint32_t size, uint64_t holder);
+/* One BLOB list entry: written into e (a BLOB of its own), or read from entry i of BLOB m. */
+void hubproto_blob_entry(uint8_t e[HUBPROTO_BLOB_ENTRY], uint64_t token,
+			 const uint8_t hash[HASH_LEN], uint32_t size, uint64_t holder);
+struct hubproto_blob {
+	uint64_t token;
+	const uint8_t *hash; /* points into the message */
+	uint32_t size;
+	uint64_t holder;
+};
+struct hubproto_blob hubproto_blob_get(const struct hubmsg *m, size_t i);
 
 /*
  * ROUTE or REQUEST, as the hub builds it over one turn: entries, and the table of the peer

@@ -37,8 +37,7 @@ int link_request(struct gateway *gw, uint64_t holder, const uint8_t hash[HASH_LE
 	uint8_t entry[HUBPROTO_CONN_KEY_LEN];
 	if (gw->unsent)
 		return -1;
-	hubproto_conn_key(entry, 0, hash);
-	put_u64(entry, holder);
+	hubproto_conn_key(entry, holder, hash);
 	return hubproto_list_put(&gw->asked, &gw->asked_len, &gw->asked_cap, entry, sizeof(entry));
 }
 
@@ -215,9 +214,8 @@ static void on_want(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 static void on_blob(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 {
 	for (size_t i = 0; i < m->list_count; i++) {
-		const uint8_t *e = m->list + i * HUBPROTO_BLOB_ENTRY;
-		router_blob(hub, gw, get_u64(e), e + 8, get_u32(e + 8 + HASH_LEN),
-			    get_u64(e + 12 + HASH_LEN));
+		struct hubproto_blob b = hubproto_blob_get(m, i);
+		router_blob(hub, gw, b.token, b.hash, b.size, b.holder);
 	}
 }
 

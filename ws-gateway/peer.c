@@ -552,10 +552,7 @@ int peer_keep(struct gateway *gw, uint64_t holder, uint8_t *frame, size_t len,
 	if (hubproto_blob_put(&gw->blobs_out, &gw->blobs_out_len, &gw->blobs_out_cap, k->token,
 			      k->hash, size, holder) < 0) {
 		uint8_t e[HUBPROTO_BLOB_ENTRY]; /* out of memory: this one goes alone */
-		put_u64(e, k->token);
-		memcpy(e + 8, k->hash, HASH_LEN);
-		put_u32(e + 8 + HASH_LEN, size);
-		put_u64(e + 12 + HASH_LEN, holder);
+		hubproto_blob_entry(e, k->token, k->hash, size, holder);
 		struct hubproto_out o = {.cmd = HUB_BLOB, .list = e, .list_count = 1};
 		if (hub_link_send(gw, &o) < 0) {
 			kept_free(gw, k); /* (the hub is away: its wants are announced again) */
