@@ -392,6 +392,13 @@ void hubproto_conn_key(uint8_t key[HUBPROTO_CONN_KEY_LEN], uint64_t conn,
 	memcpy(HUBPROTO_CONN_KEY_HASH(key), hash, HASH_LEN);
 }
 
+void hubproto_conn_entry(uint8_t e[HUBPROTO_CONN_KEY_LEN], uint64_t conn,
+			 const uint8_t hash[HASH_LEN])
+{
+	put_u64(e, conn);
+	memcpy(HUBPROTO_CONN_KEY_HASH(e), hash, HASH_LEN);
+}
+
 /* Makes room for one more entry of elem bytes in a growing list; -1 when out of memory. */
 static int hubproto_list_room(uint8_t **list, size_t len, size_t *cap, size_t elem)
 {
@@ -444,10 +451,16 @@ int hubproto_delivered_put(uint8_t **list, size_t *len, size_t *cap, uint64_t to
 {
 	if (hubproto_list_room(list, *len, cap, HUBPROTO_DELIVERED_ENTRY) < 0)
 		return -1;
-	put_u64(*list + *len, token);
-	put_u32(*list + *len + 8, deliveries);
+	hubproto_delivered_entry(*list + *len, token, deliveries);
 	*len += HUBPROTO_DELIVERED_ENTRY;
 	return 0;
+}
+
+void hubproto_delivered_entry(uint8_t e[HUBPROTO_DELIVERED_ENTRY], uint64_t token,
+			      uint32_t deliveries)
+{
+	put_u64(e, token);
+	put_u32(e + 8, deliveries);
 }
 
 int hubproto_blob_put(uint8_t **list, size_t *len, size_t *cap, uint64_t token,
@@ -472,9 +485,9 @@ void hubproto_blob_entry(uint8_t e[HUBPROTO_BLOB_ENTRY], uint64_t token,
 	put_u64(e + HUBPROTO_BLOB_HOLDER_AT, holder);
 }
 
-struct hubproto_blob hubproto_blob_get(const struct hubmsg *m, size_t i)
+struct hubproto_blob hubproto_blob_get(const uint8_t *list, size_t i)
 {
-	const uint8_t *e = m->list + i * HUBPROTO_BLOB_ENTRY;
+	const uint8_t *e = list + i * HUBPROTO_BLOB_ENTRY;
 	return (struct hubproto_blob){.token = get_u64(e),
 				      .hash = e + 8,
 				      .size = get_u32(e + HUBPROTO_BLOB_SIZE_AT),

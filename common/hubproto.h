@@ -220,12 +220,20 @@ int hubproto_list_put(uint8_t **list, size_t *len, size_t *cap, const void *entr
 /* Appends a DELIVERED list entry (token, deliveries); as hubproto_count_put. */
 int hubproto_delivered_put(uint8_t **list, size_t *len, size_t *cap, uint64_t token,
 			   uint32_t deliveries);
+/* One DELIVERED list entry written into e (a DELIVERED of its own). */
+void hubproto_delivered_entry(uint8_t e[HUBPROTO_DELIVERED_ENTRY], uint64_t token,
+			      uint32_t deliveries);
+/* A map key (connection in host order, hash): not for the wire. */
 void hubproto_conn_key(uint8_t key[HUBPROTO_CONN_KEY_LEN], uint64_t conn,
 		       const uint8_t hash[HASH_LEN]);
+/* A WANT list entry (connection u64 LE, hash), written into e. */
+void hubproto_conn_entry(uint8_t e[HUBPROTO_CONN_KEY_LEN], uint64_t conn,
+			 const uint8_t hash[HASH_LEN]);
 /* Appends a BLOB list entry (token, hash, size, holder connection); as hubproto_count_put. */
 int hubproto_blob_put(uint8_t **list, size_t *len, size_t *cap, uint64_t token,
 		      const uint8_t hash[HASH_LEN], uint32_t size, uint64_t holder);
-/* One BLOB list entry: written into e (a BLOB of its own), or read from entry i of BLOB m. */
+/* One BLOB list entry: written into e (a BLOB of its own), or read from entry i of a BLOB
+ * list. */
 void hubproto_blob_entry(uint8_t e[HUBPROTO_BLOB_ENTRY], uint64_t token,
 			 const uint8_t hash[HASH_LEN], uint32_t size, uint64_t holder);
 struct hubproto_blob {
@@ -234,7 +242,7 @@ struct hubproto_blob {
 	uint32_t size;
 	uint64_t holder;
 };
-struct hubproto_blob hubproto_blob_get(const struct hubmsg *m, size_t i);
+struct hubproto_blob hubproto_blob_get(const uint8_t *list, size_t i);
 
 /*
  * ROUTE or REQUEST, as the hub builds it over one turn: entries, and the table of the peer

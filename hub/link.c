@@ -37,7 +37,7 @@ int link_request(struct gateway *gw, uint64_t holder, const uint8_t hash[HASH_LE
 	uint8_t entry[HUBPROTO_CONN_KEY_LEN];
 	if (gw->unsent)
 		return -1;
-	hubproto_conn_key(entry, holder, hash);
+	hubproto_conn_entry(entry, holder, hash);
 	return hubproto_list_put(&gw->asked, &gw->asked_len, &gw->asked_cap, entry, sizeof(entry));
 }
 
@@ -214,7 +214,7 @@ static void on_want(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 static void on_blob(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 {
 	for (size_t i = 0; i < m->list_count; i++) {
-		struct hubproto_blob b = hubproto_blob_get(m, i);
+		struct hubproto_blob b = hubproto_blob_get(m->list, i);
 		router_blob(hub, gw, b.token, b.hash, b.size, b.holder);
 	}
 }

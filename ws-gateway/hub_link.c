@@ -84,8 +84,7 @@ void hub_link_flush(struct gateway *gw)
 void hub_link_want(struct gateway *gw, uint64_t conn, const uint8_t hash[HASH_LEN])
 {
 	uint8_t entry[HUBPROTO_CONN_KEY_LEN];
-	put_u64(entry, conn);
-	memcpy(HUBPROTO_CONN_KEY_HASH(entry), hash, HASH_LEN);
+	hubproto_conn_entry(entry, conn, hash);
 	if (hubproto_list_put(&gw->wants_out, &gw->wants_out_len, &gw->wants_out_cap, entry,
 			      sizeof(entry)) < 0) {
 		hub_link_post_wants(gw, entry, 1); /* out of memory: this one goes alone */
@@ -239,8 +238,7 @@ static int hub_link_resync_session(struct gateway *gw, struct session *s)
 		if (!in->wants)
 			continue;
 		uint8_t entry[HUBPROTO_CONN_KEY_LEN];
-		put_u64(entry, s->id);
-		memcpy(HUBPROTO_CONN_KEY_HASH(entry), HUBPROTO_CONN_KEY_HASH(in->key), HASH_LEN);
+		hubproto_conn_entry(entry, s->id, HUBPROTO_CONN_KEY_HASH(in->key));
 		struct hubproto_out want = {.cmd = HUB_WANT, .list = entry, .list_count = 1};
 		if (hub_link_post(gw, &want, 1) < 0)
 			return -1;

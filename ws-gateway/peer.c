@@ -395,8 +395,7 @@ static void kept_finish_if_done(struct gateway *gw, struct kept_blob *k)
 	    hubproto_delivered_put(&gw->delivered, &gw->delivered_len, &gw->delivered_cap, k->token,
 				   k->delivered) < 0) {
 		uint8_t e[HUBPROTO_DELIVERED_ENTRY]; /* out of memory: this one goes alone */
-		put_u64(e, k->token);
-		put_u32(e + 8, k->delivered);
+		hubproto_delivered_entry(e, k->token, k->delivered);
 		struct hubproto_out o = {.cmd = HUB_DELIVERED, .list = e, .list_count = 1};
 		hub_link_send(gw, &o);
 	}
@@ -426,8 +425,7 @@ void peer_flush_blobs(struct gateway *gw)
 		return;
 	/* The hub is away: its wants are announced again, and these blobs go. */
 	for (size_t i = 0; i < o.list_count; i++) {
-		struct kept_blob *k =
-		    kept_find(gw, get_u64(gw->blobs_out + i * HUBPROTO_BLOB_ENTRY));
+		struct kept_blob *k = kept_find(gw, hubproto_blob_get(gw->blobs_out, i).token);
 		if (k)
 			kept_free(gw, k);
 	}
