@@ -45,6 +45,7 @@
 #include <zmq.h>
 
 #include "pending.h"
+#include "samples.h"
 #include "util.h"
 #include "wsmsg.h"
 
@@ -172,17 +173,7 @@ struct bench {
 
 static struct bench B;
 
-/* The noise probe: a thread that sleeps 1 ms at a time and records how late it wakes up. On a
- * shared machine the neighbours' load delays our processes too; a latency tail that coincides
- * with the probe's tail is the machine's, not Ephemeral's. */
-static struct {
-	pthread_t thread;
-	volatile int stop;
-	volatile int64_t win0, win1; /* record oversleeps between these (ns, monotonic) */
-	int64_t *late;		     /* oversleep samples (ns) */
-	size_t n, cap;
-	int64_t late_total; /* ns spent oversleeping more than 1 ms */
-} probe;
+static struct noise_probe probe; /* (samples.h) */
 
 /* --------------------------------------------------------------------------------------------- */
 
@@ -299,32 +290,6 @@ static void blobs_make(void)
 	B.t_sent = xcalloc(B.blobs, sizeof(*B.t_sent));
 	for (size_t i = 0; i < B.blobs; i++)
 		B.owner[i] = -1;
-}
-
-static void *probe_main(void *arg)
-{
-	(void)arg;
-	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-	while (!probe.stop) {
-		struct timespec ts = {0, 1000000};
-		int64_t t0 = now_ns();
-		clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
-		int64_t t1 = now_ns(), late = t1 - t0 - 1000000;
-		if (probe.win0 == 0 || t0 < probe.win0 || (probe.win1 && t0 >= probe.win1))
-			continue;
-		if (probe.n == probe.cap) {
-			size_t ncap = probe.cap ? probe.cap * 2 : 16384;
-			int64_t *nl = realloc(probe.late, ncap * sizeof(*nl));
-			if (nl == NULL)
-				continue;
-			probe.late = nl;
-			probe.cap = ncap;
-		}
-		probe.late[probe.n++] = late;
-		if (late > 1000000)
-			probe.late_total += late - 1000000;
-	}
-	return NULL;
 }
 
 /* --------------------------------------------------------------------------------------------- */
@@ -1073,22 +1038,6 @@ static void tick(void)
 /* --------------------------------------------------------------------------------------------- */
 /* Results */
 
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double pct(int64_t *v, size_t n, double p)
-{
-	if (n == 0)
-		return 0;
-	size_t k = (size_t)ceil(p / 100.0 * (double)n);
-	if (k == 0)
-		k = 1;
-	return (double)v[k - 1] / 1000.0; /* microseconds */
-}
-
 static void print_results(void)
 {
 	double win = (double)(B.t_win1 - B.t_win0) / 1e9;
@@ -1145,18 +1094,19 @@ static void print_results(void)
 		fprintf(dump, "%.3f %.0f\n", (double)B.lat_at[i] / 1e6, (double)B.lat[i] / 1e3);
 	if (dump)
 		fclose(dump);
-	qsort(B.lat, B.nlat, sizeof(*B.lat), cmp_i64);
-	qsort(B.lat_sent, B.nlat, sizeof(*B.lat_sent), cmp_i64);
+	samples_sort(B.lat, B.nlat);
+	samples_sort(B.lat_sent, B.nlat);
 	printf("lat_samples=%zu\n", B.nlat);
 	printf("lat_p50_us=%.0f\nlat_p90_us=%.0f\nlat_p99_us=%.0f\nlat_p999_us=%.0f\nlat_max_us=%."
 	       "0f\n",
-	       pct(B.lat, B.nlat, 50), pct(B.lat, B.nlat, 90), pct(B.lat, B.nlat, 99),
-	       pct(B.lat, B.nlat, 99.9), pct(B.lat, B.nlat, 100));
-	printf("sent_p50_us=%.0f\nsent_p99_us=%.0f\n", pct(B.lat_sent, B.nlat, 50),
-	       pct(B.lat_sent, B.nlat, 99));
-	qsort(probe.late, probe.n, sizeof(*probe.late), cmp_i64);
+	       samples_pct(B.lat, B.nlat, 50), samples_pct(B.lat, B.nlat, 90),
+	       samples_pct(B.lat, B.nlat, 99), samples_pct(B.lat, B.nlat, 99.9),
+	       samples_pct(B.lat, B.nlat, 100));
+	printf("sent_p50_us=%.0f\nsent_p99_us=%.0f\n", samples_pct(B.lat_sent, B.nlat, 50),
+	       samples_pct(B.lat_sent, B.nlat, 99));
+	samples_sort(probe.late, probe.n);
 	printf("noise_p99_us=%.0f\nnoise_max_us=%.0f\nnoise_stalled_pct=%.1f\n",
-	       pct(probe.late, probe.n, 99), pct(probe.late, probe.n, 100),
+	       samples_pct(probe.late, probe.n, 99), samples_pct(probe.late, probe.n, 100),
 	       win > 0 ? (double)probe.late_total / 1e9 / win * 100 : 0.0);
 	/* CPU per answered want is what a noisy machine distorts least: it says what a want costs
 	 * each process, whatever share of the cores the neighbours left us. */
@@ -1479,15 +1429,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench: cannot start the phase timer: %s\n", strerror(errno));
 		return 2;
 	}
-	int probing =
-	    B.mode != MODE_IDLE && pthread_create(&probe.thread, NULL, probe_main, NULL) == 0;
+	int probing = B.mode != MODE_IDLE && noise_probe_start(&probe) == 0;
 	while (B.phase != PH_DONE)
 		if (lws_service(B.ctx, 0) < 0)
 			break;
-	if (probing) {
-		probe.stop = 1;
-		pthread_join(probe.thread, NULL);
-	}
+	if (probing)
+		noise_probe_stop(&probe);
 
 	if (!B.failed && (B.mode == MODE_IDLE || B.t_win1))
 		print_results();
@@ -1515,7 +1462,7 @@ int main(int argc, char **argv)
 	free(B.lat_sent);
 	free(B.lat_at);
 	pending_free(&B.pend);
-	free(probe.late);
+	noise_probe_free(&probe);
 	free(B.tx_scratch);
 	if (B.failed) {
 		printf("failed=%s\n", B.fail_reason);

@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "pending.h"
+#include "samples.h"
 
 #define RC_MAX_WATCH  16
 #define RC_RX_SCRATCH (256 * 1024)
@@ -128,15 +129,7 @@ static struct {
 	const char *perf_ctl; /* --perf-control FIFO, or NULL */
 } R;
 
-/* The noise probe: a thread that sleeps 1 ms at a time and records how late it wakes up (as
- * ephemeral-bench's does). A latency tail that coincides with the probe's is the machine's. */
-static struct {
-	pthread_t thread;
-	volatile int stop;
-	volatile int64_t win0, win1;
-	int64_t *late, *at; /* ns late, ns into the window */
-	size_t n, cap;
-} probe;
+static struct noise_probe probe; /* (samples.h) */
 
 static int64_t rc_ns(void)
 {
@@ -200,33 +193,6 @@ static double rc_ctxsw(int pid, double *wait)
 	if (d)
 		closedir(d);
 	return sum;
-}
-
-static void *rc_probe_main(void *arg)
-{
-	(void)arg;
-	while (!probe.stop) {
-		struct timespec ts = {0, 1000000};
-		int64_t t0 = rc_ns();
-		clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
-		int64_t late = rc_ns() - t0 - 1000000;
-		if (probe.win0 == 0 || t0 < probe.win0 || (probe.win1 && t0 >= probe.win1))
-			continue;
-		if (probe.n == probe.cap) {
-			size_t ncap = probe.cap ? probe.cap * 2 : 16384;
-			int64_t *nl = realloc(probe.late, ncap * sizeof(*nl));
-			int64_t *na = nl ? realloc(probe.at, ncap * sizeof(*na)) : NULL;
-			if (nl)
-				probe.late = nl;
-			if (na == NULL)
-				continue;
-			probe.at = na;
-			probe.cap = ncap;
-		}
-		probe.at[probe.n] = t0 - probe.win0;
-		probe.late[probe.n++] = late;
-	}
-	return NULL;
 }
 
 /* Writes what the socket takes of o; 1 when all of it went, 0 when the socket is full. */
@@ -651,21 +617,6 @@ static void rc_loop(double until)
 	}
 }
 
-static int rc_cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* The p-th percentile of n sorted samples, in µs. */
-static double rc_pct(const int64_t *v, size_t n, double p)
-{
-	if (n == 0)
-		return 0;
-	size_t i = (size_t)(p / 100 * (double)n);
-	return (double)v[i < n ? i : n - 1] / 1e3;
-}
-
 /* Open loop: paces wants over warm-up and window, then lets the window's wants finish (still
  * pacing, so that the last ones meet the same load) for at most 5 s. */
 static void rc_run_rate(void)
@@ -689,7 +640,7 @@ static void rc_run_rate(void)
 	R.win1 = R.win0 + (int64_t)(R.duration * 1e9);
 	probe.win0 = R.win0;
 	probe.win1 = R.win1;
-	pthread_create(&probe.thread, NULL, rc_probe_main, NULL);
+	noise_probe_start(&probe);
 	rc_loop((double)R.win0 / 1e9);
 	R.measuring = 1;
 }
@@ -698,8 +649,7 @@ static void rc_report_rate(void)
 {
 	printf("offered_per_s=%.0f\nskipped=%lld\ndeferred=%lld\nunfinished=%lld\n", R.rate,
 	       R.skipped, R.deferred, R.window_open);
-	probe.stop = 1;
-	pthread_join(probe.thread, NULL);
+	noise_probe_stop(&probe);
 	if (R.lat_dump) {
 		char path[4096];
 		FILE *f = fopen(R.lat_dump, "w");
@@ -717,25 +667,26 @@ static void rc_report_rate(void)
 		if (f)
 			fclose(f);
 	}
-	qsort(R.lat, R.nlat, sizeof(*R.lat), rc_cmp_i64);
-	qsort(R.lat_sent, R.nlat, sizeof(*R.lat_sent), rc_cmp_i64);
-	qsort(R.lat_req, R.nlat, sizeof(*R.lat_req), rc_cmp_i64);
-	qsort(R.lat_deliver, R.nlat, sizeof(*R.lat_deliver), rc_cmp_i64);
+	samples_sort(R.lat, R.nlat);
+	samples_sort(R.lat_sent, R.nlat);
+	samples_sort(R.lat_req, R.nlat);
+	samples_sort(R.lat_deliver, R.nlat);
 	printf("lat_samples=%zu\n", R.nlat);
 	printf("lat_p50_us=%.0f\nlat_p90_us=%.0f\nlat_p99_us=%.0f\nlat_p999_us=%.0f\n"
 	       "lat_max_us=%.0f\n",
-	       rc_pct(R.lat, R.nlat, 50), rc_pct(R.lat, R.nlat, 90), rc_pct(R.lat, R.nlat, 99),
-	       rc_pct(R.lat, R.nlat, 99.9), rc_pct(R.lat, R.nlat, 100));
+	       samples_pct(R.lat, R.nlat, 50), samples_pct(R.lat, R.nlat, 90),
+	       samples_pct(R.lat, R.nlat, 99), samples_pct(R.lat, R.nlat, 99.9),
+	       samples_pct(R.lat, R.nlat, 100));
 	printf("sent_p50_us=%.0f\nsent_p90_us=%.0f\nsent_p99_us=%.0f\n",
-	       rc_pct(R.lat_sent, R.nlat, 50), rc_pct(R.lat_sent, R.nlat, 90),
-	       rc_pct(R.lat_sent, R.nlat, 99));
+	       samples_pct(R.lat_sent, R.nlat, 50), samples_pct(R.lat_sent, R.nlat, 90),
+	       samples_pct(R.lat_sent, R.nlat, 99));
 	printf("want_to_request_p50_us=%.0f\nwant_to_request_p99_us=%.0f\n",
-	       rc_pct(R.lat_req, R.nlat, 50), rc_pct(R.lat_req, R.nlat, 99));
+	       samples_pct(R.lat_req, R.nlat, 50), samples_pct(R.lat_req, R.nlat, 99));
 	printf("request_to_blob_p50_us=%.0f\nrequest_to_blob_p99_us=%.0f\n",
-	       rc_pct(R.lat_deliver, R.nlat, 50), rc_pct(R.lat_deliver, R.nlat, 99));
-	qsort(probe.late, probe.n, sizeof(*probe.late), rc_cmp_i64);
-	printf("noise_p99_us=%.0f\nnoise_max_us=%.0f\n", rc_pct(probe.late, probe.n, 99),
-	       rc_pct(probe.late, probe.n, 100));
+	       samples_pct(R.lat_deliver, R.nlat, 50), samples_pct(R.lat_deliver, R.nlat, 99));
+	samples_sort(probe.late, probe.n);
+	printf("noise_p99_us=%.0f\nnoise_max_us=%.0f\n", samples_pct(probe.late, probe.n, 99),
+	       samples_pct(probe.late, probe.n, 100));
 }
 
 static int rc_opt(int argc, char **argv, int i, const char *name)
