@@ -140,6 +140,30 @@ test('while the hub is down, wants fail cleanly and connections stay open', T(as
 	await Promise.all([a.close(), b.close()]);
 }));
 
+/**
+ * Stops the hub (SIGSTOP: the same instance when it goes on) and has the fillers, connections
+ * on gw2, say `have` with long lists until gw2 finds its queue to the hub full (TCP takes
+ * megabytes first: up to 400 HAVEs of 512 hashes, 16 KiB each); then runs fn and lets the hub
+ * go on. Returns how many holdings the fillers announced.
+ */
+async function whileHubQueueFull(fillers, fn) {
+	let announced = 0;
+	process.kill(stack.hub.pid, 'SIGSTOP');
+	const full = () => /the hub takes no messages/.test(stack.gateways[1].tail(50));
+	try {
+		for (let i = 0; i < 100 && !full(); i++) {
+			for (const f of fillers) f.have(...Array.from({ length: 512 }, () => randomHash()));
+			announced += fillers.length * 512;
+			await sleep(10);
+		}
+		await waitFor(full, { timeoutMs: 3000, what: 'gw2 to find its queue to the hub full' });
+		await fn();
+	} finally {
+		process.kill(stack.hub.pid, 'SIGCONT');
+	}
+	return announced;
+}
+
 test('a want the hub socket refused (its queue full, the same hub) is sent again once it takes messages', T(async () => {
 	// The hub stops reading (SIGSTOP: the same instance when it goes on, so no re-announcement);
 	// gw2's queue to it, 10 messages past what TCP holds, fills with long `have` lists, and the
@@ -157,20 +181,10 @@ test('a want the hub socket refused (its queue full, the same hub) is sent again
 	const wanter = await stack.wsConnect({ index: 1, label: 'wanter' });
 	const fillers = [];
 	for (let i = 0; i < 4; i++) fillers.push(await stack.wsConnect({ index: 1, label: `filler${i}` }));
-	process.kill(stack.hub.pid, 'SIGSTOP');
-	const full = () => /the hub takes no messages/.test(stack.gateways[1].tail(50));
-	try {
-		// TCP takes megabytes first: up to 400 HAVEs of 512 hashes (16 KiB each).
-		for (let i = 0; i < 100 && !full(); i++) {
-			for (const f of fillers) f.have(...Array.from({ length: 512 }, () => randomHash()));
-			await sleep(10);
-		}
-		await waitFor(full, { timeoutMs: 3000, what: 'gw2 to find its queue to the hub full' });
+	await whileHubQueueFull(fillers, async () => {
 		wanter.want(blob.hash);
 		await sleep(300);
-	} finally {
-		process.kill(stack.hub.pid, 'SIGCONT');
-	}
+	});
 	// Lost, it would end in not_found at gateway.want_timeout_ms ("this content is gone"), with
 	// its holder there all along.
 	const got = await wanter.nextBinary(blob.hash, 5000);
@@ -198,22 +212,11 @@ test('holdings and closes the hub socket refused (its queue full, the same hub) 
 	const newcomer = await stack.wsConnect({ index: 1, label: 'newcomer' });
 	const fillers = [];
 	for (let i = 0; i < 4; i++) fillers.push(await stack.wsConnect({ index: 1, label: `filler${i}` }));
-	let announced = 0;
-	process.kill(stack.hub.pid, 'SIGSTOP');
-	const full = () => /the hub takes no messages/.test(stack.gateways[1].tail(50));
-	try {
-		for (let i = 0; i < 100 && !full(); i++) {
-			for (const f of fillers) f.have(...Array.from({ length: 512 }, () => randomHash()));
-			announced += 4 * 512;
-			await sleep(10);
-		}
-		await waitFor(full, { timeoutMs: 3000, what: 'gw2 to find its queue to the hub full' });
+	const announced = await whileHubQueueFull(fillers, async () => {
 		newcomer.have(fresh.hash);
 		await leaver.close();
 		await sleep(300);
-	} finally {
-		process.kill(stack.hub.pid, 'SIGCONT');
-	}
+	});
 	await stack.waitLookup(fresh.hash, 1, 8000);
 	await stack.waitLookup(gone.hash, 0, 8000);
 	let last;
