@@ -463,6 +463,13 @@ void hubproto_delivered_entry(uint8_t e[HUBPROTO_DELIVERED_ENTRY], uint64_t toke
 	put_u32(e + 8, deliveries);
 }
 
+uint64_t hubproto_delivered_get(const uint8_t *list, size_t i, uint32_t *deliveries)
+{
+	const uint8_t *e = list + i * HUBPROTO_DELIVERED_ENTRY;
+	*deliveries = get_u32(e + 8);
+	return get_u64(e);
+}
+
 int hubproto_blob_put(uint8_t **list, size_t *len, size_t *cap, uint64_t token,
 		      const uint8_t hash[HASH_LEN], uint32_t size, uint64_t holder,
 		      uint32_t delivered)

@@ -230,9 +230,11 @@ int hubproto_list_put(uint8_t **list, size_t *len, size_t *cap, const void *entr
 /* Appends a DELIVERED list entry (token, deliveries); as hubproto_count_put. */
 int hubproto_delivered_put(uint8_t **list, size_t *len, size_t *cap, uint64_t token,
 			   uint32_t deliveries);
-/* One DELIVERED list entry written into e (a DELIVERED of its own). */
+/* One DELIVERED list entry written into e (a DELIVERED of its own), or read from entry i of a
+ * DELIVERED list (its token; its deliveries in *deliveries). */
 void hubproto_delivered_entry(uint8_t e[HUBPROTO_DELIVERED_ENTRY], uint64_t token,
 			      uint32_t deliveries);
+uint64_t hubproto_delivered_get(const uint8_t *list, size_t i, uint32_t *deliveries);
 /* A map key (connection in host order, hash): not for the wire. */
 void hubproto_conn_key(uint8_t key[HUBPROTO_CONN_KEY_LEN], uint64_t conn,
 		       const uint8_t hash[HASH_LEN]);

@@ -260,8 +260,9 @@ static void on_blob(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 static void on_delivered(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 {
 	for (size_t i = 0; i < m->list_count; i++) {
-		const uint8_t *e = m->list + i * HUBPROTO_DELIVERED_ENTRY;
-		router_delivered(hub, gw, get_u64(e), get_u32(e + 8));
+		uint32_t deliveries;
+		uint64_t token = hubproto_delivered_get(m->list, i, &deliveries);
+		router_delivered(hub, gw, token, deliveries);
 	}
 }
 

@@ -233,6 +233,9 @@ static void test_delivered_list(void **state)
 	for (uint64_t i = 0; i < 100; i++) {
 		assert_true(get_u64(m.list + i * HUBPROTO_DELIVERED_ENTRY) == UINT64_MAX - i);
 		assert_int_equal(get_u32(m.list + i * HUBPROTO_DELIVERED_ENTRY + 8), i);
+		uint32_t d;
+		assert_true(hubproto_delivered_get(m.list, i, &d) == UINT64_MAX - i);
+		assert_int_equal(d, i);
 	}
 	hubmsg_close(&m);
 	free(list);
