@@ -51,8 +51,8 @@
  * are reported in a DELIVERED) */
 #define HUBPROTO_BLOB_ENTRY (8 + HASH_LEN + 4 + 8 + 4)
 #define HUBPROTO_BLOB_MORE  0x80000000u
-/* ROUTE list element: token (u64 LE), hash, requester connection (u64 LE; 0: nobody waits any
- * more), peer (u16 LE: an index into ROUTE's table of peer addresses, 1 the first; 0: yours).
+/* ROUTE list element: token (u64 LE), hash, requester connection (u64 LE), peer (u16 LE: an
+ * index into ROUTE's table of peer addresses, 1 the first; 0: yours).
  * REQUEST's are the same with the holder connection in the token's place (0: nobody named). */
 #define HUBPROTO_ROUTE_ENTRY (8 + HASH_LEN + 8 + 2)
 /* The waiters one REQUEST entry names at most (the fetch's others come by ROUTE). */

@@ -4,7 +4,8 @@
  * the verified blob and is told, per gateway, which connections wait for it (router_blob).
  *
  * Owns fetch, waiter and transfer structs (a transfer: a blob routed to its holder's gateway, kept
- * until that gateway reports it sent, so that its waiters can wait again if the gateway dies). A
+ * until that gateway reports it sent, so that its waiters can wait again if the gateway dies; a
+ * blob whose waiters the BLOB says all have it needs none). A
  * REQUEST names the waiters the fetch has then (each marked with the holder asked, w->named), so
  * the holder's gateway gives them the blob the moment it verifies; the BLOB that answers that
  * holder serves them (after its timeout too: w->named_by), and its ROUTEs carry only the waiters
