@@ -463,26 +463,42 @@ void hubproto_delivered_entry(uint8_t e[HUBPROTO_DELIVERED_ENTRY], uint64_t toke
 	put_u32(e + 8, deliveries);
 }
 
+uint64_t hubproto_delivered_get(const uint8_t *list, size_t i, uint32_t *deliveries)
+{
+	const uint8_t *e = list + i * HUBPROTO_DELIVERED_ENTRY;
+	*deliveries = get_u32(e + 8);
+	return get_u64(e);
+}
+
 int hubproto_blob_put(uint8_t **list, size_t *len, size_t *cap, uint64_t token,
-		      const uint8_t hash[HASH_LEN], uint32_t size, uint64_t holder)
+		      const uint8_t hash[HASH_LEN], uint32_t size, uint64_t holder,
+		      uint32_t delivered)
 {
 	if (hubproto_list_room(list, *len, cap, HUBPROTO_BLOB_ENTRY) < 0)
 		return -1;
-	hubproto_blob_entry(*list + *len, token, hash, size, holder);
+	hubproto_blob_entry(*list + *len, token, hash, size, holder, delivered);
 	*len += HUBPROTO_BLOB_ENTRY;
 	return 0;
 }
 
 #define HUBPROTO_BLOB_SIZE_AT	(8 + HASH_LEN)
 #define HUBPROTO_BLOB_HOLDER_AT (8 + HASH_LEN + 4)
+#define HUBPROTO_BLOB_NAMED_AT	(8 + HASH_LEN + 4 + 8)
 
 void hubproto_blob_entry(uint8_t e[HUBPROTO_BLOB_ENTRY], uint64_t token,
-			 const uint8_t hash[HASH_LEN], uint32_t size, uint64_t holder)
+			 const uint8_t hash[HASH_LEN], uint32_t size, uint64_t holder,
+			 uint32_t delivered)
 {
 	put_u64(e, token);
 	memcpy(e + 8, hash, HASH_LEN);
 	put_u32(e + HUBPROTO_BLOB_SIZE_AT, size);
 	put_u64(e + HUBPROTO_BLOB_HOLDER_AT, holder);
+	put_u32(e + HUBPROTO_BLOB_NAMED_AT, delivered);
+}
+
+void hubproto_blob_set_delivered(uint8_t *list, size_t i, uint32_t delivered)
+{
+	put_u32(list + i * HUBPROTO_BLOB_ENTRY + HUBPROTO_BLOB_NAMED_AT, delivered);
 }
 
 struct hubproto_blob hubproto_blob_get(const uint8_t *list, size_t i)
@@ -491,7 +507,8 @@ struct hubproto_blob hubproto_blob_get(const uint8_t *list, size_t i)
 	return (struct hubproto_blob){.token = get_u64(e),
 				      .hash = e + 8,
 				      .size = get_u32(e + HUBPROTO_BLOB_SIZE_AT),
-				      .holder = get_u64(e + HUBPROTO_BLOB_HOLDER_AT)};
+				      .holder = get_u64(e + HUBPROTO_BLOB_HOLDER_AT),
+				      .delivered = get_u32(e + HUBPROTO_BLOB_NAMED_AT)};
 }
 
 int hubproto_routes_peer(struct hubproto_routes *r, const uint8_t *addr, size_t addr_len)

@@ -25,8 +25,10 @@
 /* 2: blob bytes go gateway to gateway, never through the hub; 3: one DELIVERED lists several
  * transfers, one REQUEST several holders, one WANT several wants; 4: HEARTBEAT carries the
  * gateway's counters; 5: one BLOB lists the blobs of a turn, one ROUTE the routes of a turn;
- * 6: REQUEST names the fetch's waiters (as routes), BLOB the holder connection it answers */
-#define HUBPROTO_VERSION      6
+ * 6: REQUEST names the fetch's waiters (as routes), BLOB the holder connection it answers;
+ * 7: BLOB says what the named waiters were given, REQUEST, ROUTE and COUNT say which BLOBs are
+ * settled (no let-go ROUTE, no DELIVERED for a blob every waiter of which was named) */
+#define HUBPROTO_VERSION      7
 #define HUBPROTO_HEADER_LEN   48
 #define HUBPROTO_MAX_PEER     255
 #define HUBPROTO_MAX_NAME     64  /* a gateway's name in HELLO */
@@ -45,10 +47,12 @@
 #define HUBPROTO_DELIVERED_ENTRY                                                                   \
 	12 /* DELIVERED list element: token (u64 LE), deliveries (u32 LE) */
 /* BLOB list element: token (u64 LE), hash, size (u32 LE), the holder connection it answers
- * (u64 LE) */
-#define HUBPROTO_BLOB_ENTRY (8 + HASH_LEN + 4 + 8)
-/* ROUTE list element: token (u64 LE), hash, requester connection (u64 LE; 0: nobody waits any
- * more), peer (u16 LE: an index into ROUTE's table of peer addresses, 1 the first; 0: yours).
+ * (u64 LE), deliveries to the waiters the REQUEST named (u32 LE; HUBPROTO_BLOB_MORE set: more
+ * are reported in a DELIVERED) */
+#define HUBPROTO_BLOB_ENTRY (8 + HASH_LEN + 4 + 8 + 4)
+#define HUBPROTO_BLOB_MORE  0x80000000u
+/* ROUTE list element: token (u64 LE), hash, requester connection (u64 LE), peer (u16 LE: an
+ * index into ROUTE's table of peer addresses, 1 the first; 0: yours).
  * REQUEST's are the same with the holder connection in the token's place (0: nobody named). */
 #define HUBPROTO_ROUTE_ENTRY (8 + HASH_LEN + 8 + 2)
 /* The waiters one REQUEST entry names at most (the fetch's others come by ROUTE). */
@@ -75,12 +79,13 @@ enum hubproto_cmd {
 	HUB_WANT = 7,	    /* list: (connection u64 LE, wanted hash) entries,
 			     * HUBPROTO_CONN_KEY_LEN bytes each (one turn of the gateway's loop) */
 	/* gateway -> hub: a holder's answer to HUB_REQUEST, and what became of the blob */
-	HUB_BLOB = 8,	      /* list: (token, hash, size, holder connection) entries,
-			       * HUBPROTO_BLOB_ENTRY bytes each: blobs verified in one turn of the
-			       * gateway's loop, which stay behind */
+	HUB_BLOB = 8,	      /* list: (token, hash, size, holder connection, named deliveries)
+			       * entries, HUBPROTO_BLOB_ENTRY bytes each: blobs verified in one turn
+			       * of the gateway's loop, which stay behind until settled */
 	HUB_FAIL = 9,	      /* id: holder connection, hash, value: enum hubproto_fail */
 	HUB_DELIVERED = 10,   /* list: (token, deliveries made) entries, HUBPROTO_DELIVERED_ENTRY
-			       * bytes each: blobs whose last ROUTE came (one per loop turn) */
+			       * bytes each: settled blobs that had routes, or whose BLOB said
+			       * HUBPROTO_BLOB_MORE (one per loop turn) */
 	HUB_UNDELIVERED = 11, /* hash, list: requester connections that did not get it,
 			       * data: the peer endpoint of their gateway (empty: the sender's) */
 	/* gateway -> hub: files findable by their plain SHA-256 */
@@ -92,14 +97,19 @@ enum hubproto_cmd {
 	HUB_PING = 33,	    /* id: hub instance; heartbeat */
 	HUB_RESET = 34,	    /* id: hub instance; "I do not know you": send HELLO and your state */
 	HUB_REQUEST = 35,   /* send me these blobs, and give each at once to the waiters named:
+			     * id: settled (as ROUTE's),
 			     * list: (holder connection, hash, requester, peer) entries as ROUTE's,
 			     * HUBPROTO_ROUTE_ENTRY bytes each, every waiter of one holder and hash
 			     * together (requester 0: none named), data: peer addresses as ROUTE's */
 	HUB_NOT_FOUND = 37, /* id: requester connection, hash */
-	HUB_COUNT = 38,	    /* list: (hash, viewers) entries, HUBPROTO_COUNT_ENTRY bytes each */
-	HUB_ROUTE = 39,	    /* answers BLOB: list: (token, hash, requester, peer) entries,
-			     * HUBPROTO_ROUTE_ENTRY bytes each, every route of a blob together,
-			     * data: the peer addresses the entries name (hubproto_route_next) */
+	HUB_COUNT = 38,	    /* id: settled (as ROUTE's; 0 to frontends), list: (hash, viewers)
+			     * entries, HUBPROTO_COUNT_ENTRY bytes each */
+	HUB_ROUTE = 39,	    /* answers BLOB: id: settled, every BLOB entry of yours with a token
+			     * up to it has had all its routes (let it go after them), list:
+			     * (token, hash, requester, peer) entries, HUBPROTO_ROUTE_ENTRY bytes
+			     * each, every route of a blob together (none: a ROUTE that only
+			     * settles), data: the peer addresses the entries name
+			     * (hubproto_route_next) */
 	HUB_PEER_KEYS = 40, /* list: raw public keys (ZSEC_KEY_LEN each) of gateways the hub
 			     * admitted, the only ones your peer endpoint lets in (CurveZMQ);
 			     * value: enum hubproto_peer_keys */
@@ -220,29 +230,36 @@ int hubproto_list_put(uint8_t **list, size_t *len, size_t *cap, const void *entr
 /* Appends a DELIVERED list entry (token, deliveries); as hubproto_count_put. */
 int hubproto_delivered_put(uint8_t **list, size_t *len, size_t *cap, uint64_t token,
 			   uint32_t deliveries);
-/* One DELIVERED list entry written into e (a DELIVERED of its own). */
+/* One DELIVERED list entry written into e (a DELIVERED of its own), or read from entry i of a
+ * DELIVERED list (its token; its deliveries in *deliveries). */
 void hubproto_delivered_entry(uint8_t e[HUBPROTO_DELIVERED_ENTRY], uint64_t token,
 			      uint32_t deliveries);
+uint64_t hubproto_delivered_get(const uint8_t *list, size_t i, uint32_t *deliveries);
 /* A map key (connection in host order, hash): not for the wire. */
 void hubproto_conn_key(uint8_t key[HUBPROTO_CONN_KEY_LEN], uint64_t conn,
 		       const uint8_t hash[HASH_LEN]);
 /* A WANT list entry (connection u64 LE, hash), written into e. */
 void hubproto_conn_entry(uint8_t e[HUBPROTO_CONN_KEY_LEN], uint64_t conn,
 			 const uint8_t hash[HASH_LEN]);
-/* Appends a BLOB list entry (token, hash, size, holder connection); as hubproto_count_put. */
+/* Appends a BLOB list entry (token, hash, size, holder connection, named deliveries); as
+ * hubproto_count_put. */
 int hubproto_blob_put(uint8_t **list, size_t *len, size_t *cap, uint64_t token,
-		      const uint8_t hash[HASH_LEN], uint32_t size, uint64_t holder);
+		      const uint8_t hash[HASH_LEN], uint32_t size, uint64_t holder,
+		      uint32_t delivered);
 /* One BLOB list entry: written into e (a BLOB of its own), or read from entry i of a BLOB
- * list. */
+ * list; hubproto_blob_set_delivered rewrites the named deliveries of entry i. */
 void hubproto_blob_entry(uint8_t e[HUBPROTO_BLOB_ENTRY], uint64_t token,
-			 const uint8_t hash[HASH_LEN], uint32_t size, uint64_t holder);
+			 const uint8_t hash[HASH_LEN], uint32_t size, uint64_t holder,
+			 uint32_t delivered);
 struct hubproto_blob {
 	uint64_t token;
 	const uint8_t *hash; /* points into the message */
 	uint32_t size;
 	uint64_t holder;
+	uint32_t delivered; /* to the waiters named, HUBPROTO_BLOB_MORE set if not final */
 };
 struct hubproto_blob hubproto_blob_get(const uint8_t *list, size_t i);
+void hubproto_blob_set_delivered(uint8_t *list, size_t i, uint32_t delivered);
 
 /*
  * ROUTE or REQUEST, as the hub builds it over one turn: entries, and the table of the peer

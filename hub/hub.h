@@ -55,6 +55,11 @@ struct gateway {
 	struct hubproto_routes routes;	 /* ROUTE of this turn (link_route, link_flush) */
 	uint64_t unsent; /* messages dropped since sending to it began to fail (logged once) */
 	uint64_t counters[HUB_GWC_COUNT]; /* as its last HEARTBEAT said (link.c on_heartbeat) */
+	/* Settling its kept blobs (docs/HUB-PROTOCOL.md, "The blob path"): the highest BLOB token
+	 * routed, the highest it was told of (the id of REQUEST, ROUTE and COUNT), and when a ROUTE
+	 * that only settles is due if no other message tells it first (0: none due). */
+	uint64_t blobs_routed, blobs_told;
+	int64_t settle_at;
 };
 
 /* A client connection on a gateway; key = slot << 48 | gateway's connection id. */
@@ -135,6 +140,10 @@ struct transfer {
 	uint32_t size;
 	size_t nconns;
 	size_t npre;	  /* the first npre conns: named in the REQUEST, served before any ROUTE */
+	size_t counted;	  /* deliveries counted already (BLOB's to the named waiters) */
+	uint32_t surplus; /* BLOB's deliveries past npre (a stale list: they may answer newer
+			   * wants of the routed waiters), added to DELIVERED's */
+	size_t owed_from; /* conns from this one on are not reported delivered yet (npre or 0) */
 	uint64_t conns[]; /* conn keys of the waiters it was told about */
 };
 
@@ -202,11 +211,12 @@ uint32_t registry_viewers(struct hub *hub, const uint8_t hash[HASH_LEN]);
 void router_init(struct hub *hub);
 void router_want(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN]);
 /* A gateway verified a blob (kept there as token) from its connection `holder`: those waiters
- * the REQUEST to that holder named have it; the rest are told, in ROUTEs, where they are. */
+ * the REQUEST to that holder named have it (`delivered` of them, HUBPROTO_BLOB_MORE set if more
+ * may follow in a DELIVERED); the rest are told, in ROUTEs, where they are. */
 void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint8_t hash[HASH_LEN],
-		 uint32_t size, uint64_t holder);
-/* The holder's gateway sent the blob `token` (counted here, at most once per waiter the
- * transfer holds, so the stats stay exact). */
+		 uint32_t size, uint64_t holder, uint32_t delivered);
+/* The holder's gateway sent the blob `token` to more waiters (counted here, at most once per
+ * waiter the transfer holds, so the stats stay exact). */
 void router_delivered(struct hub *hub, struct gateway *gw, uint64_t token, uint32_t deliveries);
 /* The way a connection, a holding or a gateway goes: the router lets go of it, then the
  * registry removes it. router_drop returns registry_remove_holder's answer. */
@@ -275,12 +285,18 @@ int link_request(struct gateway *gw, uint64_t holder, const uint8_t hash[HASH_LE
 int link_request_waiter(struct gateway *gw, uint64_t holder, const uint8_t hash[HASH_LEN],
 			uint64_t conn, int peer);
 /* Queues, for this turn's ROUTE to gw (the holder's gateway), one of the blob token's waiters
- * (conn on the gateway at peer, link_route_peer on gw->routes; conn 0: nobody waits, let the
- * blob go). -1 when gw is failing or out of memory: nothing is queued. */
+ * (conn on the gateway at peer, link_route_peer on gw->routes). -1 when gw is failing or out of
+ * memory: nothing is queued. */
 int link_route(struct gateway *gw, uint64_t token, const uint8_t hash[HASH_LEN], uint64_t conn,
 	       int peer);
-/* Sends every gateway its queued REQUEST entries; once per turn of the loop, before counts. */
+/* Sends every gateway its queued ROUTE and REQUEST entries; once per turn of the loop, before
+ * counts. */
 void link_flush(struct hub *hub);
+/* The settled mark (the id) of a REQUEST, ROUTE or COUNT to gw, noted as told if it is sent. */
+uint64_t link_settled(struct gateway *gw);
+/* Sends a ROUTE that only settles to every gateway that has waited LINK_SETTLE_MS for one with
+ * no other message telling it; returns when the next is due (-1: none). After counts_flush. */
+int64_t link_settle(struct hub *hub, int64_t now);
 /* Logs how many messages to gw were dropped since sending to it began to fail; resets it. */
 void link_forget_unsent(struct gateway *gw, const char *why);
 void link_handle(struct hub *hub, struct hubmsg *m);

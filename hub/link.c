@@ -29,7 +29,43 @@ int link_send(struct hub *hub, struct gateway *gw, const struct hubproto_out *o)
 		return -1;
 	}
 	link_forget_unsent(gw, "takes messages again");
+	if ((o->cmd == HUB_ROUTE || o->cmd == HUB_REQUEST || o->cmd == HUB_COUNT) &&
+	    o->id > gw->blobs_told)
+		gw->blobs_told = o->id;
 	return 0;
+}
+
+uint64_t link_settled(struct gateway *gw)
+{
+	return gw->blobs_routed;
+}
+
+/* A kept blob waits at most this long for a message that settles it (its memory, against a
+ * message of its own on every blob). */
+#define LINK_SETTLE_MS 5
+
+int64_t link_settle(struct hub *hub, int64_t now)
+{
+	int64_t next = -1;
+	for (uint32_t i = 0; i < hub->ngateways; i++) {
+		struct gateway *gw = hub->active[i];
+		if (gw->blobs_told >= gw->blobs_routed) {
+			gw->settle_at = 0;
+			continue;
+		}
+		if (gw->settle_at == 0)
+			gw->settle_at = now + LINK_SETTLE_MS;
+		if (now >= gw->settle_at) {
+			struct hubproto_out o = hubproto_routes_message(&gw->routes, HUB_ROUTE);
+			o.id = link_settled(gw); /* (gw->routes is empty between turns) */
+			link_send(hub, gw, &o);
+			gw->settle_at = 0;
+			continue; /* sent or not: a failing gateway is told by the next that goes */
+		}
+		if (next < 0 || gw->settle_at < next)
+			next = gw->settle_at;
+	}
+	return next;
 }
 
 int link_request(struct gateway *gw, uint64_t holder, const uint8_t hash[HASH_LEN])
@@ -73,6 +109,7 @@ static int link_flush_routes(struct hub *hub, struct gateway *gw)
 	if (r->list_len == 0)
 		return 0;
 	struct hubproto_out o = hubproto_routes_message(r, HUB_ROUTE);
+	o.id = link_settled(gw);
 	int rc = link_send(hub, gw, &o);
 	if (rc < 0) /* (link_send marked gw unsent: waiting again queues no route to it) */
 		router_unrouted(hub, gw, r->list, o.list_count);
@@ -91,6 +128,7 @@ static int link_flush_requests(struct hub *hub, struct gateway *gw)
 	if (r->list_len == 0)
 		return 0;
 	struct hubproto_out o = hubproto_routes_message(r, HUB_REQUEST);
+	o.id = link_settled(gw);
 	int rc = link_send(hub, gw, &o);
 	if (rc < 0) /* (gw is marked unsent: the holders asked next are on other gateways) */
 		router_unrequested(hub, gw, r->list, o.list_count);
@@ -215,15 +253,16 @@ static void on_blob(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 {
 	for (size_t i = 0; i < m->list_count; i++) {
 		struct hubproto_blob b = hubproto_blob_get(m->list, i);
-		router_blob(hub, gw, b.token, b.hash, b.size, b.holder);
+		router_blob(hub, gw, b.token, b.hash, b.size, b.holder, b.delivered);
 	}
 }
 
 static void on_delivered(struct hub *hub, struct gateway *gw, struct hubmsg *m)
 {
 	for (size_t i = 0; i < m->list_count; i++) {
-		const uint8_t *e = m->list + i * HUBPROTO_DELIVERED_ENTRY;
-		router_delivered(hub, gw, get_u64(e), get_u32(e + 8));
+		uint32_t deliveries;
+		uint64_t token = hubproto_delivered_get(m->list, i, &deliveries);
+		router_delivered(hub, gw, token, deliveries);
 	}
 }
 

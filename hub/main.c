@@ -92,13 +92,15 @@ int main(int argc, char **argv)
 	log_info("hub listening on %s, operators on %s", config_str("hub.endpoint"),
 		 config_str("hub.operator_endpoint"));
 
-	int64_t next_beat = now_ms() + hub.heartbeat_ms;
+	int64_t next_beat = now_ms() + hub.heartbeat_ms, settle = -1;
 	while (!hub_stopping) {
 		int64_t now = now_ms();
 		int64_t wake = next_beat;
 		int64_t deadline = router_next_deadline(&hub);
 		if (deadline >= 0 && deadline < wake)
 			wake = deadline;
+		if (settle >= 0 && settle < wake)
+			wake = settle;
 		zmq_pollitem_t items[] = {{hub.router, 0, ZMQ_POLLIN, 0},
 					  {hub.operator, 0, ZMQ_POLLIN, 0},
 					  {hub.zap.sock, 0, ZMQ_POLLIN, 0}};
@@ -136,6 +138,7 @@ int main(int argc, char **argv)
 		}
 		link_flush(&hub);
 		counts_flush(&hub);
+		settle = link_settle(&hub, now_ms());
 	}
 
 	log_info("hub stopping");

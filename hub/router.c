@@ -4,7 +4,8 @@
  * the verified blob and is told, per gateway, which connections wait for it (router_blob).
  *
  * Owns fetch, waiter and transfer structs (a transfer: a blob routed to its holder's gateway, kept
- * until that gateway reports it sent, so that its waiters can wait again if the gateway dies). A
+ * until that gateway reports it sent, so that its waiters can wait again if the gateway dies; a
+ * blob whose waiters the BLOB says all have it needs none). A
  * REQUEST names the waiters the fetch has then (each marked with the holder asked, w->named), so
  * the holder's gateway gives them the blob the moment it verifies; the BLOB that answers that
  * holder serves them (after its timeout too: w->named_by), and its ROUTEs carry only the waiters
@@ -394,21 +395,25 @@ void router_want(struct hub *hub, struct conn *c, const uint8_t hash[HASH_LEN])
  * connections and its peer address (its endpoint and, with CurveZMQ, its key; none for the holder's
  * own gateway, whose come last), all in this turn's ROUTE to the holder's gateway (link_route). The
  * gateway sends the bytes itself and reports what it delivered (DELIVERED) and whom it could not
- * reach (UNDELIVERED). Nobody waiting any more (a late answer): an entry with no connection lets
- * the gateway free the blob. Waiters whose entry cannot be queued stay in the fetch, which asks the
- * next holder; those of a ROUTE that cannot be sent wait again (router_unrouted).
+ * reach (UNDELIVERED). The named waiters' deliveries come with the BLOB and are counted here; a
+ * transfer is followed only while a DELIVERED is owed. Whatever happens, the settled mark of the
+ * next REQUEST, ROUTE or COUNT to gw (gw->blobs_routed) lets the gateway free the blob after its
+ * routes. Waiters whose entry cannot be queued stay in the fetch, which asks the next holder;
+ * those of a ROUTE that cannot be sent wait again (router_unrouted).
  */
 void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint8_t hash[HASH_LEN],
-		 uint32_t size, uint64_t holder)
+		 uint32_t size, uint64_t holder, uint32_t delivered)
 {
 	struct hashent *h = registry_hash(hub, hash, 0);
 	struct fetch *f = h ? h->fetch : NULL;
 	struct conn *by = registry_conn(hub, gw, holder, 0);
 	struct waiter *w, *wnext;
-	if (f == NULL) {
-		link_route(gw, token, hash, 0, 0);
+	int more = (delivered & HUBPROTO_BLOB_MORE) != 0;
+	delivered &= ~HUBPROTO_BLOB_MORE;
+	if (token > gw->blobs_routed) /* (the next REQUEST, ROUTE or COUNT settles it) */
+		gw->blobs_routed = token;
+	if (f == NULL)
 		return;
-	}
 	struct gateway **gws = malloc((size_t)f->nwaiters * sizeof(*gws));
 	struct transfer *t = malloc(sizeof(*t) + 2 * (size_t)f->nwaiters * sizeof(t->conns[0]));
 	size_t ngws = 0;
@@ -418,7 +423,6 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 		/* Out of memory: the gateway lets the blob go, and the fetch moves on now rather
 		 * than at its holder timeout (the next holder, or NOT_FOUND). */
 		log_warnx("%s: out of memory: a blob not routed", __func__);
-		link_route(gw, token, hash, 0, 0);
 		fetch_ask_next(hub, f);
 		return;
 	}
@@ -450,6 +454,13 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 		free(w);
 	}
 	t->npre = t->nconns;
+	/* What the gateway gave the named waiters is counted now (at most the waiters it holds);
+	 * the rest, and deliveries that BLOB says are not final, come in a DELIVERED. */
+	t->counted = delivered < t->npre ? delivered : t->npre;
+	t->surplus = delivered - (uint32_t)t->counted;
+	t->owed_from = more ? 0 : t->npre;
+	hub->stats.requests_served += t->counted;
+	hub->stats.bytes_relayed += (uint64_t)size * t->counted;
 	LIST_FOREACH(w, &f->waiters, fentry)
 	{
 		size_t i = 0;
@@ -478,8 +489,6 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 			break;
 		}
 	}
-	if (ngws == 0)
-		link_route(gw, token, hash, 0, 0);
 	for (size_t g = 0; g < ngws; g++) {
 		int peer = link_route_peer(gw, &gw->routes, gws[g]), rc = peer < 0 ? -1 : 0;
 		size_t queued = gw->routes.list_len;
@@ -491,8 +500,6 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 			 * must be whole, so this gateway's go, and the routes queued before
 			 * are all the blob has. */
 			gw->routes.list_len = queued;
-			if (g == 0)
-				link_route(gw, token, hash, 0, 0);
 			break;
 		}
 		LIST_FOREACH(w, &f->waiters, fentry)
@@ -506,11 +513,13 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 		fetch_release_gateway(f, gws[g]);
 	}
 	free(gws);
-	if (t->nconns && map_get(&hub->transfer_keys, t->key) == NULL &&
+	/* Followed while a DELIVERED is owed: for routes, or named deliveries not final. */
+	int owed = t->nconns > t->owed_from;
+	if (owed && map_get(&hub->transfer_keys, t->key) == NULL &&
 	    map_put(&hub->transfer_keys, t) == 0) {
 		LIST_INSERT_HEAD(&hub->transfers, t, entry);
 	} else {
-		if (t->nconns) /* out of memory, or a token the gateway used twice */
+		if (owed) /* out of memory, or a token the gateway used twice */
 			log_warnx(
 			    "%s: transfer %llu of gateway %s not followed: its figures are lost",
 			    __func__, (unsigned long long)token, gw->name);
@@ -528,9 +537,11 @@ void router_delivered(struct hub *hub, struct gateway *gw, uint64_t token, uint3
 	struct transfer *t = map_get(&hub->transfer_keys, key);
 	if (t == NULL)
 		return; /* routed by a hub before this one */
-	/* At most the waiters it holds: a named waiter that left may have been sent the blob. */
-	if (deliveries > t->nconns)
-		deliveries = (uint32_t)t->nconns;
+	/* At most the waiters it holds: a named waiter that left may have been sent the blob, and
+	 * a stale list's copy may have answered a routed waiter's newer want. */
+	deliveries = deliveries + t->surplus < deliveries ? UINT32_MAX : deliveries + t->surplus;
+	if (deliveries > t->nconns - t->counted)
+		deliveries = (uint32_t)(t->nconns - t->counted);
 	hub->stats.requests_served += deliveries;
 	hub->stats.bytes_relayed += (uint64_t)t->size * deliveries;
 	transfer_free(hub, t);
@@ -548,7 +559,7 @@ static void transfer_rewait(struct hub *hub, struct transfer *t, const struct ga
 			router_wait(hub, c, t->hash);
 	}
 	t->nconns = from;
-	if (from == 0)
+	if (from <= t->owed_from) /* nothing owed any more */
 		transfer_free(hub, t);
 }
 
@@ -596,8 +607,8 @@ void router_gateway_remove(struct hub *hub, struct gateway *gw)
 	struct transfer *t, *next;
 	for (t = LIST_FIRST(&hub->transfers); t; t = next) {
 		next = LIST_NEXT(t, entry);
-		if (t->gw == gw)
-			transfer_rewait(hub, t, gw, 0);
+		if (t->gw == gw) /* (those BLOB said were given it have it) */
+			transfer_rewait(hub, t, gw, t->owed_from);
 	}
 	registry_gateway_remove(hub, gw);
 }
@@ -637,8 +648,8 @@ void router_unrouted(struct hub *hub, struct gateway *gw, const uint8_t *entries
 		const uint8_t *e = entries + i * HUBPROTO_ROUTE_ENTRY;
 		uint64_t key[2] = {get_u64(e), gw->slot};
 		struct transfer *t = map_get(&hub->transfer_keys, key);
-		/* Those the REQUEST named have it: the gateway reports them when it lets the blob
-		 * go without its last route (after PEER_KEEP_MS). */
+		/* Those the REQUEST named have it: counted from BLOB, or (HUBPROTO_BLOB_MORE) in
+		 * the DELIVERED the gateway sends when a later message settles the blob. */
 		if (t)
 			transfer_rewait(hub, t, NULL, t->npre);
 	}

@@ -277,6 +277,10 @@ ProxyPass "/static/" "!"
 # /ws: WebSocket to one of the gateways. A holder's socket may stay quiet for long (the
 # gateways ping every 30 s): the tunnel's idle timeout is an hour, not Timeout. A gateway that
 # refuses connections is skipped and retried after a second.
+# The tunnel reads what it relays ReadBufferSize bytes at a time (8 KiB by default): 64 KiB
+# takes 17-36 % off Apache's CPU per MiB relayed and 12-18 % per small want (docs/BENCHMARKS.md,
+# "Apache's WebSocket proxying, made cheaper"); it is a size per read, not memory a connection holds.
+ReadBufferSize 65536
 <Proxy "balancer://gateways">
 CONF
 	for gw in "${gateway_list[@]}"; do

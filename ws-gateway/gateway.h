@@ -229,7 +229,7 @@ struct gateway {
 	struct zsec_zap zap;   /* lets in the keys the hub names in PEER_KEYS */
 	struct lws *zap_wsi;   /* its REP socket in the lws loop */
 	TAILQ_HEAD(, peer_link) peer_links; /* DEALERs to other gateways, by endpoint */
-	TAILQ_HEAD(, kept_blob) kept;	    /* verified blobs waiting for their ROUTEs */
+	TAILQ_HEAD(, kept_blob) kept;	    /* verified blobs, until settled (peer.c) */
 	uint64_t next_token;
 	uint8_t *wants_out; /* WANT entries of this turn of the loop (hub_link_want) */
 	size_t wants_out_len, wants_out_cap;
@@ -314,6 +314,9 @@ void peer_close(struct gateway *gw);
 int peer_keep(struct gateway *gw, uint64_t holder, uint8_t *frame, size_t len,
 	      struct peer_named *named);
 void peer_route(struct gateway *gw, struct hubmsg *m);
+/* The hub's REQUEST, ROUTE or COUNT said it has sent every route of the blobs up to token upto
+ * (its id): those blobs go once their routes are done. */
+void peer_settle(struct gateway *gw, uint64_t upto);
 /* The hub's REQUEST m: each holder's client is asked for its hash (session_request) with the
  * waiters named for it. */
 void peer_request(struct gateway *gw, struct hubmsg *m);

@@ -7,12 +7,14 @@
  * announced to the hub in HELLO as gateway.peer_endpoint) and one DEALER per other gateway's
  * endpoint. The hub's REQUEST names the waiters it knows of (peer_request): a blob verified here
  * (session.c) is kept under a token, announced to the hub in this turn's BLOB, and given at once
- * to those (peer_keep). The hub answers with routes for the waiters who came since, one per
- * gateway with waiters, and the blob's last route: this gateway's own waiters get the blob in
- * process; another gateway's get one DELIVER over its DEALER (zmq_msg_copy shares the buffer, so
- * one transfer serves everyone). What was delivered is
- * reported to the hub (DELIVERED, for the stats); waiters that cannot be reached are reported too
- * (UNDELIVERED), and the hub fails them at once instead of letting them wait for their timeout.
+ * to those (peer_keep), the BLOB entry then saying how many got it. The hub answers with routes
+ * for the waiters who came since, if any, one per gateway with waiters: this gateway's own
+ * waiters get the blob in process; another gateway's get one DELIVER over its DEALER
+ * (zmq_msg_copy shares the buffer, so one transfer serves everyone). The settled mark of the
+ * hub's next REQUEST, ROUTE or COUNT says every route of the blob has come (peer_settle): it goes
+ * then. What was delivered by route is reported to the hub (DELIVERED, for the stats); waiters
+ * that cannot be reached are reported too (UNDELIVERED), and the hub fails them at once instead
+ * of letting them wait for their timeout.
  *
  * A DEALER has ZMQ_IMMEDIATE, so a send fails at once when no connection to that gateway is up:
  * a route over a link younger than PEER_CONNECT_MS (still connecting) is parked and retried every
@@ -43,7 +45,7 @@
 
 #define PEER_CONNECT_MS	     1000  /* a new link may take this long to connect */
 #define PEER_RETRY_MS	     5	   /* parked routes are tried again this often */
-#define PEER_KEEP_MS	     10000 /* a kept blob with no (last) ROUTE by then is freed */
+#define PEER_KEEP_MS	     10000 /* a kept blob the hub has not settled by then is freed */
 #define PEER_IDLE_MS	     60000 /* a link unused this long is closed */
 #define PEER_SNDHWM	     1000 /* DELIVERs queued to one gateway before it counts as unreachable */
 #define PEER_REDIAL_MS	     100 /* a link whose handshake failed is dialled again at most this often */
@@ -85,11 +87,11 @@ struct kept_blob {
 	uint8_t hash[HASH_LEN];
 	zmq_msg_t frame; /* hash, then blob */
 	int64_t expires_ms;
-	uint32_t delivered;
-	int routed;	 /* the last ROUTE came */
-	int had_waiters; /* some ROUTE named waiters: the hub waits for DELIVERED */
-	int shared;	 /* given to a peer DEALER: ZeroMQ's I/O thread may read it any time */
-	int given_here;	 /* queued for this gateway's clients, who may borrow its bytes */
+	uint32_t delivered; /* deliveries the hub has not been told of */
+	int routed;	    /* settled: the hub sent every route it will */
+	int report;	    /* the hub waits for a DELIVERED: routes, or BLOB said more follow */
+	int shared;	    /* given to a peer DEALER: ZeroMQ's I/O thread may read it any time */
+	int given_here;	    /* queued for this gateway's clients, who may borrow its bytes */
 	TAILQ_HEAD(, parked_route) parked;
 };
 
@@ -385,15 +387,14 @@ void peer_flush_delivered(struct gateway *gw)
 	gw->delivered_len = 0;
 }
 
-/* Once every route is done, tells the hub what was delivered (in this turn's DELIVERED) and lets
- * the blob go. */
+/* Once settled and every route is done, tells the hub what was delivered since its BLOB (in this
+ * turn's DELIVERED) if it waits for that, and lets the blob go. */
 static void kept_finish_if_done(struct gateway *gw, struct kept_blob *k)
 {
 	if (!k->routed || !TAILQ_EMPTY(&k->parked))
 		return;
-	if (k->had_waiters &&
-	    hubproto_delivered_put(&gw->delivered, &gw->delivered_len, &gw->delivered_cap, k->token,
-				   k->delivered) < 0) {
+	if (k->report && hubproto_delivered_put(&gw->delivered, &gw->delivered_len,
+						&gw->delivered_cap, k->token, k->delivered) < 0) {
 		uint8_t e[HUBPROTO_DELIVERED_ENTRY]; /* out of memory: this one goes alone */
 		hubproto_delivered_entry(e, k->token, k->delivered);
 		struct hubproto_out o = {.cmd = HUB_DELIVERED, .list = e, .list_count = 1};
@@ -543,14 +544,16 @@ int peer_keep(struct gateway *gw, uint64_t holder, uint8_t *frame, size_t len,
 	k->token = ++gw->next_token;
 	memcpy(k->hash, frame, HASH_LEN);
 	k->expires_ms = now_ms() + PEER_KEEP_MS;
-	TAILQ_INSERT_TAIL(&gw->kept, k, entry);
+	k->report = 1; /* until its BLOB entry says what the named waiters got */
+	TAILQ_INSERT_TAIL(&gw->kept, k, entry); /* (tokens in order: peer_settle) */
 	uint32_t size = (uint32_t)(len - HASH_LEN);
+	size_t at = gw->blobs_out_len / HUBPROTO_BLOB_ENTRY;
 	/* The BLOB entry first: an UNDELIVERED about a named waiter must come after it (any
 	 * message to the hub sends this turn's BLOB before it). */
 	if (hubproto_blob_put(&gw->blobs_out, &gw->blobs_out_len, &gw->blobs_out_cap, k->token,
-			      k->hash, size, holder) < 0) {
+			      k->hash, size, holder, HUBPROTO_BLOB_MORE) < 0) {
 		uint8_t e[HUBPROTO_BLOB_ENTRY]; /* out of memory: this one goes alone */
-		hubproto_blob_entry(e, k->token, k->hash, size, holder);
+		hubproto_blob_entry(e, k->token, k->hash, size, holder, HUBPROTO_BLOB_MORE);
 		struct hubproto_out o = {.cmd = HUB_BLOB, .list = e, .list_count = 1};
 		if (hub_link_send(gw, &o) < 0) {
 			kept_free(gw, k); /* (the hub is away: its wants are announced again) */
@@ -559,8 +562,32 @@ int peer_keep(struct gateway *gw, uint64_t holder, uint8_t *frame, size_t len,
 	}
 	if (k)
 		peer_named_deliver(gw, k, named);
+	/* Still unsent (no UNDELIVERED went first): the entry says what the named waiters got, and
+	 * only routes still to come, or parked ones, owe the hub a DELIVERED. */
+	if (k && gw->blobs_out_len > at * HUBPROTO_BLOB_ENTRY &&
+	    hubproto_blob_get(gw->blobs_out, at).token == k->token) {
+		int parked = !TAILQ_EMPTY(&k->parked);
+		hubproto_blob_set_delivered(gw->blobs_out, at,
+					    k->delivered | (parked ? HUBPROTO_BLOB_MORE : 0));
+		k->delivered = 0;
+		k->report = parked;
+	}
 	peer_named_free(named);
 	return 0;
+}
+
+void peer_settle(struct gateway *gw, uint64_t upto)
+{
+	struct kept_blob *k, *ktmp;
+	TAILQ_FOREACH_SAFE(k, &gw->kept, entry, ktmp)
+	{
+		if (k->token > upto)
+			break;
+		if (!k->routed) {
+			k->routed = 1;
+			kept_finish_if_done(gw, k);
+		}
+	}
 }
 
 /* One route of a ROUTE, or of a REQUEST's named waiters: the blob's waiters on one gateway (conns:
@@ -583,7 +610,7 @@ static void peer_route_one(struct gateway *gw, struct kept_blob *k, const struct
 	if (!kept)
 		return;
 	if (r->nconns)
-		k->had_waiters = 1;
+		k->report = 1;
 	if (usable && r->nconns && a.endpoint[0] == '\0') {
 		int shared = k->shared || !TAILQ_EMPTY(&k->parked);
 		int64_t n = peer_deliver_here(gw, k->hash, &k->frame, shared, conns, r->nconns);
@@ -777,7 +804,7 @@ void peer_tick(struct gateway *gw)
 	struct kept_blob *k, *ktmp;
 	TAILQ_FOREACH_SAFE(k, &gw->kept, entry, ktmp)
 	if (now >= k->expires_ms) {
-		log_warnx("%s: no (last) route from the hub for a blob in %d ms: dropped", __func__,
+		log_warnx("%s: a blob not settled by the hub in %d ms: dropped", __func__,
 			  PEER_KEEP_MS);
 		k->routed = 1; /* what was sent is still reported, so the hub forgets it */
 		while (!TAILQ_EMPTY(&k->parked)) {

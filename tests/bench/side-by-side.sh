@@ -17,6 +17,7 @@
 #   SIDE_RATE (5000): the wants/s offered for the latency figure
 #   GATEWAY_BIN, HUB_BIN: other builds to measure (default: $BUILD's)
 #   LIGHTTPD_EXTRA: lines appended to lighttpd's configuration (for trying its settings)
+#   APACHE_EXTRA: lines appended to Apache's configuration (likewise)
 #   SIDE_SYSCALLS=1: also the server processes' system calls per want over the measured window
 #     (perf stat on raw_syscalls:sys_enter, switched on and off by relay-client --perf-control):
 #     counted, not timed, so a change in them shows through the machine's noise
@@ -84,6 +85,7 @@ if [[ " ${modes[*]} " == *" apache "* ]]; then
 	scripts/gen-apache-conf.sh --port "$apache_port" --gateways "$(IFS=,; echo "${gw_list[*]}")" \
 		--frontends "127.0.0.1:$(free_port)" --root "$PWD" --state-dir "$work" "${user_args[@]}" \
 		>"$work/apache.conf"
+	printf '%b\n' "${APACHE_EXTRA:-}" >>"$work/apache.conf"
 	/usr/sbin/apache2 -DFOREGROUND -f "$work/apache.conf" >"$work/apache.log" 2>&1 &
 	pids+=($!)
 	apache_pid=$!

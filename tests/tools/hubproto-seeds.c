@@ -117,8 +117,9 @@ int main(int argc, char **argv)
 	uint8_t blobs[2 * HUBPROTO_BLOB_ENTRY];
 	size_t blobs_len = 0, blobs_cap = sizeof(blobs);
 	uint8_t *blobs_list = blobs;
-	hubproto_blob_put(&blobs_list, &blobs_len, &blobs_cap, 900, hash, 5, 7);
-	hubproto_blob_put(&blobs_list, &blobs_len, &blobs_cap, 901, hashes, 1 << 20, 0);
+	hubproto_blob_put(&blobs_list, &blobs_len, &blobs_cap, 900, hash, 5, 7, 2);
+	hubproto_blob_put(&blobs_list, &blobs_len, &blobs_cap, 901, hashes, 1 << 20, 0,
+			  HUBPROTO_BLOB_MORE);
 	struct hubproto_routes routes = {0}; /* a blob for a peer and here, one nobody waits for */
 	struct hubproto_routes requests = {0}; /* a holder asked with waiters named, one without */
 	int peer = hubproto_routes_peer(&routes, route, route_len);

@@ -233,6 +233,9 @@ static void test_delivered_list(void **state)
 	for (uint64_t i = 0; i < 100; i++) {
 		assert_true(get_u64(m.list + i * HUBPROTO_DELIVERED_ENTRY) == UINT64_MAX - i);
 		assert_int_equal(get_u32(m.list + i * HUBPROTO_DELIVERED_ENTRY + 8), i);
+		uint32_t d;
+		assert_true(hubproto_delivered_get(m.list, i, &d) == UINT64_MAX - i);
+		assert_int_equal(d, i);
 	}
 	hubmsg_close(&m);
 	free(list);
@@ -727,16 +730,20 @@ static void test_requests(void **state)
 	routes_round_trip(*state, HUB_REQUEST);
 }
 
-/* A BLOB entry names the holder connection it answers, after the token, hash and size. */
+/* A BLOB entry names the holder connection it answers, after the token, hash and size, then what
+ * the named waiters got (rewritten in place before it is sent). */
 static void test_blob_entry(void **state)
 {
 	struct pair *p = *state;
 	uint8_t *list = NULL, x[HASH_LEN];
 	size_t len = 0, cap = 0;
 	memset(x, 0x44, HASH_LEN);
-	assert_int_equal(hubproto_blob_put(&list, &len, &cap, 9, x, 4096, 0x123456789aull), 0);
-	assert_int_equal(hubproto_blob_put(&list, &len, &cap, 10, x, 1, 0), 0);
+	assert_int_equal(
+	    hubproto_blob_put(&list, &len, &cap, 9, x, 4096, 0x123456789aull, HUBPROTO_BLOB_MORE),
+	    0);
+	assert_int_equal(hubproto_blob_put(&list, &len, &cap, 10, x, 1, 0, HUBPROTO_BLOB_MORE), 0);
 	assert_int_equal(len, 2 * HUBPROTO_BLOB_ENTRY);
+	hubproto_blob_set_delivered(list, 0, 3);
 	struct hubproto_out o = {.cmd = HUB_BLOB, .list = list, .list_count = 2};
 	send_ok(p->dealer, NULL, 0, &o);
 	free(list);
@@ -748,8 +755,13 @@ static void test_blob_entry(void **state)
 	assert_memory_equal(m.list + 8, x, HASH_LEN);
 	assert_int_equal(get_u32(m.list + 8 + HASH_LEN), 4096);
 	assert_true(get_u64(m.list + 12 + HASH_LEN) == 0x123456789aull);
+	assert_int_equal(get_u32(m.list + 20 + HASH_LEN), 3);
 	assert_true(get_u64(m.list + HUBPROTO_BLOB_ENTRY) == 10);
 	assert_true(get_u64(m.list + HUBPROTO_BLOB_ENTRY + 12 + HASH_LEN) == 0);
+	struct hubproto_blob b = hubproto_blob_get(m.list, 1);
+	assert_true(b.token == 10 && b.size == 1 && b.holder == 0);
+	assert_int_equal(b.delivered, HUBPROTO_BLOB_MORE);
+	assert_int_equal(hubproto_blob_get(m.list, 0).delivered, 3);
 	hubmsg_close(&m);
 }
 

@@ -224,6 +224,27 @@ static long long expect_count(struct fx *fx, int g, const uint8_t *hash)
  * the sum of the connection ids it lists and sets *n to how many. The hub sends the routes of one
  * turn of its loop in one ROUTE (link_flush, which ends a turn here).
  */
+/*
+ * Nothing more routes gateway g's blobs up to token: no message told it so in this turn, so
+ * LINK_SETTLE_MS later a ROUTE with no entries does (its id: the settled mark).
+ */
+static void expect_settled(struct fx *fx, int g, uint64_t token)
+{
+	struct hubmsg m;
+	link_flush(&fx->hub);
+	int64_t now = now_ms();
+	assert_true(link_settle(&fx->hub, now) >
+		    now); /* not at once: another message may tell it */
+	expect_quiet(fx, g);
+	link_settle(&fx->hub, now + 1000);
+	assert_int_equal(recv_wait(fx->sock[g], &m, 2000), 1);
+	assert_int_equal(m.cmd, HUB_ROUTE);
+	assert_int_equal(m.list_count, 0);
+	assert_true(m.id == token);
+	hubmsg_close(&m);
+	assert_int_equal(link_settle(&fx->hub, now + 2000), -1);
+}
+
 static uint64_t expect_route(struct fx *fx, int g, uint64_t token, const uint8_t *hash,
 			     uint32_t more, const char *endpoint, size_t *n)
 {
@@ -238,6 +259,7 @@ static uint64_t expect_route(struct fx *fx, int g, uint64_t token, const uint8_t
 		fx->has_route[g] = 1;
 		fx->route_it[g] = 0;
 	}
+	assert_true(m->id >= token); /* it settles the blobs it routes */
 	uint8_t conns[64 * 8];
 	struct hubproto_route r, next;
 	const char *why;
@@ -516,7 +538,7 @@ static void test_want_shared_fetch(void **state)
 	/* the holder's gateway is told where both waiters are, in one ROUTE; the hub sees no
 	 * bytes, and counts what the gateway reports it delivered */
 	size_t n;
-	router_blob(hub, fx->gw[0], 7, X, 1234, 0);
+	router_blob(hub, fx->gw[0], 7, X, 1234, 0, HUBPROTO_BLOB_MORE);
 	assert_int_equal(expect_route(fx, 0, 7, X, 0, gw_endpoint[1], &n), 3);
 	assert_int_equal(n, 2);
 	expect_quiet(fx, 1);
@@ -532,10 +554,10 @@ static void test_want_shared_fetch(void **state)
 	assert_true(LIST_EMPTY(&b1->waits));
 	assert_int_equal(router_next_deadline(hub), -1);
 
-	/* a late second answer finds nobody waiting: an empty ROUTE lets the blob go */
-	router_blob(hub, fx->gw[0], 8, X, 1234, 0);
-	assert_int_equal(expect_route(fx, 0, 8, X, 0, "", &n), 0);
-	assert_int_equal(n, 0);
+	/* a late second answer finds nobody waiting: no route; a ROUTE with no entries settles it
+	 */
+	router_blob(hub, fx->gw[0], 8, X, 1234, 0, HUBPROTO_BLOB_MORE);
+	expect_settled(fx, 0, 8);
 	expect_quiet(fx, 1);
 	assert_int_equal(hub->stats.requests_served, 2);
 }
@@ -555,8 +577,9 @@ static void test_delivered_list(void **state)
 	router_want(hub, a2, Y);
 	expect_msg(fx, 0, HUB_REQUEST, 1, X);
 	expect_msg(fx, 1, HUB_REQUEST, 1, Y);
-	router_blob(hub, fx->gw[0], 5, X, 100, 0); /* the same token on both gateways */
-	router_blob(hub, fx->gw[1], 5, Y, 200, 0);
+	router_blob(hub, fx->gw[0], 5, X, 100, 0,
+		    HUBPROTO_BLOB_MORE); /* the same token on both gateways */
+	router_blob(hub, fx->gw[1], 5, Y, 200, 0, HUBPROTO_BLOB_MORE);
 
 	uint8_t *list = NULL;
 	size_t len = 0, cap = 0;
@@ -667,7 +690,7 @@ static void test_holder_rotation(void **state)
 		assert_ptr_not_equal(f->holder, req);
 		expect_msg(fx, 0, HUB_REQUEST, f->holder->id, X);
 		size_t n;
-		router_blob(hub, fx->gw[0], (uint64_t)round + 1, X, 1234, 0);
+		router_blob(hub, fx->gw[0], (uint64_t)round + 1, X, 1234, 0, HUBPROTO_BLOB_MORE);
 		/* the waiter is on the holder's own gateway: no endpoint, in process */
 		assert_int_equal(expect_route(fx, 0, (uint64_t)round + 1, X, 0, "", &n), req->id);
 		assert_int_equal(n, 1);
@@ -776,10 +799,8 @@ static void test_expire(void **state)
 	assert_int_equal(registry_viewers(hub, X), 2);
 
 	/* a late answer from a slow holder is dropped: nobody waits */
-	size_t n;
-	router_blob(hub, fx->gw[0], 5, X, 1234, 0);
-	expect_route(fx, 0, 5, X, 0, "", &n);
-	assert_int_equal(n, 0);
+	router_blob(hub, fx->gw[0], 5, X, 1234, 0, HUBPROTO_BLOB_MORE);
+	expect_settled(fx, 0, 5);
 	expect_quiet(fx, 1);
 	assert_int_equal(hub->stats.requests_served, 0);
 }
@@ -953,12 +974,10 @@ static void test_oom_blob(void **state)
 	router_want(hub, b1, X);
 	expect_msg(fx, 0, HUB_REQUEST, 1, X);
 	oom_fail_after(1);
-	router_blob(hub, fx->gw[0], 9, X, 100, 0);
+	router_blob(hub, fx->gw[0], 9, X, 100, 0, HUBPROTO_BLOB_MORE);
 	oom_fail_after(0);
-	size_t n;
-	assert_int_equal(expect_route(fx, 0, 9, X, 0, "", &n), 0);
-	assert_int_equal(n, 0);
 	expect_msg(fx, 1, HUB_NOT_FOUND, 1, X);
+	expect_settled(fx, 0, 9);
 	assert_null(registry_hash(hub, X, 0)->fetch);
 	assert_int_equal(hub->stats.requests_total, hub->stats.requests_failed);
 }
@@ -1008,7 +1027,7 @@ static void test_routes_and_undelivered(void **state)
 	router_want(hub, b2, X);
 	struct hashent *h = registry_hash(hub, X, 0);
 
-	router_blob(hub, fx->gw[0], 9, X, 1234, 0);
+	router_blob(hub, fx->gw[0], 9, X, 1234, 0, HUBPROTO_BLOB_MORE);
 	size_t n;
 	assert_int_equal(expect_route(fx, 0, 9, X, 1, gw_endpoint[1], &n), 1 + 2);
 	assert_int_equal(n, 2);
@@ -1055,11 +1074,9 @@ static void test_route_to_gateway_without_endpoint(void **state)
 	registry_add_holder(hub, a1, X);
 	router_want(hub, b1, X);
 	expect_msg(fx, 0, HUB_REQUEST, 1, X);
-	router_blob(hub, fx->gw[0], 4, X, 1234, 0);
+	router_blob(hub, fx->gw[0], 4, X, 1234, 0, HUBPROTO_BLOB_MORE);
 	expect_msg(fx, 1, HUB_NOT_FOUND, 1, X);
-	size_t n;
-	expect_route(fx, 0, 4, X, 0, "", &n); /* nobody left: the blob may go */
-	assert_int_equal(n, 0);
+	expect_settled(fx, 0, 4); /* nobody left: the blob may go */
 	assert_null(registry_hash(hub, X, 0)->fetch);
 	assert_int_equal(hub->stats.requests_failed, 1);
 }
@@ -1078,8 +1095,8 @@ static void test_route_unsendable(void **state)
 	registry_add_holder(hub, a2, X);
 	router_want(hub, b1, X);
 	expect_msg(fx, 0, HUB_REQUEST, 2, X);
-	router_blob(hub, ghost, 3, X, 1234,
-		    0);	 /* a late answer from a gateway that is going away */
+	router_blob(hub, ghost, 3, X, 1234, 0,
+		    HUBPROTO_BLOB_MORE); /* a late answer from a gateway that is going away */
 	link_flush(hub); /* the turn ends: its ROUTE cannot be sent, the waiter waits again */
 	struct fetch *f = registry_hash(hub, X, 0)->fetch;
 	assert_non_null(f);
@@ -1117,7 +1134,7 @@ static void test_request_names_waiters(void **state)
 
 	/* b3 came after the REQUEST: the ROUTE answering the BLOB names it alone */
 	router_want(hub, b3, X);
-	router_blob(hub, fx->gw[0], 7, X, 1000, a1->id);
+	router_blob(hub, fx->gw[0], 7, X, 1000, a1->id, HUBPROTO_BLOB_MORE);
 	size_t n;
 	assert_int_equal(expect_route(fx, 0, 7, X, 0, gw_endpoint[1], &n), 3);
 	assert_int_equal(n, 1);
@@ -1151,11 +1168,10 @@ static void test_request_named_left_or_unreached(void **state)
 	assert_int_equal(fx->last_request.nnamed, 2);
 	router_conn_close(hub, b2);
 
-	/* every waiter left was named: the ROUTE only lets the blob go when its time comes */
-	router_blob(hub, fx->gw[0], 3, X, 10, a1->id);
-	size_t n;
-	assert_int_equal(expect_route(fx, 0, 3, X, 0, "", &n), 0);
-	assert_int_equal(n, 0);
+	/* every waiter left was named: no route; the gateway reports later (its link to b2's
+	 * gateway was still connecting), when a message settles the blob */
+	router_blob(hub, fx->gw[0], 3, X, 10, a1->id, HUBPROTO_BLOB_MORE);
+	expect_settled(fx, 0, 3);
 	expect_quiet(fx, 1);
 	router_delivered(hub, fx->gw[0], 3, 2);
 	assert_int_equal(hub->stats.requests_served, 1);
@@ -1165,8 +1181,8 @@ static void test_request_named_left_or_unreached(void **state)
 	router_want(hub, b1, X);
 	expect_msg(fx, 0, HUB_REQUEST, 1, X);
 	assert_int_equal(fx->last_request.nnamed, 1);
-	router_blob(hub, fx->gw[0], 4, X, 10, a1->id);
-	expect_route(fx, 0, 4, X, 0, "", &n);
+	router_blob(hub, fx->gw[0], 4, X, 10, a1->id, HUBPROTO_BLOB_MORE);
+	expect_settled(fx, 0, 4);
 	uint8_t ids[8];
 	put_u64(ids, 1);
 	router_undelivered(hub, fx->gw[0], X, gw_endpoint[1], ids, 1);
@@ -1199,12 +1215,11 @@ static void test_request_named_late_answer(void **state)
 	assert_int_equal(fx->last_request.nnamed, 1);
 	assert_true(fx->last_request.named[0] == 1);
 
-	router_blob(hub, fx->gw[0], 5, X, 10, a2->id); /* the late answer */
-	size_t n;
-	assert_int_equal(expect_route(fx, 0, 5, X, 0, "", &n), 0); /* no second copy */
-	router_delivered(hub, fx->gw[0], 5, 1);
-	router_blob(hub, fx->gw[0], 6, X, 10, a1->id);
-	assert_int_equal(expect_route(fx, 0, 6, X, 0, "", &n), 0);
+	router_blob(hub, fx->gw[0], 5, X, 10, a2->id, 1); /* the late answer, to its list */
+	assert_int_equal(hub->stats.requests_served, 1);
+	expect_settled(fx, 0, 5); /* no second copy */
+	router_blob(hub, fx->gw[0], 6, X, 10, a1->id, 1);
+	expect_settled(fx, 0, 6);
 	router_delivered(hub, fx->gw[0], 6, 1); /* (its stale list: not a transfer) */
 	assert_int_equal(hub->stats.requests_served, 1);
 	assert_int_equal(hub->stats.requests_total, 1);
@@ -1230,13 +1245,14 @@ static void test_request_named_late_answer_again(void **state)
 	expect_msg(fx, 0, HUB_REQUEST, 1, X);
 	router_want(hub, b1, X); /* a2's gateway served it by name */
 	assert_int_equal(hub->stats.requests_total, 2);
-	router_blob(hub, fx->gw[0], 5, X, 10, a2->id); /* the late answer */
+	router_blob(hub, fx->gw[0], 5, X, 10, a2->id, 1); /* the late answer, to its list */
+	assert_int_equal(hub->stats.requests_served, 1);
 	size_t n;
 	assert_int_equal(expect_route(fx, 0, 5, X, 0, gw_endpoint[1], &n), 1); /* the next want */
 	assert_int_equal(n, 1);
-	router_delivered(hub, fx->gw[0], 5, 2);
-	router_blob(hub, fx->gw[0], 6, X, 10, a1->id);
-	assert_int_equal(expect_route(fx, 0, 6, X, 0, "", &n), 0);
+	router_delivered(hub, fx->gw[0], 5, 1);
+	router_blob(hub, fx->gw[0], 6, X, 10, a1->id, 1);
+	expect_settled(fx, 0, 6);
 	router_delivered(hub, fx->gw[0], 6, 1);
 	assert_int_equal(hub->stats.requests_served, 2);
 	assert_int_equal(hub->stats.requests_total, 2);
@@ -1259,7 +1275,7 @@ static void test_request_named_route_unsendable(void **state)
 	router_want(hub, b1, X);
 	expect_msg(fx, 0, HUB_REQUEST, 2, X);
 	router_want(hub, b2, X);
-	router_blob(hub, fx->gw[0], 8, X, 10, a2->id);
+	router_blob(hub, fx->gw[0], 8, X, 10, a2->id, 1);
 	/* the turn's ROUTE (b2's) is lost, as link_flush_routes finds it */
 	uint8_t entry[HUBPROTO_ROUTE_ENTRY] = {0};
 	put_u64(entry, 8);
@@ -1273,10 +1289,69 @@ static void test_request_named_route_unsendable(void **state)
 	expect_msg(fx, 0, HUB_REQUEST, 1, X);
 	assert_int_equal(fx->last_request.nnamed, 1);
 	assert_true(fx->last_request.named[0] == 2);
+	uint64_t key[2] = {8, fx->gw[0]->slot};
+	assert_null(map_get(&hub->transfer_keys, key)); /* b1 was counted from the BLOB */
 	router_delivered(hub, fx->gw[0], 8, 2);
 	assert_int_equal(hub->stats.requests_served, 1);
 	expect_quiet(fx, 1);
 	(void)a1;
+}
+
+/*
+ * Hub protocol 7: a blob every waiter of which the REQUEST named costs its BLOB alone. The
+ * deliveries the entry gives are counted at once (at most the named waiters), nothing is routed,
+ * no transfer waits for a DELIVERED, and the next message to that gateway says the blob is
+ * settled; a stale list's surplus answers a routed waiter's newer want and counts with the
+ * DELIVERED of that transfer, as version 6 counted both together.
+ */
+static void test_blob_named_settles(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1), *a2 = conn(fx, 0, 2), *b1 = conn(fx, 1, 1);
+	registry_add_holder(hub, a1, X);
+	registry_add_holder(hub, a1, Y);
+	router_want(hub, b1, X);
+	router_want(hub, a2, X);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	assert_int_equal(fx->last_request.nnamed, 2);
+	router_blob(hub, fx->gw[0], 7, X, 100, a1->id, 3); /* one more than it named: not counted */
+	assert_int_equal(hub->stats.requests_served, 2);
+	assert_int_equal(hub->stats.bytes_relayed, 200);
+	assert_null(registry_hash(hub, X, 0)->fetch);
+	assert_true(LIST_EMPTY(&hub->transfers));
+	assert_int_equal(fx->gw[0]->routes.list_len, 0);
+
+	/* the next REQUEST to that gateway settles it: no ROUTE of its own is due */
+	router_want(hub, b1, Y);
+	link_flush(hub);
+	struct hubmsg m;
+	assert_int_equal(recv_wait(fx->sock[0], &m, 2000), 1);
+	assert_int_equal(m.cmd, HUB_REQUEST);
+	assert_true(m.id == 7);
+	hubmsg_close(&m);
+	assert_int_equal(link_settle(hub, now_ms() + 1000), -1);
+	expect_quiet(fx, 0);
+	router_blob(hub, fx->gw[0], 8, Y, 10, a1->id, 1);
+	assert_int_equal(hub->stats.requests_served, 3);
+	expect_settled(fx, 0, 8);
+
+	/* a stale list: a1's REQUEST named b1 and a2, the hub marked neither for a1 (a2 is
+	 * asked now), b1 wanted it again: its route, and the surplus of the BLOB, count together */
+	registry_add_holder(hub, a1, Z);
+	registry_add_holder(hub, a2, Z);
+	router_want(hub, b1, Z);
+	expect_msg(fx, 0, HUB_REQUEST, 2, Z);		  /* a2: the newer holder, at the front */
+	router_blob(hub, fx->gw[0], 9, Z, 10, a1->id, 1); /* (a list of an earlier fetch) */
+	assert_int_equal(hub->stats.requests_served, 3);
+	size_t n;
+	assert_int_equal(expect_route(fx, 0, 9, Z, 0, gw_endpoint[1], &n), 1);
+	assert_int_equal(n, 1);
+	router_delivered(hub, fx->gw[0], 9, 0); /* b1 had the stale copy: the route's dropped */
+	assert_int_equal(hub->stats.requests_served, 4);
+	assert_int_equal(hub->stats.requests_total, 4);
+	assert_int_equal(hub->stats.bytes_relayed, 200 + 10 + 10);
+	assert_true(LIST_EMPTY(&hub->transfers));
 }
 
 /*
@@ -1297,12 +1372,12 @@ static void test_request_named_wants_again(void **state)
 	router_want(hub, b1, X); /* (once only) */
 	assert_int_equal(hub->stats.requests_total, 2);
 	expect_quiet(fx, 0);
-	router_blob(hub, fx->gw[0], 2, X, 10, a1->id);
+	router_blob(hub, fx->gw[0], 2, X, 10, a1->id, 1);
 	size_t n;
 	assert_int_equal(expect_route(fx, 0, 2, X, 0, gw_endpoint[1], &n), 1);
 	assert_int_equal(n, 1);
 	assert_null(registry_hash(hub, X, 0)->fetch);
-	router_delivered(hub, fx->gw[0], 2, 2);
+	router_delivered(hub, fx->gw[0], 2, 1);
 	assert_int_equal(hub->stats.requests_served, 2);
 	assert_int_equal(hub->stats.bytes_relayed, 20);
 	expect_quiet(fx, 1);
@@ -1329,8 +1404,8 @@ static void test_holder_gateway_dies_mid_transfer(void **state)
 	expect_msg(fx, 0, HUB_REQUEST, 1, X);
 	expect_msg(fx, 0, HUB_REQUEST, 1, Y);
 	size_t n;
-	router_blob(hub, fx->gw[0], 5, X, 100, 0);
-	router_blob(hub, fx->gw[0], 6, Y, 100, 0);
+	router_blob(hub, fx->gw[0], 5, X, 100, 0, HUBPROTO_BLOB_MORE);
+	router_blob(hub, fx->gw[0], 6, Y, 100, 0, HUBPROTO_BLOB_MORE);
 	expect_route(fx, 0, 5, X, 0, gw_endpoint[1], &n);
 	expect_route(fx, 0, 6, Y, 0, gw_endpoint[1], &n);
 	assert_null(registry_hash(hub, X, 0)->fetch);
@@ -1410,6 +1485,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_request_named_late_answer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_request_named_late_answer_again, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_request_named_wants_again, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_blob_named_settles, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_request_named_route_unsendable, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_holder_gateway_dies_mid_transfer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unreachable_holder, setup, teardown),
