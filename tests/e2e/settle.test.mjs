@@ -207,11 +207,14 @@ async function secondNamesAll(s, blob) {
 test('named waiters, one on a gateway that cannot be reached (UNDELIVERED before the BLOB is complete): one blob or not_found each, figures exact', own({ hub: { 'hub.holder_timeout_ms': 300 } }, async (s) => {
 	await unreachable(s, 1);
 	const blob = makeBlob(3000, 'named unreachable');
-	const { closeAll, second } = await secondNamesAll(s, blob);
 	// Once, so that the link to gw2 is known to be down: the next route to it fails at once.
+	const warm = makeBlob(3000, 'unreachable warm-up');
+	const live = await s.wsConnect({ index: 0, label: 'live holder' });
+	await live.hold(warm);
 	const first = await s.wsConnect({ index: 1, label: 'first far' });
-	first.want(blob.hash);
-	await first.nextError('not_found', blob.hash, 4000);
+	first.want(warm.hash);
+	await first.nextError('not_found', warm.hash, 4000);
+	const { closeAll, second } = await secondNamesAll(s, blob);
 	const near = await s.wsConnect({ index: 0, label: 'near' });
 	const far = await s.wsConnect({ index: 1, label: 'far' });
 	const s0 = await s.stats();
@@ -222,7 +225,7 @@ test('named waiters, one on a gateway that cannot be reached (UNDELIVERED before
 	await far.nextError('not_found', blob.hash, 4000);
 	assert.equal(blobsOf(far, blob.hash).length, 0);
 	await figures(s, s0, { total: 2, served: 1, failed: 1, bytes: blob.bytes.length });
-	await Promise.all([closeAll(), first.close(), near.close(), far.close()]);
+	await Promise.all([closeAll(), live.close(), first.close(), near.close(), far.close()]);
 }));
 
 for (const named of [true, false]) {
