@@ -140,9 +140,10 @@ struct transfer {
 	uint32_t size;
 	size_t nconns;
 	size_t npre;	  /* the first npre conns: named in the REQUEST, served before any ROUTE */
-	size_t counted;	  /* deliveries counted already (BLOB's to the named waiters) */
-	uint32_t surplus; /* BLOB's deliveries past npre (a stale list: they may answer newer
-			   * wants of the routed waiters), added to DELIVERED's */
+	size_t counted;	  /* deliveries counted already (BLOB's to the named waiters, if final) */
+	uint32_t surplus; /* BLOB's deliveries not counted yet, added to DELIVERED's: past npre (a
+			   * stale list: they may answer newer wants of the routed waiters), or all
+			   * of them when BLOB said HUBPROTO_BLOB_MORE */
 	size_t owed_from; /* conns from this one on are not reported delivered yet (npre or 0) */
 	uint64_t conns[]; /* conn keys of the waiters it was told about */
 };

@@ -455,8 +455,10 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 	}
 	t->npre = t->nconns;
 	/* What the gateway gave the named waiters is counted now (at most the waiters it holds);
-	 * the rest, and deliveries that BLOB says are not final, come in a DELIVERED. */
-	t->counted = delivered < t->npre ? delivered : t->npre;
+	 * the rest come in a DELIVERED. Not final (HUBPROTO_BLOB_MORE), they are all counted with
+	 * it: should the gateway be forgotten first, every named waiter waits again
+	 * (transfer_rewait from owed_from, 0), and one counted here would be answered twice. */
+	t->counted = more ? 0 : delivered < t->npre ? delivered : t->npre;
 	t->surplus = delivered - (uint32_t)t->counted;
 	t->owed_from = more ? 0 : t->npre;
 	hub->stats.requests_served += t->counted;

@@ -1355,6 +1355,45 @@ static void test_blob_named_settles(void **state)
 }
 
 /*
+ * A BLOB that says more (a named waiter's link still connecting) counts nothing yet: its
+ * DELIVERED counts what the BLOB gave and what came after, once. Should its gateway be forgotten
+ * before that DELIVERED, every named waiter waits again (which of them got the blob, the hub
+ * cannot tell): one counted served at the BLOB would then be answered a second time, and
+ * served + failed would pass requests_total.
+ */
+static void test_blob_more_counts_with_delivered(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct conn *a1 = conn(fx, 0, 1), *b1 = conn(fx, 1, 1), *b2 = conn(fx, 1, 2);
+	registry_add_holder(hub, a1, X);
+	registry_add_holder(hub, a1, Y);
+	router_want(hub, b1, X);
+	router_want(hub, b2, X);
+	expect_msg(fx, 0, HUB_REQUEST, 1, X);
+	assert_int_equal(fx->last_request.nnamed, 2);
+	router_blob(hub, fx->gw[0], 7, X, 100, a1->id, 1 | HUBPROTO_BLOB_MORE);
+	assert_int_equal(hub->stats.requests_served, 0);
+	assert_false(LIST_EMPTY(&hub->transfers));
+	router_delivered(hub, fx->gw[0], 7, 1); /* the parked one went */
+	assert_int_equal(hub->stats.requests_served, 2);
+	assert_int_equal(hub->stats.bytes_relayed, 200);
+	assert_true(LIST_EMPTY(&hub->transfers));
+
+	router_want(hub, b1, Y);
+	router_want(hub, b2, Y);
+	expect_msg(fx, 0, HUB_REQUEST, 1, Y);
+	assert_int_equal(fx->last_request.nnamed, 2);
+	router_blob(hub, fx->gw[0], 8, Y, 100, a1->id, 1 | HUBPROTO_BLOB_MORE);
+	router_gateway_remove(hub, fx->gw[0]); /* before its DELIVERED */
+	fx->gw[0] = NULL;
+	assert_int_equal(hub->stats.requests_total, 4);
+	assert_int_equal(hub->stats.requests_failed, 2); /* no holder left: both hear NOT_FOUND */
+	assert_int_equal(hub->stats.requests_served, 2);
+	assert_int_equal(hub->stats.bytes_relayed, 200);
+}
+
+/*
  * A named waiter's gateway wants the hash again before the BLOB that served it by name reaches
  * the hub (the holder's gateway and the waiter's race to the hub): a second want, counted; that
  * BLOB leaves it waiting, and its ROUTE names it, so the second want is served too.
@@ -1486,6 +1525,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_request_named_late_answer_again, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_request_named_wants_again, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_blob_named_settles, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_blob_more_counts_with_delivered, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_request_named_route_unsendable, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_holder_gateway_dies_mid_transfer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unreachable_holder, setup, teardown),
