@@ -58,9 +58,13 @@ int64_t link_settle(struct hub *hub, int64_t now)
 		if (now >= gw->settle_at) {
 			struct hubproto_out o = hubproto_routes_message(&gw->routes, HUB_ROUTE);
 			o.id = link_settled(gw); /* (gw->routes is empty between turns) */
-			link_send(hub, gw, &o);
-			gw->settle_at = 0;
-			continue; /* sent or not: a failing gateway is told by the next that goes */
+			if (link_send(hub, gw, &o) == 0) {
+				gw->settle_at = 0;
+				continue;
+			}
+			/* It takes no messages: tried again a heartbeat later, not every 5 ms (the
+			 * next message that reaches it settles its blobs anyway). */
+			gw->settle_at = now + hub->heartbeat_ms;
 		}
 		if (next < 0 || gw->settle_at < next)
 			next = gw->settle_at;

@@ -1393,6 +1393,24 @@ static void test_blob_more_counts_with_delivered(void **state)
 	assert_int_equal(hub->stats.bytes_relayed, 200);
 }
 
+/* A gateway that takes no messages (gone, its queue full) is offered the ROUTE that only settles
+ * once a heartbeat, not every LINK_SETTLE_MS: the next message that reaches it settles anyway. */
+static void test_settle_unsendable(void **state)
+{
+	struct fx *fx = *state;
+	struct hub *hub = &fx->hub;
+	struct gateway *ghost =
+	    registry_gateway_join(hub, (const uint8_t *)"gw-ghost", 8, 7, "", 0);
+	assert_non_null(ghost);
+	router_blob(hub, ghost, 3, X, 10, 0, 0); /* a late answer: nobody waits */
+	int64_t now = now_ms();
+	assert_int_equal(link_settle(hub, now), now + 5);
+	assert_int_equal(link_settle(hub, now + 5), now + 5 + hub->heartbeat_ms);
+	assert_int_equal(link_settle(hub, now + 6), now + 5 + hub->heartbeat_ms);
+	expect_quiet(fx, 0);
+	expect_quiet(fx, 1);
+}
+
 /*
  * A named waiter's gateway wants the hash again before the BLOB that served it by name reaches
  * the hub (the holder's gateway and the waiter's race to the hub): a second want, counted; that
@@ -1525,6 +1543,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_request_named_late_answer_again, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_request_named_wants_again, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_blob_named_settles, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_settle_unsendable, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_blob_more_counts_with_delivered, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_request_named_route_unsendable, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_holder_gateway_dies_mid_transfer, setup, teardown),
