@@ -264,7 +264,8 @@ struct session *session_find(struct gateway *gw, uint64_t id);
 void session_send_text(struct session *s, char *text);
 void session_send_error(struct session *s, const char *code, const uint8_t *hash,
 			const char *message);
-/* Queues a blob for s if it still wants it: 1 queued; 0 not (no want, or deferred: queue full). */
+/* Queues a blob for s if it still wants it: 1 queued; 2 deferred (its queue is full: the want
+ * goes to the hub again once it drains); 0 not wanted. */
 int session_deliver(struct session *s, const uint8_t *hash, struct outbuf *b);
 /* The hub asks connection id for hash, naming waiters for it (named, taken; NULL: none): its
  * client is asked, or the hub hears FAIL. */

@@ -143,7 +143,10 @@ static void peer_report_undelivered(struct gateway *gw, const uint8_t *hash, con
 }
 
 /* Gives the frame to each listed connection of this gateway that still wants it; -1 if it could
- * give it to none (out of memory), which the caller answers. */
+ * give it to none (out of memory), which the caller answers. A copy deferred for a slow reader
+ * counts as given, as one in a DELIVER to another gateway does (whose reader may defer it too):
+ * its want comes to the hub again as a request of its own, so requests_total = served + failed
+ * + open holds wherever the reader is. */
 static int64_t peer_deliver_here(struct gateway *gw, const uint8_t *hash, zmq_msg_t *frame,
 				 int shared, const uint8_t *conns, size_t n)
 {
@@ -155,7 +158,7 @@ static int64_t peer_deliver_here(struct gateway *gw, const uint8_t *hash, zmq_ms
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct session *s = session_find(gw, get_u64(conns + 8 * i));
-		if (s && session_deliver(s, hash, b))
+		if (s && session_deliver(s, hash, b) != 0)
 			delivered++;
 	}
 	outbuf_release(b);

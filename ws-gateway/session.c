@@ -106,7 +106,7 @@ int session_deliver(struct session *s, const uint8_t *hash, struct outbuf *b)
 		 * drained, so memory stays bounded. */
 		in->deferred = 1;
 		s->ndeferred++;
-		return 0;
+		return 2;
 	}
 	interest_want_close(gw, in);
 	interest_settle(gw, in);

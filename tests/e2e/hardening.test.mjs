@@ -189,12 +189,19 @@ function rssKiB(pid) {
 	return Number(m[1]);
 }
 
-test('a slow reader: its gateway queue stays bounded, and it still gets every blob once it reads', T(async (t) => {
+/**
+ * A reader that stops reading while 12 blobs of 1 MiB come for it, on the gateway index `at`
+ * (the holder is on gateway 0): the queue stays bounded, every blob arrives once it reads again,
+ * and the operator's figures add up: a copy let go for the slow reader is wanted again, as a
+ * request of its own, wherever the reader is.
+ */
+async function slowReader(t, at) {
 	const holder = await stack.wsConnect({ index: 0, label: 'holder of 4 MiB' });
-	const blobs = Array.from({ length: 4 }, (_, k) => makeBlob(1 << 20, `big${k}`));
+	const blobs = Array.from({ length: 4 }, (_, k) => makeBlob(1 << 20, `big${k} on ${at}`));
 	await holder.hold(blobs);
-	const reader = await stack.wsConnect({ index: 1, label: 'slow reader' });
-	const gwPid = stack.gateways[1].pid;
+	const reader = await stack.wsConnect({ index: at, label: `slow reader on gateway ${at}` });
+	const gwPid = stack.gateways[at].pid;
+	const s0 = await stack.stats();
 	const before = rssKiB(gwPid);
 	reader.ws._socket.pause(); // stops reading: the gateway's writes back up
 	for (let round = 0; round < 3; round++) {
@@ -202,7 +209,7 @@ test('a slow reader: its gateway queue stays bounded, and it still gets every bl
 		await sleep(400);
 	}
 	const grown = rssKiB(gwPid) - before;
-	t.diagnostic(`figures: a reader that stopped reading while 12 blobs of 1 MiB came for it: its gateway's VmRSS ${(before / 1024).toFixed(1)} → ${((before + grown) / 1024).toFixed(1)} MiB (+${grown} KiB; the queue is bounded at 2 × max_blob)`);
+	t.diagnostic(`figures: a reader on gateway ${at} that stopped reading while 12 blobs of 1 MiB came for it: its gateway's VmRSS ${(before / 1024).toFixed(1)} → ${((before + grown) / 1024).toFixed(1)} MiB (+${grown} KiB; the queue is bounded at 2 × max_blob)`);
 	// Without the bound the gateway would keep every delivered blob queued for this reader.
 	assert.ok(grown < 8 * 1024, `gateway grew by ${grown} KiB while a reader was paused`);
 	reader.ws._socket.resume();
@@ -210,6 +217,27 @@ test('a slow reader: its gateway queue stays bounded, and it still gets every bl
 		const got = await reader.nextBinary(b.hash, 10000);
 		assert.ok(got.bytes.equals(b.bytes), 'blob corrupted after backpressure');
 	}
+	const s = await waitFor(
+		async () => {
+			const x = await stack.stats();
+			const total = x.requests_total - s0.requests_total;
+			return total > 0 && total === x.requests_served - s0.requests_served + x.requests_failed - s0.requests_failed ? x : null;
+		},
+		{ timeoutMs: 5000, what: 'requests_total = served + failed' },
+	).catch(() => stack.stats());
+	const total = s.requests_total - s0.requests_total;
+	const served = s.requests_served - s0.requests_served;
+	t.diagnostic(`figures: requests_total +${total}, served +${served}, failed +${s.requests_failed - s0.requests_failed}`);
+	assert.equal(total, served + s.requests_failed - s0.requests_failed, 'requests_total = served + failed');
+	assert.equal(s.bytes_relayed - s0.bytes_relayed, served * (1 << 20), 'bytes_relayed = served x size');
 	await reader.close();
 	await holder.close();
+}
+
+test('a slow reader: its gateway queue stays bounded, and it still gets every blob once it reads', T(async (t) => {
+	await slowReader(t, 1);
+}));
+
+test("a slow reader on the holder's own gateway: the same, and the figures add up there too", T(async (t) => {
+	await slowReader(t, 0);
 }));
