@@ -130,7 +130,11 @@ static void fetch_destroy(struct hub *hub, struct fetch *f)
 	h->fetch = NULL;
 	free(f->tried);
 	free(f);
-	registry_mark_dirty(hub, h); /* lets counts.c free the hash if nobody cares any more */
+	/* The count did not change: a hash nobody holds or wants any more is only marked so that
+	 * counts.c frees it after this turn (a COUNT to every gateway holding it, on every fetch's
+	 * end, told nothing new). */
+	if (h->ngws == 0)
+		registry_mark_dirty(hub, h);
 }
 
 void router_cancel_waiter(struct hub *hub, struct waiter *w)

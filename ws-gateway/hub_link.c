@@ -391,7 +391,8 @@ static void hub_link_drain(struct gateway *gw)
 			gw->hub_lost = 0;
 			gw->hub_unsent = 0;
 		}
-		log_debug("hub: %s id=%llu", hubproto_cmd_name(m.cmd), (unsigned long long)m.id);
+		log_debug("hub: %s id=%llu entries=%zu", hubproto_cmd_name(m.cmd),
+			  (unsigned long long)m.id, m.list_count);
 		size_t i;
 		for (i = 0; i < sizeof(hub_link_handlers) / sizeof(hub_link_handlers[0]); i++) {
 			if (hub_link_handlers[i].cmd == m.cmd) {

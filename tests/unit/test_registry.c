@@ -1315,12 +1315,18 @@ static void test_blob_named_settles(void **state)
 	router_want(hub, a2, X);
 	expect_msg(fx, 0, HUB_REQUEST, 1, X);
 	assert_int_equal(fx->last_request.nnamed, 2);
+	counts_flush(hub); /* the counts the wants asked for */
+	assert_int_equal(expect_count(fx, 0, X), 1);
+	assert_int_equal(expect_count(fx, 1, X), 1);
 	router_blob(hub, fx->gw[0], 7, X, 100, a1->id, 3); /* one more than it named: not counted */
 	assert_int_equal(hub->stats.requests_served, 2);
 	assert_int_equal(hub->stats.bytes_relayed, 200);
 	assert_null(registry_hash(hub, X, 0)->fetch);
 	assert_true(LIST_EMPTY(&hub->transfers));
 	assert_int_equal(fx->gw[0]->routes.list_len, 0);
+	counts_flush(hub); /* the fetch's end changed no count: no COUNT tells it again */
+	expect_quiet(fx, 0);
+	expect_quiet(fx, 1);
 
 	/* the next REQUEST to that gateway settles it: no ROUTE of its own is due */
 	router_want(hub, b1, Y);
