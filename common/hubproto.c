@@ -501,6 +501,11 @@ void hubproto_blob_set_delivered(uint8_t *list, size_t i, uint32_t delivered)
 	put_u32(list + i * HUBPROTO_BLOB_ENTRY + HUBPROTO_BLOB_NAMED_AT, delivered);
 }
 
+int hubproto_carries_settled(uint8_t cmd)
+{
+	return cmd == HUB_REQUEST || cmd == HUB_ROUTE || cmd == HUB_COUNT;
+}
+
 struct hubproto_blob hubproto_blob_get(const uint8_t *list, size_t i)
 {
 	const uint8_t *e = list + i * HUBPROTO_BLOB_ENTRY;

@@ -260,6 +260,9 @@ struct hubproto_blob {
 };
 struct hubproto_blob hubproto_blob_get(const uint8_t *list, size_t i);
 void hubproto_blob_set_delivered(uint8_t *list, size_t i, uint32_t delivered);
+/* Whether a hub -> gateway command carries the settled mark in its id (REQUEST, ROUTE, COUNT):
+ * the gateway's BLOB entries up to that token have had every route they will. */
+int hubproto_carries_settled(uint8_t cmd);
 
 /*
  * ROUTE or REQUEST, as the hub builds it over one turn: entries, and the table of the peer

@@ -29,8 +29,7 @@ int link_send(struct hub *hub, struct gateway *gw, const struct hubproto_out *o)
 		return -1;
 	}
 	link_forget_unsent(gw, "takes messages again");
-	if ((o->cmd == HUB_ROUTE || o->cmd == HUB_REQUEST || o->cmd == HUB_COUNT) &&
-	    o->id > gw->blobs_told)
+	if (hubproto_carries_settled(o->cmd) && o->id > gw->blobs_told)
 		gw->blobs_told = o->id;
 	return 0;
 }

@@ -397,8 +397,7 @@ static void hub_link_drain(struct gateway *gw)
 		for (i = 0; i < sizeof(hub_link_handlers) / sizeof(hub_link_handlers[0]); i++) {
 			if (hub_link_handlers[i].cmd == m.cmd) {
 				hub_link_handlers[i].fn(gw, &m);
-				if (m.cmd == HUB_REQUEST || m.cmd == HUB_ROUTE ||
-				    m.cmd == HUB_COUNT)
+				if (hubproto_carries_settled(m.cmd))
 					peer_settle(gw, m.id);
 				break;
 			}
