@@ -55,9 +55,8 @@ int64_t link_settle(struct hub *hub, int64_t now)
 		if (gw->settle_at == 0)
 			gw->settle_at = now + LINK_SETTLE_MS;
 		if (now >= gw->settle_at) {
-			struct hubproto_out o = hubproto_routes_message(&gw->routes, HUB_ROUTE);
-			o.id = link_settled(gw); /* (gw->routes is empty between turns) */
-			if (link_send(hub, gw, &o) == 0) {
+			struct hubproto_out o = {.cmd = HUB_ROUTE, .id = link_settled(gw)};
+			if (link_send(hub, gw, &o) == 0) { /* (no entries, no peer addresses) */
 				gw->settle_at = 0;
 				continue;
 			}

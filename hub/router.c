@@ -545,11 +545,11 @@ void router_delivered(struct hub *hub, struct gateway *gw, uint64_t token, uint3
 		return; /* routed by a hub before this one */
 	/* At most the waiters it holds: a named waiter that left may have been sent the blob, and
 	 * a stale list's copy may have answered a routed waiter's newer want. */
-	deliveries = deliveries + t->surplus < deliveries ? UINT32_MAX : deliveries + t->surplus;
-	if (deliveries > t->nconns - t->counted)
-		deliveries = (uint32_t)(t->nconns - t->counted);
-	hub->stats.requests_served += deliveries;
-	hub->stats.bytes_relayed += (uint64_t)t->size * deliveries;
+	uint64_t n = (uint64_t)deliveries + t->surplus;
+	if (n > t->nconns - t->counted)
+		n = t->nconns - t->counted;
+	hub->stats.requests_served += n;
+	hub->stats.bytes_relayed += (uint64_t)t->size * n;
 	transfer_free(hub, t);
 }
 
