@@ -295,7 +295,7 @@ struct hubproto_route {
 	const uint8_t *addr; /* their gateway's peer address (hubproto_peer_address_parse) */
 	size_t addr_len;     /* 0: the receiver's own connections */
 	size_t nconns;	     /* requester connections, copied to conns (u64 LE each); 0: none */
-	int last;	     /* the blob's last route */
+	int last;	     /* the last route of its token (in a REQUEST: of that holder) */
 };
 /*
  * Reads the next route of ROUTE or REQUEST m from entry *it on, its connections into conns (room

@@ -626,10 +626,7 @@ static void peer_route_one(struct gateway *gw, struct kept_blob *k, const struct
 	} else if (usable && r->nconns) {
 		peer_send_route(gw, k, &a, conns, r->nconns);
 	}
-	if (r->last) {
-		k->routed = 1;
-		kept_finish_if_done(gw, k);
-	}
+	/* (its last route needs no mark: the ROUTE's settled mark covers it, peer_settle) */
 }
 
 void peer_route(struct gateway *gw, struct hubmsg *m)
@@ -640,7 +637,8 @@ void peer_route(struct gateway *gw, struct hubmsg *m)
 	size_t it = 0;
 	int rc;
 	if (conns == NULL) {
-		/* Their kept blobs go after PEER_KEEP_MS, their waiters at their want timeout. */
+		/* Their kept blobs go when this ROUTE's mark settles them, their waiters at their
+		 * want timeout. */
 		log_warnx("%s: out of memory: a ROUTE of %zu entries dropped", __func__,
 			  m->list_count);
 		return;
