@@ -45,6 +45,16 @@ struct fx {
 
 static uint8_t X[HASH_LEN], Y[HASH_LEN], Z[HASH_LEN];
 
+/* A gateway joined with no socket behind its routing id: sends to it fail, as to one that has
+ * vanished or whose queue is full. */
+static struct gateway *ghost_gateway(struct hub *hub)
+{
+	struct gateway *ghost =
+	    registry_gateway_join(hub, (const uint8_t *)"gw-ghost", 8, 7, "", 0);
+	assert_non_null(ghost);
+	return ghost;
+}
+
 static int recv_wait(void *sock, struct hubmsg *m, int timeout_ms)
 {
 	zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
@@ -810,9 +820,7 @@ static void test_unreachable_holder(void **state)
 {
 	struct fx *fx = *state;
 	struct hub *hub = &fx->hub;
-	struct gateway *ghost =
-	    registry_gateway_join(hub, (const uint8_t *)"gw-ghost", 8, 7, "", 0);
-	assert_non_null(ghost);
+	struct gateway *ghost = ghost_gateway(hub);
 	assert_string_equal(ghost->name, "gw2");
 	struct conn *a1 = conn(fx, 0, 1), *b1 = conn(fx, 1, 1);
 	struct conn *g1 = registry_conn(hub, ghost, 1, 1);
@@ -1087,9 +1095,7 @@ static void test_route_unsendable(void **state)
 {
 	struct fx *fx = *state;
 	struct hub *hub = &fx->hub;
-	struct gateway *ghost =
-	    registry_gateway_join(hub, (const uint8_t *)"gw-ghost", 8, 7, "", 0);
-	assert_non_null(ghost);
+	struct gateway *ghost = ghost_gateway(hub);
 	struct conn *a1 = conn(fx, 0, 1), *a2 = conn(fx, 0, 2), *b1 = conn(fx, 1, 1);
 	registry_add_holder(hub, a1, X);
 	registry_add_holder(hub, a2, X);
@@ -1405,9 +1411,7 @@ static void test_settle_unsendable(void **state)
 {
 	struct fx *fx = *state;
 	struct hub *hub = &fx->hub;
-	struct gateway *ghost =
-	    registry_gateway_join(hub, (const uint8_t *)"gw-ghost", 8, 7, "", 0);
-	assert_non_null(ghost);
+	struct gateway *ghost = ghost_gateway(hub);
 	router_blob(hub, ghost, 3, X, 10, 0, 0); /* a late answer: nobody waits */
 	int64_t now = now_ms();
 	assert_int_equal(link_settle(hub, now), now + 5);
