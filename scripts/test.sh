@@ -6,6 +6,9 @@
 # in EPHEMERAL_WEB_FILES): the others never touch one, and would run the same. A file whose
 # first lines hold "// test.sh: behind one web server" runs behind the first one only (for long
 # tests whose subject is not the web server).
+# The later servers' end-to-end files run in the background (its own `scripts/test.sh e2e`, reading
+# the first server's list through WEB_FILES_DIR and FIRST_SERVER) beside the first server's
+# browser and direct-mode stages, and are reported after them.
 # Then direct mode (WS=direct: the pages' WebSockets go to the gateways' shared port, not through
 # the web server) runs the files that touch /ws most behind the first web server: DIRECT_TESTS of
 # tests/e2e and DIRECT_BROWSER_TESTS of tests/browser (or TESTS, when given).
@@ -54,8 +57,13 @@ wants() {
 }
 
 logdir=$(mktemp -d "${TMPDIR:-/tmp}/ephemeral-test.XXXXXX")
+# Where the lists of files that started a web server are (written behind the first server).
+first_server=${FIRST_SERVER:-${servers[0]}}
+web_dir=${WEB_FILES_DIR:-$logdir}
 san_pid=
-trap '[[ -n $san_pid ]] && kill -- -"$san_pid" 2>/dev/null; rm -rf "$logdir"' EXIT
+later_pid=
+trap '[[ -n $san_pid ]] && kill -- -"$san_pid" 2>/dev/null
+[[ -n $later_pid ]] && kill -- -"$later_pid" 2>/dev/null; rm -rf "$logdir"' EXIT
 
 # add_totals STAGE OUT RC — adds the last "N passed, N failed" line of OUT (a stage that prints
 # one: the fuzz replay, or this script run again) to the totals, and prints it. A missing line,
@@ -162,13 +170,13 @@ if wants fuzz && [[ -x scripts/fuzz.sh ]]; then
 fi
 
 # --- end-to-end and browser tests (node --test) ------------------------------------------------
-run_node() { # stage dir server first-server [ws-mode]
-	local ws=${5:-proxy} stage="$1 ($3${5:+, WS=$5})" dir=$2 server=$3 first=$4 files out rc p f start web_files
+run_node() { # stage dir server [ws-mode]
+	local ws=${4:-proxy} stage="$1 ($3${4:+, WS=$4})" dir=$2 server=$3 first=$first_server files out rc p f start web_files
 	shopt -s nullglob extglob
 	# shellcheck disable=SC2206 # TESTS is a glob, to be expanded
 	files=("$dir"/${TESTS:-*}.test.mjs)
 	shopt -u nullglob
-	web_files="$logdir/${1}-web-files"
+	web_files="$web_dir/${1}-web-files"
 	if [[ $server != "$first" ]]; then
 		local f all=("${files[@]}")
 		files=()
@@ -223,23 +231,39 @@ run_node() { # stage dir server first-server [ws-mode]
 }
 
 for server in "${servers[@]}"; do
-	if wants e2e; then
+	if wants e2e && [[ $server == "${servers[0]}" ]]; then
 		echo "== end-to-end tests (tests/e2e) behind $server"
-		run_node e2e tests/e2e "$server" "${servers[0]}"
+		run_node e2e tests/e2e "$server"
+		if ((${#servers[@]} > 1)); then
+			# The later servers' end-to-end files need only this list: they run beside the
+			# rest (a session of their own, stopped as one group if this script is stopped).
+			SERVERS="${servers[*]:1}" FIRST_SERVER=$first_server WEB_FILES_DIR=$web_dir DIRECT_STAGES=0 \
+				setsid scripts/test.sh e2e >"$logdir/later.all" 2>&1 &
+			later_pid=$!
+		fi
 	fi
 	if wants browser; then
 		echo "== browser tests (tests/browser) behind $server"
-		run_node browser tests/browser "$server" "${servers[0]}"
+		run_node browser tests/browser "$server"
 	fi
 done
 
 if wants e2e && ((DIRECT_STAGES)); then
 	echo "== end-to-end tests (tests/e2e) in direct mode behind ${servers[0]}"
-	TESTS=${TESTS:-$DIRECT_TESTS} run_node e2e tests/e2e "${servers[0]}" "${servers[0]}" direct
+	TESTS=${TESTS:-$DIRECT_TESTS} run_node e2e tests/e2e "${servers[0]}" direct
 fi
 if wants browser && ((DIRECT_STAGES)); then
 	echo "== browser tests (tests/browser) in direct mode behind ${servers[0]}"
-	TESTS=${TESTS:-$DIRECT_BROWSER_TESTS} run_node browser tests/browser "${servers[0]}" "${servers[0]}" direct
+	TESTS=${TESTS:-$DIRECT_BROWSER_TESTS} run_node browser tests/browser "${servers[0]}" direct
+fi
+
+# --- the later servers' end-to-end files, run beside the stages above ----------------------------
+if [[ -n $later_pid ]]; then
+	wait "$later_pid"
+	rc=$?
+	later_pid=
+	grep -vE '^[0-9]+ passed, [0-9]+ failed$' "$logdir/later.all"
+	add_totals later-servers "$logdir/later.all" $rc >/dev/null
 fi
 
 # --- the sanitized build, run beside the other stages (started above) ---------------------------
