@@ -280,16 +280,13 @@ int link_route_peer(struct gateway *gw, struct hubproto_routes *list, struct gat
  * to gw may go before it, which nothing depends on). -1 when gw is known not to take messages,
  * or out of memory: ask another holder. */
 int link_request(struct gateway *gw, uint64_t holder, const uint8_t hash[HASH_LEN]);
-/* Puts a REQUEST entry in gw->requests: holder is asked for hash, and one waiter is named (conn
- * on the gateway at peer, link_route_peer on gw->requests; conn 0: none). -1 when gw is known
- * not to take messages, or out of memory. */
-int link_request_waiter(struct gateway *gw, uint64_t holder, const uint8_t hash[HASH_LEN],
-			uint64_t conn, int peer);
-/* Queues, for this turn's ROUTE to gw (the holder's gateway), one of the blob token's waiters
- * (conn on the gateway at peer, link_route_peer on gw->routes). -1 when gw is failing or out of
+/* Puts one entry in list: in gw->requests (this turn's REQUEST), key is the holder asked for hash
+ * and conn a waiter it names (0: none); in gw->routes (this turn's ROUTE to the holder's
+ * gateway), key is the blob's token and conn one of its waiters. conn is on the gateway at peer
+ * (link_route_peer on the same list). -1 when gw is known not to take messages, or out of
  * memory: nothing is queued. */
-int link_route(struct gateway *gw, uint64_t token, const uint8_t hash[HASH_LEN], uint64_t conn,
-	       int peer);
+int link_route(struct gateway *gw, struct hubproto_routes *list, uint64_t key,
+	       const uint8_t hash[HASH_LEN], uint64_t conn, int peer);
 /* Sends every gateway its queued ROUTE and REQUEST entries; once per turn of the loop, before
  * counts. */
 void link_flush(struct hub *hub);

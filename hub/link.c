@@ -79,14 +79,6 @@ int link_request(struct gateway *gw, uint64_t holder, const uint8_t hash[HASH_LE
 	return hubproto_list_put(&gw->asked, &gw->asked_len, &gw->asked_cap, entry, sizeof(entry));
 }
 
-int link_request_waiter(struct gateway *gw, uint64_t holder, const uint8_t hash[HASH_LEN],
-			uint64_t conn, int peer)
-{
-	if (gw->unsent)
-		return -1;
-	return hubproto_routes_put(&gw->requests, holder, hash, conn, peer);
-}
-
 int link_route_peer(struct gateway *gw, struct hubproto_routes *list, struct gateway *to)
 {
 	uint8_t addr[HUBPROTO_MAX_PEER_ADDRESS];
@@ -96,12 +88,12 @@ int link_route_peer(struct gateway *gw, struct hubproto_routes *list, struct gat
 	return hubproto_routes_peer(list, addr, len);
 }
 
-int link_route(struct gateway *gw, uint64_t token, const uint8_t hash[HASH_LEN], uint64_t conn,
-	       int peer)
+int link_route(struct gateway *gw, struct hubproto_routes *list, uint64_t key,
+	       const uint8_t hash[HASH_LEN], uint64_t conn, int peer)
 {
 	if (gw->unsent)
 		return -1;
-	return hubproto_routes_put(&gw->routes, token, hash, conn, peer);
+	return hubproto_routes_put(list, key, hash, conn, peer);
 }
 
 /* This turn's ROUTE to gw; one that cannot be sent lets its waiters wait again (router.c): -1. */

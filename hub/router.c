@@ -270,7 +270,7 @@ static int fetch_request(struct fetch *f, struct conn *c)
 				break;
 			if (w->c->gw != next)
 				continue;
-			if (link_request_waiter(gw, c->id, f->h->hash, w->c->id, peer) < 0) {
+			if (link_route(gw, r, c->id, f->h->hash, w->c->id, peer) < 0) {
 				/* Out of memory: nobody named, they all come by ROUTE. */
 				r->list_len = queued;
 				LIST_FOREACH(w, &f->waiters, fentry)
@@ -288,7 +288,7 @@ static int fetch_request(struct fetch *f, struct conn *c)
 	}
 unnamed:
 	if (named == 0)
-		return link_request_waiter(gw, c->id, f->h->hash, 0, 0);
+		return link_route(gw, &gw->requests, c->id, f->h->hash, 0, 0);
 	return 0;
 }
 
@@ -500,7 +500,7 @@ void router_blob(struct hub *hub, struct gateway *gw, uint64_t token, const uint
 		size_t queued = gw->routes.list_len;
 		LIST_FOREACH(w, &f->waiters, fentry)
 		if (rc == 0 && w->c->gw == gws[g])
-			rc = link_route(gw, token, hash, w->c->id, peer);
+			rc = link_route(gw, &gw->routes, token, hash, w->c->id, peer);
 		if (rc < 0) {
 			/* These waiters stay, the next holder is asked; the entries of a blob
 			 * must be whole, so this gateway's go, and the routes queued before
