@@ -217,14 +217,20 @@ static void limits_refill(struct gateway *gw, struct session *s)
 		s->violations = 0;
 }
 
-static int limits_count_violation(struct gateway *gw, struct session *s, const char *reason)
+/* One more violation, the bucket just refilled: 0, or -1 once it closes the connection. */
+static int limits_add_violation(struct gateway *gw, struct session *s, const char *reason)
 {
-	limits_refill(gw, s);
 	if (++s->violations >= (double)gw->max_violations) {
 		session_close_soon(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, reason);
 		return -1;
 	}
 	return 0;
+}
+
+static int limits_count_violation(struct gateway *gw, struct session *s, const char *reason)
+{
+	limits_refill(gw, s);
+	return limits_add_violation(gw, s, reason);
 }
 
 /* Takes cost message tokens: 1, or past the budget a violation (0, or -1 once it closes). */
@@ -236,7 +242,7 @@ static int limits_take_tokens(struct gateway *gw, struct session *s, double cost
 		s->msg_tokens -= cost;
 		return 1;
 	}
-	return limits_count_violation(gw, s, reason);
+	return limits_add_violation(gw, s, reason);
 }
 
 int limits_take_message(struct gateway *gw, struct session *s, size_t nhashes)
