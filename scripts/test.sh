@@ -40,7 +40,7 @@ stages=("$@")
 ((${#stages[@]})) || stages=(unit fuzz e2e browser sanitize)
 # The end-to-end files the sanitize stage runs: every program and path (hub, gateways, frontend,
 # lighttpd, ctl, terminal client), bad input of every kind, limits, failures, in about a minute.
-SAN_TESTS=${SAN_TESTS:-@(ws-protocol|ws-bad-input|ws-slow-holder|hardening|http|ctl|cli|collections|failure-drills|named-waiters)}
+SAN_TESTS=${SAN_TESTS:-@(ws-protocol|ws-bad-input|ws-slow-holder|hardening|http|ctl|cli|collections|failure-drills|named-waiters|settle)}
 # Direct mode: the relay, TLS and limits through the public endpoint, and a browser sharing a page.
 DIRECT_TESTS=${DIRECT_TESTS:-@(ws-protocol|tls|hardening)}
 DIRECT_BROWSER_TESTS=${DIRECT_BROWSER_TESTS:-share}
