@@ -113,6 +113,18 @@ static const char *url_trim(const char *s, size_t *len)
 	return s;
 }
 
+/* url_parse_server on the first n characters of p (a link's part before its hash). */
+static int url_parse_prefix(const char *p, size_t n, struct url_server *server, char *err,
+			    size_t errlen)
+{
+	char *prefix = strndup(p, n);
+	if (prefix == NULL)
+		return error_set(err, errlen, "out of memory");
+	int rc = url_parse_server(prefix, server, err, errlen);
+	free(prefix);
+	return rc;
+}
+
 int url_parse_link(const char *link, uint8_t hash[HASH_LEN], struct url_server *server,
 		   int *has_server, char *err, size_t errlen)
 {
@@ -140,12 +152,7 @@ int url_parse_link(const char *link, uint8_t hash[HASH_LEN], struct url_server *
 					 "\"%s\" is neither a link (http://host/<hash>) nor a "
 					 "64-digit address",
 					 link);
-		char *prefix = strndup(p, start);
-		if (prefix == NULL)
-			return error_set(err, errlen, "out of memory");
-		int rc = url_parse_server(prefix, server, err, errlen);
-		free(prefix);
-		if (rc < 0)
+		if (url_parse_prefix(p, start, server, err, errlen) < 0)
 			return -1;
 		*has_server = 1;
 	}
@@ -177,12 +184,7 @@ int url_parse_sha256(const char *arg, uint8_t hash[HASH_LEN], struct url_server 
 			return 0;
 		h = p + end - HASH_HEX_LEN;
 		size_t start = (size_t)(h - p) - (sizeof(seg) - 1) + 1; /* keep the '/' */
-		char *prefix = strndup(p, start);
-		if (prefix == NULL)
-			return error_set(err, errlen, "out of memory");
-		int rc = url_parse_server(prefix, server, err, errlen);
-		free(prefix);
-		if (rc < 0)
+		if (url_parse_prefix(p, start, server, err, errlen) < 0)
 			return -1;
 		*has_server = 1;
 	}
