@@ -99,6 +99,10 @@ void progress_format_duration(double seconds, char *out, size_t len);
 /* The download line: name, percent, bar, bytes, speed, time left, viewers. */
 void progress_transfer(struct progress *p, const char *name, uint64_t done, uint64_t total,
 		       uint64_t viewers);
+/* The seeding line: verb and name of what is shared, its viewers, the blobs and bytes sent, how
+ * to stop. */
+void progress_seeding(struct progress *p, const char *verb, const char *name, uint64_t viewers,
+		      uint64_t blobs, uint64_t bytes);
 
 /* manifest.c — the manifest format (PROTOCOL.md "Content model"), as files.js has it */
 

@@ -1228,7 +1228,6 @@ static void get_wake(struct client *c)
 static void get_tick(struct client *c)
 {
 	struct get *g = c->user;
-	char sent[32];
 	if (g->phase == GET_CHECKING) {
 		uint64_t done = atomic_load(&g->checker.done);
 		progress_live(&g->out, "checking %s.part %3d%%", g->display,
@@ -1262,12 +1261,8 @@ static void get_tick(struct client *c)
 		return;
 	}
 	if (g->o->seed) {
-		progress_format_bytes(c->served_bytes, sent, sizeof(sent));
-		progress_live(&g->out,
-			      "seeding %s: %llu %s · sent %llu blobs (%s) · Ctrl-C to stop",
-			      g->m.name ? g->display : g->hex, (unsigned long long)g->viewers,
-			      g->viewers == 1 ? "viewer" : "viewers",
-			      (unsigned long long)c->served_blobs, sent);
+		progress_seeding(&g->out, "seeding ", g->m.name ? g->display : g->hex, g->viewers,
+				 c->served_blobs, c->served_bytes);
 	}
 }
 

@@ -193,3 +193,13 @@ void progress_transfer(struct progress *p, const char *name, uint64_t done, uint
 		      bar, got, all, speed, left, (unsigned long long)viewers,
 		      viewers == 1 ? "viewer" : "viewers");
 }
+
+void progress_seeding(struct progress *p, const char *verb, const char *name, uint64_t viewers,
+		      uint64_t blobs, uint64_t bytes)
+{
+	char sent[32];
+	progress_format_bytes(bytes, sent, sizeof(sent));
+	progress_live(p, "%s%s: %llu %s · sent %llu blobs (%s) · Ctrl-C to stop", verb, name,
+		      (unsigned long long)viewers, viewers == 1 ? "viewer" : "viewers",
+		      (unsigned long long)blobs, sent);
+}

@@ -647,7 +647,6 @@ static void share_count(struct client *c, const uint8_t hash[HASH_LEN], uint64_t
 static void share_tick(struct client *c)
 {
 	struct share *s = c->user;
-	char sent[32];
 	if (s->held < s->n) {
 		size_t i = atomic_load(&s->hasher.posted);
 		if (s->hasher.ctx && i < s->n && !s->o->page) {
@@ -665,10 +664,7 @@ static void share_tick(struct client *c)
 	/* One link: the collection's, or the single input's. */
 	const char *name = s->coll ? s->coll_name : s->items[0].name;
 	uint64_t viewers = s->coll ? s->coll_viewers : s->items[0].viewers;
-	progress_format_bytes(c->served_bytes, sent, sizeof(sent));
-	progress_live(&s->out, "%s: %llu %s · sent %llu blobs (%s) · Ctrl-C to stop", name,
-		      (unsigned long long)viewers, viewers == 1 ? "viewer" : "viewers",
-		      (unsigned long long)c->served_blobs, sent);
+	progress_seeding(&s->out, "", name, viewers, c->served_blobs, c->served_bytes);
 }
 
 static const struct client_ops share_ops = {
