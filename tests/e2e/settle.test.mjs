@@ -279,7 +279,8 @@ for (const named of [true, false]) {
 	// Named: the BLOB says more (the link to gw3 is connecting), nothing of it is counted yet.
 	// Routed (it wanted after the REQUEST): the BLOB is final, its ROUTE is owed a DELIVERED.
 	const what = named ? 'a BLOB saying more (a named waiter\'s link connecting)' : 'a BLOB with a route owed (a routed waiter\'s link connecting)';
-	test(`the holder's gateway is killed after ${what}: figures add up, nobody counted twice`, own({ gateways: 3, hub: { 'hub.holder_timeout_ms': 300, 'hub.peer_expiry_ms': 1000 } }, async (s) => {
+	test(`the holder's gateway is killed after ${what}: figures add up, nobody counted twice`, own({ gateways: 3, hub: { 'hub.holder_timeout_ms': 300, 'hub.heartbeat_ms': 250, 'hub.peer_expiry_ms': 1500 } }, async (s) => {
+		// (the killed gateway is forgotten within 1.5 s; a live one is only if silent for 6 heartbeats)
 		await unreachable(s, 2); // its route stays parked for PEER_CONNECT_MS (1 s), then fails
 		const blob = makeBlob(3000, `killed after BLOB ${named}`);
 		const warm = makeBlob(3000, 'warm-up');
@@ -302,7 +303,7 @@ for (const named of [true, false]) {
 		holder.answer(); // mid has it at once; far's DELIVER is parked
 		await onceEach([[mid, blob]], { settleMs: 20 });
 		await s.killGateway(0);
-		await far.nextError('not_found', blob.hash, 5000); // the hub forgets gw1: far waits again, for nobody
+		await far.nextError('not_found', blob.hash, 8000); // the hub forgets gw1: far waits again, for nobody
 		await sleep(500);
 		const x = await s.stats();
 		const d = (k) => x[k] - s0[k];
