@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { ROOT, BIN } from '../lib/stack.mjs';
+import { isSanitized } from '../lib/drill-helpers.mjs';
 
 const APACHE = process.env.APACHE2 || '/usr/sbin/apache2';
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'ephemeral-install-'));
@@ -34,8 +35,10 @@ function listFiles(dir) {
 	return out.sort();
 }
 
-// The installed programs are the ones just built (BUILD), not a fresh build of their own.
-const makeArgs = (...extra) => ['--no-print-directory', `BUILD=${path.relative(ROOT, BIN) || '.'}`, ...extra];
+// The installed programs are the ones just built (BUILD), not a fresh build of their own; a
+// sanitized BUILD (`make sanitize`) with its own flags, should make find anything to rebuild.
+const SAN = isSanitized(path.join(BIN, 'ephemeral-gateway')) ? ['SAN=1', 'CC=clang'] : [];
+const makeArgs = (...extra) => ['--no-print-directory', `BUILD=${path.relative(ROOT, BIN) || '.'}`, ...SAN, ...extra];
 
 test('make install DESTDIR=… PREFIX=/usr: programs, pages, settings, web server configurations, units', async () => {
 	const dest = path.join(scratch, 'stage');
