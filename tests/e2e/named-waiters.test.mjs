@@ -188,8 +188,10 @@ for (const leaving of [0, 1]) {
 		for (const x of ws) x.want(blob.hash);
 		const answer = await secondAsked; // its REQUEST names both
 		const [gone, stays] = leaving === 0 ? ws : [ws[1], ws[0]];
+		const conns = (await stack.stats()).connections;
 		await gone.close();
-		await sleep(100);
+		// The hub has forgotten it before the blob comes (a BLOB first would count it served).
+		await waitFor(async () => (await stack.stats()).connections < conns, { timeoutMs: 5000, what: 'the hub to forget the waiter that left' });
 		answer();
 		await onceEach([stays], blob);
 		// The one that left is neither served nor failed: it stays in requests_total only.
@@ -206,7 +208,8 @@ test('more than 64 waiters on one hash: the first 64 by name, the rest by ROUTE,
 	for (const x of ws.slice(0, N - 10)) x.want(blob.hash);
 	const answer = await secondAsked;
 	for (const x of ws.slice(N - 10)) x.want(blob.hash); // after the REQUEST: by ROUTE
-	await sleep(100);
+	// Every want is at the hub before the blob (a later one would start a fetch of its own).
+	await waitFor(async () => (await stack.stats()).requests_total - s0.requests_total >= N, { timeoutMs: 5000, what: `the hub to count ${N} wants` });
 	answer();
 	await onceEach(ws, blob);
 	await figures(s0, { total: N, served: N, size: blob.bytes.length });
@@ -285,12 +288,15 @@ for (const killed of [0, 1]) {
 		dies.want(blob.hash); // first: the holder on its gateway is asked
 		await first.asked;
 		lives.want(blob.hash);
-		await sleep(50);
+		// Both wants are at the hub, in the fetch that asked the doomed holder.
+		await waitFor(async () => (await s.stats()).requests_total - s0.requests_total >= 2, { timeoutMs: 5000, what: 'the hub to count both wants' });
 		await s.killGateway(killed);
 		const t0 = Date.now();
 		const got = await lives.nextBinary(blob.hash, 8000);
 		assert.ok(got.bytes.equals(blob.bytes));
-		await sleep(500);
+		// Counted when the hub hears of the delivery, which may come after the blob.
+		await waitFor(async () => (await s.stats()).requests_served - s0.requests_served >= 1, { timeoutMs: 5000, what: 'the delivery to be counted' }).catch(() => {});
+		await sleep(500); // a second blob or a second count comes now
 		assert.equal(blobsOf(lives, blob.hash).length, 1, 'one blob');
 		assert.deepEqual(errorsOf(lives, blob.hash), []);
 		const s1 = await s.stats();
@@ -312,7 +318,7 @@ test('the waiter\'s gateway is killed after the REQUEST: the holder\'s own waite
 	far.want(blob.hash); // named in the REQUEST
 	await holder.asked;
 	near.want(blob.hash);
-	await sleep(50);
+	await waitFor(async () => (await s.stats()).requests_total - s0.requests_total >= 2, { timeoutMs: 5000, what: 'the hub to count both wants' });
 	await s.killGateway(1);
 	holder.answer();
 	const got = await near.nextBinary(blob.hash, 5000);
@@ -330,7 +336,7 @@ test('the waiter\'s gateway is killed after the REQUEST: the holder\'s own waite
 	// And the holder still serves.
 	const after = await s.wsConnect({ index: 0, label: 'after' });
 	after.want(blob.hash);
-	await after.nextBinary(blob.hash, 3000);
+	await after.nextBinary(blob.hash, 8000);
 	await Promise.all([after.close(), near.close(), holder.h.close()]);
 }));
 
@@ -349,7 +355,12 @@ test('the hub restarts between REQUEST and BLOB: each waiter gets one blob, the 
 	await sleep(300);
 	holder.answer(); // the old hub's REQUEST, and whatever the new one asks
 	for (const w of ws) assert.ok((await w.nextBinary(blob.hash, 5000)).bytes.equals(blob.bytes), `${w.label}: wrong bytes`);
-	await sleep(500);
+	// The new hub counts a delivery when it hears of it, which may come after the blob.
+	await waitFor(async () => {
+		const x = await s.stats();
+		return x.requests_total > 0 && x.requests_served + x.requests_failed >= x.requests_total;
+	}, { timeoutMs: 5000, what: 'the new hub to count every want it had served or failed' }).catch(() => {});
+	await sleep(500); // a second blob or a second count comes now
 	for (const w of ws) {
 		assert.equal(blobsOf(w, blob.hash).length, 1, `${w.label}: ${blobsOf(w, blob.hash).length} blobs`);
 		assert.deepEqual(errorsOf(w, blob.hash), [], `${w.label}: an error`);
