@@ -131,7 +131,7 @@ test('pings count toward the limit: a ping flood is closed with 1008, its neighb
 		flood.send(pings);
 		await sleep(20);
 	}
-	const closed = await flood.waitClosed(3000);
+	const closed = await flood.waitClosed(10000);
 	assert.ok(closed, 'the ping flood was not closed');
 	assert.equal(closed.code, 1008);
 	assert.match(closed.reason, /too many pings/);
@@ -143,13 +143,16 @@ test('pings count toward the limit: a ping flood is closed with 1008, its neighb
 test('bad messages count toward the limit: garbage within the rate is answered, then closed with 1008', T(async () => {
 	const c = await stack.wsConnect({ index: 1, label: 'garbage' });
 	const calm = await stack.wsConnect({ index: 1, label: 'calm, same gateway' });
+	const t0 = Date.now();
 	for (let k = 0; k < 45; k++) c.send(k % 3 ? '{"type":"nope"}' : 'not json'); // within the 50-token burst
 	const closed = await c.closed;
+	const seconds = (Date.now() - t0) / 1000;
 	assert.equal(closed.code, 1008);
 	assert.match(closed.reason, /bad messages/);
 	const errors = c.log.filter((m) => m.type === 'error');
-	// max_violations is 40 (one forgiven a second: 41 if the reading spans one).
-	assert.ok(errors.length >= 40 && errors.length <= 41, `${errors.length} errors before the close`);
+	// max_violations is 40 (one forgiven a second: 41 if the reading spans one, one more for
+	// each further second a loaded machine takes to read them).
+	assert.ok(errors.length >= 40 && errors.length <= 40 + Math.ceil(seconds), `${errors.length} errors before the close, ${seconds} s after the first`);
 	assert.ok(errors.every((m) => m.code === 'bad_request'), JSON.stringify(errors.slice(0, 3)));
 	await calm.hold(makeBlob(100, 'calm after garbage'));
 	await calm.close();

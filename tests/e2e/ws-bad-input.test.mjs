@@ -172,12 +172,15 @@ test('binary frame that answers no request: bad_request', T(async () => {
 test('a flood of bad messages gets bad_request answers, then a policy close; never harms others', T(async () => {
 	const c = await gw(1, 'flood');
 	const other = await gw(1, 'neighbour');
+	const t0 = Date.now();
 	for (let i = 0; i < 2000; i++) c.send('{bad');
 	const closed = await c.closed;
+	const seconds = (Date.now() - t0) / 1000;
 	assert.equal(closed.code, 1008, `closed with ${closed.code} ${closed.reason}`);
 	const codes = c.log.filter((m) => m.type === 'error').map((m) => m.code);
-	// gateway.max_violations (100, one forgiven a second): bad_request until then.
-	assert.ok(codes.length >= 100 && codes.length <= 102, `${codes.length} errors`);
+	// gateway.max_violations (100, one forgiven a second): bad_request until then; 100 to 102 when
+	// it is read within a second, one more for each second a loaded machine takes.
+	assert.ok(codes.length >= 100 && codes.length <= 101 + Math.ceil(seconds), `${codes.length} errors in ${seconds} s`);
 	assert.ok(codes.every((code) => code === 'bad_request'), codes.join());
 	await stillServes(other);
 	await other.close();
