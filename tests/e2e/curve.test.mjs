@@ -179,7 +179,7 @@ test('a gateway with a key of its own joins: the others let it in, it lets them 
 		stack.gatewaySettings = settings;
 	}
 	// gw1 and gw2 share one key pair (one machine's), gw3 has its own: two keys everywhere.
-	await waitFor(() => [0, 1, i].every((g) => keyCount(g) === 2), { timeoutMs: 5000, what: 'every gateway to let in 2 keys' });
+	await waitFor(() => [0, 1, i].every((g) => keyCount(g) === 2), { timeoutMs: 10000, what: 'every gateway to let in 2 keys' });
 	for (const [from, to] of [[i, 1], [0, i]]) {
 		const blob = makeBlob(3000, `gw3-${from}-${to}`);
 		const a = await stack.wsConnect({ index: from, label: `gw3-holder-${from}` });
@@ -192,7 +192,7 @@ test('a gateway with a key of its own joins: the others let it in, it lets them 
 	}
 	await stack.gateways[i].stop();
 	// The hub forgets it within hub.peer_expiry_ms (1 s here) and sends the others the list again.
-	await waitFor(() => keyCount(0) === 1 && keyCount(1) === 1, { timeoutMs: 5000, what: "gw3's key to go from the others" });
+	await waitFor(() => keyCount(0) === 1 && keyCount(1) === 1, { timeoutMs: 10000, what: "gw3's key to go from the others" });
 }));
 
 test("a stranger at a gateway's peer endpoint gets no byte to a waiter: plain, or with a key the hub never admitted (named once)", T(async () => {
