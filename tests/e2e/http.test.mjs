@@ -163,7 +163,7 @@ test('GET /metrics: Prometheus text with the hub figures, which move', T(async (
 	await waitFor(async () => {
 		m1 = (await stack.httpGet('/metrics')).body;
 		return metric(m1, 'ephemeral_bytes_relayed_total') > metric(m0, 'ephemeral_bytes_relayed_total');
-	}, { timeoutMs: 3000, what: 'bytes_relayed to move' });
+	}, { timeoutMs: 8000, what: 'bytes_relayed to move' });
 	assert.equal(metric(m1, 'ephemeral_requests_total') - metric(m0, 'ephemeral_requests_total'), 1);
 	assert.equal(metric(m1, 'ephemeral_bytes_relayed_total') - metric(m0, 'ephemeral_bytes_relayed_total'), blob.bytes.length);
 	assert.ok(metric(m1, 'ephemeral_connections') >= 2);

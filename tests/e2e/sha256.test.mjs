@@ -37,7 +37,7 @@ async function apiFiles(sha256) {
 }
 
 /** Waits until the hub lists exactly `manifests` ([{hash, viewers}], in order) for sha256. */
-async function waitListed(sha256, manifests, timeoutMs = 3000) {
+async function waitListed(sha256, manifests, timeoutMs = 8000) {
 	let last;
 	try {
 		await waitFor(async () => {

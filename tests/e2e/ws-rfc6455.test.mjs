@@ -225,7 +225,7 @@ test('the hub counts the refusals, by cause, in stats and /metrics (the gateways
 	await waitFor(async () => {
 		now = await stack.stats();
 		return now.refused_origin >= before.refused_origin + 2 && now.refused_subprotocol >= before.refused_subprotocol + 2;
-	}, { timeoutMs: 3000, what: 'the refusals in stats' });
+	}, { timeoutMs: 8000, what: 'the refusals in stats' });
 	// The 503s of the max_conns case above, one per route.
 	assert.ok(now.refused_full >= 2, `refused_full ${now.refused_full}`);
 	assert.equal(typeof now.refused_per_address, 'number');
