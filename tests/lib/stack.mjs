@@ -401,8 +401,13 @@ export class Stack {
 		return r.viewers;
 	}
 
-	/** Polls ctl lookup until it says `viewers`. */
-	async waitLookup(hash, viewers, timeoutMs = 3000) {
+	/**
+	 * Polls ctl lookup until it says `viewers`. Each look is an ephemeral-ctl process, which a
+	 * loaded machine (the sanitize stage beside) can take a second to run: 8 s by default. (The
+	 * hub's count changes by messages, or when it forgets a gateway: the tests that time the
+	 * latter pass a bound of their own.)
+	 */
+	async waitLookup(hash, viewers, timeoutMs = 8000) {
 		let last;
 		try {
 			await waitFor(async () => {
