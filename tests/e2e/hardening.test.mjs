@@ -87,7 +87,7 @@ test('connections per address: the sixth from one forwarded address is refused, 
 		} catch {
 			return null;
 		}
-	}, { timeoutMs: 3000, what: 'a slot to free up' });
+	}, { timeoutMs: 8000, what: 'a slot to free up' });
 	for (const c of [...five.slice(1), other, again]) await c.close();
 }));
 
