@@ -114,7 +114,10 @@ test('wanting again the moment the late answer arrives: one blob per want, every
 	}
 	const answer = await secondAsked;
 	late();
-	await sleep(30);
+	// The late blob reaches both waiters (by name, or routed by its BLOB), and both want again at
+	// once: the second holder answers only once those wants are at the hub, so that its BLOB is
+	// what serves them (a want coming after it would start a fetch no holder here answers).
+	await waitFor(async () => ws.every((x) => blobsOf(x, blob.hash).length >= 1) && (await stack.stats()).requests_total - s0.requests_total >= 4, { timeoutMs: 5000, intervalMs: 20, what: 'both waiters to want again' });
 	answer();
 	await waitFor(() => ws.every((x) => blobsOf(x, blob.hash).length >= 2), { timeoutMs: 5000, what: 'two blobs each' });
 	await sleep(400);
