@@ -4,24 +4,20 @@
 // latency runs from its intended start, so a server that stops for a moment shows in the
 // percentiles of every want that fell due meanwhile, including those the client could not send
 // yet (no coordinated omission), not only in the one already on the wire.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startStack, withLogs, sleep, waitFor, ROOT, BIN, run } from '../lib/stack.mjs';
+import { fileStack, sleep, waitFor, ROOT, BIN, run } from '../lib/stack.mjs';
 
-let stack;
-const T = (fn) => withLogs(() => stack, fn);
 const CLIENT = path.join(BIN, 'bench', 'relay-client');
-
-before(async () => {
-	const made = await run('make', ['-s', '-C', path.join(ROOT, 'tests', 'bench'), `BUILD=${BIN}`, CLIENT], { timeoutMs: 60000 });
-	assert.equal(made.code, 0, `building relay-client: ${made.stderr}`);
-	stack = await startStack({ gateways: 1, lighttpd: false });
-});
-after(async () => {
-	if (stack) await stack.stopAndCheck();
+let stack;
+const T = fileStack({ gateways: 1, lighttpd: false }, (s) => (stack = s), {
+	setup: async () => {
+		const made = await run('make', ['-s', '-C', path.join(ROOT, 'tests', 'bench'), `BUILD=${BIN}`, CLIENT], { timeoutMs: 60000 });
+		assert.equal(made.code, 0, `building relay-client: ${made.stderr}`);
+	},
 });
 
 // Runs the client to its end; resolves its key=value lines as numbers.

@@ -1,24 +1,16 @@
 // The terminal client (build/ephemeral) against a real stack: share and get, pages and files,
 // quiet output when piped, exit statuses, resuming after kill -9, and several holders.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startStack, withLogs, sha256hex, randomHash, freePorts, waitFor } from '../lib/stack.mjs';
+import { fileStack, sha256hex, randomHash, freePorts, waitFor } from '../lib/stack.mjs';
 import { CliProc, runCli, startShare, hashOf, buildManifest, presentPieces, PIECE_SIZE } from '../lib/cli-helpers.mjs';
 
 let stack;
 let dir;
-const T = (fn) => withLogs(() => stack, fn);
-
-before(async () => {
-	stack = await startStack({ gateways: 2 });
-	dir = fs.mkdtempSync(path.join(stack.stateDir, 'cli-'));
-});
-after(async () => {
-	if (stack) await stack.stopAndCheck();
-});
+const T = fileStack({ gateways: 2 }, (s) => (stack = s), { ready: (s) => (dir = fs.mkdtempSync(path.join(s.stateDir, 'cli-'))) });
 
 const url = () => `http://127.0.0.1:${stack.httpPort}`;
 const gwUrl = (i) => `http://127.0.0.1:${stack.gatewayPorts[i]}`;

@@ -4,20 +4,13 @@
 // /ws keeps working beside it, and Origin checks are the same there. Without direct mode,
 // GET /api/v1/ws names the web server's /ws. The stacks here choose their mode themselves, so
 // this file runs the same under WS=proxy and WS=direct.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { startStack, withLogs, makeBlob, connectUrl, waitFor } from '../lib/stack.mjs';
+import { fileStack, startStack, makeBlob, connectUrl, waitFor } from '../lib/stack.mjs';
 
 let stack;
-const T = (fn) => withLogs(() => stack, fn);
-
-before(async () => {
-	stack = await startStack({ gateways: 3, direct: true });
-});
-after(async () => {
-	if (stack) await stack.stopAndCheck();
-});
+const T = fileStack({ gateways: 3, direct: true }, (s) => (stack = s));
 
 // Resolves 'open' or the reason a handshake with this Origin failed.
 function tryOrigin(url, origin) {

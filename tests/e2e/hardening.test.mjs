@@ -1,33 +1,26 @@
 // Abuse limits at the gateway (docs/LIMITS.md): Origin policy, connections per address, message
 // rate, wants in flight, hashes held, and a slow reader's bounded queue. Each limit is set low
 // in this stack so a test can reach it; after each test, a normal pair of clients still relays.
-import { test, before, after, afterEach } from 'node:test';
+import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import WebSocket from 'ws';
-import { startStack, withLogs, makeBlob, randomHash, sleep, waitFor, Client, SUBPROTOCOL } from '../lib/stack.mjs';
+import { fileStack, makeBlob, randomHash, sleep, waitFor, Client, SUBPROTOCOL } from '../lib/stack.mjs';
 import { rawOpen, frame, OP } from '../lib/rawws.mjs';
 
 let stack;
-const T = (fn) => withLogs(() => stack, fn);
-
-before(async () => {
-	stack = await startStack({
-		gateways: 2,
-		lighttpd: false,
-		gateway: {
-			'gateway.max_conns_per_addr': 5,
-			'gateway.msg_rate': 50,
-			'gateway.msg_burst': 50,
-			'gateway.max_violations': 40,
-			'gateway.max_wants': 4,
-			'gateway.max_holds': 10,
-		},
-	});
-});
-after(async () => {
-	if (stack) await stack.stopAndCheck();
-});
+const T = fileStack({
+	gateways: 2,
+	lighttpd: false,
+	gateway: {
+		'gateway.max_conns_per_addr': 5,
+		'gateway.msg_rate': 50,
+		'gateway.msg_burst': 50,
+		'gateway.max_violations': 40,
+		'gateway.max_wants': 4,
+		'gateway.max_holds': 10,
+	},
+}, (s) => (stack = s));
 
 // Others are never harmed: a fresh pair relays across gateways, and every process still runs.
 afterEach(async () => {

@@ -1,11 +1,11 @@
 // The frontends' lookup cache (frontend.lookup_cache_ms) under load: while a page's holder
 // leaves and comes back, many concurrent GET /{hash} never see it held once the hub knows it is
 // gone, nor gone once its holder is counted (the hub pushes every change to the frontends).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { startStack, withLogs, makeBlob, sleep, waitFor, SERVER } from '../lib/stack.mjs';
+import { fileStack, makeBlob, sleep, waitFor, SERVER } from '../lib/stack.mjs';
 
 // Requests open at once. Apache as generated (scripts/gen-apache-conf.sh) resets connections
 // well before 1,000 at once (the stack's concurrency ceiling, a matter of its own): the cache's
@@ -26,15 +26,8 @@ const CACHE_MS = 2000;
 const SLACK_MS = 300;
 
 let stack;
-const T = (fn) => withLogs(() => stack, fn);
-
-before(async () => {
-	// (frontends the stack starts, whose settings it sets: lighttpd's own get only their keys)
-	stack = await startStack({ gateways: 1, ownFrontends: true, frontend: { 'frontend.lookup_cache_ms': CACHE_MS } });
-});
-after(async () => {
-	if (stack) await stack.stopAndCheck();
-});
+// (frontends the stack starts, whose settings it sets: lighttpd's own get only their keys)
+const T = fileStack({ gateways: 1, ownFrontends: true, frontend: { 'frontend.lookup_cache_ms': CACHE_MS } }, (s) => (stack = s));
 
 /** Runs IN_FLIGHT loops of GET path until stop() and MIN_REQUESTS answers; each
  * {sent, done, status} (performance.now() times). */

@@ -1,17 +1,10 @@
 // HTTP routes of the frontend, through lighttpd, as a browser or a script sees them.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, withLogs, makeBlob, randomHash, waitFor } from '../lib/stack.mjs';
+import { fileStack, makeBlob, randomHash, waitFor } from '../lib/stack.mjs';
 
 let stack;
-const T = (fn) => withLogs(() => stack, fn);
-
-before(async () => {
-	stack = await startStack({ gateways: 2 });
-});
-after(async () => {
-	if (stack) await stack.stopAndCheck();
-});
+const T = fileStack({ gateways: 2 }, (s) => (stack = s));
 
 function assertHtmlWithCsp(res, what) {
 	assert.match(res.headers['content-type'] || '', /^text\/html/i, `${what}: Content-Type is ${res.headers['content-type']}`);

@@ -3,23 +3,16 @@
 // gateway.idle_close_s is closed and stops counting; one that keeps talking is never pinged.
 // Here with 1 s and 3 s instead of 30 s and 75 s, straight at a gateway and through the web server
 // (whose proxy must pass the ping and the pong).
-import { describe, test, before, after } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, withLogs, randomHash, sleep, waitFor } from '../lib/stack.mjs';
+import { fileStack, randomHash, sleep, waitFor } from '../lib/stack.mjs';
 import { rawOpen, frame, OP } from '../lib/rawws.mjs';
 
 const PING_S = 1;
 const CLOSE_S = 3;
 
 let stack;
-const T = (fn) => withLogs(() => stack, fn);
-
-before(async () => {
-	stack = await startStack({ gateways: 1, web: true, gateway: { 'gateway.idle_ping_s': PING_S, 'gateway.idle_close_s': CLOSE_S } });
-});
-after(async () => {
-	if (stack) await stack.stopAndCheck();
-});
+const T = fileStack({ gateways: 1, web: true, gateway: { 'gateway.idle_ping_s': PING_S, 'gateway.idle_close_s': CLOSE_S } }, (s) => (stack = s));
 
 const routes = () => [
 	['gateway', stack.gatewayPorts[0]],

@@ -4,20 +4,13 @@
 // or the hub dies) with waiters on the holder's gateway and on the other one, and checks what a
 // user and an operator see: every want ends with one blob (or not_found), never two answers, and
 // requests_total = served + failed (+ the wants of connections that left), bytes = served × size.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, withLogs, makeBlob, sleep, waitFor } from '../lib/stack.mjs';
+import { fileStack, startStack, withLogs, makeBlob, sleep, waitFor } from '../lib/stack.mjs';
 
 const HOLDER_TIMEOUT_MS = 400;
 let stack;
-const T = (fn) => withLogs(() => stack, fn);
-
-before(async () => {
-	stack = await startStack({ gateways: 2, lighttpd: false, hub: { 'hub.holder_timeout_ms': HOLDER_TIMEOUT_MS } });
-});
-after(async () => {
-	if (stack) await stack.stopAndCheck();
-});
+const T = fileStack({ gateways: 2, lighttpd: false, hub: { 'hub.holder_timeout_ms': HOLDER_TIMEOUT_MS } }, (s) => (stack = s));
 
 const gw = (index, label) => stack.wsConnect({ index, label });
 const blobsOf = (c, hash) => c.log.filter((m) => m.type === 'binary' && m.hash === hash);

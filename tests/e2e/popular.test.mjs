@@ -3,9 +3,9 @@
 // people coming and going cost two gateways 62% of a core). With 4,000 viewers on one gateway each
 // gets the count about once a second while it keeps changing, a small page's viewers still 4
 // times a second, and every viewer ends with the last value.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, withLogs, randomHash, sleep, waitFor } from '../lib/stack.mjs';
+import { fileStack, randomHash, sleep, waitFor } from '../lib/stack.mjs';
 import { openMany, closeAll } from '../lib/ws-load.mjs';
 import { frame, OP } from '../lib/rawws.mjs';
 
@@ -16,16 +16,8 @@ const CHURN_S = 3; // ... for 3 s
 
 let stack;
 const sockets = [];
-const T = (fn) => withLogs(() => stack, fn, 120000);
+const T = fileStack({ gateways: 1, web: false }, (s) => (stack = s), { beforeStop: () => closeAll(sockets), timeoutMs: 120000 });
 const text = (o) => frame(OP.TEXT, JSON.stringify(o));
-
-before(async () => {
-	stack = await startStack({ gateways: 1, web: false });
-});
-after(async () => {
-	closeAll(sockets);
-	if (stack) await stack.stopAndCheck();
-});
 
 /** n viewers holding hash; each records the counts it receives ({viewers} in order). */
 async function viewers(n, hash, first) {

@@ -1,21 +1,17 @@
 // Bad input on one connection gets an error or a policy close, and never harms the others.
-import { test, before, after, afterEach } from 'node:test';
+import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, withLogs, makeBlob, randomHash, sleep, MAX_BLOB } from '../lib/stack.mjs';
+import { fileStack, makeBlob, randomHash, sleep, MAX_BLOB } from '../lib/stack.mjs';
 
 let stack;
 let sentinel; // a holder on gateway 0 and a wanter on gateway 1, checked after every test
-const T = (fn) => withLogs(() => stack, fn);
-
-before(async () => {
-	stack = await startStack({ gateways: 2, lighttpd: false });
-	sentinel = {
-		holder: await stack.wsConnect({ index: 0, label: 'sentinel holder' }),
-		wanter: await stack.wsConnect({ index: 1, label: 'sentinel wanter' }),
-	};
-});
-after(async () => {
-	if (stack) await stack.stopAndCheck();
+const T = fileStack({ gateways: 2, lighttpd: false }, (s) => (stack = s), {
+	ready: async (s) => {
+		sentinel = {
+			holder: await s.wsConnect({ index: 0, label: 'sentinel holder' }),
+			wanter: await s.wsConnect({ index: 1, label: 'sentinel wanter' }),
+		};
+	},
 });
 
 // After each bad input: other connections still relay, and both processes still run.

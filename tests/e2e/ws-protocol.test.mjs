@@ -1,20 +1,14 @@
 // The ephemeral.v1 WebSocket protocol, as a browser or the CLI sees it: handshake, relaying,
 // viewer counts, errors. One stack for the file; every test uses fresh blobs.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, withLogs, makeBlob, randomHash, rawUpgrade, sleep, waitFor, MAX_BLOB, SUBPROTOCOL } from '../lib/stack.mjs';
+import { fileStack, makeBlob, randomHash, rawUpgrade, sleep, waitFor, MAX_BLOB, SUBPROTOCOL } from '../lib/stack.mjs';
 
 let stack;
-const T = (fn) => withLogs(() => stack, fn);
 // The budgets every welcome names: the gateway's defaults (docs/LIMITS.md).
 const BUDGETS = { msg_rate: 2000, msg_burst: 4000, max_wants: 64, max_holds: 100000 };
 
-before(async () => {
-	stack = await startStack({ gateways: 2 });
-});
-after(async () => {
-	if (stack) await stack.stopAndCheck();
-});
+const T = fileStack({ gateways: 2 }, (s) => (stack = s));
 
 const gw = (index, label) => stack.wsConnect({ via: 'gateway', index, label });
 

@@ -1,18 +1,11 @@
 // Holders that never answer are skipped after hub.holder_timeout_ms (1000 ms in this stack).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, withLogs, makeBlob, sleep } from '../lib/stack.mjs';
+import { fileStack, makeBlob, sleep } from '../lib/stack.mjs';
 
 const HOLDER_TIMEOUT_MS = 1000;
 let stack;
-const T = (fn) => withLogs(() => stack, fn);
-
-before(async () => {
-	stack = await startStack({ gateways: 2, lighttpd: false, hub: { 'hub.holder_timeout_ms': HOLDER_TIMEOUT_MS } });
-});
-after(async () => {
-	if (stack) await stack.stopAndCheck();
-});
+const T = fileStack({ gateways: 2, lighttpd: false, hub: { 'hub.holder_timeout_ms': HOLDER_TIMEOUT_MS } }, (s) => (stack = s));
 
 const gw = (index, label) => stack.wsConnect({ index, label });
 
