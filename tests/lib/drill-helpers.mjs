@@ -9,13 +9,14 @@
 // ws. It starts no process: the worker is a thread of the test's own process.
 
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import WebSocket from 'ws';
-import { sleep, sha256hex, randomHash, cpuMs, rssKiB, isSanitized } from './util.mjs';
+import { sleep, sha256hex, randomHash, cpuMs, rssKiB } from './util.mjs';
 
-export { sha256hex, cpuMs, rssKiB, isSanitized };
+export { sha256hex, cpuMs, rssKiB };
 export const wait = sleep;
 export const randomHashHex = randomHash;
 
@@ -96,6 +97,19 @@ export function summarize(ms) {
 
 export function fmtLatency(x) {
 	return `p50 ${x.p50} ms, p90 ${x.p90} ms, p99 ${x.p99} ms, max ${x.max} ms (n=${x.n})`;
+}
+
+/**
+ * Whether a program was built with AddressSanitizer (`make sanitize`): its timing is then several
+ * times slower and its resident memory holds ASan's quarantine of freed blocks (256 MiB by
+ * default), so latency and memory bounds mean nothing there, while correctness still does.
+ */
+export function isSanitized(program) {
+	try {
+		return fs.readFileSync(program).includes('AddressSanitizer');
+	} catch {
+		return false;
+	}
 }
 
 /** Samples rssKiB of each {name: pid} every intervalMs until stop(); stop() returns {name: {min, max, last}}. */

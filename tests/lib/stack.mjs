@@ -24,23 +24,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { before, after } from 'node:test';
-import { makeBlob, waitFor, isSanitized } from './util.mjs';
+import { makeBlob, waitFor } from './util.mjs';
 import { ROOT, BIN, freePorts, tcpConnects, tailFile, Proc, run, settingArgs, childPids, stopPids } from './procs.mjs';
 import { httpRequest } from './http-client.mjs';
 import { connectUrl, terminateClients } from './ws-client.mjs';
 
-export { sleep, sha256, sha256hex, makeBlob, randomHash, waitFor, isSanitized } from './util.mjs';
+export { sleep, sha256, sha256hex, makeBlob, randomHash, waitFor } from './util.mjs';
 export { ROOT, BIN, freePorts, run } from './procs.mjs';
 export { httpRequest, rawUpgrade } from './http-client.mjs';
 export { SUBPROTOCOL, Client, connectUrl } from './ws-client.mjs';
 
 export const MAX_BLOB = 1048576;
-/**
- * The programs under test were built with AddressSanitizer (BUILD=build-san: the sanitize stage,
- * `make sanitize`): freed memory stays resident in ASan's quarantine, so a bound on a program's
- * VmRSS that a released buffer should keep means nothing there (util.mjs isSanitized).
- */
-export const SANITIZED = isSanitized(path.join(BIN, 'ephemeral-gateway'));
 /** The web server of every stack in this process: 'lighttpd' (default) or 'apache'. */
 export const SERVER = process.env.SERVER || 'lighttpd';
 if (!['lighttpd', 'apache'].includes(SERVER)) throw new Error(`SERVER=${SERVER}: not lighttpd or apache`);

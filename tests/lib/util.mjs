@@ -1,7 +1,6 @@
 // util.mjs — the small helpers every test library shares: waiting (sleep, waitFor), SHA-256, random blobs and
-// addresses, manifests as the pages build them, a process's CPU time and resident memory from
-// /proc, and whether a program was built with AddressSanitizer. Imports node only (the drills'
-// flood worker loads it too); starts nothing.
+// addresses, manifests as the pages build them, and a process's CPU time and resident memory
+// from /proc. Imports node only (the drills' flood worker loads it too); starts nothing.
 
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -69,19 +68,6 @@ export function rssKiB(pid) {
 		return m ? Number(m[1]) : NaN;
 	} catch {
 		return NaN;
-	}
-}
-
-/**
- * Whether a program was built with AddressSanitizer (`make sanitize`): its timing is then several
- * times slower and its resident memory holds ASan's quarantine of freed blocks (256 MiB by
- * default), so latency and memory bounds mean nothing there, while correctness still does.
- */
-export function isSanitized(program) {
-	try {
-		return fs.readFileSync(program).includes('AddressSanitizer');
-	} catch {
-		return false;
 	}
 }
 
