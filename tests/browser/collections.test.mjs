@@ -113,7 +113,7 @@ test('a folder shared from one browser: the list, one file and the ZIP in anothe
 	assert.deepEqual([...unzipped.keys()], expected.entries.map((e) => e.path));
 	for (const f of files) assert.equal(digest(unzipped.get(f.rel)), digest(f.bytes), `${f.rel} differs in the ZIP`);
 	await waitStatus(bob, /Complete and verified: every file's SHA-256 verified, saved as holiday\.zip/);
-	await waitFor(async () => (await stack.lookup(expected.entries[0].manifest)) === 2, { timeoutMs: 5000, what: 'Bob to hold the files he fetched' });
+	await waitFor(async () => (await stack.lookup(expected.entries[0].manifest)) === 2, { timeoutMs: 10000, what: 'Bob to hold the files he fetched' });
 	for (const p of [alice, bob]) assert.deepEqual(p.errorsSeen, [], 'a page threw');
 	for (const p of [alice, bob]) await p.context().close();
 }));
@@ -192,7 +192,7 @@ test('hostile collections are refused with the reason, and offer no Download', T
 	const page = await newPage(browser);
 	for (const [i, hash] of hashes.entries()) {
 		await page.goto(`${base()}/${hash}?test`);
-		const said = await waitStatus(page, /refused/, 5000);
+		const said = await waitStatus(page, /refused/, 10000);
 		assert.match(said, /^This collection is refused: /);
 		assert.match(said, cases[i][1], `case ${i + 1}`);
 		assert.equal(await page.getByRole('button', { name: /Download/ }).count(), 0, `case ${i + 1} offers a download`);
@@ -200,7 +200,7 @@ test('hostile collections are refused with the reason, and offer no Download', T
 	await page.goto(`${base()}/${sha256hex(liar)}?test`);
 	await waitStatus(page, /A collection of 2 files/);
 	await page.getByRole('button', { name: 'Download liar' }).click();
-	const said = await waitStatus(page, /refused/, 5000);
+	const said = await waitStatus(page, /refused/, 10000);
 	assert.match(said, /This collection is refused: "liar" is listed as 2 bytes, but its manifest says 1/);
 	assert.equal(await page.getByRole('button', { name: /Download/ }).count(), 0, 'a refused collection still offers a download');
 	assert.deepEqual(page.errorsSeen, []);

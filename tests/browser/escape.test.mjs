@@ -221,7 +221,7 @@ test('shared HTML cannot read the site\'s cookie, storage or page, open its sock
 	assert.equal(navs.length, 12);
 
 	// The socket attempt reached a gateway, which refused it for its Origin ("null").
-	await waitFor(() => refusedOrigins() > refusedBefore, { timeoutMs: 3000, what: 'a gateway to log a refused Origin' });
+	await waitFor(() => refusedOrigins() > refusedBefore, { timeoutMs: 10000, what: 'a gateway to log a refused Origin' });
 
 	// Nothing moved: no navigation, no popup, the same page with its frame and its secrets.
 	assert.equal(viewer.url(), viewUrl, 'the viewer page was navigated');

@@ -42,7 +42,7 @@ test('share a file; another browser opens /sha256/<sha256sum> and saves the iden
 	const alice = await newPage(browser);
 	const href = await shareFileFrom(alice, base(), f.file);
 	// "Your link": the file's SHA-256 (as sha256sum prints it) and the link that finds it.
-	await waitFor(async () => (await text(alice, '#sha256-value')) === f.sha256, { timeoutMs: 5000, what: 'the SHA-256 on the home page' });
+	await waitFor(async () => (await text(alice, '#sha256-value')) === f.sha256, { timeoutMs: 10000, what: 'the SHA-256 on the home page' });
 	assert.equal(await alice.locator('#sha256-link').getAttribute('href'), `/sha256/${f.sha256}`);
 	assert.equal(await text(alice, '#sha256-link'), `${base()}/sha256/${f.sha256}`);
 	assert.ok(await alice.locator('#copy-sha256-button').isVisible(), 'no copy button for the SHA-256');

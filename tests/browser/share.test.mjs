@@ -65,7 +65,7 @@ test('share HTML: the link is the SHA-256 of the text; a viewer runs it; counts 
 	const pathname = await shareHtml(sharer, base(), html);
 	const expected = sha256hex(Buffer.from(html, 'utf8'));
 	assert.equal(pathname, `/${expected}`, 'the share link is not /{sha256 of the UTF-8 text}');
-	await stack.waitLookup(expected, 1, 5000);
+	await stack.waitLookup(expected, 1, 10000);
 
 	const viewer = await newPage();
 	const res = await viewer.goto(`${base()}${pathname}`);
@@ -78,11 +78,11 @@ test('share HTML: the link is the SHA-256 of the text; a viewer runs it; counts 
 
 	await expectViewers(viewer, '2 viewers');
 	await expectViewers(sharer, '2 viewers');
-	await stack.waitLookup(expected, 2, 3000);
+	await stack.waitLookup(expected, 2, 10000);
 
 	await sharer.context().close();
 	await expectViewers(viewer, '1 viewer');
-	await stack.waitLookup(expected, 1, 3000);
+	await stack.waitLookup(expected, 1, 10000);
 	assert.deepEqual(viewer.errorsSeen, [], 'the viewer page threw');
 	await viewer.context().close();
 }));
@@ -104,7 +104,7 @@ setTimeout(() => { try { top.location.href = 'about:blank#escaped'; } catch (e) 
 	// The viewer page's own storage, which the shared HTML must not see.
 	await viewer.goto(`${base()}${pathname}`);
 	await findInFrames(viewer, '#probe');
-	await waitFor(async () => (await findInFrames(viewer, '#probe')).text !== 'running', { timeoutMs: 5000, what: 'the probe script to finish' });
+	await waitFor(async () => (await findInFrames(viewer, '#probe')).text !== 'running', { timeoutMs: 10000, what: 'the probe script to finish' });
 	const results = (await findInFrames(viewer, '#probe')).text;
 	assert.match(results, /parent-document:blocked/, results);
 	assert.match(results, /top-document:blocked/, results);
@@ -126,7 +126,7 @@ test('a gone hash shows "this content is gone"', T(async () => {
 	const page = await newPage();
 	const res = await page.goto(`${base()}/${randomHash()}`);
 	assert.equal(res.status(), 404);
-	await waitFor(async () => /this content is gone/i.test(await page.locator('body').innerText()), { timeoutMs: 3000, what: '"this content is gone"' });
+	await waitFor(async () => /this content is gone/i.test(await page.locator('body').innerText()), { timeoutMs: 10000, what: '"this content is gone"' });
 	await page.context().close();
 }));
 

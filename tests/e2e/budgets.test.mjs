@@ -4,13 +4,13 @@
 // client module (web/static/ephemeral.js) sizes and spaces its lists the same way. The budgets
 // here are tiny, so a hundred pieces stand for the tens of thousands that a default server
 // would refuse.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
-import { startStack, withLogs, waitFor, MAX_BLOB } from '../lib/stack.mjs';
+import { fileStack, waitFor, MAX_BLOB } from '../lib/stack.mjs';
 import { runCli, startShare, hashOf, buildManifest, PIECE_SIZE } from '../lib/cli-helpers.mjs';
 
 globalThis.WebSocket = WebSocket;
@@ -19,20 +19,11 @@ const { EphemeralClient } = await import('../../web/static/ephemeral.js');
 const BUDGETS = { msg_rate: 40, msg_burst: 8, max_wants: 3, max_holds: 1000 };
 let stack;
 let dir;
-const T = (fn) => withLogs(() => stack, fn);
-
-before(async () => {
-	stack = await startStack({
-		gateways: 1,
-		lighttpd: false,
-		gateway: Object.fromEntries(Object.entries(BUDGETS).map(([k, v]) => [`gateway.${k}`, v])),
-	});
-	dir = fs.mkdtempSync(path.join(stack.stateDir, 'pacing-'));
-});
-after(async () => {
-	if (stack) await stack.stopAndCheck();
-});
-
+const T = fileStack({
+	gateways: 1,
+	lighttpd: false,
+	gateway: Object.fromEntries(Object.entries(BUDGETS).map(([k, v]) => [`gateway.${k}`, v])),
+}, (s) => (stack = s), { ready: (s) => (dir = fs.mkdtempSync(path.join(s.stateDir, 'pacing-'))) });
 const gwUrl = () => `http://127.0.0.1:${stack.gatewayPorts[0]}`;
 
 test('the welcome names this connection\'s budgets, as configured', T(async () => {

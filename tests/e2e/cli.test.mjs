@@ -1,24 +1,16 @@
 // The terminal client (build/ephemeral) against a real stack: share and get, pages and files,
 // quiet output when piped, exit statuses, resuming after kill -9, and several holders.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startStack, withLogs, sha256hex, randomHash, freePorts, waitFor, sleep } from '../lib/stack.mjs';
+import { fileStack, sha256hex, randomHash, freePorts, waitFor } from '../lib/stack.mjs';
 import { CliProc, runCli, startShare, hashOf, buildManifest, presentPieces, PIECE_SIZE } from '../lib/cli-helpers.mjs';
 
 let stack;
 let dir;
-const T = (fn) => withLogs(() => stack, fn);
-
-before(async () => {
-	stack = await startStack({ gateways: 2 });
-	dir = fs.mkdtempSync(path.join(stack.stateDir, 'cli-'));
-});
-after(async () => {
-	if (stack) await stack.stopAndCheck();
-});
+const T = fileStack({ gateways: 2 }, (s) => (stack = s), { ready: (s) => (dir = fs.mkdtempSync(path.join(s.stateDir, 'cli-'))) });
 
 const url = () => `http://127.0.0.1:${stack.httpPort}`;
 const gwUrl = (i) => `http://127.0.0.1:${stack.gatewayPorts[i]}`;
@@ -208,6 +200,7 @@ test('resume after kill -9: only the missing pieces are fetched again', T(async 
 	const cwd = workdir('resume');
 	const out = path.join(cwd, 'big.bin');
 	try {
+		const conns = (await stack.stats()).connections;
 		const first = new CliProc(['get', sharer.hashes[0], '--url', url()], { cwd });
 		await waitFor(() => first.exitInfo || presentPieces(`${out}.part`, bytes) >= count / 4, { timeoutMs: 15000, intervalMs: 50, what: 'a quarter of the pieces' });
 		first.kill9();
@@ -216,7 +209,8 @@ test('resume after kill -9: only the missing pieces are fetched again', T(async 
 		const present = presentPieces(`${out}.part`, bytes);
 		assert.ok(present > 0 && present < count, `${present} of ${count} pieces after the kill`);
 
-		await sleep(300); // the gateway has seen the connection go
+		// The hub has forgotten the killed getter's connection, and counted every want it sent.
+		await waitFor(async () => (await stack.stats()).connections <= conns, { timeoutMs: 5000, what: 'the hub to forget the killed getter' });
 		const before = await stack.stats();
 		const r = await runCli(['get', sharer.hashes[0], '--url', url(), '-v'], { cwd });
 		const after = await stack.stats();

@@ -3,24 +3,17 @@
 // here, where a client can send as fast as the gateway reads (a browser tab, behind lighttpd, is
 // slower to send, so it would not show a message too many). The browser behaviour itself is in
 // tests/browser.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { startStack, withLogs, waitFor } from '../lib/stack.mjs';
+import { fileStack, waitFor } from '../lib/stack.mjs';
 import { lighten } from '../lib/drill-helpers.mjs';
 
 globalThis.WebSocket = WebSocket;
 const { EphemeralClient, HAVE_BATCH } = await import('../../web/static/ephemeral.js');
 
 let stack;
-const T = (fn) => withLogs(() => stack, fn, 60000);
-
-before(async () => {
-	stack = await startStack({ gateways: 1, lighttpd: false });
-});
-after(async () => {
-	if (stack) await stack.stopAndCheck();
-});
+const T = fileStack({ gateways: 1, lighttpd: false }, (s) => (stack = s), { timeoutMs: 60000 });
 
 // A message costs 1 token + 1 per 8 hashes it lists, out of 2,000 a second and bursts of 4,000
 // (docs/LIMITS.md): 60,000 hashes in `have`s of 512 cost 7,670.

@@ -3,25 +3,17 @@
 // the same as shared alone), `get -o DIR` recreates the tree byte for byte, `--only` fetches one
 // file's pieces and no other's, and hostile lists, manifests that disagree with their entry and
 // symbolic links already inside DIR are refused with nothing written.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startStack, withLogs, sha256hex } from '../lib/stack.mjs';
+import { fileStack, sha256hex } from '../lib/stack.mjs';
 import { runCli, startShare, hashOf, buildManifest, PIECE_SIZE } from '../lib/cli-helpers.mjs';
 
 let stack;
 let dir;
-const T = (fn) => withLogs(() => stack, fn);
-
-before(async () => {
-	stack = await startStack({ gateways: 1 });
-	dir = fs.mkdtempSync(path.join(stack.stateDir, 'coll-'));
-});
-after(async () => {
-	if (stack) await stack.stopAndCheck();
-});
+const T = fileStack({ gateways: 1 }, (s) => (stack = s), { ready: (s) => (dir = fs.mkdtempSync(path.join(s.stateDir, 'coll-'))) });
 
 const url = () => `http://127.0.0.1:${stack.httpPort}`;
 const fresh = (label) => fs.mkdtempSync(path.join(dir, `${label}-`));

@@ -1,19 +1,12 @@
 // The operator CLI (ephemeral-ctl) against a real hub: JSON as the hub says it, tables for a
 // person, and exit status 3 when the hub does not answer.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { startStack, withLogs, makeBlob, randomHash, freePorts, run, BIN } from '../lib/stack.mjs';
+import { fileStack, makeBlob, randomHash, freePorts, run, BIN } from '../lib/stack.mjs';
 
 let stack;
-const T = (fn) => withLogs(() => stack, fn);
-
-before(async () => {
-	stack = await startStack({ gateways: 2, lighttpd: false });
-});
-after(async () => {
-	if (stack) await stack.stopAndCheck();
-});
+const T = fileStack({ gateways: 2, lighttpd: false }, (s) => (stack = s));
 
 test('ctl --json stats, lookup and gateways follow what clients do', T(async () => {
 	const s0 = await stack.stats();

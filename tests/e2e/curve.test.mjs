@@ -7,19 +7,18 @@
 // the others' lists; a stranger at gw2's peer endpoint (plain, or with a
 // key the hub never admitted) gets no byte to a waiter, and gw2 names its key once; a gateway
 // without keys will not bind its peer endpoint beyond loopback.
-import { test, before, after } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startStack, withLogs, makeBlob, freePorts, run, waitFor, sleep, BIN } from '../lib/stack.mjs';
+import { fileStack, makeBlob, freePorts, run, waitFor, sleep, BIN } from '../lib/stack.mjs';
 
 const CTL = path.join(BIN, 'ephemeral-ctl');
 const INJECT = path.join(BIN, 'test-tools', 'peer-inject'); // tests/tools/peer-inject.c
 let stack;
 let dir;
 const keys = {}; // name -> {pub, secret, public_key}
-const T = (fn) => withLogs(() => stack, fn);
 
 async function keygen(name) {
 	const r = await run(CTL, ['keygen', path.join(dir, name), '--json']);
@@ -28,28 +27,28 @@ async function keygen(name) {
 	return keys[name];
 }
 
-before(async () => {
-	dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ephemeral-curve-'));
-	for (const name of ['hub', 'gw', 'op', 'stranger', 'intruder', 'rogue', 'gw3']) await keygen(name);
-	const allowed = path.join(dir, 'allowed');
-	fs.mkdirSync(allowed);
-	for (const name of ['gw', 'op', 'gw3']) fs.copyFileSync(keys[name].public, path.join(allowed, `${name}.pub`));
-	stack = await startStack({
-		gateways: 2,
-		// lighttpd spawns its frontend and hands it its key (gen-lighttpd-conf.sh
-		// --hub-public-key, --frontend-key); Apache's are started by the stack, with theirs.
-		frontends: 1,
-		hubHost: '127.0.0.2',
-		// Quick re-joins: a refused gateway tries again every second.
-		hub: { 'hub.secret_key': keys.hub.secret, 'hub.allowed_keys': allowed, 'hub.heartbeat_ms': 250, 'hub.peer_expiry_ms': 1000 },
-		gateway: { 'gateway.secret_key': keys.gw.secret, 'hub.public_key': keys.hub.public },
-		frontend: { 'frontend.secret_key': keys.gw.secret, 'hub.public_key': keys.hub.public },
-		ctlArgs: ['--key', keys.op.secret, '-o', `hub.public_key=${keys.hub.public}`],
-	});
+const T = fileStack(() => ({
+	gateways: 2,
+	// lighttpd spawns its frontend and hands it its key (gen-lighttpd-conf.sh
+	// --hub-public-key, --frontend-key); Apache's are started by the stack, with theirs.
+	frontends: 1,
+	hubHost: '127.0.0.2',
+	// Quick re-joins: a refused gateway tries again every second.
+	hub: { 'hub.secret_key': keys.hub.secret, 'hub.allowed_keys': path.join(dir, 'allowed'), 'hub.heartbeat_ms': 250, 'hub.peer_expiry_ms': 1000 },
+	gateway: { 'gateway.secret_key': keys.gw.secret, 'hub.public_key': keys.hub.public },
+	frontend: { 'frontend.secret_key': keys.gw.secret, 'hub.public_key': keys.hub.public },
+	ctlArgs: ['--key', keys.op.secret, '-o', `hub.public_key=${keys.hub.public}`],
+}), (s) => (stack = s), {
+	setup: async () => {
+		dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ephemeral-curve-'));
+		for (const name of ['hub', 'gw', 'op', 'stranger', 'intruder', 'rogue', 'gw3']) await keygen(name);
+		const allowed = path.join(dir, 'allowed');
+		fs.mkdirSync(allowed);
+		for (const name of ['gw', 'op', 'gw3']) fs.copyFileSync(keys[name].public, path.join(allowed, `${name}.pub`));
+	},
 });
-after(async () => {
-	if (stack) await stack.stopAndCheck();
-	if (dir) fs.rmSync(dir, { recursive: true, force: true });
+after(() => {
+	if (dir) fs.rmSync(dir, { recursive: true, force: true }); // (after the stack has stopped)
 });
 
 async function relayWorks(label) {
@@ -179,7 +178,7 @@ test('a gateway with a key of its own joins: the others let it in, it lets them 
 		stack.gatewaySettings = settings;
 	}
 	// gw1 and gw2 share one key pair (one machine's), gw3 has its own: two keys everywhere.
-	await waitFor(() => [0, 1, i].every((g) => keyCount(g) === 2), { timeoutMs: 5000, what: 'every gateway to let in 2 keys' });
+	await waitFor(() => [0, 1, i].every((g) => keyCount(g) === 2), { timeoutMs: 10000, what: 'every gateway to let in 2 keys' });
 	for (const [from, to] of [[i, 1], [0, i]]) {
 		const blob = makeBlob(3000, `gw3-${from}-${to}`);
 		const a = await stack.wsConnect({ index: from, label: `gw3-holder-${from}` });
@@ -192,7 +191,7 @@ test('a gateway with a key of its own joins: the others let it in, it lets them 
 	}
 	await stack.gateways[i].stop();
 	// The hub forgets it within hub.peer_expiry_ms (1 s here) and sends the others the list again.
-	await waitFor(() => keyCount(0) === 1 && keyCount(1) === 1, { timeoutMs: 5000, what: "gw3's key to go from the others" });
+	await waitFor(() => keyCount(0) === 1 && keyCount(1) === 1, { timeoutMs: 10000, what: "gw3's key to go from the others" });
 }));
 
 test("a stranger at a gateway's peer endpoint gets no byte to a waiter: plain, or with a key the hub never admitted (named once)", T(async () => {

@@ -4,20 +4,13 @@
 // /ws keeps working beside it, and Origin checks are the same there. Without direct mode,
 // GET /api/v1/ws names the web server's /ws. The stacks here choose their mode themselves, so
 // this file runs the same under WS=proxy and WS=direct.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { startStack, withLogs, makeBlob, connectUrl, waitFor } from '../lib/stack.mjs';
+import { fileStack, startStack, makeBlob, connectUrl, waitFor } from '../lib/stack.mjs';
 
 let stack;
-const T = (fn) => withLogs(() => stack, fn);
-
-before(async () => {
-	stack = await startStack({ gateways: 3, direct: true });
-});
-after(async () => {
-	if (stack) await stack.stopAndCheck();
-});
+const T = fileStack({ gateways: 3, direct: true }, (s) => (stack = s));
 
 // Resolves 'open' or the reason a handshake with this Origin failed.
 function tryOrigin(url, origin) {
@@ -63,7 +56,12 @@ test('one port, three gateways: the kernel spreads connections, the hub counts t
 	for (const c of [...clients, proxied]) await c.close();
 }));
 
-/** Wants blob n times, one at a time: the median and every time in ms (sorted), want -> blob. */
+/**
+ * Wants blob n times, one at a time: the fastest quarter's slowest (the 25th percentile) and
+ * every time in ms (sorted), want -> blob. A blob held back by a delayed ACK waits >= 6 ms every
+ * time, so this is as slow; a loaded machine delays some wants, and moves it much less than the
+ * median.
+ */
 async function wantOneAtATime(wanter, blob, n) {
 	const took = [];
 	for (let i = 0; i < n; i++) {
@@ -73,31 +71,33 @@ async function wantOneAtATime(wanter, blob, n) {
 		took.push(Number(process.hrtime.bigint() - t0) / 1e6);
 	}
 	took.sort((a, b) => a - b);
-	return { median: took[Math.floor(took.length / 2)], took };
+	return { p25: took[Math.floor(took.length / 4)], took };
 }
 
-test('on the shared port a small want is answered in a few ms, not after a delayed ACK', T(async () => {
+test('on the shared port a small want is answered in a few ms, not after a delayed ACK', T(async (t) => {
 	// The gateway writes a count and then the blob: with Nagle on (lws does not set TCP_NODELAY
 	// on the sockets it adopts) the blob waited for the client's delayed ACK, >= 6 ms every time.
 	const holder = await connectUrl(stack.pagesWsUrl, { label: 'direct holder' });
 	const wanter = await connectUrl(stack.pagesWsUrl, { label: 'direct wanter' });
 	const blob = makeBlob(2048, 'nodelay');
 	await holder.hold(blob);
-	const { median, took } = await wantOneAtATime(wanter, blob, 25);
-	assert.ok(median < 4, `median want -> blob ${median.toFixed(2)} ms on the shared port (all: ${took.map((t) => t.toFixed(1)).join(' ')})`);
+	const { p25, took } = await wantOneAtATime(wanter, blob, 25);
+	t.diagnostic(`figures: want -> blob on the shared port: 25th percentile ${p25.toFixed(2)} ms, median ${took[12].toFixed(2)} ms`);
+	assert.ok(p25 < 4, `25th percentile want -> blob ${p25.toFixed(2)} ms on the shared port (all: ${took.map((t) => t.toFixed(1)).join(' ')})`);
 	await holder.close();
 	await wanter.close();
 }));
 
-test('through the web server\'s /ws a small want is answered in a few ms, not after a delayed ACK', T(async () => {
+test('through the web server\'s /ws a small want is answered in a few ms, not after a delayed ACK', T(async (t) => {
 	// The same measure one hop further: the web server proxies both sockets. A socket on the path
 	// without TCP_NODELAY holds the blob behind the count written before it until an ACK comes.
 	const holder = await stack.wsConnect({ via: 'proxy', label: 'proxied holder' });
 	const wanter = await stack.wsConnect({ via: 'proxy', label: 'proxied wanter' });
 	const blob = makeBlob(2048, 'nodelay proxied');
 	await holder.hold(blob);
-	const { median, took } = await wantOneAtATime(wanter, blob, 25);
-	assert.ok(median < 4, `median want -> blob ${median.toFixed(2)} ms through /ws (all: ${took.map((t) => t.toFixed(1)).join(' ')})`);
+	const { p25, took } = await wantOneAtATime(wanter, blob, 25);
+	t.diagnostic(`figures: want -> blob through /ws: 25th percentile ${p25.toFixed(2)} ms, median ${took[12].toFixed(2)} ms`);
+	assert.ok(p25 < 4, `25th percentile want -> blob ${p25.toFixed(2)} ms through /ws (all: ${took.map((t) => t.toFixed(1)).join(' ')})`);
 	await holder.close();
 	await wanter.close();
 }));

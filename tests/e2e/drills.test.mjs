@@ -94,8 +94,10 @@ test('drill: 10,000 transfers with 30% of holders lying — no wrong byte, every
 	const elapsedMs = Date.now() - t0;
 	const lagMax = lag.stop();
 	// A liar told hash_mismatch max_lies (3) times must be closed with 1008 soon after (the
-	// gateway's 300 ms grace): give the last ones time to go, with no traffic.
-	await sleep(1500);
+	// gateway's 300 ms grace): wait for the last ones to go, with no traffic (each is still
+	// held to 1.5 s below; waiting longer only lets a loaded machine deliver the closes).
+	const caughtOpen = () => liars.flatMap((l) => l.conns.filter((c) => c.caughtAt && c.closedAt === null)).length;
+	await waitFor(() => caughtOpen() === 0, { timeoutMs: 10000, intervalMs: 50, what: 'the caught liars to be closed' }).catch(() => {});
 	const checkedAt = Date.now();
 	for (const l of liars) await l.stop();
 	const after = await stack.stats();

@@ -39,12 +39,13 @@ test('kill -9 a gateway: the hub forgets its viewers within a few seconds', T(as
 
 	await stack.killGateway(0, 'SIGKILL');
 	const t0 = Date.now();
-	await stack.waitLookup(onlyDoomed.hash, 0, 5000);
-	await stack.waitLookup(both.hash, 1, 5000);
+	// hub.peer_expiry_ms (2 s) and a heartbeat; 8 s is room for a loaded machine.
+	await stack.waitLookup(onlyDoomed.hash, 0, 8000);
+	await stack.waitLookup(both.hash, 1, 8000);
 	const gws = await waitFor(async () => {
 		const g = await stack.ctl('gateways');
 		return g.length === 1 ? g : null;
-	}, { timeoutMs: 5000 - (Date.now() - t0), what: 'ctl gateways to list one gateway' });
+	}, { timeoutMs: 8000 - (Date.now() - t0), what: 'ctl gateways to list one gateway' });
 	assert.equal(gws[0].holdings, 1, JSON.stringify(gws));
 	assert.equal(gws[0].connections, 1, JSON.stringify(gws));
 	for (const k of ['id', 'last_seen_ms']) assert.ok(k in gws[0], `gateways entry lacks ${k}: ${JSON.stringify(gws[0])}`);
@@ -74,7 +75,7 @@ test('kill -9 a gateway: the hub forgets its viewers within a few seconds', T(as
 	await survivor.close();
 }));
 
-test('restart the hub: every holding comes back within ~3 s and wants work again', T(async () => {
+test('restart the hub: every holding comes back and wants work again', T(async () => {
 	stack = await startStack({ gateways: 2, lighttpd: false });
 	const blobs = [makeBlob(700, 'r0'), makeBlob(700, 'r1'), makeBlob(700, 'r2')];
 	const c0 = await stack.wsConnect({ index: 0, label: 'c0' });
@@ -90,11 +91,13 @@ test('restart the hub: every holding comes back within ~3 s and wants work again
 	const t0 = Date.now();
 	await stack.startHub();
 	let last;
+	// (typically within a heartbeat or two; 10 s is room for a loaded machine, whose ephemeral-ctl
+	// calls alone can take a second: a gateway that never re-announced never gets there)
 	await waitFor(async () => {
 		last = {};
 		for (const h of Object.keys(expected)) last[h.slice(0, 8)] = await stack.lookup(h);
 		return Object.keys(expected).every((h) => last[h.slice(0, 8)] === expected[h]);
-	}, { timeoutMs: 4000, intervalMs: 200, what: `holdings to come back (last ${JSON.stringify(last)})` });
+	}, { timeoutMs: 10000, intervalMs: 200, what: `holdings to come back (last ${JSON.stringify(last)})` });
 	const took = Date.now() - t0;
 	const s = await stack.stats();
 	assert.equal(s.gateways, 2, `after ${took} ms: ${JSON.stringify(s)}`);
@@ -186,9 +189,11 @@ test('a want the hub socket refused (its queue full, the same hub) is sent again
 		await sleep(300);
 	});
 	// Lost, it would end in not_found at gateway.want_timeout_ms ("this content is gone"), with
-	// its holder there all along.
-	const got = await wanter.nextBinary(blob.hash, 5000);
-	assert.ok(got.bytes.equals(blob.bytes));
+	// its holder there all along: whichever answer comes first is the one that counts. (The hub
+	// has megabytes of `have` lists to read first: slow on a loaded machine.)
+	const answer = await wanter.next((m) => (m.type === 'binary' || m.type === 'error') && m.hash === blob.hash, 20000, 'a blob or an error');
+	assert.equal(answer.type, 'binary', `the want was answered with ${JSON.stringify(answer)}`);
+	assert.ok(answer.bytes.equals(blob.bytes));
 	assert.ok(!wanter.log.some((m) => m.type === 'error' && m.hash === blob.hash), 'the want was answered with an error');
 	await Promise.all([holder.close(), wanter.close(), ...fillers.map((f) => f.close())]);
 }));
@@ -287,17 +292,21 @@ test('a gateway no other can reach: its waiters get not_found at once, not at th
 	near.want(blob.hash);
 	assert.ok((await near.nextBinary(blob.hash)).bytes.equals(blob.bytes));
 
-	// The first time, the link may still be connecting: it gets about a second.
+	// The first time, the link may still be connecting: it gets about a second (PEER_CONNECT_MS,
+	// the gateway's "not reached in 1000 ms"). Either way far hears it in seconds, not at the
+	// want timeout (60 s): 10 s is room for a loaded machine.
+	const waitedForLink = () => (stack.gateways[0].tail(100000).match(/not reached in \d+ ms/g) || []).length;
 	let t0 = Date.now();
 	far.want(blob.hash);
-	await far.nextError('not_found', blob.hash, 4000);
+	await far.nextError('not_found', blob.hash, 10000);
 	const first = Date.now() - t0;
-	// Then the link is known to be down: at once.
+	const waited = waitedForLink();
+	// Then the link is known to be down: at once (a few ms), not after waiting for the link again.
 	t0 = Date.now();
 	far.want(blob.hash);
-	await far.nextError('not_found', blob.hash, 4000);
+	await far.nextError('not_found', blob.hash, 10000);
 	const second = Date.now() - t0;
-	assert.ok(first < 3000 && second < 1000, `not_found after ${first} ms, then ${second} ms`);
+	assert.equal(waitedForLink(), waited, `the second want waited for the link again (not_found after ${first} ms, then ${second} ms)`);
 
 	const s1 = await stack.stats();
 	assert.equal(s1.requests_served - s0.requests_served, 1);
@@ -364,10 +373,11 @@ test('a peer link breaks under a DELIVER, both gateways alive: the waiter is ser
 		await sleep(200);
 		relay.cut();
 		const cutAt = Date.now() - t0;
-		const got = await far.nextBinary(lost.hash, 8000);
+		// Served again within seconds (the want timeout here is 30 s: 15 s is room for load).
+		const got = await far.nextBinary(lost.hash, 15000);
 		const ms = Date.now() - t0;
 		assert.ok(got.bytes.equals(lost.bytes));
-		assert.ok(ms < 5000, `served again after ${ms} ms`);
+		assert.ok(ms < 15000, `served again after ${ms} ms`);
 		console.log(`served again ${ms} ms after the want (the link cut at ${cutAt} ms)`);
 		// The receiving gateway heard the link go (ZeroMQ's monitor) and asked the hub again.
 		assert.match(stack.gateways[1].tail(2000), /1 connection from other gateways lost: 1 open wants sent to the hub again/);
@@ -382,10 +392,10 @@ test('a peer link breaks under a DELIVER, both gateways alive: the waiter is ser
 		const t1 = Date.now();
 		far.want(silent.hash);
 		await waitFor(async () => (await stack.stats()).requests_served > served, { timeoutMs: 5000, what: 'the DELIVER to be sent' });
-		const again = await far.nextBinary(silent.hash, 8000);
+		const again = await far.nextBinary(silent.hash, 15000);
 		const ms2 = Date.now() - t1;
 		assert.ok(again.bytes.equals(silent.bytes));
-		assert.ok(ms2 < 5000, `served again after ${ms2} ms`);
+		assert.ok(ms2 < 15000, `served again after ${ms2} ms`);
 		console.log(`silent link: served again ${ms2} ms after the want`);
 
 		// Nobody was told not_found, and the figures still add up: each want sent again counts

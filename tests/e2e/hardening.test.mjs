@@ -1,33 +1,26 @@
 // Abuse limits at the gateway (docs/LIMITS.md): Origin policy, connections per address, message
 // rate, wants in flight, hashes held, and a slow reader's bounded queue. Each limit is set low
 // in this stack so a test can reach it; after each test, a normal pair of clients still relays.
-import { test, before, after, afterEach } from 'node:test';
+import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import WebSocket from 'ws';
-import { startStack, withLogs, makeBlob, randomHash, sleep, waitFor, Client, SUBPROTOCOL } from '../lib/stack.mjs';
+import { fileStack, makeBlob, randomHash, sleep, waitFor, Client, SUBPROTOCOL } from '../lib/stack.mjs';
 import { rawOpen, frame, OP } from '../lib/rawws.mjs';
 
 let stack;
-const T = (fn) => withLogs(() => stack, fn);
-
-before(async () => {
-	stack = await startStack({
-		gateways: 2,
-		lighttpd: false,
-		gateway: {
-			'gateway.max_conns_per_addr': 5,
-			'gateway.msg_rate': 50,
-			'gateway.msg_burst': 50,
-			'gateway.max_violations': 40,
-			'gateway.max_wants': 4,
-			'gateway.max_holds': 10,
-		},
-	});
-});
-after(async () => {
-	if (stack) await stack.stopAndCheck();
-});
+const T = fileStack({
+	gateways: 2,
+	lighttpd: false,
+	gateway: {
+		'gateway.max_conns_per_addr': 5,
+		'gateway.msg_rate': 50,
+		'gateway.msg_burst': 50,
+		'gateway.max_violations': 40,
+		'gateway.max_wants': 4,
+		'gateway.max_holds': 10,
+	},
+}, (s) => (stack = s));
 
 // Others are never harmed: a fresh pair relays across gateways, and every process still runs.
 afterEach(async () => {
@@ -87,7 +80,7 @@ test('connections per address: the sixth from one forwarded address is refused, 
 		} catch {
 			return null;
 		}
-	}, { timeoutMs: 3000, what: 'a slot to free up' });
+	}, { timeoutMs: 8000, what: 'a slot to free up' });
 	for (const c of [...five.slice(1), other, again]) await c.close();
 }));
 
@@ -131,7 +124,7 @@ test('pings count toward the limit: a ping flood is closed with 1008, its neighb
 		flood.send(pings);
 		await sleep(20);
 	}
-	const closed = await flood.waitClosed(3000);
+	const closed = await flood.waitClosed(10000);
 	assert.ok(closed, 'the ping flood was not closed');
 	assert.equal(closed.code, 1008);
 	assert.match(closed.reason, /too many pings/);
@@ -143,13 +136,16 @@ test('pings count toward the limit: a ping flood is closed with 1008, its neighb
 test('bad messages count toward the limit: garbage within the rate is answered, then closed with 1008', T(async () => {
 	const c = await stack.wsConnect({ index: 1, label: 'garbage' });
 	const calm = await stack.wsConnect({ index: 1, label: 'calm, same gateway' });
+	const t0 = Date.now();
 	for (let k = 0; k < 45; k++) c.send(k % 3 ? '{"type":"nope"}' : 'not json'); // within the 50-token burst
 	const closed = await c.closed;
+	const seconds = (Date.now() - t0) / 1000;
 	assert.equal(closed.code, 1008);
 	assert.match(closed.reason, /bad messages/);
 	const errors = c.log.filter((m) => m.type === 'error');
-	// max_violations is 40 (one forgiven a second: 41 if the reading spans one).
-	assert.ok(errors.length >= 40 && errors.length <= 41, `${errors.length} errors before the close`);
+	// max_violations is 40 (one forgiven a second: 41 if the reading spans one, one more for
+	// each further second a loaded machine takes to read them).
+	assert.ok(errors.length >= 40 && errors.length <= 40 + Math.ceil(seconds), `${errors.length} errors before the close, ${seconds} s after the first`);
 	assert.ok(errors.every((m) => m.code === 'bad_request'), JSON.stringify(errors.slice(0, 3)));
 	await calm.hold(makeBlob(100, 'calm after garbage'));
 	await calm.close();

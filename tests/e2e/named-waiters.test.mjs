@@ -4,20 +4,13 @@
 // or the hub dies) with waiters on the holder's gateway and on the other one, and checks what a
 // user and an operator see: every want ends with one blob (or not_found), never two answers, and
 // requests_total = served + failed (+ the wants of connections that left), bytes = served × size.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, withLogs, makeBlob, sleep, waitFor } from '../lib/stack.mjs';
+import { fileStack, startStack, withLogs, makeBlob, sleep, waitFor } from '../lib/stack.mjs';
 
 const HOLDER_TIMEOUT_MS = 400;
 let stack;
-const T = (fn) => withLogs(() => stack, fn);
-
-before(async () => {
-	stack = await startStack({ gateways: 2, lighttpd: false, hub: { 'hub.holder_timeout_ms': HOLDER_TIMEOUT_MS } });
-});
-after(async () => {
-	if (stack) await stack.stopAndCheck();
-});
+const T = fileStack({ gateways: 2, lighttpd: false, hub: { 'hub.holder_timeout_ms': HOLDER_TIMEOUT_MS } }, (s) => (stack = s));
 
 const gw = (index, label) => stack.wsConnect({ index, label });
 const blobsOf = (c, hash) => c.log.filter((m) => m.type === 'binary' && m.hash === hash);
@@ -114,7 +107,10 @@ test('wanting again the moment the late answer arrives: one blob per want, every
 	}
 	const answer = await secondAsked;
 	late();
-	await sleep(30);
+	// The late blob reaches both waiters (by name, or routed by its BLOB), and both want again at
+	// once: the second holder answers only once those wants are at the hub, so that its BLOB is
+	// what serves them (a want coming after it would start a fetch no holder here answers).
+	await waitFor(async () => ws.every((x) => blobsOf(x, blob.hash).length >= 1) && (await stack.stats()).requests_total - s0.requests_total >= 4, { timeoutMs: 5000, intervalMs: 20, what: 'both waiters to want again' });
 	answer();
 	await waitFor(() => ws.every((x) => blobsOf(x, blob.hash).length >= 2), { timeoutMs: 5000, what: 'two blobs each' });
 	await sleep(400);
@@ -188,8 +184,10 @@ for (const leaving of [0, 1]) {
 		for (const x of ws) x.want(blob.hash);
 		const answer = await secondAsked; // its REQUEST names both
 		const [gone, stays] = leaving === 0 ? ws : [ws[1], ws[0]];
+		const conns = (await stack.stats()).connections;
 		await gone.close();
-		await sleep(100);
+		// The hub has forgotten it before the blob comes (a BLOB first would count it served).
+		await waitFor(async () => (await stack.stats()).connections < conns, { timeoutMs: 5000, what: 'the hub to forget the waiter that left' });
 		answer();
 		await onceEach([stays], blob);
 		// The one that left is neither served nor failed: it stays in requests_total only.
@@ -206,7 +204,8 @@ test('more than 64 waiters on one hash: the first 64 by name, the rest by ROUTE,
 	for (const x of ws.slice(0, N - 10)) x.want(blob.hash);
 	const answer = await secondAsked;
 	for (const x of ws.slice(N - 10)) x.want(blob.hash); // after the REQUEST: by ROUTE
-	await sleep(100);
+	// Every want is at the hub before the blob (a later one would start a fetch of its own).
+	await waitFor(async () => (await stack.stats()).requests_total - s0.requests_total >= N, { timeoutMs: 5000, what: `the hub to count ${N} wants` });
 	answer();
 	await onceEach(ws, blob);
 	await figures(s0, { total: N, served: N, size: blob.bytes.length });
@@ -285,12 +284,15 @@ for (const killed of [0, 1]) {
 		dies.want(blob.hash); // first: the holder on its gateway is asked
 		await first.asked;
 		lives.want(blob.hash);
-		await sleep(50);
+		// Both wants are at the hub, in the fetch that asked the doomed holder.
+		await waitFor(async () => (await s.stats()).requests_total - s0.requests_total >= 2, { timeoutMs: 5000, what: 'the hub to count both wants' });
 		await s.killGateway(killed);
 		const t0 = Date.now();
 		const got = await lives.nextBinary(blob.hash, 8000);
 		assert.ok(got.bytes.equals(blob.bytes));
-		await sleep(500);
+		// Counted when the hub hears of the delivery, which may come after the blob.
+		await waitFor(async () => (await s.stats()).requests_served - s0.requests_served >= 1, { timeoutMs: 5000, what: 'the delivery to be counted' }).catch(() => {});
+		await sleep(500); // a second blob or a second count comes now
 		assert.equal(blobsOf(lives, blob.hash).length, 1, 'one blob');
 		assert.deepEqual(errorsOf(lives, blob.hash), []);
 		const s1 = await s.stats();
@@ -312,7 +314,7 @@ test('the waiter\'s gateway is killed after the REQUEST: the holder\'s own waite
 	far.want(blob.hash); // named in the REQUEST
 	await holder.asked;
 	near.want(blob.hash);
-	await sleep(50);
+	await waitFor(async () => (await s.stats()).requests_total - s0.requests_total >= 2, { timeoutMs: 5000, what: 'the hub to count both wants' });
 	await s.killGateway(1);
 	holder.answer();
 	const got = await near.nextBinary(blob.hash, 5000);
@@ -330,7 +332,7 @@ test('the waiter\'s gateway is killed after the REQUEST: the holder\'s own waite
 	// And the holder still serves.
 	const after = await s.wsConnect({ index: 0, label: 'after' });
 	after.want(blob.hash);
-	await after.nextBinary(blob.hash, 3000);
+	await after.nextBinary(blob.hash, 8000);
 	await Promise.all([after.close(), near.close(), holder.h.close()]);
 }));
 
@@ -349,7 +351,12 @@ test('the hub restarts between REQUEST and BLOB: each waiter gets one blob, the 
 	await sleep(300);
 	holder.answer(); // the old hub's REQUEST, and whatever the new one asks
 	for (const w of ws) assert.ok((await w.nextBinary(blob.hash, 5000)).bytes.equals(blob.bytes), `${w.label}: wrong bytes`);
-	await sleep(500);
+	// The new hub counts a delivery when it hears of it, which may come after the blob.
+	await waitFor(async () => {
+		const x = await s.stats();
+		return x.requests_total > 0 && x.requests_served + x.requests_failed >= x.requests_total;
+	}, { timeoutMs: 5000, what: 'the new hub to count every want it had served or failed' }).catch(() => {});
+	await sleep(500); // a second blob or a second count comes now
 	for (const w of ws) {
 		assert.equal(blobsOf(w, blob.hash).length, 1, `${w.label}: ${blobsOf(w, blob.hash).length} blobs`);
 		assert.deepEqual(errorsOf(w, blob.hash), [], `${w.label}: an error`);

@@ -3,9 +3,9 @@
 // people coming and going cost two gateways 62% of a core). With 4,000 viewers on one gateway each
 // gets the count about once a second while it keeps changing, a small page's viewers still 4
 // times a second, and every viewer ends with the last value.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, withLogs, randomHash, sleep } from '../lib/stack.mjs';
+import { fileStack, randomHash, sleep, waitFor } from '../lib/stack.mjs';
 import { openMany, closeAll } from '../lib/ws-load.mjs';
 import { frame, OP } from '../lib/rawws.mjs';
 
@@ -16,16 +16,8 @@ const CHURN_S = 3; // ... for 3 s
 
 let stack;
 const sockets = [];
-const T = (fn) => withLogs(() => stack, fn, 120000);
+const T = fileStack({ gateways: 1, web: false }, (s) => (stack = s), { beforeStop: () => closeAll(sockets), timeoutMs: 120000 });
 const text = (o) => frame(OP.TEXT, JSON.stringify(o));
-
-before(async () => {
-	stack = await startStack({ gateways: 1, web: false });
-});
-after(async () => {
-	closeAll(sockets);
-	if (stack) await stack.stopAndCheck();
-});
 
 /** n viewers holding hash; each records the counts it receives ({viewers} in order). */
 async function viewers(n, hash, first) {
@@ -53,6 +45,12 @@ async function viewers(n, hash, first) {
 	return out;
 }
 
+/** Waits (up to 20 s) until every viewer in many has seen nMany last, and every one in few nFew. */
+function lastValues(many, nMany, few, nFew, what) {
+	const at = (vs, n) => vs.filter((v) => v.counts.at(-1) !== n).length;
+	return waitFor(() => at(many, nMany) + at(few, nFew) === 0, { timeoutMs: 20000, intervalMs: 100, what: `${what} (${nMany} and ${nFew}) to reach every viewer` });
+}
+
 test(`${MANY} viewers get the changing count about once a second, ${FEW} viewers 4 times a second; all end with the last value`, T(async () => {
 	const popular = randomHash();
 	const small = randomHash();
@@ -60,7 +58,9 @@ test(`${MANY} viewers get the changing count about once a second, ${FEW} viewers
 	const few = await viewers(FEW, small, MANY + 400);
 	await stack.waitLookup(popular, MANY, 20000);
 	await stack.waitLookup(small, FEW);
-	await sleep(2500); // the counts of the joining settle
+	// The counts of the joining settle: every viewer has the last value (no count comes after it
+	// while nothing changes). A second or two; a loaded machine may take longer.
+	await lastValues(many, MANY, few, FEW, 'the counts of the joining');
 	for (const v of [...many, ...few]) v.counts.length = 0;
 
 	const churner = (await openMany(stack.gatewayPorts[0], 1, { first: MANY + 800 })).open[0];
@@ -72,7 +72,8 @@ test(`${MANY} viewers get the changing count about once a second, ${FEW} viewers
 		await sleep(CHURN_MS);
 	}
 	churner.write(text({ type: 'have', hashes: [popular, small] })); // ends held: MANY + 1, FEW + 1
-	await sleep(2500); // longer than the popular hash's interval: the last value arrives
+	// Within the popular hash's interval (1 s) the last value arrives; then nothing more comes.
+	await lastValues(many, MANY + 1, few, FEW + 1, 'the last value').catch(() => {});
 
 	const most = Math.max(...many.map((v) => v.counts.length));
 	const fewest = Math.min(...few.map((v) => v.counts.length));

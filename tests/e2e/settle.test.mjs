@@ -50,6 +50,14 @@ async function grownBy(pid, rss0, limitKiB) {
 	return grown;
 }
 
+/**
+ * The growth of the holder's gateway that n kept frames of 1 MiB would pass: half of them. Frames
+ * let go still leave what the allocator keeps of those that were in flight at once, which a
+ * loaded machine makes more of (8.0 MiB for 24 seen with the whole suite running beside); kept
+ * until PEER_KEEP_MS, all n would be resident.
+ */
+const keptBound = (n) => (n / 2) * 1024;
+
 /** Each waiter got exactly one blob of its hash, with the right bytes, and no error. */
 async function onceEach(pairs, { settleMs = 300 } = {}) {
 	await Promise.all(pairs.map(([w, b]) => w.nextBinary(b.hash, 8000).then((g) => assert.ok(g.bytes.equals(b.bytes), `${w.label}: wrong bytes`))));
@@ -123,13 +131,13 @@ test('1 MiB blobs whose waiters were all named: no route, no DELIVERED, and ever
 	for (const [x, b] of pairs) x.want(b.hash);
 	await onceEach(pairs);
 	// (a ROUTE that only settles comes 5 ms after the last blob)
-	const grown = await grownBy(pid, rss0, (N / 3) * 1024);
+	const grown = await grownBy(pid, rss0, keptBound(N));
 	const routes = logCount(s.gateways[0], ROUTED) - routes0;
 	const settles = logCount(s.gateways[0], SETTLES) - settles0;
 	const delivered = logCount(s.hub, /gw1: DELIVERED/) - delivered0;
 	t.diagnostic(`figures: ${N} blobs of 1 MiB, every waiter named: the holder's gateway VmRSS +${grown} KiB; ROUTEs with routes to it: ${routes}, that only settle: ${settles}; DELIVERED from it: ${delivered}`);
 	// Kept until PEER_KEEP_MS (10 s), they would hold N MiB here.
-	assert.ok(grown < (N / 3) * 1024, `the holder's gateway grew by ${grown} KiB: kept frames not let go`);
+	assert.ok(grown < keptBound(N), `the holder's gateway grew by ${grown} KiB: kept frames not let go`);
 	assert.equal(routes, 0, 'a ROUTE with routes for blobs whose waiters were all named');
 	assert.equal(delivered, 0, 'a DELIVERED for blobs whose waiters were all named');
 	await figures(s, s0, { total: N, served: N, bytes: N * MiB });
@@ -154,7 +162,8 @@ test('blobs each with a named waiter and two routed ones, on both gateways, answ
 		nearRouted[i].want(b.hash);
 		farRouted[i].want(b.hash);
 	});
-	await sleep(100);
+	// Every want is at the hub before the blobs (a later one would start a fetch of its own).
+	await waitFor(async () => (await s.stats()).requests_total - s0.requests_total >= 3 * N, { timeoutMs: 5000, what: `the hub to count ${3 * N} wants` });
 	holder.answer();
 	await onceEach(blobs.flatMap((b, i) => [[named[i], b], [nearRouted[i], b], [farRouted[i], b]]));
 	await figures(s, s0, { total: 3 * N, served: 3 * N, bytes: 3 * N * SIZE });
@@ -186,11 +195,11 @@ test('1 MiB answers that come after their waiters left, then quiet: the ROUTE th
 	holder.answer();
 	const settled = () => logCount(s.gateways[0], SETTLES) - routes0;
 	await waitFor(() => settled() >= 1, { timeoutMs: 4000, intervalMs: 50 }).catch(() => {});
-	const grown = await grownBy(pid, rss0, (N / 3) * 1024);
+	const grown = await grownBy(pid, rss0, keptBound(N));
 	const routes = settled();
 	t.diagnostic(`figures: ${N} late answers of 1 MiB, then quiet: the holder's gateway VmRSS +${grown} KiB; ROUTEs that only settle: ${routes}`);
 	assert.ok(routes >= 1, 'no ROUTE settled the late blobs');
-	assert.ok(grown < (N / 3) * 1024, `the holder's gateway grew by ${grown} KiB: kept frames not let go`);
+	assert.ok(grown < keptBound(N), `the holder's gateway grew by ${grown} KiB: kept frames not let go`);
 	await figures(s, s0, { total: N, served: 0, bytes: 0 });
 	await Promise.all([live.close(), holder.h.close(), w.close()]);
 }));
@@ -298,13 +307,19 @@ for (const named of [true, false]) {
 		const holder = await second();
 		if (!named) {
 			far.want(blob.hash);
-			await sleep(100);
+			// At the hub before the BLOB: routed, not a fetch of its own.
+			await waitFor(async () => (await s.stats()).requests_total - s0.requests_total >= 2, { timeoutMs: 5000, what: 'the hub to count both wants' });
 		}
 		holder.answer(); // mid has it at once; far's DELIVER is parked
 		await onceEach([[mid, blob]], { settleMs: 20 });
 		await s.killGateway(0);
 		await far.nextError('not_found', blob.hash, 8000); // the hub forgets gw1: far waits again, for nobody
 		await sleep(500);
+		// (and both wants have ended: a loaded hub may count mid's after far's not_found)
+		await waitFor(async () => {
+			const y = await s.stats();
+			return y.requests_served + y.requests_failed - s0.requests_served - s0.requests_failed >= 2;
+		}, { timeoutMs: 5000, what: 'both wants to end' }).catch(() => {});
 		const x = await s.stats();
 		const d = (k) => x[k] - s0[k];
 		assert.equal(d('requests_total'), 2, 'requests_total');
@@ -332,6 +347,8 @@ test('the hub restarts between a BLOB and its settling: each waiter got one blob
 	await s.killHub();
 	await s.startHub();
 	await s.waitGateways(2);
+	// The new hub has been told of the holder again (else the wants below end in not_found).
+	await s.waitLookup(blob.hash, 1, 5000);
 	await sleep(300);
 	const s0 = await s.stats();
 	ws[1].want(blob.hash);

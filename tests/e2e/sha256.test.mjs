@@ -1,23 +1,16 @@
 // Finding a file by its plain SHA-256 (PROTOCOL.md "Finding a file by its SHA-256"): the `file`
 // announcement, what the gateway checks before the hub lists anything, /sha256/{hash},
 // /api/v1/files/{hash}, the operator's lookup and the files gauge. One stack (two gateways).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startStack, withLogs, makeBlob, waitFor, sha256hex } from '../lib/stack.mjs';
+import { fileStack, makeBlob, waitFor, sha256hex } from '../lib/stack.mjs';
 import { buildManifest, runCli, startShare } from '../lib/cli-helpers.mjs';
 
 let stack;
-const T = (fn) => withLogs(() => stack, fn);
-
-before(async () => {
-	stack = await startStack({ gateways: 2 });
-});
-after(async () => {
-	if (stack) await stack.stopAndCheck();
-});
+const T = fileStack({ gateways: 2 }, (s) => (stack = s));
 
 const gw = (index, label) => stack.wsConnect({ via: 'gateway', index, label });
 
@@ -37,7 +30,7 @@ async function apiFiles(sha256) {
 }
 
 /** Waits until the hub lists exactly `manifests` ([{hash, viewers}], in order) for sha256. */
-async function waitListed(sha256, manifests, timeoutMs = 3000) {
+async function waitListed(sha256, manifests, timeoutMs = 8000) {
 	let last;
 	try {
 		await waitFor(async () => {

@@ -1,19 +1,12 @@
 // TLS: the web server (lighttpd or Apache, as SERVER says) with a self-signed certificate made at
 // test time serves the site over https:// and the relay over wss://, and nothing in clear.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { startStack, withLogs, makeBlob, httpRequest, SERVER } from '../lib/stack.mjs';
+import { fileStack, makeBlob, httpRequest, SERVER } from '../lib/stack.mjs';
 
 let stack;
-const T = (fn) => withLogs(() => stack, fn);
-
-before(async () => {
-	stack = await startStack({ gateways: 2, tls: true });
-});
-after(async () => {
-	if (stack) await stack.stopAndCheck();
-});
+const T = fileStack({ gateways: 2, tls: true }, (s) => (stack = s));
 
 test(`${SERVER} with TLS: https://127.0.0.1:PORT/ answers 200 with the certificate made for it`, T(async () => {
 	// stack.httpGet checks the server's certificate against the one made for the stack.

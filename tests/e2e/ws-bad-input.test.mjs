@@ -1,21 +1,17 @@
 // Bad input on one connection gets an error or a policy close, and never harms the others.
-import { test, before, after, afterEach } from 'node:test';
+import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, withLogs, makeBlob, randomHash, sleep, MAX_BLOB } from '../lib/stack.mjs';
+import { fileStack, makeBlob, randomHash, sleep, MAX_BLOB } from '../lib/stack.mjs';
 
 let stack;
 let sentinel; // a holder on gateway 0 and a wanter on gateway 1, checked after every test
-const T = (fn) => withLogs(() => stack, fn);
-
-before(async () => {
-	stack = await startStack({ gateways: 2, lighttpd: false });
-	sentinel = {
-		holder: await stack.wsConnect({ index: 0, label: 'sentinel holder' }),
-		wanter: await stack.wsConnect({ index: 1, label: 'sentinel wanter' }),
-	};
-});
-after(async () => {
-	if (stack) await stack.stopAndCheck();
+const T = fileStack({ gateways: 2, lighttpd: false }, (s) => (stack = s), {
+	ready: async (s) => {
+		sentinel = {
+			holder: await s.wsConnect({ index: 0, label: 'sentinel holder' }),
+			wanter: await s.wsConnect({ index: 1, label: 'sentinel wanter' }),
+		};
+	},
 });
 
 // After each bad input: other connections still relay, and both processes still run.
@@ -172,12 +168,15 @@ test('binary frame that answers no request: bad_request', T(async () => {
 test('a flood of bad messages gets bad_request answers, then a policy close; never harms others', T(async () => {
 	const c = await gw(1, 'flood');
 	const other = await gw(1, 'neighbour');
+	const t0 = Date.now();
 	for (let i = 0; i < 2000; i++) c.send('{bad');
 	const closed = await c.closed;
+	const seconds = (Date.now() - t0) / 1000;
 	assert.equal(closed.code, 1008, `closed with ${closed.code} ${closed.reason}`);
 	const codes = c.log.filter((m) => m.type === 'error').map((m) => m.code);
-	// gateway.max_violations (100, one forgiven a second): bad_request until then.
-	assert.ok(codes.length >= 100 && codes.length <= 102, `${codes.length} errors`);
+	// gateway.max_violations (100, one forgiven a second): bad_request until then; 100 to 102 when
+	// it is read within a second, one more for each second a loaded machine takes.
+	assert.ok(codes.length >= 100 && codes.length <= 101 + Math.ceil(seconds), `${codes.length} errors in ${seconds} s`);
 	assert.ok(codes.every((code) => code === 'bad_request'), codes.join());
 	await stillServes(other);
 	await other.close();

@@ -3,20 +3,13 @@
 // exact bytes, whether the readers are on the holder's gateway (in process) or on another (after
 // one DELIVER between gateways). Blobs of 8 MiB, so that a paused reader's socket buffers cannot
 // take a whole blob and it really falls behind.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, withLogs, makeBlob, sleep } from '../lib/stack.mjs';
+import { fileStack, makeBlob, sleep } from '../lib/stack.mjs';
 
 const SIZE = 8 << 20;
 let stack;
-const T = (fn) => withLogs(() => stack, fn);
-
-before(async () => {
-	stack = await startStack({ gateways: 2, lighttpd: false, gateway: { 'gateway.max_blob': 2 * SIZE } });
-});
-after(async () => {
-	if (stack) await stack.stopAndCheck();
-});
+const T = fileStack({ gateways: 2, lighttpd: false, gateway: { 'gateway.max_blob': 2 * SIZE } }, (s) => (stack = s));
 
 for (const [where, at] of [['on the holder\'s gateway', 0], ['on another gateway', 1]]) {
 	test(`one blob to a paused and two fast readers ${where}: all get the exact bytes`, T(async () => {

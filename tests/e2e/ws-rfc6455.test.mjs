@@ -2,23 +2,16 @@
 // a gateway and through the web server (SERVER: lighttpd or Apache), and handshakes the gateway
 // refuses: answered at once with an HTTP status and a one-line reason, which the web server
 // passes on. Each case is a row: what the client sends, what it must see.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, withLogs, randomHash, waitFor, httpRequest, MAX_BLOB } from '../lib/stack.mjs';
+import { fileStack, randomHash, waitFor, httpRequest, MAX_BLOB } from '../lib/stack.mjs';
 import { rawConnect, rawOpen, frame, closePayload, OP } from '../lib/rawws.mjs';
 
 const MAX_CONNS = 6; // gateway.max_conns of this stack's one gateway
 const TEXT_LIMIT = 64 * 1024;
 
 let stack;
-const T = (fn) => withLogs(() => stack, fn);
-
-before(async () => {
-	stack = await startStack({ gateways: 1, web: true, gateway: { 'gateway.max_conns': MAX_CONNS } });
-});
-after(async () => {
-	if (stack) await stack.stopAndCheck();
-});
+const T = fileStack({ gateways: 1, web: true, gateway: { 'gateway.max_conns': MAX_CONNS } }, (s) => (stack = s));
 
 const routes = () => [
 	['gateway', stack.gatewayPorts[0]],
@@ -225,7 +218,7 @@ test('the hub counts the refusals, by cause, in stats and /metrics (the gateways
 	await waitFor(async () => {
 		now = await stack.stats();
 		return now.refused_origin >= before.refused_origin + 2 && now.refused_subprotocol >= before.refused_subprotocol + 2;
-	}, { timeoutMs: 3000, what: 'the refusals in stats' });
+	}, { timeoutMs: 8000, what: 'the refusals in stats' });
 	// The 503s of the max_conns case above, one per route.
 	assert.ok(now.refused_full >= 2, `refused_full ${now.refused_full}`);
 	assert.equal(typeof now.refused_per_address, 'number');

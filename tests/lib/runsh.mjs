@@ -122,7 +122,8 @@ export class RunSh {
 	}
 
 	async ctl(...args) {
-		const r = await run(path.join(BIN, 'ephemeral-ctl'), ['--endpoint', this.operator, '--json', ...args], { timeoutMs: 1500 });
+		// (its own wait for the hub is 2 s; a loaded machine can take a while to start it)
+		const r = await run(path.join(BIN, 'ephemeral-ctl'), ['--endpoint', this.operator, '--json', ...args], { timeoutMs: 5000 });
 		if (r.code !== 0) throw new Error(`ephemeral-ctl ${args.join(' ')}: exit ${r.code} ${r.stderr}`);
 		return JSON.parse(r.stdout);
 	}

@@ -16,12 +16,14 @@
 // via: 'proxy' is always the web server's /ws. scripts/test.sh runs a subset that way.
 //
 // Every process is started by procs.mjs and stopped by its PID (TERM, then KILL), never by
-// name. Logs go to files in a fresh temporary state directory; stackTest() appends their tails
-// to the error of a failing test so a failure explains itself.
+// name. Logs go to files in a fresh temporary state directory; withLogs() appends their tails
+// to the error of a failing test so a failure explains itself. A file whose tests share one
+// stack gets it, and its test wrapper T, from fileStack() (node:test's before and after).
 
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { before, after } from 'node:test';
 import { makeBlob, waitFor } from './util.mjs';
 import { ROOT, BIN, freePorts, tcpConnects, tailFile, Proc, run, settingArgs, childPids, stopPids } from './procs.mjs';
 import { httpRequest } from './http-client.mjs';
@@ -395,8 +397,13 @@ export class Stack {
 		return r.viewers;
 	}
 
-	/** Polls ctl lookup until it says `viewers`. */
-	async waitLookup(hash, viewers, timeoutMs = 3000) {
+	/**
+	 * Polls ctl lookup until it says `viewers`. Each look is an ephemeral-ctl process, which a
+	 * loaded machine (the sanitize stage beside) can take a second to run: 8 s by default. (The
+	 * hub's count changes by messages, or when it forgets a gateway: the tests that time the
+	 * latter pass a bound of their own.)
+	 */
+	async waitLookup(hash, viewers, timeoutMs = 8000) {
 		let last;
 		try {
 			await waitFor(async () => {
@@ -543,4 +550,28 @@ export function withLogs(getStack, fn, timeoutMs = 60000) {
 			clearTimeout(timer);
 		}
 	};
+}
+
+/**
+ * The one stack a test file shares, in node:test's before and after hooks of the file: setup()
+ * first if given (what the options need: keys, a built program), then the stack started with
+ * opts (or what opts() returns then) and handed to set(stack), which keeps it in the file's own
+ * variable, then ready(stack) if given (what the file opens on it for every test). After the
+ * file's tests: beforeStop() if given (what must go first), then stopAndCheck(). Returns T, which
+ * wraps a test body with withLogs (its timeout, 60 s, unless timeoutMs says).
+ * Usage: let stack; const T = fileStack({ gateways: 2 }, (s) => (stack = s));
+ */
+export function fileStack(opts, set, { setup, ready, beforeStop, timeoutMs } = {}) {
+	let stack;
+	before(async () => {
+		if (setup) await setup();
+		stack = await startStack(typeof opts === 'function' ? opts() : opts);
+		set(stack);
+		if (ready) await ready(stack);
+	});
+	after(async () => {
+		if (beforeStop) await beforeStop();
+		if (stack) await stack.stopAndCheck();
+	});
+	return (fn, ms = timeoutMs) => withLogs(() => stack, fn, ms);
 }
