@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "hub.h"
+#include "hubfx.h"
 #include "log.h"
 
 #define ENDPOINT "inproc://test-files"
@@ -37,11 +37,8 @@ static int setup(void **state)
 	memset(M1, 0x01, HASH_LEN);
 	memset(M2, 0x02, HASH_LEN);
 	memset(M3, 0x03, HASH_LEN);
-	registry_init(hub);
-	files_init(hub);
-	hub->ctx = zmq_ctx_new();
-	hub->router = hubproto_socket(hub->ctx, ZMQ_ROUTER);
-	assert_int_equal(zmq_bind(hub->router, ENDPOINT), 0);
+	hubfx_init(hub);
+	assert_int_equal(hubfx_bind(hub, ENDPOINT), 0);
 	fx->sock = hubproto_socket(hub->ctx, ZMQ_DEALER);
 	assert_int_equal(zmq_setsockopt(fx->sock, ZMQ_ROUTING_ID, "gw-A", 4), 0);
 	assert_int_equal(zmq_connect(fx->sock, ENDPOINT), 0);
@@ -65,12 +62,8 @@ static int teardown(void **state)
 	counts_flush(&fx->hub);
 	assert_int_equal(map_len(&fx->hub.files), 0); /* every manifest went with its holders */
 	assert_int_equal(map_len(&fx->hub.file_manifests), 0);
-	router_free(&fx->hub);
-	registry_free(&fx->hub);
-	files_free(&fx->hub);
 	zmq_close(fx->sock);
-	zmq_close(fx->hub.router);
-	zmq_ctx_term(fx->hub.ctx);
+	hubfx_free(&fx->hub);
 	free(fx);
 	return 0;
 }
