@@ -11,6 +11,7 @@
 # Prints PASS or FAIL per target, then exactly one line "N passed, N failed" (one per target),
 # and exits non-zero if any target failed to build, crashed or found a bug.
 set -uo pipefail
+shopt -s extglob
 cd "$(dirname "$0")/.." || exit 1
 
 mode=${1:-replay}
@@ -25,30 +26,37 @@ esac
 
 CC=${FUZZ_CC:-clang}
 OUT=build-fuzz
-PKGS=(libzmq jansson openssl)
+PKGS=(libzmq libwebsockets jansson openssl)
 SAN=("-fsanitize=address,undefined" -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
 CFLAGS=(-g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes
-	-Wmissing-prototypes -Werror -Icommon -Ifrontend-fcgi)
+	-Wmissing-prototypes -Werror -Icommon -Ifrontend-fcgi -Ihub -Icli -Itests/unit)
 read -ra pkg_cflags <<<"$(pkg-config --cflags "${PKGS[@]}")"
 read -ra LIBS <<<"$(pkg-config --libs "${PKGS[@]}")"
 CFLAGS+=("${pkg_cflags[@]}")
 
 mkdir -p "$OUT/obj" "$OUT/logs" "$OUT/artifacts"
 
+HEADERS=(common/*.h frontend-fcgi/*.h hub/*.h cli/*.h tests/unit/*.h)
+
 # Compiles src into obj (instrumented for coverage, not linked with libFuzzer's main) when the
 # source or any header it may include is newer than the object.
 compile() { # src obj
 	local src=$1 obj=$2
-	if [[ -f $obj ]] && [[ -z $(find "$src" common/*.h frontend-fcgi/*.h -newer "$obj" 2>/dev/null) ]]; then
+	if [[ -f $obj ]] && [[ -z $(find "$src" "${HEADERS[@]}" -newer "$obj" 2>/dev/null) ]]; then
 		return 0
 	fi
 	"$CC" "${CFLAGS[@]}" "${SAN[@]}" -fsanitize=fuzzer-no-link -c "$src" -o "$obj"
 }
 
-# The product code every target may use: all of common/, and the frontend's router.
+# The product code every target may use: all of common/, the frontend's router, the hub but its
+# main.c (operator requests on a small hub state), and the terminal client's parsers of what
+# strangers send or paste (manifests, links).
+# Besides, the unit tests' helpers that set up a state to drive (tests/unit/hubfx.c: a hub).
+PRODUCT_SRC=(common/*.c frontend-fcgi/router.c hub/!(main).c cli/manifest.c cli/url.c
+	tests/unit/hubfx.c)
 build_objects() {
 	local src base obj objs=()
-	for src in common/*.c frontend-fcgi/router.c; do
+	for src in "${PRODUCT_SRC[@]}"; do
 		[[ -f $src ]] || continue
 		base=${src%.c}
 		obj="$OUT/obj/${base//\//_}.o"
