@@ -92,10 +92,11 @@ int url_parse_server(const char *url, struct url_server *out, char *err, size_t 
 		path = "/";
 		plen = 1;
 	}
-	if (plen + 3 > sizeof(out->ws_path))
-		return error_set(err, errlen, "%s: the path is too long", url);
 	snprintf(out->origin, sizeof(out->origin), "%s://%s", out->tls ? "https" : "http",
 		 out->authority);
+	/* Refused rather than cut short: a link printed from a shortened base names another. */
+	if (plen + 3 > sizeof(out->ws_path) || strlen(out->origin) + plen >= sizeof(out->base))
+		return error_set(err, errlen, "%s: the path is too long", url);
 	snprintf(out->base, sizeof(out->base), "%s%.*s", out->origin, (int)plen, path);
 	snprintf(out->ws_path, sizeof(out->ws_path), "%.*sws", (int)plen, path);
 	return 0;

@@ -160,12 +160,40 @@ static void test_sha256(void **state)
 	}
 }
 
+/* A server whose base URL (and so its links) would not fit is refused, never cut short: a link
+ * printed for it would name another address (found by fuzz_url). The longest that fits works. */
+static void test_long_server(void **state)
+{
+	(void)state;
+	char url[1100], link[1200], err[2048] = "";
+	struct url_server s, back;
+	uint8_t hash[HASH_LEN], again[HASH_LEN];
+	int has = 0;
+	memset(hash, 0xab, HASH_LEN);
+	/* "http://h" and a path of 1018 bytes: a ws_path of 1020 fits, a base of 1026 would not */
+	size_t n = (size_t)snprintf(url, sizeof(url), "http://h");
+	while (n < 8 + 1018)
+		n += (size_t)snprintf(url + n, sizeof(url) - n, "/p");
+	assert_int_equal(url_parse_server(url, &s, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "too long"));
+	/* one segment less: the base is 1023 bytes, and a link to it leads back to it */
+	url[n - 2] = '\0';
+	assert_int_equal(url_parse_server(url, &s, err, sizeof(err)), 0);
+	assert_int_equal(strlen(s.base), 1023);
+	url_link(&s, hash, link, sizeof(link));
+	assert_int_equal(url_parse_link(link, again, &back, &has, err, sizeof(err)), 0);
+	assert_true(has);
+	assert_memory_equal(again, hash, HASH_LEN);
+	assert_string_equal(back.base, s.base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_server),
 	    cmocka_unit_test(test_link),
 	    cmocka_unit_test(test_sha256),
+	    cmocka_unit_test(test_long_server),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
