@@ -3,12 +3,13 @@
  * --url servers, links and sha256: names.
  *
  * The input, up to its first NUL (an argument cannot hold one), goes to url_parse_server,
- * url_parse_link and url_parse_sha256. A refusal must be a terminated, non-empty reason. A
- * server accepted must be whole: a host, a port from 1 to 65535, an origin that is the scheme
- * and the authority, a base URL that starts with the origin and ends with '/', a WebSocket path
- * that is the base's path and "ws"; and its base must parse back as the same server. A link or
- * sha256 name accepted must give back its address through what the client prints: the link
- * url_link writes (or "sha256:" and the hex) parses again into the same address and server.
+ * url_parse_link and url_parse_sha256. A refusal must be a reason that is whole in 512 bytes,
+ * however long the input. A server accepted must be whole: a host, a port from 1 to 65535, an
+ * origin that is the scheme and the authority, a base URL that starts with the origin and ends with
+ * '/', a WebSocket path that is the base's path and "ws"; and its base must parse back as the same
+ * server. A link or sha256 name accepted must give back its address through what the client prints:
+ * the link url_link writes (or "sha256:" and the hex) parses again into the same address and
+ * server.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -21,9 +22,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_MAX_ARG 4096
 
+/* In the 512 bytes main.c gives it, a reason is whole: not cut off by a long argument. */
 static void check_err(const char *err, size_t len)
 {
-	if (memchr(err, '\0', len) == NULL || err[0] == '\0')
+	const char *end = memchr(err, '\0', len);
+	if (end == NULL || err[0] == '\0' || (size_t)(end - err) + 1 >= len)
 		abort();
 }
 

@@ -187,6 +187,42 @@ static void test_long_server(void **state)
 	assert_string_equal(back.base, s.base);
 }
 
+/* However long what a person gave, the reason fits in the 512 bytes main.c gives it: a quoted
+ * start of the argument, "...", and the whole reason (found by fuzz_url). */
+static void test_long_argument_reason(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *start; /* of the argument, followed by 1100 times fill */
+		char fill;
+		const char *reason;
+	} cases[] = {
+	    {"http://h/", '/', "the path is too long"},
+	    {"http://", 'x', "the host name is too long"},
+	    {"ftp://", 'x', "only http:// and https:// servers are known"},
+	    {"nolink", 'x', "is neither a link (http://host/<hash>) nor a 64-digit address"},
+	    {"sha256:", 'x', "a SHA-256 is 64 hex digits"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char arg[1200], err[512] = "";
+		struct url_server s;
+		uint8_t hash[HASH_LEN];
+		int has, rc;
+		size_t n = (size_t)snprintf(arg, sizeof(arg), "%s", cases[i].start);
+		memset(arg + n, cases[i].fill, 1100);
+		arg[n + 1100] = '\0';
+		if (strncmp(arg, "sha256:", 7) == 0)
+			rc = url_parse_sha256(arg, hash, &s, &has, err, sizeof(err));
+		else if (strncmp(arg, "nolink", 6) == 0)
+			rc = url_parse_link(arg, hash, &s, &has, err, sizeof(err));
+		else
+			rc = url_parse_server(arg, &s, err, sizeof(err));
+		assert_int_equal(rc, -1);
+		if (strstr(err, cases[i].reason) == NULL || strstr(err, "...") == NULL)
+			fail_msg("%s...: %s", cases[i].start, err);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -194,6 +230,7 @@ int main(void)
 	    cmocka_unit_test(test_link),
 	    cmocka_unit_test(test_sha256),
 	    cmocka_unit_test(test_long_server),
+	    cmocka_unit_test(test_long_argument_reason),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
