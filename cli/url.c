@@ -51,14 +51,40 @@ static int url_scheme(const char **p, int *tls)
 	return strstr(*p, "://") ? -1 : 0; /* no scheme at all: http:// */
 }
 
+/* What a person pasted, without the spaces around it: its start, and its length in *len. */
+static const char *url_trim(const char *s, size_t *len)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	size_t n = strlen(s);
+	while (n && isspace((unsigned char)s[n - 1]))
+		n--;
+	*len = n;
+	return s;
+}
+
+/* url_parse_server on the first n characters of p (a link's part before its hash, or a server
+ * address without the spaces after it). */
+static int url_parse_prefix(const char *p, size_t n, struct url_server *server, char *err,
+			    size_t errlen)
+{
+	char *prefix = strndup(p, n);
+	if (prefix == NULL)
+		return error_set(err, errlen, "out of memory");
+	int rc = url_parse_server(prefix, server, err, errlen);
+	free(prefix);
+	return rc;
+}
+
 int url_parse_server(const char *url, struct url_server *out, char *err, size_t errlen)
 {
-	const char *p = url;
+	size_t len;
+	const char *p = url_trim(url, &len);
+	if (p[len] != '\0') /* as pasted, with a newline or spaces after it */
+		return url_parse_prefix(p, len, out, err, errlen);
 	char qbuf[URL_QUOTE_MAX + 4];
 	const char *q = url_quote(url, qbuf);
 	memset(out, 0, sizeof(*out));
-	while (isspace((unsigned char)*p))
-		p++;
 	if (url_scheme(&p, &out->tls) < 0)
 		return error_set(err, errlen, "%s: only http:// and https:// servers are known", q);
 	size_t alen = strcspn(p, "/?#");
@@ -71,6 +97,13 @@ int url_parse_server(const char *url, struct url_server *out, char *err, size_t 
 	if (strchr(out->authority, '@'))
 		return error_set(err, errlen,
 				 "%s: user names in server addresses are not supported", q);
+	/* It goes into the Host header and every link printed: no spaces, no control characters. */
+	for (const char *c = out->authority; *c; c++)
+		if (*c <= ' ' || *c >= 0x7f)
+			return error_set(err, errlen,
+					 "%s: the host name has a space or a character other than "
+					 "visible ASCII",
+					 q);
 
 	const char *host = out->authority, *colon;
 	size_t hlen;
@@ -119,30 +152,6 @@ int url_parse_server(const char *url, struct url_server *out, char *err, size_t 
 	snprintf(out->base, sizeof(out->base), "%s%.*s", out->origin, (int)plen, path);
 	snprintf(out->ws_path, sizeof(out->ws_path), "%.*sws", (int)plen, path);
 	return 0;
-}
-
-/* What a person pasted, without the spaces around it: its start, and its length in *len. */
-static const char *url_trim(const char *s, size_t *len)
-{
-	while (isspace((unsigned char)*s))
-		s++;
-	size_t n = strlen(s);
-	while (n && isspace((unsigned char)s[n - 1]))
-		n--;
-	*len = n;
-	return s;
-}
-
-/* url_parse_server on the first n characters of p (a link's part before its hash). */
-static int url_parse_prefix(const char *p, size_t n, struct url_server *server, char *err,
-			    size_t errlen)
-{
-	char *prefix = strndup(p, n);
-	if (prefix == NULL)
-		return error_set(err, errlen, "out of memory");
-	int rc = url_parse_server(prefix, server, err, errlen);
-	free(prefix);
-	return rc;
 }
 
 int url_parse_link(const char *link, uint8_t hash[HASH_LEN], struct url_server *server,

@@ -45,6 +45,10 @@ static void check_server(const struct url_server *s)
 	const char *scheme = s->tls ? "https://" : "http://";
 	if (s->host[0] == '\0' || s->port < 1 || s->port > 65535 || strchr(s->authority, '@'))
 		abort();
+	/* what goes into the Host header and the links printed: visible ASCII only */
+	for (const char *c = s->authority; *c; c++)
+		if (*c <= ' ' || *c >= 0x7f)
+			abort();
 	if (strncmp(s->origin, scheme, strlen(scheme)) != 0 ||
 	    strcmp(s->origin + strlen(scheme), s->authority) != 0)
 		abort();
