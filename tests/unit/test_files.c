@@ -23,6 +23,7 @@
 struct fx {
 	struct hub hub;
 	void *sock;
+	void *fe; /* a frontend, when a test makes one: closed by teardown, even after a failure */
 	struct gateway *gw;
 };
 
@@ -63,6 +64,8 @@ static int teardown(void **state)
 	assert_int_equal(map_len(&fx->hub.files), 0); /* every manifest went with its holders */
 	assert_int_equal(map_len(&fx->hub.file_manifests), 0);
 	zmq_close(fx->sock);
+	if (fx->fe)
+		zmq_close(fx->fe);
 	hubfx_free(&fx->hub);
 	free(fx);
 	return 0;
@@ -154,7 +157,8 @@ static void test_files_reply(void **state)
 	registry_add_holder(hub, a, M1);
 	registry_add_holder(hub, a, F); /* the file itself, as one blob */
 	files_confirm(hub, a, M1, F);
-	void *fe = hubproto_socket(hub->ctx, ZMQ_DEALER);
+	void *fe = fx->fe = hubproto_socket(hub->ctx, ZMQ_DEALER);
+	assert_non_null(fe);
 	assert_int_equal(zmq_connect(fe, ENDPOINT), 0);
 	struct hubproto_out req = {.cmd = HUB_FILES, .id = 77, .hash = F};
 	assert_int_equal(hubproto_send(fe, NULL, 0, &req), 0);
@@ -174,7 +178,6 @@ static void test_files_reply(void **state)
 	assert_int_equal(m.list_count, 1);
 	assert_memory_equal(m.list, M1, HASH_LEN);
 	hubmsg_close(&m);
-	zmq_close(fe);
 }
 
 int main(void)
