@@ -76,11 +76,15 @@ $(BUILD)/ephemeral: $(call obj,$(CLI_SRC)) $(BUILD)/libcommon.a
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # Unit tests: tests/unit/test_<name>.c, each linked with the module it tests (everything but
-# the program's main.c), cmocka, and tests/unit/oom.c, through which our code's allocations go
-# (-Wl,--wrap) so that a test, or `make oomtest`, can make the N-th one fail.
+# the program's main.c), cmocka, tests/unit/hubfx.c (a `struct hub` set up as main.c does), and
+# tests/unit/oom.c, through which our code's allocations go (-Wl,--wrap) so that a test, or
+# `make oomtest`, can make the N-th one fail.
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
-LIB_OBJS  := $(call obj,$(filter-out %/main.c,$(HUB_SRC) $(GW_SRC) $(FCGI_SRC) $(CLI_SRC)))
+HUBFX_OBJ := $(call obj,tests/unit/hubfx.c)
+$(HUBFX_OBJ): CFLAGS += -Ihub
+LIB_OBJS  := $(call obj,$(filter-out %/main.c,$(HUB_SRC) $(GW_SRC) $(FCGI_SRC) $(CLI_SRC))) \
+	     $(HUBFX_OBJ)
 # Tools the end-to-end tests run (outside $(BUILD)/tests, whose every file is a unit test).
 TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/test-tools/%,$(wildcard tests/tools/*.c))
 unit: $(OOM_OBJ) $(UNIT_BINS) $(TEST_TOOLS)

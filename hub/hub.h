@@ -308,6 +308,8 @@ void link_heartbeat(struct hub *hub, int64_t now, int behind);
 
 /* operator.c — the operator endpoint and the stats every surface shows */
 char *operator_stats_json(struct hub *hub);
+/* The reply to one request of len bytes (any bytes): JSON text, malloc'd; NULL on out of memory. */
+char *operator_answer(struct hub *hub, const char *req, size_t len);
 void operator_handle(struct hub *hub);
 
 #endif

@@ -25,31 +25,36 @@ esac
 
 CC=${FUZZ_CC:-clang}
 OUT=build-fuzz
-PKGS=(libzmq jansson openssl)
+PKGS=(libzmq libwebsockets jansson openssl)
 SAN=("-fsanitize=address,undefined" -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
 CFLAGS=(-g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes
-	-Wmissing-prototypes -Werror -Icommon -Ifrontend-fcgi)
+	-Wmissing-prototypes -Werror -Icommon -Ifrontend-fcgi -Ihub -Icli -Itests/unit)
 read -ra pkg_cflags <<<"$(pkg-config --cflags "${PKGS[@]}")"
 read -ra LIBS <<<"$(pkg-config --libs "${PKGS[@]}")"
 CFLAGS+=("${pkg_cflags[@]}")
 
 mkdir -p "$OUT/obj" "$OUT/logs" "$OUT/artifacts"
 
+HEADERS=(common/*.h frontend-fcgi/*.h hub/*.h cli/*.h tests/unit/*.h)
+
 # Compiles src into obj (instrumented for coverage, not linked with libFuzzer's main) when the
 # source or any header it may include is newer than the object.
 compile() { # src obj
 	local src=$1 obj=$2
-	if [[ -f $obj ]] && [[ -z $(find "$src" common/*.h frontend-fcgi/*.h -newer "$obj" 2>/dev/null) ]]; then
+	if [[ -f $obj ]] && [[ -z $(find "$src" "${HEADERS[@]}" -newer "$obj" 2>/dev/null) ]]; then
 		return 0
 	fi
 	"$CC" "${CFLAGS[@]}" "${SAN[@]}" -fsanitize=fuzzer-no-link -c "$src" -o "$obj"
 }
 
-# The product code every target may use: all of common/, and the frontend's router.
+# The one list of the code every target may use: all of common/, the frontend's router, the hub
+# (not its main.c), the terminal client's parsers of what strangers send or people paste
+# (manifests, links), and the unit tests' set-up of a hub to drive (tests/unit/hubfx.c).
+PRODUCT_SRC=(common/*.c frontend-fcgi/router.c hub/*.c cli/manifest.c cli/url.c tests/unit/hubfx.c)
 build_objects() {
 	local src base obj objs=()
-	for src in common/*.c frontend-fcgi/router.c; do
-		[[ -f $src ]] || continue
+	for src in "${PRODUCT_SRC[@]}"; do
+		[[ -f $src && $src != */main.c ]] || continue
 		base=${src%.c}
 		obj="$OUT/obj/${base//\//_}.o"
 		compile "$src" "$obj" || return 1

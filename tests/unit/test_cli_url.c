@@ -45,6 +45,13 @@ static const struct server_case server_cases[] = {
     {"http://h:12x/", 0, 0, NULL, 0, NULL, NULL},
     {"http://user@h/", 0, 0, NULL, 0, NULL, NULL},
     {"http://[::1/", 0, 0, NULL, 0, NULL, NULL},
+    /* as pasted, with a newline after it; but no spaces or control characters in the host name
+     * (they would go into the Host header and into links; found by fuzz_url) */
+    {" http://h:81\n", 1, 0, "h", 81, "ws://h:81/ws", "http://h:81/"},
+    {"http://h\r\nX-Evil: 1/", 0, 0, NULL, 0, NULL, NULL},
+    {"http://a b/", 0, 0, NULL, 0, NULL, NULL},
+    {"http://h\x7f/", 0, 0, NULL, 0, NULL, NULL},
+    {"http://h\xc3\xa9/", 0, 0, NULL, 0, NULL, NULL},
 };
 
 static void test_server(void **state)
@@ -160,12 +167,77 @@ static void test_sha256(void **state)
 	}
 }
 
+/* A server whose base URL (and so its links) would not fit is refused, never cut short: a link
+ * printed for it would name another address (found by fuzz_url). The longest that fits works. */
+static void test_long_server(void **state)
+{
+	(void)state;
+	char url[1100], link[1200], err[2048] = "";
+	struct url_server s, back;
+	uint8_t hash[HASH_LEN], again[HASH_LEN];
+	int has = 0;
+	memset(hash, 0xab, HASH_LEN);
+	/* "http://h" and a path of 1018 bytes: a ws_path of 1020 fits, a base of 1026 would not */
+	size_t n = (size_t)snprintf(url, sizeof(url), "http://h");
+	while (n < 8 + 1018)
+		n += (size_t)snprintf(url + n, sizeof(url) - n, "/p");
+	assert_int_equal(url_parse_server(url, &s, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "too long"));
+	/* one segment less: the base is 1023 bytes, and a link to it leads back to it */
+	url[n - 2] = '\0';
+	assert_int_equal(url_parse_server(url, &s, err, sizeof(err)), 0);
+	assert_int_equal(strlen(s.base), 1023);
+	url_link(&s, hash, link, sizeof(link));
+	assert_int_equal(url_parse_link(link, again, &back, &has, err, sizeof(err)), 0);
+	assert_true(has);
+	assert_memory_equal(again, hash, HASH_LEN);
+	assert_string_equal(back.base, s.base);
+}
+
+/* However long what a person gave, the reason fits in the 512 bytes main.c gives it: a quoted
+ * start of the argument, "...", and the whole reason (found by fuzz_url). */
+static void test_long_argument_reason(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *start; /* of the argument, followed by 1100 times fill */
+		char fill;
+		const char *reason;
+	} cases[] = {
+	    {"http://h/", '/', "the path is too long"},
+	    {"http://", 'x', "the host name is too long"},
+	    {"ftp://", 'x', "only http:// and https:// servers are known"},
+	    {"nolink", 'x', "is neither a link (http://host/<hash>) nor a 64-digit address"},
+	    {"sha256:", 'x', "a SHA-256 is 64 hex digits"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char arg[1200], err[512] = "";
+		struct url_server s;
+		uint8_t hash[HASH_LEN];
+		int has, rc;
+		size_t n = (size_t)snprintf(arg, sizeof(arg), "%s", cases[i].start);
+		memset(arg + n, cases[i].fill, 1100);
+		arg[n + 1100] = '\0';
+		if (strncmp(arg, "sha256:", 7) == 0)
+			rc = url_parse_sha256(arg, hash, &s, &has, err, sizeof(err));
+		else if (strncmp(arg, "nolink", 6) == 0)
+			rc = url_parse_link(arg, hash, &s, &has, err, sizeof(err));
+		else
+			rc = url_parse_server(arg, &s, err, sizeof(err));
+		assert_int_equal(rc, -1);
+		if (strstr(err, cases[i].reason) == NULL || strstr(err, "...") == NULL)
+			fail_msg("%s...: %s", cases[i].start, err);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_server),
 	    cmocka_unit_test(test_link),
 	    cmocka_unit_test(test_sha256),
+	    cmocka_unit_test(test_long_server),
+	    cmocka_unit_test(test_long_argument_reason),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

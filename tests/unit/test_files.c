@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "hub.h"
+#include "hubfx.h"
 #include "log.h"
 
 #define ENDPOINT "inproc://test-files"
@@ -23,6 +23,7 @@
 struct fx {
 	struct hub hub;
 	void *sock;
+	void *fe; /* a frontend, when a test makes one: closed by teardown, even after a failure */
 	struct gateway *gw;
 };
 
@@ -37,11 +38,8 @@ static int setup(void **state)
 	memset(M1, 0x01, HASH_LEN);
 	memset(M2, 0x02, HASH_LEN);
 	memset(M3, 0x03, HASH_LEN);
-	registry_init(hub);
-	files_init(hub);
-	hub->ctx = zmq_ctx_new();
-	hub->router = hubproto_socket(hub->ctx, ZMQ_ROUTER);
-	assert_int_equal(zmq_bind(hub->router, ENDPOINT), 0);
+	hubfx_init(hub);
+	assert_int_equal(hubfx_bind(hub, ENDPOINT), 0);
 	fx->sock = hubproto_socket(hub->ctx, ZMQ_DEALER);
 	assert_int_equal(zmq_setsockopt(fx->sock, ZMQ_ROUTING_ID, "gw-A", 4), 0);
 	assert_int_equal(zmq_connect(fx->sock, ENDPOINT), 0);
@@ -65,12 +63,10 @@ static int teardown(void **state)
 	counts_flush(&fx->hub);
 	assert_int_equal(map_len(&fx->hub.files), 0); /* every manifest went with its holders */
 	assert_int_equal(map_len(&fx->hub.file_manifests), 0);
-	router_free(&fx->hub);
-	registry_free(&fx->hub);
-	files_free(&fx->hub);
 	zmq_close(fx->sock);
-	zmq_close(fx->hub.router);
-	zmq_ctx_term(fx->hub.ctx);
+	if (fx->fe)
+		zmq_close(fx->fe);
+	hubfx_free(&fx->hub);
 	free(fx);
 	return 0;
 }
@@ -161,7 +157,8 @@ static void test_files_reply(void **state)
 	registry_add_holder(hub, a, M1);
 	registry_add_holder(hub, a, F); /* the file itself, as one blob */
 	files_confirm(hub, a, M1, F);
-	void *fe = hubproto_socket(hub->ctx, ZMQ_DEALER);
+	void *fe = fx->fe = hubproto_socket(hub->ctx, ZMQ_DEALER);
+	assert_non_null(fe);
 	assert_int_equal(zmq_connect(fe, ENDPOINT), 0);
 	struct hubproto_out req = {.cmd = HUB_FILES, .id = 77, .hash = F};
 	assert_int_equal(hubproto_send(fe, NULL, 0, &req), 0);
@@ -181,7 +178,6 @@ static void test_files_reply(void **state)
 	assert_int_equal(m.list_count, 1);
 	assert_memory_equal(m.list, M1, HASH_LEN);
 	hubmsg_close(&m);
-	zmq_close(fe);
 }
 
 int main(void)

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "hub.h"
+#include "hubfx.h"
 #include "log.h"
 #include "oom.h"
 
@@ -68,24 +68,12 @@ static int setup(void **state)
 	struct fx *fx = calloc(1, sizeof(*fx));
 	assert_non_null(fx);
 	struct hub *hub = &fx->hub;
-	int one = 1;
 	memset(X, 0x11, HASH_LEN);
 	memset(Y, 0x22, HASH_LEN);
 	memset(Z, 0x33, HASH_LEN);
 
-	registry_init(hub);
-	router_init(hub);
-	hub->instance = 0x4855421234ull;
-	hub->started_ms = now_ms();
-	hub->heartbeat_ms = 500;
-	hub->expiry_ms = 2000;
-	hub->holder_timeout_ms = 10000;
-	hub->ctx = zmq_ctx_new();
-	assert_non_null(hub->ctx);
-	hub->router = hubproto_socket(hub->ctx, ZMQ_ROUTER);
-	assert_non_null(hub->router);
-	assert_int_equal(zmq_setsockopt(hub->router, ZMQ_ROUTER_MANDATORY, &one, sizeof(one)), 0);
-	assert_int_equal(zmq_bind(hub->router, ENDPOINT), 0);
+	hubfx_init(hub);
+	assert_int_equal(hubfx_bind(hub, ENDPOINT), 0);
 
 	for (int g = 0; g < NGW; g++) {
 		fx->sock[g] = hubproto_socket(hub->ctx, ZMQ_DEALER);
@@ -115,19 +103,16 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *fx = *state;
-	router_free(&fx->hub);
-	registry_free(&fx->hub);
-	assert_int_equal(fx->hub.ngateways, 0);
-	assert_int_equal(fx->hub.nconns, 0);
-	assert_int_equal(fx->hub.nholdings, 0);
-	assert_int_equal(map_len(&fx->hub.hashes), 0);
 	for (int g = 0; g < NGW; g++) {
 		if (fx->has_route[g])
 			hubmsg_close(&fx->route[g]);
 		zmq_close(fx->sock[g]);
 	}
-	zmq_close(fx->hub.router);
-	zmq_ctx_term(fx->hub.ctx);
+	hubfx_free(&fx->hub);
+	assert_int_equal(fx->hub.ngateways, 0);
+	assert_int_equal(fx->hub.nconns, 0);
+	assert_int_equal(fx->hub.nholdings, 0);
+	assert_int_equal(map_len(&fx->hub.hashes), 0);
 	free(fx);
 	return 0;
 }

@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "hub.h"
+#include "hubfx.h"
 #include "log.h"
 
 #define ENDPOINT "inproc://test-watch"
@@ -60,24 +60,12 @@ static int setup(void **state)
 {
 	struct fx *fx = calloc(1, sizeof(*fx));
 	struct hub *hub = &fx->hub;
-	int one = 1;
 	assert_non_null(fx);
 	memset(X, 0x11, HASH_LEN);
 	memset(Y, 0x22, HASH_LEN);
 
-	registry_init(hub);
-	router_init(hub);
-	watch_init(hub);
-	hub->instance = 0x4855421234ull;
-	hub->started_ms = now_ms();
-	hub->heartbeat_ms = 500;
-	hub->expiry_ms = 2000;
-	hub->holder_timeout_ms = 10000;
-	hub->ctx = zmq_ctx_new();
-	hub->router = hubproto_socket(hub->ctx, ZMQ_ROUTER);
-	assert_non_null(hub->router);
-	assert_int_equal(zmq_setsockopt(hub->router, ZMQ_ROUTER_MANDATORY, &one, sizeof(one)), 0);
-	assert_int_equal(zmq_bind(hub->router, ENDPOINT), 0);
+	hubfx_init(hub);
+	assert_int_equal(hubfx_bind(hub, ENDPOINT), 0);
 
 	fx->gw_sock = hubproto_socket(hub->ctx, ZMQ_DEALER);
 	assert_int_equal(zmq_setsockopt(fx->gw_sock, ZMQ_ROUTING_ID, "gw-A", 4), 0);
@@ -96,14 +84,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *fx = *state;
-	watch_free(&fx->hub);
-	router_free(&fx->hub);
-	registry_free(&fx->hub);
 	zmq_close(fx->gw_sock);
 	for (int f = 0; f < NFE; f++)
 		zmq_close(fx->fe[f]);
-	zmq_close(fx->hub.router);
-	zmq_ctx_term(fx->hub.ctx);
+	hubfx_free(&fx->hub);
 	free(fx);
 	return 0;
 }
