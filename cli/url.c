@@ -129,7 +129,7 @@ int url_parse_server(const char *url, struct url_server *out, char *err, size_t 
 	if (colon) {
 		char *end;
 		long port = strtol(colon + 1, &end, 10);
-		if (colon[1] == '\0' || *end != '\0' || port < 1 || port > 65535)
+		if (!isdigit((unsigned char)colon[1]) || *end != '\0' || port < 1 || port > 65535)
 			return error_set(err, errlen,
 					 "%s: the port is not a number from 1 to 65535", q);
 		out->port = (int)port;

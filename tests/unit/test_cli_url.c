@@ -43,6 +43,9 @@ static const struct server_case server_cases[] = {
     {"http://h:0/", 0, 0, NULL, 0, NULL, NULL},
     {"http://h:70000/", 0, 0, NULL, 0, NULL, NULL},
     {"http://h:12x/", 0, 0, NULL, 0, NULL, NULL},
+    {"http://h:+80/", 0, 0, NULL, 0, NULL, NULL}, /* digits only: not strtol's sign or spaces */
+    {"http://h: 80/", 0, 0, NULL, 0, NULL, NULL},
+    {"http://h:-1/", 0, 0, NULL, 0, NULL, NULL},
     {"http://user@h/", 0, 0, NULL, 0, NULL, NULL},
     {"http://[::1/", 0, 0, NULL, 0, NULL, NULL},
     /* as pasted, with a newline after it; but no spaces or control characters in the host name
