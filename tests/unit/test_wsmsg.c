@@ -278,10 +278,12 @@ static void test_server_builders(void **state)
 	char hex[HASH_HEX_LEN + 1], want[200];
 	hash_to_hex(h, hex);
 	text = wsmsg_request(h);
+	assert_non_null(text);
 	snprintf(want, sizeof(want), "{\"type\":\"request\",\"hash\":\"%s\"}", hex);
 	assert_string_equal(text, want);
 	free(text);
 	text = wsmsg_count(h, UINT32_MAX);
+	assert_non_null(text);
 	snprintf(want, sizeof(want), "{\"type\":\"count\",\"hash\":\"%s\",\"viewers\":4294967295}",
 		 hex);
 	assert_string_equal(text, want);
