@@ -39,7 +39,6 @@ void counts_flush(struct hub *hub)
 		if (gw->counts_len == 0)
 			continue;
 		struct hubproto_out o = {.cmd = HUB_COUNT,
-					 .id = link_settled(gw),
 					 .list = gw->counts,
 					 .list_count = gw->counts_len / HUBPROTO_COUNT_ENTRY};
 		link_send(hub, gw, &o); /* a failure is logged there, once */

@@ -290,8 +290,6 @@ int link_route(struct gateway *gw, struct hubproto_routes *list, uint64_t key,
 /* Sends every gateway its queued ROUTE and REQUEST entries; once per turn of the loop, before
  * counts. */
 void link_flush(struct hub *hub);
-/* The settled mark (the id) of a REQUEST, ROUTE or COUNT to gw, noted as told if it is sent. */
-uint64_t link_settled(struct gateway *gw);
 /* Sends a ROUTE that only settles to every gateway that has waited LINK_SETTLE_MS for one with
  * no other message telling it; returns when the next is due (-1: none). After counts_flush. */
 int64_t link_settle(struct hub *hub, int64_t now);

@@ -15,12 +15,21 @@
 #include <string.h>
 
 /*
- * Sends to a gateway. A gateway that cannot take messages (gone, or its queue full) is warned
+ * Sends to a gateway. A REQUEST, ROUTE or COUNT carries the settled mark in its id, set here
+ * (gw->blobs_routed: every BLOB entry of gw up to that token has had all its routes) and noted as
+ * told once sent. A gateway that cannot take messages (gone, or its queue full) is warned
  * about once, when the first message is dropped; the count of dropped messages is logged when it
  * takes messages again or expires (link_forget_unsent), not once per message.
  */
 int link_send(struct hub *hub, struct gateway *gw, const struct hubproto_out *o)
 {
+	struct hubproto_out marked;
+	int settles = hubproto_carries_settled(o->cmd);
+	if (settles) {
+		marked = *o;
+		marked.id = gw->blobs_routed;
+		o = &marked;
+	}
 	if (hubproto_send(hub->router, gw->peer, gw->peer_len, o) < 0) {
 		if (gw->unsent++ == 0)
 			log_warnx("gateway %s takes no messages (%s: %s): dropping them until it "
@@ -29,14 +38,9 @@ int link_send(struct hub *hub, struct gateway *gw, const struct hubproto_out *o)
 		return -1;
 	}
 	link_forget_unsent(gw, "takes messages again");
-	if (hubproto_carries_settled(o->cmd) && o->id > gw->blobs_told)
+	if (settles)
 		gw->blobs_told = o->id;
 	return 0;
-}
-
-uint64_t link_settled(struct gateway *gw)
-{
-	return gw->blobs_routed;
 }
 
 /* A kept blob waits at most this long for a message that settles it (its memory, against a
@@ -55,8 +59,8 @@ int64_t link_settle(struct hub *hub, int64_t now)
 		if (gw->settle_at == 0)
 			gw->settle_at = now + LINK_SETTLE_MS;
 		if (now >= gw->settle_at) {
-			struct hubproto_out o = {.cmd = HUB_ROUTE, .id = link_settled(gw)};
-			if (link_send(hub, gw, &o) == 0) { /* (no entries, no peer addresses) */
+			struct hubproto_out o = {.cmd = HUB_ROUTE}; /* (no entries, no addresses) */
+			if (link_send(hub, gw, &o) == 0) {
 				gw->settle_at = 0;
 				continue;
 			}
@@ -103,7 +107,6 @@ static int link_flush_routes(struct hub *hub, struct gateway *gw)
 	if (r->list_len == 0)
 		return 0;
 	struct hubproto_out o = hubproto_routes_message(r, HUB_ROUTE);
-	o.id = link_settled(gw);
 	int rc = link_send(hub, gw, &o);
 	if (rc < 0) /* (link_send marked gw unsent: waiting again queues no route to it) */
 		router_unrouted(hub, gw, r->list, o.list_count);
@@ -122,7 +125,6 @@ static int link_flush_requests(struct hub *hub, struct gateway *gw)
 	if (r->list_len == 0)
 		return 0;
 	struct hubproto_out o = hubproto_routes_message(r, HUB_REQUEST);
-	o.id = link_settled(gw);
 	int rc = link_send(hub, gw, &o);
 	if (rc < 0) /* (gw is marked unsent: the holders asked next are on other gateways) */
 		router_unrequested(hub, gw, r->list, o.list_count);
